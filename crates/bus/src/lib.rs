@@ -1,0 +1,26 @@
+//! Berth's event bus on NATS: typed subjects, the JetStream stream that keeps event history,
+//! a publisher that buffers while NATS is down, and service heartbeats.
+
+mod connect;
+mod heartbeat;
+mod publisher;
+mod replay;
+pub mod subjects;
+
+pub use connect::Bus;
+pub use heartbeat::{Heartbeat, HeartbeatTask, spawn_heartbeat};
+pub use publisher::{EventPublisher, PublisherMetrics};
+pub use replay::{EventCursor, Next, Start, event_cursor};
+
+/// Errors talking to NATS.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("NATS is not reachable at {url}")]
+    Connect {
+        url: String,
+        #[source]
+        source: async_nats::ConnectError,
+    },
+    #[error("event stream: {0}")]
+    Stream(String),
+}

@@ -1,0 +1,142 @@
+//! `GET /system/df`: images, containers and volumes with their sizes, in Docker's shapes.
+
+use berth_proto::{images::v1 as images, runtime::v1 as runtime, volumes::v1 as volumes};
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+
+/// The object types `type=` may select.
+pub const TYPES: [&str; 4] = ["container", "image", "volume", "build-cache"];
+
+/// Which parts a request wants: all when `type` is absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wanted {
+    pub containers: bool,
+    pub images: bool,
+    pub volumes: bool,
+    pub build_cache: bool,
+}
+
+impl Wanted {
+    pub fn from_types<'a>(types: impl Iterator<Item = &'a str>) -> Result<Wanted, ApiError> {
+        let types: Vec<&str> = types.collect();
+        if let Some(bad) = types.iter().find(|t| !TYPES.contains(t)) {
+            return Err(ApiError::invalid(format!("unknown object type: {bad}")));
+        }
+        let all = types.is_empty();
+        let has = |t: &str| all || types.contains(&t);
+        Ok(Wanted {
+            containers: has("container"),
+            images: has("image"),
+            volumes: has("volume"),
+            build_cache: has("build-cache"),
+        })
+    }
+}
+
+fn image(i: &images::ImageUsage) -> Value {
+    json!({
+        "Id": i.id,
+        "ParentId": i.parent_id,
+        "RepoTags": i.repo_tags,
+        "RepoDigests": i.repo_digests,
+        "Created": i.created,
+        "Size": i.size,
+        "SharedSize": i.shared_size,
+        "Labels": i.labels,
+        "Containers": i.containers,
+    })
+}
+
+fn container(c: &runtime::ContainerUsage) -> Value {
+    json!({
+        "Id": c.id,
+        "Names": c.names,
+        "Image": c.image,
+        "ImageID": c.image_id,
+        "Command": c.command,
+        "Created": c.created,
+        "Ports": [],
+        "SizeRw": c.size_rw,
+        "SizeRootFs": c.size_root_fs,
+        "Labels": c.labels,
+        "State": c.state,
+        "Status": c.status,
+        "Mounts": [],
+    })
+}
+
+fn volume(v: &volumes::VolumeUsage) -> Value {
+    json!({
+        "CreatedAt": v.created_at,
+        "Driver": v.driver,
+        "Labels": v.labels,
+        "Mountpoint": v.mountpoint,
+        "Name": v.name,
+        "Options": v.options,
+        "Scope": v.scope,
+        "UsageData": {"Size": v.size, "RefCount": v.ref_count},
+    })
+}
+
+/// The response body; parts not wanted are absent (null), as moby leaves them.
+pub fn compose(
+    wanted: Wanted,
+    imgs: Option<images::DiskUsageResponse>,
+    ctrs: Option<runtime::DiskUsageResponse>,
+    vols: Option<volumes::DiskUsageResponse>,
+) -> Value {
+    let mut out = serde_json::Map::new();
+    if let Some(i) = imgs.filter(|_| wanted.images) {
+        out.insert("LayersSize".to_owned(), json!(i.layers_size));
+        out.insert("Images".to_owned(), i.images.iter().map(image).collect());
+    }
+    if let Some(c) = ctrs.filter(|_| wanted.containers) {
+        out.insert("Containers".to_owned(), c.containers.iter().map(container).collect());
+    }
+    if let Some(v) = vols.filter(|_| wanted.volumes) {
+        out.insert("Volumes".to_owned(), v.volumes.iter().map(volume).collect());
+    }
+    if wanted.build_cache {
+        out.insert("BuildCache".to_owned(), json!([]));
+    }
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selects_types() {
+        let w = Wanted::from_types(["volume"].into_iter()).unwrap();
+        assert!(w.volumes && !w.images && !w.containers);
+        assert!(Wanted::from_types(["disk"].into_iter()).is_err());
+        let all = Wanted::from_types(std::iter::empty()).unwrap();
+        assert!(all.images && all.containers && all.volumes && all.build_cache);
+    }
+
+    #[test]
+    fn shapes() {
+        let v = compose(
+            Wanted::from_types(std::iter::empty()).unwrap(),
+            Some(images::DiskUsageResponse {
+                layers_size: 42,
+                images: vec![],
+            }),
+            Some(runtime::DiskUsageResponse { containers: vec![] }),
+            Some(volumes::DiskUsageResponse {
+                volumes: vec![volumes::VolumeUsage {
+                    name: "data".to_owned(),
+                    size: 7,
+                    ref_count: 1,
+                    ..Default::default()
+                }],
+            }),
+        );
+        assert_eq!(v["LayersSize"], 42);
+        assert_eq!(v["Images"], json!([]));
+        assert_eq!(v["Volumes"][0]["UsageData"], json!({"Size": 7, "RefCount": 1}));
+        assert_eq!(v["BuildCache"], json!([]));
+    }
+}

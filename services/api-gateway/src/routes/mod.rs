@@ -1,0 +1,3 @@
+//! One router per Docker API area.
+
+pub mod system;

@@ -1,0 +1,17 @@
+use std::sync::{Arc, atomic::AtomicI64};
+
+use berth_bus::Bus;
+use berth_config::DaemonConfig;
+
+use crate::{backends::SystemBackend, host::HostFacts};
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub backends: Arc<dyn SystemBackend>,
+    pub bus: Bus,
+    pub host: Arc<HostFacts>,
+    pub cfg: Arc<DaemonConfig>,
+    /// Open `/events` streams (`NEventsListener`).
+    pub event_listeners: Arc<AtomicI64>,
+}

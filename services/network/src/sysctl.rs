@@ -1,0 +1,41 @@
+//! Kernel settings the network service depends on, read from `/proc/sys` (or a fixture tree).
+
+use std::path::{Path, PathBuf};
+
+pub(crate) struct Sysctl {
+    root: PathBuf,
+}
+
+impl Sysctl {
+    pub(crate) fn host() -> Sysctl {
+        Sysctl::at("/proc/sys")
+    }
+
+    pub(crate) fn at(root: impl AsRef<Path>) -> Sysctl {
+        Sysctl {
+            root: root.as_ref().to_owned(),
+        }
+    }
+
+    /// `Some(true)` for "1", `Some(false)` for "0", `None` when the key does not exist (a
+    /// module not loaded, for instance).
+    pub(crate) fn flag(&self, key: &str) -> Option<bool> {
+        let text = std::fs::read_to_string(self.root.join(key.replace('.', "/"))).ok()?;
+        Some(text.trim() == "1")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_flags_from_a_fixture() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("net/ipv4")).unwrap();
+        std::fs::write(dir.path().join("net/ipv4/ip_forward"), "1\n").unwrap();
+        let s = Sysctl::at(dir.path());
+        assert_eq!(s.flag("net.ipv4.ip_forward"), Some(true));
+        assert_eq!(s.flag("net.bridge.bridge-nf-call-iptables"), None);
+    }
+}

@@ -1,0 +1,70 @@
+//! The runtime's part of `/info` and `/system/df`.
+
+use berth_config::DaemonConfig;
+use berth_proto::runtime::v1 as pb;
+use berth_types::EngineId;
+
+use crate::{CgroupInfo, RuntimeError, store::Store};
+
+/// The runtime's domain state.
+pub(crate) struct Runtime {
+    store: Store,
+    cgroups: CgroupInfo,
+    engine_id: EngineId,
+    logging_driver: String,
+    live_restore: bool,
+}
+
+impl Runtime {
+    pub(crate) fn new(store: Store, cgroups: CgroupInfo, engine_id: EngineId, cfg: &DaemonConfig) -> Runtime {
+        Runtime {
+            store,
+            cgroups,
+            engine_id,
+            logging_driver: cfg.log_driver.clone(),
+            live_restore: cfg.live_restore,
+        }
+    }
+
+    pub(crate) fn info(&self) -> Result<pb::InfoResponse, RuntimeError> {
+        let counts = self.store.counts()?;
+        let cg = &self.cgroups;
+        Ok(pb::InfoResponse {
+            containers: counts.total,
+            running: counts.running,
+            paused: counts.paused,
+            stopped: counts.total - counts.running - counts.paused,
+            cgroup_version: cg.version.as_str().to_owned(),
+            cgroup_driver: cg.driver.as_str().to_owned(),
+            memory_limit: cg.memory_limit,
+            swap_limit: cg.swap_limit,
+            cpu_cfs_period: cg.cpu_cfs_period,
+            cpu_cfs_quota: cg.cpu_cfs_quota,
+            cpu_shares: cg.cpu_shares,
+            cpu_set: cg.cpu_set,
+            pids_limit: cg.pids_limit,
+            oom_kill_disable: cg.oom_kill_disable,
+            kernel_memory_tcp: cg.kernel_memory_tcp,
+            security_options: Vec::new(),
+            logging_driver: self.logging_driver.clone(),
+            live_restore: self.live_restore,
+            default_runtime: "berth".to_owned(),
+            init_binary: String::new(),
+            warnings: cg.warnings.clone(),
+            engine_id: self.engine_id.to_string(),
+        })
+    }
+
+    pub(crate) fn disk_usage(&self) -> Result<pb::DiskUsageResponse, RuntimeError> {
+        let containers = self
+            .store
+            .ids()?
+            .into_iter()
+            .map(|id| pb::ContainerUsage {
+                id,
+                ..Default::default()
+            })
+            .collect();
+        Ok(pb::DiskUsageResponse { containers })
+    }
+}

@@ -1,0 +1,27 @@
+//! The runtime service: containers and execs — their configuration, state, lifecycle, shims,
+//! cgroups and logs.
+
+mod cgroups;
+mod error;
+mod grpc;
+mod info;
+mod store;
+
+pub use cgroups::{CgroupDriver, CgroupInfo, CgroupVersion};
+pub use error::RuntimeError;
+
+use berth_proto::runtime::v1::runtime_server::RuntimeServer;
+use berth_service::{Launch, ServiceContext};
+use berth_types::ServiceName;
+use tonic::service::RoutesBuilder;
+
+/// Runs the runtime service until `launch.shutdown` resolves. Tests start it in-process.
+pub async fn serve(launch: Launch) -> anyhow::Result<()> {
+    let ctx = ServiceContext::start(ServiceName::Runtime, launch).await?;
+    let store = store::Store::open(&ctx.data_dir)?;
+    let cgroups = CgroupInfo::detect_host();
+    let domain = info::Runtime::new(store, cgroups, ctx.engine_id.clone(), &ctx.cfg);
+    let mut routes = RoutesBuilder::default();
+    routes.add_service(RuntimeServer::new(grpc::GrpcRuntime::new(domain)));
+    ctx.serve(routes).await
+}

@@ -1,0 +1,3 @@
+fn main() -> anyhow::Result<()> {
+    berth_service::main(berth_types::ServiceName::Runtime, berth_runtime::serve)
+}

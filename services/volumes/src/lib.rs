@@ -1,0 +1,23 @@
+//! The volumes service: named and anonymous volumes, their data directories and drivers.
+
+mod error;
+mod grpc;
+mod info;
+mod store;
+
+pub use error::VolumesError;
+
+use berth_proto::volumes::v1::volumes_server::VolumesServer;
+use berth_service::{Launch, ServiceContext};
+use berth_types::ServiceName;
+use tonic::service::RoutesBuilder;
+
+/// Runs the volumes service until `launch.shutdown` resolves. Tests start it in-process.
+pub async fn serve(launch: Launch) -> anyhow::Result<()> {
+    let ctx = ServiceContext::start(ServiceName::Volumes, launch).await?;
+    let store = store::Store::open(&ctx.data_dir)?;
+    let domain = info::Volumes::new(store, ctx.data_dir.clone());
+    let mut routes = RoutesBuilder::default();
+    routes.add_service(VolumesServer::new(grpc::GrpcVolumes::new(domain)));
+    ctx.serve(routes).await
+}
