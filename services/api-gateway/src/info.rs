@@ -29,6 +29,8 @@ pub struct Local<'a> {
     pub fds: usize,
     pub system_time: String,
     pub proxies: [String; 3],
+    /// Whether the gateway is connected to NATS (events flow).
+    pub bus_connected: bool,
 }
 
 fn down(service: ServiceName, status: &tonic::Status) -> String {
@@ -63,6 +65,12 @@ pub fn compose(parts: Parts, local: Local<'_>) -> Value {
     let img = take(ServiceName::Images, parts.images, |i| &i.warnings, &mut warnings);
     let net = take(ServiceName::Network, parts.network, |n| &n.warnings, &mut warnings);
     let vol = take(ServiceName::Volumes, parts.volumes, |v| &v.warnings, &mut warnings);
+    if !local.bus_connected {
+        warnings.push(
+            "WARNING: the event bus (NATS) is unreachable: events are buffered until it returns"
+                .to_owned(),
+        );
+    }
     let r = rt.clone().unwrap_or_default();
     let i = img.clone().unwrap_or_default();
     let n = net.clone().unwrap_or_default();
@@ -191,6 +199,7 @@ mod tests {
             fds: 10,
             system_time: "2026-11-27T00:00:00.000000000Z".to_owned(),
             proxies: Default::default(),
+            bus_connected: true,
         }
     }
 
@@ -259,5 +268,23 @@ mod tests {
         assert!(w[1].contains("volumes service is unavailable"), "{w:?}");
         assert_eq!(v["Containers"], 0);
         assert_eq!(v["Swarm"]["LocalNodeState"], "inactive");
+    }
+
+    #[test]
+    fn nats_down_is_a_warning() {
+        let h = host();
+        let v = compose(
+            Parts {
+                runtime: Ok(runtime::InfoResponse::default()),
+                images: Ok(images::InfoResponse::default()),
+                network: Ok(network::InfoResponse::default()),
+                volumes: Ok(volumes::InfoResponse::default()),
+            },
+            Local {
+                bus_connected: false,
+                ..local(&h)
+            },
+        );
+        assert!(v["Warnings"][0].as_str().unwrap().contains("event bus (NATS) is unreachable"));
     }
 }

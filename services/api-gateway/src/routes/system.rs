@@ -127,6 +127,7 @@ async fn info(State(st): State<AppState>) -> Response {
             fds: std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count()),
             system_time: now_rfc3339(),
             proxies: [env("HTTP_PROXY"), env("HTTPS_PROXY"), env("NO_PROXY")],
+            bus_connected: st.bus.is_connected(),
         },
     );
     json_response(StatusCode::OK, &body)
