@@ -17,9 +17,15 @@ use crate::error::ApiError;
 pub const ENGINE_VERSION: &str = "28.2.2";
 /// `Server` header; clients read the OS from it (`Docker/<ver> (<os>)`).
 const SERVER_HEADER: &str = "Docker/28.2.2 (linux)";
-pub const MAX: ApiVersion = ApiVersion { major: 1, minor: 50 };
+pub const MAX: ApiVersion = ApiVersion {
+    major: 1,
+    minor: 50,
+};
 const MAX_STR: &str = "1.50";
-pub const MIN: ApiVersion = ApiVersion { major: 1, minor: 24 };
+pub const MIN: ApiVersion = ApiVersion {
+    major: 1,
+    minor: 24,
+};
 
 /// `1.50`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +146,10 @@ mod tests {
     #[test]
     fn splits_prefixes() {
         assert_eq!(split_version("/v1.50/info"), Some(("1.50", "/info")));
-        assert_eq!(split_version("/v1.24/images/a/b:c/json"), Some(("1.24", "/images/a/b:c/json")));
+        assert_eq!(
+            split_version("/v1.24/images/a/b:c/json"),
+            Some(("1.24", "/images/a/b:c/json"))
+        );
         assert_eq!(split_version("/v1.50"), Some(("1.50", "")));
         assert_eq!(split_version("/info"), None);
         assert_eq!(split_version("/volumes/x"), None);

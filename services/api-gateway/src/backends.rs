@@ -64,37 +64,64 @@ fn request<T>(msg: T) -> tonic::Request<T> {
 #[tonic::async_trait]
 impl SystemBackend for GrpcBackends {
     async fn runtime_info(&self) -> Answer<runtime::InfoResponse> {
-        let mut c = runtime::runtime_client::RuntimeClient::with_interceptor(self.runtime.clone(), trace_interceptor);
+        let mut c = runtime::runtime_client::RuntimeClient::with_interceptor(
+            self.runtime.clone(),
+            trace_interceptor,
+        );
         Ok(c.info(request(runtime::InfoRequest {})).await?.into_inner())
     }
 
     async fn images_info(&self) -> Answer<images::InfoResponse> {
-        let mut c = images::images_client::ImagesClient::with_interceptor(self.images.clone(), trace_interceptor);
+        let mut c = images::images_client::ImagesClient::with_interceptor(
+            self.images.clone(),
+            trace_interceptor,
+        );
         Ok(c.info(request(images::InfoRequest {})).await?.into_inner())
     }
 
     async fn network_info(&self) -> Answer<network::InfoResponse> {
-        let mut c = network::network_client::NetworkClient::with_interceptor(self.network.clone(), trace_interceptor);
+        let mut c = network::network_client::NetworkClient::with_interceptor(
+            self.network.clone(),
+            trace_interceptor,
+        );
         Ok(c.info(request(network::InfoRequest {})).await?.into_inner())
     }
 
     async fn volumes_info(&self) -> Answer<volumes::InfoResponse> {
-        let mut c = volumes::volumes_client::VolumesClient::with_interceptor(self.volumes.clone(), trace_interceptor);
+        let mut c = volumes::volumes_client::VolumesClient::with_interceptor(
+            self.volumes.clone(),
+            trace_interceptor,
+        );
         Ok(c.info(request(volumes::InfoRequest {})).await?.into_inner())
     }
 
     async fn containers_usage(&self) -> Answer<runtime::DiskUsageResponse> {
-        let mut c = runtime::runtime_client::RuntimeClient::with_interceptor(self.runtime.clone(), trace_interceptor);
-        Ok(c.disk_usage(request(runtime::DiskUsageRequest {})).await?.into_inner())
+        let mut c = runtime::runtime_client::RuntimeClient::with_interceptor(
+            self.runtime.clone(),
+            trace_interceptor,
+        );
+        Ok(c.disk_usage(request(runtime::DiskUsageRequest {}))
+            .await?
+            .into_inner())
     }
 
     async fn images_usage(&self) -> Answer<images::DiskUsageResponse> {
-        let mut c = images::images_client::ImagesClient::with_interceptor(self.images.clone(), trace_interceptor);
-        Ok(c.disk_usage(request(images::DiskUsageRequest {})).await?.into_inner())
+        let mut c = images::images_client::ImagesClient::with_interceptor(
+            self.images.clone(),
+            trace_interceptor,
+        );
+        Ok(c.disk_usage(request(images::DiskUsageRequest {}))
+            .await?
+            .into_inner())
     }
 
     async fn volumes_usage(&self) -> Answer<volumes::DiskUsageResponse> {
-        let mut c = volumes::volumes_client::VolumesClient::with_interceptor(self.volumes.clone(), trace_interceptor);
-        Ok(c.disk_usage(request(volumes::DiskUsageRequest {})).await?.into_inner())
+        let mut c = volumes::volumes_client::VolumesClient::with_interceptor(
+            self.volumes.clone(),
+            trace_interceptor,
+        );
+        Ok(c.disk_usage(request(volumes::DiskUsageRequest {}))
+            .await?
+            .into_inner())
     }
 }

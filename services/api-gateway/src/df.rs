@@ -92,7 +92,10 @@ pub fn compose(
         out.insert("Images".to_owned(), i.images.iter().map(image).collect());
     }
     if let Some(c) = ctrs.filter(|_| wanted.containers) {
-        out.insert("Containers".to_owned(), c.containers.iter().map(container).collect());
+        out.insert(
+            "Containers".to_owned(),
+            c.containers.iter().map(container).collect(),
+        );
     }
     if let Some(v) = vols.filter(|_| wanted.volumes) {
         out.insert("Volumes".to_owned(), v.volumes.iter().map(volume).collect());
@@ -136,7 +139,10 @@ mod tests {
         );
         assert_eq!(v["LayersSize"], 42);
         assert_eq!(v["Images"], json!([]));
-        assert_eq!(v["Volumes"][0]["UsageData"], json!({"Size": 7, "RefCount": 1}));
+        assert_eq!(
+            v["Volumes"][0]["UsageData"],
+            json!({"Size": 7, "RefCount": 1})
+        );
         assert_eq!(v["BuildCache"], json!([]));
     }
 }

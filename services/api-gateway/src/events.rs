@@ -7,8 +7,20 @@ use crate::{error::ApiError, filters::Filters};
 
 /// Filter keys `/events` accepts.
 pub const ACCEPTED_FILTERS: &[&str] = &[
-    "config", "container", "daemon", "event", "image", "label", "network", "node", "plugin",
-    "scope", "secret", "service", "type", "volume",
+    "config",
+    "container",
+    "daemon",
+    "event",
+    "image",
+    "label",
+    "network",
+    "node",
+    "plugin",
+    "scope",
+    "secret",
+    "service",
+    "type",
+    "volume",
 ];
 
 /// Parses moby's `<seconds>[.<fraction>]` timestamp into nanoseconds. The fraction is scaled to
@@ -82,7 +94,11 @@ impl EventQuery {
 }
 
 fn fmt_ts(nanos: i128) -> String {
-    format!("{}.{:09}", nanos.div_euclid(1_000_000_000), nanos.rem_euclid(1_000_000_000))
+    format!(
+        "{}.{:09}",
+        nanos.div_euclid(1_000_000_000),
+        nanos.rem_euclid(1_000_000_000)
+    )
 }
 
 /// moby's `Filter.Include`.
@@ -104,9 +120,19 @@ fn include(f: &Filters, ev: &Event) -> bool {
     event_ok
         && f.exact_match("type", ev.kind.as_str())
         && (!f.contains("scope") || f.exact_match("scope", &ev.scope))
-        && ["daemon", "container", "plugin", "volume", "network", "node", "service", "secret", "config"]
-            .iter()
-            .all(|k| fuzzy_name(k))
+        && [
+            "daemon",
+            "container",
+            "plugin",
+            "volume",
+            "network",
+            "node",
+            "service",
+            "secret",
+            "config",
+        ]
+        .iter()
+        .all(|k| fuzzy_name(k))
         && match_image(f, ev)
         && f.match_kv_list("label", attrs)
 }
@@ -121,8 +147,17 @@ fn strip_tag(image: &str) -> &str {
 
 fn match_image(f: &Filters, ev: &Event) -> bool {
     let id = ev.actor.id.as_str();
-    let attr = if ev.kind == EventType::Image { "name" } else { "image" };
-    let name = ev.actor.attributes.get(attr).map(String::as_str).unwrap_or_default();
+    let attr = if ev.kind == EventType::Image {
+        "name"
+    } else {
+        "image"
+    };
+    let name = ev
+        .actor
+        .attributes
+        .get(attr)
+        .map(String::as_str)
+        .unwrap_or_default();
     if !f.contains("image") {
         return true;
     }
@@ -143,7 +178,10 @@ mod tests {
             action.parse().unwrap(),
             Actor {
                 id: id.to_owned(),
-                attributes: attrs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+                attributes: attrs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
             },
             t,
         )
@@ -151,9 +189,18 @@ mod tests {
 
     #[test]
     fn timestamps() {
-        assert_eq!(parse_timestamp("1717000000").unwrap(), 1_717_000_000_000_000_000);
-        assert_eq!(parse_timestamp("1717000000.5").unwrap(), 1_717_000_000_500_000_000);
-        assert_eq!(parse_timestamp("1717000000.000000001").unwrap(), 1_717_000_000_000_000_001);
+        assert_eq!(
+            parse_timestamp("1717000000").unwrap(),
+            1_717_000_000_000_000_000
+        );
+        assert_eq!(
+            parse_timestamp("1717000000.5").unwrap(),
+            1_717_000_000_500_000_000
+        );
+        assert_eq!(
+            parse_timestamp("1717000000.000000001").unwrap(),
+            1_717_000_000_000_000_001
+        );
         assert!(parse_timestamp("10m").is_err());
         assert!(parse_timestamp("1.1234567891").is_err());
     }
@@ -168,10 +215,32 @@ mod tests {
 
     #[test]
     fn filter_table() {
-        let c = ev(EventType::Container, "start", "abc123", &[("name", "web"), ("image", "busybox:latest"), ("tier", "front")], 100);
-        let i = ev(EventType::Image, "pull", "busybox:latest", &[("name", "busybox")], 100);
+        let c = ev(
+            EventType::Container,
+            "start",
+            "abc123",
+            &[
+                ("name", "web"),
+                ("image", "busybox:latest"),
+                ("tier", "front"),
+            ],
+            100,
+        );
+        let i = ev(
+            EventType::Image,
+            "pull",
+            "busybox:latest",
+            &[("name", "busybox")],
+            100,
+        );
         let d = ev(EventType::Daemon, "reload", "e1", &[("name", "host")], 100);
-        let x = ev(EventType::Container, "exec_create: ls -l", "abc123", &[("name", "web")], 100);
+        let x = ev(
+            EventType::Container,
+            "exec_create: ls -l",
+            "abc123",
+            &[("name", "web")],
+            100,
+        );
         let cases: [(&str, &Event, bool); 14] = [
             (r#"{}"#, &c, true),
             (r#"{"type":["container"]}"#, &c, true),
@@ -190,7 +259,13 @@ mod tests {
         ];
         for (filters, event, want) in cases {
             let q = EventQuery::new(None, None, Some(filters)).unwrap();
-            assert_eq!(q.wants(event), want, "{filters} on {} {}", event.kind, event.action);
+            assert_eq!(
+                q.wants(event),
+                want,
+                "{filters} on {} {}",
+                event.kind,
+                event.action
+            );
         }
     }
 
@@ -205,7 +280,13 @@ mod tests {
     #[test]
     fn strips_tags_not_ports() {
         assert_eq!(strip_tag("busybox:latest"), "busybox");
-        assert_eq!(strip_tag("localhost:5000/busybox"), "localhost:5000/busybox");
-        assert_eq!(strip_tag("localhost:5000/busybox:1"), "localhost:5000/busybox");
+        assert_eq!(
+            strip_tag("localhost:5000/busybox"),
+            "localhost:5000/busybox"
+        );
+        assert_eq!(
+            strip_tag("localhost:5000/busybox:1"),
+            "localhost:5000/busybox"
+        );
     }
 }

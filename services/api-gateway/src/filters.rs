@@ -18,7 +18,15 @@ impl Filters {
         if let Ok(map) = serde_json::from_str::<BTreeMap<String, BTreeMap<String, bool>>>(text) {
             return Ok(Filters(
                 map.into_iter()
-                    .map(|(k, vs)| (k, vs.into_iter().filter(|(_, on)| *on).map(|(v, _)| v).collect()))
+                    .map(|(k, vs)| {
+                        (
+                            k,
+                            vs.into_iter()
+                                .filter(|(_, on)| *on)
+                                .map(|(v, _)| v)
+                                .collect(),
+                        )
+                    })
                     .collect(),
             ));
         }
@@ -92,7 +100,9 @@ mod tests {
 
     #[test]
     fn matching_rules() {
-        let f = Filters::parse(r#"{"container":["abc"],"event":["start","die"],"label":["k","x=1"]}"#).unwrap();
+        let f =
+            Filters::parse(r#"{"container":["abc"],"event":["start","die"],"label":["k","x=1"]}"#)
+                .unwrap();
         assert!(f.fuzzy_match("container", "abcdef"));
         assert!(!f.fuzzy_match("container", "xabc"));
         assert!(f.exact_match("event", "die") && !f.exact_match("event", "stop"));

@@ -61,10 +61,30 @@ fn take<T>(
 
 pub fn compose(parts: Parts, local: Local<'_>) -> Value {
     let mut warnings: Vec<String> = Vec::new();
-    let rt = take(ServiceName::Runtime, parts.runtime, |r| &r.warnings, &mut warnings);
-    let img = take(ServiceName::Images, parts.images, |i| &i.warnings, &mut warnings);
-    let net = take(ServiceName::Network, parts.network, |n| &n.warnings, &mut warnings);
-    let vol = take(ServiceName::Volumes, parts.volumes, |v| &v.warnings, &mut warnings);
+    let rt = take(
+        ServiceName::Runtime,
+        parts.runtime,
+        |r| &r.warnings,
+        &mut warnings,
+    );
+    let img = take(
+        ServiceName::Images,
+        parts.images,
+        |i| &i.warnings,
+        &mut warnings,
+    );
+    let net = take(
+        ServiceName::Network,
+        parts.network,
+        |n| &n.warnings,
+        &mut warnings,
+    );
+    let vol = take(
+        ServiceName::Volumes,
+        parts.volumes,
+        |v| &v.warnings,
+        &mut warnings,
+    );
     if !local.bus_connected {
         warnings.push(
             "WARNING: the event bus (NATS) is unreachable: events are buffered until it returns"
@@ -245,7 +265,10 @@ mod tests {
         assert_eq!(v["DriverStatus"], json!([["Backing Filesystem", "extfs"]]));
         assert_eq!(v["CgroupVersion"], "1");
         assert_eq!(v["Swarm"]["LocalNodeState"], "inactive");
-        assert_eq!(v["RegistryConfig"]["InsecureRegistryCIDRs"], json!(["127.0.0.0/8"]));
+        assert_eq!(
+            v["RegistryConfig"]["InsecureRegistryCIDRs"],
+            json!(["127.0.0.0/8"])
+        );
         assert_eq!(v["Plugins"]["Volume"], json!(["local"]));
         assert!(v["Warnings"].is_null());
     }
@@ -285,6 +308,11 @@ mod tests {
                 ..local(&h)
             },
         );
-        assert!(v["Warnings"][0].as_str().unwrap().contains("event bus (NATS) is unreachable"));
+        assert!(
+            v["Warnings"][0]
+                .as_str()
+                .unwrap()
+                .contains("event bus (NATS) is unreachable")
+        );
     }
 }

@@ -87,7 +87,12 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
     let mut servers = tokio::task::JoinSet::new();
     for (name, listener) in listeners {
         tracing::info!(host = %name, "serving the Docker API");
-        servers.spawn(listen::serve(name, listener, router.clone(), stop_rx.clone()));
+        servers.spawn(listen::serve(
+            name,
+            listener,
+            router.clone(),
+            stop_rx.clone(),
+        ));
     }
     // The gateway's own gRPC server carries the health service only.
     let result = ctx.serve(RoutesBuilder::default()).await;

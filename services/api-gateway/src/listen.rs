@@ -51,16 +51,21 @@ pub(crate) async fn bind(
 fn bind_unix(path: &Path) -> anyhow::Result<UnixListener> {
     let l = berth_service::bind_unix(path, 0o660)
         .map_err(|e| anyhow::anyhow!("listening on unix://{}: {e}", path.display()))?;
-    if let Ok(Some(group)) = nix::unistd::Group::from_name("docker") {
-        if let Err(e) = nix::unistd::chown(path, None, Some(group.gid)) {
-            tracing::warn!(error = %e, path = %path.display(), "cannot give the socket to group docker");
-        }
+    if let Ok(Some(group)) = nix::unistd::Group::from_name("docker")
+        && let Err(e) = nix::unistd::chown(path, None, Some(group.gid))
+    {
+        tracing::warn!(error = %e, path = %path.display(), "cannot give the socket to group docker");
     }
     Ok(l)
 }
 
 /// Accepts connections until `stop` turns true, then lets open ones finish for a moment.
-pub(crate) async fn serve(name: String, listener: Listener, app: Router, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn serve(
+    name: String,
+    listener: Listener,
+    app: Router,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
@@ -83,7 +88,10 @@ pub(crate) async fn serve(name: String, listener: Listener, app: Router, mut sto
         }
     }
     let drain = async { while conns.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(2), drain).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(2), drain)
+        .await
+        .is_err()
+    {
         conns.abort_all();
     }
 }

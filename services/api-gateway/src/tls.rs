@@ -41,7 +41,8 @@ pub(crate) fn server_config(cfg: &DaemonConfig) -> anyhow::Result<Option<Arc<Ser
         for c in certs(&ca)? {
             roots.add(c)?;
         }
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build()?;
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build()?;
         builder.with_client_cert_verifier(verifier)
     } else {
         builder.with_no_client_auth()

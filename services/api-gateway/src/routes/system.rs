@@ -38,11 +38,17 @@ pub fn router() -> Router<AppState> {
 
 fn ping_headers(res: &mut Response) {
     let h = res.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store, must-revalidate"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     h.insert("Builder-Version", HeaderValue::from_static("1"));
     h.insert("Swarm", HeaderValue::from_static("inactive"));
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
 }
 
 async fn ping() -> Response {
@@ -54,7 +60,8 @@ async fn ping() -> Response {
 async fn ping_head() -> Response {
     let mut res = (StatusCode::OK, Body::empty()).into_response();
     ping_headers(&mut res);
-    res.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    res.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     res
 }
 
@@ -101,8 +108,12 @@ fn now_rfc3339() -> String {
 
 async fn info(State(st): State<AppState>) -> Response {
     let b = &st.backends;
-    let (runtime, images, network, volumes) =
-        tokio::join!(b.runtime_info(), b.images_info(), b.network_info(), b.volumes_info());
+    let (runtime, images, network, volumes) = tokio::join!(
+        b.runtime_info(),
+        b.images_info(),
+        b.network_info(),
+        b.volumes_info()
+    );
     let env = |k: &str| {
         std::env::var(k)
             .or_else(|_| std::env::var(k.to_lowercase()))
@@ -123,7 +134,9 @@ async fn info(State(st): State<AppState>) -> Response {
             labels: &st.cfg.labels,
             live_restore: st.cfg.live_restore,
             event_listeners: st.event_listeners.load(Ordering::SeqCst),
-            tasks: tokio::runtime::Handle::current().metrics().num_alive_tasks(),
+            tasks: tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks(),
             fds: std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count()),
             system_time: now_rfc3339(),
             proxies: [env("HTTP_PROXY"), env("HTTPS_PROXY"), env("NO_PROXY")],
@@ -133,7 +146,10 @@ async fn info(State(st): State<AppState>) -> Response {
     json_response(StatusCode::OK, &body)
 }
 
-async fn system_df(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+async fn system_df(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     // `type` may repeat (`type=image&type=volume`).
     let types: Vec<String> = form_urlencoded::parse(q.as_deref().unwrap_or_default().as_bytes())
         .filter(|(k, _)| k == "type")
@@ -142,9 +158,27 @@ async fn system_df(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<
     let wanted = Wanted::from_types(types.iter().map(String::as_str))?;
     let b = &st.backends;
     let (imgs, ctrs, vols) = tokio::join!(
-        async { if wanted.images { Some(b.images_usage().await) } else { None } },
-        async { if wanted.containers { Some(b.containers_usage().await) } else { None } },
-        async { if wanted.volumes { Some(b.volumes_usage().await) } else { None } },
+        async {
+            if wanted.images {
+                Some(b.images_usage().await)
+            } else {
+                None
+            }
+        },
+        async {
+            if wanted.containers {
+                Some(b.containers_usage().await)
+            } else {
+                None
+            }
+        },
+        async {
+            if wanted.volumes {
+                Some(b.volumes_usage().await)
+            } else {
+                None
+            }
+        },
     );
     let err = |s: tonic::Status| ApiError::from_status(&s);
     let body = df::compose(
@@ -184,10 +218,18 @@ async fn events(
     st.event_listeners.fetch_add(1, Ordering::SeqCst);
     let guard = ListenerGuard(st.event_listeners.clone());
     let cursor = event_cursor(&st.bus, start);
-    let body = Body::from_stream(event_stream(cursor, query, ends_when_caught_up, deadline, guard));
+    let body = Body::from_stream(event_stream(
+        cursor,
+        query,
+        ends_when_caught_up,
+        deadline,
+        guard,
+    ));
     let mut res = (StatusCode::OK, body).into_response();
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     Ok(res)
 }
 

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what Berth needs to build, run and test on Debian 12, as root. Idempotent.
+# - nats-server: the event bus (JetStream)
+# - prometheus: promtool, which the tests use to check every /metrics
+# - curl: raw HTTP checks in tests
+# - docker.io: the docker CLI, only when no docker CLI is on PATH (tests drive the real CLI)
+# - systemd: systemd-analyze, which checks the units in deploy/
+# The Rust toolchain (rustup, Rust >= 1.90) must already be installed.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup-debian.sh: run as root (sudo $0)" >&2
+  exit 1
+fi
+
+want=(nats-server prometheus curl systemd ca-certificates)
+command -v docker >/dev/null 2>&1 || want+=(docker.io)
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup-debian.sh: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Debian starts some of these as services when systemd runs; Berth starts its own.
+if command -v cargo >/dev/null 2>&1; then
+  rust=$(rustc --version | awk '{print $2}')
+  if [ "$(printf '%s\n1.90.0\n' "$rust" | sort -V | head -n1)" != "1.90.0" ]; then
+    echo "setup-debian.sh: Rust $rust is too old; Berth needs 1.90 or newer (rustup update)" >&2
+    exit 1
+  fi
+else
+  echo "setup-debian.sh: cargo not found; install Rust with rustup (https://rustup.rs)" >&2
+  exit 1
+fi
+echo "setup-debian.sh: ready ($(nats-server --version), $(docker --version), rustc $(rustc --version | awk '{print $2}'))"

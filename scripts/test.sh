@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Sets up a Debian 12 machine and runs Berth's whole test suite: formatting, lints, unit tests,
+# and the end-to-end tests that start real engines and drive the real docker CLI.
+# Run as root from anywhere: scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup-debian.sh
+
+export CARGO_TERM_COLOR=never
+echo "== cargo fmt"
+cargo fmt --all --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== build"
+cargo build --workspace --bins --locked
+echo "== tests"
+cargo test --workspace --locked --no-fail-fast

@@ -1,0 +1,233 @@
+//! The router driven in-process (`oneshot`) with fake backends: versioning, headers, errors,
+//! and the system endpoints' shapes.
+
+use std::sync::{Arc, atomic::AtomicI64};
+
+use axum::{
+    body::Body,
+    http::{Method, Request, StatusCode},
+};
+use berth_api_gateway::{
+    app,
+    backends::{Answer, SystemBackend},
+    host::HostFacts,
+    state::AppState,
+};
+use berth_proto::{
+    images::v1 as images, network::v1 as network, runtime::v1 as runtime, volumes::v1 as volumes,
+};
+use tower::ServiceExt;
+
+/// Answers like healthy services, except the volumes service, which is down.
+struct Fake;
+
+#[tonic::async_trait]
+impl SystemBackend for Fake {
+    async fn runtime_info(&self) -> Answer<runtime::InfoResponse> {
+        Ok(runtime::InfoResponse {
+            containers: 1,
+            stopped: 1,
+            cgroup_version: "2".to_owned(),
+            cgroup_driver: "cgroupfs".to_owned(),
+            engine_id: "0b7c5b52-1d3a-4f8e-9a55-0c0d7e7f1a2b".to_owned(),
+            ..Default::default()
+        })
+    }
+    async fn images_info(&self) -> Answer<images::InfoResponse> {
+        Ok(images::InfoResponse {
+            driver: "overlay2".to_owned(),
+            ..Default::default()
+        })
+    }
+    async fn network_info(&self) -> Answer<network::InfoResponse> {
+        Ok(network::InfoResponse::default())
+    }
+    async fn volumes_info(&self) -> Answer<volumes::InfoResponse> {
+        Err(tonic::Status::unavailable("connection refused"))
+    }
+    async fn containers_usage(&self) -> Answer<runtime::DiskUsageResponse> {
+        Ok(runtime::DiskUsageResponse::default())
+    }
+    async fn images_usage(&self) -> Answer<images::DiskUsageResponse> {
+        Ok(images::DiskUsageResponse {
+            layers_size: 5,
+            images: vec![],
+        })
+    }
+    async fn volumes_usage(&self) -> Answer<volumes::DiskUsageResponse> {
+        Err(tonic::Status::unavailable("connection refused"))
+    }
+}
+
+async fn state() -> AppState {
+    // Nothing listens there: the bus stays disconnected, which the handlers must survive.
+    let bus = berth_bus::Bus::connect("nats://127.0.0.1:1", "test")
+        .await
+        .unwrap();
+    let cfg = berth_config::DaemonConfig::parse(std::path::Path::new("daemon.json"), "{}").unwrap();
+    AppState {
+        backends: Arc::new(Fake),
+        bus,
+        host: Arc::new(HostFacts::read()),
+        cfg: Arc::new(cfg),
+        event_listeners: Arc::new(AtomicI64::new(0)),
+    }
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+async fn call(method: Method, uri: &str) -> Reply {
+    let res = app(state().await, None)
+        .oneshot(
+            Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+fn assert_engine_headers(r: &Reply) {
+    assert_eq!(r.headers["api-version"], "1.50");
+    assert_eq!(r.headers["ostype"], "linux");
+    assert_eq!(r.headers["docker-experimental"], "false");
+    assert_eq!(r.headers["server"], "Docker/28.2.2 (linux)");
+}
+
+#[tokio::test]
+async fn ping_get_and_head() {
+    let r = call(Method::GET, "/_ping").await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "OK"));
+    assert_eq!(r.headers["builder-version"], "1");
+    assert_eq!(r.headers["swarm"], "inactive");
+    assert_eq!(
+        r.headers["cache-control"],
+        "no-cache, no-store, must-revalidate"
+    );
+    assert_engine_headers(&r);
+    let r = call(Method::HEAD, "/_ping").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers["content-length"], "0");
+    assert!(r.body.is_empty());
+    let r = call(Method::GET, "/v1.44/_ping").await;
+    assert_eq!(r.body, "OK");
+}
+
+#[tokio::test]
+async fn versions_outside_the_range_are_400() {
+    let r = call(Method::GET, "/v1.51/version").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.headers["content-type"], "application/json");
+    assert_eq!(
+        r.body,
+        r#"{"message":"client version 1.51 is too new. Maximum supported API version is 1.50"}"#
+    );
+    assert_engine_headers(&r);
+    let r = call(Method::GET, "/v1.23/version").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    assert!(
+        r.body
+            .starts_with("client version 1.23 is too old. Minimum supported API version is 1.24")
+    );
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_page_not_found() {
+    for (m, uri) in [
+        (Method::GET, "/nope"),
+        (Method::GET, "/v1.50/plugins/x/json"),
+        (Method::POST, "/v1.50/info"),
+        (Method::DELETE, "/_ping"),
+    ] {
+        let r = call(m.clone(), uri).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{m} {uri}");
+        assert_eq!(r.body, r#"{"message":"page not found"}"#);
+        assert_eq!(r.headers["content-type"], "application/json");
+        assert_engine_headers(&r);
+    }
+    let r = call(Method::OPTIONS, "/v1.50/containers/json").await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn version_shape() {
+    let r = call(Method::GET, "/version").await;
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["ApiVersion"], "1.50");
+    assert_eq!(v["MinAPIVersion"], "1.24");
+    assert_eq!(v["Version"], "28.2.2");
+    assert!(v["GoVersion"].is_string());
+    assert_eq!(v["Components"][0]["Name"], "Engine");
+    assert_eq!(r.headers["content-type"], "application/json");
+}
+
+#[tokio::test]
+async fn info_names_the_service_that_is_down() {
+    let r = call(Method::GET, "/v1.50/info").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["Containers"], 1);
+    assert_eq!(v["CgroupVersion"], "2");
+    assert_eq!(v["ID"], "0b7c5b52-1d3a-4f8e-9a55-0c0d7e7f1a2b");
+    let warnings = v["Warnings"].to_string();
+    assert!(
+        warnings.contains("the volumes service is unavailable"),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains("event bus (NATS) is unreachable"),
+        "{warnings}"
+    );
+}
+
+#[tokio::test]
+async fn system_df_selects_types_and_reports_a_down_backend() {
+    let r = call(Method::GET, "/v1.50/system/df?type=image").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["LayersSize"], 5);
+    assert!(v.get("Volumes").is_none() && v.get("Containers").is_none());
+    let r = call(Method::GET, "/v1.50/system/df?type=bogus").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = call(Method::GET, "/v1.50/system/df").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.body.contains("connection refused"), "{}", r.body);
+}
+
+#[tokio::test]
+async fn events_rejects_bad_queries() {
+    let r = call(Method::GET, "/v1.50/events?since=20&until=10").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("cannot be after"), "{}", r.body);
+    let r = call(
+        Method::GET,
+        "/v1.50/events?filters=%7B%22colour%22%3A%5B%22x%22%5D%7D",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body, r#"{"message":"invalid filter 'colour'"}"#);
+    let r = call(Method::GET, "/v1.50/events?since=yesterday").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
