@@ -40,7 +40,14 @@ fn params(cn: &str, sans: Vec<String>, days: i64) -> anyhow::Result<CertificateP
 pub fn run(args: &CertsArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.days > 0, "--days must be positive");
     std::fs::create_dir_all(&args.out)?;
-    let files = ["ca.pem", "ca-key.pem", "server-cert.pem", "server-key.pem", "cert.pem", "key.pem"];
+    let files = [
+        "ca.pem",
+        "ca-key.pem",
+        "server-cert.pem",
+        "server-key.pem",
+        "cert.pem",
+        "key.pem",
+    ];
     if !args.force
         && let Some(f) = files.iter().find(|f| args.out.join(f).exists())
     {
@@ -60,7 +67,10 @@ pub fn run(args: &CertsArgs) -> anyhow::Result<()> {
     let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate()?)?;
 
     let mut server = params(&args.hosts[0], args.hosts.clone(), args.days)?;
-    server.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    server.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let server_key = KeyPair::generate()?;
     let server_cert = server.signed_by(&server_key, &ca)?;
@@ -114,13 +124,27 @@ mod tests {
             force: false,
         };
         run(&args).unwrap();
-        for f in ["ca.pem", "ca-key.pem", "server-cert.pem", "server-key.pem", "cert.pem", "key.pem"] {
+        for f in [
+            "ca.pem",
+            "ca-key.pem",
+            "server-cert.pem",
+            "server-key.pem",
+            "cert.pem",
+            "key.pem",
+        ] {
             let text = std::fs::read_to_string(args.out.join(f)).unwrap();
             assert!(text.starts_with("-----BEGIN"), "{f}");
         }
-        let mode = std::fs::metadata(args.out.join("key.pem")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(args.out.join("key.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o400);
         assert!(run(&args).unwrap_err().to_string().contains("--force"));
-        run(&CertsArgs { force: true, ..args }).unwrap();
+        run(&CertsArgs {
+            force: true,
+            ..args
+        })
+        .unwrap();
     }
 }

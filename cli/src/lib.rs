@@ -2,5 +2,5 @@
 
 pub mod certs;
 pub mod status;
-pub mod up;
 mod supervise;
+pub mod up;

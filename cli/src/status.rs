@@ -63,7 +63,10 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<i32> {
             .collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        println!("{:<12} {:<6} {:<8} {:<8} {:<10} {:<40} METRICS", "SERVICE", "STATUS", "PID", "VERSION", "UPTIME", "GRPC");
+        println!(
+            "{:<12} {:<6} {:<8} {:<8} {:<10} {:<40} METRICS",
+            "SERVICE", "STATUS", "PID", "VERSION", "UPTIME", "GRPC"
+        );
         for s in ServiceName::ALL {
             match seen.get(&s) {
                 Some(hb) => println!(
@@ -80,5 +83,9 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<i32> {
             }
         }
     }
-    Ok(if seen.len() == ServiceName::ALL.len() { 0 } else { 1 })
+    Ok(if seen.len() == ServiceName::ALL.len() {
+        0
+    } else {
+        1
+    })
 }

@@ -35,10 +35,15 @@ fn find_binary(name: &str, bin_dir: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(d) = bin_dir {
         dirs.push(d.to_owned());
     }
-    if let Some(d) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_owned)) {
+    if let Some(d) = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_owned))
+    {
         dirs.push(d);
     }
-    dirs.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
     dirs.extend(["/usr/sbin", "/usr/local/sbin"].map(PathBuf::from));
     dirs.into_iter()
         .map(|d| d.join(name))
@@ -47,7 +52,10 @@ fn find_binary(name: &str, bin_dir: Option<&Path>) -> anyhow::Result<PathBuf> {
 }
 
 /// Starts nats-server with JetStream, its data under the data root, on a free loopback port.
-async fn start_nats(cfg: &DaemonConfig, bin_dir: Option<&Path>) -> anyhow::Result<(Child, Spec, String)> {
+async fn start_nats(
+    cfg: &DaemonConfig,
+    bin_dir: Option<&Path>,
+) -> anyhow::Result<(Child, Spec, String)> {
     let store = cfg.data_root.join("nats");
     let ports_dir = cfg.exec_root.join("nats");
     std::fs::create_dir_all(&store)?;
@@ -102,7 +110,12 @@ fn restart_on_same_port(mut spec: Spec, url: &str) -> Spec {
     spec
 }
 
-fn service_spec(service: ServiceName, args: &UpArgs, cfg: &DaemonConfig, nats: &str) -> anyhow::Result<Spec> {
+fn service_spec(
+    service: ServiceName,
+    args: &UpArgs,
+    cfg: &DaemonConfig,
+    nats: &str,
+) -> anyhow::Result<Spec> {
     let mut a = vec![
         "--data-root".to_owned(),
         cfg.data_root.display().to_string(),
@@ -144,7 +157,9 @@ async fn ping(host: &Host) -> bool {
         },
         // A TCP host may require TLS; accepting a connection is the readiness signal there.
         Host::Tcp { host, port } => {
-            return tokio::net::TcpStream::connect((host.as_str(), *port)).await.is_ok();
+            return tokio::net::TcpStream::connect((host.as_str(), *port))
+                .await
+                .is_ok();
         }
     };
     result.is_ok() && buf.starts_with(b"HTTP/1.1 200")
@@ -189,7 +204,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
-    if tokio::time::timeout(Duration::from_secs(60), ready).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(60), ready)
+        .await
+        .is_err()
+    {
         stop_all(children).await;
         anyhow::bail!(
             "the API did not answer /_ping on {} within 60s; logs are in {}",
@@ -232,7 +250,10 @@ fn supervise(spec: Spec, mut child: Child) -> Supervised {
                     let _ = stop_rx.await;
                     return;
                 }
-                Ok(s) => eprintln!("berth: {} failed ({s}); restarting in {backoff:?}", spec.name),
+                Ok(s) => eprintln!(
+                    "berth: {} failed ({s}); restarting in {backoff:?}",
+                    spec.name
+                ),
                 Err(e) => eprintln!("berth: waiting for {}: {e}; restarting", spec.name),
             }
             tokio::select! {

@@ -45,7 +45,12 @@ impl Drop for HeartbeatTask {
 
 /// Publishes `hb` every `interval` until the returned task is dropped. Heartbeats are plain
 /// NATS messages: one due while NATS is down is simply not sent.
-pub fn spawn_heartbeat(bus: Bus, service: ServiceName, hb: Heartbeat, interval: Duration) -> HeartbeatTask {
+pub fn spawn_heartbeat(
+    bus: Bus,
+    service: ServiceName,
+    hb: Heartbeat,
+    interval: Duration,
+) -> HeartbeatTask {
     let subject = subjects::health(service);
     HeartbeatTask(tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);

@@ -176,7 +176,11 @@ async fn drain(bus: Bus, mut rx: mpsc::Receiver<Outgoing>, publisher: EventPubli
                 }
             }
             let stored = match js
-                .publish_with_headers(out.subject.clone(), out.headers.clone(), out.payload.clone())
+                .publish_with_headers(
+                    out.subject.clone(),
+                    out.headers.clone(),
+                    out.payload.clone(),
+                )
                 .await
             {
                 Ok(ack) => ack.await.map_err(|e| e.to_string()),

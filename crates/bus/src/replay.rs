@@ -41,7 +41,9 @@ pub struct EventCursor {
 
 impl std::fmt::Debug for EventCursor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventCursor").field("policy", &self.policy).finish()
+        f.debug_struct("EventCursor")
+            .field("policy", &self.policy)
+            .finish()
     }
 }
 
@@ -124,7 +126,12 @@ impl EventCursor {
         if self.policy == DeliverPolicy::New {
             // Pin "now" to a sequence so a reconnect before the first event loses nothing.
             let mut stream = stream.clone();
-            let last = stream.info().await.map_err(|e| e.to_string())?.state.last_sequence;
+            let last = stream
+                .info()
+                .await
+                .map_err(|e| e.to_string())?
+                .state
+                .last_sequence;
             self.policy = DeliverPolicy::ByStartSequence {
                 start_sequence: last + 1,
             };
@@ -137,7 +144,11 @@ impl EventCursor {
             })
             .await
             .map_err(|e| e.to_string())?;
-        let pending = consumer.info().await.map_err(|e| e.to_string())?.num_pending;
+        let pending = consumer
+            .info()
+            .await
+            .map_err(|e| e.to_string())?
+            .num_pending;
         let messages = consumer.messages().await.map_err(|e| e.to_string())?;
         Ok((messages, pending))
     }

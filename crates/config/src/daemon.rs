@@ -158,7 +158,11 @@ impl DaemonConfig {
 
     /// Where the service serves `/metrics`. The gateway also honours Docker's `metrics-addr`.
     pub fn metrics_addr(&self, service: ServiceName) -> Option<SocketAddr> {
-        let own = self.berth.services.get(&service).and_then(|e| e.metrics_addr);
+        let own = self
+            .berth
+            .services
+            .get(&service)
+            .and_then(|e| e.metrics_addr);
         match service {
             ServiceName::ApiGateway => own.or(self.metrics_addr),
             _ => own,

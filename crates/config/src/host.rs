@@ -5,7 +5,10 @@ use std::{fmt, path::PathBuf, str::FromStr};
 pub enum Host {
     Unix(PathBuf),
     /// `tcp://host:port`; the host may be a name or an address.
-    Tcp { host: String, port: u16 },
+    Tcp {
+        host: String,
+        port: u16,
+    },
 }
 
 impl FromStr for Host {
@@ -15,20 +18,29 @@ impl FromStr for Host {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if let Some(path) = s.strip_prefix("unix://") {
             if path.is_empty() || !path.starts_with('/') {
-                return Err(format!("{s:?}: a unix socket address needs an absolute path"));
+                return Err(format!(
+                    "{s:?}: a unix socket address needs an absolute path"
+                ));
             }
             return Ok(Host::Unix(PathBuf::from(path)));
         }
         if s.starts_with("fd://") || s.starts_with("npipe://") || s.starts_with("ssh://") {
-            return Err(format!("{s:?}: only unix:// and tcp:// listeners are supported"));
+            return Err(format!(
+                "{s:?}: only unix:// and tcp:// listeners are supported"
+            ));
         }
         let rest = s.strip_prefix("tcp://").unwrap_or(s);
         if rest.contains("://") {
             return Err(format!("{s:?}: invalid bind address protocol"));
         }
         let rest = rest.trim_end_matches('/');
-        let (host, port) = split_host_port(rest).ok_or_else(|| format!("{s:?}: invalid bind address"))?;
-        let host = if host.is_empty() { "0.0.0.0".to_owned() } else { host };
+        let (host, port) =
+            split_host_port(rest).ok_or_else(|| format!("{s:?}: invalid bind address"))?;
+        let host = if host.is_empty() {
+            "0.0.0.0".to_owned()
+        } else {
+            host
+        };
         let port = match port {
             Some(p) => p.parse().map_err(|_| format!("{s:?}: invalid port"))?,
             None => 2375,
@@ -111,7 +123,10 @@ mod tests {
     #[test]
     fn parses_docker_host_forms() {
         let cases = [
-            ("unix:///var/run/docker.sock", Host::Unix("/var/run/docker.sock".into())),
+            (
+                "unix:///var/run/docker.sock",
+                Host::Unix("/var/run/docker.sock".into()),
+            ),
             ("tcp://0.0.0.0:2376", tcp("0.0.0.0", 2376)),
             ("tcp://:2375", tcp("0.0.0.0", 2375)),
             ("tcp://127.0.0.1", tcp("127.0.0.1", 2375)),
@@ -122,7 +137,14 @@ mod tests {
         for (s, want) in cases {
             assert_eq!(s.parse::<Host>().unwrap(), want, "{s}");
         }
-        for bad in ["unix://", "unix://rel/path", "fd://", "http://x:1", "tcp://h:port", "tcp://h:99999"] {
+        for bad in [
+            "unix://",
+            "unix://rel/path",
+            "fd://",
+            "http://x:1",
+            "tcp://h:port",
+            "tcp://h:99999",
+        ] {
             assert!(bad.parse::<Host>().is_err(), "{bad}");
         }
     }
@@ -131,7 +153,10 @@ mod tests {
     fn service_address_requires_scheme() {
         assert!("127.0.0.1:1".parse::<ServiceAddress>().is_err());
         assert_eq!(
-            "tcp://10.0.0.2:7001".parse::<ServiceAddress>().unwrap().to_string(),
+            "tcp://10.0.0.2:7001"
+                .parse::<ServiceAddress>()
+                .unwrap()
+                .to_string(),
             "tcp://10.0.0.2:7001"
         );
     }

@@ -165,11 +165,10 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<DaemonConfig, ConfigError
         key: key.to_owned(),
         reason,
     };
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| ConfigError::Syntax {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| ConfigError::Syntax {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
     let Some(object) = value.as_object() else {
         return Err(ConfigError::Syntax {
             path: path.to_owned(),
@@ -434,7 +433,10 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.hosts.len(), 2);
         assert!(cfg.tls && cfg.tlsverify);
-        assert_eq!(cfg.tls_files.ca.as_deref(), Some(Path::new("/etc/docker/ca.pem")));
+        assert_eq!(
+            cfg.tls_files.ca.as_deref(),
+            Some(Path::new("/etc/docker/ca.pem"))
+        );
         assert_eq!(cfg.storage_driver, "overlay2");
     }
 
@@ -475,12 +477,18 @@ mod tests {
         assert_eq!(cfg.data_root, Path::new("/srv/berth"));
         assert_eq!(cfg.default_address_pools[0].size, 24);
         assert_eq!(cfg.bip.unwrap().to_string(), "172.30.0.1/16");
-        assert_eq!(cfg.metrics_addr(ServiceName::ApiGateway).unwrap().port(), 9323);
+        assert_eq!(
+            cfg.metrics_addr(ServiceName::ApiGateway).unwrap().port(),
+            9323
+        );
         assert_eq!(cfg.metrics_addr(ServiceName::Images).unwrap().port(), 9325);
         assert_eq!(cfg.metrics_addr(ServiceName::Runtime), None);
         assert_eq!(cfg.nats_url(), "nats://127.0.0.1:4333");
         assert_eq!(cfg.berth.heartbeat_interval, Duration::from_millis(500));
-        assert_eq!(cfg.ignored_keys, vec!["iptables".to_owned(), "mtu".to_owned()]);
+        assert_eq!(
+            cfg.ignored_keys,
+            vec!["iptables".to_owned(), "mtu".to_owned()]
+        );
         assert_eq!(
             cfg.service_address(ServiceName::Images).to_string(),
             "unix:///tmp/i.sock"
@@ -493,20 +501,44 @@ mod tests {
             (r#"{"foo": 1}"#, "don't match any configuration option: foo"),
             (r#"{"debug": "yes"}"#, "invalid value for \"debug\""),
             (r#"{"hosts": ["fd://"]}"#, "invalid value for \"hosts\""),
-            (r#"{"storage-driver": "btrfs"}"#, "invalid value for \"storage-driver\""),
+            (
+                r#"{"storage-driver": "btrfs"}"#,
+                "invalid value for \"storage-driver\"",
+            ),
             (r#"{"bip": "300.1.1.1/8"}"#, "invalid value for \"bip\""),
-            (r#"{"log-level": "loud"}"#, "invalid value for \"log-level\""),
-            (r#"{"metrics-addr": "nope"}"#, "invalid value for \"metrics-addr\""),
-            (r#"{"log-opts": {"colour": "1"}}"#, "invalid value for \"log-opts\""),
-            (r#"{"registry-mirrors": ["mirror.example"]}"#, "invalid value for \"registry-mirrors\""),
+            (
+                r#"{"log-level": "loud"}"#,
+                "invalid value for \"log-level\"",
+            ),
+            (
+                r#"{"metrics-addr": "nope"}"#,
+                "invalid value for \"metrics-addr\"",
+            ),
+            (
+                r#"{"log-opts": {"colour": "1"}}"#,
+                "invalid value for \"log-opts\"",
+            ),
+            (
+                r#"{"registry-mirrors": ["mirror.example"]}"#,
+                "invalid value for \"registry-mirrors\"",
+            ),
             (
                 r#"{"default-address-pools": [{"base": "10.0.0.0/16", "size": 8}]}"#,
                 "invalid value for \"default-address-pools\"",
             ),
-            (r#"{"hosts": ["tcp://0.0.0.0:2376"], "tlsverify": true, "tlscert": "c", "tlskey": "k"}"#, "\"tlscacert\""),
+            (
+                r#"{"hosts": ["tcp://0.0.0.0:2376"], "tlsverify": true, "tlscert": "c", "tlskey": "k"}"#,
+                "\"tlscacert\"",
+            ),
             (r#"{"berth": {"colour": 1}}"#, "invalid value for \"berth\""),
-            (r#"{"berth": {"nats-url": "http://x"}}"#, "\"berth.nats-url\""),
-            (r#"{"berth": {"services": {"dockerd": {}}}}"#, "\"berth.services.dockerd\""),
+            (
+                r#"{"berth": {"nats-url": "http://x"}}"#,
+                "\"berth.nats-url\"",
+            ),
+            (
+                r#"{"berth": {"services": {"dockerd": {}}}}"#,
+                "\"berth.services.dockerd\"",
+            ),
             (
                 r#"{"berth": {"services": {"runtime": {"address": "tcp://10.0.0.2:7000"}}}}"#,
                 "\"berth.tls\"",

@@ -110,7 +110,10 @@ mod tests {
 
     #[test]
     fn kind_falls_back_to_code() {
-        assert_eq!(kind_of(&Status::unavailable("down")), ErrorKind::Unavailable);
+        assert_eq!(
+            kind_of(&Status::unavailable("down")),
+            ErrorKind::Unavailable
+        );
         assert_eq!(kind_of(&Status::not_found("x")), ErrorKind::NotFound);
         assert_eq!(kind_of(&Status::unknown("x")), ErrorKind::Internal);
     }

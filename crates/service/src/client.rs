@@ -20,13 +20,15 @@ pub fn channel(address: &ServiceAddress, tls: Option<&ServiceTls>) -> anyhow::Re
             let path = path.clone();
             // The URI is required by the API but unused: the connector dials the socket.
             let endpoint = tune(Endpoint::from_static("http://localhost"));
-            Ok(endpoint.connect_with_connector_lazy(tower::service_fn(move |_| {
-                let path = path.clone();
-                async move {
-                    let stream = tokio::net::UnixStream::connect(path).await?;
-                    Ok::<_, std::io::Error>(TokioIo::new(stream))
-                }
-            })))
+            Ok(
+                endpoint.connect_with_connector_lazy(tower::service_fn(move |_| {
+                    let path = path.clone();
+                    async move {
+                        let stream = tokio::net::UnixStream::connect(path).await?;
+                        Ok::<_, std::io::Error>(TokioIo::new(stream))
+                    }
+                })),
+            )
         }
         ServiceAddress::Tcp { host, port } => {
             let tls = tls.ok_or_else(|| anyhow::anyhow!("tcp:// services need berth.tls"))?;
@@ -58,9 +60,7 @@ pub fn connect_all(cfg: &DaemonConfig) -> anyhow::Result<Vec<(ServiceName, Chann
 }
 
 /// A client interceptor that carries the caller's trace context in the request metadata.
-pub fn trace_interceptor(
-    mut req: tonic::Request<()>,
-) -> Result<tonic::Request<()>, tonic::Status> {
+pub fn trace_interceptor(mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
     let md = req.metadata_mut();
     berth_telemetry::inject_context(|k, v| {
         if let (Ok(key), Ok(value)) = (

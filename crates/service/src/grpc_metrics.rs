@@ -87,7 +87,10 @@ where
                     .get("grpc-status")
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<i32>().ok())
-                    .map_or_else(|| "OK".to_owned(), |c| format!("{:?}", tonic::Code::from(c))),
+                    .map_or_else(
+                        || "OK".to_owned(),
+                        |c| format!("{:?}", tonic::Code::from(c)),
+                    ),
                 Err(_) => "Unavailable".to_owned(),
             };
             layer

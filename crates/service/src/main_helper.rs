@@ -37,7 +37,11 @@ where
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let level = if cfg.debug { "debug" } else { cfg.log_level.as_filter() };
+        let level = if cfg.debug {
+            "debug"
+        } else {
+            cfg.log_level.as_filter()
+        };
         let telemetry = berth_telemetry::init(TelemetryConfig {
             service: service.as_str(),
             level,

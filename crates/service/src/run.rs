@@ -1,13 +1,6 @@
 //! Running a service: everything around the domain code.
 
-use std::{
-    future::Future,
-    net::SocketAddr,
-    path::PathBuf,
-    pin::Pin,
-    sync::Arc,
-    time::Duration,
-};
+use std::{future::Future, net::SocketAddr, path::PathBuf, pin::Pin, sync::Arc, time::Duration};
 
 use berth_bus::{Bus, EventPublisher, Heartbeat, PublisherMetrics, spawn_heartbeat};
 use berth_config::{ConfigError, DaemonConfig, ServiceAddress};
@@ -24,13 +17,16 @@ use crate::{GrpcMetricsLayer, bind_unix, engine_id, write_atomic};
 /// Berth's version, reported by every service.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// Resolves when the service should stop.
+pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// Re-reads the configuration on SIGHUP.
 pub type Reloader = Arc<dyn Fn() -> Result<DaemonConfig, ConfigError> + Send + Sync>;
 
 /// What a service's `serve()` is started with: by `main`, or in-process by a test.
 pub struct Launch {
     pub cfg: DaemonConfig,
-    pub shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
+    pub shutdown: Shutdown,
     pub reload: Option<Reloader>,
     pub log_level: Option<LevelHandle>,
 }
@@ -56,11 +52,9 @@ pub struct ServiceContext {
     pub bus: Bus,
     pub events: EventPublisher,
     pub metrics: Metrics,
-    launch_rest: (
-        Pin<Box<dyn Future<Output = ()> + Send>>,
-        Option<Reloader>,
-        Option<LevelHandle>,
-    ),
+    shutdown: Shutdown,
+    reload: Option<Reloader>,
+    log_level: Option<LevelHandle>,
     started_at: i64,
 }
 
@@ -89,7 +83,9 @@ impl ServiceContext {
             bus,
             events,
             metrics,
-            launch_rest: (launch.shutdown, launch.reload, launch.log_level),
+            shutdown: launch.shutdown,
+            reload: launch.reload,
+            log_level: launch.log_level,
             started_at: time::OffsetDateTime::now_utc().unix_timestamp(),
         })
     }
@@ -104,7 +100,9 @@ impl ServiceContext {
             bus,
             events,
             metrics,
-            launch_rest: (shutdown, reload, log_level),
+            shutdown,
+            reload,
+            log_level,
             started_at,
             ..
         } = self;
@@ -137,7 +135,8 @@ impl ServiceContext {
         };
         let mut builder = Server::builder()
             .trace_fn(move |req| {
-                let span = tracing::info_span!("grpc", service = %service, method = %req.uri().path());
+                let span =
+                    tracing::info_span!("grpc", service = %service, method = %req.uri().path());
                 berth_telemetry::set_parent_from_http(&span, req.headers());
                 span
             })
@@ -236,7 +235,11 @@ async fn serve_metrics(
         .await
         .map_err(|e| anyhow::anyhow!("binding the metrics address {want}: {e}"))?;
     let addr = listener.local_addr()?;
-    write_atomic(&metrics_file(cfg, service), addr.to_string().as_bytes(), 0o644)?;
+    write_atomic(
+        &metrics_file(cfg, service),
+        addr.to_string().as_bytes(),
+        0o644,
+    )?;
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, berth_telemetry::metrics_router(metrics)).await {
             tracing::error!(error = %e, "metrics server failed");
@@ -261,7 +264,11 @@ fn reloaded(
             return;
         }
     };
-    let level = if cfg.debug { "debug" } else { cfg.log_level.as_filter() };
+    let level = if cfg.debug {
+        "debug"
+    } else {
+        cfg.log_level.as_filter()
+    };
     if let Some(handle) = log_level
         && let Err(e) = handle.set(level)
     {

@@ -98,7 +98,11 @@ pub fn init(cfg: TelemetryConfig<'_>) -> anyhow::Result<TelemetryGuard> {
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let result = if cfg.json {
         registry
-            .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
             .try_init()
     } else {
         registry

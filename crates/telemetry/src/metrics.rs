@@ -111,7 +111,10 @@ fn boot_time() -> Option<f64> {
 }
 
 fn sysconf(var: nix::unistd::SysconfVar, fallback: i64) -> i64 {
-    nix::unistd::sysconf(var).ok().flatten().map_or(fallback, i64::from)
+    nix::unistd::sysconf(var)
+        .ok()
+        .flatten()
+        .map_or(fallback, i64::from)
 }
 
 impl Collector for ProcessCollector {
@@ -134,10 +137,26 @@ impl Collector for ProcessCollector {
             cpu.metric_type(),
         )?)?;
         let gauges: [(&str, &str, f64); 4] = [
-            ("process_resident_memory_bytes", "Resident memory size in bytes", stat.resident_bytes as f64),
-            ("process_virtual_memory_bytes", "Virtual memory size in bytes", stat.virtual_bytes as f64),
-            ("process_start_time_seconds", "Start time of the process since the epoch in seconds", stat.start_time_seconds),
-            ("process_open_fds", "Number of open file descriptors", fds as f64),
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                stat.resident_bytes as f64,
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes",
+                stat.virtual_bytes as f64,
+            ),
+            (
+                "process_start_time_seconds",
+                "Start time of the process since the epoch in seconds",
+                stat.start_time_seconds,
+            ),
+            (
+                "process_open_fds",
+                "Number of open file descriptors",
+                fds as f64,
+            ),
         ];
         for (name, help, value) in gauges {
             let g = ConstGauge::new(value);
@@ -170,7 +189,10 @@ mod tests {
     fn exposition_has_process_and_info_metrics() {
         let m = Metrics::new("images", "0.1.0");
         let text = m.encode();
-        assert!(text.contains("# TYPE process_cpu_seconds_total counter"), "{text}");
+        assert!(
+            text.contains("# TYPE process_cpu_seconds_total counter"),
+            "{text}"
+        );
         assert!(text.contains("process_resident_memory_bytes "), "{text}");
         assert!(
             text.contains(r#"berth_service_info{service="images",version="0.1.0"} 1"#),

@@ -42,7 +42,12 @@ pub fn inject_into_http(headers: &mut http::HeaderMap) {
 
 /// The trace context carried by incoming HTTP/gRPC headers.
 pub fn extract_from_http(headers: &http::HeaderMap) -> Context {
-    extract_context(&|k| headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_owned))
+    extract_context(&|k| {
+        headers
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    })
 }
 
 /// Makes `span` a child of the trace the request headers carry, if any.
@@ -65,13 +70,23 @@ mod tests {
         let mut headers = http::HeaderMap::new();
         headers.insert(
             TRACEPARENT,
-            http::HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            http::HeaderValue::from_static(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
         );
         let cx = extract_from_http(&headers);
         let span = cx.span();
         let sc = span.span_context();
         assert!(sc.is_valid());
-        assert_eq!(sc.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert!(!extract_from_http(&http::HeaderMap::new()).span().span_context().is_valid());
+        assert_eq!(
+            sc.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert!(
+            !extract_from_http(&http::HeaderMap::new())
+                .span()
+                .span_context()
+                .is_valid()
+        );
     }
 }

@@ -44,14 +44,20 @@ fn merge(base: &mut serde_json::Value, extra: &serde_json::Value) {
 
 impl Engine {
     pub fn up(opts: EngineOptions) -> Engine {
-        let dir = tempfile::Builder::new().prefix("berth-e2e").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("berth-e2e")
+            .tempdir()
+            .expect("tempdir");
         let data_root = dir.path().join("data");
         let run_root = dir.path().join("run");
         let docker_config = dir.path().join("docker-cli");
         std::fs::create_dir_all(&docker_config).expect("docker config dir");
         let mut config = serde_json::json!({"berth": {"heartbeat-interval-ms": 500}});
         if let Some(url) = &opts.nats_url {
-            merge(&mut config, &serde_json::json!({"berth": {"nats-url": url}}));
+            merge(
+                &mut config,
+                &serde_json::json!({"berth": {"nats-url": url}}),
+            );
         }
         if !opts.extra_hosts.is_empty() {
             let mut hosts = vec![format!("unix://{}", run_root.join("docker.sock").display())];
@@ -62,8 +68,11 @@ impl Engine {
             merge(&mut config, extra);
         }
         let config_path = dir.path().join("daemon.json");
-        std::fs::write(&config_path, serde_json::to_vec_pretty(&config).expect("json"))
-            .expect("write daemon.json");
+        std::fs::write(
+            &config_path,
+            serde_json::to_vec_pretty(&config).expect("json"),
+        )
+        .expect("write daemon.json");
         let up_log = dir.path().join("berth-up.log");
         let log = std::fs::File::create(&up_log).expect("log file");
         let child = Command::new(bin("berth"))
@@ -149,14 +158,18 @@ impl Engine {
     }
 
     pub fn signal(&self, binary: &str, sig: Signal) {
-        let pid = self.pid_of(binary).unwrap_or_else(|| panic!("{binary} is not running"));
+        let pid = self
+            .pid_of(binary)
+            .unwrap_or_else(|| panic!("{binary} is not running"));
         nix::sys::signal::kill(Pid::from_raw(pid), sig).expect("kill");
     }
 
     /// `http://<addr>/metrics` of a service.
     pub fn metrics_url(&self, service: &str) -> String {
         let f = self.run_root.join(format!("{service}.metrics-addr"));
-        let addr = eventually("the metrics address file", || std::fs::read_to_string(&f).ok());
+        let addr = eventually("the metrics address file", || {
+            std::fs::read_to_string(&f).ok()
+        });
         format!("http://{}/metrics", addr.trim())
     }
 

@@ -82,7 +82,11 @@ impl FromStr for EventAction {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let action = EventAction(s.to_owned());
         let base = action.base();
-        if !base.is_empty() && base.bytes().all(|b| b.is_ascii_lowercase() || b == b'_' || b == b'-') {
+        if !base.is_empty()
+            && base
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'_' || b == b'-')
+        {
             Ok(action)
         } else {
             Err(InvalidId {
@@ -148,12 +152,7 @@ pub struct Event {
 impl Event {
     /// Builds an event stamped with `time_nano` (nanoseconds since the epoch), filling the
     /// deprecated fields the way moby does.
-    pub fn new(
-        kind: EventType,
-        action: EventAction,
-        actor: Actor,
-        time_nano: i64,
-    ) -> Event {
+    pub fn new(kind: EventType, action: EventAction, actor: Actor, time_nano: i64) -> Event {
         let legacy = matches!(kind, EventType::Container | EventType::Image);
         let from = (kind == EventType::Container)
             .then(|| actor.attributes.get("image").cloned())
@@ -223,7 +222,12 @@ mod tests {
             ),
         ];
         for (kind, action, actor, want) in cases {
-            let ev = Event::new(kind, action.parse().unwrap(), actor, 1_717_000_000_123_456_789);
+            let ev = Event::new(
+                kind,
+                action.parse().unwrap(),
+                actor,
+                1_717_000_000_123_456_789,
+            );
             assert_eq!(serde_json::to_value(&ev).unwrap(), want);
             let back: Event = serde_json::from_value(want).unwrap();
             assert_eq!(back, ev);

@@ -27,7 +27,9 @@ impl FromStr for EngineId {
         let lens = [8, 4, 4, 4, 12];
         let ok = groups.len() == lens.len()
             && groups.iter().zip(lens).all(|(g, n)| {
-                g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+                g.len() == n
+                    && g.bytes()
+                        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
             });
         if ok {
             Ok(EngineId(s.to_owned()))
@@ -54,7 +56,11 @@ mod tests {
     fn engine_id_is_a_lowercase_uuid() {
         let id: EngineId = "0b7c5b52-1d3a-4f8e-9a55-0c0d7e7f1a2b".parse().unwrap();
         assert_eq!(id.as_str(), "0b7c5b52-1d3a-4f8e-9a55-0c0d7e7f1a2b");
-        assert!("0B7C5B52-1d3a-4f8e-9a55-0c0d7e7f1a2b".parse::<EngineId>().is_err());
+        assert!(
+            "0B7C5B52-1d3a-4f8e-9a55-0c0d7e7f1a2b"
+                .parse::<EngineId>()
+                .is_err()
+        );
         assert!("not-a-uuid".parse::<EngineId>().is_err());
         assert!("".parse::<EngineId>().is_err());
     }

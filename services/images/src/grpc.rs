@@ -18,14 +18,23 @@ impl GrpcImages {
 
 #[tonic::async_trait]
 impl images_server::Images for GrpcImages {
-    async fn info(&self, _: Request<pb::InfoRequest>) -> Result<Response<pb::InfoResponse>, Status> {
-        self.domain.info().map(Response::new).map_err(|e| status_from(&e))
+    async fn info(
+        &self,
+        _: Request<pb::InfoRequest>,
+    ) -> Result<Response<pb::InfoResponse>, Status> {
+        self.domain
+            .info()
+            .map(Response::new)
+            .map_err(|e| status_from(&e))
     }
 
     async fn disk_usage(
         &self,
         _: Request<pb::DiskUsageRequest>,
     ) -> Result<Response<pb::DiskUsageResponse>, Status> {
-        self.domain.disk_usage().map(Response::new).map_err(|e| status_from(&e))
+        self.domain
+            .disk_usage()
+            .map(Response::new)
+            .map_err(|e| status_from(&e))
     }
 }

@@ -17,7 +17,11 @@ pub(crate) struct Images {
 
 impl Images {
     /// Probes the layer filesystem once: its facts do not change while the service runs.
-    pub(crate) fn new(store: Store, root: PathBuf, cfg: &DaemonConfig) -> Result<Images, ImagesError> {
+    pub(crate) fn new(
+        store: Store,
+        root: PathBuf,
+        cfg: &DaemonConfig,
+    ) -> Result<Images, ImagesError> {
         let layers = root.join("overlay2");
         let io = |source| ImagesError::Io {
             path: layers.display().to_string(),

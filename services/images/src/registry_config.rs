@@ -66,7 +66,10 @@ mod tests {
         )
         .unwrap();
         let rc = registry_config(&cfg);
-        assert_eq!(rc.insecure_registry_cidrs, ["::1/128", "127.0.0.0/8", "10.0.0.0/8"]);
+        assert_eq!(
+            rc.insecure_registry_cidrs,
+            ["::1/128", "127.0.0.0/8", "10.0.0.0/8"]
+        );
         assert_eq!(rc.mirrors, ["https://mirror.example/"]);
         assert_eq!(rc.index_configs.len(), 2);
         assert!(rc.index_configs[0].official && rc.index_configs[0].secure);

@@ -61,6 +61,10 @@ mod tests {
         assert!(!backing_filesystem(dir.path()).is_empty());
         // Every filesystem this runs on in CI (ext4, xfs, tmpfs) has d_type.
         assert!(supports_d_type(dir.path()).unwrap());
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "probe removed");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "probe removed"
+        );
     }
 }

@@ -18,7 +18,13 @@ impl GrpcNetwork {
 
 #[tonic::async_trait]
 impl network_server::Network for GrpcNetwork {
-    async fn info(&self, _: Request<pb::InfoRequest>) -> Result<Response<pb::InfoResponse>, Status> {
-        self.domain.info().map(Response::new).map_err(|e| status_from(&e))
+    async fn info(
+        &self,
+        _: Request<pb::InfoRequest>,
+    ) -> Result<Response<pb::InfoResponse>, Status> {
+        self.domain
+            .info()
+            .map(Response::new)
+            .map_err(|e| status_from(&e))
     }
 }

@@ -53,11 +53,18 @@ mod tests {
         std::fs::create_dir_all(proc.path().join("net/ipv4")).unwrap();
         std::fs::create_dir_all(proc.path().join("net/bridge")).unwrap();
         std::fs::write(proc.path().join("net/ipv4/ip_forward"), "0\n").unwrap();
-        std::fs::write(proc.path().join("net/bridge/bridge-nf-call-iptables"), "1\n").unwrap();
+        std::fs::write(
+            proc.path().join("net/bridge/bridge-nf-call-iptables"),
+            "1\n",
+        )
+        .unwrap();
         let n = Network::new(Store::open(data.path()).unwrap(), Sysctl::at(proc.path()));
         let info = n.info().unwrap();
         assert!(!info.ipv4_forwarding && info.bridge_nf_iptables);
-        assert_eq!(info.warnings, vec!["WARNING: IPv4 forwarding is disabled".to_owned()]);
+        assert_eq!(
+            info.warnings,
+            vec!["WARNING: IPv4 forwarding is disabled".to_owned()]
+        );
         assert_eq!(info.networks, 0);
     }
 }

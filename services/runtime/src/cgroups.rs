@@ -150,7 +150,10 @@ mod tests {
     #[test]
     fn v2_unified_from_fixture() {
         let (_d, root) = tree(&[
-            ("cgroup.controllers", "cpuset cpu io memory hugetlb pids rdma misc\n"),
+            (
+                "cgroup.controllers",
+                "cpuset cpu io memory hugetlb pids rdma misc\n",
+            ),
             ("cgroup.subtree_control", "cpu memory pids\n"),
         ]);
         let info = CgroupInfo::detect(&root);
@@ -167,7 +170,10 @@ mod tests {
         let info = CgroupInfo::detect(&root);
         assert_eq!(info.version, CgroupVersion::V2);
         assert!(!info.memory_limit && !info.pids_limit);
-        assert!(info.warnings.contains(&"WARNING: No memory limit support".to_owned()));
+        assert!(
+            info.warnings
+                .contains(&"WARNING: No memory limit support".to_owned())
+        );
     }
 
     #[test]
@@ -185,13 +191,19 @@ mod tests {
         let info = CgroupInfo::detect(&root);
         assert_eq!(info.version, CgroupVersion::V1);
         assert!(info.memory_limit && !info.swap_limit && info.oom_kill_disable);
-        assert_eq!(info.warnings, vec!["WARNING: No swap limit support".to_owned()]);
+        assert_eq!(
+            info.warnings,
+            vec!["WARNING: No swap limit support".to_owned()]
+        );
     }
 
     #[test]
     fn this_host() {
         // Whatever the host runs, detection yields a version and a driver.
         let info = CgroupInfo::detect_host();
-        assert!(matches!(info.version, CgroupVersion::V1 | CgroupVersion::V2));
+        assert!(matches!(
+            info.version,
+            CgroupVersion::V1 | CgroupVersion::V2
+        ));
     }
 }

@@ -16,7 +16,12 @@ pub(crate) struct Runtime {
 }
 
 impl Runtime {
-    pub(crate) fn new(store: Store, cgroups: CgroupInfo, engine_id: EngineId, cfg: &DaemonConfig) -> Runtime {
+    pub(crate) fn new(
+        store: Store,
+        cgroups: CgroupInfo,
+        engine_id: EngineId,
+        cfg: &DaemonConfig,
+    ) -> Runtime {
         Runtime {
             store,
             cgroups,

@@ -36,12 +36,11 @@ impl Volumes {
             .into_iter()
             .map(|v| {
                 let mountpoint = self.mountpoint(&v.name);
-                let size = berth_service::disk_usage(&mountpoint).map_err(|source| {
-                    VolumesError::Io {
+                let size =
+                    berth_service::disk_usage(&mountpoint).map_err(|source| VolumesError::Io {
                         path: mountpoint.display().to_string(),
                         source,
-                    }
-                })?;
+                    })?;
                 Ok(pb::VolumeUsage {
                     mountpoint: mountpoint.display().to_string(),
                     name: v.name,

@@ -20,7 +20,10 @@ fn start_with(config: &str) -> (bool, String) {
 fn unknown_keys_and_bad_values_are_refused_by_name() {
     let (ok, err) = start_with(r#"{"hosts": [], "colour": "blue"}"#);
     assert!(!ok);
-    assert!(err.contains("don't match any configuration option: colour"), "{err}");
+    assert!(
+        err.contains("don't match any configuration option: colour"),
+        "{err}"
+    );
     let (ok, err) = start_with(r#"{"log-level": "loud"}"#);
     assert!(!ok);
     assert!(err.contains("invalid value for \"log-level\""), "{err}");
@@ -31,7 +34,12 @@ fn unknown_keys_and_bad_values_are_refused_by_name() {
 
 #[test]
 fn a_missing_named_config_file_is_an_error() {
-    let out = run(std::process::Command::new(bin("berth-images")).args(["--config", "/nonexistent/daemon.json"]));
+    let out = run(std::process::Command::new(bin("berth-images"))
+        .args(["--config", "/nonexistent/daemon.json"]));
     assert!(!out.status.success());
-    assert!(text(&out).1.contains("/nonexistent/daemon.json"), "{:?}", text(&out));
+    assert!(
+        text(&out).1.contains("/nonexistent/daemon.json"),
+        "{:?}",
+        text(&out)
+    );
 }

@@ -11,7 +11,10 @@ fn nats_down_commands_keep_working_and_buffered_events_arrive_afterwards() {
         nats_url: Some(nats.url()),
         ..Default::default()
     });
-    let since = engine.docker_ok(&["info", "--format", "{{.SystemTime}}"]).trim().to_owned();
+    let since = engine
+        .docker_ok(&["info", "--format", "{{.SystemTime}}"])
+        .trim()
+        .to_owned();
 
     nats.kill();
     // The gateway notices the loss, answers, and says so in /info.
@@ -19,7 +22,9 @@ fn nats_down_commands_keep_working_and_buffered_events_arrive_afterwards() {
         let out = engine.docker(&["info"]);
         assert!(out.status.success(), "{:?}", text(&out));
         let (_, stderr) = text(&out);
-        stderr.contains("event bus (NATS) is unreachable").then_some(stderr)
+        stderr
+            .contains("event bus (NATS) is unreachable")
+            .then_some(stderr)
     });
     assert!(stderr.contains("WARNING"));
     engine.docker_ok(&["version"]);
@@ -31,7 +36,13 @@ fn nats_down_commands_keep_working_and_buffered_events_arrive_afterwards() {
     let found = eventually("the buffered events after NATS returned", || {
         let until = engine.docker_ok(&["info", "--format", "{{.SystemTime}}"]);
         let out = engine.docker_ok(&[
-            "events", "--since", &since, "--until", until.trim(), "--format", "{{json .}}",
+            "events",
+            "--since",
+            &since,
+            "--until",
+            until.trim(),
+            "--format",
+            "{{json .}}",
         ]);
         let services: Vec<&str> = ["runtime", "images"]
             .into_iter()
@@ -39,7 +50,11 @@ fn nats_down_commands_keep_working_and_buffered_events_arrive_afterwards() {
             .collect();
         (services.len() == 2).then_some(out)
     });
-    assert_eq!(found.lines().filter(|l| l.contains("\"reload\"")).count(), 2, "{found}");
+    assert_eq!(
+        found.lines().filter(|l| l.contains("\"reload\"")).count(),
+        2,
+        "{found}"
+    );
     // And the warning is gone once reconnected.
     eventually("docker info without the NATS warning", || {
         let out = engine.docker(&["info"]);

@@ -11,7 +11,10 @@ fn json(s: &str) -> serde_json::Value {
 fn docker_version_reports_engine_and_api_1_50_without_downgrade() {
     let engine = Engine::up(EngineOptions::default());
     let v = json(&engine.docker_ok(&["version", "--format", "{{json .}}"]));
-    assert_eq!(v["Client"]["ApiVersion"], "1.50", "the client did not downgrade: {v}");
+    assert_eq!(
+        v["Client"]["ApiVersion"], "1.50",
+        "the client did not downgrade: {v}"
+    );
     assert_eq!(v["Server"]["ApiVersion"], "1.50");
     assert_eq!(v["Server"]["MinAPIVersion"], "1.24");
     assert_eq!(v["Server"]["Os"], "linux");
@@ -36,16 +39,28 @@ fn docker_info_succeeds_with_real_figures() {
     assert_eq!(info["Containers"], 0);
     assert_eq!(info["Images"], 0);
     assert_eq!(info["Swarm"]["LocalNodeState"], "inactive");
-    assert!(["1", "2"].contains(&info["CgroupVersion"].as_str().unwrap()), "{info}");
-    assert_eq!(info["DockerRootDir"], engine.data_root.display().to_string());
-    assert_eq!(info["NCPU"], std::thread::available_parallelism().unwrap().get());
+    assert!(
+        ["1", "2"].contains(&info["CgroupVersion"].as_str().unwrap()),
+        "{info}"
+    );
+    assert_eq!(
+        info["DockerRootDir"],
+        engine.data_root.display().to_string()
+    );
+    assert_eq!(
+        info["NCPU"],
+        std::thread::available_parallelism().unwrap().get()
+    );
     let id = info["ID"].as_str().unwrap().to_owned();
     assert_eq!(id.len(), 36, "{id}");
     // The ID is stable: kept under the data root.
     let again = json(&engine.docker_ok(&["info", "--format", "{{json .}}"]));
     assert_eq!(again["ID"], id.as_str());
     let df = engine.docker_ok(&["system", "df"]);
-    assert!(df.contains("Images") && df.contains("Local Volumes"), "{df}");
+    assert!(
+        df.contains("Images") && df.contains("Local Volumes"),
+        "{df}"
+    );
 }
 
 #[test]
@@ -58,7 +73,10 @@ fn a_backend_down_is_a_warning_and_info_still_succeeds() {
     engine.signal("berth-volumes", Signal::SIGCONT);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stderr.contains("the volumes service is unavailable"), "{stderr}");
+    assert!(
+        stderr.contains("the volumes service is unavailable"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -71,8 +89,16 @@ fn events_since_until_replays_an_event_a_service_published() {
     let line = eventually("the reload event in docker events", || {
         let until = engine.docker_ok(&["info", "--format", "{{.SystemTime}}"]);
         let out = engine.docker_ok(&[
-            "system", "events", "--since", &since, "--until", until.trim(),
-            "--filter", "type=daemon", "--format", "{{json .}}",
+            "system",
+            "events",
+            "--since",
+            &since,
+            "--until",
+            until.trim(),
+            "--filter",
+            "type=daemon",
+            "--format",
+            "{{json .}}",
         ]);
         out.lines()
             .find(|l| l.contains("\"reload\"") && l.contains("\"service\":\"runtime\""))
@@ -86,13 +112,31 @@ fn events_since_until_replays_an_event_a_service_published() {
     // A filter that excludes it.
     let until = engine.docker_ok(&["info", "--format", "{{.SystemTime}}"]);
     let none = engine.docker_ok(&[
-        "events", "--since", &since, "--until", until.trim(), "--filter", "type=container",
+        "events",
+        "--since",
+        &since,
+        "--until",
+        until.trim(),
+        "--filter",
+        "type=container",
     ]);
     assert!(none.trim().is_empty(), "{none}");
     // Bad filters are a 400 with Docker's message.
-    let bad = engine.docker(&["events", "--since", &since, "--until", until.trim(), "--filter", "colour=red"]);
+    let bad = engine.docker(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        until.trim(),
+        "--filter",
+        "colour=red",
+    ]);
     assert!(!bad.status.success());
-    assert!(text(&bad).1.contains("invalid filter 'colour'"), "{:?}", text(&bad));
+    assert!(
+        text(&bad).1.contains("invalid filter 'colour'"),
+        "{:?}",
+        text(&bad)
+    );
 }
 
 #[test]
@@ -102,24 +146,49 @@ fn every_service_metrics_pass_promtool() {
     for service in ["api-gateway", "runtime", "images", "network", "volumes"] {
         let url = engine.metrics_url(service);
         let body = berth_testutil::http_get(&url);
-        assert!(body.contains("process_resident_memory_bytes"), "{service}: {body}");
-        assert!(body.contains(&format!("service=\"{service}\"")), "{service}: {body}");
+        assert!(
+            body.contains("process_resident_memory_bytes"),
+            "{service}: {body}"
+        );
+        assert!(
+            body.contains(&format!("service=\"{service}\"")),
+            "{service}: {body}"
+        );
         let mut promtool = std::process::Command::new("promtool");
         promtool
             .args(["check", "metrics"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
-        let mut child = promtool.spawn().expect("promtool (apt-get install prometheus)");
+        let mut child = promtool
+            .spawn()
+            .expect("promtool (apt-get install prometheus)");
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(body.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{service}: promtool: {:?}\n{body}", text(&out));
+        assert!(
+            out.status.success(),
+            "{service}: promtool: {:?}\n{body}",
+            text(&out)
+        );
     }
     let gw = berth_testutil::http_get(&engine.metrics_url("api-gateway"));
-    assert!(gw.contains("berth_http_requests_total{method=\"GET\",route=\"/info\",code=\"200\"}"), "{gw}");
+    assert!(
+        gw.contains("berth_http_requests_total{method=\"GET\",route=\"/info\",code=\"200\"}"),
+        "{gw}"
+    );
     let rt = berth_testutil::http_get(&engine.metrics_url("runtime"));
-    assert!(rt.contains("berth_grpc_requests_total{method=\"/berth.runtime.v1.Runtime/Info\",code=\"OK\"}"), "{rt}");
+    assert!(
+        rt.contains(
+            "berth_grpc_requests_total{method=\"/berth.runtime.v1.Runtime/Info\",code=\"OK\"}"
+        ),
+        "{rt}"
+    );
 }
 
 #[test]
@@ -127,19 +196,34 @@ fn unknown_routes_and_versions_answer_like_docker() {
     let engine = Engine::up(EngineOptions::default());
     let sock = engine.docker_host.trim_start_matches("unix://").to_owned();
     let curl = |path: &str| {
-        let out = run(std::process::Command::new("curl").args(["-s", "-i", "--unix-socket", &sock]).arg(format!("http://localhost{path}")));
+        let out = run(std::process::Command::new("curl")
+            .args(["-s", "-i", "--unix-socket", &sock])
+            .arg(format!("http://localhost{path}")));
         text(&out).0
     };
     let r = curl("/v1.50/nope");
     assert!(r.starts_with("HTTP/1.1 404"), "{r}");
     assert!(r.contains("{\"message\":\"page not found\"}"), "{r}");
-    assert!(r.to_lowercase().contains("content-type: application/json\r\n"), "{r}");
+    assert!(
+        r.to_lowercase()
+            .contains("content-type: application/json\r\n"),
+        "{r}"
+    );
     let r = curl("/v1.51/info");
-    assert!(r.contains("client version 1.51 is too new. Maximum supported API version is 1.50"), "{r}");
+    assert!(
+        r.contains("client version 1.51 is too new. Maximum supported API version is 1.50"),
+        "{r}"
+    );
     let r = curl("/v1.23/info");
-    assert!(r.contains("client version 1.23 is too old. Minimum supported API version is 1.24"), "{r}");
+    assert!(
+        r.contains("client version 1.23 is too old. Minimum supported API version is 1.24"),
+        "{r}"
+    );
     let r = curl("/v1.24/_ping");
     assert!(r.starts_with("HTTP/1.1 200") && r.ends_with("OK"), "{r}");
     assert!(r.to_lowercase().contains("api-version: 1.50"), "{r}");
-    assert!(r.to_lowercase().contains("server: docker/28.2.2 (linux)"), "{r}");
+    assert!(
+        r.to_lowercase().contains("server: docker/28.2.2 (linux)"),
+        "{r}"
+    );
 }

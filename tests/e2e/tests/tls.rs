@@ -7,7 +7,13 @@ fn tlsverify_requires_a_client_certificate_signed_by_the_ca() {
     let certs = tempfile::tempdir().unwrap();
     let dir = certs.path().display().to_string();
     let out = run(std::process::Command::new(bin("berth")).args([
-        "certs", "--out", &dir, "--host", "localhost", "--host", "127.0.0.1",
+        "certs",
+        "--out",
+        &dir,
+        "--host",
+        "localhost",
+        "--host",
+        "127.0.0.1",
     ]));
     assert!(out.status.success(), "{:?}", text(&out));
 
@@ -26,8 +32,18 @@ fn tlsverify_requires_a_client_certificate_signed_by_the_ca() {
 
     // With the client certificate: works, by flags and by DOCKER_CERT_PATH.
     let ok = engine.docker(&[
-        "--tlsverify", "--tlscacert", &format!("{dir}/ca.pem"), "--tlscert", &format!("{dir}/cert.pem"),
-        "--tlskey", &format!("{dir}/key.pem"), "-H", &tcp, "version", "--format", "{{.Server.APIVersion}}",
+        "--tlsverify",
+        "--tlscacert",
+        &format!("{dir}/ca.pem"),
+        "--tlscert",
+        &format!("{dir}/cert.pem"),
+        "--tlskey",
+        &format!("{dir}/key.pem"),
+        "-H",
+        &tcp,
+        "version",
+        "--format",
+        "{{.Server.APIVersion}}",
     ]);
     assert!(ok.status.success(), "{:?}\n{}", text(&ok), engine.logs());
     assert_eq!(text(&ok).0.trim(), "1.50");
@@ -55,10 +71,28 @@ fn tlsverify_requires_a_client_certificate_signed_by_the_ca() {
     // A certificate from another CA: refused too.
     let other = tempfile::tempdir().unwrap();
     let o = other.path().display().to_string();
-    assert!(run(std::process::Command::new(bin("berth")).args(["certs", "--out", &o, "--host", "127.0.0.1"])).status.success());
+    assert!(
+        run(std::process::Command::new(bin("berth")).args([
+            "certs",
+            "--out",
+            &o,
+            "--host",
+            "127.0.0.1"
+        ]))
+        .status
+        .success()
+    );
     let refused = engine.docker(&[
-        "--tlsverify", "--tlscacert", &format!("{dir}/ca.pem"), "--tlscert", &format!("{o}/cert.pem"),
-        "--tlskey", &format!("{o}/key.pem"), "-H", &tcp, "version",
+        "--tlsverify",
+        "--tlscacert",
+        &format!("{dir}/ca.pem"),
+        "--tlscert",
+        &format!("{o}/cert.pem"),
+        "--tlskey",
+        &format!("{o}/key.pem"),
+        "-H",
+        &tcp,
+        "version",
     ]);
     assert!(!refused.status.success(), "{:?}", text(&refused));
 
@@ -69,6 +103,9 @@ fn tlsverify_requires_a_client_certificate_signed_by_the_ca() {
     // The unix socket still serves without TLS, with mode 0660.
     engine.docker_ok(&["version"]);
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(engine.run_root.join("docker.sock")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(engine.run_root.join("docker.sock"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o660);
 }
