@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # verify-units.sh — check Berth's systemd units (deploy/systemd/*.service, berth.target).
+# --units DIR checks the berth*.service and berth*.target files of DIR instead (for example
+# /etc/systemd/system after install.sh, with --require-binaries).
 #
 # Exits 0 only when every check below passes; 1 when a check fails; 2 when it cannot run
 # (no systemd-analyze, bad option). Needs no running systemd, installs nothing, and does not
@@ -75,7 +77,7 @@ declare -A max_exposure=(
 )
 
 shopt -s nullglob
-unit_files=("$units_dir"/*.service "$units_dir"/*.target)
+unit_files=("$units_dir"/berth*.service "$units_dir"/berth*.target)
 shopt -u nullglob
 if [[ ${#unit_files[@]} -eq 0 ]]; then
     echo "verify-units: no units in $units_dir" >&2
@@ -198,7 +200,8 @@ has_value() {
     local file=$1 key=$2 want=$3
     values "$file" "$key" | tr ' ' '\n' | grep -qxF -- "$want"
 }
-for f in "$units_dir"/*.service; do
+for f in "${unit_files[@]}"; do
+    [[ $f == *.service ]] || continue
     u=$(basename "$f")
     [[ $(values "$f" Type) == simple ]] || fail "$u: want Type=simple"
     [[ $(values "$f" Restart) == on-failure ]] || fail "$u: want Restart=on-failure"

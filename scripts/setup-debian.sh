@@ -13,7 +13,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-want=(nats-server prometheus curl systemd ca-certificates)
+want=(nats-server prometheus curl systemd ca-certificates docker-registry busybox-static skopeo umoci)
 command -v docker >/dev/null 2>&1 || want+=(docker.io)
 
 missing=()

@@ -106,7 +106,11 @@ pub fn init(cfg: TelemetryConfig<'_>) -> anyhow::Result<TelemetryGuard> {
             .try_init()
     } else {
         registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                    .with_writer(std::io::stderr),
+            )
             .try_init()
     };
     result.map_err(|e| anyhow::anyhow!("installing the log subscriber: {e}"))?;

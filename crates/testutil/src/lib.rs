@@ -3,10 +3,14 @@
 //! Every helper cleans up after itself on drop.
 
 mod engine;
+pub mod images;
 mod nats;
+pub mod registry;
 
 pub use engine::{Engine, EngineOptions};
+pub use images::{ImageInfo, IndexInfo, MediaTypes, push_layout};
 pub use nats::Nats;
+pub use registry::Registry;
 
 use std::{
     path::PathBuf,

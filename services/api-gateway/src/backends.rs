@@ -125,3 +125,94 @@ impl SystemBackend for GrpcBackends {
             .into_inner())
     }
 }
+
+/// A stream of progress messages from a long operation.
+pub type ProgressStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<images::Progress, Status>> + Send>>;
+
+/// The image calls.
+#[tonic::async_trait]
+pub trait ImagesBackend: Send + Sync + 'static {
+    async fn pull(&self, req: images::PullRequest) -> Answer<ProgressStream>;
+    async fn list(&self, req: images::ListRequest) -> Answer<images::ListResponse>;
+    async fn inspect(&self, name: String) -> Answer<images::InspectResponse>;
+    async fn history(&self, name: String) -> Answer<images::HistoryResponse>;
+    async fn tag(&self, req: images::TagRequest) -> Answer<()>;
+    async fn remove(&self, req: images::RemoveRequest) -> Answer<images::RemoveResponse>;
+    async fn prune(&self, filters: String) -> Answer<images::PruneResponse>;
+    async fn login(&self, auth: images::Auth) -> Answer<images::LoginResponse>;
+}
+
+impl GrpcBackends {
+    fn images_client(
+        &self,
+    ) -> images::images_client::ImagesClient<
+        tonic::service::interceptor::InterceptedService<
+            Channel,
+            fn(tonic::Request<()>) -> Result<tonic::Request<()>, Status>,
+        >,
+    > {
+        images::images_client::ImagesClient::with_interceptor(
+            self.images.clone(),
+            trace_interceptor as fn(tonic::Request<()>) -> Result<tonic::Request<()>, Status>,
+        )
+    }
+}
+
+/// Image calls may run long (a pull of a large image): no deadline but the client's.
+fn long<T>(msg: T) -> tonic::Request<T> {
+    tonic::Request::new(msg)
+}
+
+#[tonic::async_trait]
+impl ImagesBackend for GrpcBackends {
+    async fn pull(&self, req: images::PullRequest) -> Answer<ProgressStream> {
+        let stream = self.images_client().pull(long(req)).await?.into_inner();
+        Ok(Box::pin(stream))
+    }
+
+    async fn list(&self, req: images::ListRequest) -> Answer<images::ListResponse> {
+        Ok(self.images_client().list(request(req)).await?.into_inner())
+    }
+
+    async fn inspect(&self, name: String) -> Answer<images::InspectResponse> {
+        Ok(self
+            .images_client()
+            .inspect(request(images::InspectRequest { name }))
+            .await?
+            .into_inner())
+    }
+
+    async fn history(&self, name: String) -> Answer<images::HistoryResponse> {
+        Ok(self
+            .images_client()
+            .history(request(images::InspectRequest { name }))
+            .await?
+            .into_inner())
+    }
+
+    async fn tag(&self, req: images::TagRequest) -> Answer<()> {
+        self.images_client().tag(request(req)).await?;
+        Ok(())
+    }
+
+    async fn remove(&self, req: images::RemoveRequest) -> Answer<images::RemoveResponse> {
+        Ok(self.images_client().remove(long(req)).await?.into_inner())
+    }
+
+    async fn prune(&self, filters: String) -> Answer<images::PruneResponse> {
+        Ok(self
+            .images_client()
+            .prune(long(images::PruneRequest { filters }))
+            .await?
+            .into_inner())
+    }
+
+    async fn login(&self, auth: images::Auth) -> Answer<images::LoginResponse> {
+        Ok(self
+            .images_client()
+            .login(request(images::LoginRequest { auth: Some(auth) }))
+            .await?
+            .into_inner())
+    }
+}

@@ -34,7 +34,7 @@ impl Wanted {
     }
 }
 
-fn image(i: &images::ImageUsage) -> Value {
+fn image(i: &images::ImageSummary) -> Value {
     json!({
         "Id": i.id,
         "ParentId": i.parent_id,

@@ -51,6 +51,12 @@ pub fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Respon
     res
 }
 
+impl From<berth_types::InvalidFilter> for ApiError {
+    fn from(e: berth_types::InvalidFilter) -> ApiError {
+        ApiError::invalid(e.message)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = berth_errors::http_status(self.kind);

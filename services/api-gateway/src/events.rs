@@ -3,7 +3,9 @@
 
 use berth_types::{Event, EventType};
 
-use crate::{error::ApiError, filters::Filters};
+use berth_types::Filters;
+
+use crate::error::ApiError;
 
 /// Filter keys `/events` accepts.
 pub const ACCEPTED_FILTERS: &[&str] = &[
@@ -69,8 +71,8 @@ impl EventQuery {
                 fmt_ts(u)
             )));
         }
-        let filters = Filters::parse(filters.unwrap_or_default())?;
-        filters.validate(ACCEPTED_FILTERS)?;
+        let filters = Filters::parse(filters.unwrap_or_default()).map_err(ApiError::from)?;
+        filters.validate(ACCEPTED_FILTERS).map_err(ApiError::from)?;
         for t in filters.values("type") {
             if t.parse::<EventType>().is_err() {
                 return Err(ApiError::invalid(format!("invalid filter 'type={t}'")));

@@ -7,11 +7,12 @@ pub mod backends;
 pub mod df;
 pub mod error;
 pub mod events;
-pub mod filters;
 pub mod host;
 mod http_metrics;
 pub mod info;
+pub mod jsonmessage;
 mod listen;
+pub mod registry_auth;
 pub mod routes;
 pub mod state;
 mod tls;
@@ -36,6 +37,7 @@ use crate::{backends::GrpcBackends, error::ApiError, host::HostFacts, state::App
 pub fn app(state: AppState, metrics: Option<&berth_telemetry::Metrics>) -> Router {
     let mut routes = Router::new()
         .merge(routes::system::router())
+        .merge(routes::images::router())
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .with_state(state);
@@ -72,9 +74,10 @@ async fn not_found() -> Response {
 pub async fn serve(launch: Launch) -> anyhow::Result<()> {
     let ctx = ServiceContext::start(ServiceName::ApiGateway, launch).await?;
     let cfg = Arc::new(ctx.cfg.clone());
-    let backends = GrpcBackends::new(berth_service::connect_all(&cfg)?)?;
+    let backends = Arc::new(GrpcBackends::new(berth_service::connect_all(&cfg)?)?);
     let state = AppState {
-        backends: Arc::new(backends),
+        backends: backends.clone(),
+        images: backends,
         bus: ctx.bus.clone(),
         host: Arc::new(HostFacts::read()),
         cfg: cfg.clone(),

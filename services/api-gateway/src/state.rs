@@ -3,12 +3,16 @@ use std::sync::{Arc, atomic::AtomicI64};
 use berth_bus::Bus;
 use berth_config::DaemonConfig;
 
-use crate::{backends::SystemBackend, host::HostFacts};
+use crate::{
+    backends::{ImagesBackend, SystemBackend},
+    host::HostFacts,
+};
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub backends: Arc<dyn SystemBackend>,
+    pub images: Arc<dyn ImagesBackend>,
     pub bus: Bus,
     pub host: Arc<HostFacts>,
     pub cfg: Arc<DaemonConfig>,

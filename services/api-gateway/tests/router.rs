@@ -9,7 +9,7 @@ use axum::{
 };
 use berth_api_gateway::{
     app,
-    backends::{Answer, SystemBackend},
+    backends::{Answer, ImagesBackend, ProgressStream, SystemBackend},
     host::HostFacts,
     state::AppState,
 };
@@ -59,6 +59,41 @@ impl SystemBackend for Fake {
     }
 }
 
+fn unimplemented<T>() -> Answer<T> {
+    Err(tonic::Status::unimplemented("not in this test"))
+}
+
+#[tonic::async_trait]
+impl ImagesBackend for Fake {
+    async fn pull(&self, _: images::PullRequest) -> Answer<ProgressStream> {
+        unimplemented()
+    }
+    async fn list(&self, _: images::ListRequest) -> Answer<images::ListResponse> {
+        unimplemented()
+    }
+    async fn inspect(&self, name: String) -> Answer<images::InspectResponse> {
+        Err(berth_errors::to_status(
+            berth_types::ErrorKind::NotFound,
+            format!("No such image: {name}"),
+        ))
+    }
+    async fn history(&self, _: String) -> Answer<images::HistoryResponse> {
+        unimplemented()
+    }
+    async fn tag(&self, _: images::TagRequest) -> Answer<()> {
+        unimplemented()
+    }
+    async fn remove(&self, _: images::RemoveRequest) -> Answer<images::RemoveResponse> {
+        unimplemented()
+    }
+    async fn prune(&self, _: String) -> Answer<images::PruneResponse> {
+        unimplemented()
+    }
+    async fn login(&self, _: images::Auth) -> Answer<images::LoginResponse> {
+        unimplemented()
+    }
+}
+
 async fn state() -> AppState {
     // Nothing listens there: the bus stays disconnected, which the handlers must survive.
     let bus = berth_bus::Bus::connect("nats://127.0.0.1:1", "test")
@@ -67,6 +102,7 @@ async fn state() -> AppState {
     let cfg = berth_config::DaemonConfig::parse(std::path::Path::new("daemon.json"), "{}").unwrap();
     AppState {
         backends: Arc::new(Fake),
+        images: Arc::new(Fake),
         bus,
         host: Arc::new(HostFacts::read()),
         cfg: Arc::new(cfg),
@@ -230,4 +266,20 @@ async fn events_rejects_bad_queries() {
     assert_eq!(r.body, r#"{"message":"invalid filter 'colour'"}"#);
     let r = call(Method::GET, "/v1.50/events?since=yesterday").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn image_names_with_slashes_and_colons_route_by_suffix() {
+    let r = call(
+        Method::GET,
+        "/v1.50/images/localhost:5000/library/busybox:latest/json",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        r.body,
+        r#"{"message":"No such image: localhost:5000/library/busybox:latest"}"#
+    );
+    let r = call(Method::GET, "/v1.50/images/busybox/unknown-suffix").await;
+    assert_eq!(r.body, r#"{"message":"page not found"}"#);
 }

@@ -1,19 +1,58 @@
 //! The gRPC shell: decode, call the domain, encode. No logic here.
 
-use berth_errors::status_from;
+use std::{pin::Pin, sync::Arc};
+
+use berth_errors::{HasKind, status_from};
 use berth_proto::images::v1::{self as pb, images_server};
+use berth_types::ImageRef;
+use futures::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::info::Images;
+use crate::{
+    ImagesError,
+    platform::Platform,
+    progress::{Progress, ProgressSink},
+    pull::PullSpec,
+    registry::Credentials,
+    service::ImageService,
+};
 
 pub(crate) struct GrpcImages {
-    domain: Images,
+    domain: Arc<ImageService>,
 }
 
 impl GrpcImages {
-    pub(crate) fn new(domain: Images) -> GrpcImages {
+    pub(crate) fn new(domain: Arc<ImageService>) -> GrpcImages {
         GrpcImages { domain }
     }
+}
+
+type ProgressStream = Pin<Box<dyn Stream<Item = Result<pb::Progress, Status>> + Send>>;
+
+fn to_pb(p: Progress) -> pb::Progress {
+    pb::Progress {
+        id: p.id,
+        status: p.status,
+        current: p.current,
+        total: p.total,
+        error: String::new(),
+        error_kind: String::new(),
+    }
+}
+
+fn credentials(a: Option<pb::Auth>) -> Credentials {
+    let a = a.unwrap_or_default();
+    Credentials {
+        username: a.username,
+        password: a.password,
+        registry_token: a.registry_token,
+    }
+}
+
+fn invalid(e: impl std::fmt::Display) -> Status {
+    status_from(&ImagesError::InvalidArgument(e.to_string()))
 }
 
 #[tonic::async_trait]
@@ -35,6 +74,135 @@ impl images_server::Images for GrpcImages {
         self.domain
             .disk_usage()
             .map(Response::new)
+            .map_err(|e| status_from(&e))
+    }
+
+    type PullStream = ProgressStream;
+
+    /// Progress messages, then either the end of the stream or one message carrying the error.
+    async fn pull(
+        &self,
+        req: Request<pb::PullRequest>,
+    ) -> Result<Response<ProgressStream>, Status> {
+        let req = req.into_inner();
+        let reference: ImageRef = req.reference.parse().map_err(invalid)?;
+        let platform = Platform::parse(&req.platform).map_err(|e| status_from(&e))?;
+        let spec = PullSpec {
+            reference,
+            platform,
+            credentials: credentials(req.auth),
+        };
+        let (tx, rx) = mpsc::channel::<Progress>(64);
+        let (out_tx, out_rx) = mpsc::channel::<Result<pb::Progress, Status>>(64);
+        let domain = self.domain.clone();
+        tokio::spawn(async move {
+            let forward = {
+                let out_tx = out_tx.clone();
+                async move {
+                    let mut rx = rx;
+                    while let Some(p) = rx.recv().await {
+                        let _ = out_tx.send(Ok(to_pb(p))).await;
+                    }
+                }
+            };
+            let work = async move { domain.pull(spec, ProgressSink::new(tx)).await };
+            let (result, ()) = tokio::join!(work, forward);
+            if let Err(e) = result {
+                let _ = out_tx
+                    .send(Ok(pb::Progress {
+                        error: e.to_string(),
+                        error_kind: e.kind().as_str().to_owned(),
+                        ..Default::default()
+                    }))
+                    .await;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+    }
+
+    async fn list(
+        &self,
+        req: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::ListResponse>, Status> {
+        let req = req.into_inner();
+        self.domain
+            .list(req.all, &req.filters)
+            .map(|images| Response::new(pb::ListResponse { images }))
+            .map_err(|e| status_from(&e))
+    }
+
+    async fn inspect(
+        &self,
+        req: Request<pb::InspectRequest>,
+    ) -> Result<Response<pb::InspectResponse>, Status> {
+        let (id, v) = self
+            .domain
+            .inspect(&req.into_inner().name)
+            .map_err(|e| status_from(&e))?;
+        Ok(Response::new(pb::InspectResponse {
+            json: v.to_string(),
+            id: id.to_string(),
+        }))
+    }
+
+    async fn history(
+        &self,
+        req: Request<pb::InspectRequest>,
+    ) -> Result<Response<pb::HistoryResponse>, Status> {
+        self.domain
+            .history(&req.into_inner().name)
+            .map(|entries| Response::new(pb::HistoryResponse { entries }))
+            .map_err(|e| status_from(&e))
+    }
+
+    async fn tag(&self, req: Request<pb::TagRequest>) -> Result<Response<pb::TagResponse>, Status> {
+        let r = req.into_inner();
+        self.domain
+            .tag(&r.source, &r.repo, &r.tag)
+            .map(|()| Response::new(pb::TagResponse {}))
+            .map_err(|e| status_from(&e))
+    }
+
+    async fn remove(
+        &self,
+        req: Request<pb::RemoveRequest>,
+    ) -> Result<Response<pb::RemoveResponse>, Status> {
+        let r = req.into_inner();
+        self.domain
+            .remove(&r.name, r.force)
+            .map(|items| Response::new(pb::RemoveResponse { items }))
+            .map_err(|e| status_from(&e))
+    }
+
+    async fn prune(
+        &self,
+        req: Request<pb::PruneRequest>,
+    ) -> Result<Response<pb::PruneResponse>, Status> {
+        self.domain
+            .prune(&req.into_inner().filters)
+            .map(|(items, reclaimed)| {
+                Response::new(pb::PruneResponse {
+                    items,
+                    space_reclaimed: reclaimed as i64,
+                })
+            })
+            .map_err(|e| status_from(&e))
+    }
+
+    async fn login(
+        &self,
+        req: Request<pb::LoginRequest>,
+    ) -> Result<Response<pb::LoginResponse>, Status> {
+        let auth = req.into_inner().auth.unwrap_or_default();
+        self.domain
+            .login(&auth.server_address, credentials(Some(auth.clone())))
+            .await
+            .map(|()| {
+                Response::new(pb::LoginResponse {
+                    status: "Login Succeeded".to_owned(),
+                    identity_token: String::new(),
+                })
+            })
             .map_err(|e| status_from(&e))
     }
 }

@@ -1,34 +1,24 @@
 //! The images service's part of `/info` and `/system/df`.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use berth_config::DaemonConfig;
 use berth_proto::images::v1 as pb;
 
-use crate::{ImagesError, registry_config::registry_config, storage, store::Store};
+use crate::{ImagesError, registry_config::registry_config, service::ImageService, storage};
 
-pub(crate) struct Images {
-    store: Store,
-    root: PathBuf,
+/// Facts probed once at start: the layer filesystem does not change while the service runs.
+pub(crate) struct InfoFacts {
     registry: pb::RegistryConfig,
     driver_status: Vec<pb::KeyValue>,
     warnings: Vec<String>,
 }
 
-impl Images {
-    /// Probes the layer filesystem once: its facts do not change while the service runs.
-    pub(crate) fn new(
-        store: Store,
-        root: PathBuf,
-        cfg: &DaemonConfig,
-    ) -> Result<Images, ImagesError> {
+impl InfoFacts {
+    pub(crate) fn probe(root: &Path, cfg: &DaemonConfig) -> Result<InfoFacts, ImagesError> {
         let layers = root.join("overlay2");
-        let io = |source| ImagesError::Io {
-            path: layers.display().to_string(),
-            source,
-        };
-        std::fs::create_dir_all(&layers).map_err(io)?;
-        let d_type = storage::supports_d_type(&layers).map_err(io)?;
+        std::fs::create_dir_all(&layers).map_err(|e| ImagesError::io(&layers, e))?;
+        let d_type = storage::supports_d_type(&layers).map_err(|e| ImagesError::io(&layers, e))?;
         let kv = |k: &str, v: String| pb::KeyValue {
             key: k.to_owned(),
             value: v,
@@ -40,8 +30,7 @@ impl Images {
                     .to_owned(),
             );
         }
-        Ok(Images {
-            store,
+        Ok(InfoFacts {
             registry: registry_config(cfg),
             driver_status: vec![
                 kv("Backing Filesystem", storage::backing_filesystem(&layers)),
@@ -51,34 +40,28 @@ impl Images {
                 kv("userxattr", "false".to_owned()),
             ],
             warnings,
-            root,
         })
     }
+}
 
-    fn layers_dir(&self) -> PathBuf {
-        self.root.join("overlay2")
-    }
-
+impl ImageService {
     pub(crate) fn info(&self) -> Result<pb::InfoResponse, ImagesError> {
         Ok(pb::InfoResponse {
             images: self.store.count()?,
             driver: "overlay2".to_owned(),
-            driver_status: self.driver_status.clone(),
-            registry_config: Some(self.registry.clone()),
+            driver_status: self.facts.driver_status.clone(),
+            registry_config: Some(self.facts.registry.clone()),
             root_dir: self.root.display().to_string(),
-            warnings: self.warnings.clone(),
+            warnings: self.facts.warnings.clone(),
         })
     }
 
     pub(crate) fn disk_usage(&self) -> Result<pb::DiskUsageResponse, ImagesError> {
-        let layers = self.layers_dir();
-        let size = berth_service::disk_usage(&layers).map_err(|source| ImagesError::Io {
-            path: layers.display().to_string(),
-            source,
-        })?;
+        let layers: u64 = self.store.layers()?.iter().map(|l| l.size).sum();
+        let images = self.summaries(true)?;
         Ok(pb::DiskUsageResponse {
-            layers_size: size as i64,
-            images: Vec::new(),
+            layers_size: layers as i64,
+            images,
         })
     }
 }

@@ -1,11 +1,22 @@
 //! The images service: images, blobs, layers, overlay2 snapshot directories, registry access.
 
+mod catalog;
+mod content;
 mod error;
 mod grpc;
 mod info;
+mod layers;
+mod login;
+mod manifest;
+mod platform;
+mod progress;
+mod pull;
+mod registry;
 mod registry_config;
+mod service;
 mod storage;
 mod store;
+mod unpack;
 
 pub use error::ImagesError;
 
@@ -17,8 +28,7 @@ use tonic::service::RoutesBuilder;
 /// Runs the images service until `launch.shutdown` resolves. Tests start it in-process.
 pub async fn serve(launch: Launch) -> anyhow::Result<()> {
     let ctx = ServiceContext::start(ServiceName::Images, launch).await?;
-    let store = store::Store::open(&ctx.data_dir)?;
-    let domain = info::Images::new(store, ctx.data_dir.clone(), &ctx.cfg)?;
+    let domain = service::ImageService::open(&ctx.data_dir, &ctx.cfg, ctx.events.clone())?;
     let mut routes = RoutesBuilder::default();
     routes.add_service(ImagesServer::new(grpc::GrpcImages::new(domain)));
     ctx.serve(routes).await

@@ -1,16 +1,69 @@
-//! The images service's records, in its own transactional store.
+//! The images service's records, in its own transactional store: images, the references that
+//! name them, and unpacked layers with their reference counts. One write transaction per state
+//! change, so a crash leaves either the old state or the new one.
 
 use std::path::Path;
 
-use redb::{ReadableDatabase, ReadableTableMetadata, TableDefinition};
+use berth_types::Digest;
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{Deserialize, Serialize};
 
 use crate::ImagesError;
 
-/// Images by ID (`sha256:<hex>`); the value is the image record (JSON).
+/// Images by ID (`sha256:<hex>` of the config); the value is an [`ImageRecord`] (JSON).
 const IMAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("images");
+/// `name:tag` and `name@digest` (fully qualified) → image ID.
+const REFS: TableDefinition<&str, &str> = TableDefinition::new("refs");
+/// Layers by chain ID; the value is a [`LayerRecord`] (JSON).
+const LAYERS: TableDefinition<&str, &[u8]> = TableDefinition::new("layers");
+
+/// One image.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct ImageRecord {
+    pub(crate) id: Digest,
+    /// Fully qualified `name:tag` references, in the order they were added.
+    pub(crate) repo_tags: Vec<String>,
+    /// Fully qualified `name@sha256:...` references (the manifest digest per repository).
+    pub(crate) repo_digests: Vec<String>,
+    /// The manifest this image was pulled or loaded with, if any.
+    pub(crate) manifest: Option<Digest>,
+    /// Chain IDs of the layers, bottom first.
+    pub(crate) chain: Vec<Digest>,
+    /// Uncompressed diff IDs, bottom first.
+    pub(crate) diff_ids: Vec<Digest>,
+    /// Sum of the layers' unpacked sizes.
+    pub(crate) size: u64,
+    /// The config's `created` (RFC 3339), as the image says.
+    pub(crate) created: Option<String>,
+    /// Unix seconds when the image entered the store.
+    pub(crate) added_at: i64,
+    /// Every blob this image holds in the content store: manifests, config, layer blobs.
+    #[serde(default)]
+    pub(crate) blobs: Vec<Digest>,
+    /// Unix seconds of the last tag change (`Metadata.LastTagTime`).
+    #[serde(default)]
+    pub(crate) last_tag_time: Option<i64>,
+}
+
+/// One unpacked layer, shared by every image whose chain contains it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct LayerRecord {
+    pub(crate) chain_id: Digest,
+    pub(crate) diff_id: Digest,
+    pub(crate) parent: Option<Digest>,
+    pub(crate) size: u64,
+}
 
 pub(crate) struct Store {
     db: redb::Database,
+}
+
+fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, ImagesError> {
+    serde_json::to_vec(v).map_err(ImagesError::store)
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Result<T, ImagesError> {
+    serde_json::from_slice(b).map_err(ImagesError::store)
 }
 
 impl Store {
@@ -18,26 +71,148 @@ impl Store {
         let db = berth_service::open_store(dir)?;
         let tx = db.begin_write()?;
         tx.open_table(IMAGES)?;
+        tx.open_table(REFS)?;
+        tx.open_table(LAYERS)?;
         tx.commit()?;
         Ok(Store { db })
     }
 
     pub(crate) fn count(&self) -> Result<u64, ImagesError> {
-        let read = || -> anyhow::Result<u64> {
-            let tx = self.db.begin_read()?;
-            Ok(tx.open_table(IMAGES)?.len()?)
+        let tx = self.db.begin_read().map_err(ImagesError::store)?;
+        let t = tx.open_table(IMAGES).map_err(ImagesError::store)?;
+        t.len().map_err(ImagesError::store)
+    }
+
+    pub(crate) fn images(&self) -> Result<Vec<ImageRecord>, ImagesError> {
+        let tx = self.db.begin_read().map_err(ImagesError::store)?;
+        let t = tx.open_table(IMAGES).map_err(ImagesError::store)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(ImagesError::store)? {
+            let (_, v) = row.map_err(ImagesError::store)?;
+            out.push(parse(v.value())?);
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn image(&self, id: &Digest) -> Result<Option<ImageRecord>, ImagesError> {
+        let tx = self.db.begin_read().map_err(ImagesError::store)?;
+        let t = tx.open_table(IMAGES).map_err(ImagesError::store)?;
+        t.get(id.to_string().as_str())
+            .map_err(ImagesError::store)?
+            .map(|v| parse(v.value()))
+            .transpose()
+    }
+
+    /// The image a fully qualified reference names.
+    pub(crate) fn resolve(&self, reference: &str) -> Result<Option<Digest>, ImagesError> {
+        let tx = self.db.begin_read().map_err(ImagesError::store)?;
+        let t = tx.open_table(REFS).map_err(ImagesError::store)?;
+        t.get(reference)
+            .map_err(ImagesError::store)?
+            .map(|v| v.value().parse().map_err(ImagesError::store))
+            .transpose()
+    }
+
+    pub(crate) fn layer(&self, chain_id: &Digest) -> Result<Option<LayerRecord>, ImagesError> {
+        let tx = self.db.begin_read().map_err(ImagesError::store)?;
+        let t = tx.open_table(LAYERS).map_err(ImagesError::store)?;
+        t.get(chain_id.to_string().as_str())
+            .map_err(ImagesError::store)?
+            .map(|v| parse(v.value()))
+            .transpose()
+    }
+
+    pub(crate) fn layers(&self) -> Result<Vec<LayerRecord>, ImagesError> {
+        let tx = self.db.begin_read().map_err(ImagesError::store)?;
+        let t = tx.open_table(LAYERS).map_err(ImagesError::store)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(ImagesError::store)? {
+            let (_, v) = row.map_err(ImagesError::store)?;
+            out.push(parse(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Applies `f` to the tables in one write transaction.
+    pub(crate) fn update<T>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, ImagesError>,
+    ) -> Result<T, ImagesError> {
+        let tx = self.db.begin_write().map_err(ImagesError::store)?;
+        let out = {
+            let mut t = Tx {
+                images: tx.open_table(IMAGES).map_err(ImagesError::store)?,
+                refs: tx.open_table(REFS).map_err(ImagesError::store)?,
+                layers: tx.open_table(LAYERS).map_err(ImagesError::store)?,
+            };
+            f(&mut t)?
         };
-        read().map_err(ImagesError::Store)
+        tx.commit().map_err(ImagesError::store)?;
+        Ok(out)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The tables inside one write transaction.
+pub(crate) struct Tx<'a> {
+    images: redb::Table<'a, &'static str, &'static [u8]>,
+    refs: redb::Table<'a, &'static str, &'static str>,
+    layers: redb::Table<'a, &'static str, &'static [u8]>,
+}
 
-    #[test]
-    fn empty_store() {
-        let dir = tempfile::tempdir().unwrap();
-        assert_eq!(Store::open(dir.path()).unwrap().count().unwrap(), 0);
+impl Tx<'_> {
+    pub(crate) fn image(&self, id: &Digest) -> Result<Option<ImageRecord>, ImagesError> {
+        self.images
+            .get(id.to_string().as_str())
+            .map_err(ImagesError::store)?
+            .map(|v| parse(v.value()))
+            .transpose()
+    }
+
+    pub(crate) fn put_image(&mut self, rec: &ImageRecord) -> Result<(), ImagesError> {
+        self.images
+            .insert(rec.id.to_string().as_str(), json(rec)?.as_slice())
+            .map_err(ImagesError::store)?;
+        Ok(())
+    }
+
+    pub(crate) fn delete_image(&mut self, id: &Digest) -> Result<(), ImagesError> {
+        self.images
+            .remove(id.to_string().as_str())
+            .map_err(ImagesError::store)?;
+        Ok(())
+    }
+
+    pub(crate) fn resolve(&self, reference: &str) -> Result<Option<Digest>, ImagesError> {
+        self.refs
+            .get(reference)
+            .map_err(ImagesError::store)?
+            .map(|v| v.value().parse().map_err(ImagesError::store))
+            .transpose()
+    }
+
+    pub(crate) fn put_ref(&mut self, reference: &str, id: &Digest) -> Result<(), ImagesError> {
+        self.refs
+            .insert(reference, id.to_string().as_str())
+            .map_err(ImagesError::store)?;
+        Ok(())
+    }
+
+    pub(crate) fn delete_ref(&mut self, reference: &str) -> Result<(), ImagesError> {
+        self.refs.remove(reference).map_err(ImagesError::store)?;
+        Ok(())
+    }
+
+    pub(crate) fn put_layer(&mut self, rec: &LayerRecord) -> Result<(), ImagesError> {
+        self.layers
+            .insert(rec.chain_id.to_string().as_str(), json(rec)?.as_slice())
+            .map_err(ImagesError::store)?;
+        Ok(())
+    }
+
+    pub(crate) fn delete_layer(&mut self, chain_id: &Digest) -> Result<(), ImagesError> {
+        self.layers
+            .remove(chain_id.to_string().as_str())
+            .map_err(ImagesError::store)?;
+        Ok(())
     }
 }

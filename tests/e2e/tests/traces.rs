@@ -35,7 +35,12 @@ impl TraceService for Collector {
             for ss in rs.scope_spans {
                 for s in ss.spans {
                     let trace: String = s.trace_id.iter().map(|b| format!("{b:02x}")).collect();
-                    spans.push((service.clone(), s.name.clone(), trace, format!("{:?}", s.attributes)));
+                    spans.push((
+                        service.clone(),
+                        s.name.clone(),
+                        trace,
+                        format!("{:?}", s.attributes),
+                    ));
                 }
             }
         }
@@ -47,7 +52,9 @@ impl TraceService for Collector {
 fn one_docker_call_is_one_trace_across_gateway_and_runtime() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let collector = Collector::default();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     let port = listener.local_addr().unwrap().port();
     let svc = TraceServiceServer::new(collector.clone());
     rt.spawn(
@@ -57,21 +64,27 @@ fn one_docker_call_is_one_trace_across_gateway_and_runtime() {
     );
 
     let engine = Engine::up(EngineOptions {
-        config: Some(serde_json::json!({"berth": {"otlp-endpoint": format!("http://127.0.0.1:{port}")}})),
+        config: Some(
+            serde_json::json!({"berth": {"otlp-endpoint": format!("http://127.0.0.1:{port}")}}),
+        ),
         ..Default::default()
     });
     engine.docker_ok(&["info"]);
 
-    let (gateway_trace, runtime_span) = eventually("gateway and runtime spans of one trace", || {
-        let spans = collector.spans.lock().unwrap().clone();
-        let api = spans
-            .iter()
-            .find(|(svc, name, _, attrs)| svc.contains("berth-api-gateway") && name == "api" && attrs.contains("/info"))?;
-        let rt = spans.iter().find(|(svc, name, trace, attrs)| {
-            svc.contains("berth-runtime") && name == "grpc" && *trace == api.2 && attrs.contains("Runtime/Info")
-        })?;
-        Some((api.2.clone(), rt.clone()))
-    });
+    let (gateway_trace, runtime_span) =
+        eventually("gateway and runtime spans of one trace", || {
+            let spans = collector.spans.lock().unwrap().clone();
+            let api = spans.iter().find(|(svc, name, _, attrs)| {
+                svc.contains("berth-api-gateway") && name == "api" && attrs.contains("/info")
+            })?;
+            let rt = spans.iter().find(|(svc, name, trace, attrs)| {
+                svc.contains("berth-runtime")
+                    && name == "grpc"
+                    && *trace == api.2
+                    && attrs.contains("Runtime/Info")
+            })?;
+            Some((api.2.clone(), rt.clone()))
+        });
     assert_eq!(gateway_trace, runtime_span.2);
     assert_ne!(gateway_trace, "0".repeat(32));
 }

@@ -1,3 +1,4 @@
 //! One router per Docker API area.
 
+pub mod images;
 pub mod system;

@@ -3,18 +3,31 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::error::ApiError;
+/// A `filters` value or key the endpoint does not accept (400 in the Docker API).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct InvalidFilter {
+    pub message: String,
+}
+
+impl InvalidFilter {
+    pub fn new(message: impl Into<String>) -> InvalidFilter {
+        InvalidFilter {
+            message: message.into(),
+        }
+    }
+}
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Filters(BTreeMap<String, BTreeSet<String>>);
 
 impl Filters {
     /// Parses the JSON text of `filters`; an empty string means no filters.
-    pub fn parse(text: &str) -> Result<Filters, ApiError> {
+    pub fn parse(text: &str) -> Result<Filters, InvalidFilter> {
         if text.trim().is_empty() {
             return Ok(Filters::default());
         }
-        let bad = |e: &dyn std::fmt::Display| ApiError::invalid(format!("invalid filter: {e}"));
+        let bad = |e: &dyn std::fmt::Display| InvalidFilter::new(format!("invalid filter: {e}"));
         if let Ok(map) = serde_json::from_str::<BTreeMap<String, BTreeMap<String, bool>>>(text) {
             return Ok(Filters(
                 map.into_iter()
@@ -39,9 +52,9 @@ impl Filters {
     }
 
     /// 400 `invalid filter '<key>'` for a key outside `accepted`.
-    pub fn validate(&self, accepted: &[&str]) -> Result<(), ApiError> {
+    pub fn validate(&self, accepted: &[&str]) -> Result<(), InvalidFilter> {
         match self.0.keys().find(|k| !accepted.contains(&k.as_str())) {
-            Some(k) => Err(ApiError::invalid(format!("invalid filter '{k}'"))),
+            Some(k) => Err(InvalidFilter::new(format!("invalid filter '{k}'"))),
             None => Ok(()),
         }
     }
@@ -52,6 +65,29 @@ impl Filters {
 
     pub fn values(&self, key: &str) -> impl Iterator<Item = &str> {
         self.0.get(key).into_iter().flatten().map(String::as_str)
+    }
+
+    /// `key`'s boolean value (`true`/`1`, `false`/`0`); conflicting values are an error.
+    pub fn bool_value(&self, key: &str) -> Result<Option<bool>, InvalidFilter> {
+        let mut out = None;
+        for v in self.values(key) {
+            let b = match v {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                other => {
+                    return Err(InvalidFilter::new(format!(
+                        "invalid filter '{key}={other}'"
+                    )));
+                }
+            };
+            if out.is_some_and(|o| o != b) {
+                return Err(InvalidFilter::new(format!(
+                    "invalid filter '{key}': conflicting values"
+                )));
+            }
+            out = Some(b);
+        }
+        Ok(out)
     }
 
     /// True when `key` is absent, or `source` is one of its values.
