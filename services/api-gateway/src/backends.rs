@@ -143,15 +143,14 @@ pub trait ImagesBackend: Send + Sync + 'static {
     async fn login(&self, auth: images::Auth) -> Answer<images::LoginResponse>;
 }
 
+/// A client that carries the caller's trace context.
+type Traced = tonic::service::interceptor::InterceptedService<
+    Channel,
+    fn(tonic::Request<()>) -> Result<tonic::Request<()>, Status>,
+>;
+
 impl GrpcBackends {
-    fn images_client(
-        &self,
-    ) -> images::images_client::ImagesClient<
-        tonic::service::interceptor::InterceptedService<
-            Channel,
-            fn(tonic::Request<()>) -> Result<tonic::Request<()>, Status>,
-        >,
-    > {
+    fn images_client(&self) -> images::images_client::ImagesClient<Traced> {
         images::images_client::ImagesClient::with_interceptor(
             self.images.clone(),
             trace_interceptor as fn(tonic::Request<()>) -> Result<tonic::Request<()>, Status>,

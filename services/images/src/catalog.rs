@@ -306,7 +306,42 @@ impl ImageService {
                 )));
             }
         }
+        let users = self.snapshots_of(&rec.id)?;
+        if !users.is_empty() {
+            if !force {
+                return Err(ImagesError::Conflict(format!(
+                    "conflict: unable to delete {} (must be forced) - image is being used by stopped container {}",
+                    rec.id.short(),
+                    &users[0][..users[0].len().min(12)]
+                )));
+            }
+            // Forced: the references go, the image stays (dangling) for its containers.
+            out.extend(self.untag_all(&rec)?);
+            return Ok(out);
+        }
         out.extend(self.delete_image(&rec)?);
+        Ok(out)
+    }
+
+    /// Removes every reference of the image but keeps it.
+    fn untag_all(&self, rec: &ImageRecord) -> Result<Vec<pb::Deleted>, ImagesError> {
+        let mut bare = rec.clone();
+        bare.repo_tags.clear();
+        bare.repo_digests.clear();
+        self.store.update(|tx| {
+            for r in rec.repo_tags.iter().chain(&rec.repo_digests) {
+                tx.delete_ref(r)?;
+            }
+            tx.put_image(&bare)
+        })?;
+        let mut out = Vec::new();
+        for r in rec.repo_tags.iter().chain(&rec.repo_digests) {
+            out.push(pb::Deleted {
+                untagged: familiar(r),
+                deleted: String::new(),
+            });
+            self.event("untag", &rec.id.to_string(), &familiar(r));
+        }
         Ok(out)
     }
 
@@ -333,7 +368,7 @@ impl ImageService {
         let others = self.store.images()?;
         let used_layers: HashSet<&Digest> = others.iter().flat_map(|i| &i.chain).collect();
         for c in rec.chain.iter().rev() {
-            if !used_layers.contains(c) && !self.snapshot_uses(c) {
+            if !used_layers.contains(c) && !self.snapshot_uses(c)? {
                 self.layers.remove(&self.store, c)?;
                 out.push(pb::Deleted {
                     untagged: String::new(),
@@ -354,11 +389,6 @@ impl ImageService {
         Ok(out)
     }
 
-    /// Whether a container snapshot sits on this layer. Snapshots arrive with the runtime.
-    fn snapshot_uses(&self, _chain_id: &Digest) -> bool {
-        false
-    }
-
     /// `docker image prune`: dangling images (or, with `dangling=false`, all unused ones).
     pub(crate) fn prune(&self, filters: &str) -> Result<(Vec<pb::Deleted>, u64), ImagesError> {
         let f = Filters::parse(filters).map_err(|e| ImagesError::InvalidArgument(e.message))?;
@@ -376,6 +406,9 @@ impl ImageService {
         let mut reclaimed = 0u64;
         for rec in self.store.images()? {
             if dangling_only && !rec.repo_tags.is_empty() {
+                continue;
+            }
+            if !self.snapshots_of(&rec.id)?.is_empty() {
                 continue;
             }
             if !until.iter().all(|u| self.created_of(&rec) <= *u) {

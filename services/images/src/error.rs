@@ -24,6 +24,8 @@ pub enum ImagesError {
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
     Registry(String),
@@ -53,6 +55,7 @@ impl HasKind for ImagesError {
             ImagesError::NotFound(_) => ErrorKind::NotFound,
             ImagesError::InvalidArgument(_) => ErrorKind::InvalidArgument,
             ImagesError::Conflict(_) => ErrorKind::Conflict,
+            ImagesError::AlreadyExists(_) => ErrorKind::AlreadyExists,
             ImagesError::Unauthorized(_) => ErrorKind::Unauthorized,
             ImagesError::Registry(_) => ErrorKind::Internal,
             ImagesError::Unsupported(_) => ErrorKind::NotImplemented,

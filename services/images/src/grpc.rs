@@ -42,6 +42,20 @@ fn to_pb(p: Progress) -> pb::Progress {
     }
 }
 
+fn mounts(m: Vec<crate::snapshot::Mount>, image: berth_types::Digest) -> pb::MountsResponse {
+    pb::MountsResponse {
+        mounts: m
+            .into_iter()
+            .map(|m| pb::Mount {
+                r#type: m.kind,
+                source: m.source,
+                options: m.options,
+            })
+            .collect(),
+        image_id: image.to_string(),
+    }
+}
+
 fn credentials(a: Option<pb::Auth>) -> Credentials {
     let a = a.unwrap_or_default();
     Credentials {
@@ -184,6 +198,52 @@ impl images_server::Images for GrpcImages {
                 Response::new(pb::PruneResponse {
                     items,
                     space_reclaimed: reclaimed as i64,
+                })
+            })
+            .map_err(|e| status_from(&e))
+    }
+
+    async fn prepare(
+        &self,
+        req: Request<pb::PrepareRequest>,
+    ) -> Result<Response<pb::MountsResponse>, Status> {
+        let r = req.into_inner();
+        self.domain
+            .prepare(&r.key, &r.image)
+            .map(|(m, id)| Response::new(mounts(m, id)))
+            .map_err(|e| status_from(&e))
+    }
+
+    async fn mounts(
+        &self,
+        req: Request<pb::SnapshotKey>,
+    ) -> Result<Response<pb::MountsResponse>, Status> {
+        self.domain
+            .mounts(&req.into_inner().key)
+            .map(|(m, id)| Response::new(mounts(m, id)))
+            .map_err(|e| status_from(&e))
+    }
+
+    async fn remove_snapshot(
+        &self,
+        req: Request<pb::SnapshotKey>,
+    ) -> Result<Response<pb::RemoveSnapshotResponse>, Status> {
+        self.domain
+            .remove_snapshot(&req.into_inner().key)
+            .map(|()| Response::new(pb::RemoveSnapshotResponse {}))
+            .map_err(|e| status_from(&e))
+    }
+
+    async fn usage(
+        &self,
+        req: Request<pb::SnapshotKey>,
+    ) -> Result<Response<pb::UsageResponse>, Status> {
+        self.domain
+            .usage(&req.into_inner().key)
+            .map(|(size, inodes)| {
+                Response::new(pb::UsageResponse {
+                    size: size as i64,
+                    inodes: inodes as i64,
                 })
             })
             .map_err(|e| status_from(&e))

@@ -14,6 +14,9 @@ mod pull;
 mod registry;
 mod registry_config;
 mod service;
+mod snapshot;
+#[cfg(test)]
+mod snapshot_tests;
 mod storage;
 mod store;
 mod unpack;

@@ -8,7 +8,7 @@ use berth_types::Digest;
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use crate::ImagesError;
+use crate::{ImagesError, snapshot::SnapshotRecord};
 
 /// Images by ID (`sha256:<hex>` of the config); the value is an [`ImageRecord`] (JSON).
 const IMAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("images");
@@ -16,6 +16,8 @@ const IMAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("images");
 const REFS: TableDefinition<&str, &str> = TableDefinition::new("refs");
 /// Layers by chain ID; the value is a [`LayerRecord`] (JSON).
 const LAYERS: TableDefinition<&str, &[u8]> = TableDefinition::new("layers");
+/// Container snapshots by key; the value is a [`SnapshotRecord`] (JSON).
+const SNAPSHOTS: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshots");
 
 /// One image.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -73,6 +75,7 @@ impl Store {
         tx.open_table(IMAGES)?;
         tx.open_table(REFS)?;
         tx.open_table(LAYERS)?;
+        tx.open_table(SNAPSHOTS)?;
         tx.commit()?;
         Ok(Store { db })
     }
@@ -133,6 +136,26 @@ impl Store {
         Ok(out)
     }
 
+    pub(crate) fn snapshot(&self, key: &str) -> Result<Option<SnapshotRecord>, ImagesError> {
+        let tx = self.db.begin_read().map_err(ImagesError::store)?;
+        let t = tx.open_table(SNAPSHOTS).map_err(ImagesError::store)?;
+        t.get(key)
+            .map_err(ImagesError::store)?
+            .map(|v| parse(v.value()))
+            .transpose()
+    }
+
+    pub(crate) fn snapshots(&self) -> Result<Vec<SnapshotRecord>, ImagesError> {
+        let tx = self.db.begin_read().map_err(ImagesError::store)?;
+        let t = tx.open_table(SNAPSHOTS).map_err(ImagesError::store)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(ImagesError::store)? {
+            let (_, v) = row.map_err(ImagesError::store)?;
+            out.push(parse(v.value())?);
+        }
+        Ok(out)
+    }
+
     /// Applies `f` to the tables in one write transaction.
     pub(crate) fn update<T>(
         &self,
@@ -144,6 +167,7 @@ impl Store {
                 images: tx.open_table(IMAGES).map_err(ImagesError::store)?,
                 refs: tx.open_table(REFS).map_err(ImagesError::store)?,
                 layers: tx.open_table(LAYERS).map_err(ImagesError::store)?,
+                snapshots: tx.open_table(SNAPSHOTS).map_err(ImagesError::store)?,
             };
             f(&mut t)?
         };
@@ -157,6 +181,7 @@ pub(crate) struct Tx<'a> {
     images: redb::Table<'a, &'static str, &'static [u8]>,
     refs: redb::Table<'a, &'static str, &'static str>,
     layers: redb::Table<'a, &'static str, &'static [u8]>,
+    snapshots: redb::Table<'a, &'static str, &'static [u8]>,
 }
 
 impl Tx<'_> {
@@ -213,6 +238,26 @@ impl Tx<'_> {
         self.layers
             .remove(chain_id.to_string().as_str())
             .map_err(ImagesError::store)?;
+        Ok(())
+    }
+
+    pub(crate) fn snapshot(&self, key: &str) -> Result<Option<SnapshotRecord>, ImagesError> {
+        self.snapshots
+            .get(key)
+            .map_err(ImagesError::store)?
+            .map(|v| parse(v.value()))
+            .transpose()
+    }
+
+    pub(crate) fn put_snapshot(&mut self, rec: &SnapshotRecord) -> Result<(), ImagesError> {
+        self.snapshots
+            .insert(rec.key.as_str(), json(rec)?.as_slice())
+            .map_err(ImagesError::store)?;
+        Ok(())
+    }
+
+    pub(crate) fn delete_snapshot(&mut self, key: &str) -> Result<(), ImagesError> {
+        self.snapshots.remove(key).map_err(ImagesError::store)?;
         Ok(())
     }
 }

@@ -31,11 +31,23 @@ impl Meta {
         let raw = entry.path_bytes().into_owned();
         let bad = |what: &str| UnpackError::unsupported(&raw, format!("bad {what} field"));
         let header = entry.header();
-        let mut uid = header.uid().map_err(|_| bad("uid"))?;
-        let mut gid = header.gid().map_err(|_| bad("gid"))?;
-        let mode = header.mode().map_err(|_| bad("mode"))? & 0o7777;
+        let old = header.as_old();
+        // Go's archive/tar (which wrote most layers) reads an all-NUL or blank numeric field as 0;
+        // the tar crate calls it an error.
+        let numeric = |field: &[u8], value: std::io::Result<u64>, what: &str| {
+            value.or_else(|_| {
+                if field.iter().all(|b| *b == 0 || *b == b' ') {
+                    Ok(0)
+                } else {
+                    Err(bad(what))
+                }
+            })
+        };
+        let mut uid = numeric(&old.uid, header.uid(), "uid")?;
+        let mut gid = numeric(&old.gid, header.gid(), "gid")?;
+        let mode = numeric(&old.mode, header.mode().map(u64::from), "mode")? as u32 & 0o7777;
         let mut mtime = Timespec {
-            tv_sec: clamp_secs(header.mtime().map_err(|_| bad("mtime"))?),
+            tv_sec: clamp_secs(numeric(&old.mtime, header.mtime(), "mtime")?),
             tv_nsec: 0,
         };
         let gnu_atime = header.as_gnu().and_then(|g| g.atime().ok()).unwrap_or(0);
