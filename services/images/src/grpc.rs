@@ -100,6 +100,8 @@ impl images_server::Images for GrpcImages {
     ) -> Result<Response<ProgressStream>, Status> {
         let req = req.into_inner();
         let reference: ImageRef = req.reference.parse().map_err(invalid)?;
+        // Without a tag or digest the CLI asks for every tag (`docker pull -a`).
+        let req_all_tags = req.all_tags && reference.is_name_only();
         let platform = Platform::parse(&req.platform).map_err(|e| status_from(&e))?;
         let spec = PullSpec {
             reference,
@@ -119,7 +121,15 @@ impl images_server::Images for GrpcImages {
                     }
                 }
             };
-            let work = async move { domain.pull(spec, ProgressSink::new(tx)).await };
+            let all_tags = req_all_tags;
+            let work = async move {
+                let sink = ProgressSink::new(tx);
+                if all_tags {
+                    domain.pull_all_tags(spec, sink).await
+                } else {
+                    domain.pull(spec, sink).await.map(|_| ())
+                }
+            };
             let (result, ()) = tokio::join!(work, forward);
             if let Err(e) = result {
                 let _ = out_tx

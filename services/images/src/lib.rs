@@ -11,6 +11,7 @@ mod manifest;
 mod platform;
 mod progress;
 mod pull;
+mod pull_all;
 mod registry;
 mod registry_config;
 mod service;
