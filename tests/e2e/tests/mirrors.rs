@@ -18,7 +18,10 @@ fn docker_hub_names_are_pulled_from_the_mirror() {
         ..Default::default()
     });
     let out = engine.docker_ok(&["pull", "busybox"]);
-    assert!(out.contains("Status: Downloaded newer image for busybox:latest"), "{out}");
+    assert!(
+        out.contains("Status: Downloaded newer image for busybox:latest"),
+        "{out}"
+    );
     let id = engine.docker_ok(&["image", "inspect", "busybox", "--format", "{{.Id}}"]);
     assert_eq!(id.trim(), info.config_digest);
     let mirrors = engine.docker_ok(&["info", "--format", "{{json .RegistryConfig.Mirrors}}"]);
