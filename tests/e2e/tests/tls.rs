@@ -109,3 +109,44 @@ fn tlsverify_requires_a_client_certificate_signed_by_the_ca() {
         .mode();
     assert_eq!(mode & 0o777, 0o660);
 }
+
+#[test]
+fn tls_without_verify_serves_any_client_over_tls_only() {
+    let certs = tempfile::tempdir().unwrap();
+    let dir = certs.path().display().to_string();
+    let out = run(std::process::Command::new(bin("berth")).args([
+        "certs",
+        "--out",
+        &dir,
+        "--host",
+        "127.0.0.1",
+    ]));
+    assert!(out.status.success(), "{:?}", text(&out));
+    let port = free_port();
+    let engine = Engine::up(EngineOptions {
+        extra_hosts: vec![format!("tcp://127.0.0.1:{port}")],
+        config: Some(serde_json::json!({
+            "tls": true,
+            "tlscert": format!("{dir}/server-cert.pem"),
+            "tlskey": format!("{dir}/server-key.pem"),
+        })),
+        ..Default::default()
+    });
+    let tcp = format!("tcp://127.0.0.1:{port}");
+    // No client certificate needed; the client checks the server against the CA.
+    let ok = engine.docker(&[
+        "--tlsverify",
+        "--tlscacert",
+        &format!("{dir}/ca.pem"),
+        "-H",
+        &tcp,
+        "version",
+        "--format",
+        "{{.Server.APIVersion}}",
+    ]);
+    assert!(ok.status.success(), "{:?}\n{}", text(&ok), engine.logs());
+    assert_eq!(text(&ok).0.trim(), "1.50");
+    // Plain HTTP is not served on the TLS port.
+    let plain = engine.docker(&["-H", &tcp, "version", "--format", "{{.Server.APIVersion}}"]);
+    assert!(!plain.status.success(), "{:?}", text(&plain));
+}
