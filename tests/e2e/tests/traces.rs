@@ -10,10 +10,18 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     trace_service_server::{TraceService, TraceServiceServer},
 };
 
+/// One exported span, reduced to what the test checks.
+#[derive(Debug, Clone)]
+struct Span {
+    service: String,
+    name: String,
+    trace: String,
+    attributes: String,
+}
+
 #[derive(Default, Clone)]
 struct Collector {
-    /// (service.name, span name, trace id hex, attributes as text)
-    spans: Arc<Mutex<Vec<(String, String, String, String)>>>,
+    spans: Arc<Mutex<Vec<Span>>>,
 }
 
 #[tonic::async_trait]
@@ -35,12 +43,12 @@ impl TraceService for Collector {
             for ss in rs.scope_spans {
                 for s in ss.spans {
                     let trace: String = s.trace_id.iter().map(|b| format!("{b:02x}")).collect();
-                    spans.push((
-                        service.clone(),
-                        s.name.clone(),
+                    spans.push(Span {
+                        service: service.clone(),
+                        name: s.name.clone(),
                         trace,
-                        format!("{:?}", s.attributes),
-                    ));
+                        attributes: format!("{:?}", s.attributes),
+                    });
                 }
             }
         }
@@ -71,20 +79,22 @@ fn one_docker_call_is_one_trace_across_gateway_and_runtime() {
     });
     engine.docker_ok(&["info"]);
 
-    let (gateway_trace, runtime_span) =
-        eventually("gateway and runtime spans of one trace", || {
-            let spans = collector.spans.lock().unwrap().clone();
-            let api = spans.iter().find(|(svc, name, _, attrs)| {
-                svc.contains("berth-api-gateway") && name == "api" && attrs.contains("/info")
-            })?;
-            let rt = spans.iter().find(|(svc, name, trace, attrs)| {
-                svc.contains("berth-runtime")
-                    && name == "grpc"
-                    && *trace == api.2
-                    && attrs.contains("Runtime/Info")
-            })?;
-            Some((api.2.clone(), rt.clone()))
-        });
-    assert_eq!(gateway_trace, runtime_span.2);
+    let (gateway, runtime) = eventually("gateway and runtime spans of one trace", || {
+        let spans = collector.spans.lock().unwrap().clone();
+        let api = spans.iter().find(|s| {
+            s.service.contains("berth-api-gateway")
+                && s.name == "api"
+                && s.attributes.contains("/info")
+        })?;
+        let rt = spans.iter().find(|s| {
+            s.service.contains("berth-runtime")
+                && s.name == "grpc"
+                && s.trace == api.trace
+                && s.attributes.contains("Runtime/Info")
+        })?;
+        Some((api.clone(), rt.clone()))
+    });
+    assert_eq!(gateway.trace, runtime.trace);
+    let gateway_trace = gateway.trace;
     assert_ne!(gateway_trace, "0".repeat(32));
 }
