@@ -530,7 +530,10 @@ mod tests {
                 r#"{"hosts": ["tcp://0.0.0.0:2376"], "tlsverify": true, "tlscert": "c", "tlskey": "k"}"#,
                 "\"tlscacert\"",
             ),
-            (r#"{"berth": {"colour": 1}}"#, "invalid value for \"berth\""),
+            (
+                r#"{"berth": {"colour": 1}}"#,
+                "invalid value for \"berth.colour\"",
+            ),
             (
                 r#"{"berth": {"nats-url": "http://x"}}"#,
                 "\"berth.nats-url\"",

@@ -141,10 +141,10 @@ impl IngestWriter {
         expected: Option<&Digest>,
         expected_size: Option<u64>,
     ) -> Result<Digest, ImagesError> {
-        let file = self.file.take().expect("not yet committed");
         let digester = std::mem::replace(&mut self.digester, Sha256Digester::new());
         let size = digester.len();
         let actual = digester.finish();
+        // On any error below, dropping `self` with the file still held removes the ingest file.
         if let Some(want) = expected_size
             && want != size
         {
@@ -160,11 +160,13 @@ impl IngestWriter {
                 "digest mismatch: expected {want}, got {actual}"
             )));
         }
+        let file = self.file.as_ref().expect("not yet committed");
         file.sync_all()
             .map_err(|e| ImagesError::io(&self.path, e))?;
-        drop(file);
         let dest = self.blobs.join(actual.hex());
         std::fs::rename(&self.path, &dest).map_err(|e| ImagesError::io(&dest, e))?;
+        // Renamed into the store: nothing left for Drop to remove.
+        self.file = None;
         if let Ok(dir) = std::fs::File::open(&self.blobs) {
             let _ = dir.sync_all();
         }
@@ -174,9 +176,9 @@ impl IngestWriter {
 
 impl Drop for IngestWriter {
     fn drop(&mut self) {
-        if self.file.is_some() {
-            let _ = std::fs::remove_file(&self.path);
-        }
+        // Not committed, or a commit that failed verification: the file goes. After a
+        // successful commit it was renamed away and there is nothing to remove.
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
