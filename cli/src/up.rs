@@ -196,9 +196,22 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
 
     let hosts = cfg.api_hosts();
+    // Up means the API answers and every backend accepts connections, so that the first
+    // command after "Berth is up" cannot meet a service still starting.
+    let backends: Vec<PathBuf> = ServiceName::backends()
+        .into_iter()
+        .filter_map(|s| match cfg.service_address(s) {
+            berth_config::ServiceAddress::Unix(p) => Some(p),
+            berth_config::ServiceAddress::Tcp { .. } => None,
+        })
+        .collect();
     let ready = async {
         loop {
-            if ping(&hosts[0]).await {
+            let mut up = ping(&hosts[0]).await;
+            for b in &backends {
+                up = up && tokio::net::UnixStream::connect(b).await.is_ok();
+            }
+            if up {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

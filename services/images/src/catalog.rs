@@ -263,49 +263,65 @@ impl ImageService {
     /// `docker rmi`, with Docker's conflict rules. Returns the Untagged/Deleted lines.
     pub(crate) fn remove(&self, name: &str, force: bool) -> Result<Vec<pb::Deleted>, ImagesError> {
         let rec = self.find(name)?;
-        let by_reference = !ImageRef::looks_like_id(name)
-            && name
-                .parse::<ImageRef>()
-                .ok()
-                .map(|r| r.with_default_tag().to_string())
-                .is_some_and(|r| rec.repo_tags.contains(&r) || rec.repo_digests.contains(&r));
+        let named = (!ImageRef::looks_like_id(name))
+            .then(|| name.parse::<ImageRef>().ok())
+            .flatten()
+            .map(|r| r.with_default_tag())
+            .filter(|r| {
+                let s = r.to_string();
+                rec.repo_tags.contains(&s) || rec.repo_digests.contains(&s)
+            });
         let mut out = Vec::new();
-        if by_reference {
-            let r = name
-                .parse::<ImageRef>()
-                .expect("parsed above")
-                .with_default_tag()
-                .to_string();
-            let remaining = rec.repo_tags.iter().filter(|t| **t != r).count();
-            let untag_only = remaining > 0;
-            let mut updated = rec.clone();
-            updated.repo_tags.retain(|t| *t != r);
-            updated.repo_digests.retain(|t| *t != r);
-            if untag_only {
+        let rec = match named {
+            // By reference: untag it (and, for a repository's last tag, that repository's digest
+            // references); the image itself goes only when no reference is left.
+            Some(r) => {
+                let mut gone = vec![r.to_string()];
+                let repo = r.name();
+                let is_tag = r.digest().is_none();
+                let other_tag_in_repo = rec.repo_tags.iter().any(|t| {
+                    *t != gone[0] && t.parse::<ImageRef>().is_ok_and(|x| x.name() == repo)
+                });
+                if is_tag && !other_tag_in_repo {
+                    gone.extend(
+                        rec.repo_digests
+                            .iter()
+                            .filter(|d| d.parse::<ImageRef>().is_ok_and(|x| x.name() == repo))
+                            .cloned(),
+                    );
+                }
+                let mut updated = rec.clone();
+                updated.repo_tags.retain(|t| !gone.contains(t));
+                updated.repo_digests.retain(|t| !gone.contains(t));
                 self.store.update(|tx| {
-                    tx.delete_ref(&r)?;
+                    for g in &gone {
+                        tx.delete_ref(g)?;
+                    }
                     tx.put_image(&updated)
                 })?;
-                out.push(pb::Deleted {
-                    untagged: familiar(&r),
-                    deleted: String::new(),
-                });
-                self.event("untag", &rec.id.to_string(), &familiar(&r));
-                return Ok(out);
+                for g in &gone {
+                    out.push(pb::Deleted {
+                        untagged: familiar(g),
+                        deleted: String::new(),
+                    });
+                    self.event("untag", &rec.id.to_string(), &familiar(g));
+                }
+                if !updated.repo_tags.is_empty() || !updated.repo_digests.is_empty() {
+                    return Ok(out);
+                }
+                updated
             }
-        } else {
-            let repos: HashSet<String> = rec
-                .repo_tags
-                .iter()
-                .filter_map(|t| t.parse::<ImageRef>().ok().map(|r| r.name()))
-                .collect();
-            if repos.len() > 1 && !force {
-                return Err(ImagesError::Conflict(format!(
-                    "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
-                    rec.id.short()
-                )));
+            // By ID: more than one reference needs -f (moby's isSingleReference).
+            None => {
+                if !force && !is_single_reference(&rec) {
+                    return Err(ImagesError::Conflict(format!(
+                        "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                        rec.id.short()
+                    )));
+                }
+                rec
             }
-        }
+        };
         let users = self.snapshots_of(&rec.id)?;
         if !users.is_empty() {
             if !force {
@@ -350,7 +366,10 @@ impl ImageService {
         let mut out = Vec::new();
         self.store.update(|tx| {
             for r in rec.repo_tags.iter().chain(&rec.repo_digests) {
-                tx.delete_ref(r)?;
+                // A reference that moved to another image stays with it.
+                if tx.resolve(r)?.as_ref() == Some(&rec.id) {
+                    tx.delete_ref(r)?;
+                }
             }
             tx.delete_image(&rec.id)
         })?;
@@ -438,6 +457,22 @@ impl ImageService {
         self.event("prune", "", "");
         Ok((out, reclaimed))
     }
+}
+
+/// moby's `isSingleReference`: at most one tag, and digest references only of that tag's
+/// repository (or of one repository when there is no tag).
+fn is_single_reference(rec: &ImageRecord) -> bool {
+    let refs = rec.repo_tags.len() + rec.repo_digests.len();
+    if refs <= 1 {
+        return true;
+    }
+    if rec.repo_tags.len() > 1 {
+        return false;
+    }
+    let name = |s: &String| s.parse::<ImageRef>().map(|r| r.name()).ok();
+    let digest_repos: HashSet<Option<String>> = rec.repo_digests.iter().map(name).collect();
+    let single = rec.repo_tags.first().or(rec.repo_digests.first()).map(name);
+    digest_repos.len() == 1 && single.is_some_and(|s| digest_repos.contains(&s))
 }
 
 /// `reference` filter: the pattern matches the familiar name, or name:tag (with `*` globs).

@@ -157,7 +157,10 @@ impl ImageService {
         let mut todo = Vec::new();
         for (i, l) in layers.iter().enumerate() {
             if self.store.layer(&chain[i])?.is_some() && self.layers.diff_dir(&chain[i]).is_dir() {
-                progress.status(l.digest.short(), "Already exists").await;
+                // An image already here says nothing per layer, as dockerd.
+                if !existed {
+                    progress.status(l.digest.short(), "Already exists").await;
+                }
             } else {
                 progress.status(l.digest.short(), "Pulling fs layer").await;
                 todo.push(i);

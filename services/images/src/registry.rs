@@ -178,11 +178,13 @@ pub(crate) fn registry_error(r: &ImageRef, e: OciDistributionError) -> ImagesErr
         OciDistributionError::ImageManifestNotFoundError(_) => ImagesError::NotFound(format!(
             "manifest for {what} not found: manifest unknown: manifest unknown"
         )),
-        OciDistributionError::AuthenticationFailure(m) => ImagesError::Unauthorized(format!(
+        // Never 401 on a pull: the docker CLI answers 401 with an interactive login prompt.
+        // dockerd says "pull access denied" (404) here.
+        OciDistributionError::AuthenticationFailure(m) => ImagesError::NotFound(format!(
             "pull access denied for {}, repository does not exist or may require 'docker login': {m}",
             r.familiar_name()
         )),
-        OciDistributionError::UnauthorizedError { .. } => ImagesError::Unauthorized(format!(
+        OciDistributionError::UnauthorizedError { .. } => ImagesError::NotFound(format!(
             "pull access denied for {}, repository does not exist or may require 'docker login': denied: requested access to the resource is denied",
             r.familiar_name()
         )),
@@ -197,7 +199,7 @@ pub(crate) fn registry_error(r: &ImageRef, e: OciDistributionError) -> ImagesErr
                     r.familiar_name()
                 ))
             } else if has(|c| matches!(c, OciErrorCode::Unauthorized | OciErrorCode::Denied)) {
-                ImagesError::Unauthorized(format!(
+                ImagesError::NotFound(format!(
                     "pull access denied for {}, repository does not exist or may require 'docker login': denied: requested access to the resource is denied",
                     r.familiar_name()
                 ))

@@ -149,6 +149,13 @@ impl ImageService {
             }
             if let Some(d) = digest_ref {
                 let d = d.to_string();
+                if let Some(prev) = tx.resolve(&d)?
+                    && prev != rec.id
+                    && let Some(mut other) = tx.image(&prev)?
+                {
+                    other.repo_digests.retain(|x| *x != d);
+                    tx.put_image(&other)?;
+                }
                 tx.put_ref(&d, &rec.id)?;
                 if !rec.repo_digests.contains(&d) {
                     rec.repo_digests.push(d);
