@@ -56,6 +56,15 @@ pub fn status_from<E: HasKind + std::fmt::Display>(err: &E) -> Status {
     to_status(err.kind(), err.to_string())
 }
 
+/// The gRPC reply for a domain result: the value, or the error as a `Status` with its kind.
+pub fn respond<T, E: HasKind + std::fmt::Display>(
+    result: Result<T, E>,
+) -> Result<tonic::Response<T>, Status> {
+    result
+        .map(tonic::Response::new)
+        .map_err(|e| status_from(&e))
+}
+
 /// Recovers the kind from a `Status` received from another service. Falls back to the gRPC code
 /// when the peer did not send the metadata (a transport error, for instance).
 pub fn kind_of(status: &Status) -> ErrorKind {

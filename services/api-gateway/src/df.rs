@@ -34,7 +34,8 @@ impl Wanted {
     }
 }
 
-fn image(i: &images::ImageSummary) -> Value {
+/// An image as `/images/json` and `/system/df` show it.
+pub(crate) fn image(i: &images::ImageSummary) -> Value {
     json!({
         "Id": i.id,
         "ParentId": i.parent_id,

@@ -1,6 +1,6 @@
 //! The gRPC shell: decode, call the domain, encode. No logic here.
 
-use berth_errors::status_from;
+use berth_errors::respond;
 use berth_proto::network::v1::{self as pb, network_server};
 use tonic::{Request, Response, Status};
 
@@ -22,9 +22,6 @@ impl network_server::Network for GrpcNetwork {
         &self,
         _: Request<pb::InfoRequest>,
     ) -> Result<Response<pb::InfoResponse>, Status> {
-        self.domain
-            .info()
-            .map(Response::new)
-            .map_err(|e| status_from(&e))
+        respond(self.domain.info())
     }
 }

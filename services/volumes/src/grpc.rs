@@ -1,6 +1,6 @@
 //! The gRPC shell: decode, call the domain, encode. No logic here.
 
-use berth_errors::status_from;
+use berth_errors::respond;
 use berth_proto::volumes::v1::{self as pb, volumes_server};
 use tonic::{Request, Response, Status};
 
@@ -22,19 +22,13 @@ impl volumes_server::Volumes for GrpcVolumes {
         &self,
         _: Request<pb::InfoRequest>,
     ) -> Result<Response<pb::InfoResponse>, Status> {
-        self.domain
-            .info()
-            .map(Response::new)
-            .map_err(|e| status_from(&e))
+        respond(self.domain.info())
     }
 
     async fn disk_usage(
         &self,
         _: Request<pb::DiskUsageRequest>,
     ) -> Result<Response<pb::DiskUsageResponse>, Status> {
-        self.domain
-            .disk_usage()
-            .map(Response::new)
-            .map_err(|e| status_from(&e))
+        respond(self.domain.disk_usage())
     }
 }

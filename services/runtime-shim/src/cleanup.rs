@@ -1,0 +1,87 @@
+//! `berth-shim delete --bundle DIR`: what the runtime runs for a bundle whose shim it cannot
+//! reach (containerd's `shim delete`): kills the shim if it still lives, kills what is left of
+//! the container through its cgroup, removes the cgroup and the shim's files, and makes sure
+//! an exit status is on disk.
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use nix::{sys::signal::Signal, unistd::Pid};
+
+use crate::{
+    cgroup::Cgroup,
+    config::Config,
+    daemon::{self, PID_FILE},
+    error::ShimError,
+    exit::{self, ExitStatus},
+};
+
+pub fn delete(bundle: &Path) -> Result<ExitStatus, ShimError> {
+    let cfg = Config::load(bundle)?;
+    if let Some(pid) = live_shim(bundle) {
+        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+    }
+    let cgroup = Cgroup::at(&cfg.cgroup_path)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(|e| ShimError::io(bundle, e))?;
+    let killed = rt.block_on(kill_all(&cgroup))?;
+    let status = match exit::read(bundle) {
+        Some(s) => s,
+        None => {
+            let s = if killed {
+                ExitStatus {
+                    signal: Some(9),
+                    ..ExitStatus::failed(137)
+                }
+            } else {
+                ExitStatus::failed(255)
+            };
+            exit::write(bundle, &s).map_err(|e| ShimError::io(bundle, e))?;
+            s
+        }
+    };
+    daemon::remove_files(&cfg, bundle);
+    Ok(status)
+}
+
+/// The shim's pid from shim.pid, if that process is still a berth-shim.
+fn live_shim(bundle: &Path) -> Option<Pid> {
+    let pid: i32 = std::fs::read_to_string(bundle.join(PID_FILE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    (comm.trim() == "berth-shim").then(|| Pid::from_raw(pid))
+}
+
+/// SIGKILLs the cgroup's processes until it is empty, then removes it. True if anything was
+/// still running.
+async fn kill_all(cgroup: &Cgroup) -> Result<bool, ShimError> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut killed = false;
+    loop {
+        let procs = cgroup.procs();
+        if procs.is_empty() {
+            match cgroup.remove() {
+                Ok(()) => return Ok(killed),
+                Err(e) if Instant::now() > deadline => return Err(e),
+                Err(_) => {}
+            }
+        }
+        for p in procs {
+            killed = true;
+            let _ = nix::sys::signal::kill(p, Signal::SIGKILL);
+        }
+        if Instant::now() > deadline {
+            return Err(ShimError::Precondition(
+                "processes of the container survive SIGKILL".to_owned(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,82 @@
+//! Conversions between the proto messages and the shim's domain types.
+
+use berth_proto::shim::v1 as pb;
+
+use crate::{
+    config::{Process, User},
+    error::StartError,
+    exit::ExitStatus,
+    shim::ProcStatus,
+    stdio::StreamKind,
+};
+
+pub(crate) fn exit(e: &ExitStatus) -> pb::ExitStatus {
+    pb::ExitStatus {
+        exit_code: e.exit_code,
+        signal: e.signal.unwrap_or(0),
+        exited_at: e.exited_at.clone(),
+        oom_killed: e.oom_killed,
+    }
+}
+
+/// The proto status and, once stopped, the exit.
+pub(crate) fn status(s: &ProcStatus) -> (pb::Status, Option<pb::ExitStatus>) {
+    match s {
+        ProcStatus::Created => (pb::Status::Created, None),
+        ProcStatus::Running => (pb::Status::Running, None),
+        ProcStatus::Stopped(e) => (pb::Status::Stopped, Some(exit(e))),
+    }
+}
+
+pub(crate) fn start_error(e: &StartError) -> pb::StartError {
+    pb::StartError {
+        kind: e.kind.as_str().to_owned(),
+        message: e.message.clone(),
+    }
+}
+
+pub(crate) fn stream(s: StreamKind) -> pb::Stream {
+    match s {
+        StreamKind::Stdout => pb::Stream::Stdout,
+        StreamKind::Stderr => pb::Stream::Stderr,
+    }
+}
+
+pub(crate) fn process(p: pb::ProcessSpec) -> Process {
+    let user = p.user.unwrap_or_default();
+    Process {
+        args: p.args,
+        env: p.env,
+        cwd: if p.cwd.is_empty() {
+            "/".to_owned()
+        } else {
+            p.cwd
+        },
+        user: User {
+            uid: user.uid,
+            gid: user.gid,
+            additional_gids: user.additional_gids,
+        },
+        terminal: p.terminal,
+        stdin: p.stdin,
+        console_size: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn process_defaults() {
+        let p = process(pb::ProcessSpec {
+            args: vec!["sh".into()],
+            ..Default::default()
+        });
+        assert_eq!(p.cwd, "/");
+        assert_eq!(p.user, User::default());
+        let (s, e) = status(&ProcStatus::Stopped(ExitStatus::failed(3)));
+        assert_eq!(s, pb::Status::Stopped);
+        assert_eq!(e.unwrap().exit_code, 3);
+    }
+}

@@ -1,0 +1,91 @@
+//! `/dev` inside the container: a tmpfs with Docker's standard nodes and links, its own devpts
+//! instance (so the container's ptys are /dev/pts/N of its own), /dev/shm and /dev/mqueue.
+
+use std::path::Path;
+
+use nix::{
+    mount::{MsFlags, mount},
+    sys::stat::{Mode, SFlag, makedev, mknod, umask},
+};
+
+use crate::error::StartError;
+
+/// (name, major, minor): Docker's default devices, all mode 0666.
+const NODES: &[(&str, u64, u64)] = &[
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+
+const LINKS: &[(&str, &str)] = &[
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("ptmx", "pts/ptmx"),
+    ("core", "/proc/kcore"),
+];
+
+fn fail(what: impl std::fmt::Display, e: impl std::fmt::Display) -> StartError {
+    StartError::other(format!("{what}: {e}"))
+}
+
+/// Mounts and fills `<rootfs>/dev`.
+pub(crate) fn setup(rootfs: &Path) -> Result<(), StartError> {
+    let dev = rootfs.join("dev");
+    std::fs::create_dir_all(&dev).map_err(|e| fail(dev.display(), e))?;
+    mount(
+        Some("tmpfs"),
+        &dev,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+    )
+    .map_err(|e| fail("mounting tmpfs on /dev", e))?;
+
+    let old = umask(Mode::empty());
+    let nodes = NODES.iter().try_for_each(|(name, major, minor)| {
+        mknod(
+            &dev.join(name),
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o666),
+            makedev(*major, *minor),
+        )
+        .map_err(|e| fail(format_args!("mknod /dev/{name}"), e))
+    });
+    umask(old);
+    nodes?;
+    for (name, target) in LINKS {
+        std::os::unix::fs::symlink(target, dev.join(name))
+            .map_err(|e| fail(format_args!("symlink /dev/{name}"), e))?;
+    }
+
+    let sub = |name: &str, fstype: &str, flags: MsFlags, data: Option<&str>| {
+        let p = dev.join(name);
+        std::fs::create_dir_all(&p).map_err(|e| fail(p.display(), e))?;
+        mount(Some(fstype), &p, Some(fstype), flags, data)
+            .map_err(|e| fail(format_args!("mounting {fstype} on /dev/{name}"), e))
+    };
+    sub(
+        "pts",
+        "devpts",
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+    )?;
+    sub(
+        "shm",
+        "tmpfs",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=1777,size=65536k"),
+    )?;
+    sub(
+        "mqueue",
+        "mqueue",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None,
+    )?;
+    Ok(())
+}

@@ -1,0 +1,336 @@
+//! The container's filesystem, built in its new mount namespace: the root filesystem mount
+//! (the images service's overlay), /proc, /sys, /dev, bind mounts, the /etc files, then
+//! pivot_root; after it, Docker's masked and read-only paths. Nothing here is visible on the
+//! host: every mount lives and dies with the container's mount namespace.
+
+use std::path::{Path, PathBuf};
+
+use nix::{
+    mount::{MntFlags, MsFlags, mount, umount2},
+    sys::statvfs::{FsFlags, statvfs},
+    unistd::{chdir, pivot_root},
+};
+
+use crate::{
+    config::{BindMount, Config, Mount},
+    devices,
+    error::StartError,
+    pathutil::secure_join,
+};
+
+fn fail(what: impl std::fmt::Display, e: impl std::fmt::Display) -> StartError {
+    StartError::other(format!("{what}: {e}"))
+}
+
+/// Everything up to and including pivot_root into `rootfs`. With a terminal, /dev/console
+/// is created for the pty to be bound on it.
+pub(crate) fn prepare(cfg: &Config, rootfs: &Path) -> Result<(), StartError> {
+    // Mounts made here must not propagate back to the host.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .map_err(|e| fail("making / a slave mount", e))?;
+    mount_rootfs(&cfg.rootfs, rootfs)?;
+
+    let proc_dir = mkdir_in(rootfs, "/proc")?;
+    mount(
+        Some("proc"),
+        &proc_dir,
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(|e| fail("mounting /proc", e))?;
+    mount_sys(&mkdir_in(rootfs, "/sys")?)?;
+    devices::setup(rootfs)?;
+    if cfg.process.terminal {
+        touch(&rootfs.join("dev/console"))?;
+    }
+    // Parents before children (Docker sorts by depth), so a mount on /data does not hide one
+    // on /data/sub; the sort is stable for mounts at the same depth.
+    let mut mounts: Vec<&BindMount> = cfg.mounts.iter().collect();
+    mounts.sort_by_key(|m| Path::new(&m.destination).components().count());
+    for m in mounts {
+        bind_mount(rootfs, m)?;
+    }
+    let etc = &cfg.etc_files;
+    for (src, dst) in [
+        (&etc.hostname, "/etc/hostname"),
+        (&etc.hosts, "/etc/hosts"),
+        (&etc.resolv_conf, "/etc/resolv.conf"),
+    ] {
+        if let Some(src) = src {
+            let m = BindMount {
+                source: src.clone(),
+                destination: dst.to_owned(),
+                options: vec!["bind".to_owned()],
+            };
+            bind_mount(rootfs, &m)?;
+        }
+    }
+    enter(rootfs)
+}
+
+/// After pivot_root: masked paths, read-only paths, a read-only root.
+pub(crate) fn finish(cfg: &Config) -> Result<(), StartError> {
+    for p in &cfg.masked_paths {
+        mask(Path::new(p))?;
+    }
+    for p in &cfg.readonly_paths {
+        let path = Path::new(p);
+        match bind(path, path, MsFlags::MS_REC) {
+            Err(nix::errno::Errno::ENOENT) => continue,
+            r => r.map_err(|e| fail(format_args!("binding {p}"), e))?,
+        }
+        remount(path, MsFlags::MS_RDONLY).map_err(|e| fail(format_args!("read-only {p}"), e))?;
+    }
+    if cfg.readonly_rootfs {
+        remount(Path::new("/"), MsFlags::MS_RDONLY).map_err(|e| fail("read-only /", e))?;
+    }
+    Ok(())
+}
+
+/// Binds the pty `slave_path` (inside the container) over /dev/console, as Docker does.
+pub(crate) fn bind_console(slave_path: &str) -> Result<(), StartError> {
+    bind(
+        Path::new(slave_path),
+        Path::new("/dev/console"),
+        MsFlags::empty(),
+    )
+    .map_err(|e| fail("binding the pty on /dev/console", e))
+}
+
+/// Mounts the root filesystem spec at `target`. Overlay options longer than a page (many
+/// layers) are shortened the way containerd does it: lowerdirs relative to their common
+/// parent, which the mount resolves from the current directory.
+fn mount_rootfs(spec: &Mount, target: &Path) -> Result<(), StartError> {
+    let (mut flags, mut data) = parse_options(&spec.options);
+    let mut source = spec.source.clone();
+    if spec.kind == "bind" {
+        flags |= MsFlags::MS_BIND | MsFlags::MS_REC;
+    }
+    if spec.kind == "overlay" && data.len() >= 4095 {
+        data = shorten_overlay(&data)?;
+    }
+    if spec.kind == "bind" && !Path::new(&source).is_absolute() {
+        source = format!("/{source}");
+    }
+    let fstype = (spec.kind != "bind").then_some(spec.kind.as_str());
+    let data_opt = (!data.is_empty()).then_some(data.as_str());
+    mount(Some(source.as_str()), target, fstype, flags, data_opt).map_err(|e| {
+        fail(
+            format_args!("mounting the {} root filesystem", spec.kind),
+            e,
+        )
+    })?;
+    if spec.kind == "bind" && flags.contains(MsFlags::MS_RDONLY) {
+        remount(target, MsFlags::MS_RDONLY).map_err(|e| fail("read-only rootfs", e))?;
+    }
+    Ok(())
+}
+
+/// Splits mount(8)-style options into flags and filesystem data.
+pub(crate) fn parse_options(options: &[String]) -> (MsFlags, String) {
+    let mut flags = MsFlags::empty();
+    let mut data: Vec<&str> = Vec::new();
+    for o in options {
+        match o.as_str() {
+            "ro" => flags |= MsFlags::MS_RDONLY,
+            "rw" | "bind" | "rbind" | "defaults" => {}
+            "nosuid" => flags |= MsFlags::MS_NOSUID,
+            "nodev" => flags |= MsFlags::MS_NODEV,
+            "noexec" => flags |= MsFlags::MS_NOEXEC,
+            "sync" => flags |= MsFlags::MS_SYNCHRONOUS,
+            "noatime" => flags |= MsFlags::MS_NOATIME,
+            "relatime" => flags |= MsFlags::MS_RELATIME,
+            other => data.push(other),
+        }
+    }
+    (flags, data.join(","))
+}
+
+/// Rewrites `lowerdir=` with paths relative to their common parent and chdirs there.
+fn shorten_overlay(data: &str) -> Result<String, StartError> {
+    let mut parts: Vec<String> = data.split(',').map(str::to_owned).collect();
+    let Some(lower) = parts.iter_mut().find(|p| p.starts_with("lowerdir=")) else {
+        return Ok(data.to_owned());
+    };
+    let dirs: Vec<&str> = lower["lowerdir=".len()..].split(':').collect();
+    let mut common = PathBuf::from(dirs[0]);
+    while !dirs.iter().all(|d| Path::new(d).starts_with(&common)) {
+        if !common.pop() {
+            return Ok(data.to_owned());
+        }
+    }
+    let rel: Vec<String> = dirs
+        .iter()
+        .map(|d| {
+            Path::new(d)
+                .strip_prefix(&common)
+                .map(|r| r.display().to_string())
+                .unwrap_or_default()
+        })
+        .collect();
+    chdir(&common).map_err(|e| fail(common.display(), e))?;
+    *lower = format!("lowerdir={}", rel.join(":"));
+    Ok(parts.join(","))
+}
+
+/// sysfs for a container with its own netns; without one the kernel refuses a new sysfs
+/// instance, so the host's is bound instead. Read-only either way.
+fn mount_sys(target: &Path) -> Result<(), StartError> {
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
+    match mount(Some("sysfs"), target, Some("sysfs"), flags, None::<&str>) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::EPERM) => bind(Path::new("/sys"), target, MsFlags::MS_REC)
+            .and_then(|()| remount(target, flags))
+            .map_err(|e| fail("binding /sys", e)),
+        Err(e) => Err(fail("mounting /sys", e)),
+    }
+}
+
+fn bind_mount(rootfs: &Path, m: &BindMount) -> Result<(), StartError> {
+    let src_meta = std::fs::metadata(&m.source).map_err(|e| fail(m.source.display(), e))?;
+    let dest = secure_join(rootfs, &m.destination);
+    if src_meta.is_dir() {
+        std::fs::create_dir_all(&dest).map_err(|e| fail(dest.display(), e))?;
+    } else {
+        touch(&dest)?;
+    }
+    let rec = if m.has("bind") {
+        MsFlags::empty()
+    } else {
+        MsFlags::MS_REC
+    };
+    bind(&m.source, &dest, rec).map_err(|e| {
+        fail(
+            format_args!("binding {} on {}", m.source.display(), m.destination),
+            e,
+        )
+    })?;
+    let mut extra = MsFlags::empty();
+    for (opt, flag) in [
+        ("ro", MsFlags::MS_RDONLY),
+        ("nosuid", MsFlags::MS_NOSUID),
+        ("nodev", MsFlags::MS_NODEV),
+        ("noexec", MsFlags::MS_NOEXEC),
+    ] {
+        if m.has(opt) {
+            extra |= flag;
+        }
+    }
+    if !extra.is_empty() {
+        remount(&dest, extra).map_err(|e| fail(format_args!("remounting {}", m.destination), e))?;
+    }
+    Ok(())
+}
+
+fn bind(src: &Path, dst: &Path, extra: MsFlags) -> nix::Result<()> {
+    mount(
+        Some(src),
+        dst,
+        None::<&str>,
+        MsFlags::MS_BIND | extra,
+        None::<&str>,
+    )
+}
+
+/// Remounts the bind mount at `path` adding `flags`, keeping the flags it has (the kernel
+/// refuses to drop nosuid/nodev/noexec from a mount that has them locked).
+fn remount(path: &Path, flags: MsFlags) -> nix::Result<()> {
+    let mut keep = MsFlags::empty();
+    if let Ok(st) = statvfs(path) {
+        let f = st.flags();
+        for (have, flag) in [
+            (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+            (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+            (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+            (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+        ] {
+            if f.contains(have) {
+                keep |= flag;
+            }
+        }
+    }
+    mount(
+        None::<&str>,
+        path,
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | keep | flags,
+        None::<&str>,
+    )
+}
+
+/// Hides `path`: /dev/null over a file, an empty read-only tmpfs over a directory.
+fn mask(path: &Path) -> Result<(), StartError> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(fail(format_args!("masking {}", path.display()), e)),
+    };
+    let r = if meta.is_dir() {
+        mount(
+            Some("tmpfs"),
+            path,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+    } else {
+        bind(Path::new("/dev/null"), path, MsFlags::empty())
+    };
+    r.map_err(|e| fail(format_args!("masking {}", path.display()), e))
+}
+
+/// pivot_root(".", ".") then detaching the old root stacked under it (runc's way: no
+/// directory for the old root is needed in the image).
+fn enter(rootfs: &Path) -> Result<(), StartError> {
+    chdir(rootfs).map_err(|e| fail(rootfs.display(), e))?;
+    pivot_root(".", ".").map_err(|e| fail("pivot_root", e))?;
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .map_err(|e| fail("making the old root a slave", e))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(|e| fail("detaching the old root", e))?;
+    chdir("/").map_err(|e| fail("chdir /", e))
+}
+
+fn mkdir_in(rootfs: &Path, path: &str) -> Result<PathBuf, StartError> {
+    let p = secure_join(rootfs, path);
+    std::fs::create_dir_all(&p).map_err(|e| fail(p.display(), e))?;
+    Ok(p)
+}
+
+fn touch(p: &Path) -> Result<(), StartError> {
+    if let Some(dir) = p.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| fail(dir.display(), e))?;
+    }
+    if std::fs::symlink_metadata(p).is_err() {
+        std::fs::File::create(p).map_err(|e| fail(p.display(), e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_split_into_flags_and_data() {
+        let opts: Vec<String> = ["ro", "nosuid", "lowerdir=/a:/b", "upperdir=/u"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        let (flags, data) = parse_options(&opts);
+        assert_eq!(flags, MsFlags::MS_RDONLY | MsFlags::MS_NOSUID);
+        assert_eq!(data, "lowerdir=/a:/b,upperdir=/u");
+    }
+}

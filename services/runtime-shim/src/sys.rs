@@ -1,0 +1,118 @@
+//! The shim's only `unsafe`: fork/clone, a few ioctls and calls nix does not wrap safely.
+//! Every caller of fork/clone is single-threaded: `start` runs before any runtime exists and
+//! the shim's tokio runtime is current-thread with no blocking pool in use (see `daemon.rs`),
+//! so the child may allocate and run ordinary Rust until it execs or exits.
+
+use std::os::fd::{AsFd, AsRawFd};
+
+use nix::{
+    libc,
+    sched::CloneFlags,
+    sys::signal::{SigHandler, SigSet, Signal},
+    unistd::{ForkResult, Pid},
+};
+
+/// Stack for a cloned child. Only the pages it touches are ever backed, so a generous size
+/// costs nothing.
+const CLONE_STACK: usize = 8 << 20;
+
+/// fork(2).
+pub(crate) fn fork() -> nix::Result<ForkResult> {
+    // SAFETY: callers are single-threaded (module doc), so no lock can be held by another
+    // thread across the fork; the child runs ordinary Rust and ends in exec or `exit_now`.
+    unsafe { nix::unistd::fork() }
+}
+
+/// clone(2) with `flags` and SIGCHLD as the exit signal; the child runs `child` and exits with
+/// its return value. Unlike fork, new namespaces (pid included) apply to the child itself.
+pub(crate) fn clone(child: Box<dyn FnMut() -> isize + '_>, flags: CloneFlags) -> nix::Result<Pid> {
+    let mut stack = vec![0u8; CLONE_STACK];
+    // SAFETY: without CLONE_VM the child gets its own copy of the address space, stack
+    // included; the parent is single-threaded (module doc); 8 MiB is the default thread stack
+    // the child's code is written for.
+    unsafe {
+        nix::sched::clone(
+            child,
+            &mut stack,
+            flags,
+            Some(Signal::SIGCHLD as libc::c_int),
+        )
+    }
+}
+
+/// _exit(2): leaves without running atexit handlers or destructors, as a forked child must.
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+/// setdomainname(2) (nix has no wrapper).
+pub(crate) fn setdomainname(name: &str) -> nix::Result<()> {
+    // SAFETY: the pointer and length describe `name`'s bytes, valid for the call.
+    let rc = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    nix::errno::Errno::result(rc).map(drop)
+}
+
+nix::ioctl_write_int_bad!(tiocsctty, libc::TIOCSCTTY);
+nix::ioctl_write_ptr_bad!(tiocswinsz, libc::TIOCSWINSZ, libc::winsize);
+
+/// Makes the terminal `fd` the calling session leader's controlling terminal (TIOCSCTTY).
+pub(crate) fn set_controlling_tty(fd: impl AsFd) -> nix::Result<()> {
+    // SAFETY: TIOCSCTTY takes an int argument (0: do not steal); the fd is open.
+    unsafe { tiocsctty(fd.as_fd().as_raw_fd(), 0) }.map(drop)
+}
+
+/// Sets a pty's window size (TIOCSWINSZ).
+pub(crate) fn set_winsize(fd: impl AsFd, width: u16, height: u16) -> nix::Result<()> {
+    let ws = libc::winsize {
+        ws_row: height,
+        ws_col: width,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one `winsize`, which lives for the call.
+    unsafe { tiocswinsz(fd.as_fd().as_raw_fd(), &ws) }.map(drop)
+}
+
+/// Restores every signal's default disposition and unblocks all signals, so the container
+/// does not inherit the shim's (Rust ignores SIGPIPE; tokio handles SIGCHLD).
+pub(crate) fn reset_signals() {
+    for sig in Signal::iterator() {
+        if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL cannot run any handler code.
+        let _ = unsafe { nix::sys::signal::signal(sig, SigHandler::SigDfl) };
+    }
+    let _ = SigSet::all().thread_unblock();
+}
+
+/// Takes ownership of a descriptor that SCM_RIGHTS just installed in this process.
+pub(crate) fn own_received_fd(raw: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the kernel installed `raw` for us in recvmsg; nothing else owns it.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) }
+}
+
+/// Closes every descriptor from `first` up (close_range(2)). Only for a process that will
+/// never drop the owners of those descriptors (the container's init loop).
+pub(crate) fn close_fds_from(first: u32) {
+    // SAFETY: close_range only closes descriptors; callers never use them afterwards.
+    unsafe { libc::close_range(first, u32::MAX, 0) };
+}
+
+/// Marks every descriptor from `first` up close-on-exec, so nothing of the shim's leaks into
+/// the container's process.
+pub(crate) fn cloexec_fds_from(first: u32) {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets a flag on descriptors.
+    unsafe { libc::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) };
+}
+
+/// Registers `fd` with the tokio reactor.
+pub(crate) fn register_fd(
+    fd: std::os::fd::OwnedFd,
+) -> std::io::Result<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>> {
+    // SAFETY: an OwnedFd is a valid open descriptor that stays open, and always returns the
+    // same raw descriptor, until it is dropped, which only the AsyncFd can do.
+    Ok(unsafe { tokio::io::unix::AsyncFd::register(fd) }?)
+}
