@@ -141,7 +141,25 @@ pub trait ImagesBackend: Send + Sync + 'static {
     async fn remove(&self, req: images::RemoveRequest) -> Answer<images::RemoveResponse>;
     async fn prune(&self, filters: String) -> Answer<images::PruneResponse>;
     async fn login(&self, auth: images::Auth) -> Answer<images::LoginResponse>;
+    /// docker save: the archive's bytes.
+    async fn save(&self, req: images::SaveRequest) -> Answer<ChunkStream>;
+    /// docker load: the archive streams in (the first message carries the options).
+    async fn load(&self, body: Upload<images::LoadRequest>) -> Answer<MessageStream>;
+    /// docker import: the tarball streams in (the first message carries the options).
+    async fn import(&self, body: Upload<images::ImportRequest>) -> Answer<MessageStream>;
+    async fn push(&self, req: images::PushRequest) -> Answer<MessageStream>;
 }
+
+/// The bytes of a long answer (docker save).
+pub type ChunkStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<images::DataChunk, Status>> + Send>>;
+
+/// The JSONMessage lines of a long operation (load, import, push).
+pub type MessageStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<images::StreamMessage, Status>> + Send>>;
+
+/// A client-streamed request (an upload).
+pub type Upload<T> = std::pin::Pin<Box<dyn futures::Stream<Item = T> + Send>>;
 
 /// A client that carries the caller's trace context.
 type Traced = tonic::service::interceptor::InterceptedService<
@@ -156,6 +174,20 @@ impl GrpcBackends {
             trace_interceptor as fn(tonic::Request<()>) -> Result<tonic::Request<()>, Status>,
         )
     }
+}
+
+/// An upload as a stream tonic can send (`Sync`): relayed through a small channel by a task,
+/// which stops when the call is dropped.
+fn relay<T: Send + 'static>(mut upload: Upload<T>) -> tokio_stream::wrappers::ReceiverStream<T> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        while let Some(item) = futures::StreamExt::next(&mut upload).await {
+            if tx.send(item).await.is_err() {
+                return;
+            }
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
 /// Image calls may run long (a pull of a large image): no deadline but the client's.
@@ -213,5 +245,31 @@ impl ImagesBackend for GrpcBackends {
             .login(request(images::LoginRequest { auth: Some(auth) }))
             .await?
             .into_inner())
+    }
+
+    async fn save(&self, req: images::SaveRequest) -> Answer<ChunkStream> {
+        Ok(Box::pin(
+            self.images_client().save(long(req)).await?.into_inner(),
+        ))
+    }
+
+    async fn load(&self, body: Upload<images::LoadRequest>) -> Answer<MessageStream> {
+        let body = relay(body);
+        Ok(Box::pin(
+            self.images_client().load(long(body)).await?.into_inner(),
+        ))
+    }
+
+    async fn import(&self, body: Upload<images::ImportRequest>) -> Answer<MessageStream> {
+        let body = relay(body);
+        Ok(Box::pin(
+            self.images_client().import(long(body)).await?.into_inner(),
+        ))
+    }
+
+    async fn push(&self, req: images::PushRequest) -> Answer<MessageStream> {
+        Ok(Box::pin(
+            self.images_client().push(long(req)).await?.into_inner(),
+        ))
     }
 }

@@ -38,6 +38,7 @@ pub fn app(state: AppState, metrics: Option<&berth_telemetry::Metrics>) -> Route
     let mut routes = Router::new()
         .merge(routes::system::router())
         .merge(routes::images::router())
+        .merge(routes::archive::router())
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .with_state(state);

@@ -9,7 +9,9 @@ use axum::{
 };
 use berth_api_gateway::{
     app,
-    backends::{Answer, ImagesBackend, ProgressStream, SystemBackend},
+    backends::{
+        Answer, ChunkStream, ImagesBackend, MessageStream, ProgressStream, SystemBackend, Upload,
+    },
     host::HostFacts,
     state::AppState,
 };
@@ -90,6 +92,18 @@ impl ImagesBackend for Fake {
         unimplemented()
     }
     async fn login(&self, _: images::Auth) -> Answer<images::LoginResponse> {
+        unimplemented()
+    }
+    async fn save(&self, _: images::SaveRequest) -> Answer<ChunkStream> {
+        unimplemented()
+    }
+    async fn load(&self, _: Upload<images::LoadRequest>) -> Answer<MessageStream> {
+        unimplemented()
+    }
+    async fn import(&self, _: Upload<images::ImportRequest>) -> Answer<MessageStream> {
+        unimplemented()
+    }
+    async fn push(&self, _: images::PushRequest) -> Answer<MessageStream> {
         unimplemented()
     }
 }

@@ -11,10 +11,13 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::{
-    ImagesError,
+    ImagesError, grpc_streams,
+    import::ImportSpec,
+    pipe::Line,
     platform::Platform,
     progress::{Progress, ProgressSink},
     pull::PullSpec,
+    push::PushSpec,
     registry::Credentials,
     service::ImageService,
 };
@@ -274,5 +277,98 @@ impl images_server::Images for GrpcImages {
                 })
             })
             .map_err(|e| status_from(&e))
+    }
+
+    type SaveStream = crate::grpc_streams::ChunkStream;
+
+    /// Names are resolved before the first chunk, so an unknown one is an error status.
+    async fn save(
+        &self,
+        req: Request<pb::SaveRequest>,
+    ) -> Result<Response<Self::SaveStream>, Status> {
+        let names = req.into_inner().names;
+        let domain = self.domain.clone();
+        let plan = grpc_streams::blocking(move || domain.plan_save(&names))
+            .await
+            .map_err(|e| status_from(&e))?;
+        let domain = self.domain.clone();
+        Ok(Response::new(grpc_streams::chunks(move |out| {
+            domain.write_save(&plan, out)
+        })))
+    }
+
+    type LoadStream = crate::grpc_streams::MessageStream;
+
+    /// The archive streams in; the stream out carries the `Loaded image` lines or the error.
+    async fn load(
+        &self,
+        req: Request<tonic::Streaming<pb::LoadRequest>>,
+    ) -> Result<Response<Self::LoadStream>, Status> {
+        let mut input = req.into_inner();
+        let first = input.message().await?.unwrap_or_default();
+        let reader = grpc_streams::upload(first.data, input, |m| match m.upload_error {
+            e if e.is_empty() => Ok(m.data),
+            e => Err(e),
+        });
+        let domain = self.domain.clone();
+        Ok(Response::new(grpc_streams::lines(move |out| async move {
+            for line in grpc_streams::blocking(move || domain.load(reader)).await? {
+                out.send(Line::Stream(line)).await;
+            }
+            Ok(())
+        })))
+    }
+
+    type ImportStream = crate::grpc_streams::MessageStream;
+
+    /// The options (first message) are checked before the tarball is read.
+    async fn import(
+        &self,
+        req: Request<tonic::Streaming<pb::ImportRequest>>,
+    ) -> Result<Response<Self::ImportStream>, Status> {
+        let mut input = req.into_inner();
+        let first = input.message().await?.unwrap_or_default();
+        let o = first.options.unwrap_or_default();
+        let spec = ImportSpec {
+            repo: o.repo,
+            tag: o.tag,
+            changes: o.changes,
+            message: o.message,
+            platform: o.platform,
+            source: if o.source.is_empty() {
+                "-".to_owned()
+            } else {
+                o.source
+            },
+        };
+        let plan = spec.plan().map_err(|e| status_from(&e))?;
+        let reader = grpc_streams::upload(first.data, input, |m| match m.upload_error {
+            e if e.is_empty() => Ok(m.data),
+            e => Err(e),
+        });
+        let domain = self.domain.clone();
+        Ok(Response::new(grpc_streams::lines(move |out| async move {
+            let rec = grpc_streams::blocking(move || domain.import(plan, reader)).await?;
+            out.status("", rec.id.to_string()).await;
+            Ok(())
+        })))
+    }
+
+    type PushStream = crate::grpc_streams::MessageStream;
+
+    async fn push(
+        &self,
+        req: Request<pb::PushRequest>,
+    ) -> Result<Response<Self::PushStream>, Status> {
+        let r = req.into_inner();
+        let spec = PushSpec {
+            name: r.name,
+            tag: r.tag,
+            credentials: credentials(r.auth),
+        };
+        let domain = self.domain.clone();
+        Ok(Response::new(grpc_streams::lines(move |out| async move {
+            domain.push(spec, out).await
+        })))
     }
 }

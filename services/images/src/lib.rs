@@ -1,25 +1,39 @@
 //! The images service: images, blobs, layers, overlay2 snapshot directories, registry access.
 
+mod added;
+#[cfg(test)]
+mod archive_tests;
 mod catalog;
+mod changes;
+mod compression;
 mod content;
 mod error;
 mod grpc;
+mod grpc_streams;
+mod import;
 mod info;
+mod jobs;
 mod layers;
+mod load;
+mod load_archive;
 mod login;
 mod manifest;
+mod pipe;
 mod platform;
 mod progress;
 mod pull;
 mod pull_all;
+mod push;
 mod registry;
 mod registry_config;
+mod save;
 mod service;
 mod snapshot;
 #[cfg(test)]
 mod snapshot_tests;
 mod storage;
 mod store;
+mod stored;
 mod unpack;
 
 pub use error::ImagesError;
@@ -34,6 +48,9 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
     let ctx = ServiceContext::start(ServiceName::Images, launch).await?;
     let domain = service::ImageService::open(&ctx.data_dir, &ctx.cfg, ctx.events.clone())?;
     let mut routes = RoutesBuilder::default();
+    let jobs = jobs::spawn(domain.clone(), ctx.bus.clone());
     routes.add_service(ImagesServer::new(grpc::GrpcImages::new(domain)));
-    ctx.serve(routes).await
+    let result = ctx.serve(routes).await;
+    jobs.abort();
+    result
 }

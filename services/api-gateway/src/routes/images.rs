@@ -53,12 +53,11 @@ async fn create(
     State(st): State<AppState>,
     Query(q): Q,
     headers: HeaderMap,
+    uri: axum::http::Uri,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let Some(from) = q.get("fromImage").filter(|s| !s.is_empty()) else {
-        return Err(ApiError::new(
-            berth_types::ErrorKind::NotImplemented,
-            "importing images (fromSrc) is not supported yet",
-        ));
+        return super::archive::import(st, &uri, body).await;
     };
     let tag = q.get("tag").map(String::as_str).unwrap_or_default();
     let reference = match tag {
@@ -135,6 +134,9 @@ async fn get_suffix(
             .map_err(|e| ApiError::new(berth_types::ErrorKind::Internal, e.to_string()))?;
         return Ok(json_response(StatusCode::OK, &v));
     }
+    if let Some(name) = rest.strip_suffix("/get") {
+        return super::archive::save(st, vec![name.to_owned()]).await;
+    }
     if let Some(name) = rest.strip_suffix("/history") {
         let res = st
             .images
@@ -162,7 +164,11 @@ async fn post_suffix(
     State(st): State<AppState>,
     Path(rest): Path<String>,
     Query(q): Q,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    if let Some(name) = rest.strip_suffix("/push") {
+        return super::archive::push(st, name, &q, &headers).await;
+    }
     if let Some(name) = rest.strip_suffix("/tag") {
         st.images
             .tag(pb::TagRequest {

@@ -1,0 +1,394 @@
+//! Image archives and pushes: docker save (`GET /images/get?names=`, `GET /images/{name}/get`),
+//! docker load (`POST /images/load`), docker import (`POST /images/create?fromSrc=`) and docker
+//! push (`POST /images/{name}/push`). Archives stream both ways: the request body goes to the
+//! images service as it arrives, and a save's tar is the response body as it is written.
+//! `/images/{name}/...` routes are matched by suffix in `images.rs`, which calls in here.
+
+use std::collections::HashMap;
+
+use axum::{
+    Router,
+    body::Body,
+    extract::{Query, RawQuery, State},
+    http::{HeaderMap, HeaderValue, StatusCode, Uri, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use berth_proto::images::v1 as pb;
+use berth_types::ErrorKind;
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use http_body_util::BodyExt;
+use serde_json::json;
+
+use crate::{
+    backends::{MessageStream, Upload},
+    error::ApiError,
+    jsonmessage, registry_auth,
+    routes::images::bool_param,
+    state::AppState,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/images/get", get(save_many))
+        .route("/images/load", post(load))
+}
+
+/// The values of `key` in a query string (`names=a&names=b`).
+fn all(query: &str, key: &str) -> Vec<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+        .collect()
+}
+
+fn first(query: &str, key: &str) -> String {
+    all(query, key).into_iter().next().unwrap_or_default()
+}
+
+/// `GET /images/get?names=a&names=b`.
+async fn save_many(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    save(st, all(&q.unwrap_or_default(), "names")).await
+}
+
+/// docker save: `application/x-tar`, streamed. An unknown name is an error before the body; a
+/// failure while writing breaks the transfer off (the client never takes a short tar for a
+/// whole one).
+pub async fn save(st: AppState, names: Vec<String>) -> Result<Response, ApiError> {
+    let stream = st
+        .images
+        .save(pb::SaveRequest {
+            names,
+            platform: String::new(),
+        })
+        .await
+        .map_err(|e| ApiError::from_status(&e))?;
+    let body = stream.map(|c| {
+        c.map(|c| Bytes::from(c.data))
+            .map_err(|s| std::io::Error::other(s.message().to_owned()))
+    });
+    let mut res = (StatusCode::OK, Body::from_stream(body)).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-tar"),
+    );
+    Ok(res)
+}
+
+/// The request body, relayed to the images service as upload messages (`wrap(data,
+/// upload_error)`) by a task. A body that breaks off ends with a message carrying the error, so
+/// the service fails instead of taking a short archive for a whole one. If the service fails
+/// before it has read everything, [`Pump::finish`] reads the rest and throws it away, so that
+/// the client gets the error response rather than a broken pipe.
+struct Pump<T> {
+    upload: Option<Upload<T>>,
+    drain: Option<tokio::sync::oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl<T: Send + 'static> Pump<T> {
+    fn start(
+        data: impl Stream<Item = Result<Bytes, String>> + Send + 'static,
+        head: T,
+        wrap: fn(Vec<u8>, String) -> T,
+    ) -> Pump<T> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<T>(4);
+        let (drain, mut drain_rx) = tokio::sync::oneshot::channel::<()>();
+        let done = tokio::spawn(async move {
+            let mut data = std::pin::pin!(data);
+            // A drain asked for stops the relay; the sender gone (success) does not.
+            let mut armed = true;
+            loop {
+                let item = tokio::select! {
+                    r = &mut drain_rx, if armed => {
+                        if r.is_ok() {
+                            break;
+                        }
+                        armed = false;
+                        continue;
+                    }
+                    item = data.next() => item,
+                };
+                let (msg, last) = match item {
+                    None => return,
+                    Some(Ok(b)) => (wrap(b.to_vec(), String::new()), false),
+                    // The body broke off: say so, and there is nothing left to read.
+                    Some(Err(e)) => (wrap(Vec::new(), e), true),
+                };
+                let permit = tokio::select! {
+                    r = &mut drain_rx, if armed => {
+                        if r.is_ok() {
+                            break;
+                        }
+                        armed = false;
+                        tx.reserve().await
+                    }
+                    p = tx.reserve() => p,
+                };
+                // An error: the service stopped reading.
+                let Ok(permit) = permit else { break };
+                permit.send(msg);
+                if last {
+                    return;
+                }
+            }
+            drop(tx);
+            while let Some(Ok(_)) = data.next().await {}
+        });
+        let upload: Upload<T> = Box::pin(
+            futures::stream::once(async move { head })
+                .chain(tokio_stream::wrappers::ReceiverStream::new(rx)),
+        );
+        Pump {
+            upload: Some(upload),
+            drain: Some(drain),
+            done,
+        }
+    }
+
+    fn take(&mut self) -> Upload<T> {
+        self.upload.take().expect("the upload is taken once")
+    }
+
+    /// Reads what is left of the request body, then returns.
+    async fn finish(mut self) {
+        if let Some(d) = self.drain.take() {
+            let _ = d.send(());
+        }
+        let _ = (&mut self.done).await;
+    }
+
+    /// Sends the service's answer: an error only once the whole body is read.
+    async fn answer(
+        self,
+        answer: Result<MessageStream, tonic::Status>,
+    ) -> Result<Response, ApiError> {
+        let stream = match answer {
+            Ok(s) => s,
+            Err(e) => {
+                self.finish().await;
+                return Err(ApiError::from_status(&e));
+            }
+        };
+        let res = respond(stream).await;
+        if res.status().is_client_error() || res.status().is_server_error() {
+            self.finish().await;
+        }
+        Ok(res)
+    }
+}
+
+fn body_bytes(body: Body) -> impl Stream<Item = Result<Bytes, String>> + Send + 'static {
+    body.into_data_stream()
+        .map(|r| r.map_err(|e| e.to_string()))
+}
+
+/// `POST /images/load?quiet=`: the body is the archive.
+async fn load(
+    State(st): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let head = pb::LoadRequest {
+        data: Vec::new(),
+        quiet: bool_param(&q, "quiet"),
+        platform: q.get("platform").cloned().unwrap_or_default(),
+        upload_error: String::new(),
+    };
+    let mut pump = Pump::start(body_bytes(body), head, |data, upload_error| {
+        pb::LoadRequest {
+            data,
+            upload_error,
+            ..Default::default()
+        }
+    });
+    let answer = st.images.load(pump.take()).await;
+    pump.answer(answer).await
+}
+
+/// `POST /images/create?fromSrc=-|URL&repo=&tag=&changes=&message=&platform=`: docker import.
+/// The tarball is the body (`-`) or fetched from an `http://` URL on the loopback interface.
+pub async fn import(st: AppState, uri: &Uri, body: Body) -> Result<Response, ApiError> {
+    let q = uri.query().unwrap_or_default();
+    let source = first(q, "fromSrc");
+    if source.is_empty() {
+        return Err(ApiError::invalid("fromImage or fromSrc is required"));
+    }
+    let options = pb::ImportOptions {
+        repo: first(q, "repo"),
+        tag: first(q, "tag"),
+        changes: all(q, "changes"),
+        message: first(q, "message"),
+        platform: first(q, "platform"),
+        source: source.clone(),
+    };
+    let data: std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, String>> + Send>> = if source == "-"
+    {
+        Box::pin(body_bytes(body))
+    } else {
+        Box::pin(fetch(&source).await?)
+    };
+    let head = pb::ImportRequest {
+        data: Vec::new(),
+        options: Some(options),
+        upload_error: String::new(),
+    };
+    let mut pump = Pump::start(data, head, |data, upload_error| pb::ImportRequest {
+        data,
+        upload_error,
+        options: None,
+    });
+    let answer = st.images.import(pump.take()).await;
+    pump.answer(answer).await
+}
+
+/// The body of `GET url`, for `docker import URL`. Only plain HTTP to the loopback interface.
+async fn fetch(
+    source: &str,
+) -> Result<impl Stream<Item = Result<Bytes, String>> + Send + 'static, ApiError> {
+    let url = if source.contains("://") {
+        source.to_owned()
+    } else {
+        format!("http://{source}")
+    };
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| ApiError::invalid(format!("invalid import source {source:?}: {e}")))?;
+    let host = uri.host().unwrap_or_default();
+    let loopback = host == "localhost"
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if uri.scheme_str() != Some("http") || !loopback {
+        return Err(ApiError::invalid(format!(
+            "cannot import from {url}: only http:// URLs on the loopback interface are allowed"
+        )));
+    }
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<Bytes>>();
+    let res = client
+        .get(uri)
+        .await
+        .map_err(|e| ApiError::invalid(format!("fetching {url}: {e}")))?;
+    if res.status() != StatusCode::OK {
+        return Err(ApiError::invalid(format!(
+            "fetching {url}: the server answered {}",
+            res.status()
+        )));
+    }
+    Ok(res
+        .into_body()
+        .into_data_stream()
+        .map(|r| r.map_err(|e| e.to_string())))
+}
+
+/// `POST /images/{name}/push?tag=` with `X-Registry-Auth`.
+pub async fn push(
+    st: AppState,
+    name: &str,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let auth = registry_auth::decode(headers.get("X-Registry-Auth").and_then(|v| v.to_str().ok()))?;
+    let stream = st
+        .images
+        .push(pb::PushRequest {
+            name: name.to_owned(),
+            tag: q.get("tag").cloned().unwrap_or_default(),
+            auth: Some(auth),
+        })
+        .await
+        .map_err(|e| ApiError::from_status(&e))?;
+    Ok(respond(stream).await)
+}
+
+/// The JSON line of one message: a progress line, a `stream` text or an `aux` object.
+pub fn message_line(m: &pb::StreamMessage) -> Bytes {
+    if !m.stream.is_empty() {
+        let mut out = serde_json::to_vec(&json!({ "stream": m.stream })).unwrap_or_default();
+        out.push(b'\n');
+        return Bytes::from(out);
+    }
+    if !m.aux_json.is_empty() {
+        let aux: serde_json::Value =
+            serde_json::from_str(&m.aux_json).unwrap_or(serde_json::Value::Null);
+        let mut out =
+            serde_json::to_vec(&json!({"progressDetail": {}, "aux": aux})).unwrap_or_default();
+        out.push(b'\n');
+        return Bytes::from(out);
+    }
+    jsonmessage::line(&m.progress.clone().unwrap_or_default())
+}
+
+fn error_of(m: &pb::StreamMessage) -> Option<ApiError> {
+    let p = m.progress.as_ref().filter(|p| !p.error.is_empty())?;
+    Some(ApiError::new(
+        ErrorKind::parse(&p.error_kind).unwrap_or(ErrorKind::Internal),
+        p.error.clone(),
+    ))
+}
+
+/// The HTTP answer of a message stream: an error before the first line is a plain HTTP error
+/// with its status; after that, the lines go out as a chunked `application/json` stream and
+/// an error is its last line.
+pub async fn respond(mut stream: MessageStream) -> Response {
+    let head = match stream.next().await {
+        None => None,
+        Some(Err(status)) => return ApiError::from_status(&status).into_response(),
+        Some(Ok(m)) => match error_of(&m) {
+            Some(e) => return e.into_response(),
+            None => Some(m),
+        },
+    };
+    let head = futures::stream::iter(head.map(|m| Ok::<_, std::io::Error>(message_line(&m))));
+    let rest = stream.map(|item| {
+        Ok::<_, std::io::Error>(match item {
+            Ok(m) => message_line(&m),
+            Err(status) => jsonmessage::line(&pb::Progress {
+                error: status.message().to_owned(),
+                ..Default::default()
+            }),
+        })
+    });
+    jsonmessage::stream_response(head.chain(rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_and_query_values() {
+        let l = message_line(&pb::StreamMessage {
+            stream: "Loaded image: busybox:latest\n".to_owned(),
+            ..Default::default()
+        });
+        assert_eq!(
+            &l[..],
+            b"{\"stream\":\"Loaded image: busybox:latest\\n\"}\n"
+        );
+        let l = message_line(&pb::StreamMessage {
+            aux_json: r#"{"Tag":"latest","Digest":"sha256:x","Size":5}"#.to_owned(),
+            ..Default::default()
+        });
+        let v: serde_json::Value = serde_json::from_slice(&l).unwrap();
+        assert_eq!(v["aux"]["Size"], 5);
+        let l = message_line(&pb::StreamMessage {
+            progress: Some(pb::Progress {
+                status: "sha256:abc".to_owned(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let v: serde_json::Value = serde_json::from_slice(&l).unwrap();
+        assert_eq!(v["status"], "sha256:abc");
+        assert_eq!(all("names=a&names=b%2Fc&x=1", "names"), ["a", "b/c"]);
+        assert_eq!(first("changes=CMD+sh&fromSrc=-", "fromSrc"), "-");
+        assert_eq!(first("", "repo"), "");
+    }
+}
