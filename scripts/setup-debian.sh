@@ -3,7 +3,10 @@
 # - nats-server: the event bus (JetStream)
 # - prometheus: promtool, which the tests use to check every /metrics
 # - curl: raw HTTP checks in tests
-# - docker.io: the docker CLI, only when no docker CLI is on PATH (tests drive the real CLI)
+# - docker.io: Debian's dockerd 20.10, the reference engine for the save/load round trip and the
+#   benchmarks (always run on its own socket and data root); also the docker CLI when none is on
+#   PATH (tests drive the real CLI; a newer one earlier in PATH is kept)
+# - docker-registry, busybox-static, skopeo, umoci: a local registry and test images
 # - systemd: systemd-analyze, which checks the units in deploy/
 # The Rust toolchain (rustup, Rust >= 1.90) must already be installed.
 set -euo pipefail
@@ -13,8 +16,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-want=(nats-server prometheus curl systemd ca-certificates docker-registry busybox-static skopeo umoci)
-command -v docker >/dev/null 2>&1 || want+=(docker.io)
+want=(nats-server prometheus curl systemd ca-certificates docker-registry busybox-static skopeo umoci docker.io)
 
 missing=()
 for p in "${want[@]}"; do
