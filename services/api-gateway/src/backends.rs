@@ -273,3 +273,100 @@ impl ImagesBackend for GrpcBackends {
         ))
     }
 }
+
+/// The log entries of `docker logs`.
+pub type LogStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<runtime::LogEntry, Status>> + Send>>;
+
+/// The answer of `docker wait`, once the condition is met.
+pub type WaitStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<runtime::WaitResponse, Status>> + Send>>;
+
+/// The container calls.
+#[tonic::async_trait]
+pub trait ContainersBackend: Send + Sync + 'static {
+    async fn create(&self, req: runtime::CreateRequest) -> Answer<runtime::CreateResponse>;
+    async fn start(&self, id: String) -> Answer<()>;
+    /// Answers once the wait is registered; the stream yields the result.
+    async fn wait(&self, req: runtime::WaitRequest) -> Answer<WaitStream>;
+    async fn inspect(&self, id: String) -> Answer<String>;
+    async fn list(&self, req: runtime::ListRequest) -> Answer<String>;
+    async fn remove(&self, req: runtime::RemoveRequest) -> Answer<()>;
+    async fn kill(&self, req: runtime::KillRequest) -> Answer<()>;
+    async fn stop(&self, req: runtime::StopRequest) -> Answer<()>;
+    async fn rename(&self, req: runtime::RenameRequest) -> Answer<()>;
+    async fn logs(&self, req: runtime::LogsRequest) -> Answer<LogStream>;
+}
+
+impl GrpcBackends {
+    fn runtime_client(&self) -> runtime::runtime_client::RuntimeClient<Traced> {
+        runtime::runtime_client::RuntimeClient::with_interceptor(
+            self.runtime.clone(),
+            trace_interceptor as fn(tonic::Request<()>) -> Result<tonic::Request<()>, Status>,
+        )
+    }
+}
+
+#[tonic::async_trait]
+impl ContainersBackend for GrpcBackends {
+    async fn create(&self, req: runtime::CreateRequest) -> Answer<runtime::CreateResponse> {
+        Ok(self.runtime_client().create(long(req)).await?.into_inner())
+    }
+
+    async fn start(&self, id: String) -> Answer<()> {
+        self.runtime_client()
+            .start(long(runtime::ContainerRef { id }))
+            .await?;
+        Ok(())
+    }
+
+    async fn wait(&self, req: runtime::WaitRequest) -> Answer<WaitStream> {
+        Ok(Box::pin(
+            self.runtime_client().wait(long(req)).await?.into_inner(),
+        ))
+    }
+
+    async fn inspect(&self, id: String) -> Answer<String> {
+        Ok(self
+            .runtime_client()
+            .inspect(request(runtime::ContainerRef { id }))
+            .await?
+            .into_inner()
+            .json)
+    }
+
+    async fn list(&self, req: runtime::ListRequest) -> Answer<String> {
+        Ok(self
+            .runtime_client()
+            .list(request(req))
+            .await?
+            .into_inner()
+            .json)
+    }
+
+    async fn remove(&self, req: runtime::RemoveRequest) -> Answer<()> {
+        self.runtime_client().remove(long(req)).await?;
+        Ok(())
+    }
+
+    async fn kill(&self, req: runtime::KillRequest) -> Answer<()> {
+        self.runtime_client().kill(long(req)).await?;
+        Ok(())
+    }
+
+    async fn stop(&self, req: runtime::StopRequest) -> Answer<()> {
+        self.runtime_client().stop(long(req)).await?;
+        Ok(())
+    }
+
+    async fn rename(&self, req: runtime::RenameRequest) -> Answer<()> {
+        self.runtime_client().rename(request(req)).await?;
+        Ok(())
+    }
+
+    async fn logs(&self, req: runtime::LogsRequest) -> Answer<LogStream> {
+        Ok(Box::pin(
+            self.runtime_client().logs(long(req)).await?.into_inner(),
+        ))
+    }
+}

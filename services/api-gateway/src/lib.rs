@@ -39,6 +39,7 @@ pub fn app(state: AppState, metrics: Option<&berth_telemetry::Metrics>) -> Route
         .merge(routes::system::router())
         .merge(routes::images::router())
         .merge(routes::archive::router())
+        .merge(routes::containers::router())
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .with_state(state);
@@ -78,7 +79,8 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
     let backends = Arc::new(GrpcBackends::new(berth_service::connect_all(&cfg)?)?);
     let state = AppState {
         backends: backends.clone(),
-        images: backends,
+        images: backends.clone(),
+        containers: backends,
         bus: ctx.bus.clone(),
         host: Arc::new(HostFacts::read()),
         cfg: cfg.clone(),

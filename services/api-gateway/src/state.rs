@@ -4,7 +4,7 @@ use berth_bus::Bus;
 use berth_config::DaemonConfig;
 
 use crate::{
-    backends::{ImagesBackend, SystemBackend},
+    backends::{ContainersBackend, ImagesBackend, SystemBackend},
     host::HostFacts,
 };
 
@@ -13,6 +13,7 @@ use crate::{
 pub struct AppState {
     pub backends: Arc<dyn SystemBackend>,
     pub images: Arc<dyn ImagesBackend>,
+    pub containers: Arc<dyn ContainersBackend>,
     pub bus: Bus,
     pub host: Arc<HostFacts>,
     pub cfg: Arc<DaemonConfig>,

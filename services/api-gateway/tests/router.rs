@@ -10,7 +10,8 @@ use axum::{
 use berth_api_gateway::{
     app,
     backends::{
-        Answer, ChunkStream, ImagesBackend, MessageStream, ProgressStream, SystemBackend, Upload,
+        Answer, ChunkStream, ContainersBackend, ImagesBackend, LogStream, MessageStream,
+        ProgressStream, SystemBackend, Upload, WaitStream,
     },
     host::HostFacts,
     state::AppState,
@@ -108,6 +109,55 @@ impl ImagesBackend for Fake {
     }
 }
 
+/// No containers: every lookup is a 404 with Docker's text.
+#[tonic::async_trait]
+impl ContainersBackend for Fake {
+    async fn create(&self, req: runtime::CreateRequest) -> Answer<runtime::CreateResponse> {
+        let body: serde_json::Value = serde_json::from_str(&req.body_json).unwrap();
+        Err(berth_errors::to_status(
+            berth_types::ErrorKind::NotFound,
+            format!(
+                "No such image: {}",
+                body["Image"].as_str().unwrap_or_default()
+            ),
+        ))
+    }
+    async fn start(&self, id: String) -> Answer<()> {
+        no_such_container(&id)
+    }
+    async fn wait(&self, req: runtime::WaitRequest) -> Answer<WaitStream> {
+        no_such_container(&req.id)
+    }
+    async fn inspect(&self, id: String) -> Answer<String> {
+        no_such_container(&id)
+    }
+    async fn list(&self, _: runtime::ListRequest) -> Answer<String> {
+        Ok("[]".to_owned())
+    }
+    async fn remove(&self, req: runtime::RemoveRequest) -> Answer<()> {
+        no_such_container(&req.id)
+    }
+    async fn kill(&self, req: runtime::KillRequest) -> Answer<()> {
+        no_such_container(&req.id)
+    }
+    async fn stop(&self, req: runtime::StopRequest) -> Answer<()> {
+        no_such_container(&req.id)
+    }
+    async fn rename(&self, req: runtime::RenameRequest) -> Answer<()> {
+        no_such_container(&req.id)
+    }
+    async fn logs(&self, req: runtime::LogsRequest) -> Answer<LogStream> {
+        no_such_container(&req.id)
+    }
+}
+
+fn no_such_container<T>(id: &str) -> Answer<T> {
+    Err(berth_errors::to_status(
+        berth_types::ErrorKind::NotFound,
+        format!("No such container: {id}"),
+    ))
+}
+
 async fn state() -> AppState {
     // Nothing listens there: the bus stays disconnected, which the handlers must survive.
     let bus = berth_bus::Bus::connect("nats://127.0.0.1:1", "test")
@@ -117,6 +167,7 @@ async fn state() -> AppState {
     AppState {
         backends: Arc::new(Fake),
         images: Arc::new(Fake),
+        containers: Arc::new(Fake),
         bus,
         host: Arc::new(HostFacts::read()),
         cfg: Arc::new(cfg),
@@ -296,4 +347,70 @@ async fn image_names_with_slashes_and_colons_route_by_suffix() {
     );
     let r = call(Method::GET, "/v1.50/images/busybox/unknown-suffix").await;
     assert_eq!(r.body, r#"{"message":"page not found"}"#);
+}
+
+async fn post_json(uri: &str, content_type: &str, body: &str) -> Reply {
+    let res = app(state().await, None)
+        .oneshot(
+            Request::builder()
+                .method(Method::POST)
+                .uri(uri)
+                .header("Content-Type", content_type)
+                .body(Body::from(body.to_owned()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+#[tokio::test]
+async fn container_create_errors_are_dockers() {
+    let r = post_json(
+        "/v1.45/containers/create?name=web",
+        "application/json",
+        r#"{"Image":"nope"}"#,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    assert_eq!(r.body, r#"{"message":"No such image: nope"}"#);
+    let r = post_json("/containers/create", "application/json", "{bad").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("invalid JSON: "), "{}", r.body);
+    let r = post_json("/containers/create", "text/plain", r#"{"Image":"x"}"#).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("must be 'application/json'"), "{}", r.body);
+}
+
+#[tokio::test]
+async fn container_routes_answer_404_and_list() {
+    for (method, uri) in [
+        (Method::GET, "/containers/x/json"),
+        (Method::POST, "/containers/x/start"),
+        (Method::POST, "/containers/x/wait"),
+        (Method::POST, "/containers/x/kill"),
+        (Method::POST, "/containers/x/stop?t=1"),
+        (Method::POST, "/containers/x/rename?name=y"),
+        (Method::DELETE, "/containers/x?force=1"),
+        (Method::GET, "/containers/x/logs?stdout=1"),
+    ] {
+        let r = call(method.clone(), uri).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{method} {uri}");
+        assert_eq!(r.body, r#"{"message":"No such container: x"}"#);
+    }
+    let r = call(Method::GET, "/containers/x/logs").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = call(Method::GET, "/containers/json?all=1").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers["content-type"], "application/json");
+    assert_eq!(r.body, "[]");
 }

@@ -1,23 +1,38 @@
 //! The gRPC shell: decode, call the domain, encode. No logic here.
 
-use berth_errors::respond;
+use std::{pin::Pin, sync::Arc};
+
+use berth_errors::{respond, status_from};
 use berth_proto::runtime::v1::{self as pb, runtime_server};
 use tonic::{Request, Response, Status};
 
-use crate::info::Runtime;
+use crate::{info::Runtime, lifecycle::Containers};
 
 pub(crate) struct GrpcRuntime {
     domain: Runtime,
+    containers: Arc<Containers>,
 }
 
 impl GrpcRuntime {
-    pub(crate) fn new(domain: Runtime) -> GrpcRuntime {
-        GrpcRuntime { domain }
+    pub(crate) fn new(domain: Runtime, containers: Arc<Containers>) -> GrpcRuntime {
+        GrpcRuntime { domain, containers }
     }
+}
+
+type WaitStream = Pin<Box<dyn futures::Stream<Item = Result<pb::WaitResponse, Status>> + Send>>;
+type LogStream = Pin<Box<dyn futures::Stream<Item = Result<pb::LogEntry, Status>> + Send>>;
+
+fn empty<E: berth_errors::HasKind + std::fmt::Display>(
+    r: Result<(), E>,
+) -> Result<Response<pb::Empty>, Status> {
+    respond(r.map(|()| pb::Empty {}))
 }
 
 #[tonic::async_trait]
 impl runtime_server::Runtime for GrpcRuntime {
+    type LogsStream = LogStream;
+    type WaitStream = WaitStream;
+
     async fn info(
         &self,
         _: Request<pb::InfoRequest>,
@@ -30,5 +45,80 @@ impl runtime_server::Runtime for GrpcRuntime {
         _: Request<pb::DiskUsageRequest>,
     ) -> Result<Response<pb::DiskUsageResponse>, Status> {
         respond(self.domain.disk_usage())
+    }
+
+    async fn create(
+        &self,
+        req: Request<pb::CreateRequest>,
+    ) -> Result<Response<pb::CreateResponse>, Status> {
+        respond(self.containers.create(req.get_ref()).await)
+    }
+
+    async fn start(&self, req: Request<pb::ContainerRef>) -> Result<Response<pb::Empty>, Status> {
+        empty(self.containers.start(&req.get_ref().id).await)
+    }
+
+    async fn wait(
+        &self,
+        req: Request<pb::WaitRequest>,
+    ) -> Result<Response<Self::WaitStream>, Status> {
+        let req = req.into_inner();
+        // Registered before the call answers, so that no exit after the answer is missed.
+        let waiter = self
+            .containers
+            .wait_start(&req)
+            .map_err(|e| status_from(&e))?;
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let containers = self.containers.clone();
+        tokio::spawn(async move {
+            let r = containers.finish(waiter).await.map_err(|e| status_from(&e));
+            let _ = tx.send(r).await;
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn inspect(
+        &self,
+        req: Request<pb::ContainerRef>,
+    ) -> Result<Response<pb::JsonResponse>, Status> {
+        respond(self.containers.inspect(&req.get_ref().id))
+    }
+
+    async fn list(
+        &self,
+        req: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::JsonResponse>, Status> {
+        respond(self.containers.list(req.get_ref()))
+    }
+
+    async fn remove(&self, req: Request<pb::RemoveRequest>) -> Result<Response<pb::Empty>, Status> {
+        empty(self.containers.remove(req.get_ref()).await)
+    }
+
+    async fn kill(&self, req: Request<pb::KillRequest>) -> Result<Response<pb::Empty>, Status> {
+        empty(self.containers.kill(req.get_ref()).await)
+    }
+
+    async fn stop(&self, req: Request<pb::StopRequest>) -> Result<Response<pb::Empty>, Status> {
+        empty(self.containers.stop(req.get_ref()).await)
+    }
+
+    async fn rename(&self, req: Request<pb::RenameRequest>) -> Result<Response<pb::Empty>, Status> {
+        empty(self.containers.rename(req.get_ref()).await)
+    }
+
+    async fn logs(
+        &self,
+        req: Request<pb::LogsRequest>,
+    ) -> Result<Response<Self::LogsStream>, Status> {
+        let rx = self
+            .containers
+            .logs(req.get_ref())
+            .map_err(|e| status_from(&e))?;
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 }

@@ -1,5 +1,7 @@
 //! The runtime's part of `/info` and `/system/df`.
 
+use std::sync::Arc;
+
 use berth_config::DaemonConfig;
 use berth_proto::runtime::v1 as pb;
 use berth_types::EngineId;
@@ -8,7 +10,7 @@ use crate::{CgroupInfo, RuntimeError, store::Store};
 
 /// The runtime's domain state.
 pub(crate) struct Runtime {
-    store: Store,
+    store: Arc<Store>,
     cgroups: CgroupInfo,
     engine_id: EngineId,
     logging_driver: String,
@@ -17,7 +19,7 @@ pub(crate) struct Runtime {
 
 impl Runtime {
     pub(crate) fn new(
-        store: Store,
+        store: Arc<Store>,
         cgroups: CgroupInfo,
         engine_id: EngineId,
         cfg: &DaemonConfig,

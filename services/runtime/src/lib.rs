@@ -2,9 +2,16 @@
 //! cgroups and logs.
 
 mod cgroups;
+mod container;
+mod container_error;
+mod create;
 mod error;
 mod grpc;
 mod info;
+mod lifecycle;
+mod logs;
+mod names;
+mod shim;
 mod store;
 
 pub use cgroups::{CgroupDriver, CgroupInfo, CgroupVersion};
@@ -18,10 +25,24 @@ use tonic::service::RoutesBuilder;
 /// Runs the runtime service until `launch.shutdown` resolves. Tests start it in-process.
 pub async fn serve(launch: Launch) -> anyhow::Result<()> {
     let ctx = ServiceContext::start(ServiceName::Runtime, launch).await?;
-    let store = store::Store::open(&ctx.data_dir)?;
+    let store = std::sync::Arc::new(store::Store::open(&ctx.data_dir)?);
     let cgroups = CgroupInfo::detect_host();
-    let domain = info::Runtime::new(store, cgroups, ctx.engine_id.clone(), &ctx.cfg);
+    let domain = info::Runtime::new(store.clone(), cgroups, ctx.engine_id.clone(), &ctx.cfg);
+    let images = berth_service::channel(
+        &ctx.cfg.service_address(ServiceName::Images),
+        ctx.cfg.berth.service_tls.as_ref(),
+    )?;
+    let containers = std::sync::Arc::new(lifecycle::Containers::new(
+        store,
+        images,
+        ctx.events.clone(),
+        &ctx.cfg,
+        ctx.data_dir.clone(),
+    ));
+    containers.reconnect()?;
     let mut routes = RoutesBuilder::default();
-    routes.add_service(RuntimeServer::new(grpc::GrpcRuntime::new(domain)));
+    routes.add_service(RuntimeServer::new(grpc::GrpcRuntime::new(
+        domain, containers,
+    )));
     ctx.serve(routes).await
 }

@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::RuntimeError;
+use crate::{RuntimeError, container::Container};
 
 /// Containers by ID; the value is the container record (JSON).
 const CONTAINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("containers");
@@ -31,17 +31,65 @@ impl Store {
     }
 
     pub(crate) fn counts(&self) -> Result<Counts, RuntimeError> {
-        let read = || -> anyhow::Result<Counts> {
+        let all = self.all()?;
+        Ok(Counts {
+            total: all.len() as u64,
+            running: all.iter().filter(|c| c.state.running()).count() as u64,
+            paused: 0,
+        })
+    }
+
+    /// Every container record, in ID order.
+    pub(crate) fn all(&self) -> Result<Vec<Container>, RuntimeError> {
+        let read = || -> anyhow::Result<Vec<Container>> {
             let tx = self.db.begin_read()?;
             let table = tx.open_table(CONTAINERS)?;
-            Ok(Counts {
-                total: table.len()?,
-                // Containers with a running process are added with the lifecycle (runtime I).
-                running: 0,
-                paused: 0,
-            })
+            table
+                .iter()?
+                .map(|row| Ok(serde_json::from_slice(row?.1.value())?))
+                .collect()
         };
         read().map_err(RuntimeError::Store)
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Result<Option<Container>, RuntimeError> {
+        let read = || -> anyhow::Result<Option<Container>> {
+            let tx = self.db.begin_read()?;
+            let table = tx.open_table(CONTAINERS)?;
+            match table.get(id)? {
+                Some(v) => Ok(Some(serde_json::from_slice(v.value())?)),
+                None => Ok(None),
+            }
+        };
+        read().map_err(RuntimeError::Store)
+    }
+
+    /// Writes the record durably.
+    pub(crate) fn put(&self, c: &Container) -> Result<(), RuntimeError> {
+        let write = || -> anyhow::Result<()> {
+            let bytes = serde_json::to_vec(c)?;
+            let tx = self.db.begin_write()?;
+            {
+                let mut table = tx.open_table(CONTAINERS)?;
+                table.insert(c.id.as_str(), bytes.as_slice())?;
+            }
+            tx.commit()?;
+            Ok(())
+        };
+        write().map_err(RuntimeError::Store)
+    }
+
+    pub(crate) fn delete(&self, id: &str) -> Result<(), RuntimeError> {
+        let write = || -> anyhow::Result<()> {
+            let tx = self.db.begin_write()?;
+            {
+                let mut table = tx.open_table(CONTAINERS)?;
+                table.remove(id)?;
+            }
+            tx.commit()?;
+            Ok(())
+        };
+        write().map_err(RuntimeError::Store)
     }
 
     /// The IDs of every container, in ID order.

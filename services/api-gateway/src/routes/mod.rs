@@ -1,5 +1,6 @@
 //! One router per Docker API area.
 
 pub mod archive;
+pub mod containers;
 pub mod images;
 pub mod system;

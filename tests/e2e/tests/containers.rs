@@ -1,0 +1,271 @@
+//! Container lifecycle through the real docker CLI: run, ps, inspect, logs, wait, stop, kill,
+//! rm, rename, create/start, start errors, and a runtime killed under running containers.
+
+use std::path::Path;
+
+use berth_testutil::{
+    Engine, EngineOptions, MediaTypes, Registry, eventually, images::busybox_layout, push_layout,
+    text,
+};
+use nix::sys::signal::Signal;
+
+/// An engine with busybox pulled from a private registry. Removes every container on drop.
+struct Setup {
+    engine: Engine,
+    image: String,
+    _reg: Registry,
+    _dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let reg = Registry::start();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let info = busybox_layout(&dir.path().join("layout"), MediaTypes::Oci);
+        push_layout(&info.layout, "busybox:latest", &reg, None).expect("push busybox");
+        push_layout(&info.layout, "busybox:other", &reg, None).expect("push busybox:other");
+        let engine = Engine::up(EngineOptions::default());
+        let image = reg.image("busybox:latest");
+        engine.docker_ok(&["pull", &image]);
+        Setup {
+            engine,
+            image,
+            _reg: reg,
+            _dir: dir,
+        }
+    }
+
+    fn docker(&self, args: &[&str]) -> String {
+        self.engine.docker_ok(args).trim().to_owned()
+    }
+
+    /// Runs docker, asserts it failed; (exit code, stdout + stderr).
+    fn fails(&self, args: &[&str]) -> (i32, String) {
+        let out = self.engine.docker(args);
+        let (o, e) = text(&out);
+        assert!(
+            !out.status.success(),
+            "docker {args:?} should fail:\n{o}\n{e}"
+        );
+        (out.status.code().unwrap_or(-1), format!("{o}\n{e}"))
+    }
+
+    fn inspect(&self, id: &str) -> serde_json::Value {
+        let out = self.docker(&["inspect", id]);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("inspect JSON");
+        v[0].clone()
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let out = self.engine.docker(&["ps", "-aq"]);
+        for id in text(&out).0.split_whitespace() {
+            let _ = self.engine.docker(&["rm", "-f", id]);
+        }
+    }
+}
+
+fn is_live(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next());
+    !stat.is_empty() && !matches!(state, Some('Z' | 'X'))
+}
+
+/// Nothing of container `id` remains: shim, mounts, cgroup dirs, bundle.
+fn assert_gone(engine: &Engine, id: &str, shim_pid: Option<i32>) {
+    if let Some(pid) = shim_pid {
+        eventually("the shim to exit", || (!is_live(pid)).then_some(()));
+    }
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for root in [&engine.data_root, &engine.run_root] {
+        let r = root.display().to_string();
+        assert!(
+            !mi.lines().any(|l| l.contains(&r) && l.contains(id)),
+            "a mount of {id} under {r} remains"
+        );
+    }
+    if let Ok(dirs) = std::fs::read_dir("/sys/fs/cgroup") {
+        for d in dirs.flatten() {
+            assert!(!d.path().join("berth").join(id).exists(), "cgroup remains");
+        }
+    }
+    assert!(
+        !Path::new("/sys/fs/cgroup/berth").join(id).exists(),
+        "cgroup remains"
+    );
+    let bundle = engine.run_root.join("runtime/containers").join(id);
+    assert!(!bundle.exists(), "bundle {} remains", bundle.display());
+}
+
+fn shim_pid(engine: &Engine, id: &str) -> Option<i32> {
+    std::fs::read_to_string(
+        engine
+            .run_root
+            .join("runtime/containers")
+            .join(id)
+            .join("shim.pid"),
+    )
+    .ok()?
+    .trim()
+    .parse()
+    .ok()
+}
+
+#[test]
+fn run_ps_inspect_stop_kill_rm() {
+    let s = Setup::new();
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let id = s.docker(&["run", "-d", "--name", "web", &s.image, "sleep", "1000"]);
+    assert_eq!(id.len(), 64, "{id}");
+    let ps = s.docker(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(ps.starts_with("web Up"), "{ps}");
+    let c = s.inspect("web");
+    assert_eq!(c["State"]["Running"], true);
+    assert!(c["State"]["Pid"].as_i64().unwrap() > 0);
+    assert_eq!(c["Name"], "/web");
+    assert_eq!(c["Id"], id.as_str());
+
+    // The name is taken.
+    let (_, err) = s.fails(&["run", "-d", "--name", "web", &s.image, "true"]);
+    assert!(
+        err.contains(&format!(
+            "Conflict. The container name \"/web\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name."
+        )),
+        "{err}"
+    );
+
+    // A running container is not removed without force.
+    let (_, err) = s.fails(&["rm", "web"]);
+    assert!(
+        err.contains("cannot remove container \"/web\": container is running: stop the container before removing or force remove"),
+        "{err}"
+    );
+
+    // sleep as PID 1 ignores SIGTERM: SIGKILL after the timeout.
+    s.docker(&["stop", "-t", "1", "web"]);
+    let c = s.inspect("web");
+    assert_eq!(c["State"]["Status"], "exited");
+    assert_eq!(c["State"]["ExitCode"], 137);
+    let ps = s.docker(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(ps.starts_with("web Exited (137)"), "{ps}");
+
+    // Every durable change was published.
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let actions = eventually("the container's events", || {
+        let out = s.engine.docker(&[
+            "events",
+            "--since",
+            &start,
+            "--until",
+            &until,
+            "--filter",
+            "container=web",
+            "--format",
+            "{{.Action}}",
+        ]);
+        let got: Vec<String> = text(&out).0.lines().map(str::to_owned).collect();
+        (got.len() >= 6).then_some(got)
+    });
+    // The SIGKILL's kill event and die race (both follow the signal); the rest is ordered.
+    assert_eq!(actions[..3], ["create", "start", "kill"], "{actions:?}");
+    let mut tail = actions[3..5].to_vec();
+    tail.sort();
+    assert_eq!(tail, ["die", "kill"], "{actions:?}");
+    assert_eq!(actions[5..], ["stop"], "{actions:?}");
+
+    // Start again, then kill.
+    s.docker(&["start", "web"]);
+    assert_eq!(s.inspect("web")["State"]["Running"], true);
+    s.docker(&["kill", "web"]);
+    assert_eq!(s.docker(&["wait", "web"]), "137");
+    let (_, err) = s.fails(&["kill", "web"]);
+    assert!(err.contains("is not running"), "{err}");
+
+    // Rename.
+    s.docker(&["rename", "web", "web2"]);
+    assert_eq!(s.inspect(&id)["Name"], "/web2");
+
+    // rm -f of a running container leaves nothing behind.
+    s.docker(&["start", "web2"]);
+    let pid = shim_pid(&s.engine, &id);
+    assert!(pid.is_some());
+    s.docker(&["rm", "-f", "web2"]);
+    assert_gone(&s.engine, &id, pid);
+    let (_, err) = s.fails(&["inspect", "web2"]);
+    assert!(err.contains("No such"), "{err}");
+}
+
+#[test]
+fn logs_wait_create_start_and_start_errors() {
+    let s = Setup::new();
+    let id = s.docker(&["run", "-d", &s.image, "sh", "-c", "echo out; echo err >&2"]);
+    assert_eq!(s.docker(&["wait", &id]), "0");
+    let out = s.engine.docker(&["logs", &id]);
+    let (o, e) = text(&out);
+    assert_eq!(o.trim(), "out");
+    assert_eq!(e.trim(), "err");
+    let out = s.engine.docker(&["logs", "--tail", "1", &id]);
+    let (o, e) = text(&out);
+    assert_eq!(format!("{o}{e}").trim(), "err");
+
+    let id = s.docker(&["run", "-d", &s.image, "sh", "-c", "exit 3"]);
+    assert_eq!(s.docker(&["wait", &id]), "3");
+
+    let id = s.docker(&["create", "--name", "later", &s.image, "sh", "-c", "echo hi"]);
+    assert_eq!(s.inspect("later")["State"]["Status"], "created");
+    s.docker(&["start", "later"]);
+    assert_eq!(s.docker(&["wait", &id]), "0");
+    assert_eq!(s.docker(&["logs", "later"]), "hi");
+
+    // logs --follow ends when the container stops and the file is drained.
+    let id = s.docker(&["run", "-d", &s.image, "sh", "-c", "echo a; sleep 1; echo b"]);
+    assert_eq!(s.docker(&["logs", "-f", &id]), "a\nb");
+    s.docker(&["restart", "-t", "1", &id]);
+    assert_eq!(s.docker(&["wait", &id]), "0");
+    assert_eq!(s.docker(&["logs", "--tail", "2", &id]), "a\nb");
+
+    // An image that is not here is pulled by the CLI after the 404.
+    let other = s.image.replace(":latest", ":other");
+    let pulled = s.docker(&["run", "-d", &other, "echo", "pulled"]);
+    let pulled = pulled.lines().last().unwrap_or_default().to_owned();
+    assert_eq!(s.docker(&["wait", &pulled]), "0");
+    assert_eq!(s.docker(&["logs", &pulled]), "pulled");
+
+    let (code, err) = s.fails(&["run", "-d", &s.image, "nope"]);
+    assert_eq!(code, 127, "{err}");
+    assert!(
+        err.contains("exec: \"nope\": executable file not found in $PATH"),
+        "{err}"
+    );
+}
+
+#[test]
+fn containers_survive_a_killed_runtime() {
+    let s = Setup::new();
+    let id = s.docker(&["run", "-d", "--name", "long", &s.image, "sleep", "1000"]);
+    let quick = s.docker(&["run", "-d", &s.image, "sh", "-c", "sleep 2; exit 7"]);
+    let before = s.engine.pid_of("berth-runtime").expect("runtime running");
+    s.engine.signal("berth-runtime", Signal::SIGKILL);
+    eventually("a new runtime process", || {
+        s.engine.pid_of("berth-runtime").filter(|p| *p != before)
+    });
+    eventually("docker ps to answer again", || {
+        let out = s
+            .engine
+            .docker(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+        (out.status.success() && text(&out).0.contains("long Up")).then_some(())
+    });
+    assert_eq!(s.docker(&["wait", &quick]), "7");
+    s.docker(&["stop", "-t", "1", &id]);
+    assert_eq!(s.inspect(&id)["State"]["ExitCode"], 137);
+}
