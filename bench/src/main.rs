@@ -1,0 +1,597 @@
+//! `berth-bench`: the image-pull benchmark of the images issue. A cold `docker pull` of a
+//! multi-layer image (at least 3 layers, 50 MB compressed) from a private registry on
+//! 127.0.0.1, Berth and Debian's dockerd side by side in the same run, both driven by the
+//! real docker CLI; reported as the ratio of the medians, with the images service's peak RSS.
+//!
+//! Run it as root with `scripts/bench.sh [--rounds N] [--size-mb M]`, which installs what is
+//! missing, builds the release binaries and runs this. It prints a table and rewrites
+//! `bench/RESULTS.md`.
+
+mod dockerd;
+mod host;
+mod report;
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    path::{Path, PathBuf},
+    process::{Command, ExitCode, Stdio},
+    time::Instant,
+};
+
+use anyhow::{Context, bail, ensure};
+use berth_testutil::{Engine, EngineOptions, MediaTypes, Registry, images, push_layout};
+use clap::Parser;
+
+use crate::{
+    dockerd::Dockerd,
+    host::{HostState, Machine},
+    report::{ImageSummary, Pull, Results, Versions},
+};
+
+/// The repository (in the registry) and tag of the benchmark image.
+const IMAGE: &str = "large:latest";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth-bench",
+    about = "Cold docker pull of a large multi-layer image from a local registry: Berth and \
+             Debian's dockerd side by side. Run as root, through scripts/bench.sh."
+)]
+struct Args {
+    /// Timed pulls per engine (the order of the engines alternates from round to round).
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Compressed size of the image's random-data layers, in MiB (the issue asks for 50 MB or
+    /// more; 64 MiB makes 3 random layers plus busybox).
+    #[arg(long, default_value_t = 64)]
+    size_mb: u64,
+    /// Where to write the results (default: RESULTS.md beside this crate's Cargo.toml).
+    #[arg(long)]
+    results: Option<PathBuf>,
+    /// Print the table only; leave the results file alone.
+    #[arg(long)]
+    no_write: bool,
+    /// The docker CLI that drives both engines (default: /usr/local/bin/docker if present,
+    /// else the first `docker` on PATH).
+    #[arg(long)]
+    docker: Option<PathBuf>,
+    /// The dockerd to compare with (Debian's docker.io).
+    #[arg(long, default_value = "/usr/sbin/dockerd")]
+    dockerd: PathBuf,
+}
+
+fn main() -> ExitCode {
+    // Engine::up finds the Berth binaries through BERTH_BIN_DIR; without it, use the directory
+    // of this executable (target/release when run with `cargo run --release`).
+    if std::env::var_os("BERTH_BIN_DIR").is_none() {
+        let exe = std::env::current_exe().expect("own path");
+        let dir = exe.parent().expect("own directory").to_owned();
+        let status = Command::new(&exe)
+            .args(std::env::args_os().skip(1))
+            .env("BERTH_BIN_DIR", &dir)
+            .status();
+        return match status {
+            Ok(s) if s.success() => ExitCode::SUCCESS,
+            Ok(s) => ExitCode::from(s.code().unwrap_or(1).clamp(1, 255) as u8),
+            Err(e) => {
+                eprintln!("berth-bench: re-running {}: {e}", exe.display());
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let args = Args::parse();
+    match run(&args) {
+        Ok(results) => {
+            print!("{}", results.table());
+            if !args.no_write {
+                let path = args
+                    .results
+                    .clone()
+                    .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("RESULTS.md"));
+                if let Err(e) = std::fs::write(&path, results.markdown()) {
+                    eprintln!("berth-bench: writing {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+                println!("results written to {}", path.display());
+            }
+            if results.leftovers.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("berth-bench: something was left behind (see above)");
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("berth-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The docker CLI both engines are driven with.
+fn docker_cli(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_owned());
+    }
+    let local = Path::new("/usr/local/bin/docker");
+    if local.is_file() {
+        return Ok(local.to_owned());
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("docker"))
+        .find(|p| p.is_file())
+        .context("no docker CLI found (--docker PATH)")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Berth,
+    Dockerd,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Berth => "Berth",
+            Kind::Dockerd => "dockerd",
+        }
+    }
+}
+
+/// One engine as the CLI sees it.
+struct Target<'a> {
+    kind: Kind,
+    host: String,
+    cli: &'a Path,
+    cli_config: PathBuf,
+}
+
+impl Target<'_> {
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(self.cli);
+        c.env("DOCKER_HOST", &self.host)
+            .env("DOCKER_CONFIG", &self.cli_config)
+            .env_remove("DOCKER_API_VERSION")
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_TLS_VERIFY")
+            .env_remove("DOCKER_CERT_PATH")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs the CLI; returns (success, stdout, stderr).
+    fn docker(&self, args: &[&str]) -> anyhow::Result<(bool, String, String)> {
+        let out = self
+            .cmd()
+            .args(args)
+            .output()
+            .with_context(|| format!("running {} {args:?}", self.cli.display()))?;
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+
+    fn docker_ok(&self, args: &[&str]) -> anyhow::Result<String> {
+        let (ok, stdout, stderr) = self.docker(args)?;
+        ensure!(
+            ok,
+            "{}: docker {args:?} failed:\n{stdout}\n{stderr}",
+            self.kind.name()
+        );
+        Ok(stdout)
+    }
+}
+
+/// Names of the entries of `dir` (none if it does not exist).
+fn entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What of the image is still stored, by looking at the engine's directories.
+fn stored(kind: Kind, root: &Path) -> Vec<String> {
+    let dirs: &[&str] = match kind {
+        // berth-images: <data-root>/images/{blobs/sha256,ingest,overlay2}
+        Kind::Berth => &["blobs/sha256", "ingest", "overlay2"],
+        // dockerd (overlay2 graph driver): layer store, image store, layer directories
+        Kind::Dockerd => &[
+            "image/overlay2/layerdb/sha256",
+            "image/overlay2/imagedb/content/sha256",
+            "overlay2",
+            "overlay2/l",
+        ],
+    };
+    let mut out = Vec::new();
+    for d in dirs {
+        for e in entries(&root.join(d)) {
+            if kind == Kind::Dockerd && *d == "overlay2" && e == "l" {
+                continue;
+            }
+            out.push(format!("{d}/{e}"));
+        }
+    }
+    out
+}
+
+/// Removes the image from the engine and checks that nothing of it is stored.
+fn make_absent(t: &Target<'_>, image: &str, root: &Path) -> anyhow::Result<()> {
+    let (ok, _, stderr) = t.docker(&["rmi", "-f", image])?;
+    ensure!(
+        ok || stderr.contains("No such image"),
+        "{}: docker rmi -f {image}: {stderr}",
+        t.kind.name()
+    );
+    if t.kind == Kind::Dockerd {
+        t.docker_ok(&["image", "prune", "-a", "-f"])?;
+    }
+    let left = t.docker_ok(&["image", "ls", "-a", "-q"])?;
+    ensure!(
+        left.trim().is_empty(),
+        "{}: images still listed after rmi: {left}",
+        t.kind.name()
+    );
+    let files = stored(t.kind, root);
+    ensure!(
+        files.is_empty(),
+        "{}: still stored after rmi: {files:?}",
+        t.kind.name()
+    );
+    Ok(())
+}
+
+/// `docker pull`, timed from spawning the CLI to its exit; the moments of its progress lines
+/// give the phases.
+fn timed_pull(t: &Target<'_>, image: &str, round: usize, position: usize) -> anyhow::Result<Pull> {
+    let mut cmd = t.cmd();
+    cmd.args(["pull", image])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = cmd.spawn().context("spawning docker pull")?;
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut lines = Vec::new();
+    for line in stdout.lines() {
+        let line = line.context("reading docker pull's output")?;
+        lines.push((start.elapsed().as_secs_f64(), line));
+    }
+    let status = child.wait().context("waiting for docker pull")?;
+    let secs = start.elapsed().as_secs_f64();
+    let err = err_reader.join().unwrap_or_default();
+    let output: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
+    ensure!(
+        status.success(),
+        "{}: docker pull {image} failed ({status}):\n{output}{err}",
+        t.kind.name()
+    );
+    let mut pull = Pull {
+        round,
+        position,
+        secs,
+        resolved: None,
+        downloaded: None,
+        unpacked: None,
+    };
+    for (at, line) in &lines {
+        let Some((id, status)) = line.split_once(": ") else {
+            continue;
+        };
+        if status.starts_with("Pulling from ") {
+            pull.resolved = pull.resolved.or(Some(*at));
+        } else if id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            match status.trim() {
+                "Download complete" => pull.downloaded = later(pull.downloaded, at),
+                "Pull complete" => pull.unpacked = later(pull.unpacked, at),
+                "Already exists" => bail!(
+                    "{}: not a cold pull, layer {id} already exists:\n{output}",
+                    t.kind.name()
+                ),
+                _ => {}
+            }
+        }
+    }
+    Ok(pull)
+}
+
+/// The later of two moments.
+fn later(a: Option<f64>, b: &f64) -> Option<f64> {
+    Some(a.map_or(*b, |x| x.max(*b)))
+}
+
+fn first_line(cmd: &mut Command) -> String {
+    cmd.stdin(Stdio::null())
+        .output()
+        .ok()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_owned()
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn package_version(name: &str) -> String {
+    first_line(Command::new("dpkg-query").args(["-W", "-f", "${Version}\\n", name]))
+}
+
+fn berth_version(workspace: &Path) -> String {
+    let commit = first_line(Command::new("git").arg("-C").arg(workspace).args([
+        "rev-parse",
+        "--short",
+        "HEAD",
+    ]));
+    let changed: Vec<String> = Command::new("git")
+        .arg("-C")
+        .arg(workspace)
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter_map(|l| l.get(3..).map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    match changed.len() {
+        0 => format!("commit {commit}"),
+        1..=4 => format!(
+            "commit {commit} (uncommitted changes: {})",
+            changed.join(", ")
+        ),
+        n => format!("commit {commit} with uncommitted changes to {n} files"),
+    }
+}
+
+fn command_line() -> String {
+    std::env::var("BERTH_BENCH_COMMAND").unwrap_or_else(|_| {
+        std::env::args()
+            .map(|a| if a.contains(' ') { format!("'{a}'") } else { a })
+            .collect::<Vec<_>>()
+            .join(" ")
+    })
+}
+
+fn run(args: &Args) -> anyhow::Result<Results> {
+    ensure!(
+        nix::unistd::geteuid().is_root(),
+        "run as root (sudo scripts/bench.sh)"
+    );
+    ensure!(args.rounds >= 1, "--rounds must be at least 1");
+    ensure!(args.size_mb >= 1, "--size-mb must be at least 1");
+    let cli = docker_cli(args.docker.as_deref())?;
+    let bin_dir = berth_testutil::bin_dir();
+    ensure!(
+        bin_dir.join("berth").is_file() && bin_dir.join("berth-images").is_file(),
+        "no Berth binaries in {} (cargo build --release --workspace --bins)",
+        bin_dir.display()
+    );
+    host::drop_caches()?;
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_owned();
+    let date = time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
+        ))
+        .unwrap_or_default();
+    let work = tempfile::Builder::new()
+        .prefix("berth-bench")
+        .tempdir()
+        .context("work dir")?;
+    let machine = Machine::read(work.path());
+    let before = HostState::read();
+    eprintln!(
+        "berth-bench: Berth binaries from {}, docker CLI {}",
+        bin_dir.display(),
+        cli.display()
+    );
+
+    eprintln!(
+        "berth-bench: building the image ({} MiB of random data)...",
+        args.size_mb
+    );
+    let info = images::large_layout(
+        &work.path().join("layout"),
+        MediaTypes::Docker,
+        args.size_mb << 20,
+    );
+    let registry = Registry::start();
+    push_layout(&info.layout, IMAGE, &registry, None).context("pushing the image")?;
+    let image = registry.image(IMAGE);
+    let summary = ImageSummary {
+        reference: image.clone(),
+        manifest_media_type: info.manifest_media_type.clone(),
+        layers: info.layers.len(),
+        random_layers: info.layers.len() - 1,
+        compressed: info.layers_size(),
+        uncompressed: info.layers.iter().map(|l| l.tar_size).sum(),
+    };
+    std::fs::remove_dir_all(&info.layout).ok();
+    eprintln!(
+        "berth-bench: pushed {image}: {} layers, {} bytes compressed",
+        summary.layers, summary.compressed
+    );
+
+    eprintln!("berth-bench: starting Berth (berth up) and dockerd...");
+    let mut engine = Engine::up(EngineOptions::default());
+    let mut dockerd = Dockerd::start(&args.dockerd, &cli, &registry.addr())?;
+    let engine_dir = engine.dir.path().to_owned();
+    let dockerd_dir = dockerd.dir().to_owned();
+    let registry_dir = registry
+        .storage()
+        .parent()
+        .expect("registry dir")
+        .to_owned();
+    let cli_config = work.path().join("docker-cli");
+    std::fs::create_dir_all(&cli_config)?;
+    let berth = Target {
+        kind: Kind::Berth,
+        host: engine.docker_host.clone(),
+        cli: &cli,
+        cli_config: cli_config.clone(),
+    };
+    let docker = Target {
+        kind: Kind::Dockerd,
+        host: dockerd.host.clone(),
+        cli: &cli,
+        cli_config,
+    };
+    let berth_root = engine.data_root.join("images");
+    let dockerd_root = dockerd.data_root();
+    ensure!(
+        berth_root.is_dir(),
+        "{} is missing: where does berth-images keep its store?",
+        berth_root.display()
+    );
+    let images_pid = engine.pid_of("berth-images").context("berth-images pid")?;
+    let versions = Versions {
+        berth: berth_version(&workspace),
+        dockerd: docker
+            .docker_ok(&["version", "--format", "{{.Server.Version}}"])?
+            .trim()
+            .to_owned(),
+        containerd: package_version("containerd"),
+        cli: format!(
+            "{} ({})",
+            first_line(Command::new(&cli).arg("--version")),
+            cli.display()
+        ),
+        registry: package_version("docker-registry"),
+    };
+    let hwm_start = host::status_kib(images_pid, "VmHWM");
+
+    let mut berth_pulls = Vec::new();
+    let mut dockerd_pulls = Vec::new();
+    for round in 1..=args.rounds {
+        let order = if round % 2 == 1 {
+            [&berth, &docker]
+        } else {
+            [&docker, &berth]
+        };
+        let mut line = format!("berth-bench: round {round}/{}:", args.rounds);
+        for (i, t) in order.into_iter().enumerate() {
+            let root = match t.kind {
+                Kind::Berth => &berth_root,
+                Kind::Dockerd => &dockerd_root,
+            };
+            make_absent(t, &image, root)?;
+            host::drop_caches()?;
+            // The CLI's and the engine's own code back in memory: the pull stays cold (the
+            // registry reads every blob from disk) without timing how fast a 40 MB CLI loads.
+            t.docker_ok(&["version", "--format", "{{.Server.Version}}"])?;
+            let pull = timed_pull(t, &image, round, i + 1)?;
+            let id = t.docker_ok(&["image", "inspect", "--format", "{{.Id}}", &image])?;
+            ensure!(
+                id.trim() == info.image_id(),
+                "{}: pulled image has ID {} instead of {}",
+                t.kind.name(),
+                id.trim(),
+                info.image_id()
+            );
+            line += &format!(" {} {:.2} s", t.kind.name(), pull.secs);
+            match t.kind {
+                Kind::Berth => berth_pulls.push(pull),
+                Kind::Dockerd => dockerd_pulls.push(pull),
+            }
+        }
+        eprintln!("{line}");
+    }
+
+    let mut leftovers = Vec::new();
+    let mut cleanup = Vec::new();
+    if engine.pid_of("berth-images") != Some(images_pid) {
+        leftovers.push(
+            "berth-images restarted during the run: its VmHWM covers only part of it".to_owned(),
+        );
+    }
+    let berth_images_hwm = host::status_kib(images_pid, "VmHWM");
+    let dockerd_hwm = dockerd.pid().and_then(|p| host::status_kib(p, "VmHWM"));
+    let containerd_hwm = dockerd
+        .containerd_pid()
+        .and_then(|p| host::status_kib(p, "VmHWM"));
+
+    // Teardown: remove the image from both (so their stores go quietly), then stop everything.
+    for (t, root) in [(&berth, &berth_root), (&docker, &dockerd_root)] {
+        if let Err(e) = make_absent(t, &image, root) {
+            cleanup.push(format!("removing the image at the end: {e:#}"));
+        }
+    }
+    let engine_mounts = host::mounts_under(&engine_dir);
+    if !engine_mounts.is_empty() {
+        leftovers.push(format!("mounts under Berth's roots: {engine_mounts:?}"));
+        host::unmount_under(&engine_dir);
+    }
+    if engine.stop() {
+        cleanup.push("Berth stopped on SIGTERM (berth up and its services)".to_owned());
+    } else {
+        leftovers.push("berth up did not stop within 30 s of SIGTERM; killed".to_owned());
+    }
+    drop(engine);
+    let t = dockerd.stop();
+    cleanup.extend(t.notes);
+    leftovers.extend(t.problems);
+    drop(dockerd);
+    drop(registry);
+    drop(work);
+    cleanup.push("registry killed; every temporary directory removed".to_owned());
+
+    for (what, dir) in [
+        ("Berth", &engine_dir),
+        ("dockerd", &dockerd_dir),
+        ("the registry", &registry_dir),
+    ] {
+        let needle = dir.to_string_lossy().into_owned();
+        let procs = host::processes_with(&needle);
+        if !procs.is_empty() {
+            leftovers.push(format!("processes of {what} still running: {procs:?}"));
+        }
+        let mounts = host::mounts_under(dir);
+        if !mounts.is_empty() {
+            leftovers.push(format!("mounts under {}: {mounts:?}", dir.display()));
+        }
+        if dir.exists() {
+            leftovers.push(format!("{} still exists", dir.display()));
+        }
+    }
+    let after = HostState::read();
+    leftovers.extend(before.changes(&after));
+    if after.links.contains("docker0") {
+        leftovers.push("a docker0 link exists".to_owned());
+    }
+
+    Ok(Results {
+        date,
+        command: command_line(),
+        machine,
+        versions,
+        image: summary,
+        rounds: args.rounds,
+        berth: berth_pulls,
+        dockerd: dockerd_pulls,
+        berth_images_hwm_start: hwm_start,
+        berth_images_hwm,
+        dockerd_hwm,
+        containerd_hwm,
+        cleanup,
+        leftovers,
+    })
+}

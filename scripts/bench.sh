@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# The image-pull benchmark of the images issue: a cold `docker pull` of a multi-layer image
+# (3 random-data layers + busybox, 64 MiB compressed by default) from a private docker-registry
+# on 127.0.0.1, Berth and Debian's dockerd side by side in the same run, both driven by the real
+# docker CLI. Prints a table and rewrites bench/RESULTS.md.
+#
+# Run as root from anywhere:
+#   scripts/bench.sh                         # 5 rounds, 64 MiB
+#   scripts/bench.sh --rounds 3 --size-mb 96 # arguments go to berth-bench (--help lists them)
+#
+# It installs what is missing (nats-server, busybox-static, docker-registry, and docker.io for
+# dockerd, without starting Debian's docker or containerd services), builds the release
+# binaries and runs target/release/berth-bench. dockerd runs on its own socket, data root and exec root, with its
+# own containerd, no bridge and no iptables; everything the run starts lives under one temporary
+# directory and is stopped, unmounted and removed at the end, even on Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "bench.sh: run as root (sudo $0)" >&2
+  exit 1
+fi
+
+# The docker CLI as it was before docker.io (whose CLI is /usr/bin/docker) is installed.
+cli=""
+for a in "$@"; do
+  case "$a" in --docker|--docker=*) cli=given ;; esac
+done
+if [ -z "$cli" ]; then
+  if [ -x /usr/local/bin/docker ]; then
+    cli=/usr/local/bin/docker
+  else
+    cli=$(command -v docker || true)
+  fi
+fi
+
+command -v cargo >/dev/null 2>&1 || { echo "bench.sh: cargo not found; install Rust with rustup" >&2; exit 1; }
+
+# nats-server for berth up, busybox-static for the image, docker-registry for the registry,
+# docker.io for dockerd (and its containerd and runc).
+want=()
+for p in nats-server busybox-static docker-registry docker.io; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || want+=("$p")
+done
+if [ ${#want[@]} -gt 0 ]; then
+  echo "bench.sh: installing ${want[*]}"
+  # Debian would start its docker and containerd services on the default sockets: the benchmark
+  # runs its own dockerd, so forbid service starts during the installation.
+  own_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
+  status=0
+  apt-get update -qq || status=$?
+  [ $status -ne 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null || status=$?
+  [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
+  [ $status -eq 0 ] || exit $status
+fi
+if [ -z "$cli" ]; then
+  cli=/usr/bin/docker
+fi
+if [ "$cli" != given ] && [ "$(command -v docker)" != "$cli" ]; then
+  echo "bench.sh: note: \`docker\` on PATH is now $(command -v docker); the benchmark uses $cli" >&2
+fi
+
+echo "== cargo build --release --workspace --bins"
+cargo build --release --workspace --bins
+
+# Everything the benchmark creates (engine roots, dockerd, registry, image layout) goes under
+# $work, so that an interrupted run can be swept up here.
+work=$(mktemp -d /tmp/berth-bench.XXXXXX)
+host_paths=(/etc/docker/key.json /run/docker/plugins /run/docker)
+absent=()
+for p in "${host_paths[@]}"; do
+  [ -e "$p" ] || absent+=("$p")
+done
+# Processes whose command line mentions $work.
+leftover_pids() {
+  local f pid
+  for f in /proc/[0-9]*/cmdline; do
+    pid=${f#/proc/}
+    pid=${pid%/cmdline}
+    [ "$pid" != "$$" ] || continue
+    if { tr '\0' ' ' <"$f"; } 2>/dev/null | grep -qF -- "$work"; then echo "$pid"; fi
+  done
+}
+sweep() {
+  local pids=() p alive
+  mapfile -t pids < <(leftover_pids)
+  if [ ${#pids[@]} -gt 0 ]; then
+    echo "bench.sh: stopping leftover processes: ${pids[*]}" >&2
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    for _ in $(seq 50); do
+      alive=""
+      for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+      [ -n "$alive" ] || break
+      sleep 0.2
+    done
+    kill -KILL "${pids[@]}" 2>/dev/null || true
+  fi
+  { findmnt -rn -o TARGET | grep -F -- "$work" || true; } | sort -r | while read -r m; do
+    echo "bench.sh: unmounting $m" >&2
+    umount -l "$m" || true
+  done
+  rm -rf -- "$work"
+  if [ ! -S /run/containerd/containerd.sock ] && ! pgrep -x dockerd >/dev/null; then
+    for p in "${absent[@]}"; do
+      if [ -d "$p" ]; then rmdir "$p" 2>/dev/null || true; else rm -f "$p"; fi
+    done
+  fi
+}
+trap sweep EXIT
+
+args=("$@")
+[ "$cli" = given ] || args=(--docker "$cli" "${args[@]}")
+bin_dir="${CARGO_TARGET_DIR:-$PWD/target}/release"
+TMPDIR="$work" \
+  BERTH_BIN_DIR="$bin_dir" \
+  BERTH_BENCH_COMMAND="scripts/bench.sh${*:+ $*}" \
+  "$bin_dir/berth-bench" "${args[@]}"
