@@ -1010,7 +1010,13 @@ struct Dockerd {
     dir: tempfile::TempDir,
     child: Option<Child>,
     config: PathBuf,
+    /// Files dockerd writes outside its roots whatever its flags; removed on drop unless they
+    /// were there before.
+    host_leftovers: Vec<PathBuf>,
 }
+
+/// What dockerd 20.10 creates outside its data and exec roots.
+const DOCKERD_HOST_FILES: [&str; 2] = ["/etc/docker/key.json", "/run/docker"];
 
 impl Dockerd {
     fn start() -> Dockerd {
@@ -1019,8 +1025,16 @@ impl Dockerd {
             .tempdir()
             .unwrap();
         let d = dir.path();
+        let host_leftovers = DOCKERD_HOST_FILES
+            .iter()
+            .map(PathBuf::from)
+            .filter(|p| !p.exists())
+            .collect();
         let log = std::fs::File::create(d.join("dockerd.log")).unwrap();
+        std::fs::write(d.join("daemon.json"), "{}").unwrap();
         let child = Command::new(DOCKERD)
+            .arg("--config-file")
+            .arg(d.join("daemon.json"))
             .arg("--host")
             .arg(format!("unix://{}", d.join("docker.sock").display()))
             .arg("--data-root")
@@ -1030,6 +1044,7 @@ impl Dockerd {
             .arg("--pidfile")
             .arg(d.join("pid"))
             .args(["--bridge", "none", "--iptables=false", "--ip6tables=false"])
+            .args(["--ip-forward=false", "--ip-masq=false"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -1041,6 +1056,7 @@ impl Dockerd {
             dir,
             child: Some(child),
             config,
+            host_leftovers,
         };
         eventually("dockerd to answer", || {
             if let Some(Ok(Some(status))) = dk.child.as_mut().map(Child::try_wait) {
@@ -1121,6 +1137,9 @@ impl Drop for Dockerd {
             .filter(|p| p.starts_with(&root))
             .collect();
         points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for p in &self.host_leftovers {
+            let _ = std::fs::remove_dir_all(p).or_else(|_| std::fs::remove_file(p));
+        }
         for p in points {
             let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
         }
