@@ -30,6 +30,7 @@ pub(crate) struct PullSpec {
     pub(crate) credentials: Credentials,
 }
 
+#[derive(Clone)]
 struct Session {
     client: Client,
     auth: RegistryAuth,
@@ -166,20 +167,42 @@ impl ImageService {
                 todo.push(i);
             }
         }
-        let mut downloads = Vec::new();
+        // Downloads run as tasks (at most PARALLEL_DOWNLOADS at once) while the layers unpack in
+        // chain order: layer n unpacks as soon as it and the layers below it are stored.
+        let permits = Arc::new(tokio::sync::Semaphore::new(PARALLEL_DOWNLOADS));
+        let mut downloads: std::collections::HashMap<
+            usize,
+            tokio::task::JoinHandle<Result<(), ImagesError>>,
+        > = std::collections::HashMap::new();
         for &i in &todo {
-            let fut: std::pin::Pin<Box<dyn Future<Output = Result<(), ImagesError>> + Send + '_>> =
-                Box::pin(self.fetch_blob(&s, r, &layers[i], progress));
-            downloads.push(fut);
+            let (this, s, r, layer, progress, permits) = (
+                self.clone(),
+                s.clone(),
+                r.clone(),
+                layers[i].clone(),
+                progress.clone(),
+                permits.clone(),
+            );
+            downloads.insert(
+                i,
+                tokio::spawn(async move {
+                    let _permit = permits
+                        .acquire_owned()
+                        .await
+                        .map_err(|e| ImagesError::Registry(format!("download slots: {e}")))?;
+                    this.fetch_blob(&s, &r, &layer, &progress).await
+                }),
+            );
         }
-        let fetched: Vec<Result<(), ImagesError>> = futures::stream::iter(downloads)
-            .buffered(PARALLEL_DOWNLOADS)
-            .collect()
-            .await;
-        fetched.into_iter().collect::<Result<Vec<()>, _>>()?;
-
+        // On an early return the remaining downloads still finish into the content store (or
+        // clean up after themselves), where a retry finds them.
         let mut size = 0u64;
         for (i, l) in layers.iter().enumerate() {
+            if let Some(handle) = downloads.remove(&i) {
+                handle
+                    .await
+                    .map_err(|e| ImagesError::Registry(format!("downloading: {e}")))??;
+            }
             if todo.contains(&i) {
                 progress.status(l.digest.short(), "Extracting").await;
             }
