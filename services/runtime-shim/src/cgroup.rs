@@ -20,6 +20,8 @@ pub struct Cgroup {
 #[derive(Debug, Clone)]
 struct Hierarchy {
     dir: PathBuf,
+    /// Path components of the cgroup below the hierarchy's root (`berth/<id>`: 2).
+    levels: usize,
     v2: bool,
     cpuset: bool,
     memory: bool,
@@ -97,6 +99,7 @@ impl Cgroup {
             .into_iter()
             .map(|(mp, v2, opts)| Hierarchy {
                 dir: mp.join(rel),
+                levels: Path::new(rel).components().count(),
                 v2,
                 cpuset: opts.iter().any(|o| o == "cpuset"),
                 memory: opts.iter().any(|o| o == "memory"),
@@ -160,13 +163,21 @@ impl Cgroup {
         })
     }
 
-    /// Removes the directories (not their parents). Fails with EBUSY while processes remain.
+    /// Removes the directories, then their parents up to the hierarchy's root when nothing
+    /// else is in them (the `berth` parent goes with the last container). Fails with EBUSY
+    /// while processes remain.
     pub fn remove(&self) -> Result<(), ShimError> {
         for h in &self.dirs {
             match std::fs::remove_dir(&h.dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(cg_err(&h.dir, e)),
+            }
+            // A parent still holding another container's cgroup is not empty: rmdir refuses.
+            for parent in h.dir.ancestors().skip(1).take(h.levels.saturating_sub(1)) {
+                if std::fs::remove_dir(parent).is_err() {
+                    break;
+                }
             }
         }
         Ok(())
@@ -274,6 +285,7 @@ mod tests {
         let cg = Cgroup {
             dirs: vec![Hierarchy {
                 dir: d.clone(),
+                levels: 1,
                 v2: true,
                 cpuset: false,
                 memory: false,
