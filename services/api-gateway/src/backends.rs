@@ -61,65 +61,70 @@ fn request<T>(msg: T) -> tonic::Request<T> {
     req
 }
 
+/// A client that carries the caller's trace context.
+type Traced = tonic::service::interceptor::InterceptedService<
+    Channel,
+    fn(tonic::Request<()>) -> Result<tonic::Request<()>, Status>,
+>;
+
+const TRACE: fn(tonic::Request<()>) -> Result<tonic::Request<()>, Status> = trace_interceptor;
+
+impl GrpcBackends {
+    fn runtime_client(&self) -> runtime::runtime_client::RuntimeClient<Traced> {
+        runtime::runtime_client::RuntimeClient::with_interceptor(self.runtime.clone(), TRACE)
+    }
+
+    fn images_client(&self) -> images::images_client::ImagesClient<Traced> {
+        images::images_client::ImagesClient::with_interceptor(self.images.clone(), TRACE)
+    }
+
+    fn network_client(&self) -> network::network_client::NetworkClient<Traced> {
+        network::network_client::NetworkClient::with_interceptor(self.network.clone(), TRACE)
+    }
+
+    fn volumes_client(&self) -> volumes::volumes_client::VolumesClient<Traced> {
+        volumes::volumes_client::VolumesClient::with_interceptor(self.volumes.clone(), TRACE)
+    }
+}
+
 #[tonic::async_trait]
 impl SystemBackend for GrpcBackends {
     async fn runtime_info(&self) -> Answer<runtime::InfoResponse> {
-        let mut c = runtime::runtime_client::RuntimeClient::with_interceptor(
-            self.runtime.clone(),
-            trace_interceptor,
-        );
+        let mut c = self.runtime_client();
         Ok(c.info(request(runtime::InfoRequest {})).await?.into_inner())
     }
 
     async fn images_info(&self) -> Answer<images::InfoResponse> {
-        let mut c = images::images_client::ImagesClient::with_interceptor(
-            self.images.clone(),
-            trace_interceptor,
-        );
+        let mut c = self.images_client();
         Ok(c.info(request(images::InfoRequest {})).await?.into_inner())
     }
 
     async fn network_info(&self) -> Answer<network::InfoResponse> {
-        let mut c = network::network_client::NetworkClient::with_interceptor(
-            self.network.clone(),
-            trace_interceptor,
-        );
+        let mut c = self.network_client();
         Ok(c.info(request(network::InfoRequest {})).await?.into_inner())
     }
 
     async fn volumes_info(&self) -> Answer<volumes::InfoResponse> {
-        let mut c = volumes::volumes_client::VolumesClient::with_interceptor(
-            self.volumes.clone(),
-            trace_interceptor,
-        );
+        let mut c = self.volumes_client();
         Ok(c.info(request(volumes::InfoRequest {})).await?.into_inner())
     }
 
     async fn containers_usage(&self) -> Answer<runtime::DiskUsageResponse> {
-        let mut c = runtime::runtime_client::RuntimeClient::with_interceptor(
-            self.runtime.clone(),
-            trace_interceptor,
-        );
+        let mut c = self.runtime_client();
         Ok(c.disk_usage(request(runtime::DiskUsageRequest {}))
             .await?
             .into_inner())
     }
 
     async fn images_usage(&self) -> Answer<images::DiskUsageResponse> {
-        let mut c = images::images_client::ImagesClient::with_interceptor(
-            self.images.clone(),
-            trace_interceptor,
-        );
+        let mut c = self.images_client();
         Ok(c.disk_usage(request(images::DiskUsageRequest {}))
             .await?
             .into_inner())
     }
 
     async fn volumes_usage(&self) -> Answer<volumes::DiskUsageResponse> {
-        let mut c = volumes::volumes_client::VolumesClient::with_interceptor(
-            self.volumes.clone(),
-            trace_interceptor,
-        );
+        let mut c = self.volumes_client();
         Ok(c.disk_usage(request(volumes::DiskUsageRequest {}))
             .await?
             .into_inner())
@@ -160,21 +165,6 @@ pub type MessageStream =
 
 /// A client-streamed request (an upload).
 pub type Upload<T> = std::pin::Pin<Box<dyn futures::Stream<Item = T> + Send>>;
-
-/// A client that carries the caller's trace context.
-type Traced = tonic::service::interceptor::InterceptedService<
-    Channel,
-    fn(tonic::Request<()>) -> Result<tonic::Request<()>, Status>,
->;
-
-impl GrpcBackends {
-    fn images_client(&self) -> images::images_client::ImagesClient<Traced> {
-        images::images_client::ImagesClient::with_interceptor(
-            self.images.clone(),
-            trace_interceptor as fn(tonic::Request<()>) -> Result<tonic::Request<()>, Status>,
-        )
-    }
-}
 
 /// An upload as a stream tonic can send (`Sync`): relayed through a small channel by a task,
 /// which stops when the call is dropped.
@@ -296,15 +286,6 @@ pub trait ContainersBackend: Send + Sync + 'static {
     async fn stop(&self, req: runtime::StopRequest) -> Answer<()>;
     async fn rename(&self, req: runtime::RenameRequest) -> Answer<()>;
     async fn logs(&self, req: runtime::LogsRequest) -> Answer<LogStream>;
-}
-
-impl GrpcBackends {
-    fn runtime_client(&self) -> runtime::runtime_client::RuntimeClient<Traced> {
-        runtime::runtime_client::RuntimeClient::with_interceptor(
-            self.runtime.clone(),
-            trace_interceptor as fn(tonic::Request<()>) -> Result<tonic::Request<()>, Status>,
-        )
-    }
 }
 
 #[tonic::async_trait]
