@@ -268,6 +268,10 @@ impl ImagesBackend for GrpcBackends {
 pub type LogStream =
     std::pin::Pin<Box<dyn futures::Stream<Item = Result<runtime::LogEntry, Status>> + Send>>;
 
+/// The live output of `docker attach`.
+pub type AttachStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<runtime::AttachFrame, Status>> + Send>>;
+
 /// The answer of `docker wait`, once the condition is met.
 pub type WaitStream =
     std::pin::Pin<Box<dyn futures::Stream<Item = Result<runtime::WaitResponse, Status>> + Send>>;
@@ -286,6 +290,8 @@ pub trait ContainersBackend: Send + Sync + 'static {
     async fn stop(&self, req: runtime::StopRequest) -> Answer<()>;
     async fn rename(&self, req: runtime::RenameRequest) -> Answer<()>;
     async fn logs(&self, req: runtime::LogsRequest) -> Answer<LogStream>;
+    /// Answers once the attach is registered (before the container starts, when it has not).
+    async fn attach(&self, req: runtime::AttachRequest) -> Answer<AttachStream>;
 }
 
 #[tonic::async_trait]
@@ -348,6 +354,12 @@ impl ContainersBackend for GrpcBackends {
     async fn logs(&self, req: runtime::LogsRequest) -> Answer<LogStream> {
         Ok(Box::pin(
             self.runtime_client().logs(long(req)).await?.into_inner(),
+        ))
+    }
+
+    async fn attach(&self, req: runtime::AttachRequest) -> Answer<AttachStream> {
+        Ok(Box::pin(
+            self.runtime_client().attach(long(req)).await?.into_inner(),
         ))
     }
 }

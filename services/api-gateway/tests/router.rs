@@ -10,8 +10,8 @@ use axum::{
 use berth_api_gateway::{
     app,
     backends::{
-        Answer, ChunkStream, ContainersBackend, ImagesBackend, LogStream, MessageStream,
-        ProgressStream, SystemBackend, Upload, WaitStream,
+        Answer, AttachStream, ChunkStream, ContainersBackend, ImagesBackend, LogStream,
+        MessageStream, ProgressStream, SystemBackend, Upload, WaitStream,
     },
     host::HostFacts,
     state::AppState,
@@ -147,6 +147,10 @@ impl ContainersBackend for Fake {
         no_such_container(&req.id)
     }
     async fn logs(&self, req: runtime::LogsRequest) -> Answer<LogStream> {
+        no_such_container(&req.id)
+    }
+
+    async fn attach(&self, req: runtime::AttachRequest) -> Answer<AttachStream> {
         no_such_container(&req.id)
     }
 }
@@ -402,6 +406,10 @@ async fn container_routes_answer_404_and_list() {
         (Method::POST, "/containers/x/rename?name=y"),
         (Method::DELETE, "/containers/x?force=1"),
         (Method::GET, "/containers/x/logs?stdout=1"),
+        (
+            Method::POST,
+            "/containers/x/attach?stream=1&stdout=1&stderr=1",
+        ),
     ] {
         let r = call(method.clone(), uri).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{method} {uri}");

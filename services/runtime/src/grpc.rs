@@ -20,6 +20,7 @@ impl GrpcRuntime {
 }
 
 type WaitStream = Pin<Box<dyn futures::Stream<Item = Result<pb::WaitResponse, Status>> + Send>>;
+type AttachStream = Pin<Box<dyn futures::Stream<Item = Result<pb::AttachFrame, Status>> + Send>>;
 type LogStream = Pin<Box<dyn futures::Stream<Item = Result<pb::LogEntry, Status>> + Send>>;
 
 fn empty<E: berth_errors::HasKind + std::fmt::Display>(
@@ -31,6 +32,7 @@ fn empty<E: berth_errors::HasKind + std::fmt::Display>(
 #[tonic::async_trait]
 impl runtime_server::Runtime for GrpcRuntime {
     type LogsStream = LogStream;
+    type AttachStream = AttachStream;
     type WaitStream = WaitStream;
 
     async fn info(
@@ -116,6 +118,20 @@ impl runtime_server::Runtime for GrpcRuntime {
         let rx = self
             .containers
             .logs(req.get_ref())
+            .map_err(|e| status_from(&e))?;
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn attach(
+        &self,
+        req: Request<pb::AttachRequest>,
+    ) -> Result<Response<Self::AttachStream>, Status> {
+        let rx = self
+            .containers
+            .attach(req.get_ref())
+            .await
             .map_err(|e| status_from(&e))?;
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),

@@ -3,6 +3,7 @@
 //! is published and before waiters are woken.
 
 use std::{
+    collections::HashMap,
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
@@ -12,7 +13,7 @@ use berth_bus::EventPublisher;
 use berth_proto::{images::v1 as images, runtime::v1 as pb, shim::v1 as shimpb};
 use berth_types::{Actor, ErrorKind, Event, EventType};
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tonic::transport::Channel;
 
 use crate::{
@@ -39,6 +40,19 @@ pub(crate) struct Containers {
     pub(crate) lock: tokio::sync::Mutex<()>,
     /// Bumped after every change, to wake waiters.
     changed: watch::Sender<u64>,
+    /// Attaches to containers not started yet, by container ID: subscribed to the shim
+    /// when it is started, before the process is released.
+    pending_attaches: std::sync::Mutex<HashMap<String, Vec<Attacher>>>,
+}
+
+/// The receiving end of an attach.
+pub(crate) type AttachReceiver = mpsc::Receiver<Result<pb::AttachFrame, tonic::Status>>;
+
+/// One attach: where the frames go and which streams it wants.
+struct Attacher {
+    tx: mpsc::Sender<Result<pb::AttachFrame, tonic::Status>>,
+    stdout: bool,
+    stderr: bool,
 }
 
 impl Containers {
@@ -71,6 +85,7 @@ impl Containers {
             log_max_file,
             lock: tokio::sync::Mutex::new(()),
             changed: watch::channel(0).0,
+            pending_attaches: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -253,6 +268,46 @@ impl Containers {
             }
             Ok(address) => {
                 let mut client = shim::connect(&address).await?;
+                let attachers = self
+                    .pending_attaches
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(&c.id)
+                    .unwrap_or_default();
+                for a in attachers {
+                    subscribe(&mut client, a).await;
+                }
+                let started = client
+                    .start(shimpb::StartRequest {})
+                    .await
+                    .map_err(|e| ContainerError::Internal(anyhow::anyhow!("shim start: {e}")))?
+                    .into_inner();
+                if let Some(err) = started.error {
+                    let code = match err.kind.as_str() {
+                        "not-found" => 127,
+                        "permission" => 126,
+                        _ => 125,
+                    };
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        client.wait(shimpb::WaitRequest {}),
+                    )
+                    .await;
+                    delete_shim(&bundle).await;
+                    let text = format!("failed to create task for container: {}", err.message);
+                    c.state.exit_code = code;
+                    c.state.error = text.clone();
+                    self.store.put(&c)?;
+                    self.bump();
+                    return Err(ContainerError::new(
+                        if code == 125 {
+                            ErrorKind::Internal
+                        } else {
+                            ErrorKind::InvalidArgument
+                        },
+                        text,
+                    ));
+                }
                 let st = client
                     .state(shimpb::StateRequest {})
                     .await
@@ -271,6 +326,37 @@ impl Containers {
                 Ok(())
             }
         }
+    }
+
+    /// docker attach: the live output of the main process. On a container that is not
+    /// running, the attach waits for the next start.
+    pub(crate) async fn attach(
+        &self,
+        req: &pb::AttachRequest,
+    ) -> Result<AttachReceiver, ContainerError> {
+        let _guard = self.lock.lock().await;
+        let c = self.find(&req.id)?;
+        let (tx, rx) = mpsc::channel(64);
+        let a = Attacher {
+            tx,
+            stdout: req.stdout,
+            stderr: req.stderr,
+        };
+        if c.state.running() {
+            let address = shim::address(&self.bundle(&c.id)).ok_or_else(|| {
+                ContainerError::conflict(format!("container {} is not running", c.id))
+            })?;
+            let mut client = shim::connect(&address).await?;
+            subscribe(&mut client, a).await;
+        } else {
+            self.pending_attaches
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(c.id.clone())
+                .or_default()
+                .push(a);
+        }
+        Ok(rx)
     }
 
     /// A background task that learns the exit of a running container from its shim (or,
@@ -549,6 +635,47 @@ pub(crate) struct Waiter {
     rx: watch::Receiver<u64>,
     exits: u64,
     last: Container,
+}
+
+/// Subscribes `a` to the shim's output of the main process and relays it in the background.
+async fn subscribe(client: &mut shimpb::shim_client::ShimClient<Channel>, a: Attacher) {
+    let mut stream = match client
+        .attach(shimpb::AttachRequest {
+            exec_id: String::new(),
+        })
+        .await
+    {
+        Ok(s) => s.into_inner(),
+        Err(e) => {
+            let _ = a.tx.send(Err(e)).await;
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        loop {
+            match stream.message().await {
+                Ok(Some(chunk)) => {
+                    let n = match shimpb::Stream::try_from(chunk.stream) {
+                        Ok(shimpb::Stream::Stderr) if a.stderr => 2,
+                        Ok(shimpb::Stream::Stdout) if a.stdout => 1,
+                        _ => continue,
+                    };
+                    let frame = pb::AttachFrame {
+                        stream: n,
+                        data: chunk.data,
+                    };
+                    if a.tx.send(Ok(frame)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    let _ = a.tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
+    });
 }
 
 /// Asks the bundle's shim (if one is there) to clean up and exit.

@@ -153,6 +153,8 @@ pub(crate) fn write_bundle(bundle: &Path, spec: &BundleSpec<'_>) -> Result<(), C
         "log": {"path": spec.log_path, "max_size": spec.max_size, "max_file": spec.max_file},
         "stop_signal": spec.stop_signal,
         "socket": spec.socket,
+        // Held before exec until the Start call, so that attachers miss no output.
+        "wait_for_start": true,
     });
     if let Some(dir) = spec.socket.parent() {
         std::fs::create_dir_all(dir)?;

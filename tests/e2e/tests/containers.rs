@@ -269,3 +269,74 @@ fn containers_survive_a_killed_runtime() {
     s.docker(&["stop", "-t", "1", &id]);
     assert_eq!(s.inspect(&id)["State"]["ExitCode"], 137);
 }
+
+#[test]
+fn foreground_run_prints_output_and_exit_code() {
+    let s = Setup::new();
+    let out = s.engine.docker(&["run", "--rm", &s.image, "echo", "hello"]);
+    let (o, e) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{o}\n{e}");
+    assert_eq!(o, "hello\n", "stderr: {e}");
+
+    let out = s.engine.docker(&[
+        "run",
+        &s.image,
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    let (o, e) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{o}\n{e}");
+    assert_eq!(o, "out\n", "stderr: {e}");
+    assert!(e.contains("err\n"), "{e}");
+
+    // docker attach to a running container: its later output and its exit code.
+    let id = s.docker(&[
+        "run",
+        "-d",
+        &s.image,
+        "sh",
+        "-c",
+        "sleep 2; echo late; exit 4",
+    ]);
+    let out = s.engine.docker(&["attach", &id]);
+    let (o, e) = text(&out);
+    assert_eq!(out.status.code(), Some(4), "{o}\n{e}");
+    assert_eq!(o, "late\n", "stderr: {e}");
+}
+
+#[test]
+fn foreground_run_rm_leaves_nothing() {
+    let s = Setup::new();
+    let dir = tempfile::tempdir().unwrap();
+    let cidfile = dir.path().join("cid");
+    let cid_arg = cidfile.display().to_string();
+    let out = s.engine.docker(&[
+        "run",
+        "--rm",
+        "--cidfile",
+        &cid_arg,
+        &s.image,
+        "sh",
+        "-c",
+        "echo bye; exit 5",
+    ]);
+    let (o, e) = text(&out);
+    assert_eq!(out.status.code(), Some(5), "{o}\n{e}");
+    assert_eq!(o, "bye\n", "stderr: {e}");
+    let id = std::fs::read_to_string(&cidfile).unwrap().trim().to_owned();
+    assert_eq!(id.len(), 64, "{id:?}");
+    assert_eq!(s.docker(&["ps", "-aq"]), "");
+    eventually("no shim of the container", || {
+        let shims = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|d| {
+                let cmd = std::fs::read(d.path().join("cmdline")).unwrap_or_default();
+                String::from_utf8_lossy(&cmd).contains(&id)
+            })
+            .count();
+        (shims == 0).then_some(())
+    });
+    assert_gone(&s.engine, &id, None);
+}

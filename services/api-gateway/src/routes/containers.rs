@@ -31,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .route("/containers/{id}/start", post(start))
         .route("/containers/{id}/wait", post(wait))
         .route("/containers/{id}/logs", get(logs))
+        .route("/containers/{id}/attach", post(attach))
         .route("/containers/{id}/kill", post(kill))
         .route("/containers/{id}/stop", post(stop))
         .route("/containers/{id}/restart", post(restart))
@@ -209,6 +210,98 @@ pub fn frame(stream: u8, data: &[u8]) -> Bytes {
     out.extend_from_slice(&(data.len() as u32).to_be_bytes());
     out.extend_from_slice(data);
     Bytes::from(out)
+}
+
+/// `POST /containers/{id}/attach`: checks the container, registers the attach with the
+/// runtime (so that a start after the answer loses no output), then hijacks the connection
+/// (`101`, `Upgrade: tcp`) and writes the output, multiplexed unless the container has a TTY,
+/// until the process's output ends; then closes the connection.
+async fn attach(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Q,
+    mut req: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let json = st
+        .containers
+        .inspect(id.clone())
+        .await
+        .map_err(|e| status(&e))?;
+    let info: Value = serde_json::from_str(&json).unwrap_or_default();
+    let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
+    let stream_wanted = bool_param(&q, "stream");
+    let (stdout, stderr) = (bool_param(&q, "stdout"), bool_param(&q, "stderr"));
+    let stream = if stream_wanted && (stdout || stderr) {
+        Some(
+            st.containers
+                .attach(pb::AttachRequest {
+                    id: info["Id"].as_str().unwrap_or(&id).to_owned(),
+                    stdout,
+                    stderr,
+                })
+                .await
+                .map_err(|e| status(&e))?,
+        )
+    } else {
+        None
+    };
+    let content_type = if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
+    let encode = move |f: pb::AttachFrame| -> Bytes {
+        if tty {
+            Bytes::from(f.data)
+        } else {
+            frame(f.stream as u8, &f.data)
+        }
+    };
+    let wants_upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
+    if !wants_upgrade {
+        let body = futures::stream::iter(stream)
+            .flatten()
+            .map(move |r| match r {
+                Ok(f) => Ok(encode(f)),
+                Err(e) => Err(std::io::Error::other(e.message().to_owned())),
+            });
+        let mut res = (StatusCode::OK, Body::from_stream(body)).into_response();
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        return Ok(res);
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!(error = %e, "attach: upgrade");
+                return;
+            }
+        };
+        let mut io = hyper_util::rt::TokioIo::new(upgraded);
+        if let Some(mut stream) = stream {
+            while let Some(item) = stream.next().await {
+                let Ok(f) = item else { break };
+                if io.write_all(&encode(f)).await.is_err() {
+                    return;
+                }
+                let _ = io.flush().await;
+            }
+        }
+        let _ = io.shutdown().await;
+    });
+    let mut res = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("tcp"));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    Ok(res)
 }
 
 /// `GET /containers/{id}/logs`.
