@@ -99,17 +99,7 @@ async fn list(
         .images
         .iter()
         .map(|i| {
-            let mut v = json!({
-                "Id": i.id,
-                "ParentId": i.parent_id,
-                "RepoTags": i.repo_tags,
-                "RepoDigests": i.repo_digests,
-                "Created": i.created,
-                "Size": i.size,
-                "SharedSize": i.shared_size,
-                "Labels": i.labels,
-                "Containers": i.containers,
-            });
+            let mut v = crate::df::image(i);
             if old {
                 v["VirtualSize"] = json!(i.size);
             }

@@ -65,12 +65,18 @@ async fn ping_head() -> Response {
     res
 }
 
+/// The commit Berth was built from, when the build says so.
+const GIT_COMMIT: &str = match option_env!("BERTH_GIT_COMMIT") {
+    Some(c) => c,
+    None => "unknown",
+};
+
 async fn version(State(st): State<AppState>) -> Response {
     let h = &st.host;
     let details = serde_json::json!({
         "ApiVersion": MAX.to_string(),
         "MinAPIVersion": MIN.to_string(),
-        "GitCommit": option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown"),
+        "GitCommit": GIT_COMMIT,
         "GoVersion": "n/a (rust)",
         "Os": "linux",
         "Arch": h.go_arch(),
@@ -78,26 +84,16 @@ async fn version(State(st): State<AppState>) -> Response {
         "Experimental": "false",
         "BuildTime": "",
     });
-    json_response(
-        StatusCode::OK,
-        &serde_json::json!({
-            "Platform": {"Name": format!("Berth {}", berth_service::VERSION)},
-            "Components": [
-                {"Name": "Engine", "Version": ENGINE_VERSION, "Details": details},
-                {"Name": "Berth", "Version": berth_service::VERSION, "Details": {"GitCommit": option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown")}},
-            ],
-            "Version": ENGINE_VERSION,
-            "ApiVersion": MAX.to_string(),
-            "MinAPIVersion": MIN.to_string(),
-            "GitCommit": option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown"),
-            "GoVersion": "n/a (rust)",
-            "Os": "linux",
-            "Arch": h.go_arch(),
-            "KernelVersion": h.kernel,
-            "Experimental": false,
-            "BuildTime": "",
-        }),
-    )
+    // The legacy top-level fields repeat the Engine's details (Experimental as a bool there).
+    let mut body = details.clone();
+    body["Experimental"] = serde_json::json!(false);
+    body["Version"] = serde_json::json!(ENGINE_VERSION);
+    body["Platform"] = serde_json::json!({"Name": format!("Berth {}", berth_service::VERSION)});
+    body["Components"] = serde_json::json!([
+        {"Name": "Engine", "Version": ENGINE_VERSION, "Details": details},
+        {"Name": "Berth", "Version": berth_service::VERSION, "Details": {"GitCommit": GIT_COMMIT}},
+    ]);
+    json_response(StatusCode::OK, &body)
 }
 
 fn now_rfc3339() -> String {
