@@ -1,17 +1,21 @@
 //! The runtime service: containers and execs — their configuration, state, lifecycle, shims,
 //! cgroups and logs.
 
+mod attach;
 mod cgroups;
 mod container;
 mod container_error;
 mod create;
 mod error;
+mod exits;
 mod grpc;
 mod info;
 mod lifecycle;
+mod list;
 mod logs;
 mod names;
 mod shim;
+mod start;
 mod store;
 
 pub use cgroups::{CgroupDriver, CgroupInfo, CgroupVersion};

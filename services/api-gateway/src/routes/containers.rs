@@ -123,6 +123,7 @@ async fn list(State(st): State<AppState>, Query(q): Q) -> Result<Response, ApiEr
             all: bool_param(&q, "all"),
             limit,
             filters: q.get("filters").cloned().unwrap_or_default(),
+            size: bool_param(&q, "size"),
         })
         .await
         .map_err(|e| status(&e))?;

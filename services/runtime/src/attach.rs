@@ -1,0 +1,92 @@
+//! docker attach: relaying the shim's output of the main process; the attaches queued for a
+//! container that is not started yet.
+
+use berth_proto::{runtime::v1 as pb, shim::v1 as shimpb};
+use tokio::sync::mpsc;
+use tonic::transport::Channel;
+
+use crate::{container_error::ContainerError, lifecycle::Containers, shim};
+
+/// The receiving end of an attach.
+pub(crate) type AttachReceiver = mpsc::Receiver<Result<pb::AttachFrame, tonic::Status>>;
+
+/// One attach: where the frames go and which streams it wants.
+pub(crate) struct Attacher {
+    tx: mpsc::Sender<Result<pb::AttachFrame, tonic::Status>>,
+    stdout: bool,
+    stderr: bool,
+}
+
+impl Containers {
+    /// docker attach: the live output of the main process. On a container that is not
+    /// running, the attach waits for the next start.
+    pub(crate) async fn attach(
+        &self,
+        req: &pb::AttachRequest,
+    ) -> Result<AttachReceiver, ContainerError> {
+        let _guard = self.lock.lock().await;
+        let c = self.find(&req.id)?;
+        let (tx, rx) = mpsc::channel(64);
+        let a = Attacher {
+            tx,
+            stdout: req.stdout,
+            stderr: req.stderr,
+        };
+        if c.state.running() {
+            let address = shim::address(&self.bundle(&c.id)).ok_or_else(|| {
+                ContainerError::conflict(format!("container {} is not running", c.id))
+            })?;
+            let mut client = shim::connect(&address).await?;
+            subscribe(&mut client, a).await;
+        } else {
+            self.pending_attaches
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(c.id.clone())
+                .or_default()
+                .push(a);
+        }
+        Ok(rx)
+    }
+}
+
+/// Subscribes `a` to the shim's output of the main process and relays it in the background.
+pub(crate) async fn subscribe(client: &mut shimpb::shim_client::ShimClient<Channel>, a: Attacher) {
+    let mut stream = match client
+        .attach(shimpb::AttachRequest {
+            exec_id: String::new(),
+        })
+        .await
+    {
+        Ok(s) => s.into_inner(),
+        Err(e) => {
+            let _ = a.tx.send(Err(e)).await;
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        loop {
+            match stream.message().await {
+                Ok(Some(chunk)) => {
+                    let n = match shimpb::Stream::try_from(chunk.stream) {
+                        Ok(shimpb::Stream::Stderr) if a.stderr => 2,
+                        Ok(shimpb::Stream::Stdout) if a.stdout => 1,
+                        _ => continue,
+                    };
+                    let frame = pb::AttachFrame {
+                        stream: n,
+                        data: chunk.data,
+                    };
+                    if a.tx.send(Ok(frame)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    let _ = a.tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
+    });
+}
