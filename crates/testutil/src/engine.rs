@@ -157,6 +157,20 @@ impl Engine {
             .map(|(pid, _)| pid)
     }
 
+    /// The live `berth-shim` processes of this engine's containers (told apart from other
+    /// engines' by the bundle path under this engine's run root on their command line).
+    pub fn shim_pids(&self) -> Vec<i32> {
+        let root = self.run_root.to_string_lossy().into_owned();
+        processes_with(&root)
+            .into_iter()
+            .filter(|(pid, _)| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == "berth-shim")
+            })
+            .map(|(pid, _)| pid)
+            .collect()
+    }
+
     pub fn signal(&self, binary: &str, sig: Signal) {
         let pid = self
             .pid_of(binary)

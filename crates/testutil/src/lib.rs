@@ -40,6 +40,25 @@ pub fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// Like `eventually`, but `f` says why the condition is not met yet (`Err`), and the failure
+/// message ends with the last reason.
+pub fn eventually_explained<T>(what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + patience();
+    let mut pause = Duration::from_millis(10);
+    loop {
+        let why = match f() {
+            Ok(v) => return v,
+            Err(why) => why,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {why}"
+        );
+        wait(pause);
+        pause = (pause * 2).min(Duration::from_millis(200));
+    }
+}
+
 /// The pause between two polls of `eventually`.
 #[allow(clippy::disallowed_methods)]
 fn wait(d: Duration) {

@@ -276,6 +276,9 @@ pub type AttachStream =
 pub type WaitStream =
     std::pin::Pin<Box<dyn futures::Stream<Item = Result<runtime::WaitResponse, Status>> + Send>>;
 
+/// The stdin of an attach or exec, chunk by chunk (the first names the target).
+pub type InputStream = tokio::sync::mpsc::Receiver<runtime::InputChunk>;
+
 /// The container calls.
 #[tonic::async_trait]
 pub trait ContainersBackend: Send + Sync + 'static {
@@ -292,6 +295,16 @@ pub trait ContainersBackend: Send + Sync + 'static {
     async fn logs(&self, req: runtime::LogsRequest) -> Answer<LogStream>;
     /// Answers once the attach is registered (before the container starts, when it has not).
     async fn attach(&self, req: runtime::AttachRequest) -> Answer<AttachStream>;
+    /// Relays stdin until the stream ends.
+    async fn input(&self, chunks: InputStream) -> Answer<()>;
+    async fn resize(&self, req: runtime::ResizeRequest) -> Answer<()>;
+    /// The exec's ID.
+    async fn exec_create(&self, req: runtime::ExecCreateRequest) -> Answer<String>;
+    /// Answers once the exec runs; attached, the stream carries its output and ends after its
+    /// exit code is recorded.
+    async fn exec_start(&self, req: runtime::ExecStartRequest) -> Answer<AttachStream>;
+    async fn exec_inspect(&self, exec_id: String) -> Answer<String>;
+    async fn top(&self, req: runtime::TopRequest) -> Answer<String>;
 }
 
 #[tonic::async_trait]
@@ -342,8 +355,11 @@ impl ContainersBackend for GrpcBackends {
     }
 
     async fn stop(&self, req: runtime::StopRequest) -> Answer<()> {
-        self.runtime_client().stop(long(req)).await?;
-        Ok(())
+        let mut done = self.runtime_client().stop(long(req)).await?.into_inner();
+        match done.message().await? {
+            Some(_) => Ok(()),
+            None => Err(Status::unavailable("the runtime ended the stop early")),
+        }
     }
 
     async fn rename(&self, req: runtime::RenameRequest) -> Answer<()> {
@@ -361,5 +377,52 @@ impl ContainersBackend for GrpcBackends {
         Ok(Box::pin(
             self.runtime_client().attach(long(req)).await?.into_inner(),
         ))
+    }
+
+    async fn input(&self, chunks: InputStream) -> Answer<()> {
+        let chunks = tokio_stream::wrappers::ReceiverStream::new(chunks);
+        self.runtime_client().input(long(chunks)).await?;
+        Ok(())
+    }
+
+    async fn resize(&self, req: runtime::ResizeRequest) -> Answer<()> {
+        self.runtime_client().resize(request(req)).await?;
+        Ok(())
+    }
+
+    async fn exec_create(&self, req: runtime::ExecCreateRequest) -> Answer<String> {
+        Ok(self
+            .runtime_client()
+            .exec_create(request(req))
+            .await?
+            .into_inner()
+            .id)
+    }
+
+    async fn exec_start(&self, req: runtime::ExecStartRequest) -> Answer<AttachStream> {
+        Ok(Box::pin(
+            self.runtime_client()
+                .exec_start(long(req))
+                .await?
+                .into_inner(),
+        ))
+    }
+
+    async fn exec_inspect(&self, exec_id: String) -> Answer<String> {
+        Ok(self
+            .runtime_client()
+            .exec_inspect(request(runtime::ExecRef { exec_id }))
+            .await?
+            .into_inner()
+            .json)
+    }
+
+    async fn top(&self, req: runtime::TopRequest) -> Answer<String> {
+        Ok(self
+            .runtime_client()
+            .top(request(req))
+            .await?
+            .into_inner()
+            .json)
     }
 }

@@ -121,6 +121,46 @@ mod tests {
     }
 
     #[test]
+    fn containers_shape() {
+        let v = compose(
+            Wanted::from_types(["container"].into_iter()).unwrap(),
+            None,
+            Some(runtime::DiskUsageResponse {
+                containers: vec![runtime::ContainerUsage {
+                    id: "c1".to_owned(),
+                    names: vec!["/web".to_owned()],
+                    image: "busybox".to_owned(),
+                    image_id: "sha256:b0".to_owned(),
+                    command: "sh -c 'sleep 1'".to_owned(),
+                    created: 1_700_000_000,
+                    state: "running".to_owned(),
+                    status: "Up 2 seconds".to_owned(),
+                    size_rw: 524_288,
+                    size_root_fs: 2_000_000,
+                    labels: [("k".to_owned(), "v".to_owned())].into_iter().collect(),
+                }],
+            }),
+            None,
+        );
+        let c = &v["Containers"][0];
+        assert_eq!(c["Id"], "c1");
+        assert_eq!(c["Names"], json!(["/web"]));
+        assert_eq!(c["ImageID"], "sha256:b0");
+        assert_eq!(c["Command"], "sh -c 'sleep 1'");
+        assert_eq!(c["Created"], 1_700_000_000);
+        assert_eq!(
+            (c["State"].as_str(), c["Status"].as_str()),
+            (Some("running"), Some("Up 2 seconds"))
+        );
+        assert_eq!(
+            (c["SizeRw"].as_i64(), c["SizeRootFs"].as_i64()),
+            (Some(524_288), Some(2_000_000))
+        );
+        assert_eq!(c["Labels"], json!({"k": "v"}));
+        assert!(v.get("Images").is_none() && v.get("Volumes").is_none());
+    }
+
+    #[test]
     fn shapes() {
         let v = compose(
             Wanted::from_types(std::iter::empty()).unwrap(),

@@ -40,6 +40,7 @@ pub fn app(state: AppState, metrics: Option<&berth_telemetry::Metrics>) -> Route
         .merge(routes::images::router())
         .merge(routes::archive::router())
         .merge(routes::containers::router())
+        .merge(routes::exec::router())
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .with_state(state);

@@ -10,8 +10,8 @@ use axum::{
 use berth_api_gateway::{
     app,
     backends::{
-        Answer, AttachStream, ChunkStream, ContainersBackend, ImagesBackend, LogStream,
-        MessageStream, ProgressStream, SystemBackend, Upload, WaitStream,
+        Answer, AttachStream, ChunkStream, ContainersBackend, ImagesBackend, InputStream,
+        LogStream, MessageStream, ProgressStream, SystemBackend, Upload, WaitStream,
     },
     host::HostFacts,
     state::AppState,
@@ -153,6 +153,31 @@ impl ContainersBackend for Fake {
     async fn attach(&self, req: runtime::AttachRequest) -> Answer<AttachStream> {
         no_such_container(&req.id)
     }
+    async fn input(&self, _: InputStream) -> Answer<()> {
+        Ok(())
+    }
+    async fn resize(&self, req: runtime::ResizeRequest) -> Answer<()> {
+        no_such_container(&req.id)
+    }
+    async fn exec_create(&self, req: runtime::ExecCreateRequest) -> Answer<String> {
+        no_such_container(&req.id)
+    }
+    async fn exec_start(&self, req: runtime::ExecStartRequest) -> Answer<AttachStream> {
+        no_such_exec(&req.exec_id)
+    }
+    async fn exec_inspect(&self, exec_id: String) -> Answer<String> {
+        no_such_exec(&exec_id)
+    }
+    async fn top(&self, req: runtime::TopRequest) -> Answer<String> {
+        no_such_container(&req.id)
+    }
+}
+
+fn no_such_exec<T>(id: &str) -> Answer<T> {
+    Err(berth_errors::to_status(
+        berth_types::ErrorKind::NotFound,
+        format!("No such exec instance: {id}"),
+    ))
 }
 
 fn no_such_container<T>(id: &str) -> Answer<T> {

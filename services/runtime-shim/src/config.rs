@@ -7,7 +7,8 @@
 //!   "rootfs": {"type": "overlay", "source": "overlay",
 //!              "options": ["lowerdir=/l2:/l1", "upperdir=/u", "workdir=/w"]},
 //!   "process": {"args": ["sh"], "env": ["PATH=/bin"], "cwd": "/",
-//!               "user": {"uid": 0, "gid": 0, "additional_gids": []},
+//!               "user": {"uid": 0, "gid": 0, "additional_gids": [],
+//!                        "name": "app:staff"},  // optional: Docker's -u, see `User`
 //!               "terminal": false, "stdin": false,
 //!               "console_size": {"width": 80, "height": 24}},   // optional, terminal only
 //!   "hostname": "4f3c0a1b2c3d",                 // default: the first 12 characters of id
@@ -165,12 +166,20 @@ pub struct ConsoleSize {
     pub height: u16,
 }
 
+/// The process's user. A non-empty `name` is Docker's `-u` value (`user`, `user:group`,
+/// `uid:gid`, `user:gid`, `uid:group`), resolved inside the container's root against its
+/// /etc/passwd and /etc/group (see `user.rs`); it replaces `uid` and `gid`, and
+/// `additional_gids` are kept after the groups it gives.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct User {
+    #[serde(default)]
     pub uid: u32,
+    #[serde(default)]
     pub gid: u32,
     #[serde(default)]
     pub additional_gids: Vec<u32>,
+    #[serde(default)]
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -434,6 +443,17 @@ mod tests {
         assert_eq!(cfg.effective_hostname(), "abc123def456");
         assert_eq!(cfg.stop_signal, "SIGTERM");
         assert!(cfg.log.is_none());
+    }
+
+    #[test]
+    fn user_name_alone_is_enough() {
+        let mut j = minimal();
+        j["process"]["user"] = serde_json::json!({"name": "nobody:users"});
+        let cfg: Config = serde_json::from_value(j).unwrap();
+        assert_eq!(cfg.process.user.name, "nobody:users");
+        assert_eq!((cfg.process.user.uid, cfg.process.user.gid), (0, 0));
+        let cfg: Config = serde_json::from_value(minimal()).unwrap();
+        assert_eq!(cfg.process.user.name, "");
     }
 
     #[test]

@@ -56,6 +56,7 @@ pub(crate) fn process(p: pb::ProcessSpec) -> Process {
             uid: user.uid,
             gid: user.gid,
             additional_gids: user.additional_gids,
+            name: user.name,
         },
         terminal: p.terminal,
         stdin: p.stdin,
@@ -78,5 +79,28 @@ mod tests {
         let (s, e) = status(&ProcStatus::Stopped(ExitStatus::failed(3)));
         assert_eq!(s, pb::Status::Stopped);
         assert_eq!(e.unwrap().exit_code, 3);
+    }
+
+    #[test]
+    fn user_name_is_kept() {
+        let p = process(pb::ProcessSpec {
+            args: vec!["sh".into()],
+            user: Some(pb::User {
+                uid: 1,
+                gid: 2,
+                additional_gids: vec![3],
+                name: "nobody:users".into(),
+            }),
+            ..Default::default()
+        });
+        assert_eq!(
+            p.user,
+            User {
+                uid: 1,
+                gid: 2,
+                additional_gids: vec![3],
+                name: "nobody:users".into(),
+            }
+        );
     }
 }

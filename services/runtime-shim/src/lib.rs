@@ -5,7 +5,8 @@
 //! started it: the runtime reconnects through `<bundle>/address` after a restart.
 //!
 //! Layout: `start` (detach, report) → `daemon` (the shim's main) → `process` (clone, exec,
-//! the child side in `process::child`) with `rootfs`, `devices`, `capabilities`, `rlimits`;
+//! the child side in `process::child`) with `rootfs`, `devices`, `capabilities`, `rlimits`,
+//! `user` (`-u user[:group]` from the container's /etc/passwd and /etc/group);
 //! `shim` is the domain, `grpc` its tonic shell; `stdio` and `logfile` move the output;
 //! `reaper` collects exits; `exit` writes them; `cleanup` is `berth-shim delete`.
 
@@ -31,6 +32,7 @@ pub mod stdio;
 // The only module with `unsafe` (fork/clone, ioctls, fd registration), each with SAFETY.
 #[allow(unsafe_code)]
 mod sys;
+mod user;
 
 pub use config::Config;
 pub use error::{ShimError, StartError, StartErrorKind};

@@ -5,16 +5,16 @@ use berth_proto::{runtime::v1 as pb, shim::v1 as shimpb};
 use tokio::sync::mpsc;
 use tonic::transport::Channel;
 
-use crate::{container_error::ContainerError, lifecycle::Containers, shim};
+use crate::{container_error::ContainerError, lifecycle::Containers};
 
 /// The receiving end of an attach.
 pub(crate) type AttachReceiver = mpsc::Receiver<Result<pb::AttachFrame, tonic::Status>>;
 
 /// One attach: where the frames go and which streams it wants.
 pub(crate) struct Attacher {
-    tx: mpsc::Sender<Result<pb::AttachFrame, tonic::Status>>,
-    stdout: bool,
-    stderr: bool,
+    pub(crate) tx: mpsc::Sender<Result<pb::AttachFrame, tonic::Status>>,
+    pub(crate) stdout: bool,
+    pub(crate) stderr: bool,
 }
 
 impl Containers {
@@ -33,11 +33,8 @@ impl Containers {
             stderr: req.stderr,
         };
         if c.state.running() {
-            let address = shim::address(&self.bundle(&c.id)).ok_or_else(|| {
-                ContainerError::conflict(format!("container {} is not running", c.id))
-            })?;
-            let mut client = shim::connect(&address).await?;
-            subscribe(&mut client, a).await;
+            let mut client = self.running_shim(&c).await?;
+            subscribe(&mut client, "", a).await;
         } else {
             self.pending_attaches
                 .lock()
@@ -50,11 +47,16 @@ impl Containers {
     }
 }
 
-/// Subscribes `a` to the shim's output of the main process and relays it in the background.
-pub(crate) async fn subscribe(client: &mut shimpb::shim_client::ShimClient<Channel>, a: Attacher) {
+/// Subscribes `a` to the shim's output of the main process (empty `exec_id`) or of an exec,
+/// and relays it in the background.
+pub(crate) async fn subscribe(
+    client: &mut shimpb::shim_client::ShimClient<Channel>,
+    exec_id: &str,
+    a: Attacher,
+) {
     let mut stream = match client
         .attach(shimpb::AttachRequest {
-            exec_id: String::new(),
+            exec_id: exec_id.to_owned(),
         })
         .await
     {

@@ -1,7 +1,10 @@
 //! The container record as stored, its state, and the Docker JSON shapes built from it
 //! (inspect and list summary).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::{
+    collections::BTreeMap,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -77,6 +80,13 @@ impl Default for State {
             exits: 0,
         }
     }
+}
+
+/// A container's disk usage: the bytes in its writable layer, and those plus its image's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Sizes {
+    pub(crate) rw: i64,
+    pub(crate) root_fs: i64,
 }
 
 impl State {
@@ -175,31 +185,63 @@ impl Container {
         }
     }
 
-    fn command(&self) -> String {
-        std::iter::once(&self.path)
-            .chain(&self.args)
-            .map(String::as_str)
+    /// The summary's Command: the path and the arguments, those with a space in single quotes
+    /// (as moby shows them).
+    pub(crate) fn command(&self) -> String {
+        std::iter::once(self.path.clone())
+            .chain(self.args.iter().map(|a| {
+                if a.contains(' ') {
+                    format!("'{a}'")
+                } else {
+                    a.clone()
+                }
+            }))
             .collect::<Vec<_>>()
             .join(" ")
     }
 
-    /// GET /containers/json: one summary.
-    pub(crate) fn summary(&self) -> Value {
-        json!({
+    /// Seconds since the epoch of the creation.
+    pub(crate) fn created_secs(&self) -> i64 {
+        parse_nanos(&self.created).unwrap_or(0) / 1_000_000_000
+    }
+
+    /// Config.Labels as strings.
+    pub(crate) fn labels(&self) -> BTreeMap<String, String> {
+        self.config["Labels"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+            .collect()
+    }
+
+    /// GET /containers/json: one summary, with SizeRw and SizeRootFs when `sizes` are given
+    /// (absent when zero, as moby leaves them).
+    pub(crate) fn summary(&self, sizes: Option<Sizes>) -> Value {
+        let mut v = json!({
             "Id": self.id,
             "Names": [self.name],
             "Image": self.image,
             "ImageID": self.image_id,
             "Command": self.command(),
-            "Created": parse_nanos(&self.created).unwrap_or(0) / 1_000_000_000,
+            "Created": self.created_secs(),
             "Ports": [],
-            "Labels": labels(&self.config),
+            "Labels": self.labels(),
             "State": self.state.status.as_str(),
             "Status": self.status_text(),
             "HostConfig": {"NetworkMode": self.network_mode()},
             "NetworkSettings": {"Networks": {}},
             "Mounts": [],
-        })
+        });
+        if let Some(s) = sizes {
+            if s.rw != 0 {
+                v["SizeRw"] = s.rw.into();
+            }
+            if s.root_fs != 0 {
+                v["SizeRootFs"] = s.root_fs.into();
+            }
+        }
+        v
     }
 
     /// GET /containers/{id}/json.
@@ -252,13 +294,6 @@ impl Container {
     }
 }
 
-fn labels(config: &Value) -> Value {
-    match &config["Labels"] {
-        Value::Object(m) => Value::Object(m.clone()),
-        _ => json!({}),
-    }
-}
-
 /// LowerDir/UpperDir/WorkDir of an overlay mount.
 fn graph_data(rootfs: &Value) -> Value {
     let mut data = serde_json::Map::new();
@@ -290,6 +325,37 @@ mod tests {
         assert_eq!(human_duration(600), "10 minutes");
         assert_eq!(human_duration(3700), "About an hour");
         assert_eq!(human_duration(5 * 3600), "5 hours");
+    }
+
+    #[test]
+    fn summary_quotes_arguments_and_carries_sizes() {
+        let c = Container {
+            id: "a".repeat(64),
+            name: "/w".to_owned(),
+            created: now_rfc3339(),
+            path: "sh".to_owned(),
+            args: vec!["-c".to_owned(), "echo hi".to_owned()],
+            config: json!({"Labels": {"k": "v"}}),
+            host_config: json!({}),
+            image: "busybox".to_owned(),
+            image_id: "sha256:1234".to_owned(),
+            rootfs: Value::Null,
+            state: State::default(),
+            restart_count: 0,
+        };
+        let s = c.summary(None);
+        assert_eq!(s["Command"], "sh -c 'echo hi'");
+        assert_eq!(s["Labels"], json!({"k": "v"}));
+        assert!(s.get("SizeRw").is_none() && s.get("SizeRootFs").is_none());
+        let s = c.summary(Some(Sizes { rw: 0, root_fs: 42 }));
+        assert!(s.get("SizeRw").is_none());
+        assert_eq!(s["SizeRootFs"], 42);
+        let s = c.summary(Some(Sizes { rw: 7, root_fs: 49 }));
+        assert_eq!(
+            (s["SizeRw"].as_i64(), s["SizeRootFs"].as_i64()),
+            (Some(7), Some(49))
+        );
+        assert_eq!(c.labels().get("k").map(String::as_str), Some("v"));
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! Exits: the watchers that learn them from the shims, recording them, and `docker wait`.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    path::Path,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use berth_proto::{runtime::v1 as pb, shim::v1 as shimpb};
 use berth_types::ErrorKind;
@@ -15,22 +19,23 @@ use crate::{
 
 impl Containers {
     /// A background task that learns the exit of a running container from its shim (or,
-    /// when the shim is gone, from exit.json) and records it.
+    /// when the shim is gone, from exit.json) and records it. A shim that died under a running
+    /// container (killed, crashed, before or while the runtime was down) leaves the container
+    /// unsupervised: like containerd's dead-shim cleanup, `berth-shim delete` kills what is
+    /// left of it through its cgroup, removes the cgroup and the shim's files, and writes the
+    /// exit (137 when it killed something).
     pub(crate) fn watch_exit(self: &Arc<Self>, id: String) {
         let this = self.clone();
         tokio::spawn(async move {
             let bundle = this.bundle(&id);
-            let mut exit = None;
-            if let Some(address) = shim::address(&bundle)
-                && let Ok(mut client) = shim::connect(&address).await
-                && let Ok(r) = client.wait(shimpb::WaitRequest {}).await
-            {
-                let r = r.into_inner();
-                exit = Some((r.exit_code as i64, r.exited_at, r.oom_killed));
-            }
-            let exit =
-                exit.or_else(|| shim::exit_file(&bundle))
-                    .unwrap_or((255, String::new(), false));
+            let exit = match wait_on_shim(&bundle).await {
+                Some(exit) => exit,
+                None => {
+                    tracing::warn!(id, "the container's shim is gone; cleaning up after it");
+                    delete_dead_shim(&bundle).await;
+                    shim::exit_file(&bundle).unwrap_or((255, String::new(), false))
+                }
+            };
             if let Err(e) = this.record_exit(&id, exit).await {
                 tracing::error!(error = %e, id, "recording an exit");
             }
@@ -68,8 +73,9 @@ impl Containers {
         c.state.finished_at = if at.is_empty() { now_rfc3339() } else { at };
         c.state.exits += 1;
         self.store.put(&c)?;
-        self.bump();
+        // Published before waiters wake, so that `die` comes before the `stop` they publish.
         self.event(&c, "die", &[("exitCode", code.to_string())]);
+        self.bump();
         Ok(())
     }
 
@@ -157,6 +163,66 @@ impl Containers {
             if rx.changed().await.is_err() {
                 return Err(ContainerError::new(ErrorKind::Unavailable, "shutting down"));
             }
+        }
+    }
+}
+
+/// The exit from the shim's Wait; None once the shim is gone. While the shim lives, a failed
+/// connection or call is retried: only a dead shim may be cleaned up after (the cleanup kills
+/// the container).
+async fn wait_on_shim(bundle: &Path) -> Option<(i64, String, bool)> {
+    let mut pause = Duration::from_millis(20);
+    loop {
+        if let Some(address) = shim::address(bundle)
+            && let Ok(mut client) = shim::connect(&address).await
+            && let Ok(r) = client.wait(shimpb::WaitRequest {}).await
+        {
+            let r = r.into_inner();
+            return Some((r.exit_code as i64, r.exited_at, r.oom_killed));
+        }
+        if !shim_alive(bundle) {
+            return None;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// Whether the process in the bundle's shim.pid is still this bundle's berth-shim.
+fn shim_alive(bundle: &Path) -> bool {
+    let Some(pid) = std::fs::read_to_string(bundle.join("shim.pid"))
+        .ok()
+        .and_then(|p| p.trim().parse::<u32>().ok())
+    else {
+        return false;
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next());
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let id = bundle.file_name().map(|n| n.to_string_lossy().into_owned());
+    comm.trim() == "berth-shim"
+        && !matches!(state, None | Some('Z' | 'X'))
+        && id.is_some_and(|id| String::from_utf8_lossy(&cmdline).contains(&id))
+}
+
+/// `berth-shim delete --bundle DIR` for a bundle whose shim died.
+async fn delete_dead_shim(bundle: &Path) {
+    let out = tokio::process::Command::new(shim::shim_binary())
+        .args(["delete", "--bundle"])
+        .arg(bundle)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await;
+    match out {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => tracing::error!(
+            bundle = %bundle.display(),
+            stderr = %String::from_utf8_lossy(&o.stderr).trim(),
+            "berth-shim delete failed"
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, bundle = %bundle.display(), "running berth-shim delete")
         }
     }
 }

@@ -22,6 +22,14 @@ impl GrpcRuntime {
 type WaitStream = Pin<Box<dyn futures::Stream<Item = Result<pb::WaitResponse, Status>> + Send>>;
 type AttachStream = Pin<Box<dyn futures::Stream<Item = Result<pb::AttachFrame, Status>> + Send>>;
 type LogStream = Pin<Box<dyn futures::Stream<Item = Result<pb::LogEntry, Status>> + Send>>;
+type StopStream = Pin<Box<dyn futures::Stream<Item = Result<pb::Empty, Status>> + Send>>;
+
+/// A stream of what `rx` receives.
+fn stream<T: Send + 'static>(
+    rx: tokio::sync::mpsc::Receiver<Result<T, Status>>,
+) -> Pin<Box<dyn futures::Stream<Item = Result<T, Status>> + Send>> {
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
 
 fn empty<E: berth_errors::HasKind + std::fmt::Display>(
     r: Result<(), E>,
@@ -34,6 +42,8 @@ impl runtime_server::Runtime for GrpcRuntime {
     type LogsStream = LogStream;
     type AttachStream = AttachStream;
     type WaitStream = WaitStream;
+    type StopStream = StopStream;
+    type ExecStartStream = AttachStream;
 
     async fn info(
         &self,
@@ -46,7 +56,7 @@ impl runtime_server::Runtime for GrpcRuntime {
         &self,
         _: Request<pb::DiskUsageRequest>,
     ) -> Result<Response<pb::DiskUsageResponse>, Status> {
-        respond(self.domain.disk_usage())
+        respond(self.containers.disk_usage().await)
     }
 
     async fn create(
@@ -76,9 +86,7 @@ impl runtime_server::Runtime for GrpcRuntime {
             let r = containers.finish(waiter).await.map_err(|e| status_from(&e));
             let _ = tx.send(r).await;
         });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )))
+        Ok(Response::new(stream(rx)))
     }
 
     async fn inspect(
@@ -92,7 +100,7 @@ impl runtime_server::Runtime for GrpcRuntime {
         &self,
         req: Request<pb::ListRequest>,
     ) -> Result<Response<pb::JsonResponse>, Status> {
-        respond(self.containers.list(req.get_ref()))
+        respond(self.containers.list(req.get_ref()).await)
     }
 
     async fn remove(&self, req: Request<pb::RemoveRequest>) -> Result<Response<pb::Empty>, Status> {
@@ -103,8 +111,26 @@ impl runtime_server::Runtime for GrpcRuntime {
         empty(self.containers.kill(req.get_ref()).await)
     }
 
-    async fn stop(&self, req: Request<pb::StopRequest>) -> Result<Response<pb::Empty>, Status> {
-        empty(self.containers.stop(req.get_ref()).await)
+    async fn stop(
+        &self,
+        req: Request<pb::StopRequest>,
+    ) -> Result<Response<Self::StopStream>, Status> {
+        // Checked before answering, so that 304 and 404 are plain errors; then the wait.
+        let req = req.into_inner();
+        let stopping = self
+            .containers
+            .stop_begin(&req)
+            .await
+            .map_err(|e| status_from(&e))?;
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let containers = self.containers.clone();
+        tokio::spawn(async move {
+            let r = containers.stop_finish(stopping).await;
+            let _ = tx
+                .send(r.map(|()| pb::Empty {}).map_err(|e| status_from(&e)))
+                .await;
+        });
+        Ok(Response::new(stream(rx)))
     }
 
     async fn rename(&self, req: Request<pb::RenameRequest>) -> Result<Response<pb::Empty>, Status> {
@@ -119,9 +145,7 @@ impl runtime_server::Runtime for GrpcRuntime {
             .containers
             .logs(req.get_ref())
             .map_err(|e| status_from(&e))?;
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )))
+        Ok(Response::new(stream(rx)))
     }
 
     async fn attach(
@@ -133,8 +157,50 @@ impl runtime_server::Runtime for GrpcRuntime {
             .attach(req.get_ref())
             .await
             .map_err(|e| status_from(&e))?;
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )))
+        Ok(Response::new(stream(rx)))
+    }
+
+    async fn input(
+        &self,
+        req: Request<tonic::Streaming<pb::InputChunk>>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        empty(self.containers.input(req.into_inner()).await)
+    }
+
+    async fn resize(&self, req: Request<pb::ResizeRequest>) -> Result<Response<pb::Empty>, Status> {
+        empty(self.containers.resize(req.get_ref()).await)
+    }
+
+    async fn exec_create(
+        &self,
+        req: Request<pb::ExecCreateRequest>,
+    ) -> Result<Response<pb::ExecCreateResponse>, Status> {
+        respond(self.containers.exec_create(req.get_ref()).await)
+    }
+
+    async fn exec_start(
+        &self,
+        req: Request<pb::ExecStartRequest>,
+    ) -> Result<Response<Self::ExecStartStream>, Status> {
+        let rx = self
+            .containers
+            .exec_start(req.get_ref())
+            .await
+            .map_err(|e| status_from(&e))?;
+        Ok(Response::new(stream(rx)))
+    }
+
+    async fn exec_inspect(
+        &self,
+        req: Request<pb::ExecRef>,
+    ) -> Result<Response<pb::JsonResponse>, Status> {
+        respond(self.containers.exec_inspect(&req.get_ref().exec_id))
+    }
+
+    async fn top(
+        &self,
+        req: Request<pb::TopRequest>,
+    ) -> Result<Response<pb::JsonResponse>, Status> {
+        respond(self.containers.top(req.get_ref()).await)
     }
 }

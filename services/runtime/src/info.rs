@@ -6,7 +6,10 @@ use berth_config::DaemonConfig;
 use berth_proto::runtime::v1 as pb;
 use berth_types::EngineId;
 
-use crate::{CgroupInfo, RuntimeError, store::Store};
+use crate::{
+    CgroupInfo, RuntimeError, container::Container, container_error::ContainerError,
+    lifecycle::Containers, list::newest_first, store::Store,
+};
 
 /// The runtime's domain state.
 pub(crate) struct Runtime {
@@ -61,15 +64,32 @@ impl Runtime {
             engine_id: self.engine_id.to_string(),
         })
     }
+}
 
-    pub(crate) fn disk_usage(&self) -> Result<pb::DiskUsageResponse, RuntimeError> {
-        let containers = self
-            .store
-            .ids()?
-            .into_iter()
-            .map(|id| pb::ContainerUsage {
-                id,
-                ..Default::default()
+impl Containers {
+    /// The containers part of `/system/df`: every container, newest first, with its sizes.
+    pub(crate) async fn disk_usage(&self) -> Result<pb::DiskUsageResponse, ContainerError> {
+        let mut all = self.store.all()?;
+        newest_first(&mut all);
+        let refs: Vec<&Container> = all.iter().collect();
+        let mut sizes = self.sizes(&refs).await;
+        let containers = all
+            .iter()
+            .map(|c| {
+                let s = sizes.remove(&c.id).unwrap_or_default();
+                pb::ContainerUsage {
+                    id: c.id.clone(),
+                    names: vec![c.name.clone()],
+                    image: c.image.clone(),
+                    image_id: c.image_id.clone(),
+                    command: c.command(),
+                    created: c.created_secs(),
+                    state: c.state.status.as_str().to_owned(),
+                    status: c.status_text(),
+                    size_rw: s.rw,
+                    size_root_fs: s.root_fs,
+                    labels: c.labels().into_iter().collect(),
+                }
             })
             .collect();
         Ok(pb::DiskUsageResponse { containers })

@@ -7,6 +7,7 @@ mod container;
 mod container_error;
 mod create;
 mod error;
+mod exec;
 mod exits;
 mod grpc;
 mod info;
@@ -16,7 +17,10 @@ mod logs;
 mod names;
 mod shim;
 mod start;
+mod stdin;
 mod store;
+mod top;
+mod user;
 
 pub use cgroups::{CgroupDriver, CgroupInfo, CgroupVersion};
 pub use error::RuntimeError;

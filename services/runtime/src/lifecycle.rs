@@ -40,6 +40,8 @@ pub(crate) struct Containers {
     /// Attaches to containers not started yet, by container ID: subscribed to the shim
     /// when it is started, before the process is released.
     pub(crate) pending_attaches: std::sync::Mutex<HashMap<String, Vec<Attacher>>>,
+    /// The execs, by exec ID.
+    pub(crate) execs: std::sync::Mutex<HashMap<String, crate::exec::ExecRecord>>,
 }
 
 impl Containers {
@@ -73,6 +75,7 @@ impl Containers {
             lock: tokio::sync::Mutex::new(()),
             changed: watch::channel(0).0,
             pending_attaches: std::sync::Mutex::new(HashMap::new()),
+            execs: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -150,16 +153,31 @@ impl Containers {
     pub(crate) fn inspect(&self, name: &str) -> Result<pb::JsonResponse, ContainerError> {
         let c = self.find(name)?;
         let log = self.log_path(&c.id).display().to_string();
+        let mut v = c.inspect(&log, &self.bundle(&c.id));
+        let execs = self.running_execs(&c);
+        if !execs.is_empty() {
+            v["ExecIDs"] = execs.into();
+        }
         Ok(pb::JsonResponse {
-            json: c.inspect(&log, &self.bundle(&c.id)).to_string(),
+            json: v.to_string(),
         })
     }
 
+    /// A client on the shim of a running container.
+    pub(crate) async fn running_shim(
+        &self,
+        c: &Container,
+    ) -> Result<shimpb::shim_client::ShimClient<Channel>, ContainerError> {
+        let address = shim::address(&self.bundle(&c.id))
+            .filter(|_| c.state.running())
+            .ok_or_else(|| {
+                ContainerError::conflict(format!("container {} is not running", c.id))
+            })?;
+        shim::connect(&address).await
+    }
+
     async fn signal(&self, c: &Container, sig: i32, all: bool) -> Result<(), ContainerError> {
-        let address = shim::address(&self.bundle(&c.id)).ok_or_else(|| {
-            ContainerError::conflict(format!("container {} is not running", c.id))
-        })?;
-        let mut client = shim::connect(&address).await?;
+        let mut client = self.running_shim(c).await?;
         client
             .kill(shimpb::KillRequest {
                 exec_id: String::new(),
@@ -189,8 +207,11 @@ impl Containers {
         self.signal(&c, sig, false).await
     }
 
-    /// docker stop: the stop signal, then SIGKILL after the timeout.
-    pub(crate) async fn stop(&self, req: &pb::StopRequest) -> Result<(), ContainerError> {
+    /// docker stop, first half: checks, then sends the stop signal. `stop_finish` waits.
+    pub(crate) async fn stop_begin(
+        &self,
+        req: &pb::StopRequest,
+    ) -> Result<Stopping, ContainerError> {
         let c = self.find(&req.id)?;
         if !c.state.running() {
             return Err(ContainerError::new(ErrorKind::NotModified, ""));
@@ -207,6 +228,12 @@ impl Containers {
             .unwrap_or(10);
         let deadline = (timeout >= 0).then(|| Instant::now() + Duration::from_secs(timeout as u64));
         self.signal(&c, sig, false).await?;
+        Ok(Stopping { c, deadline })
+    }
+
+    /// docker stop, second half: SIGKILL after the timeout, then the `stop` event.
+    pub(crate) async fn stop_finish(&self, s: Stopping) -> Result<(), ContainerError> {
+        let Stopping { c, deadline } = s;
         if !self.wait_stopped(&c.id, deadline).await? {
             self.signal(&c, 9, true).await?;
             self.wait_stopped(&c.id, None).await?;
@@ -262,10 +289,21 @@ impl Containers {
             return Err(ContainerError::upstream(&e));
         }
         self.store.delete(&c.id)?;
+        self.forget_execs(&c.id);
+        self.pending_attaches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&c.id);
         self.bump();
         self.event(&c, "destroy", &[]);
         Ok(())
     }
+}
+
+/// A stop under way: the container and when to SIGKILL it.
+pub(crate) struct Stopping {
+    c: Container,
+    deadline: Option<Instant>,
 }
 
 /// Asks the bundle's shim (if one is there) to clean up and exit.

@@ -98,11 +98,11 @@ pub(crate) async fn start(bundle: &Path) -> Result<String, (String, String)> {
 pub(crate) struct BundleSpec<'a> {
     pub(crate) id: &'a str,
     pub(crate) rootfs: &'a Value,
-    pub(crate) args: Vec<String>,
-    pub(crate) env: Vec<String>,
-    pub(crate) cwd: String,
-    pub(crate) uid: u32,
-    pub(crate) gid: u32,
+    /// The shim's process JSON: args, env, cwd, user, terminal, stdin, console_size.
+    pub(crate) process: Value,
+    pub(crate) hostname: String,
+    /// docker run --init.
+    pub(crate) init: bool,
     pub(crate) net: Value,
     pub(crate) log_path: &'a Path,
     pub(crate) max_size: u64,
@@ -118,7 +118,7 @@ pub(crate) fn write_bundle(bundle: &Path, spec: &BundleSpec<'_>) -> Result<(), C
     for f in ["exit.json", "start-error.json", "address"] {
         let _ = std::fs::remove_file(bundle.join(f));
     }
-    let hostname = &spec.id[..12];
+    let hostname = &spec.hostname;
     let etc = bundle.join("etc");
     std::fs::create_dir_all(&etc)?;
     std::fs::write(etc.join("hostname"), format!("{hostname}\n"))?;
@@ -136,12 +136,8 @@ pub(crate) fn write_bundle(bundle: &Path, spec: &BundleSpec<'_>) -> Result<(), C
     let config = json!({
         "id": spec.id,
         "rootfs": spec.rootfs,
-        "process": {
-            "args": spec.args,
-            "env": spec.env,
-            "cwd": spec.cwd,
-            "user": {"uid": spec.uid, "gid": spec.gid, "additional_gids": []},
-        },
+        "process": spec.process,
+        "init": spec.init,
         "hostname": hostname,
         "namespaces": {"net": spec.net},
         "etc_files": {

@@ -2,9 +2,10 @@
 
 use std::{sync::Arc, time::Duration};
 
-use berth_proto::shim::v1 as shimpb;
+use berth_errors::HasKind;
+use berth_proto::{runtime::v1 as pb, shim::v1 as shimpb};
 use berth_types::ErrorKind;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::{
     attach::subscribe,
@@ -12,11 +13,33 @@ use crate::{
     container_error::ContainerError,
     lifecycle::{Containers, delete_shim},
     shim,
+    user::process_user,
 };
 
 impl Containers {
-    /// Starts a created or stopped container.
+    /// Starts a created or stopped container. A container that fails to start is removed
+    /// when it has AutoRemove (`docker run --rm`), as the CLI's wait for removal expects.
     pub(crate) async fn start(self: &Arc<Self>, name: &str) -> Result<(), ContainerError> {
+        let r = self.start_locked(name).await;
+        if let Err(e) = &r
+            && !matches!(e.kind(), ErrorKind::NotModified | ErrorKind::NotFound)
+            && let Ok(c) = self.find(name)
+            && !c.state.running()
+            && c.host_config["AutoRemove"].as_bool() == Some(true)
+        {
+            let req = pb::RemoveRequest {
+                id: c.id.clone(),
+                force: true,
+                volumes: true,
+            };
+            if let Err(e) = self.remove(&req).await {
+                tracing::warn!(error = %e, id = %c.id, "auto-remove after a failed start");
+            }
+        }
+        r
+    }
+
+    async fn start_locked(self: &Arc<Self>, name: &str) -> Result<(), ContainerError> {
         let _guard = self.lock.lock().await;
         let mut c = self.find(name)?;
         if c.state.running() {
@@ -39,30 +62,40 @@ impl Containers {
                 )));
             }
         };
-        let (uid, gid) = parse_user(c.config["User"].as_str().unwrap_or_default())?;
-        let env = c.config["Env"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let user = process_user(c.config["User"].as_str().unwrap_or_default());
+        let tty = c.config["Tty"].as_bool().unwrap_or(false);
+        let env = crate::exec::exec_env(&crate::exec::strings(&c.config["Env"]), &[], tty);
         let cwd = match c.config["WorkingDir"].as_str().unwrap_or_default() {
             "" => "/".to_owned(),
             w => w.to_owned(),
+        };
+        let mut process = json!({
+            "args": std::iter::once(c.path.clone()).chain(c.args.iter().cloned()).collect::<Vec<_>>(),
+            "env": env,
+            "cwd": cwd,
+            "user": {"uid": user.uid, "gid": user.gid, "additional_gids": user.additional_gids, "name": user.name},
+            "terminal": tty,
+            "stdin": c.config["OpenStdin"].as_bool().unwrap_or(false),
+        });
+        // HostConfig.ConsoleSize is [height, width].
+        let size = &c.host_config["ConsoleSize"];
+        if let (true, Some(h), Some(w)) = (tty, size[0].as_u64(), size[1].as_u64())
+            && h > 0
+            && w > 0
+        {
+            process["console_size"] = json!({"width": w, "height": h});
+        }
+        let hostname = match c.config["Hostname"].as_str().unwrap_or_default() {
+            "" => c.id[..12].to_owned(),
+            h => h.to_owned(),
         };
         let log_path = self.log_path(&c.id);
         let spec = shim::BundleSpec {
             id: &c.id,
             rootfs: &c.rootfs,
-            args: std::iter::once(c.path.clone())
-                .chain(c.args.iter().cloned())
-                .collect(),
-            env,
-            cwd,
-            uid,
-            gid,
+            process,
+            hostname,
+            init: c.host_config["Init"].as_bool().unwrap_or(false),
             net,
             log_path: &log_path,
             max_size: self.log_max_size,
@@ -71,6 +104,13 @@ impl Containers {
             socket: self.socket_dir.join(format!("{}.sock", &c.id[..20])),
         };
         shim::write_bundle(&bundle, &spec)?;
+        // Taken now: if the start fails they are dropped, which ends their streams.
+        let attachers = self
+            .pending_attaches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&c.id)
+            .unwrap_or_default();
         match shim::start(&bundle).await {
             Err((kind, message)) => {
                 let code = match kind.as_str() {
@@ -94,14 +134,8 @@ impl Containers {
             }
             Ok(address) => {
                 let mut client = shim::connect(&address).await?;
-                let attachers = self
-                    .pending_attaches
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .remove(&c.id)
-                    .unwrap_or_default();
                 for a in attachers {
-                    subscribe(&mut client, a).await;
+                    subscribe(&mut client, "", a).await;
                 }
                 let started = client
                     .start(shimpb::StartRequest {})
@@ -152,39 +186,5 @@ impl Containers {
                 Ok(())
             }
         }
-    }
-}
-
-/// Numeric `uid[:gid]`, or `root`.
-fn parse_user(user: &str) -> Result<(u32, u32), ContainerError> {
-    if user.is_empty() {
-        return Ok((0, 0));
-    }
-    let (u, g) = user.split_once(':').unwrap_or((user, ""));
-    let num = |s: &str| -> Result<u32, ContainerError> {
-        match s {
-            "" | "root" => Ok(0),
-            s => s.parse().map_err(|_| {
-                ContainerError::invalid(format!(
-                    "unable to find user {s}: only numeric users are supported yet"
-                ))
-            }),
-        }
-    };
-    let uid = num(u)?;
-    let gid = if g.is_empty() { uid } else { num(g)? };
-    Ok((uid, gid))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn users() {
-        assert_eq!(parse_user("").unwrap(), (0, 0));
-        assert_eq!(parse_user("1000").unwrap(), (1000, 1000));
-        assert_eq!(parse_user("1:2").unwrap(), (1, 2));
-        assert!(parse_user("nobody").is_err());
     }
 }

@@ -91,19 +91,6 @@ impl Store {
         };
         write().map_err(RuntimeError::Store)
     }
-
-    /// The IDs of every container, in ID order.
-    pub(crate) fn ids(&self) -> Result<Vec<String>, RuntimeError> {
-        let read = || -> anyhow::Result<Vec<String>> {
-            let tx = self.db.begin_read()?;
-            let table = tx.open_table(CONTAINERS)?;
-            table
-                .iter()?
-                .map(|row| Ok(row?.0.value().to_owned()))
-                .collect()
-        };
-        read().map_err(RuntimeError::Store)
-    }
 }
 
 #[cfg(test)]
@@ -115,7 +102,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.counts().unwrap(), Counts::default());
-        assert!(store.ids().unwrap().is_empty());
+        assert!(store.all().unwrap().is_empty());
         drop(store);
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.counts().unwrap().total, 0);

@@ -18,8 +18,9 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::{
+    backends::AttachStream,
     error::{ApiError, json_response},
-    routes::images::bool_param,
+    routes::{hijack, images::bool_param},
     state::AppState,
 };
 
@@ -32,6 +33,8 @@ pub fn router() -> Router<AppState> {
         .route("/containers/{id}/wait", post(wait))
         .route("/containers/{id}/logs", get(logs))
         .route("/containers/{id}/attach", post(attach))
+        .route("/containers/{id}/resize", post(resize))
+        .route("/containers/{id}/top", get(top))
         .route("/containers/{id}/kill", post(kill))
         .route("/containers/{id}/stop", post(stop))
         .route("/containers/{id}/restart", post(restart))
@@ -41,7 +44,7 @@ pub fn router() -> Router<AppState> {
 
 type Q = Query<HashMap<String, String>>;
 
-fn status(e: &tonic::Status) -> ApiError {
+pub fn status(e: &tonic::Status) -> ApiError {
     ApiError::from_status(e)
 }
 
@@ -50,7 +53,7 @@ fn no_content() -> Response {
 }
 
 /// A JSON text built by the runtime, answered as is.
-fn raw_json(text: String) -> Response {
+pub fn raw_json(text: String) -> Response {
     let mut res = (StatusCode::OK, text).into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -60,7 +63,7 @@ fn raw_json(text: String) -> Response {
 }
 
 /// moby's CheckForJSON: a body must be sent as application/json.
-fn check_json(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+pub fn check_json(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
     if body.is_empty() {
         return Ok(());
     }
@@ -140,33 +143,53 @@ async fn start(State(st): State<AppState>, Path(id): Path<String>) -> Result<Res
     Ok(no_content())
 }
 
+/// How long a wait whose runtime went away keeps trying to register again.
+const WAIT_RECONNECT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// `POST /containers/{id}/wait?condition=`: the headers go out once the wait is registered,
-/// the body when the condition is met.
+/// the body when the condition is met. If the runtime restarts meanwhile, the wait is
+/// registered again (except `next-exit`, which could miss an exit); if that fails, the body
+/// is cut off so that the client reports an error rather than a made-up status.
 async fn wait(
     State(st): State<AppState>,
     Path(id): Path<String>,
     Query(q): Q,
 ) -> Result<Response, ApiError> {
+    let req = pb::WaitRequest {
+        id,
+        condition: q.get("condition").cloned().unwrap_or_default(),
+    };
     let mut stream = st
         .containers
-        .wait(pb::WaitRequest {
-            id,
-            condition: q.get("condition").cloned().unwrap_or_default(),
-        })
+        .wait(req.clone())
         .await
         .map_err(|e| status(&e))?;
-    let body = async_stream_once(async move {
-        let v = match stream.next().await {
-            Some(Ok(r)) => json!({
-                "StatusCode": r.status_code,
-                "Error": if r.error.is_empty() { Value::Null } else { json!({"Message": r.error}) },
-            }),
-            Some(Err(e)) => json!({"StatusCode": -1, "Error": {"Message": e.message()}}),
-            None => json!({"StatusCode": -1, "Error": {"Message": "the wait ended"}}),
-        };
-        let mut bytes = v.to_string().into_bytes();
-        bytes.push(b'\n');
-        bytes
+    let containers = st.containers.clone();
+    let body = futures::stream::once(async move {
+        let deadline = tokio::time::Instant::now() + WAIT_RECONNECT;
+        loop {
+            let v = match stream.next().await {
+                Some(Ok(r)) => json!({
+                    "StatusCode": r.status_code,
+                    "Error": if r.error.is_empty() { Value::Null } else { json!({"Message": r.error}) },
+                }),
+                Some(Err(e)) if e.code() == tonic::Code::NotFound => {
+                    json!({"StatusCode": -1, "Error": {"Message": e.message()}})
+                }
+                _ if req.condition == "next-exit" => {
+                    return Err(std::io::Error::other(
+                        "the runtime went away during the wait",
+                    ));
+                }
+                _ => {
+                    stream = rewait(&*containers, &req, deadline).await?;
+                    continue;
+                }
+            };
+            let mut bytes = v.to_string().into_bytes();
+            bytes.push(b'\n');
+            return Ok(Bytes::from(bytes));
+        }
     });
     let mut res = (StatusCode::OK, Body::from_stream(body)).into_response();
     res.headers_mut().insert(
@@ -176,11 +199,26 @@ async fn wait(
     Ok(res)
 }
 
-/// A body of one chunk produced by `fut`.
-fn async_stream_once(
-    fut: impl std::future::Future<Output = Vec<u8>> + Send + 'static,
-) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    futures::stream::once(async move { Ok(Bytes::from(fut.await)) })
+/// Registers `req` again once the runtime answers, backing off until `deadline`.
+async fn rewait(
+    containers: &dyn crate::backends::ContainersBackend,
+    req: &pb::WaitRequest,
+    deadline: tokio::time::Instant,
+) -> Result<crate::backends::WaitStream, std::io::Error> {
+    let mut delay = std::time::Duration::from_millis(50);
+    loop {
+        match containers.wait(req.clone()).await {
+            Ok(s) => return Ok(s),
+            Err(e) if e.code() == tonic::Code::NotFound => {
+                return Err(std::io::Error::other(e.message().to_owned()));
+            }
+            Err(_) if tokio::time::Instant::now() + delay < deadline => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(1));
+            }
+            Err(e) => return Err(std::io::Error::other(e.message().to_owned())),
+        }
+    }
 }
 
 /// Docker's timestamps: seconds with an optional fraction (`1700000000.5`); RFC 3339 also.
@@ -215,8 +253,8 @@ pub fn frame(stream: u8, data: &[u8]) -> Bytes {
 
 /// `POST /containers/{id}/attach`: checks the container, registers the attach with the
 /// runtime (so that a start after the answer loses no output), then hijacks the connection
-/// (`101`, `Upgrade: tcp`) and writes the output, multiplexed unless the container has a TTY,
-/// until the process's output ends; then closes the connection.
+/// (`101`, `Upgrade: tcp`): output multiplexed unless the container has a TTY, stdin relayed
+/// when asked, until the process's output ends.
 async fn attach(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -229,80 +267,107 @@ async fn attach(
         .await
         .map_err(|e| status(&e))?;
     let info: Value = serde_json::from_str(&json).unwrap_or_default();
+    let full_id = info["Id"].as_str().unwrap_or(&id).to_owned();
     let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
-    let stream_wanted = bool_param(&q, "stream");
+    let detach_keys =
+        hijack::parse_detach_keys(q.get("detachKeys").map(String::as_str).unwrap_or_default())?;
     let (stdout, stderr) = (bool_param(&q, "stdout"), bool_param(&q, "stderr"));
-    let stream = if stream_wanted && (stdout || stderr) {
-        Some(
+    let mut output: Option<AttachStream> = None;
+    if bool_param(&q, "stream") && (stdout || stderr) {
+        output = Some(
             st.containers
                 .attach(pb::AttachRequest {
-                    id: info["Id"].as_str().unwrap_or(&id).to_owned(),
+                    id: full_id.clone(),
                     stdout,
                     stderr,
                 })
                 .await
                 .map_err(|e| status(&e))?,
-        )
-    } else {
-        None
-    };
-    let content_type = if tty {
-        "application/vnd.docker.raw-stream"
-    } else {
-        "application/vnd.docker.multiplexed-stream"
-    };
-    let encode = move |f: pb::AttachFrame| -> Bytes {
-        if tty {
-            Bytes::from(f.data)
-        } else {
-            frame(f.stream as u8, &f.data)
-        }
-    };
-    let wants_upgrade = req
-        .headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
-    if !wants_upgrade {
-        let body = futures::stream::iter(stream)
-            .flatten()
-            .map(move |r| match r {
-                Ok(f) => Ok(encode(f)),
-                Err(e) => Err(std::io::Error::other(e.message().to_owned())),
-            });
-        let mut res = (StatusCode::OK, Body::from_stream(body)).into_response();
-        res.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        return Ok(res);
+        );
     }
-    let on_upgrade = hyper::upgrade::on(&mut req);
-    tokio::spawn(async move {
-        use tokio::io::AsyncWriteExt;
-        let upgraded = match on_upgrade.await {
-            Ok(u) => u,
-            Err(e) => {
-                tracing::warn!(error = %e, "attach: upgrade");
-                return;
-            }
-        };
-        let mut io = hyper_util::rt::TokioIo::new(upgraded);
-        if let Some(mut stream) = stream {
-            while let Some(item) = stream.next().await {
-                let Ok(f) = item else { break };
-                if io.write_all(&encode(f)).await.is_err() {
-                    return;
-                }
-                let _ = io.flush().await;
-            }
+    if bool_param(&q, "logs") && (stdout || stderr) {
+        let past = st
+            .containers
+            .logs(pb::LogsRequest {
+                id: full_id.clone(),
+                stdout,
+                stderr,
+                tail: "all".to_owned(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| status(&e))?
+            .map(|r| {
+                r.map(|e| pb::AttachFrame {
+                    stream: e.stream,
+                    data: e.data,
+                })
+            });
+        let live = futures::stream::iter(output).flatten();
+        output = Some(Box::pin(past.chain(live)));
+    }
+    let input = (bool_param(&q, "stdin") && info["Config"]["OpenStdin"].as_bool() == Some(true))
+        .then(|| pb::InputChunk {
+            id: full_id,
+            ..Default::default()
+        });
+    let session = hijack::Session {
+        output,
+        tty,
+        input,
+        close_stdin_on_eof: info["Config"]["StdinOnce"].as_bool() == Some(true) && !tty,
+        detach_keys,
+    };
+    Ok(hijack::respond(st.containers.clone(), &mut req, session))
+}
+
+/// `POST /containers/{id}/resize?h=&w=`.
+async fn resize(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> Result<Response, ApiError> {
+    let (height, width) = size_params(&q)?;
+    st.containers
+        .resize(pb::ResizeRequest {
+            id,
+            height,
+            width,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| status(&e))?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// The `h` and `w` of a resize.
+pub fn size_params(q: &HashMap<String, String>) -> Result<(u32, u32), ApiError> {
+    let get = |k: &str| -> Result<u32, ApiError> {
+        let v = q.get(k).map(|s| s.trim()).unwrap_or_default();
+        if v.is_empty() {
+            return Ok(0);
         }
-        let _ = io.shutdown().await;
-    });
-    let mut res = StatusCode::SWITCHING_PROTOCOLS.into_response();
-    let h = res.headers_mut();
-    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    h.insert(header::UPGRADE, HeaderValue::from_static("tcp"));
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    Ok(res)
+        v.parse()
+            .map_err(|_| ApiError::invalid(format!("strconv.Atoi: parsing {v:?}: invalid syntax")))
+    };
+    Ok((get("h")?, get("w")?))
+}
+
+/// `GET /containers/{id}/top?ps_args=`.
+async fn top(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> Result<Response, ApiError> {
+    let json = st
+        .containers
+        .top(pb::TopRequest {
+            id,
+            ps_args: q.get("ps_args").cloned().unwrap_or_default(),
+        })
+        .await
+        .map_err(|e| status(&e))?;
+    Ok(raw_json(json))
 }
 
 /// `GET /containers/{id}/logs`.

@@ -2,5 +2,7 @@
 
 pub mod archive;
 pub mod containers;
+pub mod exec;
+pub mod hijack;
 pub mod images;
 pub mod system;

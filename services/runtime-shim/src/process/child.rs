@@ -1,6 +1,7 @@
 //! What runs in the new process, between clone/fork and execve: namespaces, the filesystem,
-//! the terminal, user, capabilities, then exec (or the tiny init). Failures travel back to the
-//! shim as a [`StartError`] over the channel; nothing here returns to the shim's code.
+//! the terminal, user (resolved in the container's root), capabilities, then exec (or the
+//! tiny init). Failures travel back to the shim as a [`StartError`] over the channel; nothing
+//! here returns to the shim's code.
 
 use std::{
     convert::Infallible,
@@ -22,7 +23,7 @@ use crate::{
     capabilities,
     config::{Config, ConsoleSize, Process, Rlimit},
     error::{StartError, StartErrorKind},
-    pathutil, rlimits, rootfs, sys,
+    pathutil, rlimits, rootfs, sys, user,
 };
 
 /// The child's end of the stdio: pipes (or /dev/null for stdin) made by the shim, or a
@@ -145,6 +146,10 @@ fn exec_process(
     opts: &ExecOpts<'_>,
 ) -> Result<Infallible, StartError> {
     rlimits::apply(opts.rlimits)?;
+    // In the container's root (after pivot_root, or setns for an exec), still privileged:
+    // its /etc/passwd and /etc/group name the user and its home.
+    let who = user::for_process(&spec.user)?;
+    let env = user::with_home(&spec.env, &who.home);
     let cwd = PathBuf::from(&spec.cwd);
     if !cwd.exists() {
         std::fs::create_dir_all(&cwd)
@@ -152,21 +157,16 @@ fn exec_process(
     }
     let keep = capabilities::wanted(opts.capabilities);
     capabilities::limit_bounding(&keep)?;
-    let user = &spec.user;
-    let groups: Vec<Gid> = user
-        .additional_gids
-        .iter()
-        .map(|g| Gid::from_raw(*g))
-        .collect();
+    let groups: Vec<Gid> = who.groups.iter().map(|g| Gid::from_raw(*g)).collect();
     setgroups(&groups).map_err(|e| fail("setgroups", e))?;
-    setgid(Gid::from_raw(user.gid)).map_err(|e| fail(format_args!("setgid {}", user.gid), e))?;
-    setuid(Uid::from_raw(user.uid)).map_err(|e| fail(format_args!("setuid {}", user.uid), e))?;
-    capabilities::apply(&keep, user.uid)?;
+    setgid(Gid::from_raw(who.gid)).map_err(|e| fail(format_args!("setgid {}", who.gid), e))?;
+    setuid(Uid::from_raw(who.uid)).map_err(|e| fail(format_args!("setuid {}", who.uid), e))?;
+    capabilities::apply(&keep, who.uid)?;
     if opts.no_new_privileges {
         nix::sys::prctl::set_no_new_privs().map_err(|e| fail("no_new_privs", e))?;
     }
     chdir(&cwd).map_err(|e| fail(format_args!("chdir {}", spec.cwd), e))?;
-    let path = pathutil::find_executable(&spec.args[0], &spec.env, &cwd)?;
+    let path = pathutil::find_executable(&spec.args[0], &env, &cwd)?;
 
     match (io, tty) {
         (_, Some(slave)) => {
@@ -188,7 +188,7 @@ fn exec_process(
 
     let c = |s: &str| CString::new(s).map_err(|_| StartError::other("NUL in args or env"));
     let args: Vec<CString> = spec.args.iter().map(|a| c(a)).collect::<Result<_, _>>()?;
-    let env: Vec<CString> = spec.env.iter().map(|a| c(a)).collect::<Result<_, _>>()?;
+    let env: Vec<CString> = env.iter().map(|a| c(a)).collect::<Result<_, _>>()?;
     let path_c = CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|_| StartError::other("NUL in path"))?;
 

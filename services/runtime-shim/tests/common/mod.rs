@@ -63,7 +63,8 @@ fn busybox() -> PathBuf {
 }
 
 /// A busybox root filesystem as a plain directory: /bin/busybox and its applets as symlinks,
-/// /etc, /tmp, and /bin/noexec, a file without execute permission.
+/// /etc (with [`PASSWD`] and [`GROUP`]), /tmp, and /bin/noexec, a file without execute
+/// permission.
 fn make_rootfs(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let bin = dir.join("bin");
@@ -80,8 +81,32 @@ fn make_rootfs(dir: &Path) {
     }
     std::fs::write(bin.join("noexec"), "#!/bin/sh\necho no\n").unwrap();
     std::fs::set_permissions(bin.join("noexec"), std::fs::Permissions::from_mode(0o644)).unwrap();
-    std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    std::fs::write(dir.join("etc/passwd"), PASSWD).unwrap();
+    std::fs::write(dir.join("etc/group"), GROUP).unwrap();
 }
+
+/// The rootfs's /etc/passwd: busybox's first entries and nobody, plus `app`.
+pub const PASSWD: &str = "\
+root:x:0:0:root:/root:/bin/sh
+daemon:x:1:1:daemon:/usr/sbin:/bin/false
+bin:x:2:2:bin:/bin:/bin/false
+sys:x:3:3:sys:/dev:/bin/false
+app:x:1000:1000:app:/home/app:/bin/sh
+nobody:x:65534:65534:nobody:/home:/bin/false
+";
+
+/// The rootfs's /etc/group: `app` is a member of wheel and users.
+pub const GROUP: &str = "\
+root:x:0:
+daemon:x:1:
+bin:x:2:
+sys:x:3:
+wheel:x:10:root,app
+staff:x:50:
+users:x:100:app
+app:x:1000:
+nogroup:x:65534:
+";
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 

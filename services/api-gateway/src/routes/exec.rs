@@ -1,0 +1,155 @@
+//! Exec endpoints: create, start (detached or hijacked), resize, inspect. The runtime keeps
+//! the execs; this layer maps bodies, parameters and the hijacked stream.
+
+use std::collections::HashMap;
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use berth_proto::runtime::v1 as pb;
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use crate::{
+    error::{ApiError, json_response},
+    routes::{
+        containers::{check_json, raw_json, size_params, status},
+        hijack,
+    },
+    state::AppState,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/containers/{id}/exec", post(create))
+        .route("/exec/{id}/start", post(start))
+        .route("/exec/{id}/resize", post(resize))
+        .route("/exec/{id}/json", get(inspect))
+}
+
+/// A JSON object body; an empty body is `{}` when `empty_ok`.
+fn object(headers: &HeaderMap, body: &[u8], empty_ok: bool) -> Result<Value, ApiError> {
+    check_json(headers, body)?;
+    if body.is_empty() {
+        return if empty_ok {
+            Ok(json!({}))
+        } else {
+            Err(ApiError::invalid("invalid JSON: EOF"))
+        };
+    }
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))?;
+    if v.is_object() {
+        Ok(v)
+    } else {
+        Err(ApiError::invalid("invalid JSON: not an object"))
+    }
+}
+
+/// `POST /containers/{id}/exec`.
+async fn create(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let config = object(&headers, &body, false)?;
+    let id = st
+        .containers
+        .exec_create(pb::ExecCreateRequest {
+            id,
+            body_json: config.to_string(),
+        })
+        .await
+        .map_err(|e| status(&e))?;
+    Ok(json_response(StatusCode::CREATED, &json!({"Id": id})))
+}
+
+/// `POST /exec/{id}/start`: detached → 200 once it runs; otherwise the hijacked stream,
+/// closed after the exit code is recorded.
+async fn start(
+    State(st): State<AppState>,
+    Path(exec_id): Path<String>,
+    headers: HeaderMap,
+    mut req: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let body = axum::body::to_bytes(std::mem::take(req.body_mut()), 1 << 20)
+        .await
+        .map_err(|e| ApiError::invalid(format!("reading the body: {e}")))?;
+    let opts = object(&headers, &body, true)?;
+    let info: Value = serde_json::from_str(
+        &st.containers
+            .exec_inspect(exec_id.clone())
+            .await
+            .map_err(|e| status(&e))?,
+    )
+    .unwrap_or_default();
+    let detach = opts["Detach"].as_bool().unwrap_or(false);
+    // ConsoleSize is [height, width].
+    let size = &opts["ConsoleSize"];
+    let start = pb::ExecStartRequest {
+        exec_id: exec_id.clone(),
+        detach,
+        height: size[0].as_u64().unwrap_or(0) as u32,
+        width: size[1].as_u64().unwrap_or(0) as u32,
+    };
+    let mut output = st
+        .containers
+        .exec_start(start)
+        .await
+        .map_err(|e| status(&e))?;
+    if detach {
+        // The stream ends once the process runs.
+        while output.next().await.is_some() {}
+        return Ok(StatusCode::OK.into_response());
+    }
+    let tty = info["ProcessConfig"]["tty"].as_bool().unwrap_or(false);
+    let session = hijack::Session {
+        output: Some(output),
+        tty,
+        input: (info["OpenStdin"].as_bool() == Some(true)).then(|| pb::InputChunk {
+            exec_id,
+            ..Default::default()
+        }),
+        close_stdin_on_eof: true,
+        detach_keys: hijack::parse_detach_keys(info["DetachKeys"].as_str().unwrap_or_default())?,
+    };
+    Ok(hijack::respond(st.containers.clone(), &mut req, session))
+}
+
+/// `POST /exec/{id}/resize?h=&w=`.
+async fn resize(
+    State(st): State<AppState>,
+    Path(exec_id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let (height, width) = size_params(&q)?;
+    st.containers
+        .resize(pb::ResizeRequest {
+            exec_id,
+            height,
+            width,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| status(&e))?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `GET /exec/{id}/json`.
+async fn inspect(
+    State(st): State<AppState>,
+    Path(exec_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let json = st
+        .containers
+        .exec_inspect(exec_id)
+        .await
+        .map_err(|e| status(&e))?;
+    Ok(raw_json(json))
+}

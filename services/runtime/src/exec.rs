@@ -1,0 +1,350 @@
+//! docker exec: execs registered with the container's shim, started attached or detached,
+//! their exits recorded (and published as `exec_die`) before an attached start ends.
+//!
+//! Exec records live in memory, as in Docker: they are not part of a container's durable state.
+
+use std::sync::Arc;
+
+use berth_proto::{runtime::v1 as pb, shim::v1 as shimpb};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::{
+    attach::{AttachReceiver, Attacher, subscribe},
+    container::Container,
+    container_error::ContainerError,
+    lifecycle::Containers,
+    names,
+    user::process_user,
+};
+
+/// One exec as Docker describes it.
+#[derive(Debug, Clone)]
+pub(crate) struct ExecRecord {
+    pub(crate) id: String,
+    pub(crate) container_id: String,
+    pub(crate) cmd: Vec<String>,
+    pub(crate) user: String,
+    pub(crate) tty: bool,
+    pub(crate) privileged: bool,
+    pub(crate) attach_stdin: bool,
+    pub(crate) attach_stdout: bool,
+    pub(crate) attach_stderr: bool,
+    pub(crate) detach_keys: String,
+    pub(crate) started: bool,
+    pub(crate) running: bool,
+    pub(crate) pid: u32,
+    pub(crate) exit_code: Option<i64>,
+}
+
+impl ExecRecord {
+    /// GET /exec/{id}/json.
+    fn inspect(&self) -> Value {
+        json!({
+            "ID": self.id,
+            "Running": self.running,
+            "ExitCode": self.exit_code,
+            "ProcessConfig": {
+                "tty": self.tty,
+                "entrypoint": self.cmd.first().cloned().unwrap_or_default(),
+                "arguments": self.cmd.iter().skip(1).collect::<Vec<_>>(),
+                "privileged": self.privileged,
+                "user": self.user,
+            },
+            "OpenStdin": self.attach_stdin,
+            "OpenStderr": self.attach_stderr,
+            "OpenStdout": self.attach_stdout,
+            "CanRemove": false,
+            "ContainerID": self.container_id,
+            "DetachKeys": self.detach_keys,
+            "Pid": self.pid,
+        })
+    }
+
+    /// The action of `exec_create` / `exec_start` events: `exec_create: ls -l`.
+    fn action(&self, base: &str) -> String {
+        format!("{base}: {}", self.cmd.join(" "))
+    }
+}
+
+pub(crate) fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The container's Env with the exec's on top (same key: the exec's wins).
+pub(crate) fn exec_env(container: &[String], exec: &[String], tty: bool) -> Vec<String> {
+    let mut env: Vec<String> = container.to_vec();
+    for e in exec {
+        let key = e.split('=').next().unwrap_or(e);
+        env.retain(|x| x.split('=').next().unwrap_or(x) != key);
+        env.push(e.clone());
+    }
+    if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".to_owned());
+    }
+    env
+}
+
+impl Containers {
+    pub(crate) fn exec_record(&self, exec_id: &str) -> Result<ExecRecord, ContainerError> {
+        self.execs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(exec_id)
+            .cloned()
+            .ok_or_else(|| ContainerError::not_found(format!("No such exec instance: {exec_id}")))
+    }
+
+    fn update_exec(&self, exec_id: &str, f: impl FnOnce(&mut ExecRecord)) {
+        if let Some(r) = self
+            .execs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_mut(exec_id)
+        {
+            f(r);
+        }
+        self.bump();
+    }
+
+    /// Forgets the execs of a removed container.
+    pub(crate) fn forget_execs(&self, container_id: &str) {
+        self.execs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|_, r| r.container_id != container_id);
+    }
+
+    /// POST /containers/{id}/exec.
+    pub(crate) async fn exec_create(
+        &self,
+        req: &pb::ExecCreateRequest,
+    ) -> Result<pb::ExecCreateResponse, ContainerError> {
+        let body: Value = serde_json::from_str(&req.body_json)
+            .map_err(|e| ContainerError::invalid(format!("invalid JSON: {e}")))?;
+        let cmd = strings(&body["Cmd"]);
+        if cmd.is_empty() {
+            return Err(ContainerError::invalid("No exec command specified"));
+        }
+        let c = self.find(&req.id)?;
+        let mut client = self.running_shim(&c).await?;
+        let tty = body["Tty"].as_bool().unwrap_or(false);
+        let user = match body["User"].as_str().unwrap_or_default() {
+            "" => c.config["User"].as_str().unwrap_or_default().to_owned(),
+            u => u.to_owned(),
+        };
+        let cwd = [&body["WorkingDir"], &c.config["WorkingDir"]]
+            .iter()
+            .find_map(|v| v.as_str().filter(|s| !s.is_empty()))
+            .unwrap_or("/")
+            .to_owned();
+        let record = ExecRecord {
+            id: names::new_id(),
+            container_id: c.id.clone(),
+            cmd: cmd.clone(),
+            user: user.clone(),
+            tty,
+            privileged: body["Privileged"].as_bool().unwrap_or(false),
+            attach_stdin: body["AttachStdin"].as_bool().unwrap_or(false),
+            attach_stdout: body["AttachStdout"].as_bool().unwrap_or(false),
+            attach_stderr: body["AttachStderr"].as_bool().unwrap_or(false),
+            detach_keys: body["DetachKeys"].as_str().unwrap_or_default().to_owned(),
+            started: false,
+            running: false,
+            pid: 0,
+            exit_code: None,
+        };
+        let process = shimpb::ProcessSpec {
+            args: cmd,
+            env: exec_env(&strings(&c.config["Env"]), &strings(&body["Env"]), tty),
+            cwd,
+            user: Some(process_user(&user)),
+            terminal: tty,
+            stdin: record.attach_stdin,
+        };
+        client
+            .exec(shimpb::ExecRequest {
+                exec_id: record.id.clone(),
+                process: Some(process),
+            })
+            .await
+            .map_err(|e| ContainerError::upstream(&e))?;
+        self.execs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(record.id.clone(), record.clone());
+        self.event(
+            &c,
+            &record.action("exec_create"),
+            &[("execID", record.id.clone())],
+        );
+        Ok(pb::ExecCreateResponse { id: record.id })
+    }
+
+    /// POST /exec/{id}/start. Attached, the output is returned and the stream ends once the
+    /// exit code is recorded.
+    pub(crate) async fn exec_start(
+        self: &Arc<Self>,
+        req: &pb::ExecStartRequest,
+    ) -> Result<AttachReceiver, ContainerError> {
+        let record = self.exec_record(&req.exec_id)?;
+        if record.running {
+            return Err(ContainerError::conflict(format!(
+                "Error: Exec command {} is already running",
+                record.id
+            )));
+        }
+        if record.started {
+            return Err(ContainerError::conflict(format!(
+                "Error: Exec command {} has already run",
+                record.id
+            )));
+        }
+        let c = self.find(&record.container_id)?;
+        let mut client = self.running_shim(&c).await?;
+        self.update_exec(&record.id, |r| r.started = true);
+        let (tx, rx) = mpsc::channel(64);
+        let (out_tx, mut out_rx) = mpsc::channel(64);
+        if !req.detach {
+            let a = Attacher {
+                tx: out_tx,
+                stdout: record.attach_stdout || record.tty,
+                stderr: record.attach_stderr,
+            };
+            subscribe(&mut client, &record.id, a).await;
+        } else {
+            drop(out_tx);
+        }
+        let started = client
+            .exec_start(shimpb::ExecStartRequest {
+                exec_id: record.id.clone(),
+            })
+            .await
+            .map_err(|e| ContainerError::upstream(&e))?
+            .into_inner();
+        if let Some(err) = &started.error {
+            let text = format!(
+                "OCI runtime exec failed: exec failed: unable to start container process: {}",
+                err.message
+            );
+            let _ = tx
+                .send(Ok(pb::AttachFrame {
+                    stream: 1,
+                    data: format!("{text}\r\n").into_bytes(),
+                }))
+                .await;
+        } else {
+            self.update_exec(&record.id, |r| {
+                r.running = true;
+                r.pid = started.pid;
+            });
+            self.event(
+                &c,
+                &record.action("exec_start"),
+                &[("execID", record.id.clone())],
+            );
+            if req.width > 0 && req.height > 0 && record.tty {
+                let _ = client
+                    .resize(shimpb::ResizeRequest {
+                        exec_id: record.id.clone(),
+                        width: req.width,
+                        height: req.height,
+                    })
+                    .await;
+            }
+        }
+        let this = self.clone();
+        let detach = req.detach;
+        tokio::spawn(async move {
+            let exit = client
+                .exec_wait(shimpb::ExecWaitRequest {
+                    exec_id: record.id.clone(),
+                })
+                .await
+                .map(|r| r.into_inner().exit_code as i64)
+                // The shim went away with the container: its processes were killed.
+                .unwrap_or(137);
+            this.update_exec(&record.id, |r| {
+                r.running = false;
+                r.exit_code = Some(exit);
+            });
+            this.event(
+                &c,
+                "exec_die",
+                &[
+                    ("execID", record.id.clone()),
+                    ("exitCode", exit.to_string()),
+                ],
+            );
+        });
+        if !detach {
+            let this = self.clone();
+            let exec_id = req.exec_id.clone();
+            tokio::spawn(async move {
+                while let Some(f) = out_rx.recv().await {
+                    if tx.send(f).await.is_err() {
+                        break;
+                    }
+                }
+                // The output is flushed: answer once the exit code is there.
+                let _ = this.exec_exited(&exec_id).await;
+            });
+        }
+        Ok(rx)
+    }
+
+    /// Returns once the exec's exit code is recorded.
+    async fn exec_exited(&self, exec_id: &str) -> Result<(), ContainerError> {
+        let mut rx = self.changed.subscribe();
+        loop {
+            if self.exec_record(exec_id)?.exit_code.is_some() {
+                return Ok(());
+            }
+            if rx.changed().await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// GET /exec/{id}/json.
+    pub(crate) fn exec_inspect(&self, exec_id: &str) -> Result<pb::JsonResponse, ContainerError> {
+        Ok(pb::JsonResponse {
+            json: self.exec_record(exec_id)?.inspect().to_string(),
+        })
+    }
+
+    /// The IDs of a container's execs that are running (inspect's ExecIDs).
+    pub(crate) fn running_execs(&self, c: &Container) -> Vec<String> {
+        self.execs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .filter(|r| r.container_id == c.id && r.running)
+            .map(|r| r.id.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_env_overrides_and_term() {
+        let env = exec_env(
+            &["PATH=/bin".to_owned(), "A=1".to_owned()],
+            &["A=2".to_owned()],
+            true,
+        );
+        assert_eq!(env, ["PATH=/bin", "A=2", "TERM=xterm"]);
+        let env = exec_env(&["TERM=vt100".to_owned()], &[], true);
+        assert_eq!(env, ["TERM=vt100"]);
+        assert_eq!(exec_env(&[], &[], false), Vec::<String>::new());
+    }
+}

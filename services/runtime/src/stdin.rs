@@ -1,0 +1,148 @@
+//! The input side of attach and exec: stdin relayed to the shim, and pty resizes.
+
+use std::time::Duration;
+
+use berth_proto::{runtime::v1 as pb, shim::v1 as shimpb};
+use berth_types::ErrorKind;
+
+use crate::{container_error::ContainerError, lifecycle::Containers};
+
+/// How long input that ended before its container started is kept waiting for the start.
+const HELD_INPUT_DEADLINE: Duration = Duration::from_secs(300);
+
+impl Containers {
+    /// Relays a client's stdin to the main process or an exec. Input for a container that
+    /// is not running yet (`docker run -i` attaches before it starts) is held until it runs.
+    pub(crate) async fn input(
+        &self,
+        mut chunks: tonic::Streaming<pb::InputChunk>,
+    ) -> Result<(), ContainerError> {
+        let Some(first) = chunks
+            .message()
+            .await
+            .map_err(|e| ContainerError::upstream(&e))?
+        else {
+            return Ok(());
+        };
+        let exec_id = first.exec_id.clone();
+        let container_id = if exec_id.is_empty() {
+            self.find(&first.id)?.id
+        } else {
+            self.exec_record(&exec_id)?.container_id
+        };
+        let mut held = vec![first];
+        let mut ended = false;
+        // Until the container runs, keep reading so that a client that goes away is noticed.
+        loop {
+            let deadline = ended.then_some(HELD_INPUT_DEADLINE);
+            tokio::select! {
+                r = self.wait_running(&container_id, deadline) => {
+                    r?;
+                    break;
+                }
+                m = chunks.message(), if !ended => match m {
+                    Ok(Some(c)) => held.push(c),
+                    _ => ended = true,
+                },
+            }
+        }
+        let c = self.find(&container_id)?;
+        let mut client = self.running_shim(&c).await?;
+        let mut next = held.into_iter();
+        loop {
+            let chunk = match next.next() {
+                Some(c) => c,
+                None if ended => return Ok(()),
+                None => match chunks.message().await {
+                    Ok(Some(c)) => c,
+                    _ => return Ok(()),
+                },
+            };
+            if !chunk.data.is_empty() {
+                let req = shimpb::WriteRequest {
+                    exec_id: exec_id.clone(),
+                    data: chunk.data,
+                };
+                if let Err(e) = client.write(req).await {
+                    // The process closed its stdin or exited: nothing more to deliver.
+                    tracing::debug!(error = %e, container = %container_id, "stdin write");
+                    return Ok(());
+                }
+            }
+            if chunk.close {
+                let req = shimpb::CloseStdinRequest {
+                    exec_id: exec_id.clone(),
+                };
+                if let Err(e) = client.close_stdin(req).await {
+                    tracing::debug!(error = %e, container = %container_id, "stdin close");
+                }
+                return Ok(());
+            }
+        }
+    }
+
+    /// Waits until the container runs (or has run and exited since), at most `deadline`.
+    async fn wait_running(
+        &self,
+        id: &str,
+        deadline: Option<Duration>,
+    ) -> Result<(), ContainerError> {
+        let mut rx = self.changed.subscribe();
+        let first = self.find(id)?.state;
+        let until = deadline.map(|d| tokio::time::Instant::now() + d);
+        loop {
+            match self.store.get(id)? {
+                None => {
+                    return Err(ContainerError::not_found(format!(
+                        "No such container: {id}"
+                    )));
+                }
+                Some(c) if c.state.running() || c.state.exits > first.exits => return Ok(()),
+                // The start failed: the input has nowhere to go.
+                Some(c) if !c.state.error.is_empty() && c.state.error != first.error => {
+                    return Err(ContainerError::conflict(c.state.error));
+                }
+                Some(_) => {}
+            }
+            let changed = rx.changed();
+            match until {
+                Some(t) => match tokio::time::timeout_at(t, changed).await {
+                    Ok(Ok(())) => {}
+                    _ => {
+                        return Err(ContainerError::conflict(format!(
+                            "container {id} is not running"
+                        )));
+                    }
+                },
+                None => {
+                    if changed.await.is_err() {
+                        return Err(ContainerError::new(ErrorKind::Unavailable, "shutting down"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// docker resize and exec resize: the pty's window size.
+    pub(crate) async fn resize(&self, req: &pb::ResizeRequest) -> Result<(), ContainerError> {
+        let c = if req.exec_id.is_empty() {
+            self.find(&req.id)?
+        } else {
+            self.find(&self.exec_record(&req.exec_id)?.container_id)?
+        };
+        let mut client = self.running_shim(&c).await?;
+        let r = client
+            .resize(shimpb::ResizeRequest {
+                exec_id: req.exec_id.clone(),
+                width: req.width,
+                height: req.height,
+            })
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            // A process without a pty, or one that has just exited: nothing to resize.
+            Err(e) if e.code() == tonic::Code::FailedPrecondition => Ok(()),
+            Err(e) => Err(ContainerError::upstream(&e)),
+        }
+    }
+}
