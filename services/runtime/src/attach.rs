@@ -32,6 +32,7 @@ impl Containers {
             stdout: req.stdout,
             stderr: req.stderr,
         };
+        self.event(&c, "attach", &[]);
         if c.state.running() {
             let mut client = self.running_shim(&c).await?;
             subscribe(&mut client, "", a).await;

@@ -125,6 +125,39 @@ pub(crate) fn merge_config(
     Ok((config, path.clone(), args.to_vec()))
 }
 
+/// What Docker fills in a HostConfig the client left out (clients such as docker-py read
+/// `LogConfig.Type` and `RestartPolicy` from inspect).
+fn host_config_defaults(hc: &mut Value, log_driver: &str) {
+    if hc["LogConfig"]["Type"]
+        .as_str()
+        .unwrap_or_default()
+        .is_empty()
+    {
+        let opts = match &hc["LogConfig"]["Config"] {
+            Value::Object(m) => Value::Object(m.clone()),
+            _ => json!({}),
+        };
+        hc["LogConfig"] = json!({"Type": log_driver, "Config": opts});
+    }
+    if hc["RestartPolicy"]["Name"]
+        .as_str()
+        .unwrap_or_default()
+        .is_empty()
+    {
+        hc["RestartPolicy"] = json!({"Name": "no", "MaximumRetryCount": 0});
+    }
+    for k in [
+        "AutoRemove",
+        "Privileged",
+        "PublishAllPorts",
+        "ReadonlyRootfs",
+    ] {
+        if hc[k].is_null() {
+            hc[k] = false.into();
+        }
+    }
+}
+
 impl Containers {
     /// docker create.
     pub(crate) async fn create(
@@ -150,6 +183,7 @@ impl Containers {
         if mode.is_empty() {
             host_config["NetworkMode"] = "default".into();
         }
+        host_config_defaults(&mut host_config, &self.log_driver);
         let requested = if req.name.is_empty() {
             None
         } else {
@@ -234,6 +268,20 @@ impl Containers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_config_gets_docker_defaults() {
+        let mut hc =
+            json!({"AutoRemove": true, "LogConfig": {"Type": "", "Config": {"max-size": "1m"}}});
+        host_config_defaults(&mut hc, "json-file");
+        assert_eq!(
+            hc["LogConfig"],
+            json!({"Type": "json-file", "Config": {"max-size": "1m"}})
+        );
+        assert_eq!(hc["RestartPolicy"]["Name"], "no");
+        assert_eq!(hc["AutoRemove"], true);
+        assert_eq!(hc["Privileged"], false);
+    }
 
     #[test]
     fn image_defaults_merge_under_the_request() {

@@ -35,7 +35,11 @@ pub(crate) struct ExecRecord {
     pub(crate) running: bool,
     pub(crate) pid: u32,
     pub(crate) exit_code: Option<i64>,
+    created: std::time::Instant,
 }
+
+/// How many finished execs a container keeps for inspection (health checks exec often).
+const FINISHED_KEPT: usize = 100;
 
 impl ExecRecord {
     /// GET /exec/{id}/json.
@@ -159,6 +163,7 @@ impl Containers {
             running: false,
             pid: 0,
             exit_code: None,
+            created: std::time::Instant::now(),
         };
         let process = shimpb::ProcessSpec {
             args: cmd,
@@ -175,10 +180,24 @@ impl Containers {
             })
             .await
             .map_err(|e| ContainerError::upstream(&e))?;
-        self.execs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(record.id.clone(), record.clone());
+        {
+            let mut execs = self
+                .execs
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut finished: Vec<(std::time::Instant, String)> = execs
+                .values()
+                .filter(|r| r.container_id == c.id && r.exit_code.is_some())
+                .map(|r| (r.created, r.id.clone()))
+                .collect();
+            if finished.len() >= FINISHED_KEPT {
+                finished.sort();
+                for (_, id) in &finished[..=finished.len() - FINISHED_KEPT] {
+                    execs.remove(id);
+                }
+            }
+            execs.insert(record.id.clone(), record.clone());
+        }
         self.event(
             &c,
             &record.action("exec_create"),

@@ -33,6 +33,8 @@ pub(crate) struct Containers {
     pub(crate) socket_dir: PathBuf,
     pub(crate) log_max_size: u64,
     pub(crate) log_max_file: u32,
+    /// The daemon's log driver (HostConfig.LogConfig.Type by default).
+    pub(crate) log_driver: String,
     /// Serializes changes to records.
     pub(crate) lock: tokio::sync::Mutex<()>,
     /// Bumped after every change, to wake waiters.
@@ -72,6 +74,7 @@ impl Containers {
             socket_dir: cfg.exec_root.join("s"),
             log_max_size,
             log_max_file,
+            log_driver: cfg.log_driver.clone(),
             lock: tokio::sync::Mutex::new(()),
             changed: watch::channel(0).0,
             pending_attaches: std::sync::Mutex::new(HashMap::new()),

@@ -53,6 +53,8 @@ impl Containers {
         }
         let bundle = self.bundle(&c.id);
         delete_shim(&bundle).await;
+        // Execs belong to one run of the container.
+        self.forget_execs(&c.id);
         let net = match c.network_mode().as_str() {
             "default" | "none" => Value::from("new"),
             "host" => Value::from("host"),
