@@ -105,6 +105,7 @@ pub(crate) fn merge_config(
     if let Some(s) =
         non_empty(&request["StopSignal"]).or_else(|| non_empty(&image_cfg["StopSignal"]))
     {
+        crate::lifecycle::parse_signal(&s)?;
         config["StopSignal"] = s.into();
     }
     for k in [
@@ -308,5 +309,7 @@ mod tests {
             merge_config(&json!({"Entrypoint": ["/other"]}), &img, "bb", "h").unwrap();
         assert_eq!((path.as_str(), args.len()), ("/other", 0));
         assert!(merge_config(&json!({}), &json!({}), "bb", "h").is_err());
+        let bad = merge_config(&json!({"Cmd": ["x"], "StopSignal": "FOO"}), &img, "bb", "h");
+        assert_eq!(bad.unwrap_err().to_string(), "Invalid signal: FOO");
     }
 }

@@ -116,7 +116,9 @@ async fn start(
             exec_id,
             ..Default::default()
         }),
-        close_stdin_on_eof: true,
+        // As in Docker: a TTY's stdin is never closed by the client's end (a detached shell
+        // stays); a pipe is closed at the client's EOF.
+        close_stdin_on_eof: !tty,
         detach_keys: hijack::parse_detach_keys(info["DetachKeys"].as_str().unwrap_or_default())?,
     };
     Ok(hijack::respond(st.containers.clone(), &mut req, session))
