@@ -291,6 +291,7 @@ pub trait ContainersBackend: Send + Sync + 'static {
     async fn remove(&self, req: runtime::RemoveRequest) -> Answer<()>;
     async fn kill(&self, req: runtime::KillRequest) -> Answer<()>;
     async fn stop(&self, req: runtime::StopRequest) -> Answer<()>;
+    async fn restart(&self, req: runtime::StopRequest) -> Answer<()>;
     async fn rename(&self, req: runtime::RenameRequest) -> Answer<()>;
     async fn logs(&self, req: runtime::LogsRequest) -> Answer<LogStream>;
     /// Answers once the attach is registered (before the container starts, when it has not).
@@ -359,6 +360,14 @@ impl ContainersBackend for GrpcBackends {
         match done.message().await? {
             Some(_) => Ok(()),
             None => Err(Status::unavailable("the runtime ended the stop early")),
+        }
+    }
+
+    async fn restart(&self, req: runtime::StopRequest) -> Answer<()> {
+        let mut done = self.runtime_client().restart(long(req)).await?.into_inner();
+        match done.message().await? {
+            Some(_) => Ok(()),
+            None => Err(Status::unavailable("the runtime ended the restart early")),
         }
     }
 

@@ -143,6 +143,9 @@ impl ContainersBackend for Fake {
     async fn stop(&self, req: runtime::StopRequest) -> Answer<()> {
         no_such_container(&req.id)
     }
+    async fn restart(&self, req: runtime::StopRequest) -> Answer<()> {
+        no_such_container(&req.id)
+    }
     async fn rename(&self, req: runtime::RenameRequest) -> Answer<()> {
         no_such_container(&req.id)
     }

@@ -43,6 +43,7 @@ impl runtime_server::Runtime for GrpcRuntime {
     type AttachStream = AttachStream;
     type WaitStream = WaitStream;
     type StopStream = StopStream;
+    type RestartStream = StopStream;
     type ExecStartStream = AttachStream;
 
     async fn info(
@@ -202,5 +203,23 @@ impl runtime_server::Runtime for GrpcRuntime {
         req: Request<pb::TopRequest>,
     ) -> Result<Response<pb::JsonResponse>, Status> {
         respond(self.containers.top(req.get_ref()).await)
+    }
+
+    async fn restart(
+        &self,
+        req: Request<pb::StopRequest>,
+    ) -> Result<Response<Self::RestartStream>, Status> {
+        let req = req.into_inner();
+        // The container must exist before the answer; the rest happens in the stream.
+        self.containers.find(&req.id).map_err(|e| status_from(&e))?;
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let containers = self.containers.clone();
+        tokio::spawn(async move {
+            let r = containers.restart(&req).await;
+            let _ = tx
+                .send(r.map(|()| pb::Empty {}).map_err(|e| status_from(&e)))
+                .await;
+        });
+        Ok(Response::new(stream(rx)))
     }
 }

@@ -10,6 +10,7 @@ use std::{
 };
 
 use berth_bus::EventPublisher;
+use berth_errors::HasKind;
 use berth_proto::{images::v1 as images, runtime::v1 as pb, shim::v1 as shimpb};
 use berth_types::{Actor, ErrorKind, Event, EventType};
 use serde_json::Value;
@@ -242,6 +243,22 @@ impl Containers {
             self.wait_stopped(&c.id, None).await?;
         }
         self.event(&c, "stop", &[]);
+        Ok(())
+    }
+
+    /// docker restart: stop when running, start, then the `restart` event.
+    pub(crate) async fn restart(
+        self: &Arc<Self>,
+        req: &pb::StopRequest,
+    ) -> Result<(), ContainerError> {
+        match self.stop_begin(req).await {
+            Ok(stopping) => self.stop_finish(stopping).await?,
+            Err(e) if e.kind() == ErrorKind::NotModified => {}
+            Err(e) => return Err(e),
+        }
+        self.start(&req.id).await?;
+        let c = self.find(&req.id)?;
+        self.event(&c, "restart", &[]);
         Ok(())
     }
 

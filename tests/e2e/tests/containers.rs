@@ -233,6 +233,34 @@ fn logs_wait_create_start_and_start_errors() {
     s.docker(&["restart", "-t", "1", &id]);
     assert_eq!(s.docker(&["wait", &id]), "0");
     assert_eq!(s.docker(&["logs", "--tail", "2", &id]), "a\nb");
+    // docker restart publishes start then restart.
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let filter = format!("container={id}");
+    let actions = eventually("the restart event", || {
+        let out = s.engine.docker(&[
+            "events",
+            "--since",
+            "0",
+            "--until",
+            &until,
+            "--filter",
+            &filter,
+            "--format",
+            "{{.Action}}",
+        ]);
+        let got: Vec<String> = text(&out).0.lines().map(str::to_owned).collect();
+        got.iter().any(|a| a == "restart").then_some(got)
+    });
+    let at = actions
+        .iter()
+        .position(|a| a == "restart")
+        .unwrap_or_default();
+    assert_eq!(actions[at - 1..=at], ["start", "restart"], "{actions:?}");
 
     // An image that is not here is pulled by the CLI after the 404.
     let other = s.image.replace(":latest", ":other");

@@ -13,7 +13,6 @@ use axum::{
     routing::{delete, get, post},
 };
 use berth_proto::runtime::v1 as pb;
-use berth_types::ErrorKind;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -452,13 +451,10 @@ async fn restart(
     Path(id): Path<String>,
     Query(q): Q,
 ) -> Result<Response, ApiError> {
-    if let Err(e) = st.containers.stop(stop_request(id.clone(), &q)?).await {
-        let e = status(&e);
-        if e.kind != ErrorKind::NotModified {
-            return Err(e);
-        }
-    }
-    st.containers.start(id).await.map_err(|e| status(&e))?;
+    st.containers
+        .restart(stop_request(id, &q)?)
+        .await
+        .map_err(|e| status(&e))?;
     Ok(no_content())
 }
 
