@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# The image-pull benchmark of the images issue: a cold `docker pull` of a multi-layer image
-# (3 random-data layers + busybox, 64 MiB compressed by default) from a private docker-registry
-# on 127.0.0.1, Berth and Debian's dockerd side by side in the same run, both driven by the real
-# docker CLI. Prints a table and rewrites bench/RESULTS.md.
+# Berth and Debian's dockerd side by side in the same run, both driven by the real docker CLI
+# (/usr/local/bin/docker when present). Prints a table and rewrites bench/RESULTS.md.
 #
-# Run as root from anywhere:
-#   scripts/bench.sh                         # 5 rounds, 64 MiB
-#   scripts/bench.sh --rounds 3 --size-mb 96 # arguments go to berth-bench (--help lists them)
+# - Image pull (the images issue): a cold `docker pull` of a multi-layer image (3 random-data
+#   layers + busybox, 64 MiB compressed by default) from a private docker-registry on 127.0.0.1.
+# - Containers (the runtime issue): `docker run --rm --network none busybox true` latency
+#   (median and p90 of 30 runs per engine), 100 x (`docker create` + `docker start`) throughput,
+#   and the RSS of the per-container shims (berth-shim; dockerd's containerd-shim-runc-v2) while
+#   the 100 containers run. busybox is built offline from Debian's busybox-static, pushed to the
+#   same registry and pulled into both engines before anything is timed.
+#
+# Run as root from anywhere; ONE command runs everything:
+#   scripts/bench.sh
+#   scripts/bench.sh --rounds 3 --size-mb 96 --runs 40   # arguments go to berth-bench (--help)
+#   scripts/bench.sh --only containers                   # one part only: prints, RESULTS.md untouched
 #
 # It installs what is missing (nats-server, busybox-static, docker-registry, and docker.io for
 # dockerd, without starting Debian's docker or containerd services), builds the release
@@ -86,9 +93,20 @@ leftover_pids() {
     if { tr '\0' ' ' <"$f"; } 2>/dev/null | grep -qF -- "$work"; then echo "$pid"; fi
   done
 }
+# The given processes and all their descendants (containers are the shims' children).
+with_descendants() {
+  [ $# -gt 0 ] || return 0
+  ps -e -o pid=,ppid= | awk -v roots="$*" '
+    BEGIN { n = split(roots, r, " "); for (i = 1; i <= n; i++) keep[r[i]] = 1 }
+    { parent[$1] = $2 }
+    END {
+      do { more = 0; for (p in parent) if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; more = 1 } } while (more)
+      for (p in keep) print p
+    }'
+}
 sweep() {
   local pids=() p alive
-  mapfile -t pids < <(leftover_pids)
+  mapfile -t pids < <(with_descendants $(leftover_pids))
   if [ ${#pids[@]} -gt 0 ]; then
     echo "bench.sh: stopping leftover processes: ${pids[*]}" >&2
     kill -TERM "${pids[@]}" 2>/dev/null || true

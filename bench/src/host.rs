@@ -150,6 +150,46 @@ pub(crate) fn status_kib(pid: i32, field: &str) -> Option<u64> {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
+/// The memory of one process, in KiB: from /proc/<pid>/status and /proc/<pid>/smaps_rollup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProcMem {
+    /// `VmRSS`: every resident page it maps, shared ones (code, libc) counted in full.
+    pub(crate) rss: u64,
+    /// `VmHWM`: the peak of `VmRSS` since it started.
+    pub(crate) hwm: u64,
+    /// `RssAnon`: heap, stacks, written data.
+    pub(crate) anon: u64,
+    /// `RssFile`: mapped files (the binary's code and data, the shared libraries).
+    pub(crate) file: u64,
+    /// `Pss`: shared pages divided among the processes mapping them.
+    pub(crate) pss: Option<u64>,
+    /// `Private_Clean` + `Private_Dirty` (USS): what exiting would free.
+    pub(crate) private: Option<u64>,
+}
+
+/// The memory of `pid` (`None` if it is gone).
+pub(crate) fn proc_mem(pid: i32) -> Option<ProcMem> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let field = |name: &str| {
+        rollup
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+    };
+    let private = match (field("Private_Clean"), field("Private_Dirty")) {
+        (Some(c), Some(d)) => Some(c + d),
+        _ => None,
+    };
+    Some(ProcMem {
+        rss: status_kib(pid, "VmRSS")?,
+        hwm: status_kib(pid, "VmHWM")?,
+        anon: status_kib(pid, "RssAnon")?,
+        file: status_kib(pid, "RssFile")?,
+        pss: field("Pss"),
+        private,
+    })
+}
+
 /// `sync; echo 3 > /proc/sys/vm/drop_caches`.
 pub(crate) fn drop_caches() -> anyhow::Result<()> {
     nix::unistd::sync();
@@ -298,6 +338,9 @@ mod tests {
     fn reads_this_process() {
         let me = std::process::id() as i32;
         assert!(status_kib(me, "VmHWM").is_some_and(|k| k > 0));
+        let m = proc_mem(me).expect("own memory");
+        assert!(m.rss > 0 && m.hwm >= m.rss && m.anon + m.file <= m.rss);
+        assert!(m.pss.is_some_and(|p| p > 0));
         assert!(alive(me));
         assert!(
             mounts_under(Path::new("/"))

@@ -1,12 +1,18 @@
-//! `berth-bench`: the image-pull benchmark of the images issue. A cold `docker pull` of a
-//! multi-layer image (at least 3 layers, 50 MB compressed) from a private registry on
-//! 127.0.0.1, Berth and Debian's dockerd side by side in the same run, both driven by the
-//! real docker CLI; reported as the ratio of the medians, with the images service's peak RSS.
+//! `berth-bench`: Berth and Debian's dockerd side by side in the same run, both driven by the
+//! real docker CLI.
 //!
-//! Run it as root with `scripts/bench.sh [--rounds N] [--size-mb M]`, which installs what is
+//! - Image pull (the images issue): a cold `docker pull` of a multi-layer image (at least 3
+//!   layers, 50 MB compressed) from a private registry on 127.0.0.1; the ratio of the medians,
+//!   with the images service's peak RSS.
+//! - Containers (the runtime issue): `docker run --rm --network none busybox true` latency,
+//!   100 × (`docker create` + `docker start`) throughput, and the RSS of the per-container
+//!   shims (`containers.rs`).
+//!
+//! Run it as root with `scripts/bench.sh [--rounds N] [--runs N] ...`, which installs what is
 //! missing, builds the release binaries and runs this. It prints a table and rewrites
 //! `bench/RESULTS.md`.
 
+mod containers;
 mod dockerd;
 mod host;
 mod report;
@@ -15,7 +21,7 @@ use std::{
     io::{BufRead, BufReader, Read},
     path::{Path, PathBuf},
     process::{Command, ExitCode, Stdio},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail, ensure};
@@ -25,22 +31,49 @@ use clap::Parser;
 use crate::{
     dockerd::Dockerd,
     host::{HostState, Machine},
-    report::{ImageSummary, Pull, Results, Versions},
+    report::{ImageSummary, Pull, PullResults, Results, Versions},
 };
 
-/// The repository (in the registry) and tag of the benchmark image.
+/// The repository (in the registry) and tag of the pull benchmark's image.
 const IMAGE: &str = "large:latest";
+/// The repository and tag of the container benchmark's image.
+const BUSYBOX: &str = "busybox:latest";
+
+/// Which benchmarks to run.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Only {
+    /// The image-pull benchmark only.
+    Pull,
+    /// The container benchmark only (run latency, create + start throughput, shim memory).
+    Containers,
+}
 
 #[derive(Parser, Debug)]
 #[command(
     name = "berth-bench",
-    about = "Cold docker pull of a large multi-layer image from a local registry: Berth and \
-             Debian's dockerd side by side. Run as root, through scripts/bench.sh."
+    about = "Berth and Debian's dockerd side by side: cold docker pull of a large multi-layer \
+             image from a local registry; docker run --rm latency, create + start throughput \
+             and shim memory. Run as root, through scripts/bench.sh."
 )]
 struct Args {
+    /// Run one benchmark only (then the results file is left alone unless --results is given).
+    #[arg(long, value_enum)]
+    only: Option<Only>,
     /// Timed pulls per engine (the order of the engines alternates from round to round).
     #[arg(long, default_value_t = 5)]
     rounds: usize,
+    /// Timed `docker run --rm --network none busybox true` per engine (at least 20).
+    #[arg(long, default_value_t = 30)]
+    runs: usize,
+    /// Untimed `docker run --rm` per engine before the timed ones.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Containers created and started (one after the other) in the throughput test.
+    #[arg(long, default_value_t = 100)]
+    containers: usize,
+    /// Milliseconds the containers run before their shims' memory is read.
+    #[arg(long, default_value_t = 2000)]
+    settle_ms: u64,
     /// Compressed size of the image's random-data layers, in MiB (the issue asks for 50 MB or
     /// more; 64 MiB makes 3 random layers plus busybox).
     #[arg(long, default_value_t = 64)]
@@ -83,7 +116,7 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(results) => {
             print!("{}", results.table());
-            if !args.no_write {
+            if !args.no_write && (args.only.is_none() || args.results.is_some()) {
                 let path = args
                     .results
                     .clone()
@@ -376,10 +409,16 @@ fn run(args: &Args) -> anyhow::Result<Results> {
     );
     ensure!(args.rounds >= 1, "--rounds must be at least 1");
     ensure!(args.size_mb >= 1, "--size-mb must be at least 1");
+    ensure!(args.runs >= 1, "--runs must be at least 1");
+    ensure!(args.containers >= 1, "--containers must be at least 1");
+    let do_pull = args.only != Some(Only::Containers);
+    let do_containers = args.only != Some(Only::Pull);
     let cli = docker_cli(args.docker.as_deref())?;
     let bin_dir = berth_testutil::bin_dir();
     ensure!(
-        bin_dir.join("berth").is_file() && bin_dir.join("berth-images").is_file(),
+        ["berth", "berth-images", "berth-runtime", "berth-shim"]
+            .iter()
+            .all(|b| bin_dir.join(b).is_file()),
         "no Berth binaries in {} (cargo build --release --workspace --bins)",
         bin_dir.display()
     );
@@ -405,31 +444,46 @@ fn run(args: &Args) -> anyhow::Result<Results> {
         cli.display()
     );
 
-    eprintln!(
-        "berth-bench: building the image ({} MiB of random data)...",
-        args.size_mb
-    );
-    let info = images::large_layout(
-        &work.path().join("layout"),
-        MediaTypes::Docker,
-        args.size_mb << 20,
-    );
     let registry = Registry::start();
-    push_layout(&info.layout, IMAGE, &registry, None).context("pushing the image")?;
-    let image = registry.image(IMAGE);
-    let summary = ImageSummary {
-        reference: image.clone(),
-        manifest_media_type: info.manifest_media_type.clone(),
-        layers: info.layers.len(),
-        random_layers: info.layers.len() - 1,
-        compressed: info.layers_size(),
-        uncompressed: info.layers.iter().map(|l| l.tar_size).sum(),
+    let pull_image = if do_pull {
+        eprintln!(
+            "berth-bench: building the pull image ({} MiB of random data)...",
+            args.size_mb
+        );
+        let info = images::large_layout(
+            &work.path().join("layout"),
+            MediaTypes::Docker,
+            args.size_mb << 20,
+        );
+        push_layout(&info.layout, IMAGE, &registry, None).context("pushing the image")?;
+        let image = registry.image(IMAGE);
+        let summary = ImageSummary {
+            reference: image.clone(),
+            manifest_media_type: info.manifest_media_type.clone(),
+            layers: info.layers.len(),
+            random_layers: info.layers.len() - 1,
+            compressed: info.layers_size(),
+            uncompressed: info.layers.iter().map(|l| l.tar_size).sum(),
+        };
+        std::fs::remove_dir_all(&info.layout).ok();
+        eprintln!(
+            "berth-bench: pushed {image}: {} layers, {} bytes compressed",
+            summary.layers, summary.compressed
+        );
+        Some((image, info.image_id().to_owned(), summary))
+    } else {
+        None
     };
-    std::fs::remove_dir_all(&info.layout).ok();
-    eprintln!(
-        "berth-bench: pushed {image}: {} layers, {} bytes compressed",
-        summary.layers, summary.compressed
-    );
+    let busybox = if do_containers {
+        let info = images::busybox_layout(&work.path().join("busybox"), MediaTypes::Docker);
+        push_layout(&info.layout, BUSYBOX, &registry, None).context("pushing busybox")?;
+        std::fs::remove_dir_all(&info.layout).ok();
+        let image = registry.image(BUSYBOX);
+        eprintln!("berth-bench: pushed {image}");
+        Some((image, info.image_id().to_owned()))
+    } else {
+        None
+    };
 
     eprintln!("berth-bench: starting Berth (berth up) and dockerd...");
     let mut engine = Engine::up(EngineOptions::default());
@@ -470,6 +524,7 @@ fn run(args: &Args) -> anyhow::Result<Results> {
             .trim()
             .to_owned(),
         containerd: package_version("containerd"),
+        runc: first_line(Command::new("runc").arg("--version")),
         cli: format!(
             "{} ({})",
             first_line(Command::new(&cli).arg("--version")),
@@ -477,62 +532,95 @@ fn run(args: &Args) -> anyhow::Result<Results> {
         ),
         registry: package_version("docker-registry"),
     };
-    let hwm_start = host::status_kib(images_pid, "VmHWM");
-
-    let mut berth_pulls = Vec::new();
-    let mut dockerd_pulls = Vec::new();
-    for round in 1..=args.rounds {
-        let order = if round % 2 == 1 {
-            [&berth, &docker]
-        } else {
-            [&docker, &berth]
-        };
-        let mut line = format!("berth-bench: round {round}/{}:", args.rounds);
-        for (i, t) in order.into_iter().enumerate() {
-            let root = match t.kind {
-                Kind::Berth => &berth_root,
-                Kind::Dockerd => &dockerd_root,
-            };
-            make_absent(t, &image, root)?;
-            host::drop_caches()?;
-            // The CLI's and the engine's own code back in memory: the pull stays cold (the
-            // registry reads every blob from disk) without timing how fast a 40 MB CLI loads.
-            t.docker_ok(&["version", "--format", "{{.Server.Version}}"])?;
-            let pull = timed_pull(t, &image, round, i + 1)?;
-            let id = t.docker_ok(&["image", "inspect", "--format", "{{.Id}}", &image])?;
-            ensure!(
-                id.trim() == info.image_id(),
-                "{}: pulled image has ID {} instead of {}",
-                t.kind.name(),
-                id.trim(),
-                info.image_id()
-            );
-            line += &format!(" {} {:.2} s", t.kind.name(), pull.secs);
-            match t.kind {
-                Kind::Berth => berth_pulls.push(pull),
-                Kind::Dockerd => dockerd_pulls.push(pull),
-            }
-        }
-        eprintln!("{line}");
-    }
 
     let mut leftovers = Vec::new();
     let mut cleanup = Vec::new();
-    if engine.pid_of("berth-images") != Some(images_pid) {
-        leftovers.push(
-            "berth-images restarted during the run: its VmHWM covers only part of it".to_owned(),
-        );
-    }
-    let berth_images_hwm = host::status_kib(images_pid, "VmHWM");
-    let dockerd_hwm = dockerd.pid().and_then(|p| host::status_kib(p, "VmHWM"));
-    let containerd_hwm = dockerd
-        .containerd_pid()
-        .and_then(|p| host::status_kib(p, "VmHWM"));
+    let mut images_to_remove = Vec::new();
+    let pull = match &pull_image {
+        Some((image, image_id, summary)) => {
+            let p = pull_benchmark(
+                args,
+                [&berth, &docker],
+                [&berth_root, &dockerd_root],
+                image,
+                image_id,
+                summary,
+                images_pid,
+                &dockerd,
+            )?;
+            if engine.pid_of("berth-images") != Some(images_pid) {
+                leftovers.push(
+                    "berth-images restarted during the run: its VmHWM covers only part of it"
+                        .to_owned(),
+                );
+            }
+            Some(p)
+        }
+        None => None,
+    };
 
-    // Teardown: remove the image from both (so their stores go quietly), then stop everything.
+    let containers = match &busybox {
+        Some((image, image_id)) => {
+            images_to_remove.push(image.clone());
+            for t in [&berth, &docker] {
+                t.docker_ok(&["pull", "-q", image])?;
+                let id = t.docker_ok(&["image", "inspect", "--format", "{{.Id}}", image])?;
+                ensure!(
+                    id.trim() == image_id,
+                    "{}: pulled busybox has ID {} instead of {image_id}",
+                    t.kind.name(),
+                    id.trim()
+                );
+            }
+            let plan = containers::Plan {
+                runs: args.runs,
+                warmup: args.warmup,
+                containers: args.containers,
+                settle: Duration::from_millis(args.settle_ms),
+            };
+            let result = containers::run(
+                &containers::Engine {
+                    target: &berth,
+                    root: &engine.run_root,
+                },
+                &containers::Engine {
+                    target: &docker,
+                    root: &dockerd_dir,
+                },
+                image,
+                image_id,
+                &plan,
+            );
+            match result {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    // Remove what the benchmark created before the engines stop.
+                    for t in [&berth, &docker] {
+                        if let Err(e) = containers::remove_all(t) {
+                            eprintln!("berth-bench: {}: removing containers: {e:#}", t.kind.name());
+                        }
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        None => None,
+    };
+
+    // Teardown: remove the containers and images from both (so their stores go quietly), then
+    // stop everything.
+    for t in [&berth, &docker] {
+        match containers::remove_all(t) {
+            Ok(0) => {}
+            Ok(n) => leftovers.push(format!("{}: {n} containers left at the end", t.kind.name())),
+            Err(e) => cleanup.push(format!("removing the containers at the end: {e:#}")),
+        }
+    }
     for (t, root) in [(&berth, &berth_root), (&docker, &dockerd_root)] {
-        if let Err(e) = make_absent(t, &image, root) {
-            cleanup.push(format!("removing the image at the end: {e:#}"));
+        for image in &images_to_remove {
+            if let Err(e) = make_absent(t, image, root) {
+                cleanup.push(format!("removing {image} at the end: {e:#}"));
+            }
         }
     }
     let engine_mounts = host::mounts_under(&engine_dir);
@@ -583,7 +671,65 @@ fn run(args: &Args) -> anyhow::Result<Results> {
         command: command_line(),
         machine,
         versions,
-        image: summary,
+        pull,
+        containers,
+        cleanup,
+        leftovers,
+    })
+}
+
+/// The image-pull benchmark: `args.rounds` cold pulls per engine, the order alternating.
+#[allow(clippy::too_many_arguments)]
+fn pull_benchmark(
+    args: &Args,
+    targets: [&Target<'_>; 2],
+    roots: [&Path; 2],
+    image: &str,
+    image_id: &str,
+    summary: &ImageSummary,
+    images_pid: i32,
+    dockerd: &Dockerd,
+) -> anyhow::Result<PullResults> {
+    let hwm_start = host::status_kib(images_pid, "VmHWM");
+    let mut berth_pulls = Vec::new();
+    let mut dockerd_pulls = Vec::new();
+    for round in 1..=args.rounds {
+        let order = if round % 2 == 1 { [0, 1] } else { [1, 0] };
+        let mut line = format!("berth-bench: pull round {round}/{}:", args.rounds);
+        for (i, k) in order.into_iter().enumerate() {
+            let (t, root) = (targets[k], roots[k]);
+            make_absent(t, image, root)?;
+            host::drop_caches()?;
+            // The CLI's and the engine's own code back in memory: the pull stays cold (the
+            // registry reads every blob from disk) without timing how fast a 40 MB CLI loads.
+            t.docker_ok(&["version", "--format", "{{.Server.Version}}"])?;
+            let pull = timed_pull(t, image, round, i + 1)?;
+            let id = t.docker_ok(&["image", "inspect", "--format", "{{.Id}}", image])?;
+            ensure!(
+                id.trim() == image_id,
+                "{}: pulled image has ID {} instead of {image_id}",
+                t.kind.name(),
+                id.trim(),
+            );
+            line += &format!(" {} {:.2} s", t.kind.name(), pull.secs);
+            match t.kind {
+                Kind::Berth => berth_pulls.push(pull),
+                Kind::Dockerd => dockerd_pulls.push(pull),
+            }
+        }
+        eprintln!("{line}");
+    }
+    // Read right after the pulls: the container benchmark must not count.
+    let berth_images_hwm = host::status_kib(images_pid, "VmHWM");
+    let dockerd_hwm = dockerd.pid().and_then(|p| host::status_kib(p, "VmHWM"));
+    let containerd_hwm = dockerd
+        .containerd_pid()
+        .and_then(|p| host::status_kib(p, "VmHWM"));
+    for (t, root) in targets.into_iter().zip(roots) {
+        make_absent(t, image, root)?;
+    }
+    Ok(PullResults {
+        image: summary.clone(),
         rounds: args.rounds,
         berth: berth_pulls,
         dockerd: dockerd_pulls,
@@ -591,7 +737,5 @@ fn run(args: &Args) -> anyhow::Result<Results> {
         berth_images_hwm,
         dockerd_hwm,
         containerd_hwm,
-        cleanup,
-        leftovers,
     })
 }

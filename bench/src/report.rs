@@ -1,11 +1,16 @@
 //! Statistics, the table printed to stdout and the Markdown written to `bench/RESULTS.md`.
 
-use std::fmt::Write as _;
+use std::{fmt::Write as _, time::Duration};
 
-use crate::host::Machine;
+use crate::host::{Machine, ProcMem};
 
-/// The issue's target: Berth's median at most this fraction of dockerd's.
+/// The images issue's target: Berth's median cold pull at most this fraction of dockerd's.
 pub(crate) const TARGET_RATIO: f64 = 0.5;
+/// The runtime issue's target: Berth's median `docker run --rm` at most this fraction of
+/// dockerd's.
+pub(crate) const RUN_TARGET_RATIO: f64 = 0.25;
+/// The runtime issue's target for one `berth-shim`: at most this RSS, KiB.
+pub(crate) const SHIM_RSS_TARGET_KIB: u64 = 2048;
 
 /// One timed `docker pull`; times in seconds from the CLI's start.
 #[derive(Debug, Clone)]
@@ -23,10 +28,12 @@ pub(crate) struct Pull {
     pub(crate) unpacked: Option<f64>,
 }
 
-/// Median, minimum, maximum.
+/// Median, 90th percentile, minimum, maximum.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Stats {
     pub(crate) median: f64,
+    /// Nearest rank: the smallest value at least 90% of the values are at or below.
+    pub(crate) p90: f64,
     pub(crate) min: f64,
     pub(crate) max: f64,
 }
@@ -43,8 +50,10 @@ pub(crate) fn stats(values: &[f64]) -> Option<Stats> {
     } else {
         f64::midpoint(v[n / 2 - 1], v[n / 2])
     };
+    let rank = (n * 9).div_ceil(10).max(1);
     Some(Stats {
         median,
+        p90: v[rank - 1],
         min: v[0],
         max: v[n - 1],
     })
@@ -70,8 +79,165 @@ pub(crate) struct Versions {
     pub(crate) berth: String,
     pub(crate) dockerd: String,
     pub(crate) containerd: String,
+    pub(crate) runc: String,
     pub(crate) cli: String,
     pub(crate) registry: String,
+}
+
+/// The image-pull benchmark.
+#[derive(Debug, Clone)]
+pub(crate) struct PullResults {
+    pub(crate) image: ImageSummary,
+    pub(crate) rounds: usize,
+    pub(crate) berth: Vec<Pull>,
+    pub(crate) dockerd: Vec<Pull>,
+    /// VmHWM of berth-images before the first pull and after the last, KiB.
+    pub(crate) berth_images_hwm_start: Option<u64>,
+    pub(crate) berth_images_hwm: Option<u64>,
+    /// VmHWM of dockerd and its containerd after the last pull, KiB.
+    pub(crate) dockerd_hwm: Option<u64>,
+    pub(crate) containerd_hwm: Option<u64>,
+}
+
+/// 100 × (create + start) of one engine.
+#[derive(Debug, Clone)]
+pub(crate) struct Throughput {
+    pub(crate) containers: usize,
+    /// Wall clock of the whole loop (every CLI invocation, one after the other).
+    pub(crate) secs: f64,
+    /// Each `docker create` and each `docker start`, seconds.
+    pub(crate) create: Vec<f64>,
+    pub(crate) start: Vec<f64>,
+    /// Containers `docker ps` listed as running at the end.
+    pub(crate) running: usize,
+    /// The memory of every shim of the engine while the containers ran.
+    pub(crate) shims: Vec<ProcMem>,
+}
+
+impl Throughput {
+    pub(crate) fn per_sec(&self) -> f64 {
+        self.containers as f64 / self.secs
+    }
+
+    fn shim_stat(&self, f: impl Fn(&ProcMem) -> Option<u64>) -> Option<Stats> {
+        let v: Vec<f64> = self
+            .shims
+            .iter()
+            .filter_map(|m| f(m).map(|k| k as f64))
+            .collect();
+        stats(&v)
+    }
+
+    fn shim_sum(&self, f: impl Fn(&ProcMem) -> Option<u64>) -> Option<u64> {
+        self.shims.iter().map(f).sum()
+    }
+}
+
+/// The container benchmark's numbers for one engine.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EngineContainers {
+    /// Each timed `docker run --rm`, seconds.
+    pub(crate) runs: Vec<f64>,
+    /// Each `docker version` timed right after a run, seconds: the CLI's own floor.
+    pub(crate) version: Vec<f64>,
+    /// The shim of one `sleep` container, alone, once idle.
+    pub(crate) idle_shim: Option<ProcMem>,
+    pub(crate) throughput: Option<Throughput>,
+}
+
+/// The container benchmark.
+#[derive(Debug, Clone)]
+pub(crate) struct ContainerResults {
+    pub(crate) image: String,
+    pub(crate) image_id: String,
+    pub(crate) runs: usize,
+    pub(crate) warmup: usize,
+    pub(crate) settle: Duration,
+    pub(crate) berth: EngineContainers,
+    pub(crate) dockerd: EngineContainers,
+}
+
+impl ContainerResults {
+    pub(crate) fn run_stats(&self) -> (Option<Stats>, Option<Stats>) {
+        (stats(&self.berth.runs), stats(&self.dockerd.runs))
+    }
+
+    /// Berth's median `docker run --rm` over dockerd's.
+    pub(crate) fn run_ratio(&self) -> Option<f64> {
+        let (b, d) = self.run_stats();
+        Some(b?.median / d?.median)
+    }
+
+    fn run_p90_ratio(&self) -> Option<f64> {
+        let (b, d) = self.run_stats();
+        Some(b?.p90 / d?.p90)
+    }
+
+    fn run_verdict(&self) -> String {
+        self.run_ratio().map_or_else(
+            || "n/a".to_owned(),
+            |r| {
+                format!(
+                    "{r:.3}× (target ≤ {RUN_TARGET_RATIO}×: {})",
+                    met(r <= RUN_TARGET_RATIO)
+                )
+            },
+        )
+    }
+
+    /// Berth's total create + start time over dockerd's.
+    pub(crate) fn throughput_ratio(&self) -> Option<f64> {
+        Some(self.berth.throughput.as_ref()?.secs / self.dockerd.throughput.as_ref()?.secs)
+    }
+
+    /// The berth-shims' VmRSS while the containers ran: median and max, KiB.
+    fn shim_rss(&self) -> Option<Stats> {
+        self.berth.throughput.as_ref()?.shim_stat(|m| Some(m.rss))
+    }
+
+    fn shim_verdict(&self) -> String {
+        match self.shim_rss() {
+            Some(s) => format!(
+                "median {}, max {} (target ≤ {}: {})",
+                mib(Some(s.median as u64)),
+                mib(Some(s.max as u64)),
+                mib(Some(SHIM_RSS_TARGET_KIB)),
+                met(s.max <= SHIM_RSS_TARGET_KIB as f64)
+            ),
+            None => "n/a".to_owned(),
+        }
+    }
+
+    fn summary_lines(&self) -> Vec<String> {
+        let (b, d) = self.run_stats();
+        let cell = |s: Option<Stats>| secs3(s.map(|s| s.median));
+        let mut out = vec![format!(
+            "`docker run --rm --network none busybox true`, median of {}: Berth {} s, dockerd {} s; \
+             Berth/dockerd **{}**",
+            self.runs,
+            cell(b),
+            cell(d),
+            self.run_verdict()
+        )];
+        if let (Some(bt), Some(dt)) = (&self.berth.throughput, &self.dockerd.throughput) {
+            out.push(format!(
+                "{} × (`docker create` + `docker start`): Berth {:.2} s ({:.1} containers/s), \
+                 dockerd {:.2} s ({:.1} containers/s); Berth/dockerd time **{}**",
+                bt.containers,
+                bt.secs,
+                bt.per_sec(),
+                dt.secs,
+                dt.per_sec(),
+                ratio(self.throughput_ratio())
+            ));
+        }
+        out.push(format!(
+            "RSS of one `berth-shim` while {} containers run: **{}**",
+            self.berth.throughput.as_ref().map_or(0, |t| t.containers),
+            self.shim_verdict()
+        ));
+        out
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -80,19 +246,16 @@ pub(crate) struct Results {
     pub(crate) command: String,
     pub(crate) machine: Machine,
     pub(crate) versions: Versions,
-    pub(crate) image: ImageSummary,
-    pub(crate) rounds: usize,
-    pub(crate) berth: Vec<Pull>,
-    pub(crate) dockerd: Vec<Pull>,
-    /// VmHWM of berth-images before the first pull and at the end, KiB.
-    pub(crate) berth_images_hwm_start: Option<u64>,
-    pub(crate) berth_images_hwm: Option<u64>,
-    pub(crate) dockerd_hwm: Option<u64>,
-    pub(crate) containerd_hwm: Option<u64>,
+    pub(crate) pull: Option<PullResults>,
+    pub(crate) containers: Option<ContainerResults>,
     /// What the teardown did.
     pub(crate) cleanup: Vec<String>,
     /// What was left behind or changed (empty: nothing).
     pub(crate) leftovers: Vec<String>,
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok { "met" } else { "not met" }
 }
 
 fn mib(kib: Option<u64>) -> String {
@@ -102,15 +265,27 @@ fn mib(kib: Option<u64>) -> String {
     )
 }
 
+fn mib_f(kib: Option<f64>) -> String {
+    kib.map_or_else(|| "n/a".to_owned(), |k| format!("{:.2} MiB", k / 1024.0))
+}
+
 fn secs(v: Option<f64>) -> String {
     v.map_or_else(|| "n/a".to_owned(), |s| format!("{s:.2}"))
+}
+
+fn secs3(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".to_owned(), |s| format!("{s:.3}"))
+}
+
+fn ratio(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".to_owned(), |r| format!("{r:.3}×"))
 }
 
 fn bytes_mib(b: u64) -> String {
     format!("{b} bytes ({:.1} MiB)", b as f64 / (1024.0 * 1024.0))
 }
 
-impl Results {
+impl PullResults {
     pub(crate) fn berth_stats(&self) -> Option<Stats> {
         stats(&self.berth.iter().map(|p| p.secs).collect::<Vec<_>>())
     }
@@ -161,18 +336,16 @@ impl Results {
         match self.ratio() {
             Some(r) => format!(
                 "{r:.3}× (target ≤ {TARGET_RATIO}×: {})",
-                if self.target_met() { "met" } else { "not met" }
+                met(self.target_met())
             ),
             None => "n/a".to_owned(),
         }
     }
 
-    /// The summary table (plain text, for stdout).
-    pub(crate) fn table(&self) -> String {
+    fn table(&self, t: &mut String) {
         let b = self.berth_stats();
         let d = self.dockerd_stats();
         let cell = |s: Option<Stats>, f: fn(Stats) -> f64| secs(s.map(f));
-        let mut t = String::new();
         let _ = writeln!(
             t,
             "cold pull of {} ({} layers, {} compressed), {} round(s)",
@@ -212,50 +385,16 @@ impl Results {
             mib(self.dockerd_hwm),
             mib(self.containerd_hwm)
         );
-        let _ = writeln!(
-            t,
-            "leftovers: {}",
-            if self.leftovers.is_empty() {
-                "none".to_owned()
-            } else {
-                self.leftovers.join("; ")
-            }
-        );
-        t
     }
 
-    /// The whole of `bench/RESULTS.md`.
-    pub(crate) fn markdown(&self) -> String {
+    fn markdown(&self, s: &mut String) {
         let b = self.berth_stats();
         let d = self.dockerd_stats();
-        let m = &self.machine;
-        let v = &self.versions;
-        let mut s = String::new();
-        let _ = writeln!(s, "# Image-pull benchmark: Berth and dockerd\n");
+        let _ = writeln!(s, "## Image pull\n");
         let _ = writeln!(
             s,
-            "Written by `berth-bench` (`bench/`) at the end of every run; do not edit by hand.\n"
+            "A cold `docker pull` of a large multi-layer image from a private registry on 127.0.0.1.\n"
         );
-        let _ = writeln!(
-            s,
-            "- Command: `{}` (as root, from the workspace root)",
-            self.command
-        );
-        let _ = writeln!(s, "- Date: {}", self.date);
-        let _ = writeln!(
-            s,
-            "- Result: Berth's median cold pull over dockerd's: **{}**; the issue's target \
-             (at most {TARGET_RATIO}×) is **{}**.",
-            self.ratio()
-                .map_or_else(|| "n/a".to_owned(), |r| format!("{r:.3}×")),
-            if self.target_met() { "met" } else { "not met" }
-        );
-        let _ = writeln!(
-            s,
-            "- Peak RSS of Berth's images service (`berth-images` VmHWM): **{}**\n",
-            mib(self.berth_images_hwm)
-        );
-
         let _ = writeln!(s, "| {} rounds | Berth | dockerd |", self.rounds);
         let _ = writeln!(s, "|---|---:|---:|");
         for (name, f) in [
@@ -279,7 +418,7 @@ impl Results {
             self.round_ratio_text()
         );
 
-        let _ = writeln!(s, "## Phases\n");
+        let _ = writeln!(s, "### Phases\n");
         let _ = writeln!(
             s,
             "Medians, in seconds from the start of the CLI, of the moments the docker CLI printed \
@@ -302,7 +441,7 @@ impl Results {
             );
         }
 
-        let _ = writeln!(s, "\n## Every pull\n");
+        let _ = writeln!(s, "\n### Every pull\n");
         let _ = writeln!(
             s,
             "| round | engine | order in round | total (s) | manifest (s) | downloads done (s) | layers unpacked (s) |"
@@ -328,7 +467,7 @@ impl Results {
             );
         }
 
-        let _ = writeln!(s, "\n## Image\n");
+        let _ = writeln!(s, "\n### Image\n");
         let _ = writeln!(s, "- `{}`", self.image.reference);
         let _ = writeln!(
             s,
@@ -351,7 +490,390 @@ impl Results {
             }
         );
 
-        let _ = writeln!(s, "\n## Machine\n");
+        let _ = writeln!(s, "\n### Method\n");
+        let _ = writeln!(
+            s,
+            "The image is built once (`berth_testutil::images::large_layout`) and pushed to a private \
+             `docker-registry` on 127.0.0.1 (plain HTTP). Each round, for each engine (the order \
+             alternates from round to round): `docker rmi -f` the image (and `docker image prune \
+             -a -f` for dockerd), check that nothing of it is stored (no image, no layer, and for \
+             Berth an empty content store), `sync` and drop the page cache, run `docker version` \
+             against the engine (so that the CLI's and the engine's code, not the image, are back \
+             in memory), then time `docker pull` wall clock from spawning the CLI to its exit, and \
+             check the pulled image's ID. Both \
+             engines download at most 3 layers at once (their defaults). Peak RSS is the `VmHWM` of \
+             the process right after the last pull (the peak since it started; `berth-images` was at {} \
+             before the first pull). On a shared machine the ratio moves from run to run with the \
+             load: the ratio within each round and the load average below tell how noisy a run was.\n",
+            mib(self.berth_images_hwm_start)
+        );
+    }
+}
+
+impl ContainerResults {
+    fn table(&self, t: &mut String) {
+        let (b, d) = self.run_stats();
+        let _ = writeln!(
+            t,
+            "docker run --rm --network none {} true: {} timed runs per engine (after {} warm-up)",
+            self.image, self.runs, self.warmup
+        );
+        let _ = writeln!(t, "{:<28} {:>12} {:>12}", "", "Berth", "dockerd");
+        for (name, f) in [
+            ("median (s)", (|s: Stats| s.median) as fn(Stats) -> f64),
+            ("p90 (s)", |s: Stats| s.p90),
+            ("min (s)", |s: Stats| s.min),
+            ("max (s)", |s: Stats| s.max),
+        ] {
+            let _ = writeln!(
+                t,
+                "{name:<28} {:>12} {:>12}",
+                secs3(b.map(f)),
+                secs3(d.map(f))
+            );
+        }
+        let (bv, dv) = (stats(&self.berth.version), stats(&self.dockerd.version));
+        let _ = writeln!(
+            t,
+            "{:<28} {:>12} {:>12}",
+            "docker version median (s)",
+            secs3(bv.map(|s| s.median)),
+            secs3(dv.map(|s| s.median))
+        );
+        let _ = writeln!(t, "ratio Berth/dockerd (median): {}", self.run_verdict());
+        let _ = writeln!(
+            t,
+            "ratio Berth/dockerd (p90): {}",
+            ratio(self.run_p90_ratio())
+        );
+        if let (Some(bt), Some(dt)) = (&self.berth.throughput, &self.dockerd.throughput) {
+            let _ = writeln!(
+                t,
+                "{} x (create + start): Berth {:.2} s ({:.1}/s), dockerd {:.2} s ({:.1}/s); time ratio {}",
+                bt.containers,
+                bt.secs,
+                bt.per_sec(),
+                dt.secs,
+                dt.per_sec(),
+                ratio(self.throughput_ratio())
+            );
+        }
+        let idle = |m: Option<ProcMem>| {
+            m.map_or_else(
+                || "n/a".to_owned(),
+                |m| {
+                    format!(
+                        "RSS {} (anon {}, file {}), PSS {}",
+                        mib(Some(m.rss)),
+                        mib(Some(m.anon)),
+                        mib(Some(m.file)),
+                        mib(m.pss)
+                    )
+                },
+            )
+        };
+        let _ = writeln!(
+            t,
+            "one idle shim: berth-shim {}; containerd-shim-runc-v2 {}",
+            idle(self.berth.idle_shim),
+            idle(self.dockerd.idle_shim)
+        );
+        for (name, e) in [
+            ("berth-shim", &self.berth),
+            ("containerd-shim-runc-v2", &self.dockerd),
+        ] {
+            if let Some(tp) = &e.throughput {
+                let rss = tp.shim_stat(|m| Some(m.rss));
+                let hwm = tp.shim_stat(|m| Some(m.hwm));
+                let pss = tp.shim_stat(|m| m.pss);
+                let _ = writeln!(
+                    t,
+                    "{name} x{} while running: VmRSS median {} max {}; VmHWM max {}; PSS median {}",
+                    tp.shims.len(),
+                    mib_f(rss.map(|s| s.median)),
+                    mib_f(rss.map(|s| s.max)),
+                    mib_f(hwm.map(|s| s.max)),
+                    mib_f(pss.map(|s| s.median)),
+                );
+            }
+        }
+        let _ = writeln!(t, "berth-shim RSS: {}", self.shim_verdict());
+    }
+
+    fn markdown(&self, s: &mut String) {
+        let (b, d) = self.run_stats();
+        let _ = writeln!(s, "## Containers\n");
+        let _ = writeln!(
+            s,
+            "The busybox image `{}` (`{}`), pulled into both engines before anything is timed.\n",
+            self.image, self.image_id
+        );
+        let _ = writeln!(s, "### `docker run --rm --network none busybox true`\n");
+        let _ = writeln!(
+            s,
+            "| {} runs each | Berth | dockerd | Berth/dockerd |",
+            self.runs
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|");
+        for (name, f) in [
+            ("median (s)", (|s: Stats| s.median) as fn(Stats) -> f64),
+            ("p90 (s)", |s: Stats| s.p90),
+            ("min (s)", |s: Stats| s.min),
+            ("max (s)", |s: Stats| s.max),
+        ] {
+            let r = match (b, d) {
+                (Some(b), Some(d)) => Some(f(b) / f(d)),
+                _ => None,
+            };
+            let _ = writeln!(
+                s,
+                "| {name} | {} | {} | {} |",
+                secs3(b.map(f)),
+                secs3(d.map(f)),
+                ratio(r)
+            );
+        }
+        let (bv, dv) = (stats(&self.berth.version), stats(&self.dockerd.version));
+        let _ = writeln!(
+            s,
+            "| `docker version` median (s): the CLI's start-up and one API call | {} | {} | {} |",
+            secs3(bv.map(|s| s.median)),
+            secs3(dv.map(|s| s.median)),
+            ratio(bv.zip(dv).map(|(b, d)| b.median / d.median))
+        );
+        let _ = writeln!(
+            s,
+            "\nBerth/dockerd, median over median: **{}**.\n",
+            self.run_verdict()
+        );
+
+        if let (Some(bt), Some(dt)) = (&self.berth.throughput, &self.dockerd.throughput) {
+            let _ = writeln!(
+                s,
+                "### {} × (`docker create --network none busybox sleep 1000` + `docker start`)\n",
+                bt.containers
+            );
+            let _ = writeln!(s, "| | Berth | dockerd | Berth/dockerd |");
+            let _ = writeln!(s, "|---|---:|---:|---:|");
+            let _ = writeln!(
+                s,
+                "| total (s) | {:.2} | {:.2} | {} |",
+                bt.secs,
+                dt.secs,
+                ratio(Some(bt.secs / dt.secs))
+            );
+            let _ = writeln!(
+                s,
+                "| containers/s | {:.1} | {:.1} | {} |",
+                bt.per_sec(),
+                dt.per_sec(),
+                ratio(Some(bt.per_sec() / dt.per_sec()))
+            );
+            for (name, f) in [
+                (
+                    "`docker create` median (s)",
+                    (|t: &Throughput| stats(&t.create)) as fn(&Throughput) -> Option<Stats>,
+                ),
+                ("`docker start` median (s)", |t: &Throughput| {
+                    stats(&t.start)
+                }),
+            ] {
+                let bm = f(bt).map(|s| s.median);
+                let dm = f(dt).map(|s| s.median);
+                let r = bm.zip(dm).map(|(b, d)| b / d);
+                let _ = writeln!(
+                    s,
+                    "| {name} | {} | {} | {} |",
+                    secs3(bm),
+                    secs3(dm),
+                    ratio(r)
+                );
+            }
+            let _ = writeln!(
+                s,
+                "| running at the end (`docker ps`) | {} | {} | |",
+                bt.running, dt.running
+            );
+            let _ = writeln!(s);
+        }
+
+        let _ = writeln!(s, "### Shim memory\n");
+        let _ = writeln!(
+            s,
+            "Per shim process, from `/proc/<pid>/status` (VmRSS, VmHWM, RssAnon, RssFile) and \
+             `/proc/<pid>/smaps_rollup` (PSS; private = Private_Clean + Private_Dirty). RSS counts \
+             every resident page a process maps, including code and libc pages that all shims \
+             share; PSS divides shared pages among the processes that map them; private memory \
+             is what one more shim really costs.\n"
+        );
+        let _ = writeln!(s, "| | berth-shim | containerd-shim-runc-v2 (dockerd) |");
+        let _ = writeln!(s, "|---|---:|---:|");
+        let idle_row = |s: &mut String, name: &str, f: fn(&ProcMem) -> Option<u64>| {
+            let _ = writeln!(
+                s,
+                "| idle shim (one `sleep` container): {name} | {} | {} |",
+                mib(self.berth.idle_shim.as_ref().and_then(f)),
+                mib(self.dockerd.idle_shim.as_ref().and_then(f))
+            );
+        };
+        idle_row(s, "VmRSS", |m| Some(m.rss));
+        let both = |m: Option<ProcMem>| {
+            m.map_or_else(
+                || "n/a".to_owned(),
+                |m| format!("{} / {}", mib(Some(m.anon)), mib(Some(m.file))),
+            )
+        };
+        let _ = writeln!(
+            s,
+            "| idle shim (one `sleep` container): RssAnon / RssFile | {} | {} |",
+            both(self.berth.idle_shim),
+            both(self.dockerd.idle_shim)
+        );
+        idle_row(s, "PSS", |m| m.pss);
+        idle_row(s, "private", |m| m.private);
+        if let (Some(bt), Some(dt)) = (&self.berth.throughput, &self.dockerd.throughput) {
+            let n = bt.containers;
+            let row = |s: &mut String, name: &str, f: &dyn Fn(&Throughput) -> String| {
+                let _ = writeln!(s, "| {n} running: {name} | {} | {} |", f(bt), f(dt));
+            };
+            row(s, "shim processes", &|t| t.shims.len().to_string());
+            row(s, "VmRSS median / max", &|t| {
+                let st = t.shim_stat(|m| Some(m.rss));
+                format!(
+                    "{} / {}",
+                    mib_f(st.map(|s| s.median)),
+                    mib_f(st.map(|s| s.max))
+                )
+            });
+            row(s, "VmHWM (peak) median / max", &|t| {
+                let st = t.shim_stat(|m| Some(m.hwm));
+                format!(
+                    "{} / {}",
+                    mib_f(st.map(|s| s.median)),
+                    mib_f(st.map(|s| s.max))
+                )
+            });
+            row(s, "RssAnon median / RssFile median", &|t| {
+                let a = t.shim_stat(|m| Some(m.anon));
+                let f = t.shim_stat(|m| Some(m.file));
+                format!(
+                    "{} / {}",
+                    mib_f(a.map(|s| s.median)),
+                    mib_f(f.map(|s| s.median))
+                )
+            });
+            row(s, "PSS median", &|t| {
+                mib_f(t.shim_stat(|m| m.pss).map(|s| s.median))
+            });
+            row(s, "private median", &|t| {
+                mib_f(t.shim_stat(|m| m.private).map(|s| s.median))
+            });
+            row(s, "all shims: sum of PSS", &|t| mib(t.shim_sum(|m| m.pss)));
+        }
+        let _ = writeln!(
+            s,
+            "\n`berth-shim` VmRSS while the containers run: **{}**. Where it goes and what was \
+             tried to lower it: `bench/SHIM-MEMORY.md`.\n",
+            self.shim_verdict()
+        );
+
+        let _ = writeln!(s, "### Method\n");
+        let _ = writeln!(
+            s,
+            "Both engines are driven by the same docker CLI, one invocation at a time, timed wall \
+             clock from spawning the CLI to its exit (the CLI's own start-up, about the same for \
+             both, is included). Latency: {} untimed warm-up runs per engine, then {} timed runs \
+             per engine, the engines alternating (which one goes first alternates too), each run \
+             followed by a `docker version` against the same engine (the floor under any CLI \
+             command: the CLI's start-up and one API call); \
+             afterwards no container may be left. Throughput: for each engine in turn, a loop of \
+             `docker create` (its ID read from stdout) then `docker start` of it, timed from the \
+             first create to the last start's exit; then `docker ps` must list them all running; \
+             after {:.1} s the memory of every shim process of the engine is read (the shims of \
+             this engine only: Berth's `berth-shim`s name its run root, dockerd's \
+             `containerd-shim-runc-v2`s its exec root); then every container is removed with \
+             `docker rm -f` (not timed). The idle shim: one `docker run -d ... sleep 1000`, its \
+             shim read after {:.1} s, then removed. dockerd runs with `--bridge none`, which is \
+             why every container of both engines has `--network none`.\n",
+            self.warmup,
+            self.runs,
+            self.settle.as_secs_f64(),
+            self.settle.as_secs_f64()
+        );
+    }
+}
+
+impl Results {
+    /// The summary table (plain text, for stdout).
+    pub(crate) fn table(&self) -> String {
+        let mut t = String::new();
+        if let Some(p) = &self.pull {
+            p.table(&mut t);
+        }
+        if let Some(c) = &self.containers {
+            c.table(&mut t);
+        }
+        let _ = writeln!(
+            t,
+            "leftovers: {}",
+            if self.leftovers.is_empty() {
+                "none".to_owned()
+            } else {
+                self.leftovers.join("; ")
+            }
+        );
+        t
+    }
+
+    /// The whole of `bench/RESULTS.md`.
+    pub(crate) fn markdown(&self) -> String {
+        let m = &self.machine;
+        let v = &self.versions;
+        let mut s = String::new();
+        let _ = writeln!(s, "# Benchmarks: Berth and dockerd\n");
+        let _ = writeln!(
+            s,
+            "Written by `berth-bench` (`bench/`) at the end of every run; do not edit by hand.\n"
+        );
+        let _ = writeln!(
+            s,
+            "- Command: `{}` (as root, from the workspace root)",
+            self.command
+        );
+        let _ = writeln!(s, "- Date: {}", self.date);
+        let _ = writeln!(
+            s,
+            "- Machine: {} × {}, {} of memory, {}",
+            m.nproc,
+            m.cpu,
+            mib(Some(m.mem_total_kib)),
+            m.os
+        );
+        if let Some(p) = &self.pull {
+            let _ = writeln!(
+                s,
+                "- Image pull: Berth's median cold pull over dockerd's: **{}**; the issue's target \
+                 (at most {TARGET_RATIO}×) is **{}**. Peak RSS of Berth's images service \
+                 (`berth-images` VmHWM): **{}**",
+                ratio(p.ratio()),
+                met(p.target_met()),
+                mib(p.berth_images_hwm)
+            );
+        }
+        if let Some(c) = &self.containers {
+            for l in c.summary_lines() {
+                let _ = writeln!(s, "- {l}");
+            }
+        }
+        let _ = writeln!(s);
+        if let Some(p) = &self.pull {
+            p.markdown(&mut s);
+        }
+        if let Some(c) = &self.containers {
+            c.markdown(&mut s);
+        }
+
+        let _ = writeln!(s, "## Machine\n");
         let _ = writeln!(s, "- CPU: {} × {}", m.nproc, m.cpu);
         let _ = writeln!(s, "- Memory: {}", mib(Some(m.mem_total_kib)));
         let _ = writeln!(s, "- Kernel: {} ({})", m.kernel, m.os);
@@ -370,34 +892,20 @@ impl Results {
         let _ = writeln!(s, "- Berth: {} (release build)", v.berth);
         let _ = writeln!(
             s,
-            "- dockerd: {} (Debian's docker.io), containerd {}",
-            v.dockerd, v.containerd
+            "- dockerd: {} (Debian's docker.io), containerd {}, {}",
+            v.dockerd, v.containerd, v.runc
         );
         let _ = writeln!(s, "- docker CLI (drives both engines): {}", v.cli);
         let _ = writeln!(s, "- registry: Debian's docker-registry {}", v.registry);
 
-        let _ = writeln!(s, "\n## Method\n");
+        let _ = writeln!(s, "\n## Setup and cleanup\n");
         let _ = writeln!(
             s,
-            "The image is built once (`berth_testutil::images::large_layout`) and pushed to a private \
-             `docker-registry` on 127.0.0.1 (plain HTTP). One Berth engine (`berth up`, release \
-             binaries) and one dockerd run side by side, each in its own temporary roots; dockerd \
-             has its own socket, data root, exec root and containerd, `--bridge none`, \
-             `--iptables=false`, `--ip-forward=false`. Each round, for each engine (the order \
-             alternates from round to round): `docker rmi -f` the image (and `docker image prune \
-             -a -f` for dockerd), check that nothing of it is stored (no image, no layer, and for \
-             Berth an empty content store), `sync` and drop the page cache, run `docker version` \
-             against the engine (so that the CLI's and the engine's code, not the image, are back \
-             in memory), then time `docker pull` wall clock from spawning the CLI to its exit, and \
-             check the pulled image's ID. Both \
-             engines download at most 3 layers at once (their defaults). Peak RSS is the `VmHWM` of \
-             the process at the end of the run (the peak since it started; `berth-images` was at {} \
-             before the first pull). On a shared machine the ratio moves from run to run with the \
-             load: the ratio within each round and the load average above tell how noisy a run was.",
-            mib(self.berth_images_hwm_start)
+            "One Berth engine (`berth up`, release binaries) and one dockerd run side by side, each \
+             in its own temporary roots; dockerd has its own socket, data root, exec root and \
+             containerd, `--bridge none`, `--iptables=false`, `--ip-forward=false`. Images come \
+             from a private `docker-registry` on 127.0.0.1 (plain HTTP).\n"
         );
-
-        let _ = writeln!(s, "\n## Cleanup\n");
         for n in &self.cleanup {
             let _ = writeln!(s, "- {n}");
         }
@@ -421,11 +929,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn median_min_max() {
+    fn median_p90_min_max() {
         let s = stats(&[3.0, 1.0, 2.0]).unwrap();
-        assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
+        assert_eq!((s.median, s.p90, s.min, s.max), (2.0, 3.0, 1.0, 3.0));
         let s = stats(&[4.0, 1.0, 2.0, 3.0]).unwrap();
         assert_eq!((s.median, s.min, s.max), (2.5, 1.0, 4.0));
+        let v: Vec<f64> = (1..=20).map(f64::from).collect();
+        let s = stats(&v).unwrap();
+        assert_eq!((s.median, s.p90), (10.5, 18.0));
+        assert_eq!(stats(&[5.0]).unwrap().p90, 5.0);
         assert!(stats(&[]).is_none());
     }
 }
