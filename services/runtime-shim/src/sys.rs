@@ -116,3 +116,48 @@ pub(crate) fn register_fd(
     // same raw descriptor, until it is dropped, which only the AsyncFd can do.
     Ok(unsafe { tokio::io::unix::AsyncFd::register(fd) }?)
 }
+
+/// Replaces what /proc/self/cmdline and comm show, writing over the process's own argument
+/// area through /proc/self/mem (what setproctitle does; truncated to the area's length). The
+/// `--init` PID 1 is a fork of the shim: without this, every process in the container could
+/// read the shim's host-side command line (the bundle path).
+pub(crate) fn set_cmdline(args: &[&str]) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let (_, rest) = stat
+        .rsplit_once(") ")
+        .ok_or_else(|| std::io::Error::other("bad /proc/self/stat"))?;
+    // Fields after the command, numbered from 3 as in proc(5): arg_start is 48, arg_end 49.
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let (start, end) = (
+        f.get(45).copied().unwrap_or(0),
+        f.get(46).copied().unwrap_or(0),
+    );
+    if start == 0 || end <= start {
+        return Err(std::io::Error::other("no argument area"));
+    }
+    let mut buf = vec![0u8; (end - start) as usize];
+    let mut at = 0;
+    for a in args {
+        let room = buf.len().saturating_sub(at + 1);
+        let n = a.len().min(room);
+        buf[at..at + n].copy_from_slice(&a.as_bytes()[..n]);
+        at += n + 1;
+        if at >= buf.len() {
+            break;
+        }
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open("/proc/self/mem")?
+        .write_all_at(&buf, start)?;
+    if let Some(name) = args.first()
+        && let Ok(name) = std::ffi::CString::new(*name)
+    {
+        nix::sys::prctl::set_name(&name)?;
+    }
+    Ok(())
+}

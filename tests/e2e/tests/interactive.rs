@@ -745,6 +745,15 @@ fn top_user_and_init() {
         .find(|r| r.first() == Some(&"1"))
         .unwrap_or_else(|| panic!("no PID 1: {ps}"));
     assert_ne!(one.get(1), Some(&"ps"), "{ps}");
+    // PID 1 is named as an init; the shim's host command line (bundle path) is not shown.
+    assert_eq!(one.get(1), Some(&"berth-init"), "{ps}");
+    let cmdline = s.docker(&["run", "--rm", "--init", &s.image, "cat", "/proc/1/cmdline"]);
+    let cmdline = cmdline.replace('\0', " ");
+    assert!(
+        cmdline.starts_with("berth-init -- cat /proc/1/cmdline"),
+        "{cmdline:?}"
+    );
+    assert!(!cmdline.contains("bundle"), "{cmdline:?}");
     let me = rows
         .iter()
         .find(|r| r.get(1) == Some(&"ps"))

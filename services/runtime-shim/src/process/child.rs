@@ -155,6 +155,14 @@ fn exec_process(
         std::fs::create_dir_all(&cwd)
             .map_err(|e| fail(format_args!("creating cwd {}", spec.cwd), e))?;
     }
+    if opts.init {
+        // PID 1 shows as `berth-init -- <command>`, not as the shim's host command line
+        // (which names host paths).
+        let mut shown = vec!["berth-init", "--"];
+        shown.extend(spec.args.iter().map(String::as_str));
+        // Best effort: a container is not refused for its init's name.
+        let _ = sys::set_cmdline(&shown);
+    }
     let keep = capabilities::wanted(opts.capabilities);
     capabilities::limit_bounding(&keep)?;
     let groups: Vec<Gid> = who.groups.iter().map(|g| Gid::from_raw(*g)).collect();
