@@ -90,7 +90,20 @@ pub fn compose(
     let mut out = serde_json::Map::new();
     if let Some(i) = imgs.filter(|_| wanted.images) {
         out.insert("LayersSize".to_owned(), json!(i.layers_size));
-        out.insert("Images".to_owned(), i.images.iter().map(image).collect());
+        let users = |id: &str| -> i64 {
+            ctrs.iter()
+                .flat_map(|c| &c.containers)
+                .filter(|c| c.image_id == id)
+                .count() as i64
+        };
+        let images = i.images.iter().map(|img| {
+            let mut v = image(img);
+            if ctrs.is_some() {
+                v["Containers"] = users(&img.id).into();
+            }
+            v
+        });
+        out.insert("Images".to_owned(), images.collect());
     }
     if let Some(c) = ctrs.filter(|_| wanted.containers) {
         out.insert(
@@ -158,6 +171,34 @@ mod tests {
         );
         assert_eq!(c["Labels"], json!({"k": "v"}));
         assert!(v.get("Images").is_none() && v.get("Volumes").is_none());
+    }
+
+    #[test]
+    fn images_count_their_containers() {
+        let img = |id: &str| images::ImageSummary {
+            id: id.to_owned(),
+            containers: -1,
+            ..Default::default()
+        };
+        let ctr = |image_id: &str| runtime::ContainerUsage {
+            image_id: image_id.to_owned(),
+            ..Default::default()
+        };
+        let v = compose(
+            Wanted::from_types(["image"].into_iter()).unwrap(),
+            Some(images::DiskUsageResponse {
+                layers_size: 0,
+                images: vec![img("sha256:a"), img("sha256:b")],
+            }),
+            Some(runtime::DiskUsageResponse {
+                containers: vec![ctr("sha256:a"), ctr("sha256:a")],
+            }),
+            None,
+        );
+        assert_eq!(v["Images"][0]["Containers"], 2);
+        assert_eq!(v["Images"][1]["Containers"], 0);
+        // Containers were fetched for the count only: not listed.
+        assert!(v.get("Containers").is_none());
     }
 
     #[test]

@@ -375,6 +375,13 @@ fn ps_sizes_and_system_df() {
     let reclaimable = line["Reclaimable"].as_str().unwrap_or_default();
     let reclaimable = bytes(reclaimable.split(' ').next().unwrap_or_default());
     assert!(reclaimable >= 524_000.0, "{line}");
+    // The image both containers use counts as active, with its containers.
+    let images = df
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("df JSON"))
+        .find(|l| l["Type"] == "Images")
+        .unwrap_or_else(|| panic!("an Images line: {df}"));
+    assert_eq!(images["Active"], "1", "{images}");
 
     let df = s.api_get("/system/df?type=container");
     let cs = df["Containers"].as_array().expect("Containers");

@@ -162,7 +162,8 @@ async fn system_df(
             }
         },
         async {
-            if wanted.containers {
+            // Images count the containers that use them.
+            if wanted.containers || wanted.images {
                 Some(b.containers_usage().await)
             } else {
                 None
