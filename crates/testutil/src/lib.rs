@@ -2,11 +2,13 @@
 //! temporary roots, a nats-server of the test's own, the real `docker` CLI, and `eventually`.
 //! Every helper cleans up after itself on drop.
 
+mod containers;
 mod engine;
 pub mod images;
 mod nats;
 pub mod registry;
 
+pub use containers::BusyboxEngine;
 pub use engine::{Engine, EngineOptions};
 pub use images::{ImageInfo, IndexInfo, MediaTypes, push_layout};
 pub use nats::Nats;

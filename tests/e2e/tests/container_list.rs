@@ -3,76 +3,10 @@
 
 use std::collections::HashMap;
 
-use berth_testutil::{
-    Engine, EngineOptions, MediaTypes, Registry, images::busybox_layout, push_layout, text,
-};
+use berth_testutil::BusyboxEngine;
 
-/// An engine with busybox pulled from a private registry. Removes every container on drop.
-struct Setup {
-    engine: Engine,
-    image: String,
-    _reg: Registry,
-    _dir: tempfile::TempDir,
-}
-
-impl Setup {
-    fn new() -> Setup {
-        let reg = Registry::start();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let info = busybox_layout(&dir.path().join("layout"), MediaTypes::Oci);
-        push_layout(&info.layout, "busybox:latest", &reg, None).expect("push busybox");
-        let engine = Engine::up(EngineOptions::default());
-        let image = reg.image("busybox:latest");
-        engine.docker_ok(&["pull", &image]);
-        Setup {
-            engine,
-            image,
-            _reg: reg,
-            _dir: dir,
-        }
-    }
-
-    fn docker(&self, args: &[&str]) -> String {
-        self.engine.docker_ok(args).trim().to_owned()
-    }
-
-    /// Runs docker, asserts it failed; stdout + stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.engine.docker(args);
-        let (o, e) = text(&out);
-        assert!(
-            !out.status.success(),
-            "docker {args:?} should fail:\n{o}\n{e}"
-        );
-        format!("{o}\n{e}")
-    }
-
-    /// A GET on the engine's API socket; the JSON body.
-    fn api_get(&self, path: &str) -> serde_json::Value {
-        use std::io::{Read, Write};
-        let sock = self
-            .engine
-            .docker_host
-            .strip_prefix("unix://")
-            .expect("a unix DOCKER_HOST");
-        let mut s = std::os::unix::net::UnixStream::connect(sock).expect("connect");
-        write!(s, "GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n").expect("request");
-        let mut buf = String::new();
-        s.read_to_string(&mut buf).expect("response");
-        let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
-        assert!(head.contains(" 200 "), "GET {path}: {head}\n{body}");
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
-    }
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let out = self.engine.docker(&["ps", "-aq"]);
-        for id in text(&out).0.split_whitespace() {
-            let _ = self.engine.docker(&["rm", "-f", id]);
-        }
-    }
-}
+/// The container fixture: an engine with busybox pulled from a private registry.
+type Setup = BusyboxEngine;
 
 /// The four containers of the filter tests, by ID; newest first: worker, job, db, web.
 struct Fixture {
@@ -253,22 +187,22 @@ fn ps_filters_all_and_limit() {
 #[test]
 fn ps_invalid_filters() {
     let s = Setup::new();
-    let err = s.fails(&["ps", "--filter", "xyz=1"]);
+    let (_, err) = s.fails(&["ps", "--filter", "xyz=1"]);
     assert!(err.contains("invalid filter 'xyz'"), "{err}");
-    let err = s.fails(&["ps", "-a", "--filter", "status=bogus"]);
+    let (_, err) = s.fails(&["ps", "-a", "--filter", "status=bogus"]);
     assert!(
         err.contains("invalid filter 'status=bogus': invalid value for state (bogus): must be one of created, running, paused, restarting, removing, exited, dead"),
         "{err}"
     );
-    let err = s.fails(&["ps", "--filter", "exited=abc"]);
+    let (_, err) = s.fails(&["ps", "--filter", "exited=abc"]);
     assert!(err.contains("invalid filter 'exited=abc'"), "{err}");
-    let err = s.fails(&["ps", "--filter", "health=sick"]);
+    let (_, err) = s.fails(&["ps", "--filter", "health=sick"]);
     assert!(err.contains("invalid filter 'health=sick'"), "{err}");
-    let err = s.fails(&["ps", "--filter", "is-task=maybe"]);
+    let (_, err) = s.fails(&["ps", "--filter", "is-task=maybe"]);
     assert!(err.contains("invalid filter 'is-task=[maybe]'"), "{err}");
-    let err = s.fails(&["ps", "--filter", "publish=80:80"]);
+    let (_, err) = s.fails(&["ps", "--filter", "publish=80:80"]);
     assert!(err.contains("should not contain ':'"), "{err}");
-    let err = s.fails(&["ps", "--filter", "before=nosuch"]);
+    let (_, err) = s.fails(&["ps", "--filter", "before=nosuch"]);
     assert!(err.contains("No such container: nosuch"), "{err}");
 }
 

@@ -10,48 +10,26 @@ use std::{
     time::{Instant, SystemTime, UNIX_EPOCH},
 };
 
-use berth_testutil::{
-    Engine, EngineOptions, MediaTypes, Registry, eventually, eventually_explained,
-    images::busybox_layout, push_layout, run, text,
-};
+use berth_testutil::{BusyboxEngine, Engine, eventually, eventually_explained, run, text};
 use nix::{sys::signal::Signal, unistd::Pid};
 
 /// Prints `tick 0`, `tick 1`, … five times a second, forever.
 const TICK: &str = "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done";
 
-/// An engine with busybox pulled from a private registry. Removes every container on drop.
-struct Setup {
-    engine: Engine,
-    image: String,
-    _reg: Registry,
-    _dir: tempfile::TempDir,
+/// The container fixture, with this file's own helpers.
+struct Setup(BusyboxEngine);
+
+impl std::ops::Deref for Setup {
+    type Target = BusyboxEngine;
+
+    fn deref(&self) -> &BusyboxEngine {
+        &self.0
+    }
 }
 
 impl Setup {
     fn new() -> Setup {
-        let reg = Registry::start();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let info = busybox_layout(&dir.path().join("layout"), MediaTypes::Oci);
-        push_layout(&info.layout, "busybox:latest", &reg, None).expect("push busybox");
-        let engine = Engine::up(EngineOptions::default());
-        let image = reg.image("busybox:latest");
-        engine.docker_ok(&["pull", &image]);
-        Setup {
-            engine,
-            image,
-            _reg: reg,
-            _dir: dir,
-        }
-    }
-
-    fn docker(&self, args: &[&str]) -> String {
-        self.engine.docker_ok(args).trim().to_owned()
-    }
-
-    fn inspect(&self, id: &str) -> serde_json::Value {
-        let out = self.docker(&["inspect", id]);
-        let v: serde_json::Value = serde_json::from_str(&out).expect("inspect JSON");
-        v[0].clone()
+        Setup(BusyboxEngine::new())
     }
 
     /// The host pid of a running container's first process.
@@ -97,15 +75,6 @@ impl Setup {
             .filter(|(id, _)| ids.contains(id))
             .map(|(id, code)| (id.to_owned(), code.to_owned()))
             .collect()
-    }
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let out = self.engine.docker(&["ps", "-aq"]);
-        for id in text(&out).0.split_whitespace() {
-            let _ = self.engine.docker(&["rm", "-f", id]);
-        }
     }
 }
 

@@ -3,68 +3,11 @@
 
 use std::path::Path;
 
-use berth_testutil::{
-    Engine, EngineOptions, MediaTypes, Registry, eventually, images::busybox_layout, push_layout,
-    text,
-};
+use berth_testutil::{BusyboxEngine, Engine, eventually, text};
 use nix::sys::signal::Signal;
 
-/// An engine with busybox pulled from a private registry. Removes every container on drop.
-struct Setup {
-    engine: Engine,
-    image: String,
-    _reg: Registry,
-    _dir: tempfile::TempDir,
-}
-
-impl Setup {
-    fn new() -> Setup {
-        let reg = Registry::start();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let info = busybox_layout(&dir.path().join("layout"), MediaTypes::Oci);
-        push_layout(&info.layout, "busybox:latest", &reg, None).expect("push busybox");
-        push_layout(&info.layout, "busybox:other", &reg, None).expect("push busybox:other");
-        let engine = Engine::up(EngineOptions::default());
-        let image = reg.image("busybox:latest");
-        engine.docker_ok(&["pull", &image]);
-        Setup {
-            engine,
-            image,
-            _reg: reg,
-            _dir: dir,
-        }
-    }
-
-    fn docker(&self, args: &[&str]) -> String {
-        self.engine.docker_ok(args).trim().to_owned()
-    }
-
-    /// Runs docker, asserts it failed; (exit code, stdout + stderr).
-    fn fails(&self, args: &[&str]) -> (i32, String) {
-        let out = self.engine.docker(args);
-        let (o, e) = text(&out);
-        assert!(
-            !out.status.success(),
-            "docker {args:?} should fail:\n{o}\n{e}"
-        );
-        (out.status.code().unwrap_or(-1), format!("{o}\n{e}"))
-    }
-
-    fn inspect(&self, id: &str) -> serde_json::Value {
-        let out = self.docker(&["inspect", id]);
-        let v: serde_json::Value = serde_json::from_str(&out).expect("inspect JSON");
-        v[0].clone()
-    }
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let out = self.engine.docker(&["ps", "-aq"]);
-        for id in text(&out).0.split_whitespace() {
-            let _ = self.engine.docker(&["rm", "-f", id]);
-        }
-    }
-}
+/// The container fixture: an engine with busybox pulled from a private registry.
+type Setup = BusyboxEngine;
 
 fn is_live(pid: i32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -114,7 +57,7 @@ fn shim_pid(engine: &Engine, id: &str) -> Option<i32> {
 
 #[test]
 fn run_ps_inspect_stop_kill_rm() {
-    let s = Setup::new();
+    let s = Setup::with_tags(&["other"]);
     let start = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -207,7 +150,7 @@ fn run_ps_inspect_stop_kill_rm() {
 
 #[test]
 fn logs_wait_create_start_and_start_errors() {
-    let s = Setup::new();
+    let s = Setup::with_tags(&["other"]);
     let id = s.docker(&["run", "-d", &s.image, "sh", "-c", "echo out; echo err >&2"]);
     assert_eq!(s.docker(&["wait", &id]), "0");
     let out = s.engine.docker(&["logs", &id]);
@@ -279,7 +222,7 @@ fn logs_wait_create_start_and_start_errors() {
 
 #[test]
 fn containers_survive_a_killed_runtime() {
-    let s = Setup::new();
+    let s = Setup::with_tags(&["other"]);
     let id = s.docker(&["run", "-d", "--name", "long", &s.image, "sleep", "1000"]);
     let quick = s.docker(&["run", "-d", &s.image, "sh", "-c", "sleep 2; exit 7"]);
     let before = s.engine.pid_of("berth-runtime").expect("runtime running");
@@ -300,7 +243,7 @@ fn containers_survive_a_killed_runtime() {
 
 #[test]
 fn foreground_run_prints_output_and_exit_code() {
-    let s = Setup::new();
+    let s = Setup::with_tags(&["other"]);
     let out = s.engine.docker(&["run", "--rm", &s.image, "echo", "hello"]);
     let (o, e) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{o}\n{e}");
@@ -335,7 +278,7 @@ fn foreground_run_prints_output_and_exit_code() {
 
 #[test]
 fn foreground_run_rm_leaves_nothing() {
-    let s = Setup::new();
+    let s = Setup::with_tags(&["other"]);
     let dir = tempfile::tempdir().unwrap();
     let cidfile = dir.path().join("cid");
     let cid_arg = cidfile.display().to_string();

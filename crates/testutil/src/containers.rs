@@ -1,0 +1,98 @@
+//! The container tests' fixture: an engine with busybox pulled from a private registry.
+
+use crate::{Engine, EngineOptions, MediaTypes, Registry, images::busybox_layout, push_layout};
+
+/// An engine (`berth up`) with a busybox image pushed to a private docker-registry and pulled.
+/// Removes every container on drop, before the engine and the registry go.
+pub struct BusyboxEngine {
+    pub engine: Engine,
+    /// The pulled image, `127.0.0.1:<port>/busybox:latest`.
+    pub image: String,
+    pub registry: Registry,
+    _dir: tempfile::TempDir,
+}
+
+impl BusyboxEngine {
+    /// busybox:latest pushed and pulled.
+    pub fn new() -> BusyboxEngine {
+        BusyboxEngine::with_tags(&[])
+    }
+
+    /// Also pushes busybox under `more` tags (not pulled).
+    pub fn with_tags(more: &[&str]) -> BusyboxEngine {
+        let registry = Registry::start();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let info = busybox_layout(&dir.path().join("layout"), MediaTypes::Oci);
+        for tag in std::iter::once(&"latest").chain(more) {
+            push_layout(&info.layout, &format!("busybox:{tag}"), &registry, None)
+                .expect("push busybox");
+        }
+        let engine = Engine::up(EngineOptions::default());
+        let image = registry.image("busybox:latest");
+        engine.docker_ok(&["pull", &image]);
+        BusyboxEngine {
+            engine,
+            image,
+            registry,
+            _dir: dir,
+        }
+    }
+
+    /// Runs docker, asserts it succeeded; trimmed stdout.
+    pub fn docker(&self, args: &[&str]) -> String {
+        self.engine.docker_ok(args).trim().to_owned()
+    }
+
+    /// Runs docker; (exit code, stdout, stderr).
+    pub fn status(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self.engine.docker(args);
+        let (o, e) = crate::text(&out);
+        (out.status.code().unwrap_or(-1), o, e)
+    }
+
+    /// Runs docker, asserts it failed; (exit code, stdout + stderr).
+    pub fn fails(&self, args: &[&str]) -> (i32, String) {
+        let (code, o, e) = self.status(args);
+        assert_ne!(code, 0, "docker {args:?} should fail:\n{o}\n{e}");
+        (code, format!("{o}\n{e}"))
+    }
+
+    /// A GET on the engine's API socket; the JSON body (asserting a 200).
+    pub fn api_get(&self, path: &str) -> serde_json::Value {
+        use std::io::{Read, Write};
+        let sock = self
+            .engine
+            .docker_host
+            .strip_prefix("unix://")
+            .expect("a unix DOCKER_HOST");
+        let mut s = std::os::unix::net::UnixStream::connect(sock).expect("connect");
+        write!(s, "GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n").expect("request");
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).expect("response");
+        let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
+        assert!(head.contains(" 200 "), "GET {path}: {head}\n{body}");
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+    }
+
+    /// `docker inspect` of one object.
+    pub fn inspect(&self, id: &str) -> serde_json::Value {
+        let out = self.docker(&["inspect", id]);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("inspect JSON");
+        v[0].clone()
+    }
+}
+
+impl Default for BusyboxEngine {
+    fn default() -> BusyboxEngine {
+        BusyboxEngine::new()
+    }
+}
+
+impl Drop for BusyboxEngine {
+    fn drop(&mut self) {
+        let out = self.engine.docker(&["ps", "-aq"]);
+        for id in crate::text(&out).0.split_whitespace() {
+            let _ = self.engine.docker(&["rm", "-f", id]);
+        }
+    }
+}
