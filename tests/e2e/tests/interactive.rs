@@ -484,6 +484,15 @@ fn exec_forms_inspect_and_events() {
     let id = s.docker(&["exec", "-u", "nobody:root", "ex", "id"]);
     assert!(id.starts_with("uid=65534(nobody) gid=0(root)"), "{id}");
     assert_eq!(s.docker(&["exec", "-w", "/tmp", "ex", "pwd"]), "/tmp");
+    // An exec's working directory must exist (as with runc); a container's is created.
+    let (code, out) = s.fails(&["exec", "-w", "/nowhere", "ex", "pwd"]);
+    assert_eq!(code, 127, "{out}");
+    assert!(
+        out.contains("chdir to cwd (\"/nowhere\") set in config.json failed"),
+        "{out}"
+    );
+    let (_, ls, _) = s.status(&["exec", "ex", "ls", "-d", "/nowhere"]);
+    assert_eq!(ls.trim(), "", "the exec created its working directory");
     // The exec's environment is the container's with -e on top.
     assert_eq!(
         s.docker(&["exec", "-e", "FOO=bar", "ex", "sh", "-c", "echo $FOO $BASE"]),

@@ -43,6 +43,9 @@ pub(crate) struct ExecOpts<'a> {
     pub(crate) no_new_privileges: bool,
     pub(crate) rlimits: &'a [Rlimit],
     pub(crate) init: bool,
+    /// The container's main process: a missing working directory is created (Docker creates
+    /// WorkingDir); an exec's must exist (runc refuses to chdir otherwise).
+    pub(crate) create_cwd: bool,
 }
 
 fn fail(what: impl std::fmt::Display, e: impl std::fmt::Display) -> StartError {
@@ -97,6 +100,7 @@ pub(crate) fn container_main(
         no_new_privileges: cfg.no_new_privileges,
         rlimits: &cfg.rlimits,
         init: cfg.init,
+        create_cwd: true,
     };
     exec_process(&cfg.process, chan, io, tty, &opts)
 }
@@ -151,6 +155,16 @@ fn exec_process(
     let who = user::for_process(&spec.user)?;
     let env = user::with_home(&spec.env, &who.home);
     let cwd = PathBuf::from(&spec.cwd);
+    if !cwd.exists() && !opts.create_cwd {
+        // Docker reports it with 127, as it does every "no such file or directory".
+        return Err(StartError {
+            kind: StartErrorKind::NotFound,
+            message: format!(
+                "chdir to cwd (\"{}\") set in config.json failed: no such file or directory",
+                spec.cwd
+            ),
+        });
+    }
     if !cwd.exists() {
         std::fs::create_dir_all(&cwd)
             .map_err(|e| fail(format_args!("creating cwd {}", spec.cwd), e))?;

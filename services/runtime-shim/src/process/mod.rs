@@ -227,6 +227,7 @@ pub(crate) fn spawn_exec(
         no_new_privileges: cfg.no_new_privileges,
         rlimits: &cfg.rlimits,
         init: false,
+        create_cwd: false,
     };
     let intermediate = match sys::fork().map_err(|e| ShimError::sys("fork", e))? {
         ForkResult::Child => {
