@@ -13,6 +13,7 @@ use crate::{
     attach::{AttachReceiver, Attacher, subscribe},
     container::Container,
     container_error::ContainerError,
+    exits::on_changes,
     lifecycle::Containers,
     names,
     user::process_user,
@@ -320,15 +321,12 @@ impl Containers {
 
     /// Returns once the exec's exit code is recorded.
     async fn exec_exited(&self, exec_id: &str) -> Result<(), ContainerError> {
-        let mut rx = self.changed.subscribe();
-        loop {
-            if self.exec_record(exec_id)?.exit_code.is_some() {
-                return Ok(());
-            }
-            if rx.changed().await.is_err() {
-                return Ok(());
-            }
-        }
+        let rx = self.changed.subscribe();
+        on_changes(rx, None, || {
+            Ok(self.exec_record(exec_id)?.exit_code.map(drop))
+        })
+        .await
+        .map(drop)
     }
 
     /// GET /exec/{id}/json.

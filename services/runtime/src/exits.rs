@@ -95,24 +95,15 @@ impl Containers {
         id: &str,
         deadline: Option<Instant>,
     ) -> Result<bool, ContainerError> {
-        let mut rx = self.changed.subscribe();
-        loop {
-            match self.store.get(id)? {
-                Some(c) if c.state.running() => {}
-                _ => return Ok(true),
-            }
-            match deadline {
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() || tokio::time::timeout(left, rx.changed()).await.is_err() {
-                        return Ok(false);
-                    }
-                }
-                None => {
-                    let _ = rx.changed().await;
-                }
-            }
-        }
+        let deadline = deadline.map(tokio::time::Instant::from_std);
+        let stopped = on_changes(self.changed.subscribe(), deadline, || {
+            Ok(match self.store.get(id)? {
+                Some(c) if c.state.running() => None,
+                _ => Some(()),
+            })
+        })
+        .await?;
+        Ok(stopped.is_some())
     }
 
     /// Registers a wait (the condition is checked against changes from now on); `finish`
@@ -133,36 +124,55 @@ impl Containers {
     pub(crate) async fn finish(&self, w: Waiter) -> Result<pb::WaitResponse, ContainerError> {
         let Waiter {
             cond,
-            mut rx,
+            rx,
             exits,
             mut last,
         } = w;
-        loop {
-            match self.store.get(&last.id)? {
-                None => {
-                    return Ok(pb::WaitResponse {
-                        status_code: last.state.exit_code,
-                        error: String::new(),
-                    });
-                }
-                Some(c) => {
-                    let done = match cond {
-                        "not-running" => !c.state.running(),
-                        "next-exit" => c.state.exits > exits,
-                        _ => false,
-                    };
-                    last = c;
-                    if done {
-                        return Ok(pb::WaitResponse {
-                            status_code: last.state.exit_code,
-                            error: last.state.error.clone(),
-                        });
-                    }
-                }
-            }
-            if rx.changed().await.is_err() {
-                return Err(ContainerError::new(ErrorKind::Unavailable, "shutting down"));
-            }
+        let done = on_changes(rx, None, || {
+            let Some(c) = self.store.get(&last.id)? else {
+                // Removed: the last exit seen.
+                return Ok(Some(pb::WaitResponse {
+                    status_code: last.state.exit_code,
+                    error: String::new(),
+                }));
+            };
+            let met = match cond {
+                "not-running" => !c.state.running(),
+                "next-exit" => c.state.exits > exits,
+                _ => false,
+            };
+            last = c;
+            Ok(met.then(|| pb::WaitResponse {
+                status_code: last.state.exit_code,
+                error: last.state.error.clone(),
+            }))
+        })
+        .await?;
+        Ok(done.unwrap_or_default())
+    }
+}
+
+/// Evaluates `check` now and again after every change signalled on `rx` until it gives an
+/// answer; `None` when `deadline` passes first. Subscribing before the first check means no
+/// change in between is missed.
+pub(crate) async fn on_changes<T>(
+    mut rx: watch::Receiver<u64>,
+    deadline: Option<tokio::time::Instant>,
+    mut check: impl FnMut() -> Result<Option<T>, ContainerError>,
+) -> Result<Option<T>, ContainerError> {
+    loop {
+        if let Some(v) = check()? {
+            return Ok(Some(v));
+        }
+        let changed = match deadline {
+            Some(d) => match tokio::time::timeout_at(d, rx.changed()).await {
+                Ok(r) => r,
+                Err(_) => return Ok(None),
+            },
+            None => rx.changed().await,
+        };
+        if changed.is_err() {
+            return Err(ContainerError::new(ErrorKind::Unavailable, "shutting down"));
         }
     }
 }

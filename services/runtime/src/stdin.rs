@@ -3,9 +3,8 @@
 use std::time::Duration;
 
 use berth_proto::{runtime::v1 as pb, shim::v1 as shimpb};
-use berth_types::ErrorKind;
 
-use crate::{container_error::ContainerError, lifecycle::Containers};
+use crate::{container_error::ContainerError, exits::on_changes, lifecycle::Containers};
 
 /// How long input that ended before its container started is kept waiting for the start.
 const HELD_INPUT_DEADLINE: Duration = Duration::from_secs(300);
@@ -87,40 +86,22 @@ impl Containers {
         id: &str,
         deadline: Option<Duration>,
     ) -> Result<(), ContainerError> {
-        let mut rx = self.changed.subscribe();
+        let rx = self.changed.subscribe();
         let first = self.find(id)?.state;
         let until = deadline.map(|d| tokio::time::Instant::now() + d);
-        loop {
-            match self.store.get(id)? {
-                None => {
-                    return Err(ContainerError::not_found(format!(
-                        "No such container: {id}"
-                    )));
-                }
-                Some(c) if c.state.running() || c.state.exits > first.exits => return Ok(()),
-                // The start failed: the input has nowhere to go.
-                Some(c) if !c.state.error.is_empty() && c.state.error != first.error => {
-                    return Err(ContainerError::conflict(c.state.error));
-                }
-                Some(_) => {}
+        let ran = on_changes(rx, until, || match self.store.get(id)? {
+            None => Err(ContainerError::not_found(format!(
+                "No such container: {id}"
+            ))),
+            Some(c) if c.state.running() || c.state.exits > first.exits => Ok(Some(())),
+            // The start failed: the input has nowhere to go.
+            Some(c) if !c.state.error.is_empty() && c.state.error != first.error => {
+                Err(ContainerError::conflict(c.state.error))
             }
-            let changed = rx.changed();
-            match until {
-                Some(t) => match tokio::time::timeout_at(t, changed).await {
-                    Ok(Ok(())) => {}
-                    _ => {
-                        return Err(ContainerError::conflict(format!(
-                            "container {id} is not running"
-                        )));
-                    }
-                },
-                None => {
-                    if changed.await.is_err() {
-                        return Err(ContainerError::new(ErrorKind::Unavailable, "shutting down"));
-                    }
-                }
-            }
-        }
+            Some(_) => Ok(None),
+        })
+        .await?;
+        ran.ok_or_else(|| ContainerError::conflict(format!("container {id} is not running")))
     }
 
     /// docker resize and exec resize: the pty's window size.
