@@ -326,13 +326,24 @@ async fn resize(
     Path(id): Path<String>,
     Query(q): Q,
 ) -> Result<Response, ApiError> {
-    let (height, width) = size_params(&q)?;
+    resize_pty(&st, id, String::new(), &q).await
+}
+
+/// Sets the pty size of a container's main process (empty `exec_id`) or of an exec from the
+/// `h` and `w` parameters; 200 with an empty body.
+pub async fn resize_pty(
+    st: &AppState,
+    id: String,
+    exec_id: String,
+    q: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
+    let (height, width) = size_params(q)?;
     st.containers
         .resize(pb::ResizeRequest {
             id,
+            exec_id,
             height,
             width,
-            ..Default::default()
         })
         .await
         .map_err(|e| status(&e))?;
@@ -340,7 +351,7 @@ async fn resize(
 }
 
 /// The `h` and `w` of a resize.
-pub fn size_params(q: &HashMap<String, String>) -> Result<(u32, u32), ApiError> {
+fn size_params(q: &HashMap<String, String>) -> Result<(u32, u32), ApiError> {
     let get = |k: &str| -> Result<u32, ApiError> {
         let v = q.get(k).map(|s| s.trim()).unwrap_or_default();
         if v.is_empty() {

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use crate::{
     error::{ApiError, json_response},
     routes::{
-        containers::{check_json, raw_json, size_params, status},
+        containers::{check_json, raw_json, resize_pty, status},
         hijack,
     },
     state::AppState,
@@ -130,17 +130,7 @@ async fn resize(
     Path(exec_id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let (height, width) = size_params(&q)?;
-    st.containers
-        .resize(pb::ResizeRequest {
-            exec_id,
-            height,
-            width,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| status(&e))?;
-    Ok(StatusCode::OK.into_response())
+    resize_pty(&st, String::new(), exec_id, &q).await
 }
 
 /// `GET /exec/{id}/json`.
