@@ -26,34 +26,7 @@ pub(crate) fn poll_until(what: &str, timeout: Duration, mut done: impl FnMut() -
     })
 }
 
-/// Processes whose command line mentions `needle`, with their argv.
-pub(crate) fn processes_with(needle: &str) -> Vec<(i32, Vec<String>)> {
-    let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    let me = std::process::id() as i32;
-    for e in dir.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let argv: Vec<String> = raw
-            .split(|b| *b == 0)
-            .filter(|a| !a.is_empty())
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        if argv.iter().any(|a| a.contains(needle)) {
-            out.push((pid, argv));
-        }
-    }
-    out
-}
+pub(crate) use berth_testutil::processes_with;
 
 /// Whether a process is still there (and not a zombie).
 pub(crate) fn alive(pid: i32) -> bool {

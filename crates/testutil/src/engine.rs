@@ -235,15 +235,19 @@ impl Drop for Engine {
 }
 
 /// Processes whose command line mentions `needle`, with their argv.
-pub(crate) fn processes_with(needle: &str) -> Vec<(i32, Vec<String>)> {
+pub fn processes_with(needle: &str) -> Vec<(i32, Vec<String>)> {
     let mut out = Vec::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return out;
     };
+    let me = std::process::id() as i32;
     for e in dir.flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
+        if pid == me {
+            continue;
+        }
         let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
             continue;
         };

@@ -9,7 +9,7 @@ mod nats;
 pub mod registry;
 
 pub use containers::BusyboxEngine;
-pub use engine::{Engine, EngineOptions};
+pub use engine::{Engine, EngineOptions, processes_with};
 pub use images::{ImageInfo, IndexInfo, MediaTypes, push_layout};
 pub use nats::Nats;
 pub use registry::Registry;
