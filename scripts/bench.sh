@@ -72,8 +72,9 @@ if [ "$cli" != given ] && [ "$(command -v docker)" != "$cli" ]; then
   echo "bench.sh: note: \`docker\` on PATH is now $(command -v docker); the benchmark uses $cli" >&2
 fi
 
-echo "== cargo build --release --workspace --bins"
+echo "== cargo build --release --workspace --bins, scripts/build-shim.sh"
 cargo build --release --workspace --bins
+scripts/build-shim.sh
 
 # Everything the benchmark creates (engine roots, dockerd, registry, image layout) goes under
 # $work, so that an interrupted run can be swept up here.

@@ -9,4 +9,5 @@ cd "$(dirname "$0")/.."
 
 scripts/setup-debian.sh
 cargo build --release --workspace --bins --locked
+scripts/build-shim.sh
 exec target/release/berth up "$@"

@@ -16,3 +16,8 @@ echo "== build"
 cargo build --workspace --bins --locked
 echo "== tests"
 cargo test --workspace --locked --no-fail-fast
+# The shim as deployed (static, [profile.shim]; scripts/build-shim.sh) passes the shim's own
+# root tests too.
+echo "== deployed shim"
+scripts/build-shim.sh target/static
+BERTH_SHIM_BIN=$PWD/target/static/berth-shim cargo test --locked -p berth-shim --test shim --test user

@@ -7,7 +7,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "berth/images/v1/images.proto",
         "berth/network/v1/network.proto",
         "berth/volumes/v1/volumes.proto",
-        "berth/shim/v1/shim.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={root}/{f}");

@@ -28,9 +28,3 @@ pub mod volumes {
         tonic::include_proto!("berth.volumes.v1");
     }
 }
-
-pub mod shim {
-    pub mod v1 {
-        tonic::include_proto!("berth.shim.v1");
-    }
-}

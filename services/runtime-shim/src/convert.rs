@@ -1,6 +1,6 @@
 //! Conversions between the proto messages and the shim's domain types.
 
-use berth_proto::shim::v1 as pb;
+use berth_shim_proto::v1 as pb;
 
 use crate::{
     config::{Process, User},

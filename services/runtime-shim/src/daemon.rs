@@ -1,6 +1,6 @@
 //! The long-lived shim process, after `start` has detached it: it creates the container, tells
-//! the launcher the socket address (or the failure), then serves gRPC on a current-thread
-//! tokio runtime until Delete or Shutdown.
+//! the launcher the socket address (or the failure), then serves `berth.shim.v1` (see
+//! `berth_shim_proto`) on a current-thread tokio runtime until Delete or Shutdown.
 //!
 //! The runtime is current-thread and nothing in the shim uses spawn_blocking or tokio::fs, so
 //! the shim stays single-threaded: exec's fork (in `process`) needs that, and it keeps the
@@ -14,17 +14,16 @@ use std::{
     time::Duration,
 };
 
-use berth_proto::shim::v1::shim_server::ShimServer;
+use berth_shim_proto::Call;
 use serde::{Deserialize, Serialize};
-use tokio_stream::wrappers::UnixListenerStream;
+use tokio::task::JoinSet;
 
 use crate::{
     cgroup::Cgroup,
     config::Config,
     error::{ShimError, StartError},
-    grpc::GrpcShim,
     logfile::{JsonLog, LogSink},
-    process, reaper,
+    process, reaper, rpc,
     shim::Shim,
     start::write_start_error,
 };
@@ -152,23 +151,39 @@ async fn serve(
     let listener = tokio::net::UnixListener::from_std(listener).map_err(io_err)?;
     let shim = Shim::new(cfg, bundle.clone(), cgroup, spawned, log)?;
     let reaper = tokio::spawn(reaper::run(shim.clone()));
-    let stop = {
-        let s = shim.clone();
-        async move { s.stopped().await }
-    };
-    let server = tonic::transport::Server::builder()
-        .add_service(ShimServer::new(GrpcShim::new(shim.clone())))
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stop);
-    // Graceful shutdown waits for open connections; an attached client must not keep a
-    // deleted shim alive.
-    let grace = async {
-        shim.stopped().await;
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    };
-    tokio::select! {
-        r = server => r.map_err(|e| ShimError::InvalidArgument(format!("grpc server: {e}")))?,
-        () = grace => {}
+    let stop = shim.stopped();
+    tokio::pin!(stop);
+    let mut calls = JoinSet::new();
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            r = listener.accept() => match r {
+                Ok((conn, _)) => {
+                    let shim = shim.clone();
+                    calls.spawn(async move {
+                        let Some((call, hangup)) = Call::accept(conn).await else {
+                            return;
+                        };
+                        // A client that hangs up cancels its call (a Wait, an Attach).
+                        tokio::select! {
+                            () = rpc::handle(&shim, call) => {}
+                            () = hangup.wait() => {}
+                        }
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors, say: back off instead of spinning.
+                    eprintln!("berth-shim: accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = calls.join_next(), if !calls.is_empty() => {}
+        }
     }
+    // The calls in flight, Delete's own answer among them, finish before the shim exits; an
+    // attached client cannot keep a deleted shim alive beyond the grace period.
+    let drain = async { while calls.join_next().await.is_some() {} };
+    let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
     reaper.abort();
     Ok(())
 }

@@ -7,7 +7,7 @@
 //! Layout: `start` (detach, report) → `daemon` (the shim's main) → `process` (clone, exec,
 //! the child side in `process::child`) with `rootfs`, `devices`, `capabilities`, `rlimits`,
 //! `user` (`-u user[:group]` from the container's /etc/passwd and /etc/group);
-//! `shim` is the domain, `grpc` its tonic shell; `stdio` and `logfile` move the output;
+//! `shim` is the domain, `rpc` its call layer (`berth_shim_proto` on the socket); `stdio` and `logfile` move the output;
 //! `reaper` collects exits; `exit` writes them; `cleanup` is `berth-shim delete`.
 
 pub mod capabilities;
@@ -19,13 +19,13 @@ mod daemon;
 mod devices;
 pub mod error;
 pub mod exit;
-mod grpc;
 pub mod logfile;
 pub mod pathutil;
 mod process;
 mod reaper;
 pub mod rlimits;
 mod rootfs;
+mod rpc;
 mod shim;
 pub mod start;
 pub mod stdio;

@@ -1,5 +1,5 @@
 //! The shim's domain: the container's main process and its execs, their status and stdio, and
-//! the operations the gRPC layer exposes. No tonic types here.
+//! the operations the call layer (`rpc`) exposes. No wire types here.
 
 use std::{
     collections::HashMap,

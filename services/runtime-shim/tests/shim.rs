@@ -4,7 +4,7 @@
 
 mod common;
 
-use berth_proto::shim::v1 as pb;
+use berth_shim_proto::v1 as pb;
 use common::{Bundle, collect, connect, eventually, is_berth_shim, rss_kib};
 use serde_json::json;
 
@@ -15,8 +15,8 @@ fn sh(script: &str) -> Vec<&str> {
 #[tokio::test]
 async fn echo_logs_to_json_file_and_delete_leaves_nothing() {
     let b = Bundle::new(&["echo", "hello"]);
-    let mut c = b.run().await;
-    let exit = c.wait(pb::WaitRequest {}).await.unwrap().into_inner();
+    let c = b.run().await;
+    let exit = c.wait(pb::WaitRequest {}).await.unwrap();
     assert_eq!(exit.exit_code, 0);
     assert_eq!(exit.signal, 0);
     let log = b.log();
@@ -29,12 +29,12 @@ async fn echo_logs_to_json_file_and_delete_leaves_nothing() {
     assert!(on_disk["exited_at"].as_str().unwrap().contains('T'));
     assert!(on_disk.get("signal").is_none());
 
-    let state = c.state(pb::StateRequest {}).await.unwrap().into_inner();
+    let state = c.state(pb::StateRequest {}).await.unwrap();
     assert_eq!(state.status, pb::Status::Stopped as i32);
     assert_eq!(state.id, b.id);
 
     let shim_pid = b.shim_pid().unwrap();
-    let del = c.delete(pb::DeleteRequest {}).await.unwrap().into_inner();
+    let del = c.delete(pb::DeleteRequest {}).await.unwrap();
     assert_eq!(del.exit.unwrap().exit_code, 0);
     drop(c);
     b.assert_gone(shim_pid).await;
@@ -44,8 +44,8 @@ async fn echo_logs_to_json_file_and_delete_leaves_nothing() {
 #[tokio::test]
 async fn exit_code_is_recorded() {
     let b = Bundle::new(&sh("exit 3"));
-    let mut c = b.run().await;
-    let exit = c.wait(pb::WaitRequest {}).await.unwrap().into_inner();
+    let c = b.run().await;
+    let exit = c.wait(pb::WaitRequest {}).await.unwrap();
     assert_eq!(exit.exit_code, 3);
     assert_eq!(b.read_json("exit.json").unwrap()["exit_code"], 3);
     c.delete(pb::DeleteRequest {}).await.unwrap();
@@ -79,8 +79,8 @@ async fn isolation_inside_the_container() {
          echo cgroupns=$(grep -cv ':/$' /proc/self/cgroup)"
     );
     let b = Bundle::new(&sh(&script));
-    let mut c = b.run().await;
-    let exit = c.wait(pb::WaitRequest {}).await.unwrap().into_inner();
+    let c = b.run().await;
+    let exit = c.wait(pb::WaitRequest {}).await.unwrap();
     let out = b.stdout();
     assert_eq!(exit.exit_code, 0, "{out}\n{:?}", b.log());
     let short = &b.id[..12];
@@ -117,15 +117,8 @@ async fn hostname_option_and_user_change() {
         c["hostname"] = json!("web1");
         c["process"]["user"] = json!({"uid": 65534, "gid": 65534, "additional_gids": [10]});
     });
-    let mut c = b.run().await;
-    assert_eq!(
-        c.wait(pb::WaitRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-            .exit_code,
-        0
-    );
+    let c = b.run().await;
+    assert_eq!(c.wait(pb::WaitRequest {}).await.unwrap().exit_code, 0);
     let out = b.stdout();
     assert!(out.contains("uid=65534 gid=65534"), "{out}");
     assert!(out.contains("10"), "additional gid: {out}");
@@ -137,9 +130,9 @@ async fn hostname_option_and_user_change() {
 #[tokio::test]
 async fn exec_into_a_running_container_and_rss() {
     let b = Bundle::new(&["sleep", "1000"]);
-    let mut c = b.run().await;
+    let c = b.run().await;
     let shim_pid = b.shim_pid().unwrap();
-    let state = c.state(pb::StateRequest {}).await.unwrap().into_inner();
+    let state = c.state(pb::StateRequest {}).await.unwrap();
     assert_eq!(state.status, pb::Status::Running as i32);
 
     let exec = |args: &[&str]| pb::ExecRequest {
@@ -158,22 +151,19 @@ async fn exec_into_a_running_container_and_rss() {
         ]))
         .await
         .unwrap()
-        .into_inner()
         .exec_id;
     let stream = c
         .attach(pb::AttachRequest {
             exec_id: id.clone(),
         })
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     let started = c
         .exec_start(pb::ExecStartRequest {
             exec_id: id.clone(),
         })
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert!(started.error.is_none(), "{:?}", started.error);
     assert!(started.pid > 0);
     let (out, err) = collect(stream).await;
@@ -182,8 +172,7 @@ async fn exec_into_a_running_container_and_rss() {
             exec_id: id.clone(),
         })
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(st.exit_code, 0);
     assert!(out.starts_with("hi\n"), "{out}");
     assert_eq!(err, "err\n");
@@ -193,12 +182,7 @@ async fn exec_into_a_running_container_and_rss() {
     assert!(!b.stdout().contains("hi"), "exec output is not logged");
 
     // An exec's output before anyone attached is kept for the first attacher.
-    let id2 = c
-        .exec(exec(&["sh", "-c", "exit 5"]))
-        .await
-        .unwrap()
-        .into_inner()
-        .exec_id;
+    let id2 = c.exec(exec(&["sh", "-c", "exit 5"])).await.unwrap().exec_id;
     c.exec_start(pb::ExecStartRequest {
         exec_id: id2.clone(),
     })
@@ -209,22 +193,19 @@ async fn exec_into_a_running_container_and_rss() {
             exec_id: id2.clone(),
         })
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(st.exit_code, 5);
     let es = c
         .exec_state(pb::ExecStateRequest { exec_id: id2 })
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(es.status, pb::Status::Stopped as i32);
 
-    let missing = c.exec(exec(&["nope"])).await.unwrap().into_inner().exec_id;
+    let missing = c.exec(exec(&["nope"])).await.unwrap().exec_id;
     let r = c
         .exec_start(pb::ExecStartRequest { exec_id: missing })
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(r.error.unwrap().kind, "not-found");
 
     let [rss, anon, file, pss, private] = rss_kib(shim_pid);
@@ -242,7 +223,7 @@ async fn exec_into_a_running_container_and_rss() {
     })
     .await
     .unwrap();
-    let exit = c.wait(pb::WaitRequest {}).await.unwrap().into_inner();
+    let exit = c.wait(pb::WaitRequest {}).await.unwrap();
     assert_eq!((exit.exit_code, exit.signal), (137, 9));
     c.delete(pb::DeleteRequest {}).await.unwrap();
     drop(c);
@@ -257,7 +238,7 @@ async fn sigterm_is_recorded() {
     let b = Bundle::new(&["sleep", "1000"]).with(|c| {
         c["namespaces"] = json!({"pid": false});
     });
-    let mut c = b.run().await;
+    let c = b.run().await;
     c.kill(pb::KillRequest {
         exec_id: String::new(),
         signal: 15,
@@ -265,14 +246,14 @@ async fn sigterm_is_recorded() {
     })
     .await
     .unwrap();
-    let exit = c.wait(pb::WaitRequest {}).await.unwrap().into_inner();
+    let exit = c.wait(pb::WaitRequest {}).await.unwrap();
     assert_eq!((exit.exit_code, exit.signal), (143, 15));
     let on_disk = b.read_json("exit.json").unwrap();
     assert_eq!(on_disk["signal"], 15);
     c.delete(pb::DeleteRequest {}).await.unwrap();
 
     let b = Bundle::new(&sh("echo $$; exec sleep 1000")).with(|c| c["init"] = json!(true));
-    let mut c = b.run().await;
+    let c = b.run().await;
     // The init is PID 1; the process is its child.
     eventually("the process's output", || {
         b.stdout().contains("2\n").then_some(())
@@ -285,7 +266,7 @@ async fn sigterm_is_recorded() {
     })
     .await
     .unwrap();
-    let exit = c.wait(pb::WaitRequest {}).await.unwrap().into_inner();
+    let exit = c.wait(pb::WaitRequest {}).await.unwrap();
     assert_eq!(exit.exit_code, 143);
     c.delete(pb::DeleteRequest {}).await.unwrap();
 }
@@ -325,8 +306,8 @@ async fn shim_survives_its_launcher() {
     // A fresh client, as a restarted runtime would make from <bundle>/address.
     let on_disk = std::fs::read_to_string(b.dir.join("address")).unwrap();
     assert_eq!(on_disk.trim(), address.trim());
-    let mut c = connect(on_disk.trim()).await;
-    let state = c.state(pb::StateRequest {}).await.unwrap().into_inner();
+    let c = connect(on_disk.trim()).await;
+    let state = c.state(pb::StateRequest {}).await.unwrap();
     assert_eq!(state.status, pb::Status::Running as i32);
     assert!(state.pid > 0);
     // The container's process is alive and is the shim's child.
@@ -382,20 +363,16 @@ async fn terminal_gets_its_own_pts() {
         c["process"]["console_size"] = json!({"width": 100, "height": 30});
         c["wait_for_start"] = json!(true);
     });
-    let mut c = b.run().await;
-    let state = c.state(pb::StateRequest {}).await.unwrap().into_inner();
+    let c = b.run().await;
+    let state = c.state(pb::StateRequest {}).await.unwrap();
     assert_eq!(state.status, pb::Status::Created as i32);
-    let stream = c
-        .attach(pb::AttachRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    let r = c.start(pb::StartRequest {}).await.unwrap().into_inner();
+    let stream = c.attach(pb::AttachRequest::default()).await.unwrap();
+    let r = c.start(pb::StartRequest {}).await.unwrap();
     assert!(r.error.is_none(), "{:?}", r.error);
     let (out, _) = collect(stream).await;
     assert!(out.contains("/dev/pts/0\r\n"), "{out:?}");
     assert!(out.contains("30 100"), "{out:?}");
-    let exit = c.wait(pb::WaitRequest {}).await.unwrap().into_inner();
+    let exit = c.wait(pb::WaitRequest {}).await.unwrap();
     assert_eq!(exit.exit_code, 0);
     assert!(
         b.stdout().contains("/dev/pts/0"),
@@ -407,12 +384,8 @@ async fn terminal_gets_its_own_pts() {
 #[tokio::test]
 async fn stdin_pipe_and_close() {
     let b = Bundle::new(&["cat"]).with(|c| c["process"]["stdin"] = json!(true));
-    let mut c = b.run().await;
-    let stream = c
-        .attach(pb::AttachRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let c = b.run().await;
+    let stream = c.attach(pb::AttachRequest::default()).await.unwrap();
     c.write(pb::WriteRequest {
         exec_id: String::new(),
         data: b"ping\n".to_vec(),
@@ -424,7 +397,7 @@ async fn stdin_pipe_and_close() {
         .unwrap();
     let (out, _) = collect(stream).await;
     assert_eq!(out, "ping\n");
-    let exit = c.wait(pb::WaitRequest {}).await.unwrap().into_inner();
+    let exit = c.wait(pb::WaitRequest {}).await.unwrap();
     assert_eq!(exit.exit_code, 0);
     assert_eq!(b.stdout(), "ping\n");
     c.delete(pb::DeleteRequest {}).await.unwrap();
@@ -439,15 +412,8 @@ async fn log_rotation() {
         c["log"]["max_size"] = json!(2000);
         c["log"]["max_file"] = json!(3);
     });
-    let mut c = b.run().await;
-    assert_eq!(
-        c.wait(pb::WaitRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-            .exit_code,
-        0
-    );
+    let c = b.run().await;
+    assert_eq!(c.wait(pb::WaitRequest {}).await.unwrap().exit_code, 0);
     let p = b.log_path();
     let rotated = |n: u32| std::path::PathBuf::from(format!("{}.{n}", p.display()));
     assert!(rotated(1).exists() && rotated(2).exists());
@@ -461,9 +427,9 @@ async fn log_rotation() {
 #[tokio::test]
 async fn delete_is_refused_while_running_and_shim_delete_cleans_a_dead_shim() {
     let b = Bundle::new(&["sleep", "1000"]);
-    let mut c = b.run().await;
+    let c = b.run().await;
     let err = c.delete(pb::DeleteRequest {}).await.unwrap_err();
-    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(err.code(), berth_shim_proto::Code::FailedPrecondition);
     // The shim dies; `berth-shim delete` cleans up after it.
     let shim_pid = b.shim_pid().unwrap();
     nix::sys::signal::kill(
@@ -509,8 +475,8 @@ async fn bind_mounts_and_read_only_rootfs() {
             {"source": tmp_dir, "destination": "/tmp"},
         ]);
     });
-    let mut c = b.run().await;
-    let exit = c.wait(pb::WaitRequest {}).await.unwrap().into_inner();
+    let c = b.run().await;
+    let exit = c.wait(pb::WaitRequest {}).await.unwrap();
     let out = b.stdout();
     assert_eq!(exit.exit_code, 0, "{:?}", b.log());
     for want in [
@@ -532,7 +498,7 @@ async fn bind_mounts_and_read_only_rootfs() {
 #[tokio::test]
 async fn exec_with_a_terminal() {
     let b = Bundle::new(&["sleep", "1000"]);
-    let mut c = b.run().await;
+    let c = b.run().await;
     let id = c
         .exec(pb::ExecRequest {
             exec_id: "tty1".to_owned(),
@@ -545,7 +511,6 @@ async fn exec_with_a_terminal() {
         })
         .await
         .unwrap()
-        .into_inner()
         .exec_id;
     assert_eq!(id, "tty1");
     let stream = c
@@ -553,15 +518,13 @@ async fn exec_with_a_terminal() {
             exec_id: id.clone(),
         })
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     let r = c
         .exec_start(pb::ExecStartRequest {
             exec_id: id.clone(),
         })
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert!(r.error.is_none(), "{:?}", r.error);
     c.resize(pb::ResizeRequest {
         exec_id: id.clone(),
@@ -582,8 +545,7 @@ async fn exec_with_a_terminal() {
     let st = c
         .exec_wait(pb::ExecWaitRequest { exec_id: id })
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(st.exit_code, 0);
     c.kill(pb::KillRequest {
         exec_id: String::new(),

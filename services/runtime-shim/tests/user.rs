@@ -4,7 +4,7 @@
 
 mod common;
 
-use berth_proto::shim::v1 as pb;
+use berth_shim_proto::{ShimClient, v1 as pb};
 use common::{Bundle, collect, is_berth_shim};
 use serde_json::{Value, json};
 
@@ -40,8 +40,8 @@ async fn run_as(user: Value, env: &[&str]) -> (String, Vec<u32>, String) {
         c["process"]["user"] = user;
         c["process"]["env"] = json!(env);
     });
-    let mut c = b.run().await;
-    let exit = c.wait(pb::WaitRequest {}).await.unwrap().into_inner();
+    let c = b.run().await;
+    let exit = c.wait(pb::WaitRequest {}).await.unwrap();
     assert_eq!(exit.exit_code, 0, "{:?}", b.log());
     c.delete(pb::DeleteRequest {}).await.unwrap();
     parse(&b.stdout())
@@ -140,15 +140,8 @@ async fn without_passwd_and_group_only_numbers_work() {
     let lower = b.tmp.path().join("lower/etc");
     std::fs::remove_file(lower.join("passwd")).unwrap();
     std::fs::remove_file(lower.join("group")).unwrap();
-    let mut c = b.run().await;
-    assert_eq!(
-        c.wait(pb::WaitRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-            .exit_code,
-        0
-    );
+    let c = b.run().await;
+    assert_eq!(c.wait(pb::WaitRequest {}).await.unwrap().exit_code, 0);
     let (ids, groups, home) = parse(&b.stdout());
     assert_eq!(
         (ids.as_str(), groups, home.as_str()),
@@ -159,7 +152,7 @@ async fn without_passwd_and_group_only_numbers_work() {
 
 /// Starts an exec of [`REPORT`] as `user`: its output, or the start error.
 async fn exec_as(
-    c: &mut pb::shim_client::ShimClient<tonic::transport::Channel>,
+    c: &ShimClient,
     user: Option<pb::User>,
 ) -> Result<(String, Vec<u32>, String), pb::StartError> {
     let exec_id = c
@@ -174,31 +167,24 @@ async fn exec_as(
         })
         .await
         .unwrap()
-        .into_inner()
         .exec_id;
     let stream = c
         .attach(pb::AttachRequest {
             exec_id: exec_id.clone(),
         })
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     let r = c
         .exec_start(pb::ExecStartRequest {
             exec_id: exec_id.clone(),
         })
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     if let Some(e) = r.error {
         return Err(e);
     }
     let (out, err) = collect(stream).await;
-    let st = c
-        .exec_wait(pb::ExecWaitRequest { exec_id })
-        .await
-        .unwrap()
-        .into_inner();
+    let st = c.exec_wait(pb::ExecWaitRequest { exec_id }).await.unwrap();
     assert_eq!(st.exit_code, 0, "{out}{err}");
     Ok(parse(&out))
 }
@@ -206,29 +192,29 @@ async fn exec_as(
 #[tokio::test]
 async fn exec_with_a_user_name() {
     let b = Bundle::new(&["sleep", "1000"]);
-    let mut c = b.run().await;
+    let c = b.run().await;
     let name = |n: &str| {
         Some(pb::User {
             name: n.to_owned(),
             ..Default::default()
         })
     };
-    let (ids, groups, home) = exec_as(&mut c, name("app")).await.unwrap();
+    let (ids, groups, home) = exec_as(&c, name("app")).await.unwrap();
     assert_eq!(ids, "uid=1000 gid=1000");
     assert_eq!(groups, [10, 100, 1000]);
     assert_eq!(home, "/home/app");
 
-    let (ids, groups, home) = exec_as(&mut c, name("nobody:users")).await.unwrap();
+    let (ids, groups, home) = exec_as(&c, name("nobody:users")).await.unwrap();
     assert_eq!(ids, "uid=65534 gid=100");
     assert_eq!(groups, [100]);
     assert_eq!(home, "/home");
 
     // No name: the numeric user as before, with HOME from passwd.
-    let (ids, _, home) = exec_as(&mut c, None).await.unwrap();
+    let (ids, _, home) = exec_as(&c, None).await.unwrap();
     assert_eq!(ids, "uid=0 gid=0");
     assert_eq!(home, "/root");
 
-    let e = exec_as(&mut c, name("ghost")).await.unwrap_err();
+    let e = exec_as(&c, name("ghost")).await.unwrap_err();
     assert_eq!(e.kind, "other");
     assert_eq!(
         e.message,

@@ -1,9 +1,9 @@
 //! docker attach: relaying the shim's output of the main process; the attaches queued for a
 //! container that is not started yet.
 
-use berth_proto::{runtime::v1 as pb, shim::v1 as shimpb};
+use berth_proto::runtime::v1 as pb;
+use berth_shim_proto::{ShimClient, v1 as shimpb};
 use tokio::sync::mpsc;
-use tonic::transport::Channel;
 
 use crate::{container_error::ContainerError, lifecycle::Containers};
 
@@ -34,8 +34,8 @@ impl Containers {
         };
         self.event(&c, "attach", &[]);
         if c.state.running() {
-            let mut client = self.running_shim(&c).await?;
-            subscribe(&mut client, "", a).await;
+            let client = self.running_shim(&c).await?;
+            subscribe(&client, "", a).await;
         } else {
             self.pending_attaches
                 .lock()
@@ -50,20 +50,16 @@ impl Containers {
 
 /// Subscribes `a` to the shim's output of the main process (empty `exec_id`) or of an exec,
 /// and relays it in the background.
-pub(crate) async fn subscribe(
-    client: &mut shimpb::shim_client::ShimClient<Channel>,
-    exec_id: &str,
-    a: Attacher,
-) {
+pub(crate) async fn subscribe(client: &ShimClient, exec_id: &str, a: Attacher) {
     let mut stream = match client
         .attach(shimpb::AttachRequest {
             exec_id: exec_id.to_owned(),
         })
         .await
     {
-        Ok(s) => s.into_inner(),
+        Ok(s) => s,
         Err(e) => {
-            let _ = a.tx.send(Err(e)).await;
+            let _ = a.tx.send(Err(shim_status(&e))).await;
             return;
         }
     };
@@ -86,10 +82,14 @@ pub(crate) async fn subscribe(
                 }
                 Ok(None) => return,
                 Err(e) => {
-                    let _ = a.tx.send(Err(e)).await;
+                    let _ = a.tx.send(Err(shim_status(&e))).await;
                     return;
                 }
             }
         }
     });
+}
+
+fn shim_status(e: &berth_shim_proto::CallError) -> tonic::Status {
+    berth_errors::status_from(&ContainerError::shim(e))
 }

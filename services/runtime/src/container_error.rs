@@ -41,6 +41,19 @@ impl ContainerError {
     pub(crate) fn upstream(status: &tonic::Status) -> ContainerError {
         ContainerError::new(berth_errors::kind_of(status), status.message())
     }
+
+    /// An error answered by a shim, or the failure to reach it.
+    pub(crate) fn shim(e: &berth_shim_proto::CallError) -> ContainerError {
+        use berth_shim_proto::Code;
+        let kind = match e.code() {
+            Code::NotFound => ErrorKind::NotFound,
+            Code::FailedPrecondition => ErrorKind::Conflict,
+            Code::InvalidArgument => ErrorKind::InvalidArgument,
+            Code::Unavailable => ErrorKind::Unavailable,
+            Code::Internal => ErrorKind::Internal,
+        };
+        ContainerError::new(kind, e.message())
+    }
 }
 
 impl From<anyhow::Error> for ContainerError {

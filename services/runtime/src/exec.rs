@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use berth_proto::{runtime::v1 as pb, shim::v1 as shimpb};
+use berth_proto::runtime::v1 as pb;
+use berth_shim_proto::v1 as shimpb;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -138,7 +139,7 @@ impl Containers {
             return Err(ContainerError::invalid("No exec command specified"));
         }
         let c = self.find(&req.id)?;
-        let mut client = self.running_shim(&c).await?;
+        let client = self.running_shim(&c).await?;
         let tty = body["Tty"].as_bool().unwrap_or(false);
         let user = match body["User"].as_str().unwrap_or_default() {
             "" => c.config["User"].as_str().unwrap_or_default().to_owned(),
@@ -180,7 +181,7 @@ impl Containers {
                 process: Some(process),
             })
             .await
-            .map_err(|e| ContainerError::upstream(&e))?;
+            .map_err(|e| ContainerError::shim(&e))?;
         {
             let mut execs = self
                 .execs
@@ -227,7 +228,7 @@ impl Containers {
             )));
         }
         let c = self.find(&record.container_id)?;
-        let mut client = self.running_shim(&c).await?;
+        let client = self.running_shim(&c).await?;
         self.update_exec(&record.id, |r| r.started = true);
         let (tx, rx) = mpsc::channel(64);
         let (out_tx, mut out_rx) = mpsc::channel(64);
@@ -237,7 +238,7 @@ impl Containers {
                 stdout: record.attach_stdout || record.tty,
                 stderr: record.attach_stderr,
             };
-            subscribe(&mut client, &record.id, a).await;
+            subscribe(&client, &record.id, a).await;
         } else {
             drop(out_tx);
         }
@@ -246,8 +247,7 @@ impl Containers {
                 exec_id: record.id.clone(),
             })
             .await
-            .map_err(|e| ContainerError::upstream(&e))?
-            .into_inner();
+            .map_err(|e| ContainerError::shim(&e))?;
         if let Some(err) = &started.error {
             let text = format!(
                 "OCI runtime exec failed: exec failed: unable to start container process: {}",
@@ -287,7 +287,7 @@ impl Containers {
                     exec_id: record.id.clone(),
                 })
                 .await
-                .map(|r| r.into_inner().exit_code as i64)
+                .map(|r| r.exit_code as i64)
                 // The shim went away with the container: its processes were killed.
                 .unwrap_or(137);
             this.update_exec(&record.id, |r| {

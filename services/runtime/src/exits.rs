@@ -6,7 +6,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use berth_proto::{runtime::v1 as pb, shim::v1 as shimpb};
+use berth_proto::runtime::v1 as pb;
+use berth_shim_proto::v1 as shimpb;
 use berth_types::ErrorKind;
 use tokio::sync::watch;
 
@@ -184,10 +185,9 @@ async fn wait_on_shim(bundle: &Path) -> Option<(i64, String, bool)> {
     let mut pause = Duration::from_millis(20);
     loop {
         if let Some(address) = shim::address(bundle)
-            && let Ok(mut client) = shim::connect(&address).await
+            && let Ok(client) = shim::connect(&address).await
             && let Ok(r) = client.wait(shimpb::WaitRequest {}).await
         {
-            let r = r.into_inner();
             return Some((r.exit_code as i64, r.exited_at, r.oom_killed));
         }
         if !shim_alive(bundle) {

@@ -11,7 +11,8 @@ use std::{
 
 use berth_bus::EventPublisher;
 use berth_errors::HasKind;
-use berth_proto::{images::v1 as images, runtime::v1 as pb, shim::v1 as shimpb};
+use berth_proto::{images::v1 as images, runtime::v1 as pb};
+use berth_shim_proto::{ShimClient, v1 as shimpb};
 use berth_types::{Actor, ErrorKind, Event, EventType};
 use serde_json::Value;
 use tokio::sync::watch;
@@ -168,10 +169,7 @@ impl Containers {
     }
 
     /// A client on the shim of a running container.
-    pub(crate) async fn running_shim(
-        &self,
-        c: &Container,
-    ) -> Result<shimpb::shim_client::ShimClient<Channel>, ContainerError> {
+    pub(crate) async fn running_shim(&self, c: &Container) -> Result<ShimClient, ContainerError> {
         let address = shim::address(&self.bundle(&c.id))
             .filter(|_| c.state.running())
             .ok_or_else(|| {
@@ -181,7 +179,7 @@ impl Containers {
     }
 
     async fn signal(&self, c: &Container, sig: i32, all: bool) -> Result<(), ContainerError> {
-        let mut client = self.running_shim(c).await?;
+        let client = self.running_shim(c).await?;
         client
             .kill(shimpb::KillRequest {
                 exec_id: String::new(),
@@ -189,7 +187,7 @@ impl Containers {
                 all,
             })
             .await
-            .map_err(|e| ContainerError::upstream(&e))?;
+            .map_err(|e| ContainerError::shim(&e))?;
         self.event(c, "kill", &[("signal", sig.to_string())]);
         Ok(())
     }
@@ -329,7 +327,7 @@ pub(crate) struct Stopping {
 /// Asks the bundle's shim (if one is there) to clean up and exit.
 pub(crate) async fn delete_shim(bundle: &std::path::Path) {
     if let Some(address) = shim::address(bundle)
-        && let Ok(mut client) = shim::connect(&address).await
+        && let Ok(client) = shim::connect(&address).await
         && let Err(e) = client.delete(shimpb::DeleteRequest {}).await
     {
         tracing::warn!(error = %e, bundle = %bundle.display(), "shim delete");

@@ -1,12 +1,10 @@
-//! Talking to berth-shim: the bundle's config.json, `berth-shim start`, and the gRPC client on
-//! the shim's socket.
+//! Talking to berth-shim: the bundle's config.json, `berth-shim start`, and the client on the
+//! shim's socket (`berth_shim_proto`).
 
 use std::path::{Path, PathBuf};
 
-use berth_proto::shim::v1::shim_client::ShimClient;
-use hyper_util::rt::TokioIo;
+use berth_shim_proto::ShimClient;
 use serde_json::{Value, json};
-use tonic::transport::{Channel, Endpoint};
 
 use crate::container_error::ContainerError;
 
@@ -22,23 +20,11 @@ pub(crate) fn shim_binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("berth-shim"))
 }
 
-/// A client on the shim's socket. No deadline: Wait lasts as long as the container.
-pub(crate) async fn connect(address: &str) -> Result<ShimClient<Channel>, ContainerError> {
-    let path = address
-        .strip_prefix("unix://")
-        .unwrap_or(address)
-        .to_owned();
-    let channel = Endpoint::from_static("http://shim")
-        .connect_with_connector(tower::service_fn(move |_| {
-            let path = path.clone();
-            async move {
-                let s = tokio::net::UnixStream::connect(path).await?;
-                Ok::<_, std::io::Error>(TokioIo::new(s))
-            }
-        }))
+/// A client on the shim's socket; fails when the shim does not accept connections.
+pub(crate) async fn connect(address: &str) -> Result<ShimClient, ContainerError> {
+    ShimClient::connect(address)
         .await
-        .map_err(|e| ContainerError::Internal(anyhow::anyhow!("connect to the shim: {e}")))?;
-    Ok(ShimClient::new(channel))
+        .map_err(|e| ContainerError::Internal(anyhow::anyhow!("connect to the shim: {e}")))
 }
 
 /// The address a running shim wrote into its bundle.

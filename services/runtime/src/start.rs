@@ -3,7 +3,8 @@
 use std::{sync::Arc, time::Duration};
 
 use berth_errors::HasKind;
-use berth_proto::{runtime::v1 as pb, shim::v1 as shimpb};
+use berth_proto::runtime::v1 as pb;
+use berth_shim_proto::v1 as shimpb;
 use berth_types::ErrorKind;
 use serde_json::{Value, json};
 
@@ -135,15 +136,14 @@ impl Containers {
                 ))
             }
             Ok(address) => {
-                let mut client = shim::connect(&address).await?;
+                let client = shim::connect(&address).await?;
                 for a in attachers {
-                    subscribe(&mut client, "", a).await;
+                    subscribe(&client, "", a).await;
                 }
                 let started = client
                     .start(shimpb::StartRequest {})
                     .await
-                    .map_err(|e| ContainerError::Internal(anyhow::anyhow!("shim start: {e}")))?
-                    .into_inner();
+                    .map_err(|e| ContainerError::Internal(anyhow::anyhow!("shim start: {e}")))?;
                 if let Some(err) = started.error {
                     let code = match err.kind.as_str() {
                         "not-found" => 127,
@@ -173,8 +173,7 @@ impl Containers {
                 let st = client
                     .state(shimpb::StateRequest {})
                     .await
-                    .map_err(|e| ContainerError::Internal(anyhow::anyhow!("shim state: {e}")))?
-                    .into_inner();
+                    .map_err(|e| ContainerError::Internal(anyhow::anyhow!("shim state: {e}")))?;
                 c.state.status = Status::Running;
                 c.state.pid = st.pid;
                 c.state.exit_code = 0;

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use berth_proto::{runtime::v1 as pb, shim::v1 as shimpb};
+use berth_proto::runtime::v1 as pb;
+use berth_shim_proto::v1 as shimpb;
 
 use crate::{container_error::ContainerError, exits::on_changes, lifecycle::Containers};
 
@@ -46,7 +47,7 @@ impl Containers {
             }
         }
         let c = self.find(&container_id)?;
-        let mut client = self.running_shim(&c).await?;
+        let client = self.running_shim(&c).await?;
         let mut next = held.into_iter();
         loop {
             let chunk = match next.next() {
@@ -111,7 +112,7 @@ impl Containers {
         } else {
             self.find(&self.exec_record(&req.exec_id)?.container_id)?
         };
-        let mut client = self.running_shim(&c).await?;
+        let client = self.running_shim(&c).await?;
         let r = client
             .resize(shimpb::ResizeRequest {
                 exec_id: req.exec_id.clone(),
@@ -122,8 +123,8 @@ impl Containers {
         match r {
             Ok(_) => Ok(()),
             // A process without a pty, or one that has just exited: nothing to resize.
-            Err(e) if e.code() == tonic::Code::FailedPrecondition => Ok(()),
-            Err(e) => Err(ContainerError::upstream(&e)),
+            Err(e) if e.code() == berth_shim_proto::Code::FailedPrecondition => Ok(()),
+            Err(e) => Err(ContainerError::shim(&e)),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! `uid:gid`, ...), resolved by the shim inside the container's root filesystem against its
 //! /etc/passwd and /etc/group, as runc does.
 
-use berth_proto::shim::v1 as shimpb;
+use berth_shim_proto::v1 as shimpb;
 
 /// The shim's user for Docker's `user[:group]`; empty means root.
 pub(crate) fn process_user(user: &str) -> shimpb::User {

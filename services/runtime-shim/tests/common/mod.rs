@@ -1,6 +1,6 @@
 //! Harness for the shim's privileged tests: a busybox root filesystem used as the only
-//! lowerdir of a real overlay, bundles in temporary directories, gRPC clients on the shim's
-//! socket, and a guard that cleans up whatever a failed test leaves (shim, container
+//! lowerdir of a real overlay, bundles in temporary directories, clients on the shim's socket,
+//! and a guard that cleans up whatever a failed test leaves (shim, container
 //! processes, cgroups).
 
 #![allow(dead_code, unreachable_pub)]
@@ -12,10 +12,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use berth_proto::shim::v1::{self as pb, shim_client::ShimClient};
-use hyper_util::rt::TokioIo;
+use berth_shim_proto::{AttachStream, ShimClient, v1 as pb};
 use serde_json::{Value, json};
-use tonic::transport::{Channel, Endpoint};
 
 /// The tests need root (namespaces, mounts, cgroups). They fail, loudly, without it.
 pub fn require_root() {
@@ -206,7 +204,7 @@ impl Bundle {
     }
 
     /// Starts and connects; panics with the shim's error if start failed.
-    pub async fn run(&self) -> ShimClient<Channel> {
+    pub async fn run(&self) -> ShimClient {
         let address = match self.start() {
             Ok(a) => a,
             Err((code, err)) => panic!(
@@ -341,27 +339,19 @@ pub fn read_log(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// A gRPC client on the shim's socket (`unix:///path`).
-pub async fn connect(address: &str) -> ShimClient<Channel> {
-    let path = address
-        .strip_prefix("unix://")
-        .expect("a unix:// address")
-        .to_owned();
-    let channel = Endpoint::from_static("http://shim")
-        .connect_with_connector(tower::service_fn(move |_| {
-            let path = path.clone();
-            async move {
-                let s = tokio::net::UnixStream::connect(path).await?;
-                Ok::<_, std::io::Error>(TokioIo::new(s))
-            }
-        }))
+/// A client on the shim's socket (`unix:///path`).
+pub async fn connect(address: &str) -> ShimClient {
+    assert!(
+        address.starts_with("unix://"),
+        "a unix:// address: {address}"
+    );
+    ShimClient::connect(address)
         .await
-        .expect("connect to the shim");
-    ShimClient::new(channel)
+        .expect("connect to the shim")
 }
 
 /// Reads an Attach stream to its end: (stdout, stderr).
-pub async fn collect(mut stream: tonic::Streaming<pb::AttachChunk>) -> (String, String) {
+pub async fn collect(mut stream: AttachStream) -> (String, String) {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     while let Some(c) = tokio::time::timeout(patience(), stream.message())
         .await
