@@ -112,10 +112,20 @@ impl Cgroup {
     /// a new cpuset cgroup lacks).
     pub fn create(&self) -> Result<(), ShimError> {
         for h in &self.dirs {
-            if h.cpuset {
-                create_cpuset(&h.dir)?;
-            } else {
-                std::fs::create_dir_all(&h.dir).map_err(|e| cg_err(&h.dir, e))?;
+            let mut tries = 0;
+            loop {
+                let r = if h.cpuset {
+                    create_cpuset(&h.dir)
+                } else {
+                    std::fs::create_dir_all(&h.dir)
+                };
+                match r {
+                    Ok(()) => break,
+                    // Another shim's cleanup removed a parent that was empty, between our
+                    // mkdirs: make it again.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 3 => tries += 1,
+                    Err(e) => return Err(cg_err(&h.dir, e)),
+                }
             }
         }
         Ok(())
@@ -211,26 +221,35 @@ fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .write_all(bytes)
 }
 
-fn create_cpuset(dir: &Path) -> Result<(), ShimError> {
-    if dir.is_dir() {
+const CPUSET_FILES: [&str; 2] = ["cpuset.cpus", "cpuset.mems"];
+
+/// Whether `dir` is a cpuset cgroup whose cpus and mems are set: one that can take tasks.
+fn cpuset_ready(dir: &Path) -> bool {
+    CPUSET_FILES
+        .iter()
+        .all(|f| std::fs::read_to_string(dir.join(f)).is_ok_and(|s| !s.trim().is_empty()))
+}
+
+/// Creates `dir` and whatever parents are missing or not ready, each with its parent's cpus
+/// and mems. A parent that exists is not enough: another shim may have just made it and not
+/// yet filled it in (concurrent starts), and a task cannot join a cpuset without them.
+fn create_cpuset(dir: &Path) -> std::io::Result<()> {
+    if cpuset_ready(dir) {
         return Ok(());
     }
-    if let Some(parent) = dir.parent() {
-        create_cpuset(parent)?;
-        std::fs::create_dir(dir).or_else(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                Ok(())
-            } else {
-                Err(cg_err(dir, e))
-            }
-        })?;
-        for f in ["cpuset.cpus", "cpuset.mems"] {
-            let mine = std::fs::read_to_string(dir.join(f)).unwrap_or_default();
-            if mine.trim().is_empty() {
-                let theirs =
-                    std::fs::read_to_string(parent.join(f)).map_err(|e| cg_err(parent, e))?;
-                write_file(&dir.join(f), theirs.trim().as_bytes()).map_err(|e| cg_err(dir, e))?;
-            }
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    create_cpuset(parent)?;
+    match std::fs::create_dir(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    for f in CPUSET_FILES {
+        let mine = std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+        if mine.trim().is_empty() {
+            let theirs = std::fs::read_to_string(parent.join(f))?;
+            write_file(&dir.join(f), theirs.trim().as_bytes())?;
         }
     }
     Ok(())
