@@ -57,8 +57,8 @@ impl BusyboxEngine {
         (code, format!("{o}\n{e}"))
     }
 
-    /// A GET on the engine's API socket; the JSON body (asserting a 200).
-    pub fn api_get(&self, path: &str) -> serde_json::Value {
+    /// A request on the engine's API socket: (response head, body).
+    fn api(&self, method: &str, path: &str, body: &str) -> (String, String) {
         use std::io::{Read, Write};
         let sock = self
             .engine
@@ -66,12 +66,31 @@ impl BusyboxEngine {
             .strip_prefix("unix://")
             .expect("a unix DOCKER_HOST");
         let mut s = std::os::unix::net::UnixStream::connect(sock).expect("connect");
-        write!(s, "GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n").expect("request");
+        write!(
+            s,
+            "{method} {path} HTTP/1.0\r\nHost: docker\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("request");
         let mut buf = String::new();
         s.read_to_string(&mut buf).expect("response");
         let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
+        (head.to_owned(), body.to_owned())
+    }
+
+    /// A GET on the engine's API socket; the JSON body (asserting a 200).
+    pub fn api_get(&self, path: &str) -> serde_json::Value {
+        let (head, body) = self.api("GET", path, "");
         assert!(head.contains(" 200 "), "GET {path}: {head}\n{body}");
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+    }
+
+    /// A POST of a JSON body on the engine's API socket; the response body (asserting a 2xx).
+    pub fn api_post(&self, path: &str, json: &str) -> String {
+        let (head, body) = self.api("POST", path, json);
+        assert!(head.contains(" 20"), "POST {path}: {head}\n{body}");
+        body
     }
 
     /// `docker inspect` of one object.

@@ -69,6 +69,10 @@ impl Containers {
                     return Ok(());
                 }
             }
+            if chunk.detach {
+                self.detached(&c, &exec_id);
+                return Ok(());
+            }
             if chunk.close {
                 let req = shimpb::CloseStdinRequest {
                     exec_id: exec_id.clone(),
@@ -121,10 +125,29 @@ impl Containers {
             })
             .await;
         match r {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                // As Docker: a container's resize is an event, an exec's is not.
+                if req.exec_id.is_empty() {
+                    let size = [
+                        ("height", req.height.to_string()),
+                        ("width", req.width.to_string()),
+                    ];
+                    self.event(&c, "resize", &size);
+                }
+                Ok(())
+            }
             // A process without a pty, or one that has just exited: nothing to resize.
             Err(e) if e.code() == berth_shim_proto::Code::FailedPrecondition => Ok(()),
             Err(e) => Err(ContainerError::shim(&e)),
+        }
+    }
+
+    /// The client left with its detach keys: `detach`, or `exec_detach` with the execID.
+    fn detached(&self, c: &crate::container::Container, exec_id: &str) {
+        if exec_id.is_empty() {
+            self.event(c, "detach", &[]);
+        } else {
+            self.event(c, "exec_detach", &[("execID", exec_id.to_owned())]);
         }
     }
 }

@@ -113,18 +113,33 @@ impl Setup {
             .collect()
     }
 
+    /// The attributes of the `action` events of container `name` since `since`, once one of
+    /// them satisfies `done`.
+    fn events_until(
+        &self,
+        since: u64,
+        name: &str,
+        action: &str,
+        done: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        eventually(&format!("the {action} events of {name}"), || {
+            let found: Vec<_> = self
+                .events(since, name)
+                .into_iter()
+                .filter(|(a, _)| a == action)
+                .map(|(_, attrs)| attrs)
+                .collect();
+            done(&found).then_some(found)
+        })
+    }
+
     /// The signals of the `kill` events of container `name` since `since`, once there are
     /// `n` of them.
     fn kill_signals(&self, since: u64, name: &str, n: usize) -> Vec<String> {
-        eventually(&format!("{n} kill events of {name}"), || {
-            let sigs: Vec<String> = self
-                .events(since, name)
-                .into_iter()
-                .filter(|(a, _)| a == "kill")
-                .map(|(_, attrs)| attrs["signal"].as_str().unwrap_or_default().to_owned())
-                .collect();
-            (sigs.len() >= n).then_some(sigs)
-        })
+        self.events_until(since, name, "kill", |k| k.len() >= n)
+            .iter()
+            .map(|attrs| attrs["signal"].as_str().unwrap_or_default().to_owned())
+            .collect()
     }
 
     /// Waits until the logs of `name` contain `what`.
@@ -372,6 +387,7 @@ fn run_with_piped_stdin_and_with_a_tty() {
     assert_eq!((code, out.as_str()), (0, ""), "{err}");
 
     // -it: a shell on a terminal of the client's size that follows its resizes.
+    let since = unix_now() - 1;
     let mut t = Pty::docker(
         &s.engine,
         &["run", "-it", "--rm", "--name", "tty1", &s.image, "sh"],
@@ -391,6 +407,12 @@ fn run_with_piped_stdin_and_with_a_tty() {
         "until [ \"$(busybox stty size)\" = '40 120' ]; do sleep 0.05; done; echo RE\"\"SIZED\r",
     );
     t.expect("RESIZED");
+    // Each resize of the container is a `resize` event with the size.
+    for (h, w) in [("30", "100"), ("40", "120")] {
+        s.events_until(since, "tty1", "resize", |r| {
+            r.iter().any(|a| a["height"] == h && a["width"] == w)
+        });
+    }
     t.send("exit 7\r");
     assert_eq!(t.wait(), 7, "{}", t.shown());
     eventually("the --rm container to be removed", || {
@@ -1019,6 +1041,119 @@ fn exec_with_a_tty_survives_its_client() {
     assert_eq!(code, 0, "the detached exec's shell exited:\n{o}{e}");
     let ids = s.inspect("ex")["ExecIDs"].clone();
     assert_eq!(ids.as_array().map(Vec::len), Some(1), "{ids}");
+}
+
+/// The docker CLI spots its detach keys itself with a TTY and just hangs up, so the engine
+/// sees only the end of the connection. A client that sends the keys (the API, docker-py's
+/// sockets) is detached by the engine, which publishes `detach`, or `exec_detach` for an exec,
+/// as dockerd does.
+#[test]
+fn detach_keys_sent_to_the_api() {
+    let s = Setup::new();
+    let since = unix_now() - 1;
+    s.docker(&["run", "-dit", "--name", "raw", &s.image, "sh"]);
+
+    let mut a = Hijacked::open(
+        &s.engine,
+        "/containers/raw/attach?stream=1&stdin=1&stdout=1&stderr=1",
+        "",
+    );
+    a.send(b"echo at\"\"tached\r");
+    a.expect("attached");
+    a.send(b"\x10\x11");
+    a.expect_closed();
+    s.events_until(since, "raw", "detach", |d| d.len() == 1);
+    assert_eq!(s.inspect("raw")["State"]["Running"], true);
+
+    let exec: serde_json::Value = serde_json::from_str(&s.api_post(
+        "/containers/raw/exec",
+        r#"{"AttachStdin":true,"AttachStdout":true,"Tty":true,"Cmd":["sh"],"DetachKeys":"ctrl-x,x"}"#,
+    ))
+    .expect("exec create JSON");
+    let id = exec["Id"].as_str().expect("exec ID").to_owned();
+    let mut e = Hijacked::open(
+        &s.engine,
+        &format!("/exec/{id}/start"),
+        r#"{"Detach":false,"Tty":true}"#,
+    );
+    e.send(b"echo in\"\"side\r");
+    e.expect("inside");
+    e.send(b"\x18x");
+    e.expect_closed();
+    let d = s.events_until(since, "raw", "exec_detach", |d| !d.is_empty());
+    assert_eq!(d[0]["execID"], id.as_str(), "{d:?}");
+    assert_eq!(s.events_until(since, "raw", "detach", |_| true).len(), 1);
+}
+
+/// A hijacked API connection (`Upgrade: tcp`), as an SDK opens for attach and exec start.
+struct Hijacked {
+    sock: std::os::unix::net::UnixStream,
+    seen: Vec<u8>,
+}
+
+impl Hijacked {
+    fn open(engine: &Engine, path: &str, body: &str) -> Hijacked {
+        use std::io::{Read, Write};
+        let sock_path = engine
+            .docker_host
+            .strip_prefix("unix://")
+            .expect("a unix DOCKER_HOST");
+        let mut sock = std::os::unix::net::UnixStream::connect(sock_path).expect("connect");
+        sock.set_read_timeout(Some(berth_testutil::patience()))
+            .expect("read timeout");
+        write!(
+            sock,
+            "POST {path} HTTP/1.1\r\nHost: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("request");
+        // The response head, byte by byte: what follows it is the stream.
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut b = [0u8; 1];
+            sock.read_exact(&mut b).expect("response head");
+            head.push(b[0]);
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        assert!(head.starts_with("HTTP/1.1 101"), "POST {path}: {head}");
+        Hijacked {
+            sock,
+            seen: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.sock.write_all(bytes).expect("send");
+    }
+
+    /// Reads until `text` has been seen.
+    fn expect(&mut self, text: &str) {
+        use std::io::Read;
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&self.seen).contains(text) {
+            let n = self
+                .sock
+                .read(&mut buf)
+                .unwrap_or_else(|e| panic!("waiting for {text:?}: {e}; seen {:?}", self.shown()));
+            assert_ne!(n, 0, "closed before {text:?}; seen {:?}", self.shown());
+            self.seen.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// Reads until the engine closes the connection.
+    fn expect_closed(&mut self) {
+        use std::io::Read;
+        let mut rest = Vec::new();
+        self.sock
+            .read_to_end(&mut rest)
+            .unwrap_or_else(|e| panic!("waiting for the end: {e}; seen {:?}", self.shown()));
+    }
+
+    fn shown(&self) -> String {
+        String::from_utf8_lossy(&self.seen).into_owned()
+    }
 }
 
 #[test]

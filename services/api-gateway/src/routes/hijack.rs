@@ -214,6 +214,7 @@ where
                         let _ = in_tx.send(pb::InputChunk { data, ..Default::default() }).await;
                     }
                     if detached {
+                        let _ = in_tx.send(pb::InputChunk { detach: true, ..Default::default() }).await;
                         break;
                     }
                 }
