@@ -33,10 +33,28 @@ pub const PROTOCOL_VERSION: u8 = 1;
 /// The largest frame either side accepts.
 pub const MAX_FRAME: usize = 16 << 20;
 
-/// The calls of the `Shim` service, in the order of `shim.proto`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Method {
+macro_rules! methods {
+    ($($name:ident = $n:literal,)*) => {
+        /// The calls of the `Shim` service, in the order of `shim.proto`; the number is the
+        /// method byte of a request.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr(u8)]
+        pub enum Method {
+            $($name = $n,)*
+        }
+
+        impl Method {
+            pub fn from_u8(b: u8) -> Option<Method> {
+                match b {
+                    $($n => Some(Method::$name),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+methods! {
     State = 1,
     Start = 2,
     Kill = 3,
@@ -51,29 +69,6 @@ pub enum Method {
     ExecWait = 12,
     Delete = 13,
     Shutdown = 14,
-}
-
-impl Method {
-    const ALL: [Method; 14] = [
-        Method::State,
-        Method::Start,
-        Method::Kill,
-        Method::Wait,
-        Method::Attach,
-        Method::Write,
-        Method::CloseStdin,
-        Method::Resize,
-        Method::Exec,
-        Method::ExecStart,
-        Method::ExecState,
-        Method::ExecWait,
-        Method::Delete,
-        Method::Shutdown,
-    ];
-
-    pub fn from_u8(b: u8) -> Option<Method> {
-        Method::ALL.into_iter().find(|m| *m as u8 == b)
-    }
 }
 
 /// The class of a failed call.

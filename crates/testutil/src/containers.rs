@@ -60,12 +60,7 @@ impl BusyboxEngine {
     /// A request on the engine's API socket: (response head, body).
     fn api(&self, method: &str, path: &str, body: &str) -> (String, String) {
         use std::io::{Read, Write};
-        let sock = self
-            .engine
-            .docker_host
-            .strip_prefix("unix://")
-            .expect("a unix DOCKER_HOST");
-        let mut s = std::os::unix::net::UnixStream::connect(sock).expect("connect");
+        let mut s = self.engine.api_socket();
         write!(
             s,
             "{method} {path} HTTP/1.0\r\nHost: docker\r\nContent-Type: application/json\r\n\

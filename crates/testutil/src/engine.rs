@@ -116,6 +116,18 @@ impl Engine {
     }
 
     /// The real docker CLI against this engine, with a private client config.
+    /// A connection to the engine's Docker API socket, reads bounded by [`crate::patience`].
+    pub fn api_socket(&self) -> std::os::unix::net::UnixStream {
+        let path = self
+            .docker_host
+            .strip_prefix("unix://")
+            .expect("a unix DOCKER_HOST");
+        let sock = std::os::unix::net::UnixStream::connect(path).expect("connect to the API");
+        sock.set_read_timeout(Some(crate::patience()))
+            .expect("read timeout");
+        sock
+    }
+
     pub fn docker_cmd(&self) -> Command {
         let mut c = Command::new("docker");
         c.env("DOCKER_HOST", &self.docker_host)

@@ -849,13 +849,7 @@ fn a_killed_shim_takes_its_container_down_and_leaves_nothing() {
 /// (the runtime answers only after registering the wait), with the rest to read later.
 fn start_wait(engine: &Engine, id: &str) -> std::io::BufReader<std::os::unix::net::UnixStream> {
     use std::io::{BufRead, Write};
-    let path = engine
-        .docker_host
-        .strip_prefix("unix://")
-        .expect("a unix DOCKER_HOST");
-    let mut sock = std::os::unix::net::UnixStream::connect(path).expect("connect");
-    sock.set_read_timeout(Some(berth_testutil::patience()))
-        .expect("read timeout");
+    let mut sock = engine.api_socket();
     write!(
         sock,
         "POST /containers/{id}/wait HTTP/1.1\r\nHost: berth\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"

@@ -164,11 +164,7 @@ fn file<'a>(files: &'a [(String, Vec<u8>)], name: &str) -> &'a [u8] {
 /// `GET path` on the engine's socket (HTTP/1.0: the body ends with the connection); asserts a
 /// 200 and returns the body.
 fn get_over_unix(engine: &Engine, path: &str) -> Vec<u8> {
-    let sock = engine
-        .docker_host
-        .strip_prefix("unix://")
-        .expect("a unix socket");
-    let mut s = std::os::unix::net::UnixStream::connect(sock).expect("connect");
+    let mut s = engine.api_socket();
     write!(s, "GET {path} HTTP/1.0\r\nHost: berth\r\n\r\n").expect("request");
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).expect("response");

@@ -1094,13 +1094,7 @@ struct Hijacked {
 impl Hijacked {
     fn open(engine: &Engine, path: &str, body: &str) -> Hijacked {
         use std::io::{Read, Write};
-        let sock_path = engine
-            .docker_host
-            .strip_prefix("unix://")
-            .expect("a unix DOCKER_HOST");
-        let mut sock = std::os::unix::net::UnixStream::connect(sock_path).expect("connect");
-        sock.set_read_timeout(Some(berth_testutil::patience()))
-            .expect("read timeout");
+        let mut sock = engine.api_socket();
         write!(
             sock,
             "POST {path} HTTP/1.1\r\nHost: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\
