@@ -5,7 +5,9 @@
 mod common;
 
 use berth_shim_proto::v1 as pb;
-use common::{Bundle, collect, connect, eventually, is_berth_shim, rss_kib};
+use common::{
+    Bundle, attach_and_start, collect, connect, eventually, is_berth_shim, kill_and_delete, rss_kib,
+};
 use serde_json::json;
 
 fn sh(script: &str) -> Vec<&str> {
@@ -152,18 +154,7 @@ async fn exec_into_a_running_container_and_rss() {
         .await
         .unwrap()
         .exec_id;
-    let stream = c
-        .attach(pb::AttachRequest {
-            exec_id: id.clone(),
-        })
-        .await
-        .unwrap();
-    let started = c
-        .exec_start(pb::ExecStartRequest {
-            exec_id: id.clone(),
-        })
-        .await
-        .unwrap();
+    let (stream, started) = attach_and_start(&c, &id).await;
     assert!(started.error.is_none(), "{:?}", started.error);
     assert!(started.pid > 0);
     let (out, err) = collect(stream).await;
@@ -216,16 +207,8 @@ async fn exec_into_a_running_container_and_rss() {
     );
     assert!(rss > 0);
 
-    c.kill(pb::KillRequest {
-        exec_id: String::new(),
-        signal: 9,
-        all: false,
-    })
-    .await
-    .unwrap();
-    let exit = c.wait(pb::WaitRequest {}).await.unwrap();
+    let exit = kill_and_delete(&c).await;
     assert_eq!((exit.exit_code, exit.signal), (137, 9));
-    c.delete(pb::DeleteRequest {}).await.unwrap();
     drop(c);
     b.assert_gone(shim_pid).await;
 }
@@ -513,18 +496,7 @@ async fn exec_with_a_terminal() {
         .unwrap()
         .exec_id;
     assert_eq!(id, "tty1");
-    let stream = c
-        .attach(pb::AttachRequest {
-            exec_id: id.clone(),
-        })
-        .await
-        .unwrap();
-    let r = c
-        .exec_start(pb::ExecStartRequest {
-            exec_id: id.clone(),
-        })
-        .await
-        .unwrap();
+    let (stream, r) = attach_and_start(&c, &id).await;
     assert!(r.error.is_none(), "{:?}", r.error);
     c.resize(pb::ResizeRequest {
         exec_id: id.clone(),
@@ -547,13 +519,5 @@ async fn exec_with_a_terminal() {
         .await
         .unwrap();
     assert_eq!(st.exit_code, 0);
-    c.kill(pb::KillRequest {
-        exec_id: String::new(),
-        signal: 9,
-        all: false,
-    })
-    .await
-    .unwrap();
-    c.wait(pb::WaitRequest {}).await.unwrap();
-    c.delete(pb::DeleteRequest {}).await.unwrap();
+    kill_and_delete(&c).await;
 }

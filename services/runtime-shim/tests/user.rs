@@ -5,7 +5,7 @@
 mod common;
 
 use berth_shim_proto::{ShimClient, v1 as pb};
-use common::{Bundle, collect, is_berth_shim};
+use common::{Bundle, attach_and_start, collect, is_berth_shim, kill_and_delete};
 use serde_json::{Value, json};
 
 /// Prints what the process runs as. `Groups:` in /proc/self/status is setgroups's list.
@@ -168,18 +168,7 @@ async fn exec_as(
         .await
         .unwrap()
         .exec_id;
-    let stream = c
-        .attach(pb::AttachRequest {
-            exec_id: exec_id.clone(),
-        })
-        .await
-        .unwrap();
-    let r = c
-        .exec_start(pb::ExecStartRequest {
-            exec_id: exec_id.clone(),
-        })
-        .await
-        .unwrap();
+    let (stream, r) = attach_and_start(c, &exec_id).await;
     if let Some(e) = r.error {
         return Err(e);
     }
@@ -221,13 +210,5 @@ async fn exec_with_a_user_name() {
         "unable to find user ghost: no matching entries in passwd file"
     );
 
-    c.kill(pb::KillRequest {
-        exec_id: String::new(),
-        signal: 9,
-        all: false,
-    })
-    .await
-    .unwrap();
-    c.wait(pb::WaitRequest {}).await.unwrap();
-    c.delete(pb::DeleteRequest {}).await.unwrap();
+    kill_and_delete(&c).await;
 }

@@ -350,6 +350,40 @@ pub async fn connect(address: &str) -> ShimClient {
         .expect("connect to the shim")
 }
 
+/// Attaches to a registered exec, then starts it: its output stream (whole, from the first
+/// byte) and the start's answer.
+pub async fn attach_and_start(
+    c: &ShimClient,
+    exec_id: &str,
+) -> (AttachStream, pb::ExecStartResponse) {
+    let stream = c
+        .attach(pb::AttachRequest {
+            exec_id: exec_id.to_owned(),
+        })
+        .await
+        .unwrap();
+    let started = c
+        .exec_start(pb::ExecStartRequest {
+            exec_id: exec_id.to_owned(),
+        })
+        .await
+        .unwrap();
+    (stream, started)
+}
+
+/// The end of a test's container: SIGKILL to the main process, its exit, then Delete.
+pub async fn kill_and_delete(c: &ShimClient) -> pb::ExitStatus {
+    let kill = pb::KillRequest {
+        exec_id: String::new(),
+        signal: 9,
+        all: false,
+    };
+    c.kill(kill).await.unwrap();
+    let exit = c.wait(pb::WaitRequest {}).await.unwrap();
+    c.delete(pb::DeleteRequest {}).await.unwrap();
+    exit
+}
+
 /// Reads an Attach stream to its end: (stdout, stderr).
 pub async fn collect(mut stream: AttachStream) -> (String, String) {
     let (mut out, mut err) = (Vec::new(), Vec::new());
