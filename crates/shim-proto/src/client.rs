@@ -42,13 +42,9 @@ impl ShimClient {
     /// Opens a connection and sends the request.
     async fn send<Req: Message>(&self, method: Method, req: &Req) -> Result<UnixStream, CallError> {
         let mut conn = self.open().await?;
-        wire::write_frame(
-            &mut conn,
-            &[PROTOCOL_VERSION, method as u8],
-            &req.encode_to_vec(),
-        )
-        .await
-        .map_err(|e| CallError::unavailable("send to the shim", e))?;
+        wire::write_message(&mut conn, &[PROTOCOL_VERSION, method as u8], req)
+            .await
+            .map_err(|e| CallError::unavailable("send to the shim", e))?;
         Ok(conn)
     }
 

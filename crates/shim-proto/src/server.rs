@@ -44,24 +44,20 @@ impl Call {
         let (mut input, mut out) = conn.into_split();
         let ([version, method], body) = wire::read_frame::<2, _>(&mut input).await.ok()?;
         let method = match Method::from_u8(method) {
-            Some(m) if version == PROTOCOL_VERSION => m,
-            Some(_) => {
-                let e = CallError::new(
-                    Code::InvalidArgument,
-                    format!(
-                        "unsupported shim protocol version {version} (this shim speaks {PROTOCOL_VERSION})"
-                    ),
-                );
-                let _ = wire::write_frame(&mut out, &[wire::ERROR], &wire::encode_error(&e)).await;
-                return None;
-            }
-            None => {
-                let e = CallError::new(Code::InvalidArgument, format!("unknown method {method}"));
-                let _ = wire::write_frame(&mut out, &[wire::ERROR], &wire::encode_error(&e)).await;
-                return None;
-            }
+            Some(m) if version == PROTOCOL_VERSION => Ok(m),
+            Some(_) => Err(format!(
+                "unsupported shim protocol version {version} (this shim speaks {PROTOCOL_VERSION})"
+            )),
+            None => Err(format!("unknown method {method}")),
         };
-        Some((Call { method, body, out }, Hangup { input }))
+        match method {
+            Ok(method) => Some((Call { method, body, out }, Hangup { input })),
+            Err(msg) => {
+                let e = CallError::new(Code::InvalidArgument, msg);
+                let _ = wire::write_error(&mut out, &e).await;
+                None
+            }
+        }
     }
 
     pub fn method(&self) -> Method {
@@ -81,10 +77,8 @@ impl Call {
     /// Answers a unary call. A client that has gone away is not an error here.
     pub async fn reply<M: Message>(mut self, r: Result<M, CallError>) {
         let _ = match r {
-            Ok(m) => wire::write_frame(&mut self.out, &[wire::MESSAGE], &m.encode_to_vec()).await,
-            Err(e) => {
-                wire::write_frame(&mut self.out, &[wire::ERROR], &wire::encode_error(&e)).await
-            }
+            Ok(m) => wire::write_message(&mut self.out, &[wire::MESSAGE], &m).await,
+            Err(e) => wire::write_error(&mut self.out, &e).await,
         };
     }
 
@@ -115,7 +109,7 @@ pub struct StreamSender {
 impl StreamSender {
     /// Sends one message; an error means the client has gone away.
     pub async fn send<M: Message>(&mut self, m: &M) -> std::io::Result<()> {
-        wire::write_frame(&mut self.out, &[wire::MESSAGE], &m.encode_to_vec()).await
+        wire::write_message(&mut self.out, &[wire::MESSAGE], m).await
     }
 
     /// Ends the stream.

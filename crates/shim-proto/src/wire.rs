@@ -3,6 +3,7 @@
 
 use std::io;
 
+use prost::Message;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::{CallError, Code, MAX_FRAME};
@@ -18,15 +19,41 @@ pub(crate) async fn write_frame<W: AsyncWrite + Unpin>(
     head: &[u8],
     payload: &[u8],
 ) -> io::Result<()> {
-    let len = u32::try_from(payload.len())
+    let frame = frame(head, payload.len(), |buf| buf.extend_from_slice(payload))?;
+    w.write_all(&frame).await
+}
+
+/// Writes a frame whose payload is `m`, encoded straight into the frame.
+pub(crate) async fn write_message<W: AsyncWrite + Unpin, M: Message>(
+    w: &mut W,
+    head: &[u8],
+    m: &M,
+) -> io::Result<()> {
+    let frame = frame(head, m.encoded_len(), |buf| m.encode_raw(buf))?;
+    w.write_all(&frame).await
+}
+
+/// Writes an ERROR frame.
+pub(crate) async fn write_error<W: AsyncWrite + Unpin>(w: &mut W, e: &CallError) -> io::Result<()> {
+    let frame = frame(&[ERROR], 1 + e.message.len(), |buf| {
+        buf.push(e.code as u8);
+        buf.extend_from_slice(e.message.as_bytes());
+    })?;
+    w.write_all(&frame).await
+}
+
+/// `head`, the length, then the `len` bytes that `fill` appends.
+fn frame(head: &[u8], len: usize, fill: impl FnOnce(&mut Vec<u8>)) -> io::Result<Vec<u8>> {
+    let len32 = u32::try_from(len)
         .ok()
         .filter(|n| *n as usize <= MAX_FRAME)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
-    let mut buf = Vec::with_capacity(head.len() + 4 + payload.len());
+    let mut buf = Vec::with_capacity(head.len() + 4 + len);
     buf.extend_from_slice(head);
-    buf.extend_from_slice(&len.to_be_bytes());
-    buf.extend_from_slice(payload);
-    w.write_all(&buf).await
+    buf.extend_from_slice(&len32.to_be_bytes());
+    fill(&mut buf);
+    debug_assert_eq!(buf.len(), head.len() + 4 + len);
+    Ok(buf)
 }
 
 /// Reads a frame with `N` tag bytes: the tags and the payload.
@@ -47,14 +74,7 @@ pub(crate) async fn read_frame<const N: usize, R: AsyncRead + Unpin>(
     Ok((head, body))
 }
 
-/// The payload of an ERROR frame.
-pub(crate) fn encode_error(e: &CallError) -> Vec<u8> {
-    let mut p = Vec::with_capacity(1 + e.message.len());
-    p.push(e.code as u8);
-    p.extend_from_slice(e.message.as_bytes());
-    p
-}
-
+/// The call error an ERROR frame carries: its code, then the message.
 pub(crate) fn decode_error(p: &[u8]) -> CallError {
     match p.split_first() {
         Some((code, msg)) => CallError::new(
