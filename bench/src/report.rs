@@ -265,6 +265,15 @@ fn mib(kib: Option<u64>) -> String {
     )
 }
 
+/// `median / max` of KiB figures, in MiB.
+fn median_max(st: Option<Stats>) -> String {
+    format!(
+        "{} / {}",
+        mib_f(st.map(|s| s.median)),
+        mib_f(st.map(|s| s.max))
+    )
+}
+
 fn mib_f(kib: Option<f64>) -> String {
     kib.map_or_else(|| "n/a".to_owned(), |k| format!("{:.2} MiB", k / 1024.0))
 }
@@ -738,20 +747,10 @@ impl ContainerResults {
             };
             row(s, "shim processes", &|t| t.shims.len().to_string());
             row(s, "VmRSS median / max", &|t| {
-                let st = t.shim_stat(|m| Some(m.rss));
-                format!(
-                    "{} / {}",
-                    mib_f(st.map(|s| s.median)),
-                    mib_f(st.map(|s| s.max))
-                )
+                median_max(t.shim_stat(|m| Some(m.rss)))
             });
             row(s, "VmHWM (peak) median / max", &|t| {
-                let st = t.shim_stat(|m| Some(m.hwm));
-                format!(
-                    "{} / {}",
-                    mib_f(st.map(|s| s.median)),
-                    mib_f(st.map(|s| s.max))
-                )
+                median_max(t.shim_stat(|m| Some(m.hwm)))
             });
             row(s, "RssAnon median / RssFile median", &|t| {
                 let a = t.shim_stat(|m| Some(m.anon));
