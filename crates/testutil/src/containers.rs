@@ -88,6 +88,30 @@ impl BusyboxEngine {
         body
     }
 
+    /// The events of container `name` since `since`: (action, attributes).
+    pub fn container_events(&self, since: u64, name: &str) -> Vec<(String, serde_json::Value)> {
+        let out = self.engine.docker(&[
+            "events",
+            "--since",
+            &since.to_string(),
+            "--until",
+            &(crate::unix_now() + 1).to_string(),
+            "--filter",
+            &format!("container={name}"),
+            "--format",
+            "{{.Action}} {{json .Actor.Attributes}}",
+        ]);
+        crate::text(&out)
+            .0
+            .lines()
+            .filter_map(|l| {
+                let (action, attrs) = l.split_once(" {\"")?;
+                let attrs = serde_json::from_str(&format!("{{\"{attrs}")).ok()?;
+                Some((action.to_owned(), attrs))
+            })
+            .collect()
+    }
+
     /// `docker inspect` of one object.
     pub fn inspect(&self, id: &str) -> serde_json::Value {
         let out = self.docker(&["inspect", id]);

@@ -20,6 +20,14 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// Seconds since the Unix epoch, as `docker events --since/--until` take them.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
 /// How long `eventually` waits; `BERTH_TEST_PATIENCE_MS` overrides it on slow machines.
 pub fn patience() -> Duration {
     std::env::var("BERTH_TEST_PATIENCE_MS")

@@ -7,10 +7,12 @@ use std::{
     collections::HashSet,
     path::{Path, PathBuf},
     process::{Output, Stdio},
-    time::{Instant, SystemTime, UNIX_EPOCH},
+    time::Instant,
 };
 
-use berth_testutil::{BusyboxEngine, Engine, eventually, eventually_explained, run, text};
+use berth_testutil::{
+    BusyboxEngine, Engine, eventually, eventually_explained, run, text, unix_now,
+};
 use nix::{sys::signal::Signal, unistd::Pid};
 
 /// Prints `tick 0`, `tick 1`, … five times a second, forever.
@@ -76,13 +78,6 @@ impl Setup {
             .map(|(id, code)| (id.to_owned(), code.to_owned()))
             .collect()
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 fn ticks<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<u64> {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use berth_testutil::{BusyboxEngine, Engine, eventually, text};
+use berth_testutil::{BusyboxEngine, Engine, eventually, text, unix_now};
 use nix::sys::signal::Signal;
 
 /// The container fixture: an engine with busybox pulled from a private registry.
@@ -58,11 +58,7 @@ fn shim_pid(engine: &Engine, id: &str) -> Option<i32> {
 #[test]
 fn run_ps_inspect_stop_kill_rm() {
     let s = Setup::with_tags(&["other"]);
-    let start = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        .to_string();
+    let start = unix_now();
     let id = s.docker(&["run", "-d", "--name", "web", &s.image, "sleep", "1000"]);
     assert_eq!(id.len(), 64, "{id}");
     let ps = s.docker(&["ps", "--format", "{{.Names}} {{.Status}}"]);
@@ -98,25 +94,12 @@ fn run_ps_inspect_stop_kill_rm() {
     assert!(ps.starts_with("web Exited (137)"), "{ps}");
 
     // Every durable change was published.
-    let until = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1)
-    .to_string();
     let actions = eventually("the container's events", || {
-        let out = s.engine.docker(&[
-            "events",
-            "--since",
-            &start,
-            "--until",
-            &until,
-            "--filter",
-            "container=web",
-            "--format",
-            "{{.Action}}",
-        ]);
-        let got: Vec<String> = text(&out).0.lines().map(str::to_owned).collect();
+        let got: Vec<String> = s
+            .container_events(start, "web")
+            .into_iter()
+            .map(|(action, _)| action)
+            .collect();
         (got.len() >= 6).then_some(got)
     });
     // The SIGKILL's kill event and die race (both follow the signal); the rest is ordered.
@@ -177,26 +160,12 @@ fn logs_wait_create_start_and_start_errors() {
     assert_eq!(s.docker(&["wait", &id]), "0");
     assert_eq!(s.docker(&["logs", "--tail", "2", &id]), "a\nb");
     // docker restart publishes start then restart.
-    let until = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1)
-    .to_string();
-    let filter = format!("container={id}");
     let actions = eventually("the restart event", || {
-        let out = s.engine.docker(&[
-            "events",
-            "--since",
-            "0",
-            "--until",
-            &until,
-            "--filter",
-            &filter,
-            "--format",
-            "{{.Action}}",
-        ]);
-        let got: Vec<String> = text(&out).0.lines().map(str::to_owned).collect();
+        let got: Vec<String> = s
+            .container_events(0, &id)
+            .into_iter()
+            .map(|(action, _)| action)
+            .collect();
         got.iter().any(|a| a == "restart").then_some(got)
     });
     let at = actions

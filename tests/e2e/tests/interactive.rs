@@ -12,13 +12,13 @@ use std::{
     },
     process::{Child, Command, Stdio},
     sync::mpsc,
-    time::{Instant, SystemTime, UNIX_EPOCH},
+    time::Instant,
 };
 
 use berth_testutil::{
     BusyboxEngine, Engine, eventually, eventually_explained,
     images::{busybox_entries, layer_tar, random_bytes, sha256_digest},
-    patience, text,
+    patience, unix_now,
 };
 use nix::{
     fcntl::OFlag,
@@ -89,30 +89,6 @@ impl Setup {
         (status.code().unwrap_or(-1), o, e)
     }
 
-    /// The events of container `name` since `since`: (action, attributes).
-    fn events(&self, since: u64, name: &str) -> Vec<(String, serde_json::Value)> {
-        let out = self.engine.docker(&[
-            "events",
-            "--since",
-            &since.to_string(),
-            "--until",
-            &(unix_now() + 1).to_string(),
-            "--filter",
-            &format!("container={name}"),
-            "--format",
-            "{{.Action}} {{json .Actor.Attributes}}",
-        ]);
-        text(&out)
-            .0
-            .lines()
-            .filter_map(|l| {
-                let (action, attrs) = l.split_once(" {\"")?;
-                let attrs = serde_json::from_str(&format!("{{\"{attrs}")).ok()?;
-                Some((action.to_owned(), attrs))
-            })
-            .collect()
-    }
-
     /// The attributes of the `action` events of container `name` since `since`, once one of
     /// them satisfies `done`.
     fn events_until(
@@ -124,7 +100,7 @@ impl Setup {
     ) -> Vec<serde_json::Value> {
         eventually(&format!("the {action} events of {name}"), || {
             let found: Vec<_> = self
-                .events(since, name)
+                .container_events(since, name)
                 .into_iter()
                 .filter(|(a, _)| a == action)
                 .map(|(_, attrs)| attrs)
@@ -165,13 +141,6 @@ impl Drop for Reaped {
             let _ = self.0.wait();
         }
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -585,7 +554,7 @@ fn exec_forms_inspect_and_events() {
 
     // Exec inspect and the exec events: create, start and die with the exit code.
     let events = eventually("the exec events", || {
-        let ev = s.events(since, "ex");
+        let ev = s.container_events(since, "ex");
         let dies = ev.iter().filter(|(a, _)| a == "exec_die").count();
         (dies >= 4).then_some(ev)
     });
