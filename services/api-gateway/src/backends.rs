@@ -286,8 +286,8 @@ pub trait ContainersBackend: Send + Sync + 'static {
     async fn start(&self, id: String) -> Answer<()>;
     /// Answers once the wait is registered; the stream yields the result.
     async fn wait(&self, req: runtime::WaitRequest) -> Answer<WaitStream>;
-    async fn inspect(&self, id: String) -> Answer<String>;
-    async fn list(&self, req: runtime::ListRequest) -> Answer<String>;
+    async fn inspect(&self, id: String) -> Answer<runtime::ContainerInfo>;
+    async fn list(&self, req: runtime::ListRequest) -> Answer<runtime::ListResponse>;
     async fn remove(&self, req: runtime::RemoveRequest) -> Answer<()>;
     async fn kill(&self, req: runtime::KillRequest) -> Answer<()>;
     async fn stop(&self, req: runtime::StopRequest) -> Answer<()>;
@@ -304,8 +304,8 @@ pub trait ContainersBackend: Send + Sync + 'static {
     /// Answers once the exec runs; attached, the stream carries its output and ends after its
     /// exit code is recorded.
     async fn exec_start(&self, req: runtime::ExecStartRequest) -> Answer<AttachStream>;
-    async fn exec_inspect(&self, exec_id: String) -> Answer<String>;
-    async fn top(&self, req: runtime::TopRequest) -> Answer<String>;
+    async fn exec_inspect(&self, exec_id: String) -> Answer<runtime::ExecInfo>;
+    async fn top(&self, req: runtime::TopRequest) -> Answer<runtime::TopResponse>;
 }
 
 #[tonic::async_trait]
@@ -327,22 +327,16 @@ impl ContainersBackend for GrpcBackends {
         ))
     }
 
-    async fn inspect(&self, id: String) -> Answer<String> {
+    async fn inspect(&self, id: String) -> Answer<runtime::ContainerInfo> {
         Ok(self
             .runtime_client()
             .inspect(request(runtime::ContainerRef { id }))
             .await?
-            .into_inner()
-            .json)
+            .into_inner())
     }
 
-    async fn list(&self, req: runtime::ListRequest) -> Answer<String> {
-        Ok(self
-            .runtime_client()
-            .list(request(req))
-            .await?
-            .into_inner()
-            .json)
+    async fn list(&self, req: runtime::ListRequest) -> Answer<runtime::ListResponse> {
+        Ok(self.runtime_client().list(request(req)).await?.into_inner())
     }
 
     async fn remove(&self, req: runtime::RemoveRequest) -> Answer<()> {
@@ -417,21 +411,15 @@ impl ContainersBackend for GrpcBackends {
         ))
     }
 
-    async fn exec_inspect(&self, exec_id: String) -> Answer<String> {
+    async fn exec_inspect(&self, exec_id: String) -> Answer<runtime::ExecInfo> {
         Ok(self
             .runtime_client()
             .exec_inspect(request(runtime::ExecRef { exec_id }))
             .await?
-            .into_inner()
-            .json)
+            .into_inner())
     }
 
-    async fn top(&self, req: runtime::TopRequest) -> Answer<String> {
-        Ok(self
-            .runtime_client()
-            .top(request(req))
-            .await?
-            .into_inner()
-            .json)
+    async fn top(&self, req: runtime::TopRequest) -> Answer<runtime::TopResponse> {
+        Ok(self.runtime_client().top(request(req)).await?.into_inner())
     }
 }

@@ -49,24 +49,6 @@ pub(crate) fn image(i: &images::ImageSummary) -> Value {
     })
 }
 
-fn container(c: &runtime::ContainerUsage) -> Value {
-    json!({
-        "Id": c.id,
-        "Names": c.names,
-        "Image": c.image,
-        "ImageID": c.image_id,
-        "Command": c.command,
-        "Created": c.created,
-        "Ports": [],
-        "SizeRw": c.size_rw,
-        "SizeRootFs": c.size_root_fs,
-        "Labels": c.labels,
-        "State": c.state,
-        "Status": c.status,
-        "Mounts": [],
-    })
-}
-
 fn volume(v: &volumes::VolumeUsage) -> Value {
     json!({
         "CreatedAt": v.created_at,
@@ -93,7 +75,7 @@ pub fn compose(
         let users = |id: &str| -> i64 {
             ctrs.iter()
                 .flat_map(|c| &c.containers)
-                .filter(|c| c.image_id == id)
+                .filter(|c| c.container.as_ref().is_some_and(|c| c.image_id == id))
                 .count() as i64
         };
         let images = i.images.iter().map(|img| {
@@ -108,7 +90,10 @@ pub fn compose(
     if let Some(c) = ctrs.filter(|_| wanted.containers) {
         out.insert(
             "Containers".to_owned(),
-            c.containers.iter().map(container).collect(),
+            c.containers
+                .iter()
+                .map(crate::docker::container::summary)
+                .collect(),
         );
     }
     if let Some(v) = vols.filter(|_| wanted.volumes) {
@@ -139,18 +124,29 @@ mod tests {
             Wanted::from_types(["container"].into_iter()).unwrap(),
             None,
             Some(runtime::DiskUsageResponse {
-                containers: vec![runtime::ContainerUsage {
-                    id: "c1".to_owned(),
-                    names: vec!["/web".to_owned()],
-                    image: "busybox".to_owned(),
-                    image_id: "sha256:b0".to_owned(),
-                    command: "sh -c 'sleep 1'".to_owned(),
-                    created: 1_700_000_000,
-                    state: "running".to_owned(),
-                    status: "Up 2 seconds".to_owned(),
-                    size_rw: 524_288,
-                    size_root_fs: 2_000_000,
-                    labels: [("k".to_owned(), "v".to_owned())].into_iter().collect(),
+                containers: vec![runtime::ContainerInfo {
+                    container: Some(runtime::Container {
+                        id: "c1".to_owned(),
+                        name: "web".to_owned(),
+                        spec: Some(runtime::ContainerSpec {
+                            image: "busybox".to_owned(),
+                            labels: [("k".to_owned(), "v".to_owned())].into_iter().collect(),
+                            ..Default::default()
+                        }),
+                        image_id: "sha256:b0".to_owned(),
+                        path: "sh".to_owned(),
+                        args: vec!["-c".to_owned(), "sleep 1".to_owned()],
+                        created: 1_700_000_000_000_000_000,
+                        state: Some(runtime::ContainerState {
+                            status: runtime::container_state::Status::Running as i32,
+                            started_at: 1,
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    size_rw: Some(524_288),
+                    size_root_fs: Some(2_000_000),
+                    ..Default::default()
                 }],
             }),
             None,
@@ -161,10 +157,8 @@ mod tests {
         assert_eq!(c["ImageID"], "sha256:b0");
         assert_eq!(c["Command"], "sh -c 'sleep 1'");
         assert_eq!(c["Created"], 1_700_000_000);
-        assert_eq!(
-            (c["State"].as_str(), c["Status"].as_str()),
-            (Some("running"), Some("Up 2 seconds"))
-        );
+        assert_eq!(c["State"], "running");
+        assert!(c["Status"].as_str().unwrap().starts_with("Up "));
         assert_eq!(
             (c["SizeRw"].as_i64(), c["SizeRootFs"].as_i64()),
             (Some(524_288), Some(2_000_000))
@@ -180,8 +174,11 @@ mod tests {
             containers: -1,
             ..Default::default()
         };
-        let ctr = |image_id: &str| runtime::ContainerUsage {
-            image_id: image_id.to_owned(),
+        let ctr = |image_id: &str| runtime::ContainerInfo {
+            container: Some(runtime::Container {
+                image_id: image_id.to_owned(),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let v = compose(

@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! The router driven in-process (`oneshot`) with fake backends: versioning, headers, errors,
 //! and the system endpoints' shapes.
 
@@ -112,14 +113,21 @@ impl ImagesBackend for Fake {
 /// No containers: every lookup is a 404 with Docker's text.
 #[tonic::async_trait]
 impl ContainersBackend for Fake {
+    /// Images named `echo/...` exist: the answer's Id is the request, encoded (hex), so that
+    /// tests see the spec the gateway built. Every other image is missing.
     async fn create(&self, req: runtime::CreateRequest) -> Answer<runtime::CreateResponse> {
-        let body: serde_json::Value = serde_json::from_str(&req.body_json).unwrap();
+        let spec = req.spec.clone().unwrap_or_default();
+        if spec.image.starts_with("echo/") {
+            let bytes = prost::Message::encode_to_vec(&req);
+            let id = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            return Ok(runtime::CreateResponse {
+                id,
+                warnings: Vec::new(),
+            });
+        }
         Err(berth_errors::to_status(
             berth_types::ErrorKind::NotFound,
-            format!(
-                "No such image: {}",
-                body["Image"].as_str().unwrap_or_default()
-            ),
+            format!("No such image: {}", spec.image),
         ))
     }
     async fn start(&self, id: String) -> Answer<()> {
@@ -128,11 +136,11 @@ impl ContainersBackend for Fake {
     async fn wait(&self, req: runtime::WaitRequest) -> Answer<WaitStream> {
         no_such_container(&req.id)
     }
-    async fn inspect(&self, id: String) -> Answer<String> {
+    async fn inspect(&self, id: String) -> Answer<runtime::ContainerInfo> {
         no_such_container(&id)
     }
-    async fn list(&self, _: runtime::ListRequest) -> Answer<String> {
-        Ok("[]".to_owned())
+    async fn list(&self, _: runtime::ListRequest) -> Answer<runtime::ListResponse> {
+        Ok(runtime::ListResponse::default())
     }
     async fn remove(&self, req: runtime::RemoveRequest) -> Answer<()> {
         no_such_container(&req.id)
@@ -168,10 +176,10 @@ impl ContainersBackend for Fake {
     async fn exec_start(&self, req: runtime::ExecStartRequest) -> Answer<AttachStream> {
         no_such_exec(&req.exec_id)
     }
-    async fn exec_inspect(&self, exec_id: String) -> Answer<String> {
+    async fn exec_inspect(&self, exec_id: String) -> Answer<runtime::ExecInfo> {
         no_such_exec(&exec_id)
     }
-    async fn top(&self, req: runtime::TopRequest) -> Answer<String> {
+    async fn top(&self, req: runtime::TopRequest) -> Answer<runtime::TopResponse> {
         no_such_container(&req.id)
     }
 }
@@ -421,6 +429,156 @@ async fn container_create_errors_are_dockers() {
     let r = post_json("/containers/create", "text/plain", r#"{"Image":"x"}"#).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.body.contains("must be 'application/json'"), "{}", r.body);
+}
+
+/// The request the gateway sent for a create body, at an API version.
+async fn created(version: &str, body: serde_json::Value) -> runtime::CreateRequest {
+    let r = post_json(
+        &format!("/v{version}/containers/create?name=web"),
+        "application/json",
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{version}: {}", r.body);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let hex = v["Id"].as_str().unwrap();
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    assert_eq!(v["Warnings"], serde_json::json!([]));
+    prost::Message::decode(bytes.as_slice()).unwrap()
+}
+
+/// What each client version sends for `docker run -it --rm --name web -e A=1 -w /w -u nobody
+/// --stop-signal SIGINT --init echo/x sh`, with the deprecated and version-specific fields
+/// those versions carry, becomes one spec.
+#[tokio::test]
+async fn create_bodies_of_every_api_version() {
+    let body = |extra: serde_json::Value, host_extra: serde_json::Value| {
+        let mut b = serde_json::json!({
+            "Hostname": "", "Domainname": "", "User": "nobody",
+            "AttachStdin": true, "AttachStdout": true, "AttachStderr": true,
+            "Tty": true, "OpenStdin": true, "StdinOnce": true,
+            "Env": ["A=1"], "Cmd": ["sh"], "Image": "echo/x", "Volumes": {},
+            "WorkingDir": "/w", "Entrypoint": null, "OnBuild": null, "Labels": {"l": "v"},
+            "StopSignal": "SIGINT",
+            "HostConfig": {
+                "Binds": null, "ContainerIDFile": "", "LogConfig": {"Type": "", "Config": {}},
+                "NetworkMode": "default", "PortBindings": {},
+                "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}, "AutoRemove": true,
+                "VolumeDriver": "", "VolumesFrom": null, "CapAdd": null, "CapDrop": null,
+                "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": null,
+                "GroupAdd": null, "IpcMode": "", "Cgroup": "", "Links": null, "OomScoreAdj": 0,
+                "PidMode": "", "Privileged": false, "PublishAllPorts": false,
+                "ReadonlyRootfs": false, "SecurityOpt": null, "UTSMode": "", "UsernsMode": "",
+                "ShmSize": 0, "Isolation": "", "CpuShares": 0, "Memory": 0, "NanoCpus": 0,
+                "CgroupParent": "", "BlkioWeight": 0, "BlkioWeightDevice": [],
+                "BlkioDeviceReadBps": [], "BlkioDeviceWriteBps": [], "BlkioDeviceReadIOps": [],
+                "BlkioDeviceWriteIOps": [], "CpuPeriod": 0, "CpuQuota": 0,
+                "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0, "CpusetCpus": "",
+                "CpusetMems": "", "Devices": [], "DeviceCgroupRules": null,
+                "DeviceRequests": null, "MemoryReservation": 0, "MemorySwap": 0,
+                "MemorySwappiness": null, "OomKillDisable": false, "PidsLimit": null,
+                "Ulimits": null, "CpuCount": 0, "CpuPercent": 0, "IOMaximumIOps": 0,
+                "IOMaximumBandwidth": 0, "MaskedPaths": null, "ReadonlyPaths": null,
+                "Init": true
+            },
+            "NetworkingConfig": {"EndpointsConfig": {"default": {}}}
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        for (k, v) in host_extra.as_object().unwrap() {
+            b["HostConfig"][k] = v.clone();
+        }
+        b
+    };
+    let check = |req: &runtime::CreateRequest, console: (u32, u32)| {
+        assert_eq!(req.name, "web");
+        let spec = req.spec.clone().unwrap();
+        let p = spec.process.clone().unwrap();
+        assert_eq!(spec.image, "echo/x");
+        assert_eq!(p.cmd.unwrap().values, ["sh"]);
+        assert!(p.entrypoint.is_none());
+        assert_eq!(
+            (p.env, p.user, p.working_dir),
+            (vec!["A=1".to_owned()], "nobody".to_owned(), "/w".to_owned())
+        );
+        assert!(p.tty && p.open_stdin && p.stdin_once && p.attach_stdin);
+        assert_eq!((p.console_height, p.console_width), console);
+        assert_eq!(spec.stop_signal, "SIGINT");
+        assert_eq!(spec.labels.get("l").map(String::as_str), Some("v"));
+        assert!(spec.init);
+        assert_eq!(spec.network.as_ref().unwrap().mode, "bridge");
+        assert!(spec.resources.is_none() && spec.mounts.is_empty());
+        spec
+    };
+    // 1.24: KernelMemory (zero) and the container-wide MacAddress (empty); no AutoRemove yet.
+    let old = body(
+        serde_json::json!({"MacAddress": "", "NetworkDisabled": false}),
+        serde_json::json!({"KernelMemory": 0, "ConsoleSize": [30, 100]}),
+    );
+    let spec = check(&created("1.24", old.clone()).await, (0, 0));
+    assert!(!spec.auto_remove, "1.24 has no AutoRemove");
+    // 1.41: AutoRemove; ConsoleSize still unknown.
+    assert!(check(&created("1.41", old).await, (0, 0)).auto_remove);
+    // 1.42: ConsoleSize; KernelMemory still sent by older CLIs.
+    let mid = body(
+        serde_json::json!({"MacAddress": ""}),
+        serde_json::json!({"KernelMemory": 0, "KernelMemoryTCP": 0, "ConsoleSize": [30, 100]}),
+    );
+    check(&created("1.42", mid).await, (30, 100));
+    // 1.44 and 1.50: the CLI of today (CgroupnsMode, Annotations, DNSNames in endpoints).
+    let new = body(
+        serde_json::json!({}),
+        serde_json::json!({"ConsoleSize": [30, 100], "CgroupnsMode": "", "Annotations": null}),
+    );
+    for v in ["1.44", "1.50"] {
+        check(&created(v, new.clone()).await, (30, 100));
+    }
+    // A deprecated field that is set is refused at every version that knows it.
+    for v in ["1.24", "1.43", "1.50"] {
+        let r = post_json(
+            &format!("/v{v}/containers/create"),
+            "application/json",
+            r#"{"Image":"echo/x","MacAddress":"02:42:ac:11:00:02"}"#,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{v}");
+        assert!(
+            r.body
+                .contains("--mac-address is not supported by Berth yet"),
+            "{}",
+            r.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn refused_options_name_themselves() {
+    for (body, words) in [
+        (
+            r#"{"Image":"echo/x","HostConfig":{"Memory":10485760}}"#,
+            "--memory is not supported by Berth yet (HostConfig.Memory)",
+        ),
+        (
+            r#"{"Image":"echo/x","HostConfig":{"PortBindings":{"80/tcp":[{"HostPort":"18080"}]}}}"#,
+            "--publish is not supported by Berth yet (HostConfig.PortBindings)",
+        ),
+        (
+            r#"{"Image":"echo/x","HostConfig":{"Binds":["/tmp:/host"]}}"#,
+            "--volume is not supported by Berth yet (HostConfig.Binds)",
+        ),
+        (
+            r#"{"Image":"echo/x","HostConfig":{"LogConfig":{"Type":"bogus"}}}"#,
+            "logger: no log driver named 'bogus' is registered",
+        ),
+    ] {
+        let r = post_json("/containers/create", "application/json", body).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(r.body, serde_json::json!({"message": words}).to_string());
+    }
 }
 
 #[tokio::test]

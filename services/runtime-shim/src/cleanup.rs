@@ -12,14 +12,14 @@ use nix::{sys::signal::Signal, unistd::Pid};
 
 use crate::{
     cgroup::Cgroup,
-    config::Config,
+    config,
     daemon::{self, PID_FILE},
     error::ShimError,
     exit::{self, ExitStatus},
 };
 
 pub fn delete(bundle: &Path) -> Result<ExitStatus, ShimError> {
-    let cfg = Config::load(bundle)?;
+    let cfg = config::load(bundle)?;
     if let Some(pid) = live_shim(bundle) {
         let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
     }

@@ -28,8 +28,7 @@ use crate::{
     start::write_start_error,
 };
 
-pub const PID_FILE: &str = "shim.pid";
-pub const ADDRESS_FILE: &str = "address";
+pub use berth_bundle::{ADDRESS_FILE, PID_FILE};
 
 /// What the shim tells the launcher over the report pipe.
 #[derive(Debug, Serialize, Deserialize)]

@@ -1,9 +1,11 @@
 //! The shim's errors, and the start error that tells the runtime which of Docker's exit codes
-//! (127 not found, 126 cannot execute, 125 other) a failed start maps to.
+//! (127 not found, 126 cannot execute, 125 other) a failed start maps to (`StartError`, the
+//! record of start-error.json, is `berth_bundle`'s, shared with the runtime).
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use berth_bundle::BundleError;
+pub use berth_bundle::{StartError, StartErrorKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShimError {
@@ -61,62 +63,21 @@ impl ShimError {
     }
 }
 
-/// Which Docker exit code a failed start maps to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum StartErrorKind {
-    /// The executable does not exist (Docker: 127).
-    NotFound,
-    /// The executable exists but cannot be executed (Docker: 126).
-    Permission,
-    /// Anything else (Docker: 125).
-    Other,
+/// How an errno from execve(2) is classified.
+pub fn exec_errno_kind(e: nix::Error) -> StartErrorKind {
+    use nix::errno::Errno;
+    match e {
+        Errno::ENOENT | Errno::ENOTDIR => StartErrorKind::NotFound,
+        Errno::EACCES | Errno::EPERM | Errno::ENOEXEC | Errno::EISDIR => StartErrorKind::Permission,
+        _ => StartErrorKind::Other,
+    }
 }
 
-impl StartErrorKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StartErrorKind::NotFound => "not-found",
-            StartErrorKind::Permission => "permission",
-            StartErrorKind::Other => "other",
-        }
-    }
-
-    /// Docker's exit code for this failure.
-    pub fn exit_code(self) -> i32 {
-        match self {
-            StartErrorKind::NotFound => 127,
-            StartErrorKind::Permission => 126,
-            StartErrorKind::Other => 125,
-        }
-    }
-
-    /// How an errno from execve(2) is classified.
-    pub fn from_exec_errno(e: nix::Error) -> StartErrorKind {
-        use nix::errno::Errno;
+impl From<BundleError> for ShimError {
+    fn from(e: BundleError) -> ShimError {
         match e {
-            Errno::ENOENT | Errno::ENOTDIR => StartErrorKind::NotFound,
-            Errno::EACCES | Errno::EPERM | Errno::ENOEXEC | Errno::EISDIR => {
-                StartErrorKind::Permission
-            }
-            _ => StartErrorKind::Other,
-        }
-    }
-}
-
-/// `start-error.json` in the bundle: `{"kind": "not-found"|"permission"|"other", "message"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[error("{message}")]
-pub struct StartError {
-    pub kind: StartErrorKind,
-    pub message: String,
-}
-
-impl StartError {
-    pub fn other(message: impl Into<String>) -> StartError {
-        StartError {
-            kind: StartErrorKind::Other,
-            message: message.into(),
+            BundleError::Io { path, source } => ShimError::Io { path, source },
+            BundleError::Invalid { path, reason } => ShimError::Config { path, reason },
         }
     }
 }
@@ -137,25 +98,8 @@ mod tests {
     #[test]
     fn kinds_map_to_docker_codes() {
         use nix::errno::Errno;
-        assert_eq!(
-            StartErrorKind::from_exec_errno(Errno::ENOENT).exit_code(),
-            127
-        );
-        assert_eq!(
-            StartErrorKind::from_exec_errno(Errno::EACCES).exit_code(),
-            126
-        );
-        assert_eq!(
-            StartErrorKind::from_exec_errno(Errno::ENOMEM).exit_code(),
-            125
-        );
-        let e = StartError {
-            kind: StartErrorKind::NotFound,
-            message: "x".into(),
-        };
-        assert_eq!(
-            serde_json::to_string(&e).unwrap(),
-            r#"{"kind":"not-found","message":"x"}"#
-        );
+        assert_eq!(exec_errno_kind(Errno::ENOENT).exit_code(), 127);
+        assert_eq!(exec_errno_kind(Errno::EACCES).exit_code(), 126);
+        assert_eq!(exec_errno_kind(Errno::ENOMEM).exit_code(), 125);
     }
 }

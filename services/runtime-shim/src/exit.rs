@@ -1,157 +1,54 @@
-//! The exit status as the shim records it: `exit.json` in the bundle, written atomically
-//! (write, fsync, rename, fsync the directory) before anyone is told the process stopped, so
+//! The exit status as the shim records it: `exit.json` in the bundle (`berth_bundle::exit`,
+//! shared with the runtime), written atomically before anyone is told the process stopped, so
 //! a runtime that was down learns every exit from disk.
 
-use std::{
-    io::Write,
-    path::{Path, PathBuf},
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::path::Path;
 
+pub use berth_bundle::{EXIT_FILE, ExitStatus, exit_path, rfc3339_nano, write_atomic};
 use nix::sys::wait::WaitStatus;
-use serde::{Deserialize, Serialize};
 
-pub const EXIT_FILE: &str = "exit.json";
-
-/// `{"exit_code": 137, "signal": 9, "exited_at": "2026-…Z", "oom_killed": false}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExitStatus {
-    /// The exit code, or 128 + the signal that killed the process (Docker's convention).
-    pub exit_code: i32,
-    /// The signal that killed the process.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signal: Option<i32>,
-    /// RFC 3339 with nanoseconds, UTC.
-    pub exited_at: String,
-    #[serde(default)]
-    pub oom_killed: bool,
-}
-
-impl ExitStatus {
-    /// From a wait status that means the process is gone; None for the others.
-    pub fn from_wait(ws: WaitStatus) -> Option<ExitStatus> {
-        let (exit_code, signal) = match ws {
-            WaitStatus::Exited(_, code) => (code, None),
-            WaitStatus::Signaled(_, sig, _) => (128 + sig as i32, Some(sig as i32)),
-            _ => return None,
-        };
-        Some(ExitStatus {
-            exit_code,
-            signal,
-            exited_at: rfc3339_nano(SystemTime::now()),
-            oom_killed: false,
-        })
-    }
-
-    /// A process that never ran: Docker's code for the start failure.
-    pub fn failed(code: i32) -> ExitStatus {
-        ExitStatus {
-            exit_code: code,
-            signal: None,
-            exited_at: rfc3339_nano(SystemTime::now()),
-            oom_killed: false,
+/// From a wait status that means the process is gone; None for the others.
+pub fn from_wait(ws: WaitStatus) -> Option<ExitStatus> {
+    match ws {
+        WaitStatus::Exited(_, code) => Some(ExitStatus::new(code, None)),
+        WaitStatus::Signaled(_, sig, _) => {
+            Some(ExitStatus::new(128 + sig as i32, Some(sig as i32)))
         }
+        _ => None,
     }
-}
-
-pub fn exit_path(bundle: &Path) -> PathBuf {
-    bundle.join(EXIT_FILE)
 }
 
 pub fn write(bundle: &Path, status: &ExitStatus) -> std::io::Result<()> {
-    let bytes = serde_json::to_vec(status).map_err(std::io::Error::other)?;
-    write_atomic(&exit_path(bundle), &bytes)
+    status.write(bundle)
 }
 
+/// The recorded exit; None when there is none or it cannot be read.
 pub fn read(bundle: &Path) -> Option<ExitStatus> {
-    let bytes = std::fs::read(exit_path(bundle)).ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
-/// Readers see the old content or the new, never a mix.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
-}
-
-/// Go's RFC3339Nano in UTC: `2006-01-02T15:04:05.999999999Z`, trailing zeros of the fraction
-/// dropped (as Docker writes log and event times).
-pub fn rfc3339_nano(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, day) = civil_from_days(days);
-    let mut s = format!(
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    );
-    let nanos = d.subsec_nanos();
-    if nanos > 0 {
-        let frac = format!("{nanos:09}");
-        s.push('.');
-        s.push_str(frac.trim_end_matches('0'));
-    }
-    s.push('Z');
-    s
-}
-
-/// Howard Hinnant's days-to-civil algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    ExitStatus::read(bundle).ok().flatten()
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use nix::{sys::signal::Signal, unistd::Pid};
 
     use super::*;
 
     #[test]
-    fn times_format_like_go() {
-        let t = UNIX_EPOCH + Duration::new(1_700_000_000, 123_400_000);
-        assert_eq!(rfc3339_nano(t), "2023-11-14T22:13:20.1234Z");
-        assert_eq!(rfc3339_nano(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        let leap = UNIX_EPOCH + Duration::new(951_782_400, 5);
-        assert_eq!(rfc3339_nano(leap), "2000-02-29T00:00:00.000000005Z");
-    }
-
-    #[test]
     fn wait_statuses() {
         let p = Pid::from_raw(1);
-        let e = ExitStatus::from_wait(WaitStatus::Exited(p, 3)).unwrap();
+        let e = from_wait(WaitStatus::Exited(p, 3)).unwrap();
         assert_eq!((e.exit_code, e.signal), (3, None));
-        let s = ExitStatus::from_wait(WaitStatus::Signaled(p, Signal::SIGTERM, false)).unwrap();
+        let s = from_wait(WaitStatus::Signaled(p, Signal::SIGTERM, false)).unwrap();
         assert_eq!((s.exit_code, s.signal), (143, Some(15)));
-        assert!(ExitStatus::from_wait(WaitStatus::StillAlive).is_none());
+        assert!(from_wait(WaitStatus::StillAlive).is_none());
     }
 
     #[test]
     fn exit_file_round_trip() {
         let dir = tempfile::tempdir().unwrap();
+        assert!(read(dir.path()).is_none());
         let s = ExitStatus::failed(127);
         write(dir.path(), &s).unwrap();
         assert_eq!(read(dir.path()).unwrap(), s);
-        let text = std::fs::read_to_string(exit_path(dir.path())).unwrap();
-        assert!(!text.contains("signal"), "{text}");
     }
 }

@@ -40,6 +40,7 @@ pub use exit::ExitStatus;
 
 /// Files the shim keeps in the bundle directory.
 pub mod files {
+    pub use crate::config::CONFIG_FILE;
     pub use crate::daemon::{ADDRESS_FILE, PID_FILE};
     pub use crate::exit::EXIT_FILE;
     pub use crate::start::START_ERROR_FILE;

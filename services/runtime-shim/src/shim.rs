@@ -240,7 +240,7 @@ impl Shim {
     }
 
     async fn record_exit(self: Arc<Self>, p: Arc<Proc>, ws: WaitStatus, main: bool) {
-        let Some(mut st) = ExitStatus::from_wait(ws) else {
+        let Some(mut st) = exit::from_wait(ws) else {
             return;
         };
         let _ = tokio::time::timeout(DRAIN_TIMEOUT, p.hub.closed()).await;

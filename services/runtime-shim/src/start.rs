@@ -16,20 +16,18 @@ use nix::{
     unistd::{ForkResult, pipe2, setsid},
 };
 
+pub use berth_bundle::START_ERROR_FILE;
+
 use crate::{
-    config::Config,
+    config,
     daemon::{self, Report},
     error::{StartError, StartErrorKind},
-    exit::{EXIT_FILE, write_atomic},
+    exit::EXIT_FILE,
     sys,
 };
 
-pub const START_ERROR_FILE: &str = "start-error.json";
-
 pub fn write_start_error(bundle: &Path, e: &StartError) {
-    if let Ok(bytes) = serde_json::to_vec(e) {
-        let _ = write_atomic(&bundle.join(START_ERROR_FILE), &bytes);
-    }
+    let _ = e.write(bundle);
 }
 
 /// Starts the shim for the bundle; returns the address it serves on.
@@ -38,7 +36,7 @@ pub fn start(bundle: &Path) -> Result<String, StartError> {
         .canonicalize()
         .map_err(|e| StartError::other(format!("bundle {}: {e}", bundle.display())))?;
     let _ = std::fs::remove_file(bundle.join(START_ERROR_FILE));
-    let cfg = match Config::load(&bundle) {
+    let cfg = match config::load(&bundle) {
         Ok(c) => c,
         Err(e) => {
             let e = StartError::from(e);

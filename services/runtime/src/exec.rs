@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use berth_proto::runtime::v1 as pb;
 use berth_shim_proto::v1 as shimpb;
-use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::{
@@ -45,42 +44,31 @@ const FINISHED_KEPT: usize = 100;
 
 impl ExecRecord {
     /// GET /exec/{id}/json.
-    fn inspect(&self) -> Value {
-        json!({
-            "ID": self.id,
-            "Running": self.running,
-            "ExitCode": self.exit_code,
-            "ProcessConfig": {
-                "tty": self.tty,
-                "entrypoint": self.cmd.first().cloned().unwrap_or_default(),
-                "arguments": self.cmd.iter().skip(1).collect::<Vec<_>>(),
-                "privileged": self.privileged,
-                "user": self.user,
-            },
-            "OpenStdin": self.attach_stdin,
-            "OpenStderr": self.attach_stderr,
-            "OpenStdout": self.attach_stdout,
-            "CanRemove": false,
-            "ContainerID": self.container_id,
-            "DetachKeys": self.detach_keys,
-            "Pid": self.pid,
-        })
+    fn info(&self) -> pb::ExecInfo {
+        pb::ExecInfo {
+            id: self.id.clone(),
+            container_id: self.container_id.clone(),
+            spec: Some(pb::ExecSpec {
+                cmd: self.cmd.clone(),
+                user: self.user.clone(),
+                tty: self.tty,
+                attach_stdin: self.attach_stdin,
+                attach_stdout: self.attach_stdout,
+                attach_stderr: self.attach_stderr,
+                privileged: self.privileged,
+                detach_keys: self.detach_keys.clone(),
+                ..Default::default()
+            }),
+            running: self.running,
+            exit_code: self.exit_code,
+            pid: self.pid,
+        }
     }
 
     /// The action of `exec_create` / `exec_start` events: `exec_create: ls -l`.
     fn action(&self, base: &str) -> String {
         format!("{base}: {}", self.cmd.join(" "))
     }
-}
-
-pub(crate) fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// The container's Env with the exec's on top (same key: the exec's wins).
@@ -132,35 +120,39 @@ impl Containers {
         &self,
         req: &pb::ExecCreateRequest,
     ) -> Result<pb::ExecCreateResponse, ContainerError> {
-        let body: Value = serde_json::from_str(&req.body_json)
-            .map_err(|e| ContainerError::invalid(format!("invalid JSON: {e}")))?;
-        let cmd = strings(&body["Cmd"]);
+        let spec = req.spec.clone().unwrap_or_default();
+        let cmd = spec.cmd.clone();
         if cmd.is_empty() {
             return Err(ContainerError::invalid("No exec command specified"));
         }
+        if spec.privileged {
+            return Err(ContainerError::invalid(
+                "privileged is not supported by Berth yet",
+            ));
+        }
         let c = self.find(&req.id)?;
         let client = self.running_shim(&c).await?;
-        let tty = body["Tty"].as_bool().unwrap_or(false);
-        let user = match body["User"].as_str().unwrap_or_default() {
-            "" => c.config["User"].as_str().unwrap_or_default().to_owned(),
+        let p = c.process();
+        let tty = spec.tty;
+        let user = match spec.user.as_str() {
+            "" => p.user.clone(),
             u => u.to_owned(),
         };
-        let cwd = [&body["WorkingDir"], &c.config["WorkingDir"]]
-            .iter()
-            .find_map(|v| v.as_str().filter(|s| !s.is_empty()))
-            .unwrap_or("/")
-            .to_owned();
+        let cwd = [&spec.working_dir, &p.working_dir]
+            .into_iter()
+            .find(|s| !s.is_empty())
+            .map_or_else(|| "/".to_owned(), Clone::clone);
         let record = ExecRecord {
             id: names::new_id(),
             container_id: c.id.clone(),
             cmd: cmd.clone(),
             user: user.clone(),
             tty,
-            privileged: body["Privileged"].as_bool().unwrap_or(false),
-            attach_stdin: body["AttachStdin"].as_bool().unwrap_or(false),
-            attach_stdout: body["AttachStdout"].as_bool().unwrap_or(false),
-            attach_stderr: body["AttachStderr"].as_bool().unwrap_or(false),
-            detach_keys: body["DetachKeys"].as_str().unwrap_or_default().to_owned(),
+            privileged: spec.privileged,
+            attach_stdin: spec.attach_stdin,
+            attach_stdout: spec.attach_stdout,
+            attach_stderr: spec.attach_stderr,
+            detach_keys: spec.detach_keys.clone(),
             started: false,
             running: false,
             pid: 0,
@@ -169,7 +161,7 @@ impl Containers {
         };
         let process = shimpb::ProcessSpec {
             args: cmd,
-            env: exec_env(&strings(&c.config["Env"]), &strings(&body["Env"]), tty),
+            env: exec_env(&p.env, &spec.env, tty),
             cwd,
             user: Some(process_user(&user)),
             terminal: tty,
@@ -330,10 +322,8 @@ impl Containers {
     }
 
     /// GET /exec/{id}/json.
-    pub(crate) fn exec_inspect(&self, exec_id: &str) -> Result<pb::JsonResponse, ContainerError> {
-        Ok(pb::JsonResponse {
-            json: self.exec_record(exec_id)?.inspect().to_string(),
-        })
+    pub(crate) fn exec_inspect(&self, exec_id: &str) -> Result<pb::ExecInfo, ContainerError> {
+        Ok(self.exec_record(exec_id)?.info())
     }
 
     /// The IDs of a container's execs that are running (inspect's ExecIDs).

@@ -12,7 +12,7 @@ use berth_types::ErrorKind;
 use tokio::sync::watch;
 
 use crate::{
-    container::{Container, Status, now_rfc3339},
+    container::{Container, Status, now_nanos, parse_nanos},
     container_error::ContainerError,
     lifecycle::Containers,
     shim,
@@ -41,7 +41,7 @@ impl Containers {
                 tracing::error!(error = %e, id, "recording an exit");
             }
             let auto_remove = matches!(this.store.get(&id), Ok(Some(c))
-                if !c.state.running() && c.host_config["AutoRemove"].as_bool() == Some(true));
+                if !c.state.running() && c.auto_remove());
             if auto_remove {
                 let req = pb::RemoveRequest {
                     id: id.clone(),
@@ -71,7 +71,7 @@ impl Containers {
         c.state.pid = 0;
         c.state.exit_code = code;
         c.state.oom_killed = oom;
-        c.state.finished_at = if at.is_empty() { now_rfc3339() } else { at };
+        c.state.finished_at = parse_nanos(&at).unwrap_or_else(now_nanos);
         c.state.exits += 1;
         self.store.put(&c)?;
         // Published before waiters wake, so that `die` comes before the `stop` they publish.

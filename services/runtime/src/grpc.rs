@@ -93,14 +93,14 @@ impl runtime_server::Runtime for GrpcRuntime {
     async fn inspect(
         &self,
         req: Request<pb::ContainerRef>,
-    ) -> Result<Response<pb::JsonResponse>, Status> {
+    ) -> Result<Response<pb::ContainerInfo>, Status> {
         respond(self.containers.inspect(&req.get_ref().id))
     }
 
     async fn list(
         &self,
         req: Request<pb::ListRequest>,
-    ) -> Result<Response<pb::JsonResponse>, Status> {
+    ) -> Result<Response<pb::ListResponse>, Status> {
         respond(self.containers.list(req.get_ref()).await)
     }
 
@@ -194,14 +194,11 @@ impl runtime_server::Runtime for GrpcRuntime {
     async fn exec_inspect(
         &self,
         req: Request<pb::ExecRef>,
-    ) -> Result<Response<pb::JsonResponse>, Status> {
+    ) -> Result<Response<pb::ExecInfo>, Status> {
         respond(self.containers.exec_inspect(&req.get_ref().exec_id))
     }
 
-    async fn top(
-        &self,
-        req: Request<pb::TopRequest>,
-    ) -> Result<Response<pb::JsonResponse>, Status> {
+    async fn top(&self, req: Request<pb::TopRequest>) -> Result<Response<pb::TopResponse>, Status> {
         respond(self.containers.top(req.get_ref()).await)
     }
 

@@ -75,22 +75,7 @@ impl Containers {
         let mut sizes = self.sizes(&refs).await;
         let containers = all
             .iter()
-            .map(|c| {
-                let s = sizes.remove(&c.id).unwrap_or_default();
-                pb::ContainerUsage {
-                    id: c.id.clone(),
-                    names: vec![c.name.clone()],
-                    image: c.image.clone(),
-                    image_id: c.image_id.clone(),
-                    command: c.command(),
-                    created: c.created_secs(),
-                    state: c.state.status.as_str().to_owned(),
-                    status: c.status_text(),
-                    size_rw: s.rw,
-                    size_root_fs: s.root_fs,
-                    labels: c.labels().into_iter().collect(),
-                }
-            })
+            .map(|c| self.info(c, Some(sizes.remove(&c.id).unwrap_or_default())))
             .collect();
         Ok(pb::DiskUsageResponse { containers })
     }

@@ -14,7 +14,6 @@ use berth_errors::HasKind;
 use berth_proto::{images::v1 as images, runtime::v1 as pb};
 use berth_shim_proto::{ShimClient, v1 as shimpb};
 use berth_types::{Actor, ErrorKind, Event, EventType};
-use serde_json::Value;
 use tokio::sync::watch;
 use tonic::transport::Channel;
 
@@ -33,10 +32,9 @@ pub(crate) struct Containers {
     pub(crate) run_dir: PathBuf,
     /// `<exec-root>/s`: the shims' sockets (short paths).
     pub(crate) socket_dir: PathBuf,
-    pub(crate) log_max_size: u64,
-    pub(crate) log_max_file: u32,
-    /// The daemon's log driver (HostConfig.LogConfig.Type by default).
+    /// The daemon's log driver and its options (a container's by default).
     pub(crate) log_driver: String,
+    pub(crate) log_opts: HashMap<String, String>,
     /// Serializes changes to records.
     pub(crate) lock: tokio::sync::Mutex<()>,
     /// Bumped after every change, to wake waiters.
@@ -56,17 +54,6 @@ impl Containers {
         cfg: &berth_config::DaemonConfig,
         data_dir: PathBuf,
     ) -> Containers {
-        let log_max_size = cfg
-            .log_opts
-            .get("max-size")
-            .and_then(|s| shim::parse_size(s))
-            .unwrap_or(0);
-        let log_max_file = cfg
-            .log_opts
-            .get("max-file")
-            .and_then(|s| s.parse().ok())
-            .filter(|n| *n > 0)
-            .unwrap_or(1);
         Containers {
             store,
             images,
@@ -74,9 +61,12 @@ impl Containers {
             data_dir: data_dir.join("containers"),
             run_dir: cfg.exec_root.join("runtime").join("containers"),
             socket_dir: cfg.exec_root.join("s"),
-            log_max_size,
-            log_max_file,
             log_driver: cfg.log_driver.clone(),
+            log_opts: cfg
+                .log_opts
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             lock: tokio::sync::Mutex::new(()),
             changed: watch::channel(0).0,
             pending_attaches: std::sync::Mutex::new(HashMap::new()),
@@ -109,13 +99,11 @@ impl Containers {
         actor
             .attributes
             .insert("name".to_owned(), c.short_name().to_owned());
-        actor.attributes.insert("image".to_owned(), c.image.clone());
-        if let Value::Object(labels) = &c.config["Labels"] {
-            for (k, v) in labels {
-                if let Some(v) = v.as_str() {
-                    actor.attributes.insert(k.clone(), v.to_owned());
-                }
-            }
+        actor
+            .attributes
+            .insert("image".to_owned(), c.image().to_owned());
+        for (k, v) in &c.spec.labels {
+            actor.attributes.insert(k.clone(), v.clone());
         }
         for (k, v) in extra {
             actor.attributes.insert((*k).to_owned(), v.clone());
@@ -155,17 +143,32 @@ impl Containers {
         )))
     }
 
-    pub(crate) fn inspect(&self, name: &str) -> Result<pb::JsonResponse, ContainerError> {
+    pub(crate) fn inspect(&self, name: &str) -> Result<pb::ContainerInfo, ContainerError> {
         let c = self.find(name)?;
-        let log = self.log_path(&c.id).display().to_string();
-        let mut v = c.inspect(&log, &self.bundle(&c.id));
-        let execs = self.running_execs(&c);
-        if !execs.is_empty() {
-            v["ExecIDs"] = execs.into();
+        Ok(self.info(&c, None))
+    }
+
+    /// What inspect and list answer for a container.
+    pub(crate) fn info(
+        &self,
+        c: &Container,
+        sizes: Option<crate::container::Sizes>,
+    ) -> pb::ContainerInfo {
+        let etc = |f: &str| self.bundle(&c.id).join("etc").join(f).display().to_string();
+        pb::ContainerInfo {
+            container: Some(c.to_proto()),
+            log_path: if crate::spec::log_rotation(&c.spec).is_some() {
+                self.log_path(&c.id).display().to_string()
+            } else {
+                String::new()
+            },
+            resolv_conf_path: etc("resolv.conf"),
+            hostname_path: etc("hostname"),
+            hosts_path: etc("hosts"),
+            exec_ids: self.running_execs(c),
+            size_rw: sizes.map(|s| s.rw),
+            size_root_fs: sizes.map(|s| s.root_fs),
         }
-        Ok(pb::JsonResponse {
-            json: v.to_string(),
-        })
     }
 
     /// A client on the shim of a running container.
@@ -224,10 +227,7 @@ impl Containers {
         } else {
             &req.signal
         })?;
-        let timeout = req
-            .timeout
-            .or_else(|| c.config["StopTimeout"].as_i64().map(|t| t as i32))
-            .unwrap_or(10);
+        let timeout = req.timeout.or_else(|| c.stop_timeout()).unwrap_or(10);
         let deadline = (timeout >= 0).then(|| Instant::now() + Duration::from_secs(timeout as u64));
         self.signal(&c, sig, false).await?;
         Ok(Stopping { c, deadline })

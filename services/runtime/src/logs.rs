@@ -150,6 +150,12 @@ impl Containers {
         req: &pb::LogsRequest,
     ) -> Result<LogStream, ContainerError> {
         let c = self.find(&req.id)?;
+        if crate::spec::log_rotation(&c.spec).is_none() {
+            return Err(ContainerError::new(
+                berth_types::ErrorKind::NotImplemented,
+                "configured logging driver does not support reading",
+            ));
+        }
         let sel = Selection::from_request(req);
         let path = self.log_path(&c.id);
         let (lines, mut offset) = read_all(&path);

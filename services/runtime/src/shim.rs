@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use berth_shim_proto::ShimClient;
-use serde_json::{Value, json};
 
 use crate::container_error::ContainerError;
 
@@ -37,22 +36,14 @@ pub(crate) fn address(bundle: &Path) -> Option<String> {
 
 /// The exit the shim recorded in `exit.json`: (exit code, exited at, oom killed).
 pub(crate) fn exit_file(bundle: &Path) -> Option<(i64, String, bool)> {
-    let v: Value = serde_json::from_slice(&std::fs::read(bundle.join("exit.json")).ok()?).ok()?;
-    Some((
-        v["exit_code"].as_i64()?,
-        v["exited_at"].as_str().unwrap_or_default().to_owned(),
-        v["oom_killed"].as_bool().unwrap_or(false),
-    ))
+    let e = berth_bundle::ExitStatus::read(bundle).ok()??;
+    Some((i64::from(e.exit_code), e.exited_at, e.oom_killed))
 }
 
 /// Why `berth-shim start` failed: (kind, message) from `start-error.json`.
 pub(crate) fn start_error(bundle: &Path) -> Option<(String, String)> {
-    let v: Value =
-        serde_json::from_slice(&std::fs::read(bundle.join("start-error.json")).ok()?).ok()?;
-    Some((
-        v["kind"].as_str().unwrap_or("other").to_owned(),
-        v["message"].as_str().unwrap_or_default().to_owned(),
-    ))
+    let e = berth_bundle::StartError::read(bundle).ok()??;
+    Some((e.kind.as_str().to_owned(), e.message))
 }
 
 /// Runs `berth-shim start --bundle DIR`: the address, or (kind, message).
@@ -68,43 +59,28 @@ pub(crate) async fn start(bundle: &Path) -> Result<String, (String, String)> {
         return Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned());
     }
     Err(start_error(bundle).unwrap_or_else(|| {
-        let kind = match out.status.code() {
-            Some(127) => "not-found",
-            Some(126) => "permission",
-            _ => "other",
-        };
+        let kind = berth_bundle::StartErrorKind::from_exit_code(out.status.code().unwrap_or(1));
         (
-            kind.to_owned(),
+            kind.as_str().to_owned(),
             String::from_utf8_lossy(&out.stderr).trim().to_owned(),
         )
     }))
 }
 
-/// What goes into config.json besides the process.
-pub(crate) struct BundleSpec<'a> {
-    pub(crate) id: &'a str,
-    pub(crate) rootfs: &'a Value,
-    /// The shim's process JSON: args, env, cwd, user, terminal, stdin, console_size.
-    pub(crate) process: Value,
-    pub(crate) hostname: String,
-    /// docker run --init.
-    pub(crate) init: bool,
-    pub(crate) net: Value,
-    pub(crate) log_path: &'a Path,
-    pub(crate) max_size: u64,
-    pub(crate) max_file: u32,
-    pub(crate) stop_signal: String,
-    /// Short, as unix socket paths must be.
-    pub(crate) socket: PathBuf,
-}
-
-/// Writes the bundle: the etc files and config.json.
-pub(crate) fn write_bundle(bundle: &Path, spec: &BundleSpec<'_>) -> Result<(), ContainerError> {
+/// Writes the bundle: the etc files, the log and socket directories, and config.json.
+pub(crate) fn write_bundle(
+    bundle: &Path,
+    mut config: berth_bundle::Config,
+) -> Result<(), ContainerError> {
     std::fs::create_dir_all(bundle)?;
-    for f in ["exit.json", "start-error.json", "address"] {
+    for f in [
+        berth_bundle::EXIT_FILE,
+        berth_bundle::START_ERROR_FILE,
+        berth_bundle::ADDRESS_FILE,
+    ] {
         let _ = std::fs::remove_file(bundle.join(f));
     }
-    let hostname = &spec.hostname;
+    let hostname = config.effective_hostname().to_owned();
     let etc = bundle.join("etc");
     std::fs::create_dir_all(&etc)?;
     std::fs::write(etc.join("hostname"), format!("{hostname}\n"))?;
@@ -116,61 +92,19 @@ pub(crate) fn write_bundle(bundle: &Path, spec: &BundleSpec<'_>) -> Result<(), C
     )?;
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     std::fs::write(etc.join("resolv.conf"), resolv)?;
-    if let Some(dir) = spec.log_path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let config = json!({
-        "id": spec.id,
-        "rootfs": spec.rootfs,
-        "process": spec.process,
-        "init": spec.init,
-        "hostname": hostname,
-        "namespaces": {"net": spec.net},
-        "etc_files": {
-            "hostname": etc.join("hostname"),
-            "hosts": etc.join("hosts"),
-            "resolv_conf": etc.join("resolv.conf"),
-        },
-        "cgroup_path": format!("berth/{}", spec.id),
-        "log": {"path": spec.log_path, "max_size": spec.max_size, "max_file": spec.max_file},
-        "stop_signal": spec.stop_signal,
-        "socket": spec.socket,
-        // Held before exec until the Start call, so that attachers miss no output.
-        "wait_for_start": true,
-    });
-    if let Some(dir) = spec.socket.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    berth_service::write_atomic(
-        &bundle.join("config.json"),
-        &serde_json::to_vec_pretty(&config).map_err(anyhow::Error::from)?,
-        0o600,
-    )?;
-    Ok(())
-}
-
-/// Docker's size strings: `10m`, `1g`, `512k`, `100`.
-pub(crate) fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim().to_lowercase();
-    let s = s.trim_end_matches('b');
-    let (num, mult) = match s.chars().last()? {
-        'k' => (&s[..s.len() - 1], 1024),
-        'm' => (&s[..s.len() - 1], 1024 * 1024),
-        'g' => (&s[..s.len() - 1], 1024 * 1024 * 1024),
-        _ => (s, 1),
+    config.etc_files = berth_bundle::EtcFiles {
+        hostname: Some(etc.join("hostname")),
+        hosts: Some(etc.join("hosts")),
+        resolv_conf: Some(etc.join("resolv.conf")),
     };
-    num.trim().parse::<u64>().ok().map(|n| n * mult)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("10m"), Some(10 * 1024 * 1024));
-        assert_eq!(parse_size("1k"), Some(1024));
-        assert_eq!(parse_size("100"), Some(100));
-        assert_eq!(parse_size("x"), None);
+    if let Some(dir) = config.log.as_ref().and_then(|l| l.path.parent()) {
+        std::fs::create_dir_all(dir)?;
     }
+    if let Some(dir) = config.socket.as_ref().and_then(|s| s.parent()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    config
+        .write(bundle)
+        .map_err(|e| ContainerError::Internal(e.into()))?;
+    Ok(())
 }

@@ -6,11 +6,10 @@ use berth_errors::HasKind;
 use berth_proto::runtime::v1 as pb;
 use berth_shim_proto::v1 as shimpb;
 use berth_types::ErrorKind;
-use serde_json::{Value, json};
 
 use crate::{
     attach::subscribe,
-    container::{Status, now_rfc3339},
+    container::{Status, now_nanos},
     container_error::ContainerError,
     lifecycle::{Containers, delete_shim},
     shim,
@@ -26,7 +25,7 @@ impl Containers {
             && !matches!(e.kind(), ErrorKind::NotModified | ErrorKind::NotFound)
             && let Ok(c) = self.find(name)
             && !c.state.running()
-            && c.host_config["AutoRemove"].as_bool() == Some(true)
+            && c.auto_remove()
         {
             let req = pb::RemoveRequest {
                 id: c.id.clone(),
@@ -46,67 +45,76 @@ impl Containers {
         if c.state.running() {
             return Err(ContainerError::new(ErrorKind::NotModified, ""));
         }
-        if c.rootfs.is_null() {
+        let Some(rootfs) = c.rootfs.clone() else {
             return Err(ContainerError::conflict(format!(
                 "container {} has no root filesystem",
                 c.id
             )));
-        }
+        };
         let bundle = self.bundle(&c.id);
         delete_shim(&bundle).await;
         // Execs belong to one run of the container.
         self.forget_execs(&c.id);
-        let net = match c.network_mode().as_str() {
-            "default" | "none" => Value::from("new"),
-            "host" => Value::from("host"),
+        let net = match c.network_mode() {
+            "bridge" | "none" => berth_bundle::NetNs::New,
+            "host" => berth_bundle::NetNs::Host,
             other => {
                 return Err(ContainerError::invalid(format!(
                     "network mode {other:?} is not supported yet: use \"none\" or \"host\""
                 )));
             }
         };
-        let user = process_user(c.config["User"].as_str().unwrap_or_default());
-        let tty = c.config["Tty"].as_bool().unwrap_or(false);
-        let env = crate::exec::exec_env(&crate::exec::strings(&c.config["Env"]), &[], tty);
-        let cwd = match c.config["WorkingDir"].as_str().unwrap_or_default() {
-            "" => "/".to_owned(),
-            w => w.to_owned(),
-        };
-        let mut process = json!({
-            "args": std::iter::once(c.path.clone()).chain(c.args.iter().cloned()).collect::<Vec<_>>(),
-            "env": env,
-            "cwd": cwd,
-            "user": {"uid": user.uid, "gid": user.gid, "additional_gids": user.additional_gids, "name": user.name},
-            "terminal": tty,
-            "stdin": c.config["OpenStdin"].as_bool().unwrap_or(false),
-        });
-        // HostConfig.ConsoleSize is [height, width].
-        let size = &c.host_config["ConsoleSize"];
-        if let (true, Some(h), Some(w)) = (tty, size[0].as_u64(), size[1].as_u64())
-            && h > 0
-            && w > 0
-        {
-            process["console_size"] = json!({"width": w, "height": h});
+        let p = c.process();
+        let user = process_user(&p.user);
+        let mut process = berth_bundle::Process::new(
+            std::iter::once(c.path.clone())
+                .chain(c.args.iter().cloned())
+                .collect(),
+        );
+        process.env = crate::exec::exec_env(&p.env, &[], p.tty);
+        if !p.working_dir.is_empty() {
+            process.cwd = p.working_dir.clone();
         }
-        let hostname = match c.config["Hostname"].as_str().unwrap_or_default() {
-            "" => c.id[..12].to_owned(),
-            h => h.to_owned(),
+        process.user = berth_bundle::User {
+            uid: user.uid,
+            gid: user.gid,
+            additional_gids: user.additional_gids,
+            name: user.name,
         };
-        let log_path = self.log_path(&c.id);
-        let spec = shim::BundleSpec {
-            id: &c.id,
-            rootfs: &c.rootfs,
-            process,
-            hostname,
-            init: c.host_config["Init"].as_bool().unwrap_or(false),
-            net,
-            log_path: &log_path,
-            max_size: self.log_max_size,
-            max_file: self.log_max_file,
-            stop_signal: c.stop_signal(),
-            socket: self.socket_dir.join(format!("{}.sock", &c.id[..20])),
+        process.terminal = p.tty;
+        process.stdin = p.open_stdin;
+        if p.tty
+            && let (Ok(height @ 1..), Ok(width @ 1..)) = (
+                u16::try_from(p.console_height),
+                u16::try_from(p.console_width),
+            )
+        {
+            process.console_size = Some(berth_bundle::ConsoleSize { width, height });
+        }
+        let rootfs = berth_bundle::Mount {
+            kind: rootfs.r#type,
+            source: rootfs.source,
+            options: rootfs.options,
         };
-        shim::write_bundle(&bundle, &spec)?;
+        let mut config =
+            berth_bundle::Config::new(c.id.clone(), rootfs, process, format!("berth/{}", c.id));
+        config.hostname = c.spec.hostname.clone();
+        config.domainname = c.spec.domainname.clone();
+        config.init = c.spec.init;
+        config.namespaces.net = net;
+        config.readonly_rootfs = c.spec.security.as_ref().is_some_and(|s| s.readonly_rootfs);
+        config.log = crate::spec::log_rotation(&c.spec).map(|(max_size, max_file)| {
+            berth_bundle::LogConfig {
+                max_size,
+                max_file,
+                ..berth_bundle::LogConfig::new(self.log_path(&c.id))
+            }
+        });
+        config.stop_signal = c.stop_signal();
+        config.socket = Some(self.socket_dir.join(format!("{}.sock", &c.id[..20])));
+        // Held before exec until the Start call, so that attachers miss no output.
+        config.wait_for_start = true;
+        shim::write_bundle(&bundle, config)?;
         // Taken now: if the start fails they are dropped, which ends their streams.
         let attachers = self
             .pending_attaches
@@ -179,7 +187,7 @@ impl Containers {
                 c.state.exit_code = 0;
                 c.state.error.clear();
                 c.state.oom_killed = false;
-                c.state.started_at = now_rfc3339();
+                c.state.started_at = now_nanos();
                 self.store.put(&c)?;
                 self.bump();
                 self.event(&c, "start", &[]);

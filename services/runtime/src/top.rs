@@ -5,7 +5,6 @@
 use std::{collections::BTreeSet, path::Path};
 
 use berth_proto::runtime::v1 as pb;
-use serde_json::{Value, json};
 
 use crate::{container_error::ContainerError, lifecycle::Containers};
 
@@ -14,7 +13,7 @@ impl Containers {
     pub(crate) async fn top(
         &self,
         req: &pb::TopRequest,
-    ) -> Result<pb::JsonResponse, ContainerError> {
+    ) -> Result<pb::TopResponse, ContainerError> {
         let c = self.find(&req.id)?;
         if !c.state.running() || c.state.pid == 0 {
             return Err(ContainerError::conflict(format!(
@@ -24,11 +23,17 @@ impl Containers {
         }
         let pids = namespace_pids(Path::new("/proc"), c.state.pid)?;
         let args = req.ps_args.trim();
-        let v = if args.is_empty() || args == "-ef" {
+        if args.is_empty() || args == "-ef" {
             let procs = Procfs::new(Path::new("/proc"));
-            json!({
-                "Titles": ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"],
-                "Processes": pids.iter().filter_map(|p| procs.row(*p)).collect::<Vec<_>>(),
+            Ok(pb::TopResponse {
+                titles: ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+                    .map(str::to_owned)
+                    .to_vec(),
+                processes: pids
+                    .iter()
+                    .filter_map(|p| procs.row(*p))
+                    .map(|values| pb::StringList { values })
+                    .collect(),
             })
         } else {
             // `-q pids` selects the container's processes; some options (such as f) cannot be
@@ -44,11 +49,8 @@ impl Containers {
                     String::from_utf8_lossy(&out.stderr).trim()
                 )));
             }
-            parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)?
-        };
-        Ok(pb::JsonResponse {
-            json: v.to_string(),
-        })
+            parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)
+        }
     }
 }
 
@@ -79,7 +81,7 @@ fn namespace_pids(proc: &Path, init: u32) -> Result<BTreeSet<u32>, ContainerErro
 
 /// moby's parsePSOutput: the PID column located by its title; rows of other pids dropped;
 /// the last column keeps its spaces.
-fn parse_ps(output: &str, pids: &BTreeSet<u32>) -> Result<Value, ContainerError> {
+fn parse_ps(output: &str, pids: &BTreeSet<u32>) -> Result<pb::TopResponse, ContainerError> {
     let mut lines = output.lines();
     let titles: Vec<&str> = lines
         .next()
@@ -99,10 +101,13 @@ fn parse_ps(output: &str, pids: &BTreeSet<u32>) -> Result<Value, ContainerError>
             continue;
         };
         if pids.contains(&pid) {
-            rows.push(fields);
+            rows.push(pb::StringList { values: fields });
         }
     }
-    Ok(json!({"Titles": titles, "Processes": rows}))
+    Ok(pb::TopResponse {
+        titles: titles.into_iter().map(str::to_owned).collect(),
+        processes: rows,
+    })
 }
 
 /// Splits `line` into `n` whitespace-separated fields, the last one taking the rest.
@@ -240,10 +245,11 @@ mod tests {
                    root  11   1     0 10:00 ?    00:00:00 other thing\n";
         let pids: BTreeSet<u32> = [10].into_iter().collect();
         let v = parse_ps(out, &pids).unwrap();
-        assert_eq!(v["Titles"][1], "PID");
+        assert_eq!(v.titles[1], "PID");
+        assert_eq!(v.processes.len(), 1);
         assert_eq!(
-            v["Processes"],
-            json!([[
+            v.processes[0].values,
+            [
                 "root",
                 "10",
                 "1",
@@ -252,7 +258,7 @@ mod tests {
                 "?",
                 "00:00:00",
                 "sleep 100"
-            ]])
+            ]
         );
         assert!(parse_ps("A B\n1 2\n", &pids).is_err());
     }

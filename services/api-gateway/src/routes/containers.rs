@@ -17,7 +17,9 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::{
+    api_version::ApiVersion,
     backends::AttachStream,
+    docker,
     error::{ApiError, json_response},
     routes::{hijack, images::bool_param},
     state::AppState,
@@ -51,16 +53,6 @@ fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-/// A JSON text built by the runtime, answered as is.
-pub fn raw_json(text: String) -> Response {
-    let mut res = (StatusCode::OK, text).into_response();
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    res
-}
-
 /// moby's CheckForJSON: a body must be sent as application/json.
 pub fn check_json(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
     if body.is_empty() {
@@ -80,10 +72,11 @@ pub fn check_json(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
     }
 }
 
-/// `POST /containers/create?name=`.
+/// `POST /containers/create?name=&platform=`.
 async fn create(
     State(st): State<AppState>,
     Query(q): Q,
+    version: Option<axum::Extension<ApiVersion>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -94,14 +87,15 @@ async fn create(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))?
     };
-    if !config.is_object() {
-        return Err(ApiError::invalid("invalid JSON: not an object"));
-    }
+    let version = version.map_or(crate::api_version::MAX, |v| v.0);
+    let platform = q.get("platform").map(String::as_str).unwrap_or_default();
+    let spec = docker::create::spec(config, version, platform)?;
+    let name = q.get("name").cloned().unwrap_or_default();
     let r = st
         .containers
         .create(pb::CreateRequest {
-            name: q.get("name").cloned().unwrap_or_default(),
-            body_json: config.to_string(),
+            name: name.strip_prefix('/').map(str::to_owned).unwrap_or(name),
+            spec: Some(spec),
         })
         .await
         .map_err(|e| status(&e))?;
@@ -119,22 +113,31 @@ async fn list(State(st): State<AppState>, Query(q): Q) -> Result<Response, ApiEr
             .map_err(|_| ApiError::invalid(format!("invalid limit: {l}")))?,
         None => 0,
     };
-    let json = st
+    let filters = docker::ps_filters::parse(q.get("filters").map(String::as_str).unwrap_or(""))?;
+    let res = st
         .containers
         .list(pb::ListRequest {
             all: bool_param(&q, "all"),
             limit,
-            filters: q.get("filters").cloned().unwrap_or_default(),
+            filters: Some(filters),
             size: bool_param(&q, "size"),
         })
         .await
         .map_err(|e| status(&e))?;
-    Ok(raw_json(json))
+    let body: Vec<Value> = res
+        .containers
+        .iter()
+        .map(docker::container::summary)
+        .collect();
+    Ok(json_response(StatusCode::OK, &body))
 }
 
 async fn inspect(State(st): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let json = st.containers.inspect(id).await.map_err(|e| status(&e))?;
-    Ok(raw_json(json))
+    let info = st.containers.inspect(id).await.map_err(|e| status(&e))?;
+    Ok(json_response(
+        StatusCode::OK,
+        &docker::container::inspect(&info),
+    ))
 }
 
 async fn start(State(st): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
@@ -260,14 +263,15 @@ async fn attach(
     Query(q): Q,
     mut req: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let json = st
+    let info = st
         .containers
         .inspect(id.clone())
         .await
         .map_err(|e| status(&e))?;
-    let info: Value = serde_json::from_str(&json).unwrap_or_default();
-    let full_id = info["Id"].as_str().unwrap_or(&id).to_owned();
-    let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
+    let c = info.container.unwrap_or_default();
+    let full_id = c.id;
+    let p = c.spec.and_then(|s| s.process).unwrap_or_default();
+    let tty = p.tty;
     let detach_keys =
         hijack::parse_detach_keys(q.get("detachKeys").map(String::as_str).unwrap_or_default())?;
     let (stdout, stderr) = (bool_param(&q, "stdout"), bool_param(&q, "stderr"));
@@ -305,16 +309,15 @@ async fn attach(
         let live = futures::stream::iter(output).flatten();
         output = Some(Box::pin(past.chain(live)));
     }
-    let input = (bool_param(&q, "stdin") && info["Config"]["OpenStdin"].as_bool() == Some(true))
-        .then(|| pb::InputChunk {
-            id: full_id,
-            ..Default::default()
-        });
+    let input = (bool_param(&q, "stdin") && p.open_stdin).then(|| pb::InputChunk {
+        id: full_id,
+        ..Default::default()
+    });
     let session = hijack::Session {
         output,
         tty,
         input,
-        close_stdin_on_eof: info["Config"]["StdinOnce"].as_bool() == Some(true) && !tty,
+        close_stdin_on_eof: p.stdin_once && !tty,
         detach_keys,
     };
     Ok(hijack::respond(st.containers.clone(), &mut req, session))
@@ -369,7 +372,7 @@ async fn top(
     Path(id): Path<String>,
     Query(q): Q,
 ) -> Result<Response, ApiError> {
-    let json = st
+    let top = st
         .containers
         .top(pb::TopRequest {
             id,
@@ -377,7 +380,11 @@ async fn top(
         })
         .await
         .map_err(|e| status(&e))?;
-    Ok(raw_json(json))
+    let processes: Vec<&Vec<String>> = top.processes.iter().map(|p| &p.values).collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"Titles": top.titles, "Processes": processes}),
+    ))
 }
 
 /// `GET /containers/{id}/logs`.

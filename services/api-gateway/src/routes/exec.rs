@@ -16,9 +16,10 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::{
+    docker,
     error::{ApiError, json_response},
     routes::{
-        containers::{check_json, raw_json, resize_pty, status},
+        containers::{check_json, resize_pty, status},
         hijack,
     },
     state::AppState,
@@ -58,12 +59,12 @@ async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let config = object(&headers, &body, false)?;
+    let spec = docker::exec::spec(object(&headers, &body, false)?)?;
     let id = st
         .containers
         .exec_create(pb::ExecCreateRequest {
             id,
-            body_json: config.to_string(),
+            spec: Some(spec),
         })
         .await
         .map_err(|e| status(&e))?;
@@ -82,13 +83,13 @@ async fn start(
         .await
         .map_err(|e| ApiError::invalid(format!("reading the body: {e}")))?;
     let opts = object(&headers, &body, true)?;
-    let info: Value = serde_json::from_str(
-        &st.containers
-            .exec_inspect(exec_id.clone())
-            .await
-            .map_err(|e| status(&e))?,
-    )
-    .unwrap_or_default();
+    let info = st
+        .containers
+        .exec_inspect(exec_id.clone())
+        .await
+        .map_err(|e| status(&e))?
+        .spec
+        .unwrap_or_default();
     let detach = opts["Detach"].as_bool().unwrap_or(false);
     // ConsoleSize is [height, width].
     let size = &opts["ConsoleSize"];
@@ -108,18 +109,18 @@ async fn start(
         while output.next().await.is_some() {}
         return Ok(StatusCode::OK.into_response());
     }
-    let tty = info["ProcessConfig"]["tty"].as_bool().unwrap_or(false);
+    let tty = info.tty;
     let session = hijack::Session {
         output: Some(output),
         tty,
-        input: (info["OpenStdin"].as_bool() == Some(true)).then(|| pb::InputChunk {
+        input: info.attach_stdin.then(|| pb::InputChunk {
             exec_id,
             ..Default::default()
         }),
         // As in Docker: a TTY's stdin is never closed by the client's end (a detached shell
         // stays); a pipe is closed at the client's EOF.
         close_stdin_on_eof: !tty,
-        detach_keys: hijack::parse_detach_keys(info["DetachKeys"].as_str().unwrap_or_default())?,
+        detach_keys: hijack::parse_detach_keys(&info.detach_keys)?,
     };
     Ok(hijack::respond(st.containers.clone(), &mut req, session))
 }
@@ -138,10 +139,10 @@ async fn inspect(
     State(st): State<AppState>,
     Path(exec_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let json = st
+    let info = st
         .containers
         .exec_inspect(exec_id)
         .await
         .map_err(|e| status(&e))?;
-    Ok(raw_json(json))
+    Ok(json_response(StatusCode::OK, &docker::exec::inspect(&info)))
 }

@@ -228,7 +228,7 @@ fn exec_process(
 
 pub(crate) fn exec_error(arg0: &str, e: nix::Error) -> StartError {
     StartError {
-        kind: StartErrorKind::from_exec_errno(e),
+        kind: crate::error::exec_errno_kind(e),
         message: format!("exec: \"{arg0}\": {}", e.desc().to_lowercase()),
     }
 }

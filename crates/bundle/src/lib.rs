@@ -1,0 +1,42 @@
+//! The bundle directory shared by the runtime and `berth-shim`: one typed definition of the
+//! files both sides read and write, so that neither builds nor parses them by hand.
+//!
+//! | file               | written by | type                                |
+//! |--------------------|------------|-------------------------------------|
+//! | `config.json`      | runtime    | [`Config`] ([`Config::write`], [`Config::read`]) |
+//! | `exit.json`        | shim       | [`ExitStatus`] ([`ExitStatus::write`], [`ExitStatus::read`]) |
+//! | `start-error.json` | shim       | [`StartError`] ([`StartError::write`], [`StartError::read`]) |
+//! | `address`          | shim       | `unix://<socket>` ([`ADDRESS_FILE`]) |
+//! | `shim.pid`         | shim       | the shim's pid ([`PID_FILE`])       |
+//!
+//! The runtime builds a [`Config`] (from [`Config::new`], then sets what it needs) and writes
+//! it with [`Config::write`]; the shim reads it with [`Config::read`], which also runs the
+//! structural checks of [`Config::validate`] (the shim adds its own: capability and rlimit
+//! names). After the shim ran, the runtime reads `exit.json` with [`ExitStatus::read`] and
+//! `start-error.json` with [`StartError::read`].
+//!
+//! Dependencies are serde, serde_json and thiserror only: the shim is built static and its
+//! memory is what every container costs.
+
+pub mod config;
+mod error;
+pub mod exit;
+mod fs;
+pub mod start_error;
+
+pub use config::{
+    BindMount, CONFIG_FILE, Config, ConsoleSize, DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS,
+    DEFAULT_PATH, DEFAULT_READONLY_PATHS, EtcFiles, LogConfig, Mount, Namespaces, NetNs, Process,
+    Rlimit, SOCKET_FILE, User, config_path, validate_cgroup_path, validate_process,
+};
+pub use error::BundleError;
+pub use exit::{EXIT_FILE, ExitStatus, exit_path, rfc3339_nano};
+pub use fs::write_atomic;
+pub use start_error::{START_ERROR_FILE, StartError, StartErrorKind, start_error_path};
+
+/// `<bundle>/address`: `unix://<socket path>`, written by the shim once it serves; the
+/// runtime reconnects through it after a restart.
+pub const ADDRESS_FILE: &str = "address";
+
+/// `<bundle>/shim.pid`: the shim's pid.
+pub const PID_FILE: &str = "shim.pid";

@@ -1,0 +1,496 @@
+//! Docker's container shapes rendered from the runtime's typed records: inspect
+//! (`GET /containers/{id}/json`), the summary (`GET /containers/json`, `/system/df`), and
+//! the `Status` text.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use berth_proto::runtime::v1 as pb;
+use serde_json::{Map, Value, json};
+
+/// Docker's zero time, for StartedAt/FinishedAt that never happened.
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// Docker's masked and read-only paths, which every Berth container gets.
+const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Nanoseconds since the epoch as RFC 3339 with nanoseconds; the zero time for 0.
+pub fn rfc3339(nanos: i64) -> String {
+    if nanos <= 0 {
+        return ZERO_TIME.to_owned();
+    }
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ZERO_TIME.to_owned())
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
+/// Docker's `units.HumanDuration`.
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    let (m, h) = (s / 60, s / 3600);
+    if s < 1 {
+        "Less than a second".to_owned()
+    } else if s == 1 {
+        "1 second".to_owned()
+    } else if s < 60 {
+        format!("{s} seconds")
+    } else if m == 1 {
+        "About a minute".to_owned()
+    } else if m < 60 {
+        format!("{m} minutes")
+    } else if h.max(1) == 1 && m < 120 {
+        "About an hour".to_owned()
+    } else if h < 48 {
+        format!("{h} hours")
+    } else if h < 24 * 7 * 2 {
+        format!("{} days", h / 24)
+    } else if h < 24 * 30 * 2 {
+        format!("{} weeks", h / 24 / 7)
+    } else if h < 24 * 365 * 2 {
+        format!("{} months", h / 24 / 30)
+    } else {
+        format!("{} years", h / 24 / 365)
+    }
+}
+
+type Status = pb::container_state::Status;
+
+/// `created`, `running`, `exited`, ... as Docker's State.Status.
+pub fn status_name(s: Status) -> &'static str {
+    match s {
+        Status::Created => "created",
+        Status::Running => "running",
+        Status::Paused => "paused",
+        Status::Restarting => "restarting",
+        Status::Removing => "removing",
+        Status::Exited => "exited",
+        Status::Dead => "dead",
+    }
+}
+
+fn status_of(c: &pb::Container) -> (Status, pb::ContainerState) {
+    let st = c.state.clone().unwrap_or_default();
+    (Status::try_from(st.status).unwrap_or(Status::Dead), st)
+}
+
+/// "Up 3 seconds", "Exited (0) 2 seconds ago", "Created".
+pub fn status_text(c: &pb::Container) -> String {
+    let (status, st) = status_of(c);
+    let ago = |nanos: i64| (nanos > 0).then(|| now_secs() - nanos / 1_000_000_000);
+    match status {
+        Status::Created => "Created".to_owned(),
+        Status::Running => format!("Up {}", human_duration(ago(st.started_at).unwrap_or(0))),
+        Status::Paused => format!(
+            "Up {} (Paused)",
+            human_duration(ago(st.started_at).unwrap_or(0))
+        ),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            st.exit_code,
+            human_duration(ago(st.finished_at).unwrap_or(0))
+        ),
+        Status::Removing => "Removal In Progress".to_owned(),
+        Status::Dead => "Dead".to_owned(),
+        Status::Exited => match ago(st.finished_at) {
+            Some(s) => format!("Exited ({}) {} ago", st.exit_code, human_duration(s)),
+            None => format!("Exited ({})", st.exit_code),
+        },
+    }
+}
+
+/// The summary's Command: the path and the arguments, those with a space in single quotes
+/// (as moby shows them).
+pub fn command(c: &pb::Container) -> String {
+    std::iter::once(c.path.clone())
+        .chain(c.args.iter().map(|a| {
+            if a.contains(' ') {
+                format!("'{a}'")
+            } else {
+                a.clone()
+            }
+        }))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn network_mode(spec: &pb::ContainerSpec) -> String {
+    spec.network
+        .as_ref()
+        .map_or_else(|| "bridge".to_owned(), |n| n.mode.clone())
+}
+
+/// GET /containers/json: one summary, with SizeRw and SizeRootFs when known and not zero (as
+/// moby leaves them out).
+pub fn summary(info: &pb::ContainerInfo) -> Value {
+    let c = info.container.clone().unwrap_or_default();
+    let spec = c.spec.clone().unwrap_or_default();
+    let (status, _) = status_of(&c);
+    let mut v = json!({
+        "Id": c.id,
+        "Names": [format!("/{}", c.name)],
+        "Image": spec.image,
+        "ImageID": c.image_id,
+        "Command": command(&c),
+        "Created": c.created / 1_000_000_000,
+        "Ports": [],
+        "Labels": spec.labels,
+        "State": status_name(status),
+        "Status": status_text(&c),
+        "HostConfig": {"NetworkMode": network_mode(&spec)},
+        "NetworkSettings": {"Networks": {}},
+        "Mounts": [],
+    });
+    if let Some(rw) = info.size_rw.filter(|n| *n != 0) {
+        v["SizeRw"] = rw.into();
+    }
+    if let Some(root) = info.size_root_fs.filter(|n| *n != 0) {
+        v["SizeRootFs"] = root.into();
+    }
+    v
+}
+
+fn list_or_null(v: Option<&pb::StringList>) -> Value {
+    v.map_or(Value::Null, |l| json!(l.values))
+}
+
+/// Docker's Config, from the effective spec.
+fn config(spec: &pb::ContainerSpec) -> Value {
+    let p = spec.process.clone().unwrap_or_default();
+    let net = spec.network.clone().unwrap_or_default();
+    let mut v = json!({
+        "Hostname": spec.hostname,
+        "Domainname": spec.domainname,
+        "User": p.user,
+        "AttachStdin": p.attach_stdin,
+        "AttachStdout": p.attach_stdout,
+        "AttachStderr": p.attach_stderr,
+        "Tty": p.tty,
+        "OpenStdin": p.open_stdin,
+        "StdinOnce": p.stdin_once,
+        "Env": p.env,
+        "Cmd": list_or_null(p.cmd.as_ref()),
+        "Image": spec.image,
+        "Volumes": null,
+        "WorkingDir": p.working_dir,
+        "Entrypoint": list_or_null(p.entrypoint.as_ref()),
+        "OnBuild": null,
+        "Labels": spec.labels,
+    });
+    if !net.exposed_ports.is_empty() {
+        let ports: Map<String, Value> = net
+            .exposed_ports
+            .iter()
+            .map(|p| (p.clone(), json!({})))
+            .collect();
+        v["ExposedPorts"] = Value::Object(ports);
+    }
+    if !spec.image_volumes.is_empty() {
+        let vols: Map<String, Value> = spec
+            .image_volumes
+            .iter()
+            .map(|p| (p.clone(), json!({})))
+            .collect();
+        v["Volumes"] = Value::Object(vols);
+    }
+    if let Some(h) = &spec.health_check {
+        let mut hc = json!({"Test": h.test});
+        for (k, n) in [
+            ("Interval", h.interval),
+            ("Timeout", h.timeout),
+            ("StartPeriod", h.start_period),
+            ("StartInterval", h.start_interval),
+            ("Retries", i64::from(h.retries)),
+        ] {
+            if n != 0 {
+                hc[k] = n.into();
+            }
+        }
+        v["Healthcheck"] = hc;
+    }
+    if !spec.stop_signal.is_empty() {
+        v["StopSignal"] = spec.stop_signal.clone().into();
+    }
+    if let Some(t) = spec.stop_timeout {
+        v["StopTimeout"] = t.into();
+    }
+    v
+}
+
+/// Docker's HostConfig, from the spec: every key dockerd shows, with what Berth applies.
+fn host_config(spec: &pb::ContainerSpec) -> Value {
+    let p = spec.process.clone().unwrap_or_default();
+    let log = spec.log.clone().unwrap_or_default();
+    let readonly = spec.security.as_ref().is_some_and(|s| s.readonly_rootfs);
+    json!({
+        "Binds": null,
+        "ContainerIDFile": "",
+        "LogConfig": {"Type": log.driver, "Config": log.options},
+        "NetworkMode": network_mode(spec),
+        "PortBindings": {},
+        "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+        "AutoRemove": spec.auto_remove,
+        "VolumeDriver": "",
+        "VolumesFrom": null,
+        "ConsoleSize": [p.console_height, p.console_width],
+        "CapAdd": null,
+        "CapDrop": null,
+        "CgroupnsMode": "private",
+        "Dns": [],
+        "DnsOptions": [],
+        "DnsSearch": [],
+        "ExtraHosts": null,
+        "GroupAdd": null,
+        "IpcMode": "private",
+        "Cgroup": "",
+        "Links": null,
+        "OomScoreAdj": 0,
+        "PidMode": "",
+        "Privileged": false,
+        "PublishAllPorts": false,
+        "ReadonlyRootfs": readonly,
+        "SecurityOpt": null,
+        "UTSMode": "",
+        "UsernsMode": "",
+        "ShmSize": 67108864,
+        "Runtime": "runc",
+        "Isolation": "",
+        "CpuShares": 0,
+        "Memory": 0,
+        "NanoCpus": 0,
+        "CgroupParent": "",
+        "BlkioWeight": 0,
+        "BlkioWeightDevice": [],
+        "BlkioDeviceReadBps": [],
+        "BlkioDeviceWriteBps": [],
+        "BlkioDeviceReadIOps": [],
+        "BlkioDeviceWriteIOps": [],
+        "CpuPeriod": 0,
+        "CpuQuota": 0,
+        "CpuRealtimePeriod": 0,
+        "CpuRealtimeRuntime": 0,
+        "CpusetCpus": "",
+        "CpusetMems": "",
+        "Devices": [],
+        "DeviceCgroupRules": null,
+        "DeviceRequests": null,
+        "MemoryReservation": 0,
+        "MemorySwap": 0,
+        "MemorySwappiness": null,
+        "OomKillDisable": null,
+        "PidsLimit": null,
+        "Ulimits": [],
+        "CpuCount": 0,
+        "CpuPercent": 0,
+        "IOMaximumIOps": 0,
+        "IOMaximumBandwidth": 0,
+        "MaskedPaths": MASKED_PATHS,
+        "ReadonlyPaths": READONLY_PATHS,
+        "Init": spec.init.then_some(true),
+    })
+}
+
+/// LowerDir/UpperDir/WorkDir of an overlay mount.
+fn graph_data(rootfs: Option<&pb::RootfsMount>) -> Value {
+    let mut data = Map::new();
+    for o in rootfs.iter().flat_map(|m| &m.options) {
+        let Some((k, v)) = o.split_once('=') else {
+            continue;
+        };
+        let key = match k {
+            "lowerdir" => "LowerDir",
+            "upperdir" => "UpperDir",
+            "workdir" => "WorkDir",
+            _ => continue,
+        };
+        data.insert(key.to_owned(), Value::String(v.to_owned()));
+    }
+    Value::Object(data)
+}
+
+/// GET /containers/{id}/json.
+pub fn inspect(info: &pb::ContainerInfo) -> Value {
+    let c = info.container.clone().unwrap_or_default();
+    let spec = c.spec.clone().unwrap_or_default();
+    let (status, s) = status_of(&c);
+    let running = matches!(
+        status,
+        Status::Running | Status::Paused | Status::Restarting
+    );
+    let mut v = json!({
+        "Id": c.id,
+        "Created": rfc3339(c.created),
+        "Path": c.path,
+        "Args": c.args,
+        "State": {
+            "Status": status_name(status),
+            "Running": running,
+            "Paused": status == Status::Paused,
+            "Restarting": status == Status::Restarting,
+            "OOMKilled": s.oom_killed,
+            "Dead": status == Status::Dead,
+            "Pid": if running { s.pid } else { 0 },
+            "ExitCode": s.exit_code,
+            "Error": s.error,
+            "StartedAt": rfc3339(s.started_at),
+            "FinishedAt": rfc3339(s.finished_at),
+        },
+        "Image": c.image_id,
+        "ResolvConfPath": info.resolv_conf_path,
+        "HostnamePath": info.hostname_path,
+        "HostsPath": info.hosts_path,
+        "LogPath": info.log_path,
+        "Name": format!("/{}", c.name),
+        "RestartCount": c.restart_count,
+        "Driver": "overlay2",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": if info.exec_ids.is_empty() { Value::Null } else { json!(info.exec_ids) },
+        "HostConfig": host_config(&spec),
+        "GraphDriver": {"Name": "overlay2", "Data": graph_data(c.rootfs.as_ref())},
+        "Mounts": [],
+        "Config": config(&spec),
+        "NetworkSettings": {
+            "Bridge": "",
+            "SandboxID": "",
+            "SandboxKey": "",
+            "Ports": {},
+            "Networks": {},
+        },
+    });
+    if let Some(rw) = info.size_rw {
+        v["SizeRw"] = rw.into();
+    }
+    if let Some(root) = info.size_root_fs {
+        v["SizeRootFs"] = root.into();
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> pb::ContainerInfo {
+        pb::ContainerInfo {
+            container: Some(pb::Container {
+                id: "a".repeat(64),
+                name: "w".to_owned(),
+                created: 1_700_000_000_123_456_789,
+                spec: Some(pb::ContainerSpec {
+                    image: "busybox".to_owned(),
+                    labels: [("k".to_owned(), "v".to_owned())].into(),
+                    process: Some(pb::Process {
+                        cmd: Some(pb::StringList {
+                            values: vec!["echo hi".to_owned()],
+                        }),
+                        ..Default::default()
+                    }),
+                    network: Some(pb::NetworkSpec {
+                        mode: "none".to_owned(),
+                        exposed_ports: vec!["80/tcp".to_owned()],
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                path: "sh".to_owned(),
+                args: vec!["-c".to_owned(), "echo hi".to_owned()],
+                image_id: "sha256:1234".to_owned(),
+                rootfs: Some(pb::RootfsMount {
+                    r#type: "overlay".to_owned(),
+                    source: "overlay".to_owned(),
+                    options: vec!["lowerdir=/l".to_owned(), "upperdir=/u".to_owned()],
+                }),
+                state: Some(pb::ContainerState {
+                    status: Status::Exited as i32,
+                    exit_code: 3,
+                    started_at: 1_700_000_001_000_000_000,
+                    finished_at: 1_700_000_002_000_000_000,
+                    ..Default::default()
+                }),
+                restart_count: 0,
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn human_durations_match_docker() {
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(1), "1 second");
+        assert_eq!(human_duration(3), "3 seconds");
+        assert_eq!(human_duration(61), "About a minute");
+        assert_eq!(human_duration(600), "10 minutes");
+        assert_eq!(human_duration(3700), "About an hour");
+        assert_eq!(human_duration(5 * 3600), "5 hours");
+    }
+
+    #[test]
+    fn summary_quotes_arguments_and_carries_sizes() {
+        let mut i = info();
+        let s = summary(&i);
+        assert_eq!(s["Command"], "sh -c 'echo hi'");
+        assert_eq!(s["Names"], json!(["/w"]));
+        assert_eq!(s["Labels"], json!({"k": "v"}));
+        assert_eq!(s["State"], "exited");
+        assert!(s["Status"].as_str().unwrap().starts_with("Exited (3) "));
+        assert_eq!(s["Created"], 1_700_000_000);
+        assert_eq!(s["HostConfig"]["NetworkMode"], "none");
+        assert!(s.get("SizeRw").is_none() && s.get("SizeRootFs").is_none());
+        i.size_rw = Some(0);
+        i.size_root_fs = Some(42);
+        let s = summary(&i);
+        assert!(s.get("SizeRw").is_none());
+        assert_eq!(s["SizeRootFs"], 42);
+    }
+
+    #[test]
+    fn inspect_shows_what_applies() {
+        let v = inspect(&info());
+        assert_eq!(v["Name"], "/w");
+        assert_eq!(v["Created"], "2023-11-14T22:13:20.123456789Z");
+        assert_eq!(v["State"]["Status"], "exited");
+        assert_eq!(v["State"]["Running"], false);
+        assert_eq!(v["State"]["StartedAt"], "2023-11-14T22:13:21Z");
+        assert_eq!(v["Config"]["Cmd"], json!(["echo hi"]));
+        assert_eq!(v["Config"]["Entrypoint"], Value::Null);
+        assert_eq!(v["Config"]["ExposedPorts"], json!({"80/tcp": {}}));
+        assert_eq!(v["HostConfig"]["NetworkMode"], "none");
+        assert_eq!(v["HostConfig"]["Memory"], 0);
+        assert_eq!(v["HostConfig"]["RestartPolicy"]["Name"], "no");
+        assert_eq!(v["ExecIDs"], Value::Null);
+        assert_eq!(v["GraphDriver"]["Data"]["UpperDir"], "/u");
+        assert_eq!(rfc3339(0), ZERO_TIME);
+    }
+}

@@ -1,0 +1,568 @@
+//! `POST /containers/create`: Docker's body (Config at the top level, HostConfig,
+//! NetworkingConfig), for every API version the gateway negotiates, checked against the field
+//! table and turned into Berth's container spec.
+
+use std::collections::HashMap;
+
+use berth_proto::runtime::v1 as pb;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::{
+    api_version::ApiVersion,
+    docker::fields::{self, FIELDS, Support},
+    error::ApiError,
+};
+
+/// Docker's StrSlice: a string is one element, null is absent.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(untagged)]
+enum StrSlice {
+    #[default]
+    Null,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl StrSlice {
+    fn list(self) -> Option<Vec<String>> {
+        match self {
+            StrSlice::Null => None,
+            StrSlice::One(s) => Some(vec![s]),
+            StrSlice::Many(v) => Some(v),
+        }
+    }
+}
+
+/// The honored fields of Config, as Go decodes them (case-insensitive keys are not needed:
+/// every client sends Docker's casing).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct Config {
+    hostname: String,
+    domainname: String,
+    user: String,
+    attach_stdin: bool,
+    attach_stdout: bool,
+    attach_stderr: bool,
+    exposed_ports: Option<HashMap<String, serde::de::IgnoredAny>>,
+    tty: bool,
+    open_stdin: bool,
+    stdin_once: bool,
+    env: Option<Vec<String>>,
+    cmd: StrSlice,
+    image: String,
+    working_dir: String,
+    entrypoint: StrSlice,
+    labels: Option<HashMap<String, String>>,
+    stop_signal: String,
+    stop_timeout: Option<i32>,
+    #[serde(rename = "HostConfig")]
+    host_config: HostConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct HostConfig {
+    log_config: LogConfig,
+    network_mode: String,
+    auto_remove: bool,
+    console_size: Option<[u32; 2]>,
+    readonly_rootfs: bool,
+    runtime: String,
+    isolation: String,
+    init: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct LogConfig {
+    #[serde(rename = "Type")]
+    kind: String,
+    config: Option<HashMap<String, String>>,
+}
+
+/// Log drivers dockerd knows. Berth has json-file and none.
+const LOG_DRIVERS: &[&str] = &[
+    "json-file",
+    "none",
+    "local",
+    "syslog",
+    "journald",
+    "gelf",
+    "fluentd",
+    "awslogs",
+    "splunk",
+    "etwlogs",
+    "gcplogs",
+    "logentries",
+];
+
+/// json-file's options (moby `daemon/logger/jsonfilelog`), and those Berth applies.
+const JSON_FILE_OPTS: &[&str] = &[
+    "max-size",
+    "max-file",
+    "compress",
+    "labels",
+    "labels-regex",
+    "env",
+    "env-regex",
+    "tag",
+];
+const JSON_FILE_HONORED: &[&str] = &["max-size", "max-file"];
+
+fn invalid(msg: impl Into<String>) -> ApiError {
+    ApiError::invalid(msg.into())
+}
+
+/// The body with the fields an API version ignores cleared, as moby's router does.
+fn for_version(body: &mut Value, version: ApiVersion) {
+    let older = |minor: u32| version < ApiVersion { major: 1, minor };
+    let hc = &mut body["HostConfig"];
+    if !hc.is_object() {
+        return;
+    }
+    if older(25) {
+        hc["AutoRemove"] = Value::Bool(false);
+    }
+    if older(42) {
+        hc["ConsoleSize"] = Value::Null;
+    }
+    if older(44)
+        && let Some(h) = body.get_mut("Healthcheck").and_then(Value::as_object_mut)
+    {
+        h.remove("StartInterval");
+    }
+}
+
+/// Every field set in `body` that Berth does not honor yet: the first one is refused.
+fn check_fields(body: &Value) -> Result<(), ApiError> {
+    for field in FIELDS {
+        if let (Support::Refused(_), Some(v)) = (field.support, fields::lookup(body, field.path))
+            && fields::is_set(field.path, v)
+        {
+            return Err(invalid(fields::refusal(field)));
+        }
+    }
+    Ok(())
+}
+
+/// NetworkingConfig: only an empty endpoint for the container's own network (the CLI always
+/// sends one) is accepted until networks land.
+fn check_endpoints(body: &Value, mode: &str) -> Result<(), ApiError> {
+    let Some(eps) = body["NetworkingConfig"]["EndpointsConfig"].as_object() else {
+        return Ok(());
+    };
+    for (name, ep) in eps {
+        let own = name == mode || (mode == "bridge" && name == "default");
+        let set = ep
+            .as_object()
+            .is_some_and(|o| o.iter().any(|(k, v)| fields::is_set(k, v)));
+        if !own || set {
+            return Err(invalid(format!(
+                "--network {name} with endpoint settings is not supported by Berth yet \
+                 (NetworkingConfig.EndpointsConfig)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn network_mode(mode: &str) -> Result<String, ApiError> {
+    match mode {
+        "" | "default" | "bridge" => Ok("bridge".to_owned()),
+        "none" | "host" => Ok(mode.to_owned()),
+        m => Err(invalid(format!(
+            "--network {m} is not supported by Berth yet (HostConfig.NetworkMode): \
+             use bridge, none or host"
+        ))),
+    }
+}
+
+fn log_spec(log: LogConfig) -> Result<Option<pb::LogSpec>, ApiError> {
+    let options = log.config.unwrap_or_default();
+    if log.kind.is_empty() && options.is_empty() {
+        return Ok(None);
+    }
+    if !log.kind.is_empty() && !LOG_DRIVERS.contains(&log.kind.as_str()) {
+        return Err(invalid(format!(
+            "logger: no log driver named '{}' is registered",
+            log.kind
+        )));
+    }
+    if !matches!(log.kind.as_str(), "" | "json-file" | "none") {
+        return Err(invalid(format!(
+            "--log-driver {} is not supported by Berth yet (HostConfig.LogConfig.Type)",
+            log.kind
+        )));
+    }
+    let mut keys: Vec<&String> = options.keys().collect();
+    keys.sort();
+    for k in keys {
+        if log.kind == "none" {
+            return Err(invalid(format!(
+                "unknown log opt '{k}' for none log driver"
+            )));
+        }
+        if !JSON_FILE_OPTS.contains(&k.as_str()) {
+            return Err(invalid(format!(
+                "unknown log opt '{k}' for json-file log driver"
+            )));
+        }
+        if !JSON_FILE_HONORED.contains(&k.as_str()) {
+            return Err(invalid(format!(
+                "--log-opt {k} is not supported by Berth yet (HostConfig.LogConfig.Config)"
+            )));
+        }
+    }
+    if let Some(size) = options.get("max-size")
+        && parse_size(size).is_none()
+    {
+        return Err(invalid(format!("invalid max-size: {size}")));
+    }
+    if let Some(n) = options.get("max-file")
+        && n.parse::<u32>().ok().filter(|n| *n > 0).is_none()
+    {
+        return Err(invalid(format!("invalid max-file: {n}")));
+    }
+    Ok(Some(pb::LogSpec {
+        driver: log.kind,
+        options,
+    }))
+}
+
+/// Docker's size strings (`10m`, `1g`, `512k`, `100`), as the log options take them.
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().to_lowercase();
+    let s = s.trim_end_matches('b');
+    let (num, mult) = match s.chars().last()? {
+        'k' => (&s[..s.len() - 1], 1024),
+        'm' => (&s[..s.len() - 1], 1024 * 1024),
+        'g' => (&s[..s.len() - 1], 1024 * 1024 * 1024),
+        _ => (s, 1),
+    };
+    num.trim().parse::<u64>().ok()?.checked_mul(mult)
+}
+
+/// Docker's checks of a valid restart policy (moby `validateRestartPolicy`), kept for when
+/// policies are honored; today any policy but "no" is refused before this runs.
+fn check_restart(body: &Value) -> Result<(), ApiError> {
+    let rp = &body["HostConfig"]["RestartPolicy"];
+    let name = rp["Name"].as_str().unwrap_or_default();
+    let retries = rp["MaximumRetryCount"].as_i64().unwrap_or(0);
+    match name {
+        "" | "no" | "always" | "unless-stopped" if retries != 0 => Err(invalid(
+            "invalid restart policy: maximum retry count can only be used with 'on-failure'",
+        )),
+        "" | "no" | "always" | "unless-stopped" => Ok(()),
+        "on-failure" if retries < 0 => Err(invalid(
+            "invalid restart policy: maximum retry count cannot be negative",
+        )),
+        "on-failure" => Ok(()),
+        other => Err(invalid(format!(
+            "invalid restart policy: unknown policy '{other}'; use one of 'no', 'always', \
+             'on-failure', or 'unless-stopped'"
+        ))),
+    }
+}
+
+/// The value without its null members, recursively: to Go, a null is the zero value (or an
+/// absent pointer), which is what an absent key gives serde's defaults.
+fn strip_nulls(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(strip_nulls);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
+}
+
+/// The spec for a create body. `platform` is the query parameter.
+pub fn spec(
+    mut body: Value,
+    version: ApiVersion,
+    platform: &str,
+) -> Result<pb::ContainerSpec, ApiError> {
+    if !body.is_object() {
+        return Err(invalid("invalid JSON: not an object"));
+    }
+    for_version(&mut body, version);
+    check_restart(&body)?;
+    if body["HostConfig"]["AutoRemove"].as_bool() == Some(true)
+        && fields::is_set(
+            "HostConfig.RestartPolicy",
+            &body["HostConfig"]["RestartPolicy"],
+        )
+    {
+        return Err(invalid(
+            "can't create 'AutoRemove' container with restart policy",
+        ));
+    }
+    check_fields(&body)?;
+    if !matches!(platform, "" | "linux" | "linux/amd64") {
+        return Err(invalid(format!(
+            "--platform {platform} is not supported by Berth yet"
+        )));
+    }
+    let endpoints = body["NetworkingConfig"].clone();
+    strip_nulls(&mut body);
+    let cfg: Config = serde_path_to_error::deserialize(body)
+        .map_err(|e| invalid(format!("invalid JSON: {}: {}", e.path(), e.inner())))?;
+    let hc = cfg.host_config;
+    if cfg.image.is_empty() {
+        return Err(invalid("no image specified"));
+    }
+    let mode = network_mode(&hc.network_mode)?;
+    check_endpoints(&serde_json::json!({ "NetworkingConfig": endpoints }), &mode)?;
+    if !matches!(hc.runtime.as_str(), "" | "runc") {
+        return Err(invalid(format!(
+            "unknown or invalid runtime name: {}",
+            hc.runtime
+        )));
+    }
+    if !matches!(hc.isolation.as_str(), "" | "default") {
+        return Err(invalid(format!(
+            "invalid isolation '{}' on linux",
+            hc.isolation
+        )));
+    }
+    if let Some(t) = cfg.stop_timeout
+        && t < -1
+    {
+        return Err(invalid(format!("invalid stop timeout: {t}")));
+    }
+    let [height, width] = hc.console_size.unwrap_or_default();
+    let mut exposed: Vec<String> = cfg
+        .exposed_ports
+        .unwrap_or_default()
+        .into_keys()
+        .map(|p| {
+            if p.contains('/') {
+                p
+            } else {
+                format!("{p}/tcp")
+            }
+        })
+        .collect();
+    exposed.sort();
+    Ok(pb::ContainerSpec {
+        image: cfg.image,
+        process: Some(pb::Process {
+            entrypoint: cfg
+                .entrypoint
+                .list()
+                .map(|values| pb::StringList { values }),
+            cmd: cfg.cmd.list().map(|values| pb::StringList { values }),
+            env: cfg.env.unwrap_or_default(),
+            working_dir: cfg.working_dir,
+            user: cfg.user,
+            tty: cfg.tty,
+            open_stdin: cfg.open_stdin,
+            stdin_once: cfg.stdin_once,
+            attach_stdin: cfg.attach_stdin,
+            attach_stdout: cfg.attach_stdout,
+            attach_stderr: cfg.attach_stderr,
+            console_height: height,
+            console_width: width,
+            ..Default::default()
+        }),
+        hostname: cfg.hostname,
+        domainname: cfg.domainname,
+        labels: cfg.labels.unwrap_or_default(),
+        stop_signal: cfg.stop_signal,
+        stop_timeout: cfg.stop_timeout,
+        network: Some(pb::NetworkSpec {
+            mode,
+            exposed_ports: exposed,
+            ..Default::default()
+        }),
+        security: hc.readonly_rootfs.then(|| pb::SecuritySpec {
+            readonly_rootfs: true,
+            ..Default::default()
+        }),
+        log: log_spec(hc.log_config)?,
+        auto_remove: hc.auto_remove,
+        init: hc.init.unwrap_or(false),
+        platform: platform.to_owned(),
+        ..Default::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const V150: ApiVersion = ApiVersion {
+        major: 1,
+        minor: 50,
+    };
+
+    fn err(body: Value) -> String {
+        spec(body, V150, "").unwrap_err().message
+    }
+
+    #[test]
+    fn log_drivers_and_options_as_docker_words_them() {
+        let body = |log: Value| json!({"Image": "busybox", "HostConfig": {"LogConfig": log}});
+        assert_eq!(
+            err(body(json!({"Type": "bogus"}))),
+            "logger: no log driver named 'bogus' is registered"
+        );
+        assert_eq!(
+            err(body(json!({"Type": "syslog"}))),
+            "--log-driver syslog is not supported by Berth yet (HostConfig.LogConfig.Type)"
+        );
+        assert_eq!(
+            err(body(json!({"Type": "json-file", "Config": {"nope": "1"}}))),
+            "unknown log opt 'nope' for json-file log driver"
+        );
+        assert_eq!(
+            err(body(
+                json!({"Type": "json-file", "Config": {"compress": "true"}})
+            )),
+            "--log-opt compress is not supported by Berth yet (HostConfig.LogConfig.Config)"
+        );
+        assert_eq!(
+            err(body(
+                json!({"Type": "json-file", "Config": {"max-size": "ten"}})
+            )),
+            "invalid max-size: ten"
+        );
+        let s = spec(
+            body(json!({"Type": "json-file", "Config": {"max-size": "1k", "max-file": "2"}})),
+            V150,
+            "",
+        )
+        .unwrap();
+        assert_eq!(s.log.unwrap().options.len(), 2);
+        let s = spec(body(json!({"Type": "", "Config": {}})), V150, "").unwrap();
+        assert_eq!(s.log, None);
+    }
+
+    #[test]
+    fn restart_policies_as_docker_words_them() {
+        let body = |rp: Value, rm: bool| json!({"Image": "b", "HostConfig": {"RestartPolicy": rp, "AutoRemove": rm}});
+        assert_eq!(
+            err(body(json!({"Name": "sometimes"}), false)),
+            "invalid restart policy: unknown policy 'sometimes'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"
+        );
+        assert_eq!(
+            err(body(
+                json!({"Name": "always", "MaximumRetryCount": 3}),
+                false
+            )),
+            "invalid restart policy: maximum retry count can only be used with 'on-failure'"
+        );
+        assert_eq!(
+            err(body(
+                json!({"Name": "on-failure", "MaximumRetryCount": -1}),
+                false
+            )),
+            "invalid restart policy: maximum retry count cannot be negative"
+        );
+        assert_eq!(
+            err(body(json!({"Name": "always"}), true)),
+            "can't create 'AutoRemove' container with restart policy"
+        );
+        assert_eq!(
+            err(body(json!({"Name": "always"}), false)),
+            "--restart is not supported by Berth yet (HostConfig.RestartPolicy)"
+        );
+        assert!(spec(body(json!({"Name": "no"}), true), V150, "").is_ok());
+    }
+
+    #[test]
+    fn network_modes_and_endpoints() {
+        let body = |mode: &str, eps: Value| {
+            json!({"Image": "b", "HostConfig": {"NetworkMode": mode},
+                   "NetworkingConfig": {"EndpointsConfig": eps}})
+        };
+        let empty_ep = json!({"IPAMConfig": null, "Links": null, "Aliases": null,
+            "MacAddress": "", "DriverOpts": null, "GwPriority": 0, "NetworkID": "",
+            "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
+            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "DNSNames": null});
+        let s = spec(body("default", json!({"default": empty_ep})), V150, "").unwrap();
+        assert_eq!(s.network.unwrap().mode, "bridge");
+        let s = spec(body("none", json!({"none": empty_ep})), V150, "").unwrap();
+        assert_eq!(s.network.unwrap().mode, "none");
+        assert!(err(body("mynet", json!({}))).starts_with("--network mynet is not supported"));
+        assert!(err(body("container:abc", json!({}))).starts_with("--network container:abc"));
+        assert!(
+            err(body("bridge", json!({"bridge": {"Aliases": ["x"]}})))
+                .contains("NetworkingConfig.EndpointsConfig")
+        );
+        assert!(err(body("bridge", json!({"other": {}}))).starts_with("--network other"));
+    }
+
+    #[test]
+    fn versions_clear_what_they_do_not_know() {
+        let body = json!({"Image": "b", "Cmd": "true",
+            "HostConfig": {"ConsoleSize": [30, 100], "AutoRemove": true}});
+        let v = |minor| ApiVersion { major: 1, minor };
+        let s = spec(body.clone(), v(41), "").unwrap();
+        let p = s.process.unwrap();
+        assert_eq!((p.console_height, p.console_width), (0, 0));
+        assert_eq!(p.cmd.unwrap().values, ["true"]);
+        assert!(s.auto_remove);
+        let s = spec(body.clone(), v(24), "").unwrap();
+        assert!(!s.auto_remove);
+        let p = spec(body, v(42), "").unwrap().process.unwrap();
+        assert_eq!((p.console_height, p.console_width), (30, 100));
+    }
+
+    #[test]
+    fn bad_shapes_are_named() {
+        let e = err(json!({"Image": "b", "Env": "A=1"}));
+        assert!(e.starts_with("invalid JSON: Env:"), "{e}");
+        assert_eq!(err(json!({"Cmd": ["x"]})), "no image specified");
+        assert_eq!(err(json!([1])), "invalid JSON: not an object");
+        assert_eq!(
+            err(json!({"Image": "b", "HostConfig": {"Runtime": "kata"}})),
+            "unknown or invalid runtime name: kata"
+        );
+        assert_eq!(
+            err(json!({"Image": "b", "HostConfig": {"Isolation": "hyperv"}})),
+            "invalid isolation 'hyperv' on linux"
+        );
+        assert_eq!(
+            spec(json!({"Image": "b"}), V150, "linux/arm64")
+                .unwrap_err()
+                .message,
+            "--platform linux/arm64 is not supported by Berth yet"
+        );
+    }
+
+    /// Every row of the table: a refused field set to its sample is refused with a message
+    /// naming its flag and path; an honored or ignored one is accepted.
+    #[test]
+    fn every_field_in_the_table() {
+        for field in FIELDS {
+            let mut body = json!({"Image": "busybox", "Cmd": ["true"], "HostConfig": {}});
+            let value: Value = serde_json::from_str(field.sample).unwrap();
+            assert!(
+                fields::is_set(field.path, &value),
+                "{} sample unset",
+                field.path
+            );
+            match field.path.split_once('.') {
+                Some((_, key)) => body["HostConfig"][key] = value,
+                None => body[field.path] = value,
+            }
+            let r = spec(body, V150, "");
+            match field.support {
+                Support::Refused(_) => {
+                    let e = r.expect_err(field.path).message;
+                    assert!(e.contains(field.flag) && e.contains(field.path), "{e}");
+                }
+                Support::Honored | Support::Ignored => {
+                    r.unwrap_or_else(|e| panic!("{}: {}", field.path, e.message));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Docker's dialect, kept here alone: create and exec bodies parsed and checked into Berth's
+//! typed specs, filters into typed filters, and Docker's JSON shapes rendered from the
+//! services' typed replies.
+
+pub mod container;
+pub mod create;
+pub mod exec;
+pub mod fields;
+pub mod ps_filters;

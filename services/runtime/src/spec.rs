@@ -1,0 +1,402 @@
+//! The container spec: what this runtime honors, the image's defaults merged under a request,
+//! and the settings derived from it (the log).
+
+use std::collections::HashMap;
+
+use berth_proto::runtime::v1 as pb;
+use serde::Deserialize;
+
+use crate::container_error::ContainerError;
+
+/// The parts of an image's config that a container inherits.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub(crate) struct ImageDefaults {
+    pub(crate) env: Vec<String>,
+    pub(crate) cmd: Option<Vec<String>>,
+    pub(crate) entrypoint: Option<Vec<String>>,
+    pub(crate) working_dir: String,
+    pub(crate) user: String,
+    pub(crate) labels: Option<HashMap<String, String>>,
+    pub(crate) stop_signal: String,
+    pub(crate) exposed_ports: Option<HashMap<String, serde::de::IgnoredAny>>,
+    pub(crate) volumes: Option<HashMap<String, serde::de::IgnoredAny>>,
+    pub(crate) healthcheck: Option<ImageHealth>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub(crate) struct ImageHealth {
+    pub(crate) test: Vec<String>,
+    pub(crate) interval: i64,
+    pub(crate) timeout: i64,
+    pub(crate) start_period: i64,
+    pub(crate) start_interval: i64,
+    pub(crate) retries: i32,
+}
+
+/// The argv a container runs: the entrypoint then the cmd, as Docker combines the request's
+/// and the image's (a request's entrypoint drops the image's cmd).
+fn argv(p: &mut pb::Process, image: &ImageDefaults) -> Vec<String> {
+    let req_entry = p.entrypoint.clone().map(|l| l.values);
+    let req_cmd = p.cmd.clone().map(|l| l.values).filter(|c| !c.is_empty());
+    let entrypoint = req_entry
+        .clone()
+        .or_else(|| image.entrypoint.clone())
+        .unwrap_or_default();
+    let cmd = match (req_cmd, &req_entry) {
+        (Some(c), _) => c,
+        (None, Some(_)) => Vec::new(),
+        (None, None) => image.cmd.clone().unwrap_or_default(),
+    };
+    let out = entrypoint.iter().chain(&cmd).cloned().collect();
+    p.entrypoint = (!entrypoint.is_empty()).then_some(pb::StringList { values: entrypoint });
+    p.cmd = Some(pb::StringList { values: cmd });
+    out
+}
+
+/// The image's env, with the request's entries replacing those with the same key.
+pub(crate) fn merge_env(image: &[String], request: &[String]) -> Vec<String> {
+    let key = |e: &str| e.split_once('=').map_or(e, |(k, _)| k).to_owned();
+    let mut out: Vec<String> = image
+        .iter()
+        .filter(|e| !request.iter().any(|r| key(r) == key(e)))
+        .cloned()
+        .collect();
+    out.extend(request.iter().cloned());
+    out
+}
+
+fn or_default(value: &mut String, default: &str) {
+    if value.is_empty() {
+        *value = default.to_owned();
+    }
+}
+
+/// The effective spec: the image's defaults merged under the request. Returns the argv.
+pub(crate) fn merge_image(
+    spec: &mut pb::ContainerSpec,
+    image: &ImageDefaults,
+    hostname: &str,
+    log_driver: &str,
+    log_opts: &HashMap<String, String>,
+) -> Result<Vec<String>, ContainerError> {
+    let mut p = spec.process.take().unwrap_or_default();
+    let argv = argv(&mut p, image);
+    if argv.first().is_none_or(String::is_empty) {
+        return Err(ContainerError::invalid("No command specified"));
+    }
+    p.env = merge_env(&image.env, &p.env);
+    or_default(&mut p.working_dir, &image.working_dir);
+    or_default(&mut p.user, &image.user);
+    spec.process = Some(p);
+    let mut labels = image.labels.clone().unwrap_or_default();
+    labels.extend(std::mem::take(&mut spec.labels));
+    spec.labels = labels;
+    or_default(&mut spec.hostname, hostname);
+    or_default(&mut spec.stop_signal, &image.stop_signal);
+    if !spec.stop_signal.is_empty() {
+        crate::lifecycle::parse_signal(&spec.stop_signal)?;
+    }
+    let net = spec.network.get_or_insert_with(Default::default);
+    or_default(&mut net.mode, "bridge");
+    for port in image.exposed_ports.iter().flat_map(|m| m.keys()) {
+        if !net.exposed_ports.contains(port) {
+            net.exposed_ports.push(port.clone());
+        }
+    }
+    net.exposed_ports.sort();
+    spec.image_volumes = image
+        .volumes
+        .iter()
+        .flat_map(|m| m.keys().cloned())
+        .collect();
+    spec.image_volumes.sort();
+    if spec.health_check.is_none()
+        && let Some(h) = &image.healthcheck
+    {
+        spec.health_check = Some(pb::HealthCheck {
+            test: h.test.clone(),
+            interval: h.interval,
+            timeout: h.timeout,
+            start_period: h.start_period,
+            start_interval: h.start_interval,
+            retries: h.retries,
+        });
+    }
+    let log = spec.log.get_or_insert_with(Default::default);
+    if log.driver.is_empty() {
+        log.driver = log_driver.to_owned();
+        if log.options.is_empty() {
+            log.options = log_opts.clone();
+        }
+    }
+    Ok(argv)
+}
+
+/// Warnings for what the effective spec carries that this runtime does not act on by
+/// itself, where dockerd would: the container is created all the same, and says so.
+pub(crate) fn warnings(spec: &pb::ContainerSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    if spec.network.as_ref().is_some_and(|n| n.mode == "bridge") {
+        out.push(
+            "the bridge network is not available yet: the container has a network namespace \
+             with loopback only"
+                .to_owned(),
+        );
+    }
+    if !spec.image_volumes.is_empty() {
+        out.push(format!(
+            "the image's volumes ({}) are not created yet: they are part of the container's \
+             filesystem",
+            spec.image_volumes.join(", ")
+        ));
+    }
+    if spec
+        .health_check
+        .as_ref()
+        .is_some_and(|h| h.test.first().is_some_and(|t| t != "NONE"))
+    {
+        out.push("the image's health check is not run yet".to_owned());
+    }
+    out
+}
+
+/// The json-file options this runtime applies.
+const LOG_OPTS: &[&str] = &["max-size", "max-file"];
+
+/// The first field of a spec that this runtime cannot honor yet, by its spec name: a front
+/// end that sent it gets an error naming it rather than a container without it.
+pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
+    let d = |set: bool, name: &str| set.then(|| name.to_owned());
+    let p = spec.process.clone().unwrap_or_default();
+    let net = spec.network.clone().unwrap_or_default();
+    let log = spec.log.clone().unwrap_or_default();
+    let ns = spec.namespaces.clone().unwrap_or_default();
+    let restart = spec.restart_policy.unwrap_or_default();
+    None.or_else(|| d(!p.additional_groups.is_empty(), "process.additional_groups"))
+        .or_else(|| d(!p.rlimits.is_empty(), "process.rlimits"))
+        .or_else(|| d(!p.shell.is_empty(), "process.shell"))
+        .or_else(|| {
+            d(
+                restart.mode != pb::restart_policy::Mode::No as i32,
+                "restart_policy",
+            )
+        })
+        .or_else(|| {
+            d(
+                spec.resources
+                    .as_ref()
+                    .is_some_and(|r| *r != pb::Resources::default()),
+                "resources",
+            )
+        })
+        .or_else(|| d(!spec.mounts.is_empty(), "mounts"))
+        .or_else(|| d(!spec.volumes_from.is_empty(), "volumes_from"))
+        .or_else(|| d(!spec.storage_opt.is_empty(), "storage_opt"))
+        .or_else(|| d(!spec.annotations.is_empty(), "annotations"))
+        .or_else(|| {
+            d(
+                spec.security.as_ref().is_some_and(|s| {
+                    *s != pb::SecuritySpec {
+                        readonly_rootfs: s.readonly_rootfs,
+                        ..Default::default()
+                    }
+                }),
+                "security",
+            )
+        })
+        .or_else(|| d(ns != pb::NamespaceSpec::default(), "namespaces"))
+        .or_else(|| {
+            d(
+                !matches!(net.mode.as_str(), "" | "bridge" | "none" | "host"),
+                "network.mode",
+            )
+        })
+        .or_else(|| {
+            let mut rest = net.clone();
+            rest.mode.clear();
+            rest.exposed_ports.clear();
+            d(rest != pb::NetworkSpec::default(), "network")
+        })
+        .or_else(|| {
+            d(
+                !matches!(log.driver.as_str(), "" | "json-file" | "none"),
+                "log.driver",
+            )
+        })
+        .or_else(|| {
+            log.options
+                .keys()
+                .find(|k| !LOG_OPTS.contains(&k.as_str()))
+                .map(|k| format!("log.options.{k}"))
+        })
+}
+
+/// Docker's size strings: `10m`, `1g`, `512k`, `100`.
+pub(crate) fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().to_lowercase();
+    let s = s.trim_end_matches('b');
+    let (num, mult) = match s.chars().last()? {
+        'k' => (&s[..s.len() - 1], 1024),
+        'm' => (&s[..s.len() - 1], 1024 * 1024),
+        'g' => (&s[..s.len() - 1], 1024 * 1024 * 1024),
+        _ => (s, 1),
+    };
+    num.trim().parse::<u64>().ok()?.checked_mul(mult)
+}
+
+/// The json-file log's rotation: (max size in bytes, 0 unlimited; files kept, at least 1).
+/// None when the container's output is not logged (driver `none`).
+pub(crate) fn log_rotation(spec: &pb::ContainerSpec) -> Option<(u64, u32)> {
+    let log = spec.log.clone().unwrap_or_default();
+    if log.driver == "none" {
+        return None;
+    }
+    let size = log
+        .options
+        .get("max-size")
+        .and_then(|s| parse_size(s))
+        .unwrap_or(0);
+    let files = log
+        .options
+        .get("max-file")
+        .and_then(|s| s.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(1);
+    Some((size, files))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn process(cmd: Option<&[&str]>, entrypoint: Option<&[&str]>) -> pb::Process {
+        let list = |v: &[&str]| pb::StringList {
+            values: v.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        pb::Process {
+            cmd: cmd.map(list),
+            entrypoint: entrypoint.map(list),
+            ..Default::default()
+        }
+    }
+
+    fn merged(
+        p: pb::Process,
+        img: &ImageDefaults,
+    ) -> Result<(pb::ContainerSpec, Vec<String>), ContainerError> {
+        let mut spec = pb::ContainerSpec {
+            process: Some(p),
+            ..Default::default()
+        };
+        let argv = merge_image(&mut spec, img, "abc", "json-file", &HashMap::new())?;
+        Ok((spec, argv))
+    }
+
+    #[test]
+    fn image_defaults_merge_under_the_request() {
+        let img = ImageDefaults {
+            env: vec!["PATH=/bin".to_owned(), "A=1".to_owned()],
+            cmd: Some(vec!["sh".to_owned()]),
+            working_dir: "/w".to_owned(),
+            ..Default::default()
+        };
+        let mut p = process(Some(&["echo", "hi"]), None);
+        p.env = vec!["A=2".to_owned()];
+        let (spec, argv) = merged(p, &img).unwrap();
+        assert_eq!(argv, ["echo", "hi"]);
+        let p = spec.process.unwrap();
+        assert_eq!(p.env, ["PATH=/bin", "A=2"]);
+        assert_eq!(p.working_dir, "/w");
+        assert_eq!(spec.hostname, "abc");
+        assert_eq!(spec.network.unwrap().mode, "bridge");
+        assert_eq!(spec.log.unwrap().driver, "json-file");
+
+        let img = ImageDefaults {
+            entrypoint: Some(vec!["/ep".to_owned()]),
+            cmd: Some(vec!["x".to_owned()]),
+            ..Default::default()
+        };
+        assert_eq!(merged(process(None, None), &img).unwrap().1, ["/ep", "x"]);
+        assert_eq!(
+            merged(process(Some(&["y"]), None), &img).unwrap().1,
+            ["/ep", "y"]
+        );
+        let (spec, argv) = merged(process(None, Some(&["/other"])), &img).unwrap();
+        assert_eq!(argv, ["/other"]);
+        assert_eq!(spec.process.unwrap().cmd.unwrap().values.len(), 0);
+        assert!(merged(process(None, None), &ImageDefaults::default()).is_err());
+        // An entrypoint reset to nothing with no cmd leaves nothing to run.
+        assert!(merged(process(None, Some(&[])), &img).is_err());
+        let mut bad = pb::ContainerSpec {
+            process: Some(process(Some(&["x"]), None)),
+            stop_signal: "FOO".to_owned(),
+            ..Default::default()
+        };
+        let e = merge_image(&mut bad, &img, "h", "json-file", &HashMap::new());
+        assert_eq!(e.unwrap_err().to_string(), "Invalid signal: FOO");
+    }
+
+    #[test]
+    fn the_image_config_parses_as_docker_writes_it() {
+        let img: ImageDefaults = serde_json::from_str(
+            r#"{"Env":["A=1"],"Cmd":null,"Labels":null,"ExposedPorts":{"80/tcp":{}},
+                "Volumes":{"/data":{}},"Healthcheck":{"Test":["CMD","true"],"Interval":1000}}"#,
+        )
+        .unwrap();
+        assert_eq!(img.cmd, None);
+        let (spec, _) = merged(process(Some(&["x"]), None), &img).unwrap();
+        assert_eq!(spec.image_volumes, ["/data"]);
+        assert_eq!(spec.network.as_ref().unwrap().exposed_ports, ["80/tcp"]);
+        assert_eq!(spec.health_check.as_ref().unwrap().interval, 1000);
+        assert_eq!(warnings(&spec).len(), 3);
+    }
+
+    #[test]
+    fn what_is_not_honored_is_named() {
+        let mut spec = pb::ContainerSpec::default();
+        assert_eq!(unsupported(&spec), None);
+        spec.resources = Some(pb::Resources {
+            memory: 1 << 20,
+            ..Default::default()
+        });
+        assert_eq!(unsupported(&spec).as_deref(), Some("resources"));
+        spec.resources = Some(pb::Resources::default());
+        assert_eq!(unsupported(&spec), None);
+        spec.log = Some(pb::LogSpec {
+            driver: "json-file".to_owned(),
+            options: [("compress".to_owned(), "true".to_owned())].into(),
+        });
+        assert_eq!(unsupported(&spec).as_deref(), Some("log.options.compress"));
+        spec.log = None;
+        spec.network = Some(pb::NetworkSpec {
+            mode: "mynet".to_owned(),
+            ..Default::default()
+        });
+        assert_eq!(unsupported(&spec).as_deref(), Some("network.mode"));
+    }
+
+    #[test]
+    fn log_rotation_from_the_options() {
+        let mut spec = pb::ContainerSpec {
+            log: Some(pb::LogSpec {
+                driver: "json-file".to_owned(),
+                options: [
+                    ("max-size".to_owned(), "1k".to_owned()),
+                    ("max-file".to_owned(), "3".to_owned()),
+                ]
+                .into(),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(log_rotation(&spec), Some((1024, 3)));
+        spec.log.as_mut().unwrap().driver = "none".to_owned();
+        assert_eq!(log_rotation(&spec), None);
+        assert_eq!(parse_size("10m"), Some(10 << 20));
+        assert_eq!(parse_size("1k"), Some(1024));
+        assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size("x"), None);
+        assert_eq!(parse_size("99999999999999999g"), None);
+    }
+}
