@@ -5,6 +5,7 @@
 pub mod api_version;
 pub mod backends;
 pub mod df;
+pub mod docker;
 pub mod error;
 pub mod events;
 pub mod host;
