@@ -144,7 +144,7 @@ pub trait ImagesBackend: Send + Sync + 'static {
     async fn history(&self, name: String) -> Answer<images::HistoryResponse>;
     async fn tag(&self, req: images::TagRequest) -> Answer<()>;
     async fn remove(&self, req: images::RemoveRequest) -> Answer<images::RemoveResponse>;
-    async fn prune(&self, filters: String) -> Answer<images::PruneResponse>;
+    async fn prune(&self, filters: images::ImageFilters) -> Answer<images::PruneResponse>;
     async fn login(&self, auth: images::Auth) -> Answer<images::LoginResponse>;
     /// docker save: the archive's bytes.
     async fn save(&self, req: images::SaveRequest) -> Answer<ChunkStream>;
@@ -221,10 +221,12 @@ impl ImagesBackend for GrpcBackends {
         Ok(self.images_client().remove(long(req)).await?.into_inner())
     }
 
-    async fn prune(&self, filters: String) -> Answer<images::PruneResponse> {
+    async fn prune(&self, filters: images::ImageFilters) -> Answer<images::PruneResponse> {
         Ok(self
             .images_client()
-            .prune(long(images::PruneRequest { filters }))
+            .prune(long(images::PruneRequest {
+                filters: Some(filters),
+            }))
             .await?
             .into_inner())
     }

@@ -72,10 +72,48 @@ impl ImagesBackend for Fake {
     async fn pull(&self, _: images::PullRequest) -> Answer<ProgressStream> {
         unimplemented()
     }
-    async fn list(&self, _: images::ListRequest) -> Answer<images::ListResponse> {
-        unimplemented()
+    /// One image per `reference` filter, tagged with it: shows what the gateway sent.
+    async fn list(&self, req: images::ListRequest) -> Answer<images::ListResponse> {
+        let f = req.filters.unwrap_or_default();
+        Ok(images::ListResponse {
+            images: f
+                .references
+                .into_iter()
+                .map(|r| images::ImageSummary {
+                    id: "sha256:aa".to_owned(),
+                    repo_tags: vec![r],
+                    size: 10,
+                    ..Default::default()
+                })
+                .collect(),
+        })
     }
+    /// `busybox` exists; nothing else does.
     async fn inspect(&self, name: String) -> Answer<images::InspectResponse> {
+        if name == "busybox" {
+            return Ok(images::InspectResponse {
+                json: String::new(),
+                id: "sha256:aa".to_owned(),
+                image: Some(images::Image {
+                    id: "sha256:aa".to_owned(),
+                    repo_tags: vec!["busybox:latest".to_owned()],
+                    created: "2024-09-26T21:31:42Z".to_owned(),
+                    config: Some(images::ImageConfig {
+                        cmd: Some(images::StringList {
+                            values: vec!["sh".to_owned()],
+                        }),
+                        ..Default::default()
+                    }),
+                    architecture: "arm64".to_owned(),
+                    variant: "v8".to_owned(),
+                    os: "linux".to_owned(),
+                    size: 7,
+                    layers: vec!["sha256:cc".to_owned()],
+                    upper_dir: "/layers/cc/diff".to_owned(),
+                    ..Default::default()
+                }),
+            });
+        }
         Err(berth_errors::to_status(
             berth_types::ErrorKind::NotFound,
             format!("No such image: {name}"),
@@ -90,8 +128,19 @@ impl ImagesBackend for Fake {
     async fn remove(&self, _: images::RemoveRequest) -> Answer<images::RemoveResponse> {
         unimplemented()
     }
-    async fn prune(&self, _: String) -> Answer<images::PruneResponse> {
-        unimplemented()
+    /// "Deletes" one image per `label!` key and reclaims `until` bytes: shows what was sent.
+    async fn prune(&self, f: images::ImageFilters) -> Answer<images::PruneResponse> {
+        Ok(images::PruneResponse {
+            items: f
+                .labels_not
+                .into_iter()
+                .map(|l| images::Deleted {
+                    untagged: String::new(),
+                    deleted: l.key,
+                })
+                .collect(),
+            space_reclaimed: f.until.unwrap_or_default(),
+        })
     }
     async fn login(&self, _: images::Auth) -> Answer<images::LoginResponse> {
         unimplemented()
@@ -387,6 +436,107 @@ async fn image_names_with_slashes_and_colons_route_by_suffix() {
     );
     let r = call(Method::GET, "/v1.50/images/busybox/unknown-suffix").await;
     assert_eq!(r.body, r#"{"message":"page not found"}"#);
+}
+
+#[tokio::test]
+async fn image_inspect_is_rendered_from_the_typed_image() {
+    let r = call(Method::GET, "/v1.50/images/busybox/json").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "Id": "sha256:aa",
+            "RepoTags": ["busybox:latest"],
+            "RepoDigests": [],
+            "Parent": "",
+            "Comment": "",
+            "Created": "2024-09-26T21:31:42Z",
+            "DockerVersion": "",
+            "Author": "",
+            "Config": {"Cmd": ["sh"]},
+            "Architecture": "arm64",
+            "Variant": "v8",
+            "Os": "linux",
+            "Size": 7,
+            "GraphDriver": {"Name": "overlay2", "Data": {"UpperDir": "/layers/cc/diff"}},
+            "RootFS": {"Type": "layers", "Layers": ["sha256:cc"]},
+            "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+        })
+    );
+}
+
+/// `?filters=` with its JSON percent-encoded.
+fn with_filters(path: &str, filters: &str) -> String {
+    let q: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("filters", filters)
+        .finish();
+    format!("{path}?{q}")
+}
+
+#[tokio::test]
+async fn image_list_filters_are_parsed_by_the_gateway() {
+    // Both encodings reach the service as the same typed filters.
+    for filters in [
+        r#"{"reference":["busy*"],"dangling":["false"]}"#,
+        r#"{"reference":{"busy*":true},"dangling":{"false":true}}"#,
+    ] {
+        let r = call(Method::GET, &with_filters("/v1.50/images/json", filters)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(v[0]["RepoTags"], serde_json::json!(["busy*"]));
+        assert!(v[0].get("VirtualSize").is_none());
+    }
+    let r = call(
+        Method::GET,
+        &with_filters("/v1.43/images/json", r#"{"reference":["a"]}"#),
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v[0]["VirtualSize"], 10, "{v}");
+    for (filters, message) in [
+        (r#"{"label!":["a"]}"#, "invalid filter 'label!'"),
+        (
+            r#"{"dangling":["maybe"]}"#,
+            "invalid filter 'dangling=maybe'",
+        ),
+        (
+            r#"{"until":["soon"]}"#,
+            r#"failed to parse value as time or duration: \"soon\""#,
+        ),
+    ] {
+        let r = call(Method::GET, &with_filters("/v1.50/images/json", filters)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{filters}");
+        assert_eq!(r.body, format!(r#"{{"message":"{message}"}}"#));
+    }
+}
+
+#[tokio::test]
+async fn image_prune_filters_are_parsed_by_the_gateway() {
+    let r = post_json(
+        &with_filters(
+            "/v1.50/images/prune",
+            r#"{"label!":{"a=1":true},"until":{"100":true}}"#,
+        ),
+        "application/json",
+        "",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.body,
+        r#"{"ImagesDeleted":[{"Deleted":"a"}],"SpaceReclaimed":100}"#
+    );
+    let r = post_json("/v1.50/images/prune", "application/json", "").await;
+    assert_eq!(r.body, r#"{"ImagesDeleted":null,"SpaceReclaimed":0}"#);
+    let r = post_json(
+        &with_filters("/v1.50/images/prune", r#"{"reference":["x"]}"#),
+        "application/json",
+        "",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body, r#"{"message":"invalid filter 'reference'"}"#);
 }
 
 async fn post_json(uri: &str, content_type: &str, body: &str) -> Reply {

@@ -3,15 +3,9 @@
 use std::collections::{BTreeMap, HashSet};
 
 use berth_proto::images::v1 as pb;
-use berth_types::{Digest, Filters, ImageRef, validate_tag};
-use serde_json::{Value, json};
+use berth_types::{Digest, ImageRef, validate_tag};
 
-use crate::{ImagesError, service::ImageService, store::ImageRecord};
-
-/// Filter keys `GET /images/json` accepts.
-const LIST_FILTERS: &[&str] = &["before", "dangling", "label", "reference", "since", "until"];
-/// Filter keys `POST /images/prune` accepts.
-const PRUNE_FILTERS: &[&str] = &["dangling", "label", "label!", "until"];
+use crate::{ImagesError, image_config::ConfigBlob, service::ImageService, store::ImageRecord};
 
 fn familiar(reference: &str) -> String {
     reference
@@ -35,41 +29,53 @@ fn unix_to_rfc3339(t: i64) -> String {
         .unwrap_or_else(|| "0001-01-01T00:00:00Z".to_owned())
 }
 
-/// `until`: a unix timestamp, an RFC 3339 time, or a Go duration before now (`24h`).
-fn parse_until(v: &str) -> Result<i64, ImagesError> {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    if let Ok(t) = v.split('.').next().unwrap_or(v).parse::<i64>() {
-        return Ok(t);
+/// An [`pb::ImageFilters`] with its image names resolved to creation times.
+struct Selection<'a> {
+    filters: &'a pb::ImageFilters,
+    before: Vec<i64>,
+    since: Vec<i64>,
+}
+
+impl Selection<'_> {
+    /// Whether an image with these tags, creation time and labels is selected. `dangling`
+    /// is the caller's default for an unset `dangling`.
+    fn matches(
+        &self,
+        dangling: Option<bool>,
+        repo_tags: &[String],
+        created: i64,
+        labels: &BTreeMap<String, String>,
+    ) -> bool {
+        let f = self.filters;
+        let label_matches = |l: &pb::LabelFilter| {
+            labels
+                .get(&l.key)
+                .is_some_and(|have| l.value.as_ref().is_none_or(|v| v == have))
+        };
+        let dangling_ok = match f.dangling.or(dangling) {
+            Some(true) => repo_tags.is_empty(),
+            Some(false) => !repo_tags.is_empty(),
+            None => true,
+        };
+        dangling_ok
+            && self.before.iter().all(|b| created < *b)
+            && self.since.iter().all(|s| created > *s)
+            && f.until.is_none_or(|u| created <= u)
+            && f.labels.iter().all(label_matches)
+            && !f.labels_not.iter().any(label_matches)
+            && (f.references.is_empty()
+                || repo_tags
+                    .iter()
+                    .any(|t| f.references.iter().any(|r| reference_matches(r, t))))
     }
-    if let Some(t) = rfc3339_to_unix(v) {
-        return Ok(t);
-    }
-    let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
-    let n: f64 = num.parse().map_err(|_| {
-        ImagesError::InvalidArgument(format!(
-            "failed to parse value as time or duration: \"{v}\""
-        ))
-    })?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => {
-            return Err(ImagesError::InvalidArgument(format!(
-                "failed to parse value as time or duration: \"{v}\""
-            )));
-        }
-    };
-    Ok(now - secs as i64)
 }
 
 impl ImageService {
-    fn config_of(&self, rec: &ImageRecord) -> Value {
+    fn config_of(&self, rec: &ImageRecord) -> ConfigBlob {
         self.content
             .read(&rec.id)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or(Value::Null)
+            .map(|b| ConfigBlob::parse(&b))
+            .unwrap_or_default()
     }
 
     fn created_of(&self, rec: &ImageRecord) -> i64 {
@@ -80,9 +86,6 @@ impl ImageService {
     }
 
     fn summary(&self, rec: &ImageRecord) -> pb::ImageSummary {
-        let cfg = self.config_of(rec);
-        let labels: BTreeMap<String, String> =
-            serde_json::from_value(cfg["config"]["Labels"].clone()).unwrap_or_default();
         pb::ImageSummary {
             id: rec.id.to_string(),
             parent_id: String::new(),
@@ -91,7 +94,7 @@ impl ImageService {
             created: self.created_of(rec),
             size: rec.size as i64,
             shared_size: -1,
-            labels: labels.into_iter().collect(),
+            labels: self.config_of(rec).labels().into_iter().collect(),
             containers: -1,
         }
     }
@@ -103,95 +106,81 @@ impl ImageService {
         Ok(images.iter().map(|i| self.summary(i)).collect())
     }
 
-    pub(crate) fn list(
-        &self,
-        all: bool,
-        filters: &str,
-    ) -> Result<Vec<pb::ImageSummary>, ImagesError> {
-        let f = Filters::parse(filters).map_err(|e| ImagesError::InvalidArgument(e.message))?;
-        f.validate(LIST_FILTERS)
-            .map_err(|e| ImagesError::InvalidArgument(e.message))?;
-        let dangling = f
-            .bool_value("dangling")
-            .map_err(|e| ImagesError::InvalidArgument(e.message))?;
-        let created_of = |name: &str| -> Result<i64, ImagesError> {
+    /// Resolves the filters' `before` and `since` images (an unknown one is an error).
+    fn select<'a>(&self, filters: &'a pb::ImageFilters) -> Result<Selection<'a>, ImagesError> {
+        let created_of = |name: &String| -> Result<i64, ImagesError> {
             let rec = self.find(name)?;
             Ok(self.created_of(&rec))
         };
-        let before: Vec<i64> = f
-            .values("before")
-            .map(created_of)
-            .collect::<Result<_, _>>()?;
-        let since: Vec<i64> = f
-            .values("since")
-            .map(created_of)
-            .collect::<Result<_, _>>()?;
-        let until: Vec<i64> = f
-            .values("until")
-            .map(parse_until)
-            .collect::<Result<_, _>>()?;
-        let refs: Vec<&str> = f.values("reference").collect();
+        Ok(Selection {
+            filters,
+            before: filters
+                .before
+                .iter()
+                .map(created_of)
+                .collect::<Result<_, _>>()?,
+            since: filters
+                .since
+                .iter()
+                .map(created_of)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    pub(crate) fn list(
+        &self,
+        all: bool,
+        filters: &pb::ImageFilters,
+    ) -> Result<Vec<pb::ImageSummary>, ImagesError> {
+        let selection = self.select(filters)?;
         let out = self
             .summaries(all)?
             .into_iter()
-            .filter(|s| match dangling {
-                Some(true) => s.repo_tags.is_empty(),
-                Some(false) => !s.repo_tags.is_empty(),
-                None => true,
-            })
-            .filter(|s| before.iter().all(|b| s.created < *b))
-            .filter(|s| since.iter().all(|b| s.created > *b))
-            .filter(|s| until.iter().all(|u| s.created <= *u))
             .filter(|s| {
-                let attrs: BTreeMap<String, String> = s.labels.clone().into_iter().collect();
-                f.match_kv_list("label", &attrs)
-            })
-            .filter(|s| {
-                refs.is_empty()
-                    || s.repo_tags
-                        .iter()
-                        .any(|t| refs.iter().any(|r| reference_matches(r, t)))
+                let labels: BTreeMap<String, String> = s.labels.clone().into_iter().collect();
+                selection.matches(None, &s.repo_tags, s.created, &labels)
             })
             .collect();
         Ok(out)
     }
 
-    /// The Docker image inspect JSON.
-    pub(crate) fn inspect(&self, name: &str) -> Result<(Digest, Value), ImagesError> {
+    /// One image, with its config, as `docker image inspect` shows it.
+    pub(crate) fn inspect(&self, name: &str) -> Result<pb::Image, ImagesError> {
         let rec = self.find(name)?;
         let cfg = self.config_of(&rec);
-        let lowers: Vec<String> = rec
+        let dirs: Vec<String> = rec
             .chain
             .iter()
             .rev()
             .map(|c| self.layers.diff_dir(c).display().to_string())
             .collect();
-        let mut graph = serde_json::Map::new();
-        if let Some((top, rest)) = lowers.split_first() {
-            graph.insert("UpperDir".to_owned(), json!(top));
-            if !rest.is_empty() {
-                graph.insert("LowerDir".to_owned(), json!(rest.join(":")));
-            }
-        }
-        let v = json!({
-            "Id": rec.id.to_string(),
-            "RepoTags": rec.repo_tags.iter().map(|t| familiar(t)).collect::<Vec<_>>(),
-            "RepoDigests": rec.repo_digests.iter().map(|t| familiar(t)).collect::<Vec<_>>(),
-            "Parent": "",
-            "Comment": cfg["comment"].as_str().unwrap_or_default(),
-            "Created": rec.created.clone().unwrap_or_else(|| unix_to_rfc3339(rec.added_at)),
-            "DockerVersion": cfg["docker_version"].as_str().unwrap_or_default(),
-            "Author": cfg["author"].as_str().unwrap_or_default(),
-            "Config": cfg["config"].clone(),
-            "Architecture": cfg["architecture"].as_str().unwrap_or_default(),
-            "Variant": cfg["variant"].clone(),
-            "Os": cfg["os"].as_str().unwrap_or_default(),
-            "Size": rec.size,
-            "GraphDriver": {"Name": "overlay2", "Data": graph},
-            "RootFS": {"Type": "layers", "Layers": rec.diff_ids.iter().map(ToString::to_string).collect::<Vec<_>>()},
-            "Metadata": {"LastTagTime": rec.last_tag_time.map_or_else(|| "0001-01-01T00:00:00Z".to_owned(), unix_to_rfc3339)},
-        });
-        Ok((rec.id, v))
+        let (upper_dir, lower_dir) = match dirs.split_first() {
+            Some((top, rest)) => (top.clone(), rest.join(":")),
+            None => (String::new(), String::new()),
+        };
+        Ok(pb::Image {
+            id: rec.id.to_string(),
+            repo_tags: rec.repo_tags.iter().map(|t| familiar(t)).collect(),
+            repo_digests: rec.repo_digests.iter().map(|t| familiar(t)).collect(),
+            parent: String::new(),
+            comment: cfg.comment,
+            created: rec
+                .created
+                .clone()
+                .unwrap_or_else(|| unix_to_rfc3339(rec.added_at)),
+            docker_version: cfg.docker_version,
+            author: cfg.author,
+            config: cfg.config.as_ref().map(pb::ImageConfig::from),
+            architecture: cfg.architecture,
+            variant: cfg.variant,
+            os: cfg.os,
+            os_version: cfg.os_version,
+            size: rec.size as i64,
+            layers: rec.diff_ids.iter().map(ToString::to_string).collect(),
+            upper_dir,
+            lower_dir,
+            last_tag_time: rec.last_tag_time.map(unix_to_rfc3339).unwrap_or_default(),
+        })
     }
 
     /// `docker history`: newest first; the top entry carries the image ID and tags.
@@ -205,10 +194,8 @@ impl ImageService {
             .collect();
         let mut layer = 0;
         let mut out = Vec::new();
-        let history = cfg["history"].as_array().cloned().unwrap_or_default();
-        for h in &history {
-            let empty = h["empty_layer"].as_bool().unwrap_or(false);
-            let size = if empty {
+        for h in &cfg.history {
+            let size = if h.empty_layer {
                 0
             } else {
                 let s = sizes.get(layer).copied().unwrap_or(0);
@@ -217,11 +204,11 @@ impl ImageService {
             };
             out.push(pb::HistoryEntry {
                 id: "<missing>".to_owned(),
-                created: h["created"].as_str().and_then(rfc3339_to_unix).unwrap_or(0),
-                created_by: h["created_by"].as_str().unwrap_or_default().to_owned(),
+                created: h.created.as_deref().and_then(rfc3339_to_unix).unwrap_or(0),
+                created_by: h.created_by.clone(),
                 tags: Vec::new(),
                 size: size as i64,
-                comment: h["comment"].as_str().unwrap_or_default().to_owned(),
+                comment: h.comment.clone(),
             });
         }
         if out.is_empty() {
@@ -409,44 +396,20 @@ impl ImageService {
     }
 
     /// `docker image prune`: dangling images (or, with `dangling=false`, all unused ones).
-    pub(crate) fn prune(&self, filters: &str) -> Result<(Vec<pb::Deleted>, u64), ImagesError> {
-        let f = Filters::parse(filters).map_err(|e| ImagesError::InvalidArgument(e.message))?;
-        f.validate(PRUNE_FILTERS)
-            .map_err(|e| ImagesError::InvalidArgument(e.message))?;
-        let dangling_only = f
-            .bool_value("dangling")
-            .map_err(|e| ImagesError::InvalidArgument(e.message))?
-            .unwrap_or(true);
-        let until: Vec<i64> = f
-            .values("until")
-            .map(parse_until)
-            .collect::<Result<_, _>>()?;
+    pub(crate) fn prune(
+        &self,
+        filters: &pb::ImageFilters,
+    ) -> Result<(Vec<pb::Deleted>, u64), ImagesError> {
+        let selection = self.select(filters)?;
         let mut out = Vec::new();
         let mut reclaimed = 0u64;
         for rec in self.store.images()? {
-            if dangling_only && !rec.repo_tags.is_empty() {
+            let labels = self.config_of(&rec).labels();
+            let tags: Vec<String> = rec.repo_tags.iter().map(|t| familiar(t)).collect();
+            if !selection.matches(Some(true), &tags, self.created_of(&rec), &labels) {
                 continue;
             }
             if !self.snapshots_of(&rec.id)?.is_empty() {
-                continue;
-            }
-            if !until.iter().all(|u| self.created_of(&rec) <= *u) {
-                continue;
-            }
-            let labels: BTreeMap<String, String> =
-                serde_json::from_value(self.config_of(&rec)["config"]["Labels"].clone())
-                    .unwrap_or_default();
-            if !f.match_kv_list("label", &labels) {
-                continue;
-            }
-            if f.contains("label!")
-                && f.values("label!").any(|l| {
-                    let (k, v) = l.split_once('=').map_or((l, None), |(k, v)| (k, Some(v)));
-                    labels
-                        .get(k)
-                        .is_some_and(|have| v.is_none_or(|v| v == have))
-                })
-            {
                 continue;
             }
             let before: u64 = self.store.layers()?.iter().map(|l| l.size).sum();
@@ -483,15 +446,36 @@ fn reference_matches(pattern: &str, familiar_tag: &str) -> bool {
     glob(pattern, familiar_tag) || glob(pattern, name)
 }
 
+/// `*` matches any run of characters. Linear backtracking (to the last `*` only), so a
+/// pattern with many stars costs O(pattern × name), not exponential time.
 fn glob(pattern: &str, s: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == s,
-        Some((head, tail)) => {
-            s.starts_with(head)
-                && (0..=s.len() - head.len())
-                    .any(|i| s.is_char_boundary(head.len() + i) && glob(tail, &s[head.len() + i..]))
+    let p: Vec<char> = pattern.chars().collect();
+    let s: Vec<char> = s.chars().collect();
+    let (mut pi, mut si) = (0, 0);
+    // The last star seen, and where in `s` its match currently ends.
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, si));
+                pi += 1;
+            }
+            Some(c) if *c == s[si] => {
+                pi += 1;
+                si += 1;
+            }
+            _ => match star {
+                Some((sp, ss)) => {
+                    pi = sp + 1;
+                    si = ss + 1;
+                    star = Some((sp, ss + 1));
+                }
+                None => return false,
+            },
         }
     }
+    p.get(pi..)
+        .is_some_and(|rest| rest.iter().all(|c| *c == '*'))
 }
 
 #[cfg(test)]
@@ -505,14 +489,10 @@ mod tests {
         assert!(reference_matches("busy*", "busybox:1"));
         assert!(reference_matches("*:1", "busybox:1"));
         assert!(!reference_matches("alpine", "busybox:latest"));
-    }
-
-    #[test]
-    fn until_forms() {
-        assert_eq!(parse_until("1700000000").unwrap(), 1_700_000_000);
-        assert_eq!(parse_until("2023-11-14T22:13:20Z").unwrap(), 1_700_000_000);
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        assert!((now - 3600 - parse_until("1h").unwrap()).abs() <= 1);
-        assert!(parse_until("soon").is_err());
+        assert!(glob("a*b*c", "axxbyyc") && !glob("a*b*c", "axxbyy"));
+        assert!(glob("**", "") && glob("", "") && !glob("", "x"));
+        // Many stars against a long name that almost matches: fast, and no match.
+        let name = "a".repeat(300);
+        assert!(!glob(&format!("{}b", "a*".repeat(30)), &name));
     }
 }

@@ -153,7 +153,7 @@ impl images_server::Images for GrpcImages {
     ) -> Result<Response<pb::ListResponse>, Status> {
         let req = req.into_inner();
         self.domain
-            .list(req.all, &req.filters)
+            .list(req.all, &req.filters.unwrap_or_default())
             .map(|images| Response::new(pb::ListResponse { images }))
             .map_err(|e| status_from(&e))
     }
@@ -162,13 +162,14 @@ impl images_server::Images for GrpcImages {
         &self,
         req: Request<pb::InspectRequest>,
     ) -> Result<Response<pb::InspectResponse>, Status> {
-        let (id, v) = self
+        let image = self
             .domain
             .inspect(&req.into_inner().name)
             .map_err(|e| status_from(&e))?;
         Ok(Response::new(pb::InspectResponse {
-            json: v.to_string(),
-            id: id.to_string(),
+            json: crate::legacy_inspect::render(&image),
+            id: image.id.clone(),
+            image: Some(image),
         }))
     }
 
@@ -206,7 +207,7 @@ impl images_server::Images for GrpcImages {
         req: Request<pb::PruneRequest>,
     ) -> Result<Response<pb::PruneResponse>, Status> {
         self.domain
-            .prune(&req.into_inner().filters)
+            .prune(&req.into_inner().filters.unwrap_or_default())
             .map(|(items, reclaimed)| {
                 Response::new(pb::PruneResponse {
                     items,

@@ -4,16 +4,20 @@ mod added;
 #[cfg(test)]
 mod archive_tests;
 mod catalog;
+#[cfg(test)]
+mod catalog_tests;
 mod changes;
 mod compression;
 mod content;
 mod error;
 mod grpc;
 mod grpc_streams;
+mod image_config;
 mod import;
 mod info;
 mod jobs;
 mod layers;
+mod legacy_inspect;
 mod load;
 mod load_archive;
 mod login;

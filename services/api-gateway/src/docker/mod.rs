@@ -6,4 +6,6 @@ pub mod container;
 pub mod create;
 pub mod exec;
 pub mod fields;
+pub mod image;
+pub mod image_filters;
 pub mod ps_filters;

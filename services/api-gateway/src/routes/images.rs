@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::{
     api_version::ApiVersion,
+    docker::{self, image_filters},
     error::{ApiError, json_response},
     jsonmessage, registry_auth,
     state::AppState,
@@ -89,7 +90,9 @@ async fn list(
         .images
         .list(pb::ListRequest {
             all: bool_param(&q, "all"),
-            filters: q.get("filters").cloned().unwrap_or_default(),
+            filters: Some(image_filters::list(
+                q.get("filters").map(String::as_str).unwrap_or_default(),
+            )?),
             digests: bool_param(&q, "digests"),
         })
         .await
@@ -120,9 +123,16 @@ async fn get_suffix(
             .inspect(name.to_owned())
             .await
             .map_err(|e| status(&e))?;
-        let v: Value = serde_json::from_str(&res.json)
-            .map_err(|e| ApiError::new(berth_types::ErrorKind::Internal, e.to_string()))?;
-        return Ok(json_response(StatusCode::OK, &v));
+        let image = res.image.ok_or_else(|| {
+            ApiError::new(
+                berth_types::ErrorKind::Internal,
+                "the images service sent no image",
+            )
+        })?;
+        return Ok(json_response(
+            StatusCode::OK,
+            &docker::image::inspect(&image),
+        ));
     }
     if let Some(name) = rest.strip_suffix("/get") {
         return super::archive::save(st, vec![name.to_owned()]).await;
@@ -206,11 +216,8 @@ async fn remove(
 
 /// `POST /images/prune?filters=`.
 async fn prune(State(st): State<AppState>, Query(q): Q) -> Result<Response, ApiError> {
-    let res = st
-        .images
-        .prune(q.get("filters").cloned().unwrap_or_default())
-        .await
-        .map_err(|e| status(&e))?;
+    let filters = image_filters::prune(q.get("filters").map(String::as_str).unwrap_or_default())?;
+    let res = st.images.prune(filters).await.map_err(|e| status(&e))?;
     let items = deleted(&res.items);
     Ok(json_response(
         StatusCode::OK,
