@@ -92,7 +92,6 @@ impl ImagesBackend for Fake {
     async fn inspect(&self, name: String) -> Answer<images::InspectResponse> {
         if name == "busybox" {
             return Ok(images::InspectResponse {
-                json: String::new(),
                 id: "sha256:aa".to_owned(),
                 image: Some(images::Image {
                     id: "sha256:aa".to_owned(),

@@ -167,7 +167,6 @@ impl images_server::Images for GrpcImages {
             .inspect(&req.into_inner().name)
             .map_err(|e| status_from(&e))?;
         Ok(Response::new(pb::InspectResponse {
-            json: crate::legacy_inspect::render(&image),
             id: image.id.clone(),
             image: Some(image),
         }))

@@ -17,7 +17,6 @@ mod import;
 mod info;
 mod jobs;
 mod layers;
-mod legacy_inspect;
 mod load;
 mod load_archive;
 mod login;

@@ -12,26 +12,9 @@ use crate::{
     spec::{self, ImageDefaults},
 };
 
-/// The image's defaults, from the images service's answer.
-fn image_defaults(inspected: &images::InspectResponse) -> Result<ImageDefaults, ContainerError> {
-    #[derive(serde::Deserialize)]
-    struct Inspect {
-        #[serde(rename = "Config", default)]
-        config: Option<ImageDefaults>,
-    }
-    let i: Inspect = serde_json::from_str(&inspected.json)
-        .map_err(|e| ContainerError::Internal(anyhow::anyhow!("image config: {e}")))?;
-    Ok(i.config.unwrap_or_default())
-}
-
 /// The image's size, from the images service's answer.
 pub(crate) fn image_size(inspected: &images::InspectResponse) -> i64 {
-    #[derive(serde::Deserialize)]
-    struct Inspect {
-        #[serde(rename = "Size", default)]
-        size: i64,
-    }
-    serde_json::from_str::<Inspect>(&inspected.json).map_or(0, |i| i.size)
+    inspected.image.as_ref().map_or(0, |i| i.size)
 }
 
 impl Containers {
@@ -62,7 +45,11 @@ impl Containers {
             .await
             .map_err(|e| ContainerError::upstream(&e))?
             .into_inner();
-        let defaults = image_defaults(&inspected)?;
+        let defaults: ImageDefaults = inspected
+            .image
+            .as_ref()
+            .and_then(|i| i.config.clone())
+            .unwrap_or_default();
         let id = names::new_id();
         let argv = spec::merge_image(
             &mut spec,

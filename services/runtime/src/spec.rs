@@ -3,37 +3,12 @@
 
 use std::collections::HashMap;
 
-use berth_proto::runtime::v1 as pb;
-use serde::Deserialize;
+use berth_proto::{images::v1 as images, runtime::v1 as pb};
 
 use crate::container_error::ContainerError;
 
 /// The parts of an image's config that a container inherits.
-#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub(crate) struct ImageDefaults {
-    pub(crate) env: Vec<String>,
-    pub(crate) cmd: Option<Vec<String>>,
-    pub(crate) entrypoint: Option<Vec<String>>,
-    pub(crate) working_dir: String,
-    pub(crate) user: String,
-    pub(crate) labels: Option<HashMap<String, String>>,
-    pub(crate) stop_signal: String,
-    pub(crate) exposed_ports: Option<HashMap<String, serde::de::IgnoredAny>>,
-    pub(crate) volumes: Option<HashMap<String, serde::de::IgnoredAny>>,
-    pub(crate) healthcheck: Option<ImageHealth>,
-}
-
-#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub(crate) struct ImageHealth {
-    pub(crate) test: Vec<String>,
-    pub(crate) interval: i64,
-    pub(crate) timeout: i64,
-    pub(crate) start_period: i64,
-    pub(crate) start_interval: i64,
-    pub(crate) retries: i32,
-}
+pub(crate) type ImageDefaults = images::ImageConfig;
 
 /// The argv a container runs: the entrypoint then the cmd, as Docker combines the request's
 /// and the image's (a request's entrypoint drops the image's cmd).
@@ -42,12 +17,12 @@ fn argv(p: &mut pb::Process, image: &ImageDefaults) -> Vec<String> {
     let req_cmd = p.cmd.clone().map(|l| l.values).filter(|c| !c.is_empty());
     let entrypoint = req_entry
         .clone()
-        .or_else(|| image.entrypoint.clone())
+        .or_else(|| image.entrypoint.clone().map(|l| l.values))
         .unwrap_or_default();
     let cmd = match (req_cmd, &req_entry) {
         (Some(c), _) => c,
         (None, Some(_)) => Vec::new(),
-        (None, None) => image.cmd.clone().unwrap_or_default(),
+        (None, None) => image.cmd.clone().map(|l| l.values).unwrap_or_default(),
     };
     let out = entrypoint.iter().chain(&cmd).cloned().collect();
     p.entrypoint = (!entrypoint.is_empty()).then_some(pb::StringList { values: entrypoint });
@@ -90,7 +65,7 @@ pub(crate) fn merge_image(
     or_default(&mut p.working_dir, &image.working_dir);
     or_default(&mut p.user, &image.user);
     spec.process = Some(p);
-    let mut labels = image.labels.clone().unwrap_or_default();
+    let mut labels = image.labels.clone();
     labels.extend(std::mem::take(&mut spec.labels));
     spec.labels = labels;
     or_default(&mut spec.hostname, hostname);
@@ -100,17 +75,13 @@ pub(crate) fn merge_image(
     }
     let net = spec.network.get_or_insert_with(Default::default);
     or_default(&mut net.mode, "bridge");
-    for port in image.exposed_ports.iter().flat_map(|m| m.keys()) {
+    for port in &image.exposed_ports {
         if !net.exposed_ports.contains(port) {
             net.exposed_ports.push(port.clone());
         }
     }
     net.exposed_ports.sort();
-    spec.image_volumes = image
-        .volumes
-        .iter()
-        .flat_map(|m| m.keys().cloned())
-        .collect();
+    spec.image_volumes = image.volumes.clone();
     spec.image_volumes.sort();
     if spec.health_check.is_none()
         && let Some(h) = &image.healthcheck
@@ -121,7 +92,7 @@ pub(crate) fn merge_image(
             timeout: h.timeout,
             start_period: h.start_period,
             start_interval: h.start_interval,
-            retries: h.retries,
+            retries: i32::try_from(h.retries).unwrap_or(i32::MAX),
         });
     }
     let log = spec.log.get_or_insert_with(Default::default);
@@ -296,9 +267,14 @@ mod tests {
 
     #[test]
     fn image_defaults_merge_under_the_request() {
+        let list = |v: &[&str]| {
+            Some(images::StringList {
+                values: v.iter().map(|s| (*s).to_owned()).collect(),
+            })
+        };
         let img = ImageDefaults {
             env: vec!["PATH=/bin".to_owned(), "A=1".to_owned()],
-            cmd: Some(vec!["sh".to_owned()]),
+            cmd: list(&["sh"]),
             working_dir: "/w".to_owned(),
             ..Default::default()
         };
@@ -314,8 +290,8 @@ mod tests {
         assert_eq!(spec.log.unwrap().driver, "json-file");
 
         let img = ImageDefaults {
-            entrypoint: Some(vec!["/ep".to_owned()]),
-            cmd: Some(vec!["x".to_owned()]),
+            entrypoint: list(&["/ep"]),
+            cmd: list(&["x"]),
             ..Default::default()
         };
         assert_eq!(merged(process(None, None), &img).unwrap().1, ["/ep", "x"]);
@@ -339,13 +315,18 @@ mod tests {
     }
 
     #[test]
-    fn the_image_config_parses_as_docker_writes_it() {
-        let img: ImageDefaults = serde_json::from_str(
-            r#"{"Env":["A=1"],"Cmd":null,"Labels":null,"ExposedPorts":{"80/tcp":{}},
-                "Volumes":{"/data":{}},"Healthcheck":{"Test":["CMD","true"],"Interval":1000}}"#,
-        )
-        .unwrap();
-        assert_eq!(img.cmd, None);
+    fn ports_volumes_and_health_come_from_the_image() {
+        let img = ImageDefaults {
+            env: vec!["A=1".to_owned()],
+            exposed_ports: vec!["80/tcp".to_owned()],
+            volumes: vec!["/data".to_owned()],
+            healthcheck: Some(images::HealthConfig {
+                test: vec!["CMD".to_owned(), "true".to_owned()],
+                interval: 1000,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
         let (spec, _) = merged(process(Some(&["x"]), None), &img).unwrap();
         assert_eq!(spec.image_volumes, ["/data"]);
         assert_eq!(spec.network.as_ref().unwrap().exposed_ports, ["80/tcp"]);
