@@ -8,6 +8,7 @@
 #   PATH (tests drive the real CLI; a newer one earlier in PATH is kept)
 # - docker-registry, busybox-static, skopeo, umoci: a local registry and test images
 # - systemd: systemd-analyze, which checks the units in deploy/
+# - docker (PyPI, 7.x): the Python SDK, which the tests drive as a second real client
 # The Rust toolchain (rustup, Rust >= 1.90) must already be installed.
 set -euo pipefail
 
@@ -26,6 +27,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup-debian.sh: installing ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! python3 -c 'import docker, sys; sys.exit(0 if docker.__version__.startswith("7.") else 1)' 2>/dev/null; then
+  echo "setup-debian.sh: installing the Python docker SDK 7.x"
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
+  fi
+  python3 -m pip install --quiet 'docker>=7,<8' 2>/dev/null ||
+    python3 -m pip install --quiet --break-system-packages 'docker>=7,<8'
 fi
 
 # Debian starts some of these as services when systemd runs; Berth starts its own.
