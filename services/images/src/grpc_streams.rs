@@ -47,8 +47,8 @@ fn message(line: Line) -> pb::StreamMessage {
             stream: s,
             ..Default::default()
         },
-        Line::Aux(v) => pb::StreamMessage {
-            aux_json: v.to_string(),
+        Line::Pushed(p) => pb::StreamMessage {
+            pushed: Some(p),
             ..Default::default()
         },
     }

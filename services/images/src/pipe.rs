@@ -92,8 +92,8 @@ pub(crate) enum Line {
     Progress(Progress),
     /// The `stream` key: text the CLI prints as is (`Loaded image: busybox:latest\n`).
     Stream(String),
-    /// The `aux` key (push's `{"Tag","Digest","Size"}`).
-    Aux(serde_json::Value),
+    /// A tag pushed (the `aux` key of push's last line).
+    Pushed(berth_proto::images::v1::Pushed),
 }
 
 /// Where the lines of a long operation go. Sending never fails the operation: a client that

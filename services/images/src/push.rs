@@ -14,7 +14,6 @@ use oci_client::{
     Client, Reference, RegistryOperation, errors::OciDistributionError, errors::OciErrorCode,
     secrets::RegistryAuth,
 };
-use serde_json::json;
 use tokio::io::AsyncReadExt;
 
 use crate::{
@@ -222,11 +221,11 @@ impl ImageService {
                 format!("{tag}: digest: {} size: {size}", manifest.digest),
             )
             .await;
-            out.send(Line::Aux(json!({
-                "Tag": tag,
-                "Digest": manifest.digest.to_string(),
-                "Size": size,
-            })))
+            out.send(Line::Pushed(berth_proto::images::v1::Pushed {
+                tag: tag.to_string(),
+                digest: manifest.digest.to_string(),
+                size: i64::try_from(size).unwrap_or(i64::MAX),
+            }))
             .await;
             self.event("push", &tagged.familiar_string(), &tagged.familiar_string());
         }

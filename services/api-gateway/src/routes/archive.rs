@@ -314,9 +314,8 @@ pub fn message_line(m: &pb::StreamMessage) -> Bytes {
         out.push(b'\n');
         return Bytes::from(out);
     }
-    if !m.aux_json.is_empty() {
-        let aux: serde_json::Value =
-            serde_json::from_str(&m.aux_json).unwrap_or(serde_json::Value::Null);
+    if let Some(p) = &m.pushed {
+        let aux = json!({"Tag": p.tag, "Digest": p.digest, "Size": p.size});
         let mut out =
             serde_json::to_vec(&json!({"progressDetail": {}, "aux": aux})).unwrap_or_default();
         out.push(b'\n');
@@ -373,7 +372,11 @@ mod tests {
             b"{\"stream\":\"Loaded image: busybox:latest\\n\"}\n"
         );
         let l = message_line(&pb::StreamMessage {
-            aux_json: r#"{"Tag":"latest","Digest":"sha256:x","Size":5}"#.to_owned(),
+            pushed: Some(pb::Pushed {
+                tag: "latest".to_owned(),
+                digest: "sha256:x".to_owned(),
+                size: 5,
+            }),
             ..Default::default()
         });
         let v: serde_json::Value = serde_json::from_slice(&l).unwrap();
