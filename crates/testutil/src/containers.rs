@@ -20,6 +20,11 @@ impl BusyboxEngine {
 
     /// Also pushes busybox under `more` tags (not pulled).
     pub fn with_tags(more: &[&str]) -> BusyboxEngine {
+        BusyboxEngine::with_options(more, EngineOptions::default())
+    }
+
+    /// An engine started with `opts`, busybox pushed (also under `more` tags) and pulled.
+    pub fn with_options(more: &[&str], opts: EngineOptions) -> BusyboxEngine {
         let registry = Registry::start();
         let dir = tempfile::tempdir().expect("tempdir");
         let info = busybox_layout(&dir.path().join("layout"), MediaTypes::Oci);
@@ -27,7 +32,7 @@ impl BusyboxEngine {
             push_layout(&info.layout, &format!("busybox:{tag}"), &registry, None)
                 .expect("push busybox");
         }
-        let engine = Engine::up(EngineOptions::default());
+        let engine = Engine::up(opts);
         let image = registry.image("busybox:latest");
         engine.docker_ok(&["pull", &image]);
         BusyboxEngine {

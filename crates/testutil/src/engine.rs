@@ -17,6 +17,8 @@ pub struct EngineOptions {
     pub nats_url: Option<String>,
     /// More API listeners (`tcp://127.0.0.1:port`); the engine's unix socket stays first.
     pub extra_hosts: Vec<String>,
+    /// Environment variables for `berth up` and the services it starts.
+    pub env: Vec<(String, String)>,
 }
 
 /// A whole engine started with `berth up` in temporary roots. Stopped on drop.
@@ -85,6 +87,7 @@ impl Engine {
             .arg(&run_root)
             .arg("--bin-dir")
             .arg(bin_dir())
+            .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)

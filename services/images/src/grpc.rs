@@ -262,6 +262,26 @@ impl images_server::Images for GrpcImages {
             .map_err(|e| status_from(&e))
     }
 
+    async fn snapshots(
+        &self,
+        _: Request<pb::SnapshotsRequest>,
+    ) -> Result<Response<pb::SnapshotsResponse>, Status> {
+        self.domain
+            .snapshot_list()
+            .map(|list| {
+                Response::new(pb::SnapshotsResponse {
+                    snapshots: list
+                        .into_iter()
+                        .map(|s| pb::SnapshotInfo {
+                            key: s.key,
+                            created: s.created,
+                        })
+                        .collect(),
+                })
+            })
+            .map_err(|e| status_from(&e))
+    }
+
     async fn login(
         &self,
         req: Request<pb::LoginRequest>,

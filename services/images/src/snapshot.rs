@@ -135,6 +135,11 @@ impl ImageService {
         }
     }
 
+    /// Every snapshot.
+    pub(crate) fn snapshot_list(&self) -> Result<Vec<SnapshotRecord>, ImagesError> {
+        self.store.snapshots()
+    }
+
     /// Bytes and inodes in the writable layer.
     pub(crate) fn usage(&self, key: &str) -> Result<(u64, u64), ImagesError> {
         self.snapshot(key)?;

@@ -7,6 +7,7 @@ use berth_proto::{images::v1 as images, runtime::v1 as pb};
 use crate::{
     container::{Container, State, now_nanos},
     container_error::ContainerError,
+    failpoint,
     lifecycle::Containers,
     names,
     spec::{self, ImageDefaults},
@@ -17,7 +18,58 @@ pub(crate) fn image_size(inspected: &images::InspectResponse) -> i64 {
     inspected.image.as_ref().map_or(0, |i| i.size)
 }
 
+/// A create under way, in `Containers::creating` until dropped (after the record is written,
+/// or the create failed).
+struct Creating<'a> {
+    containers: &'a Containers,
+    id: String,
+}
+
+impl<'a> Creating<'a> {
+    fn new(containers: &'a Containers, id: &str) -> Creating<'a> {
+        containers
+            .creating
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id.to_owned());
+        Creating {
+            containers,
+            id: id.to_owned(),
+        }
+    }
+}
+
+impl Drop for Creating<'_> {
+    fn drop(&mut self) {
+        self.containers
+            .creating
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.id);
+    }
+}
+
 impl Containers {
+    /// Records a new container with its name, in one transaction.
+    fn record(&self, c: &Container) -> Result<(), ContainerError> {
+        match self.store.create(c)? {
+            Ok(()) => Ok(()),
+            Err(other) => Err(names::conflict(&c.name, &other)),
+        }
+    }
+
+    /// Removes a container's snapshot; a failure is logged (the next start collects it).
+    pub(crate) async fn remove_snapshot(&self, id: &str) {
+        if let Err(e) = self
+            .images_client()
+            .remove_snapshot(images::SnapshotKey { key: id.to_owned() })
+            .await
+            && e.code() != tonic::Code::NotFound
+        {
+            tracing::warn!(error = %e, id, "removing a snapshot; collected at the next start");
+        }
+    }
+
     /// docker create.
     pub(crate) async fn create(
         self: &Arc<Self>,
@@ -35,7 +87,11 @@ impl Containers {
         let requested = if req.name.is_empty() {
             None
         } else {
-            Some(names::validate(&req.name)?)
+            let n = names::validate(&req.name)?;
+            if let Some(other) = self.store.id_by_name(n.trim_start_matches('/'))? {
+                return Err(names::conflict(&n, &other));
+            }
+            Some(n)
         };
         let inspected = self
             .images_client()
@@ -63,64 +119,68 @@ impl Containers {
             .split_first()
             .map(|(p, a)| (p.clone(), a.to_vec()))
             .unwrap_or_default();
-
-        let _guard = self.lock.lock().await;
-        let all = self.store.all()?;
-        let name = match requested {
-            Some(n) => {
-                if let Some(other) = all.iter().find(|c| c.name == n) {
-                    return Err(names::conflict(&n, &other.id));
-                }
-                n
-            }
-            None => (0..)
-                .map(|retry| format!("/{}", names::random_name(retry)))
-                .find(|n| !all.iter().any(|c| &c.name == n))
-                .unwrap_or_default(),
-        };
-        let image = spec.image.clone();
-        let mut c = Container {
-            id: id.clone(),
-            name,
-            created: now_nanos(),
-            spec,
-            path,
-            args,
-            image_id: inspected.id.clone(),
-            rootfs: None,
-            state: State::default(),
-            restart_count: 0,
-        };
-        self.store.put(&c)?;
+        // The snapshot first: a container is recorded only with its root filesystem. A
+        // snapshot left by a create that died before the record is collected at the next
+        // start (`Containers::collect_garbage`).
+        let _creating = Creating::new(self, &id);
         let prepared = self
             .images_client()
             .prepare(images::PrepareRequest {
                 key: id.clone(),
-                image,
+                image: spec.image.clone(),
             })
-            .await;
-        let prepared = match prepared {
-            Ok(p) => p.into_inner(),
-            Err(e) => {
-                self.store.delete(&id)?;
-                return Err(ContainerError::upstream(&e));
-            }
-        };
-        let Some(m) = prepared.mounts.first() else {
-            self.store.delete(&id)?;
-            return Err(ContainerError::Internal(anyhow::anyhow!(
-                "images.Prepare returned no mount"
-            )));
-        };
-        c.rootfs = Some(pb::RootfsMount {
+            .await
+            .map_err(|e| ContainerError::upstream(&e))?
+            .into_inner();
+        failpoint::hit("create-after-snapshot");
+        let rootfs = prepared.mounts.first().map(|m| pb::RootfsMount {
             r#type: m.r#type.clone(),
             source: m.source.clone(),
             options: m.options.clone(),
         });
-        if !prepared.image_id.is_empty() {
-            c.image_id = prepared.image_id;
+        let image_id = if prepared.image_id.is_empty() {
+            inspected.id.clone()
+        } else {
+            prepared.image_id
+        };
+        let mut c = Container {
+            id: id.clone(),
+            name: String::new(),
+            created: now_nanos(),
+            spec,
+            path,
+            args,
+            image_id,
+            rootfs,
+            state: State::default(),
+            restart_count: 0,
+        };
+        let recorded = match (&c.rootfs, requested) {
+            (None, _) => Err(ContainerError::Internal(anyhow::anyhow!(
+                "images.Prepare returned no mount"
+            ))),
+            (Some(_), Some(n)) => {
+                c.name = n;
+                self.record(&c)
+            }
+            (Some(_), None) => {
+                // A random name; another try when it is taken.
+                let mut r = Ok(());
+                for retry in 0..10 {
+                    c.name = format!("/{}", names::random_name(retry));
+                    r = self.record(&c);
+                    if r.is_ok() {
+                        break;
+                    }
+                }
+                r
+            }
+        };
+        if let Err(e) = recorded {
+            self.remove_snapshot(&id).await;
+            return Err(e);
         }
-        self.store.put(&c)?;
+        failpoint::hit("create-after-record");
         self.bump();
         self.event(&c, "create", &[]);
         Ok(pb::CreateResponse { id, warnings })

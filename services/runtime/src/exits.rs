@@ -131,9 +131,10 @@ impl Containers {
         } = w;
         let done = on_changes(rx, None, || {
             let Some(c) = self.store.get(&last.id)? else {
-                // Removed: the last exit seen.
+                // Removed: its last exit.
+                let state = self.removed_state(&last.id).unwrap_or(last.state.clone());
                 return Ok(Some(pb::WaitResponse {
-                    status_code: last.state.exit_code,
+                    status_code: state.exit_code,
                     error: String::new(),
                 }));
             };

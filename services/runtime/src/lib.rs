@@ -9,6 +9,7 @@ mod create;
 mod error;
 mod exec;
 mod exits;
+mod failpoint;
 mod grpc;
 mod info;
 mod lifecycle;
@@ -50,6 +51,8 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
         ctx.data_dir.clone(),
     ));
     containers.reconnect()?;
+    let gc = containers.clone();
+    tokio::spawn(async move { gc.collect_garbage().await });
     let mut routes = RoutesBuilder::default();
     routes.add_service(RuntimeServer::new(grpc::GrpcRuntime::new(
         domain, containers,

@@ -18,7 +18,11 @@ use tokio::sync::watch;
 use tonic::transport::Channel;
 
 use crate::{
-    attach::Attacher, container::Container, container_error::ContainerError, shim, store::Store,
+    attach::Attacher,
+    container::Container,
+    container_error::ContainerError,
+    failpoint, shim,
+    store::{Prefix, Store},
 };
 
 /// The containers and what they need: the store, the images service, the bus.
@@ -44,7 +48,17 @@ pub(crate) struct Containers {
     pub(crate) pending_attaches: std::sync::Mutex<HashMap<String, Vec<Attacher>>>,
     /// The execs, by exec ID.
     pub(crate) execs: std::sync::Mutex<HashMap<String, crate::exec::ExecRecord>>,
+    /// Containers being created: their snapshot may exist before their record.
+    pub(crate) creating: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The last state of recently removed containers, for waits that learn of the removal
+    /// after the record is gone (`docker run --rm` waits for `removed`); the newest
+    /// `REMOVED_KEPT`.
+    pub(crate) removed:
+        std::sync::Mutex<std::collections::VecDeque<(String, crate::container::State)>>,
 }
+
+/// How many removed containers' last states are kept for waits.
+const REMOVED_KEPT: usize = 256;
 
 impl Containers {
     pub(crate) fn new(
@@ -71,6 +85,8 @@ impl Containers {
             changed: watch::channel(0).0,
             pending_attaches: std::sync::Mutex::new(HashMap::new()),
             execs: std::sync::Mutex::new(HashMap::new()),
+            creating: std::sync::Mutex::new(std::collections::HashSet::new()),
+            removed: std::sync::Mutex::new(std::collections::VecDeque::new()),
         }
     }
 
@@ -119,23 +135,28 @@ impl Containers {
 
     /// Full ID, exact name, or unique ID prefix.
     pub(crate) fn find(&self, name: &str) -> Result<Container, ContainerError> {
-        let all = self.store.all()?;
-        if let Some(c) = all.iter().find(|c| c.id == name) {
-            return Ok(c.clone());
+        if let Some(c) = self.store.get(name)? {
+            return Ok(c);
         }
-        let slashed = format!("/{}", name.trim_start_matches('/'));
-        if let Some(c) = all.iter().find(|c| c.name == slashed) {
-            return Ok(c.clone());
+        let bare = name.strip_prefix('/').unwrap_or(name);
+        if let Some(id) = self.store.id_by_name(bare)?
+            && let Some(c) = self.store.get(&id)?
+        {
+            return Ok(c);
         }
         if !name.is_empty() && name.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let mut matches = all.iter().filter(|c| c.id.starts_with(name));
-            if let Some(c) = matches.next() {
-                if matches.next().is_some() {
+            match self.store.by_prefix(name)? {
+                Prefix::One(id) => {
+                    if let Some(c) = self.store.get(&id)? {
+                        return Ok(c);
+                    }
+                }
+                Prefix::Many => {
                     return Err(ContainerError::invalid(format!(
                         "multiple IDs found with provided prefix: {name}"
                     )));
                 }
-                return Ok(c.clone());
+                Prefix::None => {}
             }
         }
         Err(ContainerError::not_found(format!(
@@ -270,11 +291,10 @@ impl Containers {
                 "Renaming a container with the same name as its current name",
             ));
         }
-        if let Some(other) = self.store.all()?.into_iter().find(|o| o.name == new) {
-            return Err(crate::names::conflict(&new, &other.id));
-        }
         let old = std::mem::replace(&mut c.name, new);
-        self.store.put(&c)?;
+        if let Err(other) = self.store.rename(&c, old.trim_start_matches('/'))? {
+            return Err(crate::names::conflict(&c.name, &other));
+        }
         self.bump();
         self.event(&c, "rename", &[("oldName", old)]);
         Ok(())
@@ -293,28 +313,118 @@ impl Containers {
             self.signal(&c, 9, true).await?;
             self.wait_stopped(&c.id, None).await?;
         }
-        let _guard = self.lock.lock().await;
-        let bundle = self.bundle(&c.id);
-        delete_shim(&bundle).await;
-        let _ = std::fs::remove_dir_all(&bundle);
-        let _ = std::fs::remove_dir_all(self.data_dir.join(&c.id));
-        if let Err(e) = self
-            .images_client()
-            .remove_snapshot(images::SnapshotKey { key: c.id.clone() })
-            .await
-            && e.code() != tonic::Code::NotFound
+        // The record goes first, with its name, in one transaction: that is the removal.
+        // What the container leaves (shim files, logs, snapshot) goes after; if the runtime
+        // dies before that, the next start collects it.
         {
-            return Err(ContainerError::upstream(&e));
+            let _guard = self.lock.lock().await;
+            let now = self.find(&c.id)?;
+            if now.state.running() {
+                return Err(ContainerError::conflict(format!(
+                    "cannot remove container \"{}\": container is running: stop the container before removing or force remove",
+                    now.name
+                )));
+            }
+            self.store.delete(&now)?;
+            let mut removed = self
+                .removed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if removed.len() >= REMOVED_KEPT {
+                removed.pop_front();
+            }
+            removed.push_back((now.id.clone(), now.state.clone()));
         }
-        self.store.delete(&c.id)?;
+        failpoint::hit("remove-after-record");
         self.forget_execs(&c.id);
         self.pending_attaches
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&c.id);
         self.bump();
+        self.release_files(&c.id).await;
+        self.remove_snapshot(&c.id).await;
         self.event(&c, "destroy", &[]);
         Ok(())
+    }
+
+    /// The last state of a container removed lately.
+    pub(crate) fn removed_state(&self, id: &str) -> Option<crate::container::State> {
+        self.removed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .rev()
+            .find(|(r, _)| r == id)
+            .map(|(_, s)| s.clone())
+    }
+
+    /// The bundle (after its shim cleaned up) and the logs of a container that is gone.
+    async fn release_files(&self, id: &str) {
+        let bundle = self.bundle(id);
+        delete_shim(&bundle).await;
+        let _ = std::fs::remove_dir_all(&bundle);
+        let _ = std::fs::remove_dir_all(self.data_dir.join(id));
+    }
+
+    /// Removes what containers that are not recorded left behind: snapshots (of a create that
+    /// died before its record, of a remove that died after it), bundles and logs. Runs at
+    /// start, in the background, until the images service has answered.
+    pub(crate) async fn collect_garbage(&self) {
+        let recorded: std::collections::HashSet<String> = match self.store.all() {
+            Ok(all) => all.into_iter().map(|c| c.id).collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "garbage collection: reading the store");
+                return;
+            }
+        };
+        let orphan = |id: &str| {
+            id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) && !recorded.contains(id)
+        };
+        for dir in [&self.run_dir, &self.data_dir] {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if orphan(&name) && self.store.get(&name).ok().flatten().is_none() {
+                    tracing::info!(id = name, "removing what a removed container left");
+                    self.release_files(&name).await;
+                }
+            }
+        }
+        let mut delay = Duration::from_millis(100);
+        let snapshots = loop {
+            match self
+                .images_client()
+                .snapshots(images::SnapshotsRequest {})
+                .await
+            {
+                Ok(r) => break r.into_inner().snapshots,
+                Err(e) if delay < Duration::from_secs(30) => {
+                    tracing::debug!(error = %e, "garbage collection: images not ready");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "garbage collection: no snapshot list");
+                    return;
+                }
+            }
+        };
+        for s in snapshots {
+            // A create under way has its snapshot before its record, and leaves `creating`
+            // only once recorded: checked in this order, neither is taken for garbage.
+            let creating = self
+                .creating
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains(&s.key);
+            if !creating && orphan(&s.key) && self.store.get(&s.key).ok().flatten().is_none() {
+                tracing::info!(
+                    key = s.key,
+                    "removing the snapshot of an unrecorded container"
+                );
+                self.remove_snapshot(&s.key).await;
+            }
+        }
     }
 }
 

@@ -1,5 +1,7 @@
 //! The runtime's records, in its own transactional store: each container as its
-//! `berth.runtime.v1.Container` message. Records an earlier Berth wrote as JSON are
+//! `berth.runtime.v1.Container` message, and an index of names. A container and its name are
+//! written and removed in one transaction; lookups by ID, name or ID prefix go through the
+//! ordered keys, never through every record. Records an earlier Berth wrote as JSON are
 //! migrated when the store opens.
 
 use std::path::Path;
@@ -12,6 +14,8 @@ use crate::{RuntimeError, container::Container, migrate};
 
 /// Containers by ID; the value is the encoded `Container` message.
 const CONTAINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("containers");
+/// Container IDs by name (without the leading slash).
+const NAMES: TableDefinition<&str, &str> = TableDefinition::new("names");
 
 pub(crate) struct Store {
     db: redb::Database,
@@ -25,8 +29,20 @@ pub(crate) struct Counts {
     pub(crate) paused: u64,
 }
 
+/// What a lookup by ID prefix found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Prefix {
+    None,
+    One(String),
+    Many,
+}
+
 fn decode(bytes: &[u8]) -> anyhow::Result<Container> {
     Ok(Container::from_proto(pb::Container::decode(bytes)?))
+}
+
+fn encode(c: &Container) -> Vec<u8> {
+    c.to_proto().encode_to_vec()
 }
 
 impl Store {
@@ -35,17 +51,28 @@ impl Store {
         let tx = db.begin_write()?;
         {
             let mut table = tx.open_table(CONTAINERS)?;
-            // Records of an earlier Berth (JSON), rewritten as messages in the same transaction.
-            let mut legacy = Vec::new();
+            let mut names = tx.open_table(NAMES)?;
+            // Records of an earlier Berth (JSON) are rewritten as messages, and every record's
+            // name is indexed, in the same transaction.
+            let mut rewrite = Vec::new();
+            let mut index = Vec::new();
             for row in table.iter()? {
                 let (k, v) = row?;
-                if migrate::is_legacy(v.value()) {
-                    legacy.push((k.value().to_owned(), migrate::container(v.value())?));
-                }
+                let c = if migrate::is_legacy(v.value()) {
+                    let c = migrate::container(v.value())?;
+                    rewrite.push(c.clone());
+                    c
+                } else {
+                    decode(v.value())?
+                };
+                index.push((c.short_name().to_owned(), k.value().to_owned()));
             }
-            for (id, c) in legacy {
-                tracing::info!(id, "migrating a container record");
-                table.insert(id.as_str(), c.to_proto().encode_to_vec().as_slice())?;
+            for c in rewrite {
+                tracing::info!(id = c.id, "migrating a container record");
+                table.insert(c.id.as_str(), encode(&c).as_slice())?;
+            }
+            for (name, id) in index {
+                names.insert(name.as_str(), id.as_str())?;
             }
         }
         tx.commit()?;
@@ -83,10 +110,58 @@ impl Store {
         read().map_err(RuntimeError::Store)
     }
 
-    /// Writes the record durably.
+    /// The ID of the container named `name` (without the slash).
+    pub(crate) fn id_by_name(&self, name: &str) -> Result<Option<String>, RuntimeError> {
+        let read = || -> anyhow::Result<Option<String>> {
+            let tx = self.db.begin_read()?;
+            let names = tx.open_table(NAMES)?;
+            Ok(names.get(name)?.map(|v| v.value().to_owned()))
+        };
+        read().map_err(RuntimeError::Store)
+    }
+
+    /// The IDs that start with `prefix`: none, one, or more than one.
+    pub(crate) fn by_prefix(&self, prefix: &str) -> Result<Prefix, RuntimeError> {
+        let read = || -> anyhow::Result<Prefix> {
+            let tx = self.db.begin_read()?;
+            let table = tx.open_table(CONTAINERS)?;
+            let mut ids = table
+                .range(prefix..)?
+                .map(|row| row.map(|(k, _)| k.value().to_owned()))
+                .take_while(|k| k.as_ref().map_or(true, |k| k.starts_with(prefix)));
+            Ok(match (ids.next().transpose()?, ids.next().transpose()?) {
+                (None, _) => Prefix::None,
+                (Some(id), None) => Prefix::One(id),
+                (Some(_), Some(_)) => Prefix::Many,
+            })
+        };
+        read().map_err(RuntimeError::Store)
+    }
+
+    /// Records a new container and reserves its name, in one transaction. Err(Some(id)) when
+    /// the name belongs to container `id`.
+    pub(crate) fn create(&self, c: &Container) -> Result<Result<(), String>, RuntimeError> {
+        let write = || -> anyhow::Result<Result<(), String>> {
+            let tx = self.db.begin_write()?;
+            {
+                let mut names = tx.open_table(NAMES)?;
+                if let Some(other) = names.get(c.short_name())? {
+                    return Ok(Err(other.value().to_owned()));
+                }
+                names.insert(c.short_name(), c.id.as_str())?;
+                let mut table = tx.open_table(CONTAINERS)?;
+                table.insert(c.id.as_str(), encode(c).as_slice())?;
+            }
+            tx.commit()?;
+            Ok(Ok(()))
+        };
+        write().map_err(RuntimeError::Store)
+    }
+
+    /// Writes the record durably (its name unchanged).
     pub(crate) fn put(&self, c: &Container) -> Result<(), RuntimeError> {
         let write = || -> anyhow::Result<()> {
-            let bytes = c.to_proto().encode_to_vec();
+            let bytes = encode(c);
             let tx = self.db.begin_write()?;
             {
                 let mut table = tx.open_table(CONTAINERS)?;
@@ -98,12 +173,45 @@ impl Store {
         write().map_err(RuntimeError::Store)
     }
 
-    pub(crate) fn delete(&self, id: &str) -> Result<(), RuntimeError> {
+    /// Renames `c` (whose record holds the new name) from `old`, in one transaction.
+    /// Err(Some(id)) when the new name belongs to container `id`.
+    pub(crate) fn rename(
+        &self,
+        c: &Container,
+        old: &str,
+    ) -> Result<Result<(), String>, RuntimeError> {
+        let write = || -> anyhow::Result<Result<(), String>> {
+            let tx = self.db.begin_write()?;
+            {
+                let mut names = tx.open_table(NAMES)?;
+                if let Some(other) = names.get(c.short_name())? {
+                    return Ok(Err(other.value().to_owned()));
+                }
+                names.remove(old)?;
+                names.insert(c.short_name(), c.id.as_str())?;
+                let mut table = tx.open_table(CONTAINERS)?;
+                table.insert(c.id.as_str(), encode(c).as_slice())?;
+            }
+            tx.commit()?;
+            Ok(Ok(()))
+        };
+        write().map_err(RuntimeError::Store)
+    }
+
+    /// Removes the record and its name, in one transaction.
+    pub(crate) fn delete(&self, c: &Container) -> Result<(), RuntimeError> {
         let write = || -> anyhow::Result<()> {
             let tx = self.db.begin_write()?;
             {
+                let mut names = tx.open_table(NAMES)?;
+                let mine = names
+                    .get(c.short_name())?
+                    .is_some_and(|v| v.value() == c.id);
+                if mine {
+                    names.remove(c.short_name())?;
+                }
                 let mut table = tx.open_table(CONTAINERS)?;
-                table.remove(id)?;
+                table.remove(c.id.as_str())?;
             }
             tx.commit()?;
             Ok(())
@@ -145,7 +253,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let mut c = sample('b', "new");
         c.state.status = Status::Running;
-        store.put(&c).unwrap();
+        store.create(&c).unwrap().unwrap();
         assert_eq!(store.get(&c.id).unwrap(), Some(c.clone()));
         store.put_raw(&"a".repeat(64), migrate::tests::LEGACY.as_bytes());
         drop(store);
@@ -156,5 +264,50 @@ mod tests {
         assert_eq!(all[0].process().cmd.unwrap().values, ["sleep", "60"]);
         assert_eq!(all[1], c);
         assert_eq!(store.counts().unwrap().running, 2);
+        // The migrated record's name is indexed.
+        assert_eq!(store.id_by_name("old").unwrap(), Some("a".repeat(64)));
+    }
+
+    #[test]
+    fn names_are_reserved_with_their_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = sample('a', "web");
+        let b = sample('b', "web");
+        store.create(&a).unwrap().unwrap();
+        assert_eq!(store.create(&b).unwrap(), Err(a.id.clone()));
+        assert_eq!(store.get(&b.id).unwrap(), None);
+        assert_eq!(store.id_by_name("web").unwrap(), Some(a.id.clone()));
+
+        let mut renamed = a.clone();
+        renamed.name = "/api".to_owned();
+        store.rename(&renamed, "web").unwrap().unwrap();
+        assert_eq!(store.id_by_name("web").unwrap(), None);
+        assert_eq!(store.id_by_name("api").unwrap(), Some(a.id.clone()));
+        store.create(&b).unwrap().unwrap();
+        let mut clash = renamed.clone();
+        clash.name = "/web".to_owned();
+        assert_eq!(store.rename(&clash, "api").unwrap(), Err(b.id.clone()));
+
+        store.delete(&renamed).unwrap();
+        assert_eq!(store.id_by_name("api").unwrap(), None);
+        assert_eq!(store.get(&a.id).unwrap(), None);
+        assert_eq!(store.id_by_name("web").unwrap(), Some(b.id.clone()));
+    }
+
+    #[test]
+    fn prefixes_through_the_ordered_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut a = sample('a', "one");
+        a.id = format!("ab{}", "0".repeat(62));
+        let mut b = sample('a', "two");
+        b.id = format!("ac{}", "0".repeat(62));
+        store.create(&a).unwrap().unwrap();
+        store.create(&b).unwrap().unwrap();
+        assert_eq!(store.by_prefix("ab").unwrap(), Prefix::One(a.id.clone()));
+        assert_eq!(store.by_prefix("a").unwrap(), Prefix::Many);
+        assert_eq!(store.by_prefix("b").unwrap(), Prefix::None);
+        assert_eq!(store.by_prefix("ac0").unwrap(), Prefix::One(b.id.clone()));
     }
 }

@@ -1,0 +1,110 @@
+//! The runtime killed between two steps of `docker create` or `docker rm` (at its failpoints,
+//! `BERTH_RUNTIME_FAILPOINT`, which abort the process there once): after `berth up` restarts
+//! it, there is no half-made container, no reserved name without a container, and no snapshot,
+//! bundle or log left of a container that is not recorded.
+
+use std::path::{Path, PathBuf};
+
+use berth_testutil::{BusyboxEngine, EngineOptions, eventually};
+
+/// An engine whose runtime aborts once at `point`.
+fn engine_failing_at(point: &str, marker: &Path) -> BusyboxEngine {
+    BusyboxEngine::with_options(
+        &[],
+        EngineOptions {
+            env: vec![(
+                "BERTH_RUNTIME_FAILPOINT".to_owned(),
+                format!("{point}:{}", marker.display()),
+            )],
+            ..Default::default()
+        },
+    )
+}
+
+/// The container snapshot directories the images service holds.
+fn snapshots(data_root: &Path) -> Vec<PathBuf> {
+    let dir = data_root.join("images").join("snapshots");
+    std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Leftovers of containers: bundles and log directories.
+fn container_dirs(s: &BusyboxEngine) -> Vec<PathBuf> {
+    [
+        s.engine.run_root.join("runtime/containers"),
+        s.engine.data_root.join("runtime/containers"),
+    ]
+    .iter()
+    .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+    .map(|e| e.path())
+    .collect()
+}
+
+/// Waits until the restarted runtime answers and has collected what is not recorded.
+fn settled(s: &BusyboxEngine) {
+    eventually("the runtime to answer again", || {
+        let (code, _, _) = s.status(&["ps", "-a"]);
+        (code == 0).then_some(())
+    });
+    eventually("no snapshot or container directory left", || {
+        (snapshots(&s.engine.data_root).is_empty() && container_dirs(s).is_empty()).then_some(())
+    });
+}
+
+#[test]
+fn create_killed_after_the_snapshot_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("fired");
+    let s = engine_failing_at("create-after-snapshot", &marker);
+    let (code, _, _) = s.status(&["create", "--name", "c1", &s.image, "true"]);
+    assert_ne!(code, 0);
+    assert!(marker.exists(), "the failpoint did not fire");
+    settled(&s);
+    assert_eq!(s.docker(&["ps", "-aq"]), "");
+    // The name was never reserved.
+    let id = s.docker(&["create", "--name", "c1", &s.image, "true"]);
+    assert_eq!(snapshots(&s.engine.data_root).len(), 1);
+    s.docker(&["rm", &id]);
+}
+
+#[test]
+fn create_killed_after_the_record_leaves_a_whole_container() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("fired");
+    let s = engine_failing_at("create-after-record", &marker);
+    let (code, _, _) = s.status(&["create", "--name", "c1", &s.image, "echo", "whole"]);
+    assert_ne!(code, 0);
+    assert!(marker.exists(), "the failpoint did not fire");
+    eventually("the runtime to answer again", || {
+        let (code, _, _) = s.status(&["ps", "-a"]);
+        (code == 0).then_some(())
+    });
+    // Recorded with its snapshot: it runs, and goes away whole.
+    assert_eq!(s.docker(&["ps", "-a", "--format", "{{.Names}}"]), "c1");
+    assert_eq!(s.docker(&["start", "-a", "c1"]), "whole");
+    s.docker(&["rm", "c1"]);
+    settled(&s);
+}
+
+#[test]
+fn remove_killed_after_the_record_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("fired");
+    let s = engine_failing_at("remove-after-record", &marker);
+    let id = s.docker(&["run", "--name", "c1", &s.image, "echo", "hi"]);
+    assert_eq!(id, "hi");
+    assert_eq!(snapshots(&s.engine.data_root).len(), 1);
+    assert!(!container_dirs(&s).is_empty());
+    let (code, _, _) = s.status(&["rm", "c1"]);
+    assert_ne!(code, 0, "the runtime died under the rm");
+    assert!(marker.exists(), "the failpoint did not fire");
+    settled(&s);
+    assert_eq!(s.docker(&["ps", "-aq"]), "");
+    // The name is free again.
+    s.docker(&["create", "--name", "c1", &s.image, "true"]);
+    s.docker(&["rm", "c1"]);
+}
