@@ -31,7 +31,7 @@ pub use config::{
 };
 pub use error::BundleError;
 pub use exit::{EXIT_FILE, ExitStatus, exit_path, rfc3339_nano};
-pub use fs::write_atomic;
+pub use fs::{write_atomic, write_atomic_mode};
 pub use start_error::{START_ERROR_FILE, StartError, StartErrorKind, start_error_path};
 
 /// `<bundle>/address`: `unix://<socket path>`, written by the shim once it serves; the

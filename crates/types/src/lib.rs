@@ -8,6 +8,7 @@ mod filters;
 mod id;
 mod reference;
 mod service;
+mod size;
 
 pub use digest::{Digest, DigestAlgorithm, InvalidDigest, Sha256Digester};
 pub use error_kind::ErrorKind;
@@ -20,3 +21,4 @@ pub use reference::{
     validate_tag,
 };
 pub use service::{ServiceName, UnknownService};
+pub use size::parse_size;

@@ -204,19 +204,6 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
         })
 }
 
-/// Docker's size strings: `10m`, `1g`, `512k`, `100`.
-pub(crate) fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim().to_lowercase();
-    let s = s.trim_end_matches('b');
-    let (num, mult) = match s.chars().last()? {
-        'k' => (&s[..s.len() - 1], 1024),
-        'm' => (&s[..s.len() - 1], 1024 * 1024),
-        'g' => (&s[..s.len() - 1], 1024 * 1024 * 1024),
-        _ => (s, 1),
-    };
-    num.trim().parse::<u64>().ok()?.checked_mul(mult)
-}
-
 /// The json-file log's rotation: (max size in bytes, 0 unlimited; files kept, at least 1).
 /// None when the container's output is not logged (driver `none`).
 pub(crate) fn log_rotation(spec: &pb::ContainerSpec) -> Option<(u64, u32)> {
@@ -227,7 +214,7 @@ pub(crate) fn log_rotation(spec: &pb::ContainerSpec) -> Option<(u64, u32)> {
     let size = log
         .options
         .get("max-size")
-        .and_then(|s| parse_size(s))
+        .and_then(|s| berth_types::parse_size(s))
         .unwrap_or(0);
     let files = log
         .options
@@ -374,10 +361,5 @@ mod tests {
         assert_eq!(log_rotation(&spec), Some((1024, 3)));
         spec.log.as_mut().unwrap().driver = "none".to_owned();
         assert_eq!(log_rotation(&spec), None);
-        assert_eq!(parse_size("10m"), Some(10 << 20));
-        assert_eq!(parse_size("1k"), Some(1024));
-        assert_eq!(parse_size("100"), Some(100));
-        assert_eq!(parse_size("x"), None);
-        assert_eq!(parse_size("99999999999999999g"), None);
     }
 }

@@ -138,15 +138,28 @@ impl Store {
         read().map_err(RuntimeError::Store)
     }
 
-    /// Records a new container and reserves its name, in one transaction. Err(Some(id)) when
-    /// the name belongs to container `id`.
+    /// Records a new container and reserves its name, in one transaction. Err(id) when the
+    /// name belongs to container `id`.
     pub(crate) fn create(&self, c: &Container) -> Result<Result<(), String>, RuntimeError> {
+        self.write_named(c, None)
+    }
+
+    /// Writes `c`'s record with its name reserved (and `old`, its previous name, released), in
+    /// one transaction. Err(id) when the name belongs to container `id`.
+    fn write_named(
+        &self,
+        c: &Container,
+        old: Option<&str>,
+    ) -> Result<Result<(), String>, RuntimeError> {
         let write = || -> anyhow::Result<Result<(), String>> {
             let tx = self.db.begin_write()?;
             {
                 let mut names = tx.open_table(NAMES)?;
                 if let Some(other) = names.get(c.short_name())? {
                     return Ok(Err(other.value().to_owned()));
+                }
+                if let Some(old) = old {
+                    names.remove(old)?;
                 }
                 names.insert(c.short_name(), c.id.as_str())?;
                 let mut table = tx.open_table(CONTAINERS)?;
@@ -174,28 +187,13 @@ impl Store {
     }
 
     /// Renames `c` (whose record holds the new name) from `old`, in one transaction.
-    /// Err(Some(id)) when the new name belongs to container `id`.
+    /// Err(id) when the new name belongs to container `id`.
     pub(crate) fn rename(
         &self,
         c: &Container,
         old: &str,
     ) -> Result<Result<(), String>, RuntimeError> {
-        let write = || -> anyhow::Result<Result<(), String>> {
-            let tx = self.db.begin_write()?;
-            {
-                let mut names = tx.open_table(NAMES)?;
-                if let Some(other) = names.get(c.short_name())? {
-                    return Ok(Err(other.value().to_owned()));
-                }
-                names.remove(old)?;
-                names.insert(c.short_name(), c.id.as_str())?;
-                let mut table = tx.open_table(CONTAINERS)?;
-                table.insert(c.id.as_str(), encode(c).as_slice())?;
-            }
-            tx.commit()?;
-            Ok(Ok(()))
-        };
-        write().map_err(RuntimeError::Store)
+        self.write_named(c, Some(old))
     }
 
     /// Removes the record and its name, in one transaction.

@@ -10,29 +10,6 @@ use serde_json::{Map, Value, json};
 /// Docker's zero time, for StartedAt/FinishedAt that never happened.
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
-/// Docker's masked and read-only paths, which every Berth container gets.
-const MASKED_PATHS: &[&str] = &[
-    "/proc/asound",
-    "/proc/acpi",
-    "/proc/interrupts",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-];
-const READONLY_PATHS: &[&str] = &[
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
-
 /// Nanoseconds since the epoch as RFC 3339 with nanoseconds; the zero time for 0.
 pub fn rfc3339(nanos: i64) -> String {
     if nanos <= 0 {
@@ -313,8 +290,9 @@ fn host_config(spec: &pb::ContainerSpec) -> Value {
         "CpuPercent": 0,
         "IOMaximumIOps": 0,
         "IOMaximumBandwidth": 0,
-        "MaskedPaths": MASKED_PATHS,
-        "ReadonlyPaths": READONLY_PATHS,
+        // Docker's, which every Berth container gets.
+        "MaskedPaths": berth_bundle::DEFAULT_MASKED_PATHS,
+        "ReadonlyPaths": berth_bundle::DEFAULT_READONLY_PATHS,
         "Init": spec.init.then_some(true),
     })
 }

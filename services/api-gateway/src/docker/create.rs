@@ -216,7 +216,7 @@ fn log_spec(log: LogConfig) -> Result<Option<pb::LogSpec>, ApiError> {
         }
     }
     if let Some(size) = options.get("max-size")
-        && parse_size(size).is_none()
+        && berth_types::parse_size(size).is_none()
     {
         return Err(invalid(format!("invalid max-size: {size}")));
     }
@@ -229,19 +229,6 @@ fn log_spec(log: LogConfig) -> Result<Option<pb::LogSpec>, ApiError> {
         driver: log.kind,
         options,
     }))
-}
-
-/// Docker's size strings (`10m`, `1g`, `512k`, `100`), as the log options take them.
-fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim().to_lowercase();
-    let s = s.trim_end_matches('b');
-    let (num, mult) = match s.chars().last()? {
-        'k' => (&s[..s.len() - 1], 1024),
-        'm' => (&s[..s.len() - 1], 1024 * 1024),
-        'g' => (&s[..s.len() - 1], 1024 * 1024 * 1024),
-        _ => (s, 1),
-    };
-    num.trim().parse::<u64>().ok()?.checked_mul(mult)
 }
 
 /// Docker's checks of a valid restart policy (moby `validateRestartPolicy`), kept for when
