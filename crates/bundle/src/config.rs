@@ -30,7 +30,9 @@
 //!   "wait_for_start": false,                    // hold before exec until the Start call
 //!   "capabilities": null,                       // null: Docker's default set
 //!   "no_new_privileges": false,
-//!   "socket": null                              // default: <bundle>/shim.sock
+//!   "socket": null,                             // default: <bundle>/shim.sock
+//!   "device_rules": [{"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]
+//!                                               // on top of nothing allowed; default: Docker's
 //! }
 //! ```
 //!
@@ -142,6 +144,9 @@ pub struct Config {
     pub no_new_privileges: bool,
     #[serde(default)]
     pub socket: Option<PathBuf>,
+    /// The device cgroup rules, on top of nothing allowed; default: Docker's.
+    #[serde(default = "crate::devices::default_device_rules")]
+    pub device_rules: Vec<crate::devices::DeviceRule>,
 }
 
 /// One mount for mount(2), as the images service's `Prepare` returns it.
@@ -366,6 +371,7 @@ impl Config {
             capabilities: None,
             no_new_privileges: false,
             socket: None,
+            device_rules: crate::devices::default_device_rules(),
         }
     }
 
@@ -434,6 +440,9 @@ impl Config {
             return Err(format!("invalid container id {:?}", self.id));
         }
         validate_process(&self.process)?;
+        for r in &self.device_rules {
+            r.validate()?;
+        }
         if self.rootfs.kind.is_empty() {
             return Err("rootfs.type is empty".to_owned());
         }

@@ -19,6 +19,7 @@
 //! memory is what every container costs.
 
 pub mod config;
+pub mod devices;
 mod error;
 pub mod exit;
 mod fs;
@@ -29,6 +30,7 @@ pub use config::{
     DEFAULT_PATH, DEFAULT_READONLY_PATHS, EtcFiles, LogConfig, Mount, Namespaces, NetNs, Process,
     Rlimit, SOCKET_FILE, User, config_path, validate_cgroup_path, validate_process,
 };
+pub use devices::{DeviceKind, DeviceRule, default_device_rules};
 pub use error::BundleError;
 pub use exit::{EXIT_FILE, ExitStatus, exit_path, rfc3339_nano};
 pub use fs::{write_atomic, write_atomic_mode};

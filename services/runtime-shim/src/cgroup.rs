@@ -25,6 +25,7 @@ struct Hierarchy {
     v2: bool,
     cpuset: bool,
     memory: bool,
+    devices: bool,
 }
 
 /// The cgroup hierarchies mounted in `mountinfo` (the text of /proc/self/mountinfo): their
@@ -103,6 +104,7 @@ impl Cgroup {
                 v2,
                 cpuset: opts.iter().any(|o| o == "cpuset"),
                 memory: opts.iter().any(|o| o == "memory"),
+                devices: opts.iter().any(|o| o == "devices"),
             })
             .collect();
         Cgroup { dirs }
@@ -126,6 +128,19 @@ impl Cgroup {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 3 => tries += 1,
                     Err(e) => return Err(cg_err(&h.dir, e)),
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Confines the cgroup's devices to `rules`: the v1 devices controller where mounted, a
+    /// device program on the v2 hierarchy. Before any process joins.
+    pub fn restrict_devices(&self, rules: &[berth_bundle::DeviceRule]) -> Result<(), ShimError> {
+        for h in &self.dirs {
+            if h.v2 {
+                crate::device_cgroup::attach_v2(&h.dir, rules)?;
+            } else if h.devices {
+                crate::device_cgroup::apply_v1(&h.dir, rules)?;
             }
         }
         Ok(())
@@ -308,6 +323,7 @@ mod tests {
                 v2: true,
                 cpuset: false,
                 memory: false,
+                devices: false,
             }],
         };
         assert!(cg.oom_killed());

@@ -127,6 +127,11 @@ fn setup(cfg: &Config, bundle: &Path, cgroup: &Cgroup) -> Result<Setup, ShimErro
         None => None,
     };
     cgroup.create()?;
+    if let Err(e) = cgroup.restrict_devices(&cfg.device_rules) {
+        let _ = cgroup.remove_blocking();
+        let _ = std::fs::remove_file(&socket);
+        return Err(e);
+    }
     let spawned = process::spawn_container(cfg, &bundle.join("rootfs"), cgroup);
     match spawned {
         Ok(s) => Ok((s, listener, log)),

@@ -16,6 +16,7 @@ pub mod cleanup;
 pub mod config;
 mod convert;
 mod daemon;
+pub mod device_cgroup;
 mod devices;
 pub mod error;
 pub mod exit;
