@@ -7,7 +7,8 @@ use caps::{CapSet, Capability, CapsHashSet};
 
 use crate::{config::DEFAULT_CAPABILITIES, error::StartError};
 
-/// The set to keep: the configured names, or Docker's default.
+/// The set to keep: the configured names, or Docker's default; of those, the ones the shim's
+/// own bounding set has (`--cap-add ALL` and `--privileged` give what the host has).
 pub(crate) fn wanted(configured: Option<&[String]>) -> CapsHashSet {
     let names: Vec<&str> = match configured {
         Some(list) => list.iter().map(String::as_str).collect(),
@@ -16,6 +17,7 @@ pub(crate) fn wanted(configured: Option<&[String]>) -> CapsHashSet {
     names
         .iter()
         .filter_map(|n| n.parse::<Capability>().ok())
+        .filter(|c| caps::has_cap(None, CapSet::Bounding, *c).unwrap_or(true))
         .collect()
 }
 

@@ -146,7 +146,6 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
     let ns = spec.namespaces.clone().unwrap_or_default();
     let restart = spec.restart_policy.unwrap_or_default();
     None.or_else(|| d(!p.additional_groups.is_empty(), "process.additional_groups"))
-        .or_else(|| d(!p.rlimits.is_empty(), "process.rlimits"))
         .or_else(|| d(!p.shell.is_empty(), "process.shell"))
         .or_else(|| {
             d(
@@ -166,18 +165,15 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
         .or_else(|| d(!spec.volumes_from.is_empty(), "volumes_from"))
         .or_else(|| d(!spec.storage_opt.is_empty(), "storage_opt"))
         .or_else(|| d(!spec.annotations.is_empty(), "annotations"))
+        .or_else(|| spec.security.as_ref().and_then(unsupported_security))
         .or_else(|| {
+            let mode = |m: &str, extra: &str| matches!(m, "" | "private" | "host") || m == extra;
             d(
-                spec.security.as_ref().is_some_and(|s| {
-                    *s != pb::SecuritySpec {
-                        readonly_rootfs: s.readonly_rootfs,
-                        ..Default::default()
-                    }
-                }),
-                "security",
+                !mode(&ns.pid, "") || !mode(&ns.ipc, "shareable") || !mode(&ns.uts, ""),
+                "namespaces",
             )
         })
-        .or_else(|| d(ns != pb::NamespaceSpec::default(), "namespaces"))
+        .or_else(|| d(!ns.cgroup.is_empty() || !ns.user.is_empty(), "namespaces"))
         .or_else(|| {
             d(
                 !matches!(net.mode.as_str(), "" | "bridge" | "none" | "host"),
@@ -202,6 +198,69 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
                 .find(|k| !LOG_OPTS.contains(&k.as_str()))
                 .map(|k| format!("log.options.{k}"))
         })
+}
+
+/// What of the security options this runtime does not apply yet.
+fn unsupported_security(s: &pb::SecuritySpec) -> Option<String> {
+    let known = |c: &String| c == "ALL" || berth_bundle::ALL_CAPABILITIES.contains(&c.as_str());
+    if let Some(c) = s.cap_add.iter().chain(&s.cap_drop).find(|c| !known(c)) {
+        return Some(format!("capability {c}"));
+    }
+    if let Some(o) = s.security_opt.iter().find(|o| {
+        !matches!(
+            o.as_str(),
+            "no-new-privileges=true"
+                | "no-new-privileges=false"
+                | "seccomp=unconfined"
+                | "apparmor=unconfined"
+        )
+    }) {
+        return Some(format!("security_opt {o}"));
+    }
+    let rest = pb::SecuritySpec {
+        privileged: s.privileged,
+        sysctls: s.sysctls.clone(),
+        runtime: s.runtime.clone(),
+        isolation: s.isolation.clone(),
+        ..Default::default()
+    };
+    (rest != pb::SecuritySpec::default()).then(|| "security".to_owned())
+}
+
+/// The capabilities to keep (moby's TweakCapabilities): Docker's default set with
+/// `cap_drop` taken out and `cap_add` put in; `ALL` in `cap_add` is every capability but those
+/// dropped, `ALL` in `cap_drop` is only those added. None: the default set, untouched.
+pub(crate) fn capabilities(s: &pb::SecuritySpec) -> Option<Vec<String>> {
+    if s.cap_add.is_empty() && s.cap_drop.is_empty() {
+        return None;
+    }
+    let all = |l: &[String]| l.iter().any(|c| c == "ALL");
+    let named =
+        |l: &[String]| -> Vec<String> { l.iter().filter(|c| *c != "ALL").cloned().collect() };
+    let (add, drop) = (named(&s.cap_add), named(&s.cap_drop));
+    let base: Vec<String> = if all(&s.cap_add) {
+        berth_bundle::ALL_CAPABILITIES
+            .iter()
+            .map(|c| (*c).to_owned())
+            .filter(|c| !drop.contains(c))
+            .collect()
+    } else if all(&s.cap_drop) {
+        add
+    } else {
+        berth_bundle::DEFAULT_CAPABILITIES
+            .iter()
+            .map(|c| (*c).to_owned())
+            .filter(|c| !drop.contains(c))
+            .chain(add)
+            .collect()
+    };
+    let mut out = Vec::new();
+    for c in base {
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    Some(out)
 }
 
 /// The json-file log's rotation: (max size in bytes, 0 unlimited; files kept, at least 1).
@@ -343,6 +402,31 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(unsupported(&spec).as_deref(), Some("network.mode"));
+    }
+
+    #[test]
+    fn capabilities_as_moby_tweaks_them() {
+        let sec = |add: &[&str], drop: &[&str]| pb::SecuritySpec {
+            cap_add: add.iter().map(|s| (*s).to_owned()).collect(),
+            cap_drop: drop.iter().map(|s| (*s).to_owned()).collect(),
+            ..Default::default()
+        };
+        assert_eq!(capabilities(&sec(&[], &[])), None);
+        let c = capabilities(&sec(&["CAP_NET_ADMIN"], &["CAP_CHOWN"])).unwrap();
+        assert_eq!(c.len(), 14);
+        assert!(c.contains(&"CAP_NET_ADMIN".to_owned()) && !c.contains(&"CAP_CHOWN".to_owned()));
+        let c = capabilities(&sec(&["CAP_KILL"], &["ALL"])).unwrap();
+        assert_eq!(c, ["CAP_KILL"]);
+        let c = capabilities(&sec(&["ALL"], &["CAP_SYS_ADMIN"])).unwrap();
+        assert_eq!(c.len(), berth_bundle::ALL_CAPABILITIES.len() - 1);
+        assert_eq!(
+            unsupported(&pb::ContainerSpec {
+                security: Some(sec(&["CAP_BOGUS"], &[])),
+                ..Default::default()
+            })
+            .as_deref(),
+            Some("capability CAP_BOGUS")
+        );
     }
 
     #[test]

@@ -102,7 +102,34 @@ impl Containers {
         config.domainname = c.spec.domainname.clone();
         config.init = c.spec.init;
         config.namespaces.net = net;
-        config.readonly_rootfs = c.spec.security.as_ref().is_some_and(|s| s.readonly_rootfs);
+        let sec = c.spec.security.clone().unwrap_or_default();
+        config.readonly_rootfs = sec.readonly_rootfs;
+        config.capabilities = crate::spec::capabilities(&sec);
+        config.no_new_privileges = sec
+            .security_opt
+            .iter()
+            .any(|o| o == "no-new-privileges=true");
+        if let Some(m) = sec.masked_paths {
+            config.masked_paths = m.values;
+        }
+        if let Some(r) = sec.readonly_paths {
+            config.readonly_paths = r.values;
+        }
+        let ns = c.spec.namespaces.clone().unwrap_or_default();
+        config.namespaces.pid = ns.pid != "host";
+        config.namespaces.ipc = ns.ipc != "host";
+        config.namespaces.uts = ns.uts != "host";
+        // -1 is unlimited.
+        let lim = |v: i64| u64::try_from(v).unwrap_or(u64::MAX);
+        config.rlimits = p
+            .rlimits
+            .iter()
+            .map(|r| berth_bundle::Rlimit {
+                kind: r.name.clone(),
+                soft: lim(r.soft),
+                hard: lim(r.hard),
+            })
+            .collect();
         config.log = crate::spec::log_rotation(&c.spec).map(|(max_size, max_file)| {
             berth_bundle::LogConfig {
                 max_size,

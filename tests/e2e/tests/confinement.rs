@@ -95,3 +95,118 @@ fn the_rules_are_in_the_devices_controller() {
     }
     s.docker(&["rm", "-f", &id]);
 }
+
+/// `/proc/self/status` field `key` inside a container run with `flags`.
+fn status_field(s: &BusyboxEngine, flags: &[&str], key: &str) -> String {
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(flags);
+    let script = format!("grep '^{key}:' /proc/self/status");
+    args.extend_from_slice(&[&s.image, "sh", "-c", &script]);
+    s.docker(&args)
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn capabilities_no_new_privileges_and_ulimits_as_asked() {
+    let s = BusyboxEngine::new();
+    // Docker's default set, as dockerd gives it.
+    assert_eq!(status_field(&s, &[], "CapEff"), "00000000a80425fb");
+    // CAP_NET_ADMIN is bit 12.
+    assert_eq!(
+        status_field(&s, &["--cap-add", "net_admin"], "CapEff"),
+        "00000000a80435fb"
+    );
+    // Only CAP_KILL (bit 5).
+    assert_eq!(
+        status_field(&s, &["--cap-drop", "ALL", "--cap-add", "KILL"], "CapEff"),
+        "0000000000000020"
+    );
+    assert_eq!(
+        status_field(&s, &["--cap-drop", "CHOWN"], "CapEff"),
+        "00000000a80425fa"
+    );
+    let (_, out) = s.fails(&["create", "--cap-add", "BOGUS", &s.image, "true"]);
+    assert!(
+        out.contains(r#"unknown capability: \"CAP_BOGUS\""#) || out.contains("unknown capability"),
+        "{out}"
+    );
+
+    assert_eq!(status_field(&s, &[], "NoNewPrivs"), "0");
+    assert_eq!(
+        status_field(&s, &["--security-opt", "no-new-privileges"], "NoNewPrivs"),
+        "1"
+    );
+
+    let out = s.docker(&[
+        "run",
+        "--rm",
+        "--ulimit",
+        "nofile=100:200",
+        &s.image,
+        "sh",
+        "-c",
+        "ulimit -n; ulimit -Hn",
+    ]);
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["100", "200"]);
+    let id = s.docker(&[
+        "create",
+        "--ulimit",
+        "nofile=100:200",
+        "--cap-add",
+        "SYS_TIME",
+        &s.image,
+    ]);
+    let v = s.inspect(&id);
+    assert_eq!(
+        v["HostConfig"]["Ulimits"],
+        serde_json::json!([{"Name": "nofile", "Soft": 100, "Hard": 200}])
+    );
+    assert_eq!(
+        v["HostConfig"]["CapAdd"],
+        serde_json::json!(["CAP_SYS_TIME"])
+    );
+    s.docker(&["rm", &id]);
+}
+
+#[test]
+fn host_namespaces_and_system_paths() {
+    let s = BusyboxEngine::new();
+    let host = |p: &str| std::fs::read_link(p).unwrap().display().to_string();
+    let inside = |flags: &[&str], script: &str| {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[&s.image, "sh", "-c", script]);
+        s.docker(&args)
+    };
+    // Private by default, the host's when asked.
+    let ipc = host("/proc/self/ns/ipc");
+    assert_ne!(inside(&[], "readlink /proc/self/ns/ipc"), ipc);
+    assert_eq!(
+        inside(&["--ipc", "host"], "readlink /proc/self/ns/ipc"),
+        ipc
+    );
+    let pid = host("/proc/self/ns/pid");
+    assert_eq!(
+        inside(&["--pid", "host"], "readlink /proc/self/ns/pid"),
+        pid
+    );
+    assert_eq!(inside(&[], "echo $$"), "1");
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(inside(&["--uts", "host"], "hostname"), hostname.trim());
+    let (_, out) = s.fails(&["create", "--uts", "host", "--hostname", "x", &s.image]);
+    assert!(
+        out.contains("conflicting options: hostname and the UTS mode"),
+        "{out}"
+    );
+    // Docker's masked paths (/dev/null over /proc/timer_list), and none with
+    // systempaths=unconfined.
+    let masks = "grep -c ' /proc/timer_list ' /proc/self/mountinfo || true";
+    assert_eq!(inside(&[], masks), "1");
+    assert_eq!(
+        inside(&["--security-opt", "systempaths=unconfined"], masks),
+        "0"
+    );
+}

@@ -227,7 +227,17 @@ fn config(spec: &pb::ContainerSpec) -> Value {
 fn host_config(spec: &pb::ContainerSpec) -> Value {
     let p = spec.process.clone().unwrap_or_default();
     let log = spec.log.clone().unwrap_or_default();
-    let readonly = spec.security.as_ref().is_some_and(|s| s.readonly_rootfs);
+    let sec = spec.security.clone().unwrap_or_default();
+    let ns = spec.namespaces.clone().unwrap_or_default();
+    let list_or_null = |l: &[String]| if l.is_empty() { Value::Null } else { json!(l) };
+    let ulimits: Vec<Value> = p
+        .rlimits
+        .iter()
+        .map(|r| json!({"Name": r.name, "Soft": r.soft, "Hard": r.hard}))
+        .collect();
+    let paths = |l: Option<&pb::StringList>, default: &[&str]| {
+        l.map_or_else(|| json!(default), |l| json!(l.values))
+    };
     json!({
         "Binds": null,
         "ContainerIDFile": "",
@@ -239,24 +249,24 @@ fn host_config(spec: &pb::ContainerSpec) -> Value {
         "VolumeDriver": "",
         "VolumesFrom": null,
         "ConsoleSize": [p.console_height, p.console_width],
-        "CapAdd": null,
-        "CapDrop": null,
+        "CapAdd": list_or_null(&sec.cap_add),
+        "CapDrop": list_or_null(&sec.cap_drop),
         "CgroupnsMode": "private",
         "Dns": [],
         "DnsOptions": [],
         "DnsSearch": [],
         "ExtraHosts": null,
         "GroupAdd": null,
-        "IpcMode": "private",
+        "IpcMode": if ns.ipc.is_empty() { "private" } else { ns.ipc.as_str() },
         "Cgroup": "",
         "Links": null,
         "OomScoreAdj": 0,
-        "PidMode": "",
+        "PidMode": ns.pid,
         "Privileged": false,
         "PublishAllPorts": false,
-        "ReadonlyRootfs": readonly,
-        "SecurityOpt": null,
-        "UTSMode": "",
+        "ReadonlyRootfs": sec.readonly_rootfs,
+        "SecurityOpt": list_or_null(&sec.security_opt),
+        "UTSMode": ns.uts,
         "UsernsMode": "",
         "ShmSize": 67108864,
         "Runtime": "runc",
@@ -285,14 +295,14 @@ fn host_config(spec: &pb::ContainerSpec) -> Value {
         "MemorySwappiness": null,
         "OomKillDisable": null,
         "PidsLimit": null,
-        "Ulimits": [],
+        "Ulimits": ulimits,
         "CpuCount": 0,
         "CpuPercent": 0,
         "IOMaximumIOps": 0,
         "IOMaximumBandwidth": 0,
-        // Docker's, which every Berth container gets.
-        "MaskedPaths": berth_bundle::DEFAULT_MASKED_PATHS,
-        "ReadonlyPaths": berth_bundle::DEFAULT_READONLY_PATHS,
+        // Docker's by default, which the shim applies.
+        "MaskedPaths": paths(sec.masked_paths.as_ref(), berth_bundle::DEFAULT_MASKED_PATHS),
+        "ReadonlyPaths": paths(sec.readonly_paths.as_ref(), berth_bundle::DEFAULT_READONLY_PATHS),
         "Init": spec.init.then_some(true),
     })
 }

@@ -10,7 +10,10 @@ use serde_json::Value;
 
 use crate::{
     api_version::ApiVersion,
-    docker::fields::{self, FIELDS, Support},
+    docker::{
+        fields::{self, FIELDS, Support},
+        security,
+    },
     error::ApiError,
 };
 
@@ -72,6 +75,16 @@ struct HostConfig {
     runtime: String,
     isolation: String,
     init: Option<bool>,
+    cap_add: Option<Vec<String>>,
+    cap_drop: Option<Vec<String>>,
+    security_opt: Option<Vec<String>>,
+    ulimits: Option<Vec<security::Ulimit>>,
+    pid_mode: String,
+    ipc_mode: String,
+    #[serde(rename = "UTSMode")]
+    uts_mode: String,
+    masked_paths: Option<Vec<String>>,
+    readonly_paths: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -320,6 +333,33 @@ pub fn spec(
     {
         return Err(invalid(format!("invalid stop timeout: {t}")));
     }
+    let uts = security::namespace_mode("UTS", "--uts", &hc.uts_mode)?;
+    if uts == "host" && !cfg.hostname.is_empty() {
+        return Err(invalid("conflicting options: hostname and the UTS mode"));
+    }
+    let namespaces = pb::NamespaceSpec {
+        pid: security::namespace_mode("PID", "--pid", &hc.pid_mode)?,
+        ipc: security::namespace_mode("IPC", "--ipc", &hc.ipc_mode)?,
+        uts,
+        ..Default::default()
+    };
+    let paths = |p: Option<Vec<String>>| -> Result<Option<pb::StringList>, ApiError> {
+        let Some(values) = p else { return Ok(None) };
+        if let Some(bad) = values.iter().find(|v| !v.starts_with('/')) {
+            return Err(invalid(format!("path {bad:?} is not absolute")));
+        }
+        Ok(Some(pb::StringList { values }))
+    };
+    let sec = pb::SecuritySpec {
+        readonly_rootfs: hc.readonly_rootfs,
+        cap_add: security::capabilities(hc.cap_add)?,
+        cap_drop: security::capabilities(hc.cap_drop)?,
+        security_opt: security::security_opts(hc.security_opt)?,
+        masked_paths: paths(hc.masked_paths)?,
+        readonly_paths: paths(hc.readonly_paths)?,
+        ..Default::default()
+    };
+    let rlimits = security::ulimits(hc.ulimits)?;
     let [height, width] = hc.console_size.unwrap_or_default();
     let mut exposed: Vec<String> = cfg
         .exposed_ports
@@ -353,6 +393,7 @@ pub fn spec(
             attach_stderr: cfg.attach_stderr,
             console_height: height,
             console_width: width,
+            rlimits,
             ..Default::default()
         }),
         hostname: cfg.hostname,
@@ -365,10 +406,8 @@ pub fn spec(
             exposed_ports: exposed,
             ..Default::default()
         }),
-        security: hc.readonly_rootfs.then(|| pb::SecuritySpec {
-            readonly_rootfs: true,
-            ..Default::default()
-        }),
+        security: (sec != pb::SecuritySpec::default()).then_some(sec),
+        namespaces: (namespaces != pb::NamespaceSpec::default()).then_some(namespaces),
         log: log_spec(hc.log_config)?,
         auto_remove: hc.auto_remove,
         init: hc.init.unwrap_or(false),

@@ -164,15 +164,10 @@ pub const FIELDS: &[Field] = &[
     f(
         "HostConfig.CapAdd",
         "--cap-add",
-        Refused(Security),
+        Honored,
         r#"["NET_ADMIN"]"#,
     ),
-    f(
-        "HostConfig.CapDrop",
-        "--cap-drop",
-        Refused(Security),
-        r#"["CHOWN"]"#,
-    ),
+    f("HostConfig.CapDrop", "--cap-drop", Honored, r#"["CHOWN"]"#),
     f(
         "HostConfig.CgroupnsMode",
         "--cgroupns",
@@ -209,12 +204,7 @@ pub const FIELDS: &[Field] = &[
         Refused(Security),
         r#"["audio"]"#,
     ),
-    f(
-        "HostConfig.IpcMode",
-        "--ipc",
-        Refused(Security),
-        r#""host""#,
-    ),
+    f("HostConfig.IpcMode", "--ipc", Honored, r#""host""#),
     f(
         "HostConfig.Cgroup",
         "--cgroup",
@@ -233,12 +223,7 @@ pub const FIELDS: &[Field] = &[
         Refused(Resources),
         "100",
     ),
-    f(
-        "HostConfig.PidMode",
-        "--pid",
-        Refused(Security),
-        r#""host""#,
-    ),
+    f("HostConfig.PidMode", "--pid", Honored, r#""host""#),
     f(
         "HostConfig.Privileged",
         "--privileged",
@@ -255,7 +240,7 @@ pub const FIELDS: &[Field] = &[
     f(
         "HostConfig.SecurityOpt",
         "--security-opt",
-        Refused(Security),
+        Honored,
         r#"["no-new-privileges"]"#,
     ),
     f(
@@ -270,12 +255,7 @@ pub const FIELDS: &[Field] = &[
         Refused(Volumes),
         r#"{"/t": ""}"#,
     ),
-    f(
-        "HostConfig.UTSMode",
-        "--uts",
-        Refused(Security),
-        r#""host""#,
-    ),
+    f("HostConfig.UTSMode", "--uts", Honored, r#""host""#),
     f(
         "HostConfig.UsernsMode",
         "--userns",
@@ -460,7 +440,7 @@ pub const FIELDS: &[Field] = &[
     f(
         "HostConfig.Ulimits",
         "--ulimit",
-        Refused(Resources),
+        Honored,
         r#"[{"Name": "nofile", "Soft": 10, "Hard": 10}]"#,
     ),
     f(
@@ -490,13 +470,13 @@ pub const FIELDS: &[Field] = &[
     f(
         "HostConfig.MaskedPaths",
         "--security-opt systempaths=unconfined",
-        Refused(Security),
+        Honored,
         r#"["/proc/kcore"]"#,
     ),
     f(
         "HostConfig.ReadonlyPaths",
         "--security-opt systempaths=unconfined",
-        Refused(Security),
+        Honored,
         r#"["/proc/sys"]"#,
     ),
     f("HostConfig.Init", "--init", Honored, "true"),

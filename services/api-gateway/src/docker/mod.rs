@@ -9,3 +9,4 @@ pub mod fields;
 pub mod image;
 pub mod image_filters;
 pub mod ps_filters;
+pub mod security;
