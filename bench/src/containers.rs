@@ -17,6 +17,10 @@ use crate::{
     report::{ContainerResults, EngineContainers, Throughput},
 };
 
+/// `docker version` of the server only: the floor under any CLI command (the CLI's start-up
+/// and one API round trip).
+pub(crate) const VERSION_ARGS: [&str; 3] = ["version", "--format", "{{.Server.Version}}"];
+
 /// What the container benchmark runs.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Plan {
@@ -69,7 +73,7 @@ impl Engine<'_> {
 }
 
 /// Runs the CLI and returns how long it took from spawn to exit, and its stdout.
-fn timed(t: &Target<'_>, args: &[&str]) -> anyhow::Result<(f64, String)> {
+pub(crate) fn timed(t: &Target<'_>, args: &[&str]) -> anyhow::Result<(f64, String)> {
     let mut cmd = t.cmd();
     cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
     let start = Instant::now();
@@ -89,13 +93,24 @@ fn timed(t: &Target<'_>, args: &[&str]) -> anyhow::Result<(f64, String)> {
 }
 
 /// Container IDs the engine lists (`docker ps -a -q --no-trunc`).
-fn all_containers(t: &Target<'_>) -> anyhow::Result<Vec<String>> {
+pub(crate) fn all_containers(t: &Target<'_>) -> anyhow::Result<Vec<String>> {
     Ok(t.docker_ok(&["ps", "-a", "-q", "--no-trunc"])?
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .map(str::to_owned)
         .collect())
+}
+
+/// Fails if the engine has any container; `when` says at what point of the benchmark.
+pub(crate) fn ensure_none(t: &Target<'_>, when: &str) -> anyhow::Result<()> {
+    let left = all_containers(t)?;
+    ensure!(
+        left.is_empty(),
+        "{}: containers exist {when}: {left:?}",
+        t.kind.name()
+    );
+    Ok(())
 }
 
 /// `docker rm -f` of every container of the engine, in batches; checks none is left.
@@ -213,16 +228,9 @@ pub(crate) fn run(
 ) -> anyhow::Result<ContainerResults> {
     let engines = [berth, dockerd];
     for e in engines {
-        let left = all_containers(e.target)?;
-        ensure!(
-            left.is_empty(),
-            "{}: containers exist before the benchmark: {left:?}",
-            e.target.kind.name()
-        );
+        ensure_none(e.target, "before the benchmark")?;
     }
     let run_args = ["run", "--rm", "--network", "none", image, "true"];
-    // The floor under any CLI command: the CLI's start-up and one API round trip.
-    let version_args = ["version", "--format", "{{.Server.Version}}"];
     eprintln!(
         "berth-bench: docker run --rm: {} warm-up and {} timed runs per engine...",
         plan.warmup, plan.runs
@@ -239,17 +247,12 @@ pub(crate) fn run(
         for k in order {
             let (secs, _) = timed(engines[k].target, &run_args)?;
             results[k].runs.push(secs);
-            let (secs, _) = timed(engines[k].target, &version_args)?;
+            let (secs, _) = timed(engines[k].target, &VERSION_ARGS)?;
             results[k].version.push(secs);
         }
     }
     for e in engines {
-        let left = all_containers(e.target)?;
-        ensure!(
-            left.is_empty(),
-            "{}: docker run --rm left containers behind: {left:?}",
-            e.target.kind.name()
-        );
+        ensure_none(e.target, "after the docker run --rm runs")?;
     }
     let line = |r: &EngineContainers| {
         crate::report::stats(&r.runs)

@@ -7,15 +7,19 @@
 //! - Containers (the runtime issue): `docker run --rm --network none busybox true` latency,
 //!   100 × (`docker create` + `docker start`) throughput, and the RSS of the per-container
 //!   shims (`containers.rs`).
+//! - Store (the container store): with 1,000 created containers in each engine, `docker ps -a`
+//!   latency, then one `docker rm` of 300 stopped containers (`store.rs`).
 //!
 //! Run it as root with `scripts/bench.sh [--rounds N] [--runs N] ...`, which installs what is
 //! missing, builds the release binaries and runs this. It prints a table and rewrites
-//! `bench/RESULTS.md`.
+//! `bench/RESULTS.md`; `--only <part> --results` measures one part and replaces only that
+//! part's rows there, keeping the others' last measured values.
 
 mod containers;
 mod dockerd;
 mod host;
 mod report;
+mod store;
 
 use std::{
     io::{BufRead, BufReader, Read},
@@ -46,6 +50,8 @@ enum Only {
     Pull,
     /// The container benchmark only (run latency, create + start throughput, shim memory).
     Containers,
+    /// The store benchmark only (`docker ps -a` at 1,000 containers, `docker rm` of 300).
+    Store,
 }
 
 #[derive(Parser, Debug)]
@@ -53,10 +59,12 @@ enum Only {
     name = "berth-bench",
     about = "Berth and Debian's dockerd side by side: cold docker pull of a large multi-layer \
              image from a local registry; docker run --rm latency, create + start throughput \
-             and shim memory. Run as root, through scripts/bench.sh."
+             and shim memory; docker ps -a at 1,000 containers and docker rm of 300. Run as \
+             root, through scripts/bench.sh."
 )]
 struct Args {
-    /// Run one benchmark only (then the results file is left alone unless --results is given).
+    /// Run one benchmark only (then the results file is left alone unless --results is given,
+    /// and with --results only that benchmark's part of it is replaced).
     #[arg(long, value_enum)]
     only: Option<Only>,
     /// Timed pulls per engine (the order of the engines alternates from round to round).
@@ -71,6 +79,18 @@ struct Args {
     /// Containers created and started (one after the other) in the throughput test.
     #[arg(long, default_value_t = 100)]
     containers: usize,
+    /// Containers created (not started) in each engine for the store benchmark.
+    #[arg(long, default_value_t = 1000)]
+    store_containers: usize,
+    /// How many of them the store benchmark's one timed `docker rm` removes.
+    #[arg(long, default_value_t = 300)]
+    store_remove: usize,
+    /// Timed `docker ps -a` per engine in the store benchmark.
+    #[arg(long, default_value_t = 10)]
+    ps_runs: usize,
+    /// Concurrent `docker create` processes while the store benchmark creates its containers.
+    #[arg(long, default_value_t = 8)]
+    create_jobs: usize,
     /// Milliseconds the containers run before their shims' memory is read.
     #[arg(long, default_value_t = 2000)]
     settle_ms: u64,
@@ -78,9 +98,10 @@ struct Args {
     /// more; 64 MiB makes 3 random layers plus busybox).
     #[arg(long, default_value_t = 64)]
     size_mb: u64,
-    /// Where to write the results (default: RESULTS.md beside this crate's Cargo.toml).
-    #[arg(long)]
-    results: Option<PathBuf>,
+    /// Write the results (to PATH, default RESULTS.md beside this crate's Cargo.toml); with
+    /// --only, only that benchmark's part of the file is replaced.
+    #[arg(long, value_name = "PATH", num_args = 0..=1)]
+    results: Option<Option<PathBuf>>,
     /// Print the table only; leave the results file alone.
     #[arg(long)]
     no_write: bool,
@@ -117,11 +138,16 @@ fn main() -> ExitCode {
         Ok(results) => {
             print!("{}", results.table());
             if !args.no_write && (args.only.is_none() || args.results.is_some()) {
-                let path = args
-                    .results
-                    .clone()
-                    .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("RESULTS.md"));
-                if let Err(e) = std::fs::write(&path, results.markdown()) {
+                let path =
+                    args.results.clone().flatten().unwrap_or_else(|| {
+                        Path::new(env!("CARGO_MANIFEST_DIR")).join("RESULTS.md")
+                    });
+                // A partial run keeps the other parts' last measured values.
+                let previous = match args.only {
+                    Some(_) => std::fs::read_to_string(&path).ok(),
+                    None => None,
+                };
+                if let Err(e) = std::fs::write(&path, results.markdown(previous.as_deref())) {
                     eprintln!("berth-bench: writing {}: {e}", path.display());
                     return ExitCode::FAILURE;
                 }
@@ -411,8 +437,18 @@ fn run(args: &Args) -> anyhow::Result<Results> {
     ensure!(args.size_mb >= 1, "--size-mb must be at least 1");
     ensure!(args.runs >= 1, "--runs must be at least 1");
     ensure!(args.containers >= 1, "--containers must be at least 1");
-    let do_pull = args.only != Some(Only::Containers);
-    let do_containers = args.only != Some(Only::Pull);
+    ensure!(args.ps_runs >= 1, "--ps-runs must be at least 1");
+    ensure!(args.create_jobs >= 1, "--create-jobs must be at least 1");
+    ensure!(
+        (1..=args.store_containers).contains(&args.store_remove),
+        "--store-remove must be from 1 to --store-containers"
+    );
+    let wants = |part| args.only.is_none_or(|o| o == part);
+    let (do_pull, do_containers, do_store) = (
+        wants(Only::Pull),
+        wants(Only::Containers),
+        wants(Only::Store),
+    );
     let cli = docker_cli(args.docker.as_deref())?;
     let bin_dir = berth_testutil::bin_dir();
     ensure!(
@@ -474,7 +510,7 @@ fn run(args: &Args) -> anyhow::Result<Results> {
     } else {
         None
     };
-    let busybox = if do_containers {
+    let busybox = if do_containers || do_store {
         let info = images::busybox_layout(&work.path().join("busybox"), MediaTypes::Docker);
         push_layout(&info.layout, BUSYBOX, &registry, None).context("pushing busybox")?;
         std::fs::remove_dir_all(&info.layout).ok();
@@ -520,7 +556,7 @@ fn run(args: &Args) -> anyhow::Result<Results> {
     let versions = Versions {
         berth: berth_version(&workspace),
         dockerd: docker
-            .docker_ok(&["version", "--format", "{{.Server.Version}}"])?
+            .docker_ok(&containers::VERSION_ARGS)?
             .trim()
             .to_owned(),
         containerd: package_version("containerd"),
@@ -559,52 +595,60 @@ fn run(args: &Args) -> anyhow::Result<Results> {
         None => None,
     };
 
+    if let Some((image, image_id)) = &busybox {
+        images_to_remove.push(image.clone());
+        for t in [&berth, &docker] {
+            t.docker_ok(&["pull", "-q", image])?;
+            let id = t.docker_ok(&["image", "inspect", "--format", "{{.Id}}", image])?;
+            ensure!(
+                id.trim() == image_id,
+                "{}: pulled busybox has ID {} instead of {image_id}",
+                t.kind.name(),
+                id.trim()
+            );
+        }
+    }
     let containers = match &busybox {
-        Some((image, image_id)) => {
-            images_to_remove.push(image.clone());
-            for t in [&berth, &docker] {
-                t.docker_ok(&["pull", "-q", image])?;
-                let id = t.docker_ok(&["image", "inspect", "--format", "{{.Id}}", image])?;
-                ensure!(
-                    id.trim() == image_id,
-                    "{}: pulled busybox has ID {} instead of {image_id}",
-                    t.kind.name(),
-                    id.trim()
-                );
-            }
+        Some((image, image_id)) if do_containers => {
             let plan = containers::Plan {
                 runs: args.runs,
                 warmup: args.warmup,
                 containers: args.containers,
                 settle: Duration::from_millis(args.settle_ms),
             };
-            let result = containers::run(
-                &containers::Engine {
-                    target: &berth,
-                    root: &engine.run_root,
-                },
-                &containers::Engine {
-                    target: &docker,
-                    root: &dockerd_dir,
-                },
-                image,
-                image_id,
-                &plan,
-            );
-            match result {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    // Remove what the benchmark created before the engines stop.
-                    for t in [&berth, &docker] {
-                        if let Err(e) = containers::remove_all(t) {
-                            eprintln!("berth-bench: {}: removing containers: {e:#}", t.kind.name());
-                        }
-                    }
-                    return Err(e);
-                }
-            }
+            Some(or_clean_up(
+                [&berth, &docker],
+                containers::run(
+                    &containers::Engine {
+                        target: &berth,
+                        root: &engine.run_root,
+                    },
+                    &containers::Engine {
+                        target: &docker,
+                        root: &dockerd_dir,
+                    },
+                    image,
+                    image_id,
+                    &plan,
+                ),
+            )?)
         }
-        None => None,
+        _ => None,
+    };
+    let store = match &busybox {
+        Some((image, _)) if do_store => {
+            let plan = store::Plan {
+                containers: args.store_containers,
+                remove: args.store_remove,
+                ps_runs: args.ps_runs,
+                jobs: args.create_jobs,
+            };
+            Some(or_clean_up(
+                [&berth, &docker],
+                store::run([&berth, &docker], image, &plan),
+            )?)
+        }
+        _ => None,
     };
 
     // Teardown: remove the containers and images from both (so their stores go quietly), then
@@ -673,9 +717,23 @@ fn run(args: &Args) -> anyhow::Result<Results> {
         versions,
         pull,
         containers,
+        store,
         cleanup,
         leftovers,
     })
+}
+
+/// The result of a benchmark; on failure, first removes every container of both engines (what
+/// the benchmark created), so that they stop quietly.
+fn or_clean_up<T>(targets: [&Target<'_>; 2], result: anyhow::Result<T>) -> anyhow::Result<T> {
+    if result.is_err() {
+        for t in targets {
+            if let Err(e) = containers::remove_all(t) {
+                eprintln!("berth-bench: {}: removing containers: {e:#}", t.kind.name());
+            }
+        }
+    }
+    result
 }
 
 /// The image-pull benchmark: `args.rounds` cold pulls per engine, the order alternating.
@@ -702,7 +760,7 @@ fn pull_benchmark(
             host::drop_caches()?;
             // The CLI's and the engine's own code back in memory: the pull stays cold (the
             // registry reads every blob from disk) without timing how fast a 40 MB CLI loads.
-            t.docker_ok(&["version", "--format", "{{.Server.Version}}"])?;
+            t.docker_ok(&containers::VERSION_ARGS)?;
             let pull = timed_pull(t, image, round, i + 1)?;
             let id = t.docker_ok(&["image", "inspect", "--format", "{{.Id}}", image])?;
             ensure!(

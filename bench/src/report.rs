@@ -11,6 +11,12 @@ pub(crate) const TARGET_RATIO: f64 = 0.5;
 pub(crate) const RUN_TARGET_RATIO: f64 = 0.25;
 /// The runtime issue's target for one `berth-shim`: at most this RSS, KiB.
 pub(crate) const SHIM_RSS_TARGET_KIB: u64 = 2048;
+/// The store's target: Berth's one `docker rm` of the stopped containers at most this fraction
+/// of dockerd's.
+pub(crate) const RM_TARGET_RATIO: f64 = 0.7;
+/// The store's target: Berth's median `docker ps -a` at 1,000 containers at most this fraction
+/// of dockerd's.
+pub(crate) const PS_TARGET_RATIO: f64 = 0.5;
 
 /// One timed `docker pull`; times in seconds from the CLI's start.
 #[derive(Debug, Clone)]
@@ -174,15 +180,7 @@ impl ContainerResults {
     }
 
     fn run_verdict(&self) -> String {
-        self.run_ratio().map_or_else(
-            || "n/a".to_owned(),
-            |r| {
-                format!(
-                    "{r:.3}× (target ≤ {RUN_TARGET_RATIO}×: {})",
-                    met(r <= RUN_TARGET_RATIO)
-                )
-            },
-        )
+        verdict(self.run_ratio(), RUN_TARGET_RATIO)
     }
 
     /// Berth's total create + start time over dockerd's.
@@ -248,6 +246,7 @@ pub(crate) struct Results {
     pub(crate) versions: Versions,
     pub(crate) pull: Option<PullResults>,
     pub(crate) containers: Option<ContainerResults>,
+    pub(crate) store: Option<StoreResults>,
     /// What the teardown did.
     pub(crate) cleanup: Vec<String>,
     /// What was left behind or changed (empty: nothing).
@@ -256,6 +255,14 @@ pub(crate) struct Results {
 
 fn met(ok: bool) -> &'static str {
     if ok { "met" } else { "not met" }
+}
+
+/// A Berth/dockerd ratio and whether it is at most `target`.
+fn verdict(ratio: Option<f64>, target: f64) -> String {
+    ratio.map_or_else(
+        || "n/a".to_owned(),
+        |r| format!("{r:.3}× (target ≤ {target}×: {})", met(r <= target)),
+    )
 }
 
 fn mib(kib: Option<u64>) -> String {
@@ -342,13 +349,18 @@ impl PullResults {
     }
 
     fn verdict(&self) -> String {
-        match self.ratio() {
-            Some(r) => format!(
-                "{r:.3}× (target ≤ {TARGET_RATIO}×: {})",
-                met(self.target_met())
-            ),
-            None => "n/a".to_owned(),
-        }
+        verdict(self.ratio(), TARGET_RATIO)
+    }
+
+    fn summary_lines(&self) -> Vec<String> {
+        vec![format!(
+            "Berth's median cold pull over dockerd's: **{}**; the issue's target (at most \
+             {TARGET_RATIO}×) is **{}**. Peak RSS of Berth's images service (`berth-images` \
+             VmHWM): **{}**",
+            ratio(self.ratio()),
+            met(self.target_met()),
+            mib(self.berth_images_hwm)
+        )]
     }
 
     fn table(&self, t: &mut String) {
@@ -399,7 +411,6 @@ impl PullResults {
     fn markdown(&self, s: &mut String) {
         let b = self.berth_stats();
         let d = self.dockerd_stats();
-        let _ = writeln!(s, "## Image pull\n");
         let _ = writeln!(
             s,
             "A cold `docker pull` of a large multi-layer image from a private registry on 127.0.0.1.\n"
@@ -611,7 +622,6 @@ impl ContainerResults {
 
     fn markdown(&self, s: &mut String) {
         let (b, d) = self.run_stats();
-        let _ = writeln!(s, "## Containers\n");
         let _ = writeln!(
             s,
             "The busybox image `{}` (`{}`), pulled into both engines before anything is timed.\n",
@@ -802,6 +812,302 @@ impl ContainerResults {
     }
 }
 
+/// The store benchmark's numbers for one engine.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EngineStore {
+    /// Wall clock of creating every container, several at a time (setup, not a row's time).
+    pub(crate) create_secs: f64,
+    /// Each timed `docker ps -a`, seconds.
+    pub(crate) ps: Vec<f64>,
+    /// Each `docker version` timed right after one, seconds: the CLI's own floor.
+    pub(crate) version: Vec<f64>,
+    /// The one timed `docker rm`, seconds.
+    pub(crate) rm_secs: f64,
+}
+
+/// The store benchmark: `docker ps -a` with many containers, one `docker rm` of many.
+#[derive(Debug, Clone)]
+pub(crate) struct StoreResults {
+    pub(crate) image: String,
+    /// Containers in each engine while `docker ps -a` is timed.
+    pub(crate) containers: usize,
+    /// Containers the one timed `docker rm` removes.
+    pub(crate) remove: usize,
+    pub(crate) ps_runs: usize,
+    /// Concurrent `docker create` during the setup.
+    pub(crate) jobs: usize,
+    pub(crate) berth: EngineStore,
+    pub(crate) dockerd: EngineStore,
+}
+
+impl StoreResults {
+    fn ps_stats(&self) -> (Option<Stats>, Option<Stats>) {
+        (stats(&self.berth.ps), stats(&self.dockerd.ps))
+    }
+
+    /// Berth's median `docker ps -a` over dockerd's.
+    fn ps_ratio(&self) -> Option<f64> {
+        let (b, d) = self.ps_stats();
+        Some(b?.median / d?.median)
+    }
+
+    /// Berth's `docker rm` over dockerd's.
+    fn rm_ratio(&self) -> f64 {
+        self.berth.rm_secs / self.dockerd.rm_secs
+    }
+
+    fn summary_lines(&self) -> Vec<String> {
+        let (b, d) = self.ps_stats();
+        vec![
+            format!(
+                "`docker ps -a` with {} containers, median of {}: Berth {} s, dockerd {} s; \
+                 Berth/dockerd **{}**",
+                self.containers,
+                self.ps_runs,
+                secs3(b.map(|s| s.median)),
+                secs3(d.map(|s| s.median)),
+                verdict(self.ps_ratio(), PS_TARGET_RATIO)
+            ),
+            format!(
+                "one `docker rm` of {} stopped containers: Berth {:.3} s, dockerd {:.3} s; \
+                 Berth/dockerd **{}**",
+                self.remove,
+                self.berth.rm_secs,
+                self.dockerd.rm_secs,
+                verdict(Some(self.rm_ratio()), RM_TARGET_RATIO)
+            ),
+        ]
+    }
+
+    /// The rows of the table: a name, Berth's and dockerd's seconds.
+    fn rows(&self) -> Vec<(String, Option<f64>, Option<f64>)> {
+        let (b, d) = self.ps_stats();
+        let (bv, dv) = (stats(&self.berth.version), stats(&self.dockerd.version));
+        let n = self.containers;
+        let mut rows: Vec<(String, Option<f64>, Option<f64>)> = [
+            ("median", (|s: Stats| s.median) as fn(Stats) -> f64),
+            ("p90", |s: Stats| s.p90),
+            ("min", |s: Stats| s.min),
+            ("max", |s: Stats| s.max),
+        ]
+        .into_iter()
+        .map(|(name, f)| {
+            (
+                format!("`docker ps -a` ({n} containers) {name} (s)"),
+                b.map(f),
+                d.map(f),
+            )
+        })
+        .collect();
+        rows.push((
+            "`docker version` median (s): the CLI's start-up and one API call".to_owned(),
+            bv.map(|s| s.median),
+            dv.map(|s| s.median),
+        ));
+        rows.push((
+            format!("one `docker rm` of {} stopped containers (s)", self.remove),
+            Some(self.berth.rm_secs),
+            Some(self.dockerd.rm_secs),
+        ));
+        rows.push((
+            format!(
+                "setup, not timed above: {n} × `docker create`, {} at a time (s)",
+                self.jobs
+            ),
+            Some(self.berth.create_secs),
+            Some(self.dockerd.create_secs),
+        ));
+        rows
+    }
+
+    fn table(&self, t: &mut String) {
+        let _ = writeln!(
+            t,
+            "store: {} containers from {} (created, never started) in each engine",
+            self.containers, self.image
+        );
+        let _ = writeln!(t, "{:<66} {:>8} {:>8}", "", "Berth", "dockerd");
+        for (name, b, d) in self.rows() {
+            let _ = writeln!(
+                t,
+                "{:<66} {:>8} {:>8}",
+                name.replace('`', ""),
+                secs3(b),
+                secs3(d)
+            );
+        }
+        let _ = writeln!(
+            t,
+            "ratio Berth/dockerd, docker ps -a (median): {}",
+            verdict(self.ps_ratio(), PS_TARGET_RATIO)
+        );
+        let _ = writeln!(
+            t,
+            "ratio Berth/dockerd, docker rm of {}: {}",
+            self.remove,
+            verdict(Some(self.rm_ratio()), RM_TARGET_RATIO)
+        );
+    }
+
+    fn markdown(&self, s: &mut String) {
+        let _ = writeln!(
+            s,
+            "What each engine's container store costs once it holds many containers: {} \
+             containers created from the busybox image `{}` with `docker create --network none \
+             busybox true` (never started) in each engine.\n",
+            self.containers, self.image
+        );
+        let _ = writeln!(s, "| | Berth | dockerd | Berth/dockerd |");
+        let _ = writeln!(s, "|---|---:|---:|---:|");
+        for (name, b, d) in self.rows() {
+            let r = b.zip(d).map(|(b, d)| b / d);
+            let _ = writeln!(s, "| {name} | {} | {} | {} |", secs3(b), secs3(d), ratio(r));
+        }
+        let _ = writeln!(
+            s,
+            "\n`docker ps -a` with {} containers, Berth/dockerd median over median: **{}**. One \
+             `docker rm` of {} stopped containers, Berth/dockerd: **{}**.\n",
+            self.containers,
+            verdict(self.ps_ratio(), PS_TARGET_RATIO),
+            self.remove,
+            verdict(Some(self.rm_ratio()), RM_TARGET_RATIO)
+        );
+        let _ = writeln!(s, "### Method\n");
+        let _ = writeln!(
+            s,
+            "Both engines are driven by the same docker CLI, timed wall clock from spawning the \
+             CLI to its exit. Setup (not timed in the rows): in each engine, {n} × `docker create \
+             --network none busybox true`, {jobs} CLI processes at a time; `docker ps -a -q` must \
+             then list {n}, and one untimed `docker ps -a` per engine must print {n} rows. \
+             `docker ps -a`: {runs} timed runs per engine (plain `docker ps -a`, its output read \
+             and discarded), the engines alternating (which one goes first alternates too), each \
+             followed by a `docker version` against the same engine (the CLI's floor). `docker \
+             rm`: then ONE `docker rm` of the first {rm} containers created (the same set the \
+             `docker ps -a` runs listed), Berth first, then dockerd; it must print {rm} lines and \
+             leave {left}. Every container is removed afterwards with `docker rm -f` (not timed). \
+             The `docker rm` row is a single run per engine: it moves more from run to run than \
+             the medians do.\n",
+            n = self.containers,
+            jobs = self.jobs,
+            runs = self.ps_runs,
+            rm = self.remove,
+            left = self.containers - self.remove,
+        );
+    }
+}
+
+/// The parts of `bench/RESULTS.md`, in order; a run may measure one alone (`--only`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Pull,
+    Containers,
+    Store,
+}
+
+impl Part {
+    const ALL: [Part; 3] = [Part::Pull, Part::Containers, Part::Store];
+
+    /// Its section's heading and its name in the summary.
+    fn title(self) -> &'static str {
+        match self {
+            Part::Pull => "Image pull",
+            Part::Containers => "Containers",
+            Part::Store => "Store",
+        }
+    }
+}
+
+/// The first line of a part's section: when, how and with which Berth it was measured.
+fn provenance(date: &str, command: &str, berth: &str) -> String {
+    format!("_Measured {date} by {command}; Berth {berth}._")
+}
+
+/// What an earlier `bench/RESULTS.md` holds of each part (indexed by `Part as usize`).
+#[derive(Debug, Default)]
+struct Previous {
+    /// Its summary lines: `- **<title>** (measured <date>):` and the lines under it.
+    summary: [Vec<String>; 3],
+    /// Its section, from its `## <title>` up to the next `## `, starting with its provenance.
+    section: [Option<String>; 3],
+}
+
+impl Previous {
+    fn parse(text: &str) -> Previous {
+        let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name));
+        // Sections written before each had its own provenance line: the whole file's.
+        let date = field("- Date: ").unwrap_or("at an unknown date");
+        let command = field("- Command: ").map_or("an unknown command", |c| {
+            c.trim_end_matches(" (as root, from the workspace root)")
+        });
+        let berth = field("- Berth: ").map_or("of an unknown version", |b| {
+            b.trim_end_matches(" (release build)")
+        });
+        let mut p = Previous::default();
+
+        let mut current = None;
+        let summary = text
+            .lines()
+            .skip_while(|l| !l.starts_with("- Machine: "))
+            .skip(1)
+            .take_while(|l| !l.is_empty());
+        for line in summary {
+            if let Some(rest) = line.strip_prefix("- **") {
+                current = Part::ALL.into_iter().find(|part| {
+                    rest.strip_prefix(part.title())
+                        .is_some_and(|r| r.starts_with("**"))
+                });
+            } else if let Some(rest) = line.strip_prefix("- ") {
+                // Written before the summary was grouped by part: the pull's line names itself,
+                // the other lines are the container benchmark's.
+                let (part, text) = match rest.strip_prefix("Image pull: ") {
+                    Some(t) => (Part::Pull, t),
+                    None => (Part::Containers, rest),
+                };
+                let lines = &mut p.summary[part as usize];
+                if lines.is_empty() {
+                    lines.push(format!("- **{}** (measured {date}):", part.title()));
+                }
+                lines.push(format!("  - {text}"));
+                current = None;
+                continue;
+            }
+            if let Some(part) = current {
+                p.summary[part as usize].push(line.to_owned());
+            }
+        }
+
+        let mut bodies: [Option<Vec<&str>>; 3] = Default::default();
+        let mut current = None;
+        for line in text.lines() {
+            if let Some(title) = line.strip_prefix("## ") {
+                current = Part::ALL.into_iter().find(|part| part.title() == title);
+                if let Some(part) = current {
+                    bodies[part as usize] = Some(Vec::new());
+                }
+            } else if let Some(part) = current {
+                bodies[part as usize].get_or_insert_default().push(line);
+            }
+        }
+        for part in Part::ALL {
+            let Some(body) = &bodies[part as usize] else {
+                continue;
+            };
+            let body: Vec<&str> = body.iter().copied().skip_while(|l| l.is_empty()).collect();
+            let mut section = format!("## {}\n\n", part.title());
+            if !body.first().is_some_and(|l| l.starts_with("_Measured ")) {
+                section += &provenance(date, command, berth);
+                section += "\n\n";
+            }
+            for l in body {
+                section += l;
+                section += "\n";
+            }
+            p.section[part as usize] = Some(section);
+        }
+        p
+    }
+}
+
 impl Results {
     /// The summary table (plain text, for stdout).
     pub(crate) fn table(&self) -> String {
@@ -811,6 +1117,9 @@ impl Results {
         }
         if let Some(c) = &self.containers {
             c.table(&mut t);
+        }
+        if let Some(st) = &self.store {
+            st.table(&mut t);
         }
         let _ = writeln!(
             t,
@@ -824,15 +1133,43 @@ impl Results {
         t
     }
 
-    /// The whole of `bench/RESULTS.md`.
-    pub(crate) fn markdown(&self) -> String {
+    /// The summary lines of one part, if this run measured it.
+    fn summary_lines(&self, part: Part) -> Option<Vec<String>> {
+        match part {
+            Part::Pull => self.pull.as_ref().map(PullResults::summary_lines),
+            Part::Containers => self
+                .containers
+                .as_ref()
+                .map(ContainerResults::summary_lines),
+            Part::Store => self.store.as_ref().map(StoreResults::summary_lines),
+        }
+    }
+
+    /// The section of one part below its heading and when it was measured, if this run measured
+    /// it.
+    fn section(&self, part: Part) -> Option<String> {
+        let mut s = String::new();
+        match part {
+            Part::Pull => self.pull.as_ref()?.markdown(&mut s),
+            Part::Containers => self.containers.as_ref()?.markdown(&mut s),
+            Part::Store => self.store.as_ref()?.markdown(&mut s),
+        }
+        Some(s)
+    }
+
+    /// The whole of `bench/RESULTS.md`. `previous` is the file as it was: the parts this run did
+    /// not measure keep their summary lines and sections from it.
+    pub(crate) fn markdown(&self, previous: Option<&str>) -> String {
         let m = &self.machine;
         let v = &self.versions;
+        let kept = previous.map(Previous::parse).unwrap_or_default();
         let mut s = String::new();
         let _ = writeln!(s, "# Benchmarks: Berth and dockerd\n");
         let _ = writeln!(
             s,
-            "Written by `berth-bench` (`bench/`) at the end of every run; do not edit by hand.\n"
+            "Written by `berth-bench` (`bench/`) at the end of every run; do not edit by hand. A \
+             run of one part (`--only <part> --results`) replaces that part only: each part says \
+             when it was measured.\n"
         );
         let _ = writeln!(
             s,
@@ -848,28 +1185,35 @@ impl Results {
             mib(Some(m.mem_total_kib)),
             m.os
         );
-        if let Some(p) = &self.pull {
-            let _ = writeln!(
-                s,
-                "- Image pull: Berth's median cold pull over dockerd's: **{}**; the issue's target \
-                 (at most {TARGET_RATIO}×) is **{}**. Peak RSS of Berth's images service \
-                 (`berth-images` VmHWM): **{}**",
-                ratio(p.ratio()),
-                met(p.target_met()),
-                mib(p.berth_images_hwm)
-            );
-        }
-        if let Some(c) = &self.containers {
-            for l in c.summary_lines() {
-                let _ = writeln!(s, "- {l}");
+        for part in Part::ALL {
+            match self.summary_lines(part) {
+                Some(lines) => {
+                    let _ = writeln!(s, "- **{}** (measured {}):", part.title(), self.date);
+                    for l in lines {
+                        let _ = writeln!(s, "  - {l}");
+                    }
+                }
+                None => {
+                    for l in &kept.summary[part as usize] {
+                        let _ = writeln!(s, "{l}");
+                    }
+                }
             }
         }
         let _ = writeln!(s);
-        if let Some(p) = &self.pull {
-            p.markdown(&mut s);
-        }
-        if let Some(c) = &self.containers {
-            c.markdown(&mut s);
+        for part in Part::ALL {
+            match self.section(part) {
+                Some(section) => {
+                    let _ = writeln!(s, "## {}\n", part.title());
+                    let _ = writeln!(
+                        s,
+                        "{}\n",
+                        provenance(&self.date, &format!("`{}`", self.command), &v.berth)
+                    );
+                    s += &section;
+                }
+                None => s += kept.section[part as usize].as_deref().unwrap_or(""),
+            }
         }
 
         let _ = writeln!(s, "## Machine\n");
@@ -938,5 +1282,60 @@ mod tests {
         assert_eq!((s.median, s.p90), (10.5, 18.0));
         assert_eq!(stats(&[5.0]).unwrap().p90, 5.0);
         assert!(stats(&[]).is_none());
+    }
+
+    /// A file from before the parts were grouped: the whole file's date, command and Berth.
+    const LEGACY: &str = "# Benchmarks\n\n- Command: `scripts/bench.sh` (as root, from the \
+        workspace root)\n- Date: D1\n- Machine: M\n- Image pull: P\n- run C1\n- shims C2\n\n\
+        ## Image pull\n\nPULL\n\n### Phases\n\nPH\n\n## Containers\n\nCONT\n\n\
+        ## Machine\n\n- CPU\n\n## Versions\n\n- Berth: commit abc (release build)\n";
+
+    #[test]
+    fn previous_legacy() {
+        let p = Previous::parse(LEGACY);
+        assert_eq!(
+            p.summary[Part::Pull as usize],
+            ["- **Image pull** (measured D1):", "  - P"]
+        );
+        assert_eq!(
+            p.summary[Part::Containers as usize],
+            [
+                "- **Containers** (measured D1):",
+                "  - run C1",
+                "  - shims C2"
+            ]
+        );
+        assert!(p.summary[Part::Store as usize].is_empty());
+        let prov = "_Measured D1 by `scripts/bench.sh`; Berth commit abc._";
+        assert_eq!(
+            p.section[Part::Pull as usize].as_deref(),
+            Some(format!("## Image pull\n\n{prov}\n\nPULL\n\n### Phases\n\nPH\n\n").as_str())
+        );
+        assert_eq!(
+            p.section[Part::Containers as usize].as_deref(),
+            Some(format!("## Containers\n\n{prov}\n\nCONT\n\n").as_str())
+        );
+        assert!(p.section[Part::Store as usize].is_none());
+    }
+
+    #[test]
+    fn previous_grouped() {
+        let text = "- Date: D2\n- Machine: M\n- **Containers** (measured D1):\n  - C1\n\
+            - **Store** (measured D2):\n  - S1\n  - S2\n\n## Store\n\n_Measured D2 by x; \
+            Berth y._\n\nSTORE\n\n## Machine\n";
+        let p = Previous::parse(text);
+        assert!(p.summary[Part::Pull as usize].is_empty());
+        assert_eq!(
+            p.summary[Part::Containers as usize],
+            ["- **Containers** (measured D1):", "  - C1"]
+        );
+        assert_eq!(
+            p.summary[Part::Store as usize],
+            ["- **Store** (measured D2):", "  - S1", "  - S2"]
+        );
+        assert_eq!(
+            p.section[Part::Store as usize].as_deref(),
+            Some("## Store\n\n_Measured D2 by x; Berth y._\n\nSTORE\n\n")
+        );
     }
 }
