@@ -31,6 +31,8 @@
 //!   "capabilities": null,                       // null: Docker's default set
 //!   "no_new_privileges": false,
 //!   "socket": null,                             // default: <bundle>/shim.sock
+//!   "shm_size": 0,                              // bytes of /dev/shm; 0: 64 MiB
+//!   "sysctls": {"net.ipv4.ip_forward": "1"},    // namespaced ones, written inside
 //!   "device_rules": [{"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]
 //!                                               // on top of nothing allowed; default: Docker's
 //! }
@@ -190,6 +192,13 @@ pub struct Config {
     pub no_new_privileges: bool,
     #[serde(default)]
     pub socket: Option<PathBuf>,
+    /// Bytes of the /dev/shm tmpfs; 0: 64 MiB.
+    #[serde(default)]
+    pub shm_size: u64,
+    /// Namespaced kernel parameters (`net.ipv4.ip_forward`), written in the container's
+    /// namespaces before /proc/sys is made read-only.
+    #[serde(default)]
+    pub sysctls: std::collections::BTreeMap<String, String>,
     /// The device cgroup rules, on top of nothing allowed; default: Docker's.
     #[serde(default = "crate::devices::default_device_rules")]
     pub device_rules: Vec<crate::devices::DeviceRule>,
@@ -260,6 +269,10 @@ pub struct User {
     pub additional_gids: Vec<u32>,
     #[serde(default)]
     pub name: String,
+    /// Docker's `--group-add`: names (looked up in the container's /etc/group) or numbers,
+    /// added after the others.
+    #[serde(default)]
+    pub additional_groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -418,6 +431,8 @@ impl Config {
             no_new_privileges: false,
             socket: None,
             device_rules: crate::devices::default_device_rules(),
+            shm_size: 0,
+            sysctls: std::collections::BTreeMap::new(),
         }
     }
 
@@ -488,6 +503,18 @@ impl Config {
         validate_process(&self.process)?;
         for r in &self.device_rules {
             r.validate()?;
+        }
+        for (k, v) in &self.sysctls {
+            let ok = !k.is_empty()
+                && k.split('.').all(|c| {
+                    !c.is_empty()
+                        && c != ".."
+                        && c.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
+                });
+            if !ok || v.contains(['\n', '\0']) {
+                return Err(format!("invalid sysctl {k:?}"));
+            }
         }
         if self.rootfs.kind.is_empty() {
             return Err("rootfs.type is empty".to_owned());
@@ -635,6 +662,7 @@ mod tests {
             gid: 2,
             additional_gids: vec![3],
             name: "app:staff".to_owned(),
+            additional_groups: Vec::new(),
         };
         cfg.process.terminal = true;
         cfg.process.console_size = Some(ConsoleSize {

@@ -57,6 +57,7 @@ pub(crate) fn process(p: pb::ProcessSpec) -> Process {
             gid: user.gid,
             additional_gids: user.additional_gids,
             name: user.name,
+            additional_groups: user.additional_groups,
         },
         terminal: p.terminal,
         stdin: p.stdin,
@@ -90,6 +91,7 @@ mod tests {
                 gid: 2,
                 additional_gids: vec![3],
                 name: "nobody:users".into(),
+                additional_groups: vec!["audio".into()],
             }),
             ..Default::default()
         });
@@ -100,6 +102,7 @@ mod tests {
                 gid: 2,
                 additional_gids: vec![3],
                 name: "nobody:users".into(),
+                additional_groups: vec!["audio".into()],
             }
         );
     }

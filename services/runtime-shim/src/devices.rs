@@ -34,7 +34,7 @@ fn fail(what: impl std::fmt::Display, e: impl std::fmt::Display) -> StartError {
 }
 
 /// Mounts and fills `<rootfs>/dev`.
-pub(crate) fn setup(rootfs: &Path) -> Result<(), StartError> {
+pub(crate) fn setup(rootfs: &Path, shm_size: u64) -> Result<(), StartError> {
     let dev = rootfs.join("dev");
     std::fs::create_dir_all(&dev).map_err(|e| fail(dev.display(), e))?;
     mount(
@@ -75,11 +75,15 @@ pub(crate) fn setup(rootfs: &Path) -> Result<(), StartError> {
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
         Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
     )?;
+    let shm = match shm_size {
+        0 => "mode=1777,size=65536k".to_owned(),
+        n => format!("mode=1777,size={n}"),
+    };
     sub(
         "shm",
         "tmpfs",
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        Some("mode=1777,size=65536k"),
+        Some(&shm),
     )?;
     sub(
         "mqueue",

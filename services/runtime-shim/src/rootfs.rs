@@ -46,7 +46,7 @@ pub(crate) fn prepare(cfg: &Config, rootfs: &Path) -> Result<(), StartError> {
     )
     .map_err(|e| fail("mounting /proc", e))?;
     mount_sys(&mkdir_in(rootfs, "/sys")?)?;
-    devices::setup(rootfs)?;
+    devices::setup(rootfs, cfg.shm_size)?;
     if cfg.process.terminal {
         touch(&rootfs.join("dev/console"))?;
     }
@@ -77,6 +77,11 @@ pub(crate) fn prepare(cfg: &Config, rootfs: &Path) -> Result<(), StartError> {
 
 /// After pivot_root: masked paths, read-only paths, a read-only root.
 pub(crate) fn finish(cfg: &Config) -> Result<(), StartError> {
+    // In the container's namespaces, before /proc/sys goes read-only.
+    for (k, v) in &cfg.sysctls {
+        let path = Path::new("/proc/sys").join(k.replace('.', "/"));
+        std::fs::write(&path, v).map_err(|e| fail(format_args!("sysctl {k}={v}"), e))?;
+    }
     for p in &cfg.masked_paths {
         mask(Path::new(p))?;
     }

@@ -212,6 +212,39 @@ pub(crate) fn read_db(path: &Path) -> Result<Option<String>, String> {
 /// container's root). With an empty `name`, uid, gid and additional_gids are used as given,
 /// and passwd only supplies the home, best effort.
 pub(crate) fn for_process(user: &User) -> Result<ExecUser, StartError> {
+    let mut u = base_user(user)?;
+    if !user.additional_groups.is_empty() {
+        let group = read_db(Path::new(GROUP)).map_err(StartError::other)?;
+        let entries = parse_group(group.as_deref().unwrap_or_default());
+        for g in extra_groups(&user.additional_groups, &entries).map_err(StartError::other)? {
+            if !u.groups.contains(&g) {
+                u.groups.push(g);
+            }
+        }
+    }
+    Ok(u)
+}
+
+/// Docker's `--group-add` values: numbers as they are, names looked up in `group` (moby's
+/// GetAdditionalGroups).
+pub(crate) fn extra_groups(values: &[String], group: &[GroupEntry]) -> Result<Vec<u32>, String> {
+    values
+        .iter()
+        .map(|v| match id(v)? {
+            Id::Num(n) => Ok(n),
+            Id::Name(n) => group
+                .iter()
+                .find(|e| e.name == n)
+                .map(|e| e.gid)
+                .ok_or_else(|| {
+                    format!("unable to find group {n}: no matching entries in group file")
+                }),
+        })
+        .collect()
+}
+
+/// The user without `--group-add`.
+fn base_user(user: &User) -> Result<ExecUser, StartError> {
     if user.name.is_empty() {
         let home = read_db(Path::new(PASSWD))
             .ok()
@@ -332,6 +365,19 @@ nogroup:x:65534:
         // The config's additional gids come last, without duplicates.
         assert_eq!(run("alice", &[5, 10]).unwrap().groups, [1000, 10, 100, 5]);
         assert_eq!(run("nohome", &[]).unwrap().home, "/");
+    }
+
+    #[test]
+    fn group_add_names_and_numbers() {
+        let group = parse_group("audio:x:29:\nstaff:x:50:\n");
+        assert_eq!(
+            extra_groups(&["audio".to_owned(), "1234".to_owned()], &group).unwrap(),
+            [29, 1234]
+        );
+        assert_eq!(
+            extra_groups(&["nope".to_owned()], &group).unwrap_err(),
+            "unable to find group nope: no matching entries in group file"
+        );
     }
 
     #[test]

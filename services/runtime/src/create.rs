@@ -79,6 +79,14 @@ impl Containers {
         if spec.image.is_empty() {
             return Err(ContainerError::invalid("no image specified"));
         }
+        if let Some(e) = spec
+            .security
+            .iter()
+            .flat_map(|s| s.sysctls.keys())
+            .find_map(|k| spec::sysctl_error(&spec, k))
+        {
+            return Err(ContainerError::invalid(e));
+        }
         if let Some(field) = spec::unsupported(&spec) {
             return Err(ContainerError::invalid(format!(
                 "{field} is not supported by Berth yet"

@@ -163,7 +163,7 @@ impl Containers {
             args: cmd,
             env: exec_env(&p.env, &spec.env, tty),
             cwd,
-            user: Some(process_user(&user)),
+            user: Some(process_user(&user, &p.additional_groups)),
             terminal: tty,
             stdin: record.attach_stdin,
         };

@@ -145,8 +145,7 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
     let log = spec.log.clone().unwrap_or_default();
     let ns = spec.namespaces.clone().unwrap_or_default();
     let restart = spec.restart_policy.unwrap_or_default();
-    None.or_else(|| d(!p.additional_groups.is_empty(), "process.additional_groups"))
-        .or_else(|| d(!p.shell.is_empty(), "process.shell"))
+    None.or_else(|| d(!p.shell.is_empty(), "process.shell"))
         .or_else(|| {
             d(
                 restart.mode != pb::restart_policy::Mode::No as i32,
@@ -155,9 +154,12 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
         })
         .or_else(|| {
             d(
-                spec.resources
-                    .as_ref()
-                    .is_some_and(|r| *r != pb::Resources::default()),
+                spec.resources.as_ref().is_some_and(|r| {
+                    *r != pb::Resources {
+                        shm_size: r.shm_size,
+                        ..Default::default()
+                    }
+                }),
                 "resources",
             )
         })
@@ -219,12 +221,43 @@ fn unsupported_security(s: &pb::SecuritySpec) -> Option<String> {
     }
     let rest = pb::SecuritySpec {
         privileged: s.privileged,
-        sysctls: s.sysctls.clone(),
         runtime: s.runtime.clone(),
         isolation: s.isolation.clone(),
         ..Default::default()
     };
     (rest != pb::SecuritySpec::default()).then(|| "security".to_owned())
+}
+
+/// Why a sysctl cannot be set (runc's validator, in Docker's words): only namespaced ones, each
+/// in a namespace of the container's own.
+pub(crate) fn sysctl_error(spec: &pb::ContainerSpec, key: &str) -> Option<String> {
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    let ns = spec.namespaces.clone().unwrap_or_default();
+    let net = spec.network.as_ref().map_or("", |n| n.mode.as_str());
+    if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        return (ns.ipc == "host")
+            .then(|| format!("sysctl {key:?} not allowed with the host's IPC namespace"));
+    }
+    if key.starts_with("net.") {
+        return (net == "host")
+            .then(|| format!("sysctl {key:?} not allowed in host network namespace"));
+    }
+    if key == "kernel.domainname" || key == "kernel.hostname" {
+        return (ns.uts == "host")
+            .then(|| format!("sysctl {key:?} not allowed in host UTS namespace"));
+    }
+    Some(format!(
+        "sysctl {key:?} is not in a separate kernel namespace"
+    ))
 }
 
 /// The capabilities to keep (moby's TweakCapabilities): Docker's default set with
@@ -427,6 +460,27 @@ mod tests {
             .as_deref(),
             Some("capability CAP_BOGUS")
         );
+    }
+
+    #[test]
+    fn sysctls_need_a_namespace_of_their_own() {
+        let mut spec = pb::ContainerSpec::default();
+        assert_eq!(sysctl_error(&spec, "net.ipv4.ip_forward"), None);
+        assert_eq!(sysctl_error(&spec, "kernel.shmmax"), None);
+        assert_eq!(
+            sysctl_error(&spec, "kernel.panic").unwrap(),
+            r#"sysctl "kernel.panic" is not in a separate kernel namespace"#
+        );
+        spec.network = Some(pb::NetworkSpec {
+            mode: "host".to_owned(),
+            ..Default::default()
+        });
+        assert!(sysctl_error(&spec, "net.ipv4.ip_forward").is_some());
+        spec.namespaces = Some(pb::NamespaceSpec {
+            ipc: "host".to_owned(),
+            ..Default::default()
+        });
+        assert!(sysctl_error(&spec, "fs.mqueue.msg_max").is_some());
     }
 
     #[test]

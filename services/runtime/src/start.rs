@@ -65,7 +65,7 @@ impl Containers {
             }
         };
         let p = c.process();
-        let user = process_user(&p.user);
+        let user = process_user(&p.user, &p.additional_groups);
         let mut process = berth_bundle::Process::new(
             std::iter::once(c.path.clone())
                 .chain(c.args.iter().cloned())
@@ -80,6 +80,7 @@ impl Containers {
             gid: user.gid,
             additional_gids: user.additional_gids,
             name: user.name,
+            additional_groups: user.additional_groups,
         };
         process.terminal = p.tty;
         process.stdin = p.open_stdin;
@@ -115,6 +116,12 @@ impl Containers {
         if let Some(r) = sec.readonly_paths {
             config.readonly_paths = r.values;
         }
+        config.sysctls = sec.sysctls.clone().into_iter().collect();
+        config.shm_size = c
+            .spec
+            .resources
+            .as_ref()
+            .map_or(0, |r| u64::try_from(r.shm_size).unwrap_or(0));
         let ns = c.spec.namespaces.clone().unwrap_or_default();
         config.namespaces.pid = ns.pid != "host";
         config.namespaces.ipc = ns.ipc != "host";

@@ -210,3 +210,91 @@ fn host_namespaces_and_system_paths() {
         "0"
     );
 }
+
+#[test]
+fn group_add_shm_size_and_sysctls() {
+    let s = BusyboxEngine::new();
+    // Names from the image's /etc/group, numbers as they are.
+    let out = s.docker(&[
+        "run",
+        "--rm",
+        "--group-add",
+        "nogroup",
+        "--group-add",
+        "1234",
+        &s.image,
+        "id",
+        "-G",
+    ]);
+    let mut groups: Vec<&str> = out.split_whitespace().collect();
+    groups.sort_unstable();
+    assert_eq!(groups, ["0", "1234", "65534"]);
+    let (code, _, err) = s.status(&["run", "--rm", "--group-add", "nosuch", &s.image, "true"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("unable to find group nosuch"), "{err}");
+    // /dev/shm: 64 MiB, or what was asked.
+    let shm = |flags: &[&str]| {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[&s.image, "sh", "-c", "df -k /dev/shm | tail -1"]);
+        s.docker(&args)
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(shm(&[]), "65536");
+    assert_eq!(shm(&["--shm-size", "8m"]), "8192");
+    // A namespaced sysctl applies inside only.
+    let host_value = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
+    let inside = s.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+        &s.image,
+        "cat",
+        "/proc/sys/net/ipv4/ip_forward",
+    ]);
+    assert_eq!(inside, "1");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+        host_value
+    );
+    let inside = s.docker(&[
+        "run",
+        "--rm",
+        "--sysctl",
+        "kernel.shmmni=1000",
+        &s.image,
+        "cat",
+        "/proc/sys/kernel/shmmni",
+    ]);
+    assert_eq!(inside, "1000");
+    let (_, out) = s.fails(&[
+        "create",
+        "--ipc",
+        "host",
+        "--sysctl",
+        "fs.mqueue.msg_max=20",
+        &s.image,
+    ]);
+    assert!(
+        out.contains("not allowed with the host's IPC namespace"),
+        "{out}"
+    );
+    let (_, out) = s.fails(&[
+        "create",
+        "--network",
+        "host",
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+        &s.image,
+    ]);
+    assert!(
+        out.contains("not allowed in host network namespace"),
+        "{out}"
+    );
+}

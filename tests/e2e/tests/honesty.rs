@@ -39,14 +39,13 @@ fn every_flag_not_applied_is_refused_by_name() {
         (&["--restart", "always"][..], "--restart"),
         (&["--dns", "1.1.1.1"][..], "--dns"),
         (&["--add-host", "h:1.2.3.4"][..], "--add-host"),
-        (&["--group-add", "audio"][..], "--group-add"),
         (
             &["--security-opt", "label=disable"][..],
             "--security-opt label",
         ),
-        (&["--shm-size", "1m"][..], "--shm-size"),
+        (&["--cpu-shares", "512"][..], "--cpu-shares"),
         (&["--health-cmd", "true"][..], "--health-cmd"),
-        (&["--sysctl", "net.ipv4.ip_forward=1"][..], "--sysctl"),
+        (&["--cgroupns", "host"][..], "--cgroupns"),
         (&["--log-opt", "compress=true"][..], "--log-opt compress"),
         (&["--log-driver", "syslog"][..], "--log-driver syslog"),
     ] {

@@ -225,6 +225,15 @@ fn config(spec: &pb::ContainerSpec) -> Value {
 
 /// Docker's HostConfig, from the spec: every key dockerd shows, with what Berth applies.
 fn host_config(spec: &pb::ContainerSpec) -> Value {
+    let mut v = host_config_keys(spec);
+    if let Some(s) = spec.security.as_ref().filter(|s| !s.sysctls.is_empty()) {
+        v["Sysctls"] = json!(s.sysctls);
+    }
+    v
+}
+
+/// The HostConfig keys dockerd always shows.
+fn host_config_keys(spec: &pb::ContainerSpec) -> Value {
     let p = spec.process.clone().unwrap_or_default();
     let log = spec.log.clone().unwrap_or_default();
     let sec = spec.security.clone().unwrap_or_default();
@@ -256,7 +265,7 @@ fn host_config(spec: &pb::ContainerSpec) -> Value {
         "DnsOptions": [],
         "DnsSearch": [],
         "ExtraHosts": null,
-        "GroupAdd": null,
+        "GroupAdd": list_or_null(&p.additional_groups),
         "IpcMode": if ns.ipc.is_empty() { "private" } else { ns.ipc.as_str() },
         "Cgroup": "",
         "Links": null,
@@ -268,7 +277,13 @@ fn host_config(spec: &pb::ContainerSpec) -> Value {
         "SecurityOpt": list_or_null(&sec.security_opt),
         "UTSMode": ns.uts,
         "UsernsMode": "",
-        "ShmSize": 67108864,
+        // 64 MiB unless asked.
+        "ShmSize": spec
+            .resources
+            .as_ref()
+            .map(|r| r.shm_size)
+            .filter(|n| *n > 0)
+            .unwrap_or(67_108_864),
         "Runtime": "runc",
         "Isolation": "",
         "CpuShares": 0,

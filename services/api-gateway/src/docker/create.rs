@@ -85,6 +85,9 @@ struct HostConfig {
     uts_mode: String,
     masked_paths: Option<Vec<String>>,
     readonly_paths: Option<Vec<String>>,
+    group_add: Option<Vec<String>>,
+    shm_size: i64,
+    sysctls: Option<HashMap<String, String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -357,8 +360,16 @@ pub fn spec(
         security_opt: security::security_opts(hc.security_opt)?,
         masked_paths: paths(hc.masked_paths)?,
         readonly_paths: paths(hc.readonly_paths)?,
+        sysctls: hc.sysctls.unwrap_or_default(),
         ..Default::default()
     };
+    if hc.shm_size < 0 {
+        return Err(invalid("SHM size can not be less than 0"));
+    }
+    let resources = (hc.shm_size > 0).then(|| pb::Resources {
+        shm_size: hc.shm_size,
+        ..Default::default()
+    });
     let rlimits = security::ulimits(hc.ulimits)?;
     let [height, width] = hc.console_size.unwrap_or_default();
     let mut exposed: Vec<String> = cfg
@@ -394,6 +405,7 @@ pub fn spec(
             console_height: height,
             console_width: width,
             rlimits,
+            additional_groups: hc.group_add.unwrap_or_default(),
             ..Default::default()
         }),
         hostname: cfg.hostname,
@@ -408,6 +420,7 @@ pub fn spec(
         }),
         security: (sec != pb::SecuritySpec::default()).then_some(sec),
         namespaces: (namespaces != pb::NamespaceSpec::default()).then_some(namespaces),
+        resources,
         log: log_spec(hc.log_config)?,
         auto_remove: hc.auto_remove,
         init: hc.init.unwrap_or(false),

@@ -201,7 +201,7 @@ pub const FIELDS: &[Field] = &[
     f(
         "HostConfig.GroupAdd",
         "--group-add",
-        Refused(Security),
+        Honored,
         r#"["audio"]"#,
     ),
     f("HostConfig.IpcMode", "--ipc", Honored, r#""host""#),
@@ -262,16 +262,11 @@ pub const FIELDS: &[Field] = &[
         Refused(Security),
         r#""host""#,
     ),
-    f(
-        "HostConfig.ShmSize",
-        "--shm-size",
-        Refused(Resources),
-        "1048576",
-    ),
+    f("HostConfig.ShmSize", "--shm-size", Honored, "1048576"),
     f(
         "HostConfig.Sysctls",
         "--sysctl",
-        Refused(Security),
+        Honored,
         r#"{"net.ipv4.ip_forward": "1"}"#,
     ),
     f("HostConfig.Runtime", "--runtime", Honored, r#""runc""#),
