@@ -33,6 +33,9 @@
 //!   "socket": null,                             // default: <bundle>/shim.sock
 //!   "shm_size": 0,                              // bytes of /dev/shm; 0: 64 MiB
 //!   "sysctls": {"net.ipv4.ip_forward": "1"},    // namespaced ones, written inside
+//!   "devices": [{"path": "/dev/xvdc", "type": "b", "major": 8, "minor": 0, "file_mode": 432,
+//!                "uid": 0, "gid": 6}],          // nodes besides the standard ones
+//!   "writable_sysfs": false,                    // docker run --privileged
 //!   "device_rules": [{"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]
 //!                                               // on top of nothing allowed; default: Docker's
 //! }
@@ -199,6 +202,12 @@ pub struct Config {
     /// namespaces before /proc/sys is made read-only.
     #[serde(default)]
     pub sysctls: std::collections::BTreeMap<String, String>,
+    /// Device nodes made in the container besides the standard ones.
+    #[serde(default)]
+    pub devices: Vec<crate::devices::DeviceNode>,
+    /// /sys writable (`--privileged`); read-only otherwise.
+    #[serde(default)]
+    pub writable_sysfs: bool,
     /// The device cgroup rules, on top of nothing allowed; default: Docker's.
     #[serde(default = "crate::devices::default_device_rules")]
     pub device_rules: Vec<crate::devices::DeviceRule>,
@@ -433,6 +442,8 @@ impl Config {
             device_rules: crate::devices::default_device_rules(),
             shm_size: 0,
             sysctls: std::collections::BTreeMap::new(),
+            devices: Vec::new(),
+            writable_sysfs: false,
         }
     }
 
@@ -503,6 +514,9 @@ impl Config {
         validate_process(&self.process)?;
         for r in &self.device_rules {
             r.validate()?;
+        }
+        for d in &self.devices {
+            d.validate()?;
         }
         for (k, v) in &self.sysctls {
             let ok = !k.is_empty()

@@ -42,6 +42,56 @@ impl DeviceRule {
         }
     }
 
+    /// Docker's `--device-cgroup-rule` form, `c 42:* rmw` (type, major:minor, access); an
+    /// allowing rule.
+    pub fn parse(rule: &str) -> Result<DeviceRule, String> {
+        let bad = || format!("invalid device cgroup format '{rule}'");
+        let mut parts = rule.split(' ');
+        let (Some(kind), Some(nums), Some(access), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        let kind = match kind {
+            "a" => DeviceKind::All,
+            "c" => DeviceKind::Char,
+            "b" => DeviceKind::Block,
+            _ => return Err(bad()),
+        };
+        let (major, minor) = nums.split_once(':').ok_or_else(bad)?;
+        let num = |n: &str| -> Result<Option<u32>, String> {
+            match n {
+                "*" => Ok(None),
+                n if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+                    n.parse().map(Some).map_err(|_| bad())
+                }
+                _ => Err(bad()),
+            }
+        };
+        let ok_access = !access.is_empty()
+            && access.len() <= 3
+            && access.chars().all(|c| matches!(c, 'r' | 'w' | 'm'));
+        if !ok_access {
+            return Err(bad());
+        }
+        Ok(DeviceRule {
+            allow: true,
+            kind,
+            // Docker's `a *:* rwm` names every device: the numbers are dropped for type a.
+            major: if kind == DeviceKind::All {
+                None
+            } else {
+                num(major)?
+            },
+            minor: if kind == DeviceKind::All {
+                None
+            } else {
+                num(minor)?
+            },
+            access: access.to_owned(),
+        })
+    }
+
     /// The v1 devices controller's form: `c 1:3 rwm`, `b *:* m`, `a`.
     pub fn cgroup_v1(&self) -> String {
         let n = |v: Option<u32>| v.map_or_else(|| "*".to_owned(), |v| v.to_string());
@@ -85,6 +135,40 @@ impl DeviceRule {
     }
 }
 
+/// A device node made in the container (`--device`, `--privileged`), as it is on the host.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceNode {
+    /// Absolute, in the container.
+    pub path: String,
+    #[serde(rename = "type")]
+    pub kind: DeviceKind,
+    pub major: u32,
+    pub minor: u32,
+    /// Permission bits (0o660).
+    pub file_mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl DeviceNode {
+    pub fn validate(&self) -> Result<(), String> {
+        let ok = self.path.starts_with('/')
+            && !self.path.split('/').any(|c| c == "..")
+            && !self.path.contains('\0');
+        if !ok {
+            return Err(format!(
+                "device path {:?} is not absolute and plain",
+                self.path
+            ));
+        }
+        if self.kind == DeviceKind::All {
+            return Err(format!("device {:?}: type must be c or b", self.path));
+        }
+        Ok(())
+    }
+}
+
 /// Docker's default device rules (moby's default spec with runc's allowed devices): any device
 /// node may be created, and null, zero, full, random, urandom, tty, console, ptmx and the
 /// container's pseudo-terminals used.
@@ -113,6 +197,48 @@ pub fn default_device_rules() -> Vec<DeviceRule> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn docker_rule_strings() {
+        let r = DeviceRule::parse("c 42:* rmw").unwrap();
+        assert_eq!(r.cgroup_v1(), "c 42:* rmw");
+        assert_eq!(
+            DeviceRule::parse("a *:* rwm").unwrap().kind,
+            DeviceKind::All
+        );
+        for bad in [
+            "c 42 rwm",
+            "x 1:1 r",
+            "c 1:1 rwx",
+            "c 1:1",
+            "c -1:1 r",
+            "c 1:1 r extra",
+        ] {
+            assert_eq!(
+                DeviceRule::parse(bad).unwrap_err(),
+                format!("invalid device cgroup format '{bad}'")
+            );
+        }
+    }
+
+    #[test]
+    fn nodes_are_checked() {
+        let n = DeviceNode {
+            path: "/dev/xvdc".to_owned(),
+            kind: DeviceKind::Block,
+            major: 8,
+            minor: 0,
+            file_mode: 0o660,
+            uid: 0,
+            gid: 6,
+        };
+        assert!(n.validate().is_ok());
+        let bad = DeviceNode {
+            path: "/dev/../etc/x".to_owned(),
+            ..n.clone()
+        };
+        assert!(bad.validate().is_err());
+    }
 
     #[test]
     fn forms() {

@@ -31,7 +31,7 @@ pub use config::{
     Namespaces, NetNs, Process, Rlimit, SOCKET_FILE, User, config_path, validate_cgroup_path,
     validate_process,
 };
-pub use devices::{DeviceKind, DeviceRule, default_device_rules};
+pub use devices::{DeviceKind, DeviceNode, DeviceRule, default_device_rules};
 pub use error::BundleError;
 pub use exit::{EXIT_FILE, ExitStatus, exit_path, rfc3339_nano};
 pub use fs::{write_atomic, write_atomic_mode};

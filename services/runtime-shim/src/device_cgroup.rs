@@ -101,11 +101,17 @@ pub(crate) fn program(rules: &[DeviceRule]) -> Result<Vec<Insn>, String> {
         block.push((Insn::new(MOV64_K, 0, 0, 0, i32::from(rule.allow)), false));
         block.push((Insn::new(EXIT, 0, 0, 0, 0), false));
         let len = block.len();
+        let catch_all = !block.iter().any(|(_, jump)| *jump);
         for (i, (mut insn, jump)) in block.into_iter().enumerate() {
             if jump {
                 insn.off = i16::try_from(len - i - 1).map_err(|_| "device program too long")?;
             }
             out.push(insn);
+        }
+        // A rule for every device decides for all: what would follow is unreachable, which
+        // the verifier refuses.
+        if catch_all {
+            return Ok(out);
         }
     }
     out.push(Insn::new(MOV64_K, 0, 0, 0, 0));
@@ -185,6 +191,15 @@ mod tests {
             Insn::new(LDX_W, 5, 1, 8, 0).bytes(),
             [0x61, 0x15, 8, 0, 0, 0, 0, 0]
         );
+    }
+
+    #[test]
+    fn a_rule_for_every_device_ends_the_program() {
+        let all = DeviceRule::allow(DeviceKind::All, None, None, "rwm");
+        let p = program(&[berth_bundle::default_device_rules()[0].clone(), all]).unwrap();
+        assert_eq!(p.len(), 8);
+        assert_eq!(p[6], Insn::new(MOV64_K, 0, 0, 0, 1));
+        assert_eq!(p[7], Insn::new(EXIT, 0, 0, 0, 0));
     }
 
     #[test]

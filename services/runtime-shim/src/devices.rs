@@ -33,6 +33,43 @@ fn fail(what: impl std::fmt::Display, e: impl std::fmt::Display) -> StartError {
     StartError::other(format!("{what}: {e}"))
 }
 
+/// Makes the extra device nodes (`--device`, `--privileged`) under `rootfs`, as they are on the
+/// host; a standard node already there is kept.
+pub(crate) fn make_nodes(
+    rootfs: &Path,
+    nodes: &[berth_bundle::DeviceNode],
+) -> Result<(), StartError> {
+    let old = umask(Mode::empty());
+    let r = nodes.iter().try_for_each(|n| {
+        let dest = crate::pathutil::secure_join(rootfs, &n.path);
+        if dest.symlink_metadata().is_ok() {
+            return Ok(());
+        }
+        if let Some(dir) = dest.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| fail(dir.display(), e))?;
+        }
+        let kind = match n.kind {
+            berth_bundle::DeviceKind::Block => SFlag::S_IFBLK,
+            _ => SFlag::S_IFCHR,
+        };
+        mknod(
+            &dest,
+            kind,
+            Mode::from_bits_truncate(n.file_mode),
+            makedev(u64::from(n.major), u64::from(n.minor)),
+        )
+        .map_err(|e| fail(format_args!("mknod {}", n.path), e))?;
+        nix::unistd::chown(
+            &dest,
+            Some(nix::unistd::Uid::from_raw(n.uid)),
+            Some(nix::unistd::Gid::from_raw(n.gid)),
+        )
+        .map_err(|e| fail(format_args!("chown {}", n.path), e))
+    });
+    umask(old);
+    r
+}
+
 /// Mounts and fills `<rootfs>/dev`.
 pub(crate) fn setup(rootfs: &Path, shm_size: u64) -> Result<(), StartError> {
     let dev = rootfs.join("dev");

@@ -45,8 +45,9 @@ pub(crate) fn prepare(cfg: &Config, rootfs: &Path) -> Result<(), StartError> {
         None::<&str>,
     )
     .map_err(|e| fail("mounting /proc", e))?;
-    mount_sys(&mkdir_in(rootfs, "/sys")?)?;
+    mount_sys(&mkdir_in(rootfs, "/sys")?, cfg.writable_sysfs)?;
     devices::setup(rootfs, cfg.shm_size)?;
+    devices::make_nodes(rootfs, &cfg.devices)?;
     if cfg.process.terminal {
         touch(&rootfs.join("dev/console"))?;
     }
@@ -187,8 +188,11 @@ fn shorten_overlay(data: &str) -> Result<String, StartError> {
 
 /// sysfs for a container with its own netns; without one the kernel refuses a new sysfs
 /// instance, so the host's is bound instead. Read-only either way.
-fn mount_sys(target: &Path) -> Result<(), StartError> {
-    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
+fn mount_sys(target: &Path, writable: bool) -> Result<(), StartError> {
+    let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if !writable {
+        flags |= MsFlags::MS_RDONLY;
+    }
     match mount(Some("sysfs"), target, Some("sysfs"), flags, None::<&str>) {
         Ok(()) => Ok(()),
         Err(nix::errno::Errno::EPERM) => bind(Path::new("/sys"), target, MsFlags::MS_REC)

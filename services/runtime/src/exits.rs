@@ -131,6 +131,9 @@ impl Containers {
         } = w;
         let done = on_changes(rx, None, || {
             let Some(c) = self.store.get(&last.id)? else {
+                if self.still_removing(&last.id) {
+                    return Ok(None);
+                }
                 // Removed: its last exit.
                 let state = self.removed_state(&last.id).unwrap_or(last.state.clone());
                 return Ok(Some(pb::WaitResponse {

@@ -6,6 +6,7 @@ mod cgroups;
 mod container;
 mod container_error;
 mod create;
+mod devices;
 mod error;
 mod exec;
 mod exits;

@@ -50,6 +50,9 @@ pub(crate) struct Containers {
     pub(crate) execs: std::sync::Mutex<HashMap<String, crate::exec::ExecRecord>>,
     /// Containers being created: their snapshot may exist before their record.
     pub(crate) creating: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Containers whose record is gone and whose files are being removed: a wait for their
+    /// removal ends once this is done.
+    pub(crate) removing: std::sync::Mutex<std::collections::HashSet<String>>,
     /// The last state of recently removed containers, for waits that learn of the removal
     /// after the record is gone (`docker run --rm` waits for `removed`); the newest
     /// `REMOVED_KEPT`.
@@ -86,6 +89,7 @@ impl Containers {
             pending_attaches: std::sync::Mutex::new(HashMap::new()),
             execs: std::sync::Mutex::new(HashMap::new()),
             creating: std::sync::Mutex::new(std::collections::HashSet::new()),
+            removing: std::sync::Mutex::new(std::collections::HashSet::new()),
             removed: std::sync::Mutex::new(std::collections::VecDeque::new()),
         }
     }
@@ -325,6 +329,10 @@ impl Containers {
                     now.name
                 )));
             }
+            self.removing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(now.id.clone());
             self.store.delete(&now)?;
             let mut removed = self
                 .removed
@@ -341,11 +349,23 @@ impl Containers {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&c.id);
-        self.bump();
         self.release_files(&c.id).await;
         self.remove_snapshot(&c.id).await;
+        self.removing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&c.id);
+        self.bump();
         self.event(&c, "destroy", &[]);
         Ok(())
+    }
+
+    /// Whether the files of a container whose record is gone are still being removed.
+    pub(crate) fn still_removing(&self, id: &str) -> bool {
+        self.removing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(id)
     }
 
     /// The last state of a container removed lately.

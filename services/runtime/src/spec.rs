@@ -157,6 +157,8 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
                 spec.resources.as_ref().is_some_and(|r| {
                     *r != pb::Resources {
                         shm_size: r.shm_size,
+                        devices: r.devices.clone(),
+                        device_cgroup_rules: r.device_cgroup_rules.clone(),
                         ..Default::default()
                     }
                 }),
@@ -220,7 +222,6 @@ fn unsupported_security(s: &pb::SecuritySpec) -> Option<String> {
         return Some(format!("security_opt {o}"));
     }
     let rest = pb::SecuritySpec {
-        privileged: s.privileged,
         runtime: s.runtime.clone(),
         isolation: s.isolation.clone(),
         ..Default::default()

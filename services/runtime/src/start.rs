@@ -110,11 +110,27 @@ impl Containers {
             .security_opt
             .iter()
             .any(|o| o == "no-new-privileges=true");
-        if let Some(m) = sec.masked_paths {
+        if let Some(m) = sec.masked_paths.clone() {
             config.masked_paths = m.values;
         }
-        if let Some(r) = sec.readonly_paths {
+        if let Some(r) = sec.readonly_paths.clone() {
             config.readonly_paths = r.values;
+        }
+        let res = c.spec.resources.clone().unwrap_or_default();
+        let (nodes, rules) = crate::devices::for_container(&sec, &res)?;
+        config.devices = nodes;
+        config.device_rules = rules;
+        if sec.privileged {
+            // Every capability the host has, no masked or read-only paths, /sys writable.
+            config.capabilities = Some(
+                berth_bundle::ALL_CAPABILITIES
+                    .iter()
+                    .map(|c| (*c).to_owned())
+                    .collect(),
+            );
+            config.masked_paths.clear();
+            config.readonly_paths.clear();
+            config.writable_sysfs = true;
         }
         config.sysctls = sec.sysctls.clone().into_iter().collect();
         config.shm_size = c

@@ -298,3 +298,74 @@ fn group_add_shm_size_and_sysctls() {
         "{out}"
     );
 }
+
+#[test]
+fn devices_rules_and_privileged() {
+    let s = BusyboxEngine::new();
+    // --device: the host's node at another path, with the access asked for.
+    let out = s.docker(&[
+        "run",
+        "--rm",
+        "--device",
+        "/dev/null:/dev/mynull:rw",
+        &s.image,
+        "sh",
+        "-c",
+        "echo x > /dev/mynull && ls -l /dev/mynull",
+    ]);
+    assert!(out.starts_with('c') && out.contains("1,   3"), "{out}");
+    let (code, _, err) = s.status(&["run", "--rm", "--device", "/dev/nope", &s.image, "true"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("error gathering device information while adding custom device"),
+        "{err}"
+    );
+    // --device-cgroup-rule: a device with no driver (c 42:0) may be opened for reading (the
+    // driver then answers ENXIO) but not for writing (the cgroup answers EPERM).
+    let script = "mknod /dev/x c 42 0; (: < /dev/x) 2>&1; (: > /dev/x) 2>&1; true";
+    let out = s.docker(&["run", "--rm", &s.image, "sh", "-c", script]);
+    assert_eq!(out.matches("Operation not permitted").count(), 2, "{out}");
+    let out = s.docker(&[
+        "run",
+        "--rm",
+        "--device-cgroup-rule",
+        "c 42:* rm",
+        &s.image,
+        "sh",
+        "-c",
+        script,
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].contains("No such device or address"), "{out}");
+    assert!(lines[1].contains("Operation not permitted"), "{out}");
+
+    // --privileged: every capability the host has, its devices, no masked paths.
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:").map(|v| v.trim().to_owned()))
+        .unwrap();
+    let out = s.docker(&[
+        "run",
+        "--rm",
+        "--privileged",
+        &s.image,
+        "sh",
+        "-c",
+        "grep '^CapEff:' /proc/self/status; test -b /dev/vda -o -b /dev/sda && echo disk; \
+         grep -c ' /proc/timer_list ' /proc/self/mountinfo || true; \
+         grep ' /sys ' /proc/self/mountinfo | grep -c ' rw,' || true",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().nth(1),
+        Some(bounding.as_str()),
+        "{out}"
+    );
+    assert_eq!(&lines[1..], ["disk", "0", "1"], "{out}");
+    let id = s.docker(&["create", "--privileged", &s.image]);
+    let v = s.inspect(&id);
+    assert_eq!(v["HostConfig"]["Privileged"], true);
+    assert_eq!(v["HostConfig"]["MaskedPaths"], serde_json::json!([]));
+    s.docker(&["rm", &id]);
+}

@@ -34,8 +34,8 @@ fn every_flag_not_applied_is_refused_by_name() {
         (&["--memory", "10m"][..], "--memory"),
         (&["--cpus", "0.5"][..], "--cpus"),
         (&["--pids-limit", "10"][..], "--pids-limit"),
-        (&["--privileged"][..], "--privileged"),
-        (&["--device", "/dev/null:/dev/x"][..], "--device"),
+        (&["--blkio-weight", "500"][..], "--blkio-weight"),
+        (&["--memory-swap", "20m"][..], "--memory-swap"),
         (&["--restart", "always"][..], "--restart"),
         (&["--dns", "1.1.1.1"][..], "--dns"),
         (&["--add-host", "h:1.2.3.4"][..], "--add-host"),
@@ -166,7 +166,7 @@ assert ct.attrs["Config"]["StopSignal"] == "SIGINT"
 assert ct.attrs["HostConfig"]["Memory"] == 0
 ct.remove()
 for kwargs, flag in [({"mem_limit": "10m"}, "--memory"), ({"ports": {"80/tcp": 8080}}, "--publish"),
-                     ({"volumes": ["/tmp:/host"]}, "--volume"), ({"privileged": True}, "--privileged"),
+                     ({"volumes": ["/tmp:/host"]}, "--volume"), ({"cpu_shares": 512}, "--cpu-shares"),
                      ({"restart_policy": {"Name": "always"}}, "--restart"), ({"dns": ["1.1.1.1"]}, "--dns")]:
     try:
         c.containers.create(image, "true", **kwargs)

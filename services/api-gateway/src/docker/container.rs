@@ -244,6 +244,15 @@ fn host_config_keys(spec: &pb::ContainerSpec) -> Value {
         .iter()
         .map(|r| json!({"Name": r.name, "Soft": r.soft, "Hard": r.hard}))
         .collect();
+    let res = spec.resources.clone().unwrap_or_default();
+    let devices: Vec<Value> = res
+        .devices
+        .iter()
+        .map(|d| {
+            json!({"PathOnHost": d.path_on_host, "PathInContainer": d.path_in_container,
+                   "CgroupPermissions": d.cgroup_permissions})
+        })
+        .collect();
     let paths = |l: Option<&pb::StringList>, default: &[&str]| {
         l.map_or_else(|| json!(default), |l| json!(l.values))
     };
@@ -271,7 +280,7 @@ fn host_config_keys(spec: &pb::ContainerSpec) -> Value {
         "Links": null,
         "OomScoreAdj": 0,
         "PidMode": ns.pid,
-        "Privileged": false,
+        "Privileged": sec.privileged,
         "PublishAllPorts": false,
         "ReadonlyRootfs": sec.readonly_rootfs,
         "SecurityOpt": list_or_null(&sec.security_opt),
@@ -302,8 +311,8 @@ fn host_config_keys(spec: &pb::ContainerSpec) -> Value {
         "CpuRealtimeRuntime": 0,
         "CpusetCpus": "",
         "CpusetMems": "",
-        "Devices": [],
-        "DeviceCgroupRules": null,
+        "Devices": devices,
+        "DeviceCgroupRules": list_or_null(&res.device_cgroup_rules),
         "DeviceRequests": null,
         "MemoryReservation": 0,
         "MemorySwap": 0,
@@ -316,8 +325,12 @@ fn host_config_keys(spec: &pb::ContainerSpec) -> Value {
         "IOMaximumIOps": 0,
         "IOMaximumBandwidth": 0,
         // Docker's by default, which the shim applies.
-        "MaskedPaths": paths(sec.masked_paths.as_ref(), berth_bundle::DEFAULT_MASKED_PATHS),
-        "ReadonlyPaths": paths(sec.readonly_paths.as_ref(), berth_bundle::DEFAULT_READONLY_PATHS),
+        "MaskedPaths": if sec.privileged { json!([]) } else {
+            paths(sec.masked_paths.as_ref(), berth_bundle::DEFAULT_MASKED_PATHS)
+        },
+        "ReadonlyPaths": if sec.privileged { json!([]) } else {
+            paths(sec.readonly_paths.as_ref(), berth_bundle::DEFAULT_READONLY_PATHS)
+        },
         "Init": spec.init.then_some(true),
     })
 }

@@ -88,6 +88,17 @@ struct HostConfig {
     group_add: Option<Vec<String>>,
     shm_size: i64,
     sysctls: Option<HashMap<String, String>>,
+    privileged: bool,
+    devices: Option<Vec<DeviceMapping>>,
+    device_cgroup_rules: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct DeviceMapping {
+    path_on_host: String,
+    path_in_container: String,
+    cgroup_permissions: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -269,6 +280,36 @@ fn check_restart(body: &Value) -> Result<(), ApiError> {
     }
 }
 
+/// `--device` mappings (moby's validation of the path and the permissions).
+fn devices(list: Option<Vec<DeviceMapping>>) -> Result<Vec<pb::DeviceMapping>, ApiError> {
+    list.unwrap_or_default()
+        .into_iter()
+        .map(|d| {
+            if !d.path_on_host.starts_with('/') {
+                return Err(invalid(format!(
+                    "{} is not an absolute path",
+                    d.path_on_host
+                )));
+            }
+            if !d.path_in_container.is_empty() && !d.path_in_container.starts_with('/') {
+                return Err(invalid(format!(
+                    "{} is not an absolute path",
+                    d.path_in_container
+                )));
+            }
+            let p = &d.cgroup_permissions;
+            if p.len() > 3 || !p.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
+                return Err(invalid(format!("invalid device mode: {p}")));
+            }
+            Ok(pb::DeviceMapping {
+                path_on_host: d.path_on_host,
+                path_in_container: d.path_in_container,
+                cgroup_permissions: d.cgroup_permissions,
+            })
+        })
+        .collect()
+}
+
 /// The value without its null members, recursively: to Go, a null is the zero value (or an
 /// absent pointer), which is what an absent key gives serde's defaults.
 fn strip_nulls(v: &mut Value) {
@@ -361,15 +402,22 @@ pub fn spec(
         masked_paths: paths(hc.masked_paths)?,
         readonly_paths: paths(hc.readonly_paths)?,
         sysctls: hc.sysctls.unwrap_or_default(),
+        privileged: hc.privileged,
         ..Default::default()
     };
     if hc.shm_size < 0 {
         return Err(invalid("SHM size can not be less than 0"));
     }
-    let resources = (hc.shm_size > 0).then(|| pb::Resources {
+    let resources = pb::Resources {
         shm_size: hc.shm_size,
+        devices: devices(hc.devices)?,
+        device_cgroup_rules: hc.device_cgroup_rules.unwrap_or_default(),
         ..Default::default()
-    });
+    };
+    for r in &resources.device_cgroup_rules {
+        berth_bundle::DeviceRule::parse(r).map_err(invalid)?;
+    }
+    let resources = (resources != pb::Resources::default()).then_some(resources);
     let rlimits = security::ulimits(hc.ulimits)?;
     let [height, width] = hc.console_size.unwrap_or_default();
     let mut exposed: Vec<String> = cfg

@@ -224,12 +224,7 @@ pub const FIELDS: &[Field] = &[
         "100",
     ),
     f("HostConfig.PidMode", "--pid", Honored, r#""host""#),
-    f(
-        "HostConfig.Privileged",
-        "--privileged",
-        Refused(Security),
-        "true",
-    ),
+    f("HostConfig.Privileged", "--privileged", Honored, "true"),
     f(
         "HostConfig.PublishAllPorts",
         "--publish-all",
@@ -375,13 +370,13 @@ pub const FIELDS: &[Field] = &[
     f(
         "HostConfig.Devices",
         "--device",
-        Refused(Security),
+        Honored,
         r#"[{"PathOnHost": "/dev/null", "PathInContainer": "/dev/x", "CgroupPermissions": "rwm"}]"#,
     ),
     f(
         "HostConfig.DeviceCgroupRules",
         "--device-cgroup-rule",
-        Refused(Security),
+        Honored,
         r#"["c 1:3 rwm"]"#,
     ),
     f(
