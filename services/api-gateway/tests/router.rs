@@ -752,6 +752,22 @@ async fn container_routes_answer_404_and_list() {
     }
     let r = call(Method::GET, "/containers/x/logs").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // Timestamps past what nanoseconds in an i64 hold are refused, not wrapped or a panic.
+    for t in [
+        "9999999999",
+        "-9999999999",
+        "9223372036854775807",
+        "9999-01-01T00:00:00Z",
+    ] {
+        for p in ["since", "until"] {
+            let r = call(Method::GET, &format!("/containers/x/logs?stdout=1&{p}={t}")).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{p}={t}");
+            assert_eq!(
+                r.body,
+                format!(r#"{{"message":"invalid timestamp \"{t}\""}}"#)
+            );
+        }
+    }
     let r = call(Method::GET, "/containers/json?all=1").await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.headers["content-type"], "application/json");
