@@ -346,7 +346,10 @@ async fn versions_outside_the_range_are_400() {
 async fn unknown_routes_and_methods_are_page_not_found() {
     for (m, uri) in [
         (Method::GET, "/nope"),
-        (Method::GET, "/v1.50/plugins/x/json"),
+        (Method::GET, "/v1.50/widgets/x/json"),
+        (Method::GET, "/v1.50/plugins/x/nope"),
+        (Method::POST, "/v1.50/secrets/x"),
+        (Method::GET, "/v1.50/swarm/init"),
         (Method::POST, "/v1.50/info"),
         (Method::DELETE, "/_ping"),
     ] {
@@ -772,4 +775,158 @@ async fn container_routes_answer_404_and_list() {
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.headers["content-type"], "application/json");
     assert_eq!(r.body, "[]");
+}
+
+const NOT_A_MANAGER: &str = r#"{"message":"This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again."}"#;
+
+/// Every swarm route answers as dockerd on a node in no swarm: 503 with its message, which
+/// docker-py's `Swarm()` and `leave_swarm(force=True)` take for "no swarm".
+#[tokio::test]
+async fn swarm_routes_answer_as_a_node_in_no_swarm() {
+    let routes = [
+        (Method::GET, "/swarm"),
+        (Method::GET, "/swarm/unlockkey"),
+        (Method::POST, "/swarm/update?version=1"),
+        (Method::POST, "/swarm/unlock"),
+        (Method::GET, "/nodes"),
+        (Method::GET, "/nodes/n1"),
+        (Method::DELETE, "/nodes/n1?force=1"),
+        (Method::POST, "/nodes/n1/update?version=1"),
+        (Method::GET, "/services?status=1"),
+        (Method::POST, "/services/create"),
+        (Method::GET, "/services/s1"),
+        (Method::POST, "/services/s1/update?version=1"),
+        (Method::DELETE, "/services/s1"),
+        (Method::GET, "/services/s1/logs?stdout=1"),
+        (Method::GET, "/tasks"),
+        (Method::GET, "/tasks/t1"),
+        (Method::GET, "/tasks/t1/logs?stderr=1"),
+        (Method::GET, "/secrets"),
+        (Method::POST, "/secrets/create"),
+        (Method::GET, "/secrets/x"),
+        (Method::DELETE, "/secrets/x"),
+        (Method::POST, "/secrets/x/update?version=1"),
+        (Method::GET, "/configs"),
+        (Method::POST, "/configs/create"),
+        (Method::GET, "/configs/x"),
+        (Method::DELETE, "/configs/x"),
+        (Method::POST, "/configs/x/update?version=1"),
+    ];
+    for prefix in ["", "/v1.50", "/v1.24"] {
+        for (method, path) in &routes {
+            let uri = format!("{prefix}{path}");
+            let r = call(method.clone(), &uri).await;
+            assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{method} {uri}");
+            assert_eq!(r.body, NOT_A_MANAGER, "{method} {uri}");
+            assert_eq!(r.headers["content-type"], "application/json");
+            assert_engine_headers(&r);
+        }
+        let r = call(Method::POST, &format!("{prefix}/swarm/leave?force=1")).await;
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.body, r#"{"message":"This node is not part of a swarm"}"#);
+        for path in ["/swarm/init", "/swarm/join"] {
+            let r = call(Method::POST, &format!("{prefix}{path}")).await;
+            assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED, "{path}");
+            assert_eq!(
+                r.body,
+                r#"{"message":"swarm mode is not supported by Berth"}"#
+            );
+        }
+    }
+    // Logs check their streams first, as moby's swarmLogs does.
+    let r = call(Method::GET, "/v1.50/services/s1/logs").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        r.body,
+        r#"{"message":"Bad parameters: you must choose at least one stream"}"#
+    );
+}
+
+/// No plugins: an empty list, every named plugin missing (so `docker inspect x` goes on to
+/// "No such object"), installs and creates refused by name.
+#[tokio::test]
+async fn plugin_routes_answer_as_with_no_plugin() {
+    for prefix in ["", "/v1.50"] {
+        let r = call(Method::GET, &format!("{prefix}/plugins")).await;
+        assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "[]"));
+        assert_eq!(r.headers["content-type"], "application/json");
+        let filters = "%7B%22enabled%22%3A%7B%22true%22%3Atrue%7D%7D";
+        let r = call(Method::GET, &format!("{prefix}/plugins?filters={filters}")).await;
+        assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "[]"));
+        let r = call(
+            Method::GET,
+            &format!("{prefix}/plugins?filters=%7B%22x%22%3A%5B%22y%22%5D%7D"),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert_eq!(r.body, r#"{"message":"invalid filter 'x'"}"#);
+        for (method, path, name) in [
+            (Method::GET, "/plugins/x/json", "x"),
+            (
+                Method::GET,
+                "/plugins/vieux/sshfs:latest/json",
+                "vieux/sshfs:latest",
+            ),
+            (Method::DELETE, "/plugins/x?force=1", "x"),
+            (
+                Method::DELETE,
+                "/plugins/vieux/sshfs:latest",
+                "vieux/sshfs:latest",
+            ),
+            (Method::POST, "/plugins/x/enable?timeout=30", "x"),
+            (Method::POST, "/plugins/x/disable", "x"),
+            (Method::POST, "/plugins/x/push", "x"),
+            (Method::POST, "/plugins/x:1/upgrade?remote=x:2", "x:1"),
+            (Method::POST, "/plugins/x/set", "x"),
+        ] {
+            let uri = format!("{prefix}{path}");
+            let r = call(method.clone(), &uri).await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{method} {uri}");
+            assert_eq!(
+                r.body,
+                format!(r#"{{"message":"plugin \"{name}\" not found"}}"#),
+                "{method} {uri}"
+            );
+        }
+        for (method, path, what) in [
+            (
+                Method::GET,
+                "/plugins/privileges?remote=vieux/sshfs",
+                "install vieux/sshfs",
+            ),
+            (
+                Method::POST,
+                "/plugins/pull?remote=vieux/sshfs&name=s",
+                "install vieux/sshfs",
+            ),
+            (Method::POST, "/plugins/create?name=mine", "create mine"),
+        ] {
+            let uri = format!("{prefix}{path}");
+            let r = call(method.clone(), &uri).await;
+            assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED, "{method} {uri}");
+            assert_eq!(
+                r.body,
+                format!(r#"{{"message":"plugins are not supported by Berth: cannot {what}"}}"#)
+            );
+        }
+    }
+}
+
+/// BuildKit's session and gRPC endpoints are refused with a message that says why.
+#[tokio::test]
+async fn buildkit_endpoints_are_refused() {
+    for uri in ["/session", "/grpc", "/v1.50/session", "/v1.50/grpc"] {
+        let r = call(Method::POST, uri).await;
+        assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED, "{uri}");
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("BuildKit sessions are not supported by Berth"),
+            "{uri}: {}",
+            r.body
+        );
+        assert_engine_headers(&r);
+    }
 }
