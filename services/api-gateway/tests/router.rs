@@ -221,10 +221,33 @@ impl ContainersBackend for Fake {
     async fn exec_create(&self, req: runtime::ExecCreateRequest) -> Answer<String> {
         no_such_container(&req.id)
     }
+    /// Exec `tty` exists (created with a TTY) and prints `hi`.
     async fn exec_start(&self, req: runtime::ExecStartRequest) -> Answer<AttachStream> {
+        if req.exec_id == "tty" {
+            let frame = runtime::AttachFrame {
+                stream: 1,
+                data: b"hi".to_vec(),
+            };
+            return Ok(Box::pin(futures::stream::iter([Ok(frame)])));
+        }
         no_such_exec(&req.exec_id)
     }
     async fn exec_inspect(&self, exec_id: String) -> Answer<runtime::ExecInfo> {
+        if exec_id == "tty" {
+            return Ok(runtime::ExecInfo {
+                id: exec_id,
+                container_id: "c".to_owned(),
+                spec: Some(runtime::ExecSpec {
+                    cmd: vec!["sh".to_owned()],
+                    tty: true,
+                    attach_stdout: true,
+                    ..Default::default()
+                }),
+                running: false,
+                exit_code: None,
+                pid: 0,
+            });
+        }
         no_such_exec(&exec_id)
     }
     async fn top(&self, req: runtime::TopRequest) -> Answer<runtime::TopResponse> {
@@ -929,4 +952,58 @@ async fn buildkit_endpoints_are_refused() {
         );
         assert_engine_headers(&r);
     }
+}
+
+/// The framing of an exec start follows the start request's `Tty`, as moby's router does, not
+/// the exec's: docker-py's `exec_start(socket=True)` of an exec created with `tty=True` sends
+/// `Tty: false` and reads multiplexed frames.
+#[tokio::test]
+async fn exec_start_framing_follows_the_start_request() {
+    let multiplexed = "\u{1}\0\0\0\0\0\0\u{2}hi";
+    for (body, content_type, output) in [
+        (
+            r#"{"Detach":false,"Tty":false}"#,
+            "application/vnd.docker.multiplexed-stream",
+            multiplexed,
+        ),
+        (
+            "{}",
+            "application/vnd.docker.multiplexed-stream",
+            multiplexed,
+        ),
+        ("", "application/vnd.docker.multiplexed-stream", multiplexed),
+        (
+            r#"{"Detach":false,"Tty":true}"#,
+            "application/vnd.docker.raw-stream",
+            "hi",
+        ),
+    ] {
+        let r = post_json("/v1.50/exec/tty/start", "application/json", body).await;
+        assert_eq!(r.status, StatusCode::OK, "{body}");
+        assert_eq!(r.headers["content-type"], content_type, "{body}");
+        assert_eq!(r.body, output, "{body}");
+        // Hijacked: the 101 names the same framing.
+        let res = app(state().await, None)
+            .oneshot(
+                Request::builder()
+                    .method(Method::POST)
+                    .uri("/v1.50/exec/tty/start")
+                    .header("Content-Type", "application/json")
+                    .header("Connection", "Upgrade")
+                    .header("Upgrade", "tcp")
+                    .body(Body::from(body.to_owned()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SWITCHING_PROTOCOLS, "{body}");
+        assert_eq!(res.headers()["content-type"], content_type, "{body}");
+    }
+    let r = post_json(
+        "/v1.50/exec/tty/start",
+        "application/json",
+        r#"{"ConsoleSize":[4294967297,80]}"#,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
 }

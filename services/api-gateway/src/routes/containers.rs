@@ -322,6 +322,7 @@ async fn attach(
     let session = hijack::Session {
         output,
         tty,
+        raw: tty,
         input,
         close_stdin_on_eof: p.stdin_once && !tty,
         detach_keys,
