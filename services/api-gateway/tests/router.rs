@@ -147,8 +147,37 @@ impl ImagesBackend for Fake {
     async fn save(&self, _: images::SaveRequest) -> Answer<ChunkStream> {
         unimplemented()
     }
-    async fn load(&self, _: Upload<images::LoadRequest>) -> Answer<MessageStream> {
-        unimplemented()
+    /// Reads the archive, then: `status...` fails the call, `line...` fails in the stream's
+    /// first message, anything else loads `x:latest`.
+    async fn load(&self, mut upload: Upload<images::LoadRequest>) -> Answer<MessageStream> {
+        use futures::StreamExt;
+        let mut data = Vec::new();
+        while let Some(m) = upload.next().await {
+            data.extend(m.data);
+        }
+        let invalid = "invalid tar archive: unexpected EOF";
+        if data.starts_with(b"status") {
+            return Err(berth_errors::to_status(
+                berth_types::ErrorKind::InvalidArgument,
+                invalid,
+            ));
+        }
+        let m = if data.starts_with(b"line") {
+            images::StreamMessage {
+                progress: Some(images::Progress {
+                    error: invalid.to_owned(),
+                    error_kind: "invalid-argument".to_owned(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }
+        } else {
+            images::StreamMessage {
+                stream: "Loaded image: x:latest\n".to_owned(),
+                ..Default::default()
+            }
+        };
+        Ok(Box::pin(futures::stream::iter([Ok(m)])))
     }
     async fn import(&self, _: Upload<images::ImportRequest>) -> Answer<MessageStream> {
         unimplemented()
@@ -1006,4 +1035,29 @@ async fn exec_start_framing_follows_the_start_request() {
     )
     .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+}
+
+/// docker load: as moby's postImagesLoad, which writes its headers before it loads, every
+/// error of the load is a JSON error line in a 200 stream (docker-py's ImageLoadError).
+#[tokio::test]
+async fn load_errors_are_error_lines_in_the_stream() {
+    let message = "invalid tar archive: unexpected EOF";
+    for body in ["status: not an archive", "line: not an archive"] {
+        let r = post_json("/v1.50/images/load?quiet=1", "application/x-tar", body).await;
+        assert_eq!(r.status, StatusCode::OK, "{body}: {}", r.body);
+        assert_eq!(r.headers["content-type"], "application/json");
+        let line = r
+            .body
+            .strip_suffix('\n')
+            .unwrap_or_else(|| panic!("{:?}", r.body));
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"errorDetail": {"message": message}, "error": message}),
+            "{body}"
+        );
+    }
+    let r = post_json("/images/load", "application/x-tar", "an archive").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body, "{\"stream\":\"Loaded image: x:latest\\n\"}\n");
 }
