@@ -29,21 +29,37 @@ fn human(n: i64) -> String {
     }
 }
 
-/// The JSON line for one progress message.
+/// The width of a progress bar, in cells.
+const BAR_WIDTH: i128 = 50;
+
+/// Docker's progress bar for `current` of `total` (`total > 0`): `[===>   ] 5MB/10MB`, always
+/// `BAR_WIDTH + 1` cells between the brackets. Any `current` renders: nothing done yet,
+/// negative, or past the total (clamped to an empty or a full bar).
+fn bar(current: i64, total: i64) -> String {
+    // i128: `current * BAR_WIDTH` cannot overflow for any i64.
+    let done = (i128::from(current) * BAR_WIDTH / i128::from(total.max(1))).clamp(0, BAR_WIDTH);
+    let done = usize::try_from(done).unwrap_or_default();
+    let width = usize::try_from(BAR_WIDTH).unwrap_or_default();
+    format!(
+        "[{}>{}] {}/{}",
+        "=".repeat(done),
+        " ".repeat(width - done),
+        human(current),
+        human(total)
+    )
+}
+
+/// The JSON line for one progress message. No input panics it: every line is one JSON
+/// object and `\n`.
 pub fn line(p: &pb::Progress) -> Bytes {
     let mut v = if !p.error.is_empty() {
         json!({"errorDetail": {"message": p.error}, "error": p.error})
     } else if p.total > 0 {
-        let width = 50i64;
-        let done = (p.current.min(p.total) * width / p.total).max(0);
-        let bar = format!(
-            "[{}>{}] {}/{}",
-            "=".repeat(done.saturating_sub(1) as usize),
-            " ".repeat((width - done) as usize),
-            human(p.current),
-            human(p.total)
-        );
-        json!({"status": p.status, "progressDetail": {"current": p.current, "total": p.total}, "progress": bar})
+        json!({
+            "status": p.status,
+            "progressDetail": {"current": p.current, "total": p.total},
+            "progress": bar(p.current, p.total),
+        })
     } else {
         json!({"status": p.status, "progressDetail": {}})
     };
@@ -124,5 +140,98 @@ mod tests {
             json!({"errorDetail": {"message": "boom"}, "error": "boom"})
         );
         assert!(e.ends_with(b"\n"));
+    }
+
+    /// One line: a single JSON object, then `\n`, and nothing else.
+    fn one_object(l: &[u8]) -> serde_json::Map<String, serde_json::Value> {
+        let (body, nl) = l.split_at(l.len().saturating_sub(1));
+        assert_eq!(nl, b"\n", "{l:?}");
+        assert!(!body.contains(&b'\n'), "{l:?}");
+        match serde_json::from_slice(body) {
+            Ok(serde_json::Value::Object(m)) => m,
+            other => panic!("not one JSON object ({other:?}): {l:?}"),
+        }
+    }
+
+    fn number() -> impl proptest::strategy::Strategy<Value = i64> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(0i64),
+            Just(i64::MIN),
+            Just(i64::MAX),
+            -2i64..2,
+            -1_000_000i64..1_000_000,
+            any::<i64>(),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(10_000))]
+
+        /// No progress value panics the renderer (a panic kills the client's connection
+        /// mid-pull: `unexpected EOF`), and every line is one JSON object ending in `\n`.
+        #[test]
+        fn any_progress_renders_one_json_line(
+            id in ".{0,12}",
+            status in ".{0,20}",
+            current in number(),
+            total in number(),
+            error in proptest::prop_oneof![proptest::strategy::Just(String::new()), ".{0,20}"],
+        ) {
+            let p = pb::Progress { id, status, current, total, error, ..Default::default() };
+            let m = one_object(&line(&p));
+            if p.error.is_empty() {
+                proptest::prop_assert_eq!(&m["status"], &json!(p.status));
+                if let Some(bar) = m.get("progress") {
+                    let bar = bar.as_str().unwrap_or_default();
+                    proptest::prop_assert!(bar.starts_with('[') && bar.contains(']'), "{}", bar);
+                }
+            } else {
+                proptest::prop_assert_eq!(&m["error"], &json!(p.error));
+            }
+        }
+    }
+
+    #[test]
+    fn progress_bar_edges() {
+        let bar = |current, total| {
+            let m = one_object(&line(&pb::Progress {
+                status: "Downloading".to_owned(),
+                current,
+                total,
+                ..Default::default()
+            }));
+            m.get("progress")
+                .and_then(|b| b.as_str().map(str::to_owned))
+        };
+        // Nothing yet: an empty bar (Docker's `[>    ...]`).
+        assert_eq!(
+            bar(0, 100).unwrap(),
+            format!("[>{}] 0B/100B", " ".repeat(50))
+        );
+        assert_eq!(
+            bar(50, 100).unwrap(),
+            format!("[{}>{}] 50B/100B", "=".repeat(25), " ".repeat(25))
+        );
+        // Done, and more than the total: a full bar, not a negative run of spaces.
+        assert_eq!(
+            bar(100, 100).unwrap(),
+            format!("[{}>] 100B/100B", "=".repeat(50))
+        );
+        assert!(
+            bar(500, 100)
+                .unwrap()
+                .starts_with(&format!("[{}>]", "=".repeat(50)))
+        );
+        assert!(
+            bar(-5, 100)
+                .unwrap()
+                .starts_with(&format!("[>{}]", " ".repeat(50)))
+        );
+        assert!(bar(i64::MAX, i64::MAX).is_some());
+        assert!(bar(i64::MIN, 1).is_some());
+        // No total: no bar.
+        assert_eq!(bar(5, 0), None);
+        assert_eq!(bar(5, -1), None);
     }
 }

@@ -42,6 +42,9 @@ pub fn app(state: AppState, metrics: Option<&berth_telemetry::Metrics>) -> Route
         .merge(routes::archive::router())
         .merge(routes::containers::router())
         .merge(routes::exec::router())
+        .merge(routes::swarm::router())
+        .merge(routes::plugins::router())
+        .merge(routes::buildkit::router())
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .with_state(state);

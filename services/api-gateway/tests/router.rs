@@ -147,8 +147,37 @@ impl ImagesBackend for Fake {
     async fn save(&self, _: images::SaveRequest) -> Answer<ChunkStream> {
         unimplemented()
     }
-    async fn load(&self, _: Upload<images::LoadRequest>) -> Answer<MessageStream> {
-        unimplemented()
+    /// Reads the archive, then: `status...` fails the call, `line...` fails in the stream's
+    /// first message, anything else loads `x:latest`.
+    async fn load(&self, mut upload: Upload<images::LoadRequest>) -> Answer<MessageStream> {
+        use futures::StreamExt;
+        let mut data = Vec::new();
+        while let Some(m) = upload.next().await {
+            data.extend(m.data);
+        }
+        let invalid = "invalid tar archive: unexpected EOF";
+        if data.starts_with(b"status") {
+            return Err(berth_errors::to_status(
+                berth_types::ErrorKind::InvalidArgument,
+                invalid,
+            ));
+        }
+        let m = if data.starts_with(b"line") {
+            images::StreamMessage {
+                progress: Some(images::Progress {
+                    error: invalid.to_owned(),
+                    error_kind: "invalid-argument".to_owned(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }
+        } else {
+            images::StreamMessage {
+                stream: "Loaded image: x:latest\n".to_owned(),
+                ..Default::default()
+            }
+        };
+        Ok(Box::pin(futures::stream::iter([Ok(m)])))
     }
     async fn import(&self, _: Upload<images::ImportRequest>) -> Answer<MessageStream> {
         unimplemented()
@@ -221,10 +250,33 @@ impl ContainersBackend for Fake {
     async fn exec_create(&self, req: runtime::ExecCreateRequest) -> Answer<String> {
         no_such_container(&req.id)
     }
+    /// Exec `tty` exists (created with a TTY) and prints `hi`.
     async fn exec_start(&self, req: runtime::ExecStartRequest) -> Answer<AttachStream> {
+        if req.exec_id == "tty" {
+            let frame = runtime::AttachFrame {
+                stream: 1,
+                data: b"hi".to_vec(),
+            };
+            return Ok(Box::pin(futures::stream::iter([Ok(frame)])));
+        }
         no_such_exec(&req.exec_id)
     }
     async fn exec_inspect(&self, exec_id: String) -> Answer<runtime::ExecInfo> {
+        if exec_id == "tty" {
+            return Ok(runtime::ExecInfo {
+                id: exec_id,
+                container_id: "c".to_owned(),
+                spec: Some(runtime::ExecSpec {
+                    cmd: vec!["sh".to_owned()],
+                    tty: true,
+                    attach_stdout: true,
+                    ..Default::default()
+                }),
+                running: false,
+                exit_code: None,
+                pid: 0,
+            });
+        }
         no_such_exec(&exec_id)
     }
     async fn top(&self, req: runtime::TopRequest) -> Answer<runtime::TopResponse> {
@@ -346,7 +398,10 @@ async fn versions_outside_the_range_are_400() {
 async fn unknown_routes_and_methods_are_page_not_found() {
     for (m, uri) in [
         (Method::GET, "/nope"),
-        (Method::GET, "/v1.50/plugins/x/json"),
+        (Method::GET, "/v1.50/widgets/x/json"),
+        (Method::GET, "/v1.50/plugins/x/nope"),
+        (Method::POST, "/v1.50/secrets/x"),
+        (Method::GET, "/v1.50/swarm/init"),
         (Method::POST, "/v1.50/info"),
         (Method::DELETE, "/_ping"),
     ] {
@@ -752,8 +807,257 @@ async fn container_routes_answer_404_and_list() {
     }
     let r = call(Method::GET, "/containers/x/logs").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // Timestamps past what nanoseconds in an i64 hold are refused, not wrapped or a panic.
+    for t in [
+        "9999999999",
+        "-9999999999",
+        "9223372036854775807",
+        "9999-01-01T00:00:00Z",
+    ] {
+        for p in ["since", "until"] {
+            let r = call(Method::GET, &format!("/containers/x/logs?stdout=1&{p}={t}")).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{p}={t}");
+            assert_eq!(
+                r.body,
+                format!(r#"{{"message":"invalid timestamp \"{t}\""}}"#)
+            );
+        }
+    }
     let r = call(Method::GET, "/containers/json?all=1").await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.headers["content-type"], "application/json");
     assert_eq!(r.body, "[]");
+}
+
+const NOT_A_MANAGER: &str = r#"{"message":"This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again."}"#;
+
+/// Every swarm route answers as dockerd on a node in no swarm: 503 with its message, which
+/// docker-py's `Swarm()` and `leave_swarm(force=True)` take for "no swarm".
+#[tokio::test]
+async fn swarm_routes_answer_as_a_node_in_no_swarm() {
+    let routes = [
+        (Method::GET, "/swarm"),
+        (Method::GET, "/swarm/unlockkey"),
+        (Method::POST, "/swarm/update?version=1"),
+        (Method::POST, "/swarm/unlock"),
+        (Method::GET, "/nodes"),
+        (Method::GET, "/nodes/n1"),
+        (Method::DELETE, "/nodes/n1?force=1"),
+        (Method::POST, "/nodes/n1/update?version=1"),
+        (Method::GET, "/services?status=1"),
+        (Method::POST, "/services/create"),
+        (Method::GET, "/services/s1"),
+        (Method::POST, "/services/s1/update?version=1"),
+        (Method::DELETE, "/services/s1"),
+        (Method::GET, "/services/s1/logs?stdout=1"),
+        (Method::GET, "/tasks"),
+        (Method::GET, "/tasks/t1"),
+        (Method::GET, "/tasks/t1/logs?stderr=1"),
+        (Method::GET, "/secrets"),
+        (Method::POST, "/secrets/create"),
+        (Method::GET, "/secrets/x"),
+        (Method::DELETE, "/secrets/x"),
+        (Method::POST, "/secrets/x/update?version=1"),
+        (Method::GET, "/configs"),
+        (Method::POST, "/configs/create"),
+        (Method::GET, "/configs/x"),
+        (Method::DELETE, "/configs/x"),
+        (Method::POST, "/configs/x/update?version=1"),
+    ];
+    for prefix in ["", "/v1.50", "/v1.24"] {
+        for (method, path) in &routes {
+            let uri = format!("{prefix}{path}");
+            let r = call(method.clone(), &uri).await;
+            assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{method} {uri}");
+            assert_eq!(r.body, NOT_A_MANAGER, "{method} {uri}");
+            assert_eq!(r.headers["content-type"], "application/json");
+            assert_engine_headers(&r);
+        }
+        let r = call(Method::POST, &format!("{prefix}/swarm/leave?force=1")).await;
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.body, r#"{"message":"This node is not part of a swarm"}"#);
+        for path in ["/swarm/init", "/swarm/join"] {
+            let r = call(Method::POST, &format!("{prefix}{path}")).await;
+            assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED, "{path}");
+            assert_eq!(
+                r.body,
+                r#"{"message":"swarm mode is not supported by Berth"}"#
+            );
+        }
+    }
+    // Logs check their streams first, as moby's swarmLogs does.
+    let r = call(Method::GET, "/v1.50/services/s1/logs").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        r.body,
+        r#"{"message":"Bad parameters: you must choose at least one stream"}"#
+    );
+}
+
+/// No plugins: an empty list, every named plugin missing (so `docker inspect x` goes on to
+/// "No such object"), installs and creates refused by name.
+#[tokio::test]
+async fn plugin_routes_answer_as_with_no_plugin() {
+    for prefix in ["", "/v1.50"] {
+        let r = call(Method::GET, &format!("{prefix}/plugins")).await;
+        assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "[]"));
+        assert_eq!(r.headers["content-type"], "application/json");
+        let filters = "%7B%22enabled%22%3A%7B%22true%22%3Atrue%7D%7D";
+        let r = call(Method::GET, &format!("{prefix}/plugins?filters={filters}")).await;
+        assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "[]"));
+        let r = call(
+            Method::GET,
+            &format!("{prefix}/plugins?filters=%7B%22x%22%3A%5B%22y%22%5D%7D"),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert_eq!(r.body, r#"{"message":"invalid filter 'x'"}"#);
+        for (method, path, name) in [
+            (Method::GET, "/plugins/x/json", "x"),
+            (
+                Method::GET,
+                "/plugins/vieux/sshfs:latest/json",
+                "vieux/sshfs:latest",
+            ),
+            (Method::DELETE, "/plugins/x?force=1", "x"),
+            (
+                Method::DELETE,
+                "/plugins/vieux/sshfs:latest",
+                "vieux/sshfs:latest",
+            ),
+            (Method::POST, "/plugins/x/enable?timeout=30", "x"),
+            (Method::POST, "/plugins/x/disable", "x"),
+            (Method::POST, "/plugins/x/push", "x"),
+            (Method::POST, "/plugins/x:1/upgrade?remote=x:2", "x:1"),
+            (Method::POST, "/plugins/x/set", "x"),
+        ] {
+            let uri = format!("{prefix}{path}");
+            let r = call(method.clone(), &uri).await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{method} {uri}");
+            assert_eq!(
+                r.body,
+                format!(r#"{{"message":"plugin \"{name}\" not found"}}"#),
+                "{method} {uri}"
+            );
+        }
+        for (method, path, what) in [
+            (
+                Method::GET,
+                "/plugins/privileges?remote=vieux/sshfs",
+                "install vieux/sshfs",
+            ),
+            (
+                Method::POST,
+                "/plugins/pull?remote=vieux/sshfs&name=s",
+                "install vieux/sshfs",
+            ),
+            (Method::POST, "/plugins/create?name=mine", "create mine"),
+        ] {
+            let uri = format!("{prefix}{path}");
+            let r = call(method.clone(), &uri).await;
+            assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED, "{method} {uri}");
+            assert_eq!(
+                r.body,
+                format!(r#"{{"message":"plugins are not supported by Berth: cannot {what}"}}"#)
+            );
+        }
+    }
+}
+
+/// BuildKit's session and gRPC endpoints are refused with a message that says why.
+#[tokio::test]
+async fn buildkit_endpoints_are_refused() {
+    for uri in ["/session", "/grpc", "/v1.50/session", "/v1.50/grpc"] {
+        let r = call(Method::POST, uri).await;
+        assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED, "{uri}");
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("BuildKit sessions are not supported by Berth"),
+            "{uri}: {}",
+            r.body
+        );
+        assert_engine_headers(&r);
+    }
+}
+
+/// The framing of an exec start follows the start request's `Tty`, as moby's router does, not
+/// the exec's: docker-py's `exec_start(socket=True)` of an exec created with `tty=True` sends
+/// `Tty: false` and reads multiplexed frames.
+#[tokio::test]
+async fn exec_start_framing_follows_the_start_request() {
+    let multiplexed = "\u{1}\0\0\0\0\0\0\u{2}hi";
+    for (body, content_type, output) in [
+        (
+            r#"{"Detach":false,"Tty":false}"#,
+            "application/vnd.docker.multiplexed-stream",
+            multiplexed,
+        ),
+        (
+            "{}",
+            "application/vnd.docker.multiplexed-stream",
+            multiplexed,
+        ),
+        ("", "application/vnd.docker.multiplexed-stream", multiplexed),
+        (
+            r#"{"Detach":false,"Tty":true}"#,
+            "application/vnd.docker.raw-stream",
+            "hi",
+        ),
+    ] {
+        let r = post_json("/v1.50/exec/tty/start", "application/json", body).await;
+        assert_eq!(r.status, StatusCode::OK, "{body}");
+        assert_eq!(r.headers["content-type"], content_type, "{body}");
+        assert_eq!(r.body, output, "{body}");
+        // Hijacked: the 101 names the same framing.
+        let res = app(state().await, None)
+            .oneshot(
+                Request::builder()
+                    .method(Method::POST)
+                    .uri("/v1.50/exec/tty/start")
+                    .header("Content-Type", "application/json")
+                    .header("Connection", "Upgrade")
+                    .header("Upgrade", "tcp")
+                    .body(Body::from(body.to_owned()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SWITCHING_PROTOCOLS, "{body}");
+        assert_eq!(res.headers()["content-type"], content_type, "{body}");
+    }
+    let r = post_json(
+        "/v1.50/exec/tty/start",
+        "application/json",
+        r#"{"ConsoleSize":[4294967297,80]}"#,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+}
+
+/// docker load: as moby's postImagesLoad, which writes its headers before it loads, every
+/// error of the load is a JSON error line in a 200 stream (docker-py's ImageLoadError).
+#[tokio::test]
+async fn load_errors_are_error_lines_in_the_stream() {
+    let message = "invalid tar archive: unexpected EOF";
+    for body in ["status: not an archive", "line: not an archive"] {
+        let r = post_json("/v1.50/images/load?quiet=1", "application/x-tar", body).await;
+        assert_eq!(r.status, StatusCode::OK, "{body}: {}", r.body);
+        assert_eq!(r.headers["content-type"], "application/json");
+        let line = r
+            .body
+            .strip_suffix('\n')
+            .unwrap_or_else(|| panic!("{:?}", r.body));
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"errorDetail": {"message": message}, "error": message}),
+            "{body}"
+        );
+    }
+    let r = post_json("/images/load", "application/x-tar", "an archive").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body, "{\"stream\":\"Loaded image: x:latest\\n\"}\n");
 }

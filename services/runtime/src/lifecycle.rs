@@ -60,6 +60,14 @@ pub(crate) struct Containers {
         std::sync::Mutex<std::collections::VecDeque<(String, crate::container::State)>>,
 }
 
+/// SIGKILL's number.
+const SIGKILL: i32 = 9;
+
+/// How long a killed container has to show its exit, and how long more after every process
+/// of its cgroup was killed (dockerd: 10 s, then 2 s).
+const KILL_WAIT: Duration = Duration::from_secs(10);
+const KILL_AGAIN_WAIT: Duration = Duration::from_secs(2);
+
 /// How many removed containers' last states are kept for waits.
 const REMOVED_KEPT: usize = 256;
 
@@ -220,7 +228,9 @@ impl Containers {
         Ok(())
     }
 
-    /// docker kill.
+    /// docker kill. With SIGKILL it returns once the exit is recorded, as dockerd's `Kill`
+    /// does (daemon/kill.go): an inspect or an rm right after sees the container stopped.
+    /// Other signals return once sent.
     pub(crate) async fn kill(&self, req: &pb::KillRequest) -> Result<(), ContainerError> {
         let c = self.find(&req.id)?;
         let sig = parse_signal(if req.signal.is_empty() {
@@ -234,7 +244,43 @@ impl Containers {
                 c.id
             )));
         }
-        self.signal(&c, sig, false).await
+        self.signal(&c, sig, false).await?;
+        if sig != SIGKILL {
+            return Ok(());
+        }
+        self.wait_killed(&c).await
+    }
+
+    /// After a SIGKILL: waits for the exit (`KILL_WAIT`); if none comes, kills every process
+    /// of the container's cgroup and waits `KILL_AGAIN_WAIT` more, then gives up with
+    /// dockerd's error.
+    async fn wait_killed(&self, c: &Container) -> Result<(), ContainerError> {
+        if self
+            .wait_stopped(&c.id, Some(Instant::now() + KILL_WAIT))
+            .await?
+        {
+            return Ok(());
+        }
+        tracing::warn!(
+            id = c.id,
+            "the container did not exit within {KILL_WAIT:?} of SIGKILL; killing all its processes"
+        );
+        if let Err(e) = self.signal(c, SIGKILL, true).await {
+            // It may have stopped in the meantime.
+            if self.wait_stopped(&c.id, Some(Instant::now())).await? {
+                return Ok(());
+            }
+            return Err(e);
+        }
+        if self
+            .wait_stopped(&c.id, Some(Instant::now() + KILL_AGAIN_WAIT))
+            .await?
+        {
+            return Ok(());
+        }
+        Err(ContainerError::Internal(anyhow::anyhow!(
+            "tried to kill container, but did not receive an exit event"
+        )))
     }
 
     /// docker stop, first half: checks, then sends the stop signal. `stop_finish` waits.
@@ -262,7 +308,7 @@ impl Containers {
     pub(crate) async fn stop_finish(&self, s: Stopping) -> Result<(), ContainerError> {
         let Stopping { c, deadline } = s;
         if !self.wait_stopped(&c.id, deadline).await? {
-            self.signal(&c, 9, true).await?;
+            self.signal(&c, SIGKILL, true).await?;
             self.wait_stopped(&c.id, None).await?;
         }
         self.event(&c, "stop", &[]);
@@ -314,7 +360,7 @@ impl Containers {
                     c.name
                 )));
             }
-            self.signal(&c, 9, true).await?;
+            self.signal(&c, SIGKILL, true).await?;
             self.wait_stopped(&c.id, None).await?;
         }
         // The record goes first, with its name, in one transaction: that is the removal.

@@ -131,6 +131,35 @@ fn run_ps_inspect_stop_kill_rm() {
     assert!(err.contains("No such"), "{err}");
 }
 
+/// docker kill (SIGKILL) returns once the exit is recorded, as dockerd's does (it waits for
+/// the container to stop): an rm right after succeeds, and an inspect right after shows it
+/// exited with 137. Other signals return at once.
+#[test]
+fn kill_returns_once_the_container_has_exited() {
+    let s = Setup::new();
+    for i in 0..10 {
+        let name = format!("k{i}");
+        s.docker(&["run", "-d", "--name", &name, &s.image, "sleep", "1000"]);
+        s.docker(&["kill", &name]);
+        s.docker(&["rm", &name]);
+    }
+    // Through the API, with nothing between the two calls.
+    for i in 0..10 {
+        let name = format!("a{i}");
+        s.docker(&["run", "-d", "--name", &name, &s.image, "sleep", "1000"]);
+        // SIGKILL by default and by any of its names.
+        let signal = ["", "?signal=KILL", "?signal=9", "?signal=SIGKILL"][i % 4];
+        s.api_post(&format!("/containers/{name}/kill{signal}"), "");
+        let c = s.api_get(&format!("/containers/{name}/json"));
+        assert_eq!(c["State"]["Status"], "exited", "{i}: {}", c["State"]);
+        assert_eq!(c["State"]["ExitCode"], 137, "{i}: {}", c["State"]);
+    }
+    // A signal the process ignores: the kill returns, the container runs on.
+    s.docker(&["run", "-d", "--name", "term", &s.image, "sleep", "1000"]);
+    s.docker(&["kill", "-s", "TERM", "term"]);
+    assert_eq!(s.inspect("term")["State"]["Running"], true);
+}
+
 #[test]
 fn logs_wait_create_start_and_start_errors() {
     let s = Setup::with_tags(&["other"]);

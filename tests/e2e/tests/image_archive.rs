@@ -562,6 +562,57 @@ fn load_legacy_and_oci_archives_and_refuse_bad_ones() {
     unchanged("a wrong diff_id");
 }
 
+/// docker load of something that is not an archive: 200 and an error line, as dockerd (whose
+/// postImagesLoad writes its headers before it loads); docker-py raises ImageLoadError from
+/// it, the CLI prints it and fails.
+#[test]
+fn load_of_a_non_archive_is_an_error_line_in_a_200_stream() {
+    let engine = up(EngineOptions::default());
+    let garbage = b"this is not a tar archive, not even close\n".repeat(40);
+    let mut sock = engine.api_socket();
+    write!(
+        sock,
+        "POST /v1.50/images/load?quiet=1 HTTP/1.0\r\nHost: berth\r\n\
+         Content-Type: application/x-tar\r\nContent-Length: {}\r\n\r\n",
+        garbage.len()
+    )
+    .expect("request");
+    sock.write_all(&garbage).expect("body");
+    let mut raw = String::new();
+    sock.read_to_string(&mut raw).expect("response");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a header block");
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{head}"
+    );
+    assert!(
+        head.to_lowercase()
+            .contains("content-type: application/json"),
+        "{head}"
+    );
+    let line = json(body.trim_end());
+    let message = line["error"].as_str().unwrap_or_default();
+    assert!(message.contains("invalid tar archive"), "{body}");
+    assert_eq!(line["errorDetail"]["message"], message, "{body}");
+
+    let script = r#"
+import sys, docker
+c = docker.DockerClient(base_url=sys.argv[1], version="auto")
+try:
+    c.images.load(b"this is not a tar archive, not even close\\n" * 40)
+except docker.errors.ImageLoadError as e:
+    assert "invalid tar archive" in str(e), e
+else:
+    raise AssertionError("loaded")
+print("ok")
+"#;
+    let out = run(Command::new("python3").args(["-c", script, &engine.docker_host]));
+    let (o, e) = text(&out);
+    assert!(out.status.success(), "{o}\n{e}");
+    assert_eq!(o.trim(), "ok");
+    assert_eq!(image_count(&engine), 0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // docker import
 // ---------------------------------------------------------------------------------------------

@@ -1054,6 +1054,39 @@ fn detach_keys_sent_to_the_api() {
     assert_eq!(s.events_until(since, "raw", "detach", |_| true).len(), 1);
 }
 
+/// docker-py frames an exec's output by the `tty` it passes to `exec_start` (`Tty` in the start
+/// body), not the exec's: so does dockerd's router. An exec created with a TTY and started
+/// with `tty=False` (the default) is multiplexed; started with `tty=True`, raw.
+#[test]
+fn exec_start_framing_follows_the_start_request() {
+    let s = Setup::new();
+    s.docker(&["run", "-d", "--name", "ex", &s.image, "sleep", "1000"]);
+    let script = r#"
+import sys, docker
+c = docker.APIClient(base_url=sys.argv[1], version="auto")
+# The output comes a moment after the start: docker-py loses stream bytes that arrive in
+# the same read as the 101's headers.
+cmd = ["sh", "-c", "sleep 0.5; echo hi"]
+e = c.exec_create("ex", cmd, tty=True)
+out = c.exec_start(e["Id"])
+assert out == b"hi\r\n", out
+e = c.exec_create("ex", cmd, tty=True)
+sock = c.exec_start(e["Id"], socket=True)
+frames = list(docker.utils.socket.frames_iter(sock, tty=False))
+assert frames and all(t == 1 for t, _ in frames), frames
+assert b"".join(d for _, d in frames) == b"hi\r\n", frames
+e = c.exec_create("ex", cmd, tty=True)
+out = c.exec_start(e["Id"], tty=True)
+assert out == b"hi\r\n", out
+print("ok")
+"#;
+    let out =
+        berth_testutil::run(Command::new("python3").args(["-c", script, &s.engine.docker_host]));
+    let (o, e) = berth_testutil::text(&out);
+    assert!(out.status.success(), "{o}\n{e}");
+    assert_eq!(o.trim(), "ok");
+}
+
 /// A hijacked API connection (`Upgrade: tcp`), as an SDK opens for attach and exec start.
 struct Hijacked {
     sock: std::os::unix::net::UnixStream,

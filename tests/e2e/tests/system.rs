@@ -227,3 +227,58 @@ fn unknown_routes_and_versions_answer_like_docker() {
         "{r}"
     );
 }
+
+/// Swarm and plugins, which Berth does not have, answer as dockerd with them off: the CLI
+/// prints dockerd's messages, `docker inspect` of nothing ends in "No such object", and
+/// docker-py's `swarm.leave(force=True)` (which takes dockerd's 503 for "not in a swarm")
+/// does not raise.
+#[test]
+fn swarm_and_plugins_answer_as_dockerd_with_them_off() {
+    let engine = Engine::up(EngineOptions::default());
+    let fails = |args: &[&str]| {
+        let out = engine.docker(args);
+        let (o, e) = text(&out);
+        assert!(
+            !out.status.success(),
+            "docker {args:?} succeeded:\n{o}\n{e}"
+        );
+        e
+    };
+    let e = fails(&["swarm", "leave", "--force"]);
+    assert!(e.contains("This node is not part of a swarm"), "{e}");
+    for args in [
+        &["node", "ls"][..],
+        &["service", "ls"],
+        &["secret", "ls"],
+        &["config", "ls"],
+    ] {
+        let e = fails(args);
+        assert!(
+            e.contains("This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again."),
+            "{args:?}: {e}"
+        );
+    }
+    assert_eq!(engine.docker_ok(&["plugin", "ls", "-q"]).trim(), "");
+    let e = fails(&["plugin", "inspect", "vieux/sshfs"]);
+    assert!(e.contains("plugin \"vieux/sshfs\" not found"), "{e}");
+    let e = fails(&["inspect", "nothing-by-that-name"]);
+    assert!(e.contains("No such object: nothing-by-that-name"), "{e}");
+
+    let script = r#"
+import sys, docker
+c = docker.DockerClient(base_url=sys.argv[1], version="auto")
+c.swarm.leave(force=True)
+assert c.plugins.list() == []
+try:
+    c.swarm.init()
+except docker.errors.APIError as e:
+    assert e.status_code == 501, e
+else:
+    raise AssertionError("swarm init succeeded")
+print("ok")
+"#;
+    let out = run(std::process::Command::new("python3").args(["-c", script, &engine.docker_host]));
+    let (o, e) = text(&out);
+    assert!(out.status.success(), "{o}\n{e}");
+    assert_eq!(o.trim(), "ok");
+}

@@ -49,6 +49,40 @@ pub fn spec(body: Value) -> Result<pb::ExecSpec, ApiError> {
     })
 }
 
+/// The body of `POST /exec/{id}/start`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct ExecStartConfig {
+    detach: bool,
+    tty: bool,
+    console_size: Option<[u32; 2]>,
+}
+
+/// What an exec start asks for.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ExecStart {
+    pub detach: bool,
+    /// The output is written raw (no multiplexing): moby's router frames it by the start
+    /// request's `Tty`, not the exec's.
+    pub tty: bool,
+    /// `ConsoleSize`, `[height, width]`; 0 when not given.
+    pub height: u32,
+    pub width: u32,
+}
+
+/// An exec start body (`{}` when empty).
+pub fn start(body: Value) -> Result<ExecStart, ApiError> {
+    let s: ExecStartConfig = serde_path_to_error::deserialize(body)
+        .map_err(|e| ApiError::invalid(format!("invalid JSON: {}: {}", e.path(), e.inner())))?;
+    let [height, width] = s.console_size.unwrap_or_default();
+    Ok(ExecStart {
+        detach: s.detach,
+        tty: s.tty,
+        height,
+        width,
+    })
+}
+
 /// GET /exec/{id}/json.
 pub fn inspect(info: &pb::ExecInfo) -> Value {
     let s = info.spec.clone().unwrap_or_default();
@@ -98,6 +132,22 @@ mod tests {
                 .message
                 .starts_with("invalid JSON: Cmd")
         );
+    }
+
+    #[test]
+    fn start_bodies() {
+        assert_eq!(start(json!({})).unwrap(), ExecStart::default());
+        let s = start(json!({"Detach": false, "Tty": true, "ConsoleSize": [24, 80]})).unwrap();
+        assert_eq!((s.tty, s.height, s.width), (true, 24, 80));
+        assert!(start(json!({"ConsoleSize": null})).is_ok());
+        // A size past u32 is refused, not wrapped.
+        let e = start(json!({"ConsoleSize": [4294967297u64, 80]})).unwrap_err();
+        assert!(
+            e.message.starts_with("invalid JSON: ConsoleSize"),
+            "{}",
+            e.message
+        );
+        assert!(start(json!({"Tty": "yes"})).is_err());
     }
 
     #[test]

@@ -182,6 +182,30 @@ impl<T: Send + 'static> Pump<T> {
     }
 }
 
+impl<T: Send + 'static> Pump<T> {
+    /// Sends the service's answer as moby's postImagesLoad does: the headers go out before
+    /// the load, so every error of it, from the call or from its first message, is a JSON
+    /// error line in a 200 stream (docker-py raises ImageLoadError from it, the CLI prints
+    /// it). The rest of the body is read first, as for an HTTP error.
+    async fn answer_in_stream(self, answer: Result<MessageStream, tonic::Status>) -> Response {
+        let peeked = match answer {
+            Ok(stream) => peek(stream).await,
+            Err(e) => Err(ApiError::from_status(&e)),
+        };
+        match peeked {
+            Ok((head, rest)) => stream_lines(head, rest),
+            Err(e) => {
+                self.finish().await;
+                let line = jsonmessage::line(&pb::Progress {
+                    error: e.message,
+                    ..Default::default()
+                });
+                jsonmessage::stream_response(futures::stream::iter([Ok(line)]))
+            }
+        }
+    }
+}
+
 fn body_bytes(body: Body) -> impl Stream<Item = Result<Bytes, String>> + Send + 'static {
     body.into_data_stream()
         .map(|r| r.map_err(|e| e.to_string()))
@@ -207,7 +231,7 @@ async fn load(
         }
     });
     let answer = st.images.load(pump.take()).await;
-    pump.answer(answer).await
+    Ok(pump.answer_in_stream(answer).await)
 }
 
 /// `POST /images/create?fromSrc=-|URL&repo=&tag=&changes=&message=&platform=`: docker import.
@@ -332,18 +356,23 @@ fn error_of(m: &pb::StreamMessage) -> Option<ApiError> {
     ))
 }
 
-/// The HTTP answer of a message stream: an error before the first line is a plain HTTP error
-/// with its status; after that, the lines go out as a chunked `application/json` stream and
-/// an error is its last line.
-pub async fn respond(mut stream: MessageStream) -> Response {
-    let head = match stream.next().await {
-        None => None,
-        Some(Err(status)) => return ApiError::from_status(&status).into_response(),
+/// The first message of a stream, or its error (a failed call or an error message).
+async fn peek(
+    mut stream: MessageStream,
+) -> Result<(Option<pb::StreamMessage>, MessageStream), ApiError> {
+    match stream.next().await {
+        None => Ok((None, stream)),
+        Some(Err(status)) => Err(ApiError::from_status(&status)),
         Some(Ok(m)) => match error_of(&m) {
-            Some(e) => return e.into_response(),
-            None => Some(m),
+            Some(e) => Err(e),
+            None => Ok((Some(m), stream)),
         },
-    };
+    }
+}
+
+/// The lines of a stream whose first message was `head`, as a chunked `application/json`
+/// stream; an error later on is its last line.
+fn stream_lines(head: Option<pb::StreamMessage>, stream: MessageStream) -> Response {
     let head = futures::stream::iter(head.map(|m| Ok::<_, std::io::Error>(message_line(&m))));
     let rest = stream.map(|item| {
         Ok::<_, std::io::Error>(match item {
@@ -355,6 +384,16 @@ pub async fn respond(mut stream: MessageStream) -> Response {
         })
     });
     jsonmessage::stream_response(head.chain(rest))
+}
+
+/// The HTTP answer of a message stream: an error before the first line is a plain HTTP error
+/// with its status; after that, the lines go out as a chunked `application/json` stream and
+/// an error is its last line.
+pub async fn respond(stream: MessageStream) -> Response {
+    match peek(stream).await {
+        Ok((head, rest)) => stream_lines(head, rest),
+        Err(e) => e.into_response(),
+    }
 }
 
 #[cfg(test)]

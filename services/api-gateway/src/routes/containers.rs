@@ -224,6 +224,7 @@ async fn rewait(
 }
 
 /// Docker's timestamps: seconds with an optional fraction (`1700000000.5`); RFC 3339 also.
+/// Nanoseconds since the epoch; a time that does not fit an i64 of them is invalid.
 fn parse_time(s: &str) -> Result<i64, ApiError> {
     let s = s.trim();
     if s.is_empty() {
@@ -231,16 +232,21 @@ fn parse_time(s: &str) -> Result<i64, ApiError> {
     }
     let bad = || ApiError::invalid(format!("invalid timestamp {s:?}"));
     if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
-        return Ok(t.unix_timestamp_nanos() as i64);
+        return i64::try_from(t.unix_timestamp_nanos()).map_err(|_| bad());
     }
     let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
     let secs: i64 = secs.parse().map_err(|_| bad())?;
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
     let mut nanos = 0i64;
     if !frac.is_empty() {
         let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
         nanos = digits.parse().map_err(|_| bad())?;
     }
-    Ok(secs * 1_000_000_000 + nanos)
+    secs.checked_mul(1_000_000_000)
+        .and_then(|n| n.checked_add(nanos))
+        .ok_or_else(bad)
 }
 
 /// One frame of the multiplexed stream: `[stream, 0, 0, 0, size BE u32]` then the payload.
@@ -316,6 +322,7 @@ async fn attach(
     let session = hijack::Session {
         output,
         tty,
+        raw: tty,
         input,
         close_stdin_on_eof: p.stdin_once && !tty,
         detach_keys,
@@ -518,5 +525,31 @@ mod tests {
         assert_eq!(parse_time("1.5").unwrap(), 1_500_000_000);
         assert_eq!(parse_time("10").unwrap(), 10_000_000_000);
         assert!(parse_time("x").is_err());
+        assert_eq!(parse_time("-1.5").unwrap(), -500_000_000);
+        assert_eq!(
+            parse_time("2023-11-14T22:13:20.5Z").unwrap(),
+            1_700_000_000_500_000_000
+        );
+    }
+
+    /// Client numbers that do not fit nanoseconds in an i64 are refused, not wrapped (or a
+    /// panic, with overflow checks on).
+    #[test]
+    fn timestamps_out_of_range_are_invalid() {
+        for s in [
+            "9223372036854775807",
+            "9223372037",
+            "-9223372037",
+            "9223372036.854775808",
+            "99999999999999999999",
+            "9999-12-31T23:59:59Z",
+            "1.-5",
+            "1.+5",
+            "1.5x",
+        ] {
+            let e = parse_time(s).unwrap_err();
+            assert_eq!(e.message, format!("invalid timestamp {s:?}"), "{s}");
+        }
+        assert_eq!(parse_time("9223372036.854775807").unwrap(), i64::MAX);
     }
 }

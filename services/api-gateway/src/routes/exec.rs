@@ -82,7 +82,7 @@ async fn start(
     let body = axum::body::to_bytes(std::mem::take(req.body_mut()), 1 << 20)
         .await
         .map_err(|e| ApiError::invalid(format!("reading the body: {e}")))?;
-    let opts = object(&headers, &body, true)?;
+    let opts = docker::exec::start(object(&headers, &body, true)?)?;
     let info = st
         .containers
         .exec_inspect(exec_id.clone())
@@ -90,21 +90,18 @@ async fn start(
         .map_err(|e| status(&e))?
         .spec
         .unwrap_or_default();
-    let detach = opts["Detach"].as_bool().unwrap_or(false);
-    // ConsoleSize is [height, width].
-    let size = &opts["ConsoleSize"];
     let start = pb::ExecStartRequest {
         exec_id: exec_id.clone(),
-        detach,
-        height: size[0].as_u64().unwrap_or(0) as u32,
-        width: size[1].as_u64().unwrap_or(0) as u32,
+        detach: opts.detach,
+        height: opts.height,
+        width: opts.width,
     };
     let mut output = st
         .containers
         .exec_start(start)
         .await
         .map_err(|e| status(&e))?;
-    if detach {
+    if opts.detach {
         // The stream ends once the process runs.
         while output.next().await.is_some() {}
         return Ok(StatusCode::OK.into_response());
@@ -113,6 +110,10 @@ async fn start(
     let session = hijack::Session {
         output: Some(output),
         tty,
+        // Framed by the start request's Tty, as moby's postContainerExecStart does: an exec
+        // created with a TTY and started with `Tty: false` (docker-py's default) is
+        // multiplexed.
+        raw: opts.tty,
         input: info.attach_stdin.then(|| pb::InputChunk {
             exec_id,
             ..Default::default()
@@ -120,6 +121,7 @@ async fn start(
         // As in Docker: a TTY's stdin is never closed by the client's end (a detached shell
         // stays); a pipe is closed at the client's EOF.
         close_stdin_on_eof: !tty,
+        // The exec create body's DetachKeys, kept with the exec.
         detach_keys: hijack::parse_detach_keys(&info.detach_keys)?,
     };
     Ok(hijack::respond(st.containers.clone(), &mut req, session))

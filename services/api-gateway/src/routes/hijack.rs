@@ -26,7 +26,11 @@ const DEFAULT_DETACH_KEYS: &[u8] = &[16, 17];
 pub struct Session {
     /// The process's output; `None` when the client wants none.
     pub output: Option<AttachStream>,
+    /// The process has a TTY: the detach keys apply.
     pub tty: bool,
+    /// The output is written raw; otherwise multiplexed. An attach follows the container's
+    /// TTY; an exec start follows its request's `Tty`, as moby's router does.
+    pub raw: bool,
     /// The target of the client's input (the first chunk, without data); `None` when stdin
     /// is not attached.
     pub input: Option<pb::InputChunk>,
@@ -117,12 +121,12 @@ pub fn respond(
     req: &mut axum::extract::Request,
     session: Session,
 ) -> Response {
-    let content_type = if session.tty {
+    let content_type = if session.raw {
         "application/vnd.docker.raw-stream"
     } else {
         "application/vnd.docker.multiplexed-stream"
     };
-    let tty = session.tty;
+    let raw = session.raw;
     let wants_upgrade = req
         .headers()
         .get(header::UPGRADE)
@@ -132,7 +136,7 @@ pub fn respond(
         let body = futures::stream::iter(session.output)
             .flatten()
             .map(move |r| match r {
-                Ok(f) => Ok(encode(tty, f)),
+                Ok(f) => Ok(encode(raw, f)),
                 Err(e) => Err(std::io::Error::other(e.message().to_owned())),
             });
         let mut res = (StatusCode::OK, Body::from_stream(body)).into_response();
@@ -155,8 +159,8 @@ pub fn respond(
     res
 }
 
-fn encode(tty: bool, f: pb::AttachFrame) -> Bytes {
-    if tty {
+fn encode(raw: bool, f: pb::AttachFrame) -> Bytes {
+    if raw {
         Bytes::from(f.data)
     } else {
         frame(f.stream as u8, &f.data)
@@ -171,6 +175,7 @@ where
     let Session {
         output,
         tty,
+        raw,
         input,
         close_stdin_on_eof,
         detach_keys,
@@ -194,7 +199,7 @@ where
         tokio::select! {
             f = output.next(), if has_output => match f {
                 Some(Ok(f)) => {
-                    if wr.write_all(&encode(tty, f)).await.is_err() || wr.flush().await.is_err() {
+                    if wr.write_all(&encode(raw, f)).await.is_err() || wr.flush().await.is_err() {
                         break;
                     }
                 }

@@ -1,8 +1,11 @@
 //! One router per Docker API area.
 
 pub mod archive;
+pub mod buildkit;
 pub mod containers;
 pub mod exec;
 pub mod hijack;
 pub mod images;
+pub mod plugins;
+pub mod swarm;
 pub mod system;

@@ -211,7 +211,11 @@ async fn events(
     let deadline = query
         .until
         .filter(|u| *u > now)
-        .map(|u| tokio::time::Instant::now() + Duration::from_nanos((u - now) as u64));
+        // `until` is the client's number: a time past u64 nanoseconds from now waits as long.
+        .map(|u| {
+            let wait = u64::try_from(u - now).unwrap_or(u64::MAX);
+            tokio::time::Instant::now() + Duration::from_nanos(wait)
+        });
     st.event_listeners.fetch_add(1, Ordering::SeqCst);
     let guard = ListenerGuard(st.event_listeners.clone());
     let cursor = event_cursor(&st.bus, start);
