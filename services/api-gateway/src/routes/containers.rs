@@ -321,6 +321,7 @@ async fn attach(
     });
     let session = hijack::Session {
         output,
+        deferred: None,
         tty,
         raw: tty,
         input,

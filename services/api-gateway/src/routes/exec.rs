@@ -83,32 +83,36 @@ async fn start(
         .await
         .map_err(|e| ApiError::invalid(format!("reading the body: {e}")))?;
     let opts = docker::exec::start(object(&headers, &body, true)?)?;
-    let info = st
+    let exec = st
         .containers
         .exec_inspect(exec_id.clone())
         .await
-        .map_err(|e| status(&e))?
-        .spec
-        .unwrap_or_default();
+        .map_err(|e| status(&e))?;
+    let info = exec.spec.clone().unwrap_or_default();
     let start = pb::ExecStartRequest {
         exec_id: exec_id.clone(),
         detach: opts.detach,
         height: opts.height,
         width: opts.width,
     };
-    let mut output = st
-        .containers
-        .exec_start(start)
-        .await
-        .map_err(|e| status(&e))?;
-    if opts.detach {
-        // The stream ends once the process runs.
+    let fresh = !exec.running && exec.exit_code.is_none();
+    if opts.detach || !fresh {
+        // Detached, the stream ends once the process runs; an exec that already ran is
+        // refused by the runtime, with its error as the answer.
+        let mut output = st
+            .containers
+            .exec_start(start)
+            .await
+            .map_err(|e| status(&e))?;
         while output.next().await.is_some() {}
         return Ok(StatusCode::OK.into_response());
     }
+    let backend = st.containers.clone();
+    let deferred: hijack::Deferred = Box::pin(async move { backend.exec_start(start).await });
     let tty = info.tty;
     let session = hijack::Session {
-        output: Some(output),
+        output: None,
+        deferred: Some(deferred),
         tty,
         // Framed by the start request's Tty, as moby's postContainerExecStart does: an exec
         // created with a TTY and started with `Tty: false` (docker-py's default) is

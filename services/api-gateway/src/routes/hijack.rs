@@ -22,10 +22,17 @@ use crate::{
 /// Docker's default detach keys: ctrl-p, ctrl-q.
 const DEFAULT_DETACH_KEYS: &[u8] = &[16, 17];
 
+/// An output stream still to be opened: an exec started once the client has its 101, so that
+/// no output arrives in the same read as the response's headers (docker-py drops such bytes).
+pub type Deferred = futures::future::BoxFuture<'static, Result<AttachStream, tonic::Status>>;
+
 /// What a hijacked session relays.
 pub struct Session {
     /// The process's output; `None` when the client wants none.
     pub output: Option<AttachStream>,
+    /// Opens the output (and starts the process) once the connection is upgraded; when set,
+    /// `output` is unused.
+    pub deferred: Option<Deferred>,
     /// The process has a TTY: the detach keys apply.
     pub tty: bool,
     /// The output is written raw; otherwise multiplexed. An attach follows the container's
@@ -133,12 +140,21 @@ pub fn respond(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
     if !wants_upgrade {
-        let body = futures::stream::iter(session.output)
-            .flatten()
-            .map(move |r| match r {
-                Ok(f) => Ok(encode(raw, f)),
-                Err(e) => Err(std::io::Error::other(e.message().to_owned())),
-            });
+        let output: AttachStream = match session.deferred {
+            Some(start) => Box::pin(
+                futures::stream::once(start)
+                    .map(|r| match r {
+                        Ok(s) => s,
+                        Err(e) => Box::pin(futures::stream::once(async { Err(e) })),
+                    })
+                    .flatten(),
+            ),
+            None => Box::pin(futures::stream::iter(session.output).flatten()),
+        };
+        let body = output.map(move |r| match r {
+            Ok(f) => Ok(encode(raw, f)),
+            Err(e) => Err(std::io::Error::other(e.message().to_owned())),
+        });
         let mut res = (StatusCode::OK, Body::from_stream(body)).into_response();
         res.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -173,7 +189,8 @@ where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
     let Session {
-        output,
+        mut output,
+        deferred,
         tty,
         raw,
         input,
@@ -181,6 +198,19 @@ where
         detach_keys,
     } = session;
     let (mut rd, mut wr) = tokio::io::split(io);
+    if let Some(start) = deferred {
+        match start.await {
+            Ok(s) => output = Some(s),
+            Err(e) => {
+                // The 101 is out: the error goes in the stream, as dockerd writes it.
+                let _ = wr
+                    .write_all(format!("{}\r\n", e.message()).as_bytes())
+                    .await;
+                let _ = wr.shutdown().await;
+                return;
+            }
+        }
+    }
     let has_output = output.is_some();
     let mut output = output.unwrap_or_else(|| Box::pin(futures::stream::empty()));
     let (in_tx, in_rx) = tokio::sync::mpsc::channel::<pb::InputChunk>(16);
