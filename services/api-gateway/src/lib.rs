@@ -42,6 +42,7 @@ pub fn app(state: AppState, metrics: Option<&berth_telemetry::Metrics>) -> Route
         .merge(routes::archive::router())
         .merge(routes::containers::router())
         .merge(routes::exec::router())
+        .merge(routes::networks::router())
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .with_state(state);
@@ -82,7 +83,8 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
     let state = AppState {
         backends: backends.clone(),
         images: backends.clone(),
-        containers: backends,
+        containers: backends.clone(),
+        networks: backends,
         bus: ctx.bus.clone(),
         host: Arc::new(HostFacts::read()),
         cfg: cfg.clone(),

@@ -5,4 +5,5 @@ pub mod containers;
 pub mod exec;
 pub mod hijack;
 pub mod images;
+pub mod networks;
 pub mod system;
