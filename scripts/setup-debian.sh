@@ -3,6 +3,7 @@
 # - nats-server: the event bus (JetStream)
 # - prometheus: promtool, which the tests use to check every /metrics
 # - curl: raw HTTP checks in tests
+# - nftables: `nft`, which the network service runs to program Berth's own table
 # - docker.io: Debian's dockerd 20.10, the reference engine for the save/load round trip and the
 #   benchmarks (always run on its own socket and data root); also the docker CLI when none is on
 #   PATH (tests drive the real CLI; a newer one earlier in PATH is kept)
@@ -17,7 +18,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-want=(nats-server prometheus curl systemd ca-certificates docker-registry busybox-static skopeo umoci docker.io)
+want=(nats-server prometheus curl nftables systemd ca-certificates docker-registry busybox-static skopeo umoci docker.io)
 
 missing=()
 for p in "${want[@]}"; do

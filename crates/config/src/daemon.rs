@@ -26,6 +26,10 @@ pub struct DaemonConfig {
     pub log_opts: BTreeMap<String, String>,
     pub default_address_pools: Vec<AddressPool>,
     pub bip: Option<Ipv4Cidr>,
+    /// The default bridge network's interface (Docker's `bridge`); None: `berth0`.
+    pub bridge: Option<String>,
+    /// The MTU of the bridges and container interfaces; None: 1500.
+    pub mtu: Option<u32>,
     pub live_restore: bool,
     pub debug: bool,
     pub log_level: LogLevel,

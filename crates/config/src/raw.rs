@@ -32,6 +32,8 @@ const USED_KEYS: &[&str] = &[
     "log-opts",
     "default-address-pools",
     "bip",
+    "bridge",
+    "mtu",
     "live-restore",
     "debug",
     "log-level",
@@ -45,7 +47,6 @@ const DOCKER_KEYS: &[&str] = &[
     "allow-nondistributable-artifacts",
     "authorization-plugins",
     "bip6",
-    "bridge",
     "builder",
     "cdi-spec-dirs",
     "cgroup-parent",
@@ -83,7 +84,6 @@ const DOCKER_KEYS: &[&str] = &[
     "max-concurrent-downloads",
     "max-concurrent-uploads",
     "max-download-attempts",
-    "mtu",
     "no-new-privileges",
     "node-generic-resources",
     "oom-score-adjust",
@@ -119,6 +119,8 @@ struct Raw {
     log_opts: Option<BTreeMap<String, String>>,
     default_address_pools: Option<Vec<RawPool>>,
     bip: Option<String>,
+    bridge: Option<String>,
+    mtu: Option<u32>,
     live_restore: Option<bool>,
     debug: Option<bool>,
     log_level: Option<String>,
@@ -295,6 +297,25 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<DaemonConfig, ConfigError
         .transpose()
         .map_err(|r| invalid("bip", r))?;
 
+    let bridge = raw.bridge.filter(|b| !b.is_empty());
+    if let Some(b) = &bridge
+        && (b.len() > 15
+            || b == "none"
+            || !b
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.')))
+    {
+        return Err(invalid(
+            "bridge",
+            format!("{b:?} is not an interface name (at most 15 letters, digits, '-', '_' or '.')"),
+        ));
+    }
+    if let Some(m) = raw.mtu
+        && !(68..=65535).contains(&m)
+    {
+        return Err(invalid("mtu", format!("{m} is not between 68 and 65535")));
+    }
+
     let log_level = raw
         .log_level
         .map(|l| l.parse::<LogLevel>())
@@ -324,6 +345,8 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<DaemonConfig, ConfigError
         log_opts,
         default_address_pools,
         bip,
+        bridge,
+        mtu: raw.mtu,
         live_restore: raw.live_restore.unwrap_or(false),
         debug: raw.debug.unwrap_or(false),
         log_level,
@@ -467,7 +490,7 @@ mod tests {
               "default-address-pools": [{"base": "10.10.0.0/16", "size": 24}],
               "bip": "172.30.0.1/16", "live-restore": true, "debug": true, "log-level": "warn",
               "metrics-addr": "127.0.0.1:9323", "labels": ["a=b"],
-              "iptables": true, "mtu": 1500,
+              "iptables": true, "mtu": 1400, "bridge": "br-test",
               "berth": {"nats-url": "nats://127.0.0.1:4333", "otlp-endpoint": "http://127.0.0.1:4317",
                         "heartbeat-interval-ms": 500,
                         "services": {"images": {"address": "unix:///tmp/i.sock", "metrics-addr": "127.0.0.1:9325"}}}
@@ -477,6 +500,8 @@ mod tests {
         assert_eq!(cfg.data_root, Path::new("/srv/berth"));
         assert_eq!(cfg.default_address_pools[0].size, 24);
         assert_eq!(cfg.bip.unwrap().to_string(), "172.30.0.1/16");
+        assert_eq!(cfg.bridge.as_deref(), Some("br-test"));
+        assert_eq!(cfg.mtu, Some(1400));
         assert_eq!(
             cfg.metrics_addr(ServiceName::ApiGateway).unwrap().port(),
             9323
@@ -485,10 +510,7 @@ mod tests {
         assert_eq!(cfg.metrics_addr(ServiceName::Runtime), None);
         assert_eq!(cfg.nats_url(), "nats://127.0.0.1:4333");
         assert_eq!(cfg.berth.heartbeat_interval, Duration::from_millis(500));
-        assert_eq!(
-            cfg.ignored_keys,
-            vec!["iptables".to_owned(), "mtu".to_owned()]
-        );
+        assert_eq!(cfg.ignored_keys, vec!["iptables".to_owned()]);
         assert_eq!(
             cfg.service_address(ServiceName::Images).to_string(),
             "unix:///tmp/i.sock"

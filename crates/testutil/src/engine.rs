@@ -28,6 +28,9 @@ pub struct Engine {
     pub run_root: PathBuf,
     pub config_path: PathBuf,
     pub docker_host: String,
+    /// The default bridge network's interface: one per engine, so that engines side by side
+    /// (tests run in parallel) do not share one.
+    pub bridge: String,
     docker_config: PathBuf,
     up_log: PathBuf,
     child: Option<Child>,
@@ -54,7 +57,20 @@ impl Engine {
         let run_root = dir.path().join("run");
         let docker_config = dir.path().join("docker-cli");
         std::fs::create_dir_all(&docker_config).expect("docker config dir");
-        let mut config = serde_json::json!({"berth": {"heartbeat-interval-ms": 500}});
+        let suffix: String = dir
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+            .chars()
+            .rev()
+            .filter(char::is_ascii_alphanumeric)
+            .take(8)
+            .collect();
+        let mut config = serde_json::json!({
+            "berth": {"heartbeat-interval-ms": 500},
+            "bridge": format!("bt{suffix}"),
+        });
         if let Some(url) = &opts.nats_url {
             merge(
                 &mut config,
@@ -69,6 +85,7 @@ impl Engine {
         if let Some(extra) = &opts.config {
             merge(&mut config, extra);
         }
+        let bridge = config["bridge"].as_str().unwrap_or("berth0").to_owned();
         let config_path = dir.path().join("daemon.json");
         std::fs::write(
             &config_path,
@@ -99,6 +116,7 @@ impl Engine {
             run_root,
             config_path,
             docker_host: String::new(),
+            bridge,
             docker_config,
             up_log,
             child: Some(child),
@@ -239,7 +257,37 @@ impl Engine {
         for (pid, _) in processes_with(&root) {
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
+        self.remove_network_leftovers();
         stopped
+    }
+
+    /// The nftables table of this engine's networks (see the network service).
+    pub fn nft_table(&self) -> String {
+        if self.bridge == "berth0" {
+            "berth".to_owned()
+        } else {
+            format!("berth_{}", self.bridge.replace(['-', '.'], "_"))
+        }
+    }
+
+    /// What an engine stopped with containers on its networks leaves on the host: the netns
+    /// mounts, its bridges (the default one and user-defined ones, `berth-*`, made under this
+    /// engine's table) and its nftables table. A clean stop leaves none of it.
+    fn remove_network_leftovers(&self) {
+        if let Ok(dir) = std::fs::read_dir(self.run_root.join("netns")) {
+            for e in dir.flatten() {
+                let _ = nix::mount::umount2(&e.path(), nix::mount::MntFlags::MNT_DETACH);
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", &self.nft_table()])
+            .stderr(Stdio::null())
+            .status();
     }
 }
 

@@ -425,3 +425,74 @@ impl ContainersBackend for GrpcBackends {
         Ok(self.runtime_client().top(request(req)).await?.into_inner())
     }
 }
+
+/// The network calls.
+#[tonic::async_trait]
+pub trait NetworksBackend: Send + Sync + 'static {
+    async fn create_network(
+        &self,
+        req: network::CreateNetworkRequest,
+    ) -> Answer<network::NetworkInfo>;
+    async fn list_networks(
+        &self,
+        filters: network::NetworkFilters,
+    ) -> Answer<Vec<network::NetworkInfo>>;
+    async fn inspect_network(&self, id: String) -> Answer<network::NetworkInfo>;
+    async fn remove_network(&self, id: String) -> Answer<()>;
+    /// The names of the networks removed.
+    async fn prune_networks(&self, filters: network::NetworkFilters) -> Answer<Vec<String>>;
+}
+
+#[tonic::async_trait]
+impl NetworksBackend for GrpcBackends {
+    async fn create_network(
+        &self,
+        req: network::CreateNetworkRequest,
+    ) -> Answer<network::NetworkInfo> {
+        Ok(self
+            .network_client()
+            .create_network(long(req))
+            .await?
+            .into_inner())
+    }
+
+    async fn list_networks(
+        &self,
+        filters: network::NetworkFilters,
+    ) -> Answer<Vec<network::NetworkInfo>> {
+        Ok(self
+            .network_client()
+            .list_networks(request(network::ListNetworksRequest {
+                filters: Some(filters),
+            }))
+            .await?
+            .into_inner()
+            .networks)
+    }
+
+    async fn inspect_network(&self, id: String) -> Answer<network::NetworkInfo> {
+        Ok(self
+            .network_client()
+            .inspect_network(request(network::NetworkRef { id }))
+            .await?
+            .into_inner())
+    }
+
+    async fn remove_network(&self, id: String) -> Answer<()> {
+        self.network_client()
+            .remove_network(long(network::NetworkRef { id }))
+            .await?;
+        Ok(())
+    }
+
+    async fn prune_networks(&self, filters: network::NetworkFilters) -> Answer<Vec<String>> {
+        Ok(self
+            .network_client()
+            .prune_networks(long(network::PruneNetworksRequest {
+                filters: Some(filters),
+            }))
+            .await?
+            .into_inner()
+            .deleted)
+    }
+}

@@ -45,6 +45,7 @@ pub fn app(state: AppState, metrics: Option<&berth_telemetry::Metrics>) -> Route
         .merge(routes::swarm::router())
         .merge(routes::plugins::router())
         .merge(routes::buildkit::router())
+        .merge(routes::networks::router())
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .with_state(state);
@@ -85,7 +86,8 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
     let state = AppState {
         backends: backends.clone(),
         images: backends.clone(),
-        containers: backends,
+        containers: backends.clone(),
+        networks: backends,
         bus: ctx.bus.clone(),
         host: Arc::new(HostFacts::read()),
         cfg: cfg.clone(),

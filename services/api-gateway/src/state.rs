@@ -4,7 +4,7 @@ use berth_bus::Bus;
 use berth_config::DaemonConfig;
 
 use crate::{
-    backends::{ContainersBackend, ImagesBackend, SystemBackend},
+    backends::{ContainersBackend, ImagesBackend, NetworksBackend, SystemBackend},
     host::HostFacts,
 };
 
@@ -14,6 +14,7 @@ pub struct AppState {
     pub backends: Arc<dyn SystemBackend>,
     pub images: Arc<dyn ImagesBackend>,
     pub containers: Arc<dyn ContainersBackend>,
+    pub networks: Arc<dyn NetworksBackend>,
     pub bus: Bus,
     pub host: Arc<HostFacts>,
     pub cfg: Arc<DaemonConfig>,

@@ -12,7 +12,8 @@ use berth_api_gateway::{
     app,
     backends::{
         Answer, AttachStream, ChunkStream, ContainersBackend, ImagesBackend, InputStream,
-        LogStream, MessageStream, ProgressStream, SystemBackend, Upload, WaitStream,
+        LogStream, MessageStream, NetworksBackend, ProgressStream, SystemBackend, Upload,
+        WaitStream,
     },
     host::HostFacts,
     state::AppState,
@@ -284,6 +285,39 @@ impl ContainersBackend for Fake {
     }
 }
 
+#[tonic::async_trait]
+impl NetworksBackend for Fake {
+    async fn create_network(
+        &self,
+        req: network::CreateNetworkRequest,
+    ) -> Answer<network::NetworkInfo> {
+        no_such_network(&req.name)
+    }
+
+    async fn list_networks(&self, _: network::NetworkFilters) -> Answer<Vec<network::NetworkInfo>> {
+        Ok(Vec::new())
+    }
+
+    async fn inspect_network(&self, id: String) -> Answer<network::NetworkInfo> {
+        no_such_network(&id)
+    }
+
+    async fn remove_network(&self, id: String) -> Answer<()> {
+        no_such_network(&id)
+    }
+
+    async fn prune_networks(&self, _: network::NetworkFilters) -> Answer<Vec<String>> {
+        Ok(Vec::new())
+    }
+}
+
+fn no_such_network<T>(id: &str) -> Answer<T> {
+    Err(berth_errors::to_status(
+        berth_types::ErrorKind::NotFound,
+        format!("network {id} not found"),
+    ))
+}
+
 fn no_such_exec<T>(id: &str) -> Answer<T> {
     Err(berth_errors::to_status(
         berth_types::ErrorKind::NotFound,
@@ -308,6 +342,7 @@ async fn state() -> AppState {
         backends: Arc::new(Fake),
         images: Arc::new(Fake),
         containers: Arc::new(Fake),
+        networks: Arc::new(Fake),
         bus,
         host: Arc::new(HostFacts::read()),
         cfg: Arc::new(cfg),

@@ -1,5 +1,7 @@
 //! The network service's part of `/info`.
 
+use std::sync::Arc;
+
 use berth_proto::network::v1 as pb;
 
 use crate::{NetworkError, store::Store, sysctl::Sysctl};
@@ -8,12 +10,12 @@ use crate::{NetworkError, store::Store, sysctl::Sysctl};
 const DRIVERS: [&str; 3] = ["bridge", "host", "null"];
 
 pub(crate) struct Network {
-    store: Store,
+    store: Arc<Store>,
     sysctl: Sysctl,
 }
 
 impl Network {
-    pub(crate) fn new(store: Store, sysctl: Sysctl) -> Network {
+    pub(crate) fn new(store: Arc<Store>, sysctl: Sysctl) -> Network {
         Network { store, sysctl }
     }
 
@@ -58,7 +60,10 @@ mod tests {
             "1\n",
         )
         .unwrap();
-        let n = Network::new(Store::open(data.path()).unwrap(), Sysctl::at(proc.path()));
+        let n = Network::new(
+            Arc::new(Store::open(data.path()).unwrap()),
+            Sysctl::at(proc.path()),
+        );
         let info = n.info().unwrap();
         assert!(!info.ipv4_forwarding && info.bridge_nf_iptables);
         assert_eq!(

@@ -1,12 +1,18 @@
 //! The network service: networks, endpoints, IPAM, bridges, veth pairs, port publishing, DNS.
 
 mod error;
+mod firewall;
 mod grpc;
 mod info;
+mod ipam;
+mod netlink;
+mod networks;
 mod store;
 mod sysctl;
 
 pub use error::NetworkError;
+
+use std::sync::Arc;
 
 use berth_proto::network::v1::network_server::NetworkServer;
 use berth_service::{Launch, ServiceContext};
@@ -16,9 +22,21 @@ use tonic::service::RoutesBuilder;
 /// Runs the network service until `launch.shutdown` resolves. Tests start it in-process.
 pub async fn serve(launch: Launch) -> anyhow::Result<()> {
     let ctx = ServiceContext::start(ServiceName::Network, launch).await?;
-    let store = store::Store::open(&ctx.data_dir)?;
-    let domain = info::Network::new(store, sysctl::Sysctl::host());
+    let store = Arc::new(store::Store::open(&ctx.data_dir)?);
+    let info = info::Network::new(store.clone(), sysctl::Sysctl::host());
+    let networks = Arc::new(networks::Networks::new(
+        store,
+        netlink::Links::connect()?,
+        ctx.events.clone(),
+        networks::Settings::from_config(&ctx.cfg),
+    ));
+    networks.start().await?;
     let mut routes = RoutesBuilder::default();
-    routes.add_service(NetworkServer::new(grpc::GrpcNetwork::new(domain)));
-    ctx.serve(routes).await
+    routes.add_service(NetworkServer::new(grpc::GrpcNetwork::new(
+        info,
+        networks.clone(),
+    )));
+    let result = ctx.serve(routes).await;
+    networks.stop().await;
+    result
 }

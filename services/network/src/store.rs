@@ -1,16 +1,78 @@
-//! The network service's records, in its own transactional store.
+//! The network service's records, in its own transactional store: networks, endpoints and the
+//! addresses handed out. An endpoint and its address are written (and released) in one
+//! transaction, so an address is never handed out twice, also across restarts.
 
-use std::path::Path;
+use std::{collections::BTreeSet, net::Ipv4Addr, path::Path};
 
-use redb::{ReadableDatabase, ReadableTableMetadata, TableDefinition};
+use berth_proto::network::v1 as pb;
+use prost::Message;
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use crate::NetworkError;
+use crate::{NetworkError, ipam::Pool};
 
-/// Networks by ID; the value is the network record (JSON).
+/// Networks by ID; the value is the encoded `Network` message.
 const NETWORKS: TableDefinition<&str, &[u8]> = TableDefinition::new("networks");
+/// Endpoints by `<network id>/<container id>`; the value is the encoded `Endpoint`.
+const ENDPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("endpoints");
+/// `<container id>/<network id>` for every endpoint (the container's side of the index).
+const BY_CONTAINER: TableDefinition<&str, &[u8]> = TableDefinition::new("by_container");
+/// `<network id>/<address as 8 hex digits>` → the container holding it.
+const ADDRESSES: TableDefinition<&str, &str> = TableDefinition::new("addresses");
+/// The last address handed out on a network (allocation is sequential).
+const LAST: TableDefinition<&str, u32> = TableDefinition::new("last_address");
 
 pub(crate) struct Store {
     db: redb::Database,
+}
+
+fn store_err(e: impl Into<anyhow::Error>) -> NetworkError {
+    NetworkError::Store(e.into())
+}
+
+fn addr_key(network: &str, ip: Ipv4Addr) -> String {
+    format!("{network}/{:08x}", u32::from(ip))
+}
+
+fn endpoints_under(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    prefix: &str,
+) -> anyhow::Result<Vec<pb::Endpoint>> {
+    let start = format!("{prefix}/");
+    let mut out = Vec::new();
+    for row in table.range(start.as_str()..)? {
+        let (k, v) = row?;
+        if !k.value().starts_with(&start) {
+            break;
+        }
+        out.push(pb::Endpoint::decode(v.value())?);
+    }
+    Ok(out)
+}
+
+fn keys_under<V: redb::Value + 'static>(
+    table: &impl ReadableTable<&'static str, V>,
+    prefix: &str,
+) -> anyhow::Result<Vec<String>> {
+    let start = format!("{prefix}/");
+    let mut out = Vec::new();
+    for row in table.range(start.as_str()..)? {
+        let (k, _) = row?;
+        let key = k.value().to_owned();
+        if !key.starts_with(&start) {
+            break;
+        }
+        out.push(key);
+    }
+    Ok(out)
+}
+
+/// Why a network could not be recorded or removed.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Another network has this name (its ID).
+    NameTaken(String),
+    /// The network has endpoints (their container IDs).
+    InUse(Vec<String>),
 }
 
 impl Store {
@@ -18,6 +80,10 @@ impl Store {
         let db = berth_service::open_store(dir)?;
         let tx = db.begin_write()?;
         tx.open_table(NETWORKS)?;
+        tx.open_table(ENDPOINTS)?;
+        tx.open_table(BY_CONTAINER)?;
+        tx.open_table(ADDRESSES)?;
+        tx.open_table(LAST)?;
         tx.commit()?;
         Ok(Store { db })
     }
@@ -28,5 +94,295 @@ impl Store {
             Ok(tx.open_table(NETWORKS)?.len()?)
         };
         read().map_err(NetworkError::Store)
+    }
+
+    /// Every network, in ID order.
+    pub(crate) fn networks(&self) -> Result<Vec<pb::NetworkRecord>, NetworkError> {
+        let read = || -> anyhow::Result<Vec<pb::NetworkRecord>> {
+            let tx = self.db.begin_read()?;
+            let table = tx.open_table(NETWORKS)?;
+            let mut out = Vec::new();
+            for row in table.iter()? {
+                out.push(pb::NetworkRecord::decode(row?.1.value())?);
+            }
+            Ok(out)
+        };
+        read().map_err(NetworkError::Store)
+    }
+
+    /// Records a new network; its name must be free.
+    pub(crate) fn create_network(
+        &self,
+        n: &pb::NetworkRecord,
+    ) -> Result<Result<(), Refusal>, NetworkError> {
+        let write = || -> anyhow::Result<Result<(), Refusal>> {
+            let tx = self.db.begin_write()?;
+            {
+                let mut table = tx.open_table(NETWORKS)?;
+                for row in table.iter()? {
+                    let other = pb::NetworkRecord::decode(row?.1.value())?;
+                    if other.name == n.name {
+                        return Ok(Err(Refusal::NameTaken(other.id)));
+                    }
+                }
+                table.insert(n.id.as_str(), n.encode_to_vec().as_slice())?;
+            }
+            tx.commit()?;
+            Ok(Ok(()))
+        };
+        write().map_err(store_err)
+    }
+
+    /// Removes a network without endpoints, with its allocation state.
+    pub(crate) fn remove_network(&self, id: &str) -> Result<Result<(), Refusal>, NetworkError> {
+        let write = || -> anyhow::Result<Result<(), Refusal>> {
+            let tx = self.db.begin_write()?;
+            {
+                let eps = tx.open_table(ENDPOINTS)?;
+                let users = endpoints_under(&eps, id)?;
+                if !users.is_empty() {
+                    return Ok(Err(Refusal::InUse(
+                        users.into_iter().map(|e| e.container_id).collect(),
+                    )));
+                }
+                let mut addrs = tx.open_table(ADDRESSES)?;
+                for k in keys_under(&addrs, id)? {
+                    addrs.remove(k.as_str())?;
+                }
+                tx.open_table(LAST)?.remove(id)?;
+                tx.open_table(NETWORKS)?.remove(id)?;
+            }
+            tx.commit()?;
+            Ok(Ok(()))
+        };
+        write().map_err(store_err)
+    }
+
+    pub(crate) fn network_endpoints(&self, id: &str) -> Result<Vec<pb::Endpoint>, NetworkError> {
+        let read = || -> anyhow::Result<Vec<pb::Endpoint>> {
+            let tx = self.db.begin_read()?;
+            endpoints_under(&tx.open_table(ENDPOINTS)?, id)
+        };
+        read().map_err(NetworkError::Store)
+    }
+
+    pub(crate) fn all_endpoints(&self) -> Result<Vec<pb::Endpoint>, NetworkError> {
+        let read = || -> anyhow::Result<Vec<pb::Endpoint>> {
+            let tx = self.db.begin_read()?;
+            let table = tx.open_table(ENDPOINTS)?;
+            let mut out = Vec::new();
+            for row in table.iter()? {
+                out.push(pb::Endpoint::decode(row?.1.value())?);
+            }
+            Ok(out)
+        };
+        read().map_err(NetworkError::Store)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn container_endpoints(
+        &self,
+        container: &str,
+    ) -> Result<Vec<pb::Endpoint>, NetworkError> {
+        let read = || -> anyhow::Result<Vec<pb::Endpoint>> {
+            let tx = self.db.begin_read()?;
+            let index = tx.open_table(BY_CONTAINER)?;
+            let eps = tx.open_table(ENDPOINTS)?;
+            let mut out = Vec::new();
+            for k in keys_under(&index, container)? {
+                let network = k.rsplit('/').next().unwrap_or_default();
+                if let Some(v) = eps.get(format!("{network}/{container}").as_str())? {
+                    out.push(pb::Endpoint::decode(v.value())?);
+                }
+            }
+            Ok(out)
+        };
+        read().map_err(NetworkError::Store)
+    }
+
+    /// The container's endpoint on `network`: the one recorded, or a new one with the next
+    /// free address of `pools`, recorded with its address in one transaction. `make` fills the
+    /// endpoint from (address, prefix length, gateway). None when the pools are exhausted.
+    pub(crate) fn add_endpoint(
+        &self,
+        network: &pb::NetworkRecord,
+        container: &str,
+        pools: &[Pool],
+        make: impl FnOnce(Ipv4Addr, u8, Ipv4Addr) -> pb::Endpoint,
+    ) -> Result<Option<pb::Endpoint>, NetworkError> {
+        let write = || -> anyhow::Result<Option<pb::Endpoint>> {
+            let key = format!("{}/{container}", network.id);
+            let tx = self.db.begin_write()?;
+            let ep = {
+                let mut eps = tx.open_table(ENDPOINTS)?;
+                if let Some(v) = eps.get(key.as_str())? {
+                    return Ok(Some(pb::Endpoint::decode(v.value())?));
+                }
+                let mut addrs = tx.open_table(ADDRESSES)?;
+                let used: BTreeSet<Ipv4Addr> = keys_under(&addrs, &network.id)?
+                    .iter()
+                    .filter_map(|k| k.rsplit('/').next())
+                    .filter_map(|h| u32::from_str_radix(h, 16).ok())
+                    .map(Ipv4Addr::from)
+                    .collect();
+                let mut last_table = tx.open_table(LAST)?;
+                let last = last_table
+                    .get(network.id.as_str())?
+                    .map(|v| Ipv4Addr::from(v.value()));
+                let Some((ip, pool)) = pools
+                    .iter()
+                    .find_map(|p| p.allocate(&used, last).map(|ip| (ip, p)))
+                else {
+                    return Ok(None);
+                };
+                let ep = make(ip, pool.subnet.prefix(), pool.gateway);
+                addrs.insert(addr_key(&network.id, ip).as_str(), container)?;
+                last_table.insert(network.id.as_str(), u32::from(ip))?;
+                eps.insert(key.as_str(), ep.encode_to_vec().as_slice())?;
+                tx.open_table(BY_CONTAINER)?.insert(
+                    format!("{container}/{}", network.id).as_str(),
+                    [].as_slice(),
+                )?;
+                ep
+            };
+            tx.commit()?;
+            Ok(Some(ep))
+        };
+        write().map_err(store_err)
+    }
+
+    /// Removes every endpoint of the container and releases their addresses, in one
+    /// transaction. Returns what was removed.
+    pub(crate) fn remove_endpoints(
+        &self,
+        container: &str,
+    ) -> Result<Vec<pb::Endpoint>, NetworkError> {
+        let write = || -> anyhow::Result<Vec<pb::Endpoint>> {
+            let tx = self.db.begin_write()?;
+            let mut removed = Vec::new();
+            {
+                let mut index = tx.open_table(BY_CONTAINER)?;
+                let mut eps = tx.open_table(ENDPOINTS)?;
+                let mut addrs = tx.open_table(ADDRESSES)?;
+                for k in keys_under(&index, container)? {
+                    index.remove(k.as_str())?;
+                    let network = k.rsplit('/').next().unwrap_or_default().to_owned();
+                    let Some(bytes) = eps
+                        .remove(format!("{network}/{container}").as_str())?
+                        .map(|v| v.value().to_vec())
+                    else {
+                        continue;
+                    };
+                    let ep = pb::Endpoint::decode(bytes.as_slice())?;
+                    if let Ok(ip) = ep.ipv4_address.parse::<Ipv4Addr>() {
+                        addrs.remove(addr_key(&network, ip).as_str())?;
+                    }
+                    removed.push(ep);
+                }
+            }
+            tx.commit()?;
+            Ok(removed)
+        };
+        write().map_err(store_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipam::Ipv4Net;
+
+    fn network(id: &str, name: &str) -> pb::NetworkRecord {
+        pb::NetworkRecord {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            driver: "bridge".to_owned(),
+            ..Default::default()
+        }
+    }
+
+    fn pool() -> Vec<Pool> {
+        let subnet: Ipv4Net = "10.9.0.0/29".parse().unwrap();
+        vec![Pool {
+            subnet,
+            range: subnet,
+            gateway: "10.9.0.1".parse().unwrap(),
+            reserved: BTreeSet::new(),
+        }]
+    }
+
+    fn make(c: &str) -> impl FnOnce(Ipv4Addr, u8, Ipv4Addr) -> pb::Endpoint + '_ {
+        move |ip, prefix, gw| pb::Endpoint {
+            container_id: c.to_owned(),
+            network_id: "n1".to_owned(),
+            ipv4_address: ip.to_string(),
+            ipv4_prefix_len: u32::from(prefix),
+            gateway: gw.to_string(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn names_are_unique_and_networks_in_use_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.create_network(&network("n1", "a")).unwrap().unwrap();
+        assert_eq!(
+            s.create_network(&network("n2", "a")).unwrap(),
+            Err(Refusal::NameTaken("n1".to_owned()))
+        );
+        let n = network("n1", "a");
+        s.add_endpoint(&n, "c1", &pool(), make("c1"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            s.remove_network("n1").unwrap(),
+            Err(Refusal::InUse(vec!["c1".to_owned()]))
+        );
+        s.remove_endpoints("c1").unwrap();
+        s.remove_network("n1").unwrap().unwrap();
+        assert_eq!(s.count().unwrap(), 0);
+    }
+
+    #[test]
+    fn addresses_survive_a_reopen_and_are_never_given_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = network("n1", "a");
+        {
+            let s = Store::open(dir.path()).unwrap();
+            s.create_network(&n).unwrap().unwrap();
+            let a = s
+                .add_endpoint(&n, "c1", &pool(), make("c1"))
+                .unwrap()
+                .unwrap();
+            assert_eq!(a.ipv4_address, "10.9.0.2");
+            // Attach again: the same endpoint.
+            let again = s
+                .add_endpoint(&n, "c1", &pool(), make("c1"))
+                .unwrap()
+                .unwrap();
+            assert_eq!(again, a);
+        }
+        let s = Store::open(dir.path()).unwrap();
+        let b = s
+            .add_endpoint(&n, "c2", &pool(), make("c2"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.ipv4_address, "10.9.0.3");
+        for c in ["c3", "c4", "c5"] {
+            s.add_endpoint(&n, c, &pool(), make(c)).unwrap().unwrap();
+        }
+        // .2–.6 are taken: the /29 is full.
+        assert_eq!(s.add_endpoint(&n, "c6", &pool(), make("c6")).unwrap(), None);
+        assert_eq!(s.remove_endpoints("c2").unwrap().len(), 1);
+        assert!(s.remove_endpoints("c2").unwrap().is_empty());
+        let c = s
+            .add_endpoint(&n, "c6", &pool(), make("c6"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.ipv4_address, "10.9.0.3");
+        assert_eq!(s.container_endpoints("c6").unwrap(), vec![c]);
+        assert_eq!(s.network_endpoints("n1").unwrap().len(), 5);
+        assert_eq!(s.all_endpoints().unwrap().len(), 5);
     }
 }

@@ -21,6 +21,8 @@ pub(crate) struct Container {
     pub(crate) rootfs: Option<pb::RootfsMount>,
     pub(crate) state: State,
     pub(crate) restart_count: u64,
+    /// The netns and endpoints while it runs on a network.
+    pub(crate) network: Option<pb::NetworkState>,
 }
 
 pub(crate) type Status = pb::container_state::Status;
@@ -125,6 +127,7 @@ impl Container {
                 exits: s.exits,
             }),
             restart_count: self.restart_count,
+            network: self.network.clone(),
         }
     }
 
@@ -150,6 +153,7 @@ impl Container {
                 exits: s.exits,
             },
             restart_count: p.restart_count,
+            network: p.network,
         }
     }
 }
@@ -174,6 +178,7 @@ pub(crate) mod tests {
             rootfs: None,
             state: State::default(),
             restart_count: 0,
+            network: None,
         }
     }
 

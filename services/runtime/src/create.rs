@@ -162,6 +162,7 @@ impl Containers {
             rootfs,
             state: State::default(),
             restart_count: 0,
+            network: None,
         };
         let recorded = match (&c.rootfs, requested) {
             (None, _) => Err(ContainerError::Internal(anyhow::anyhow!(

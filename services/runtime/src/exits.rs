@@ -73,6 +73,9 @@ impl Containers {
         c.state.oom_killed = oom;
         c.state.finished_at = parse_nanos(&at).unwrap_or_else(now_nanos);
         c.state.exits += 1;
+        // Released before waiters wake, so that a restart finds the network free.
+        self.network_down(id).await;
+        c.network = None;
         self.store.put(&c)?;
         // Published before waiters wake, so that `die` comes before the `stop` they publish.
         self.event(&c, "die", &[("exitCode", code.to_string())]);

@@ -18,6 +18,7 @@ mod list;
 mod logs;
 mod migrate;
 mod names;
+mod network;
 mod shim;
 mod spec;
 mod start;
@@ -44,14 +45,20 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
         &ctx.cfg.service_address(ServiceName::Images),
         ctx.cfg.berth.service_tls.as_ref(),
     )?;
+    let network = berth_service::channel(
+        &ctx.cfg.service_address(ServiceName::Network),
+        ctx.cfg.berth.service_tls.as_ref(),
+    )?;
     let containers = std::sync::Arc::new(lifecycle::Containers::new(
         store,
         images,
+        network,
         ctx.events.clone(),
         &ctx.cfg,
         ctx.data_dir.clone(),
     ));
     containers.reconnect()?;
+    containers.reconcile_networks().await;
     let gc = containers.clone();
     tokio::spawn(async move { gc.collect_garbage().await });
     let mut routes = RoutesBuilder::default();

@@ -29,6 +29,10 @@ use crate::{
 pub(crate) struct Containers {
     pub(crate) store: Arc<Store>,
     pub(crate) images: Channel,
+    /// The network service (Attach and Detach around a container's run).
+    pub(crate) network: Channel,
+    /// `<exec-root>/netns`: the containers' network namespaces.
+    pub(crate) netns_dir: PathBuf,
     pub(crate) events: EventPublisher,
     /// `<data-root>/runtime/containers`: the logs.
     pub(crate) data_dir: PathBuf,
@@ -75,6 +79,7 @@ impl Containers {
     pub(crate) fn new(
         store: Arc<Store>,
         images: Channel,
+        network: Channel,
         events: EventPublisher,
         cfg: &berth_config::DaemonConfig,
         data_dir: PathBuf,
@@ -82,6 +87,8 @@ impl Containers {
         Containers {
             store,
             images,
+            network,
+            netns_dir: cfg.exec_root.join("netns"),
             events,
             data_dir: data_dir.join("containers"),
             run_dir: cfg.exec_root.join("runtime").join("containers"),
@@ -429,6 +436,7 @@ impl Containers {
     async fn release_files(&self, id: &str) {
         let bundle = self.bundle(id);
         delete_shim(&bundle).await;
+        self.network_down(id).await;
         let _ = std::fs::remove_dir_all(&bundle);
         let _ = std::fs::remove_dir_all(self.data_dir.join(id));
     }

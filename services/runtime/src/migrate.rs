@@ -178,6 +178,7 @@ pub(crate) fn container(bytes: &[u8]) -> anyhow::Result<Container> {
             exits: l.state.exits,
         },
         restart_count: l.restart_count,
+        network: None,
     })
 }
 

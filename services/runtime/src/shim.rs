@@ -67,10 +67,13 @@ pub(crate) async fn start(bundle: &Path) -> Result<String, (String, String)> {
     }))
 }
 
-/// Writes the bundle: the etc files, the log and socket directories, and config.json.
+/// Writes the bundle: the etc files, the log and socket directories, and config.json. `etc`:
+/// the resolv.conf and hosts the network service made for the container; None: the host's
+/// resolv.conf and a hosts file with loopback only (networks none and host).
 pub(crate) fn write_bundle(
     bundle: &Path,
     mut config: berth_bundle::Config,
+    etc_files: Option<&crate::network::EtcContent>,
 ) -> Result<(), ContainerError> {
     std::fs::create_dir_all(bundle)?;
     for f in [
@@ -84,14 +87,22 @@ pub(crate) fn write_bundle(
     let etc = bundle.join("etc");
     std::fs::create_dir_all(&etc)?;
     std::fs::write(etc.join("hostname"), format!("{hostname}\n"))?;
-    std::fs::write(
-        etc.join("hosts"),
-        format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.0.1\t{hostname}\n"
-        ),
-    )?;
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    std::fs::write(etc.join("resolv.conf"), resolv)?;
+    match etc_files {
+        Some(f) => {
+            std::fs::write(etc.join("hosts"), &f.hosts)?;
+            std::fs::write(etc.join("resolv.conf"), &f.resolv_conf)?;
+        }
+        None => {
+            std::fs::write(
+                etc.join("hosts"),
+                format!(
+                    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.0.1\t{hostname}\n"
+                ),
+            )?;
+            let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            std::fs::write(etc.join("resolv.conf"), resolv)?;
+        }
+    }
     config.etc_files = berth_bundle::EtcFiles {
         hostname: Some(etc.join("hostname")),
         hosts: Some(etc.join("hosts")),

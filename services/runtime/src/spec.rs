@@ -109,13 +109,6 @@ pub(crate) fn merge_image(
 /// itself, where dockerd would: the container is created all the same, and says so.
 pub(crate) fn warnings(spec: &pb::ContainerSpec) -> Vec<String> {
     let mut out = Vec::new();
-    if spec.network.as_ref().is_some_and(|n| n.mode == "bridge") {
-        out.push(
-            "the bridge network is not available yet: the container has a network namespace \
-             with loopback only"
-                .to_owned(),
-        );
-    }
     if !spec.image_volumes.is_empty() {
         out.push(format!(
             "the image's volumes ({}) are not created yet: they are part of the container's \
@@ -178,12 +171,7 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
             )
         })
         .or_else(|| d(!ns.cgroup.is_empty() || !ns.user.is_empty(), "namespaces"))
-        .or_else(|| {
-            d(
-                !matches!(net.mode.as_str(), "" | "bridge" | "none" | "host"),
-                "network.mode",
-            )
-        })
+        .or_else(|| d(net.mode.starts_with("container:"), "network.mode"))
         .or_else(|| {
             let mut rest = net.clone();
             rest.mode.clear();
@@ -411,7 +399,7 @@ mod tests {
         assert_eq!(spec.image_volumes, ["/data"]);
         assert_eq!(spec.network.as_ref().unwrap().exposed_ports, ["80/tcp"]);
         assert_eq!(spec.health_check.as_ref().unwrap().interval, 1000);
-        assert_eq!(warnings(&spec).len(), 3);
+        assert_eq!(warnings(&spec).len(), 2);
     }
 
     #[test]
@@ -435,6 +423,8 @@ mod tests {
             mode: "mynet".to_owned(),
             ..Default::default()
         });
+        assert_eq!(unsupported(&spec), None);
+        spec.network.as_mut().unwrap().mode = "container:abc".to_owned();
         assert_eq!(unsupported(&spec).as_deref(), Some("network.mode"));
     }
 

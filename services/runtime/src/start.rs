@@ -25,6 +25,13 @@ impl Containers {
             && !matches!(e.kind(), ErrorKind::NotModified | ErrorKind::NotFound)
             && let Ok(c) = self.find(name)
             && !c.state.running()
+        {
+            self.network_down(&c.id).await;
+        }
+        if let Err(e) = &r
+            && !matches!(e.kind(), ErrorKind::NotModified | ErrorKind::NotFound)
+            && let Ok(c) = self.find(name)
+            && !c.state.running()
             && c.auto_remove()
         {
             let req = pb::RemoveRequest {
@@ -55,15 +62,7 @@ impl Containers {
         delete_shim(&bundle).await;
         // Execs belong to one run of the container.
         self.forget_execs(&c.id);
-        let net = match c.network_mode() {
-            "bridge" | "none" => berth_bundle::NetNs::New,
-            "host" => berth_bundle::NetNs::Host,
-            other => {
-                return Err(ContainerError::invalid(format!(
-                    "network mode {other:?} is not supported yet: use \"none\" or \"host\""
-                )));
-            }
-        };
+        let net = self.network_up(&c).await?;
         let p = c.process();
         let user = process_user(&p.user, &p.additional_groups);
         let mut process = berth_bundle::Process::new(
@@ -102,7 +101,7 @@ impl Containers {
         config.hostname = c.spec.hostname.clone();
         config.domainname = c.spec.domainname.clone();
         config.init = c.spec.init;
-        config.namespaces.net = net;
+        config.namespaces.net = net.netns.clone();
         let sec = c.spec.security.clone().unwrap_or_default();
         config.readonly_rootfs = sec.readonly_rootfs;
         config.capabilities = crate::spec::capabilities(&sec);
@@ -164,7 +163,7 @@ impl Containers {
         config.socket = Some(self.socket_dir.join(format!("{}.sock", &c.id[..20])));
         // Held before exec until the Start call, so that attachers miss no output.
         config.wait_for_start = true;
-        shim::write_bundle(&bundle, config)?;
+        shim::write_bundle(&bundle, config, net.etc.as_ref())?;
         // Taken now: if the start fails they are dropped, which ends their streams.
         let attachers = self
             .pending_attaches
@@ -233,6 +232,7 @@ impl Containers {
                     .await
                     .map_err(|e| ContainerError::Internal(anyhow::anyhow!("shim state: {e}")))?;
                 c.state.status = Status::Running;
+                c.network = net.state;
                 c.state.pid = st.pid;
                 c.state.exit_code = 0;
                 c.state.error.clear();

@@ -60,8 +60,10 @@ fn every_flag_not_applied_is_refused_by_name() {
     let (_, out) = s.fails(&["create", "--restart", "sometimes", &s.image, "true"]);
     assert!(out.contains("invalid restart policy"), "{out}");
     let (_, out) = s.fails(&["create", "--network", "mynet", &s.image, "true"]);
+    assert!(out.contains("network mynet not found"), "{out}");
+    let (_, out) = s.fails(&["create", "--network", "container:other", &s.image, "true"]);
     assert!(
-        out.contains("--network mynet is not supported by Berth yet"),
+        out.contains("--network container:other is not supported by Berth yet"),
         "{out}"
     );
     // Nothing was created by any of them.
@@ -71,13 +73,10 @@ fn every_flag_not_applied_is_refused_by_name() {
 #[test]
 fn what_is_applied_holds_and_inspect_shows_only_that() {
     let s = Setup::new();
-    // The default network runs with loopback only, and says so.
+    // The default network works: no warning.
     let (code, id, err) = s.status(&["create", &s.image, "true"]);
     assert_eq!(code, 0, "{err}");
-    assert!(
-        err.contains("WARNING: the bridge network is not available yet"),
-        "{err}"
-    );
+    assert!(!err.contains("WARNING"), "{err}");
     let v = s.inspect(id.trim());
     let hc = &v["HostConfig"];
     assert_eq!(hc["NetworkMode"], "bridge");

@@ -126,6 +126,84 @@ fn network_mode(spec: &pb::ContainerSpec) -> String {
         .map_or_else(|| "bridge".to_owned(), |n| n.mode.clone())
 }
 
+/// One entry of `NetworkSettings.Networks`: the endpoint while the container runs, the
+/// network's name alone (empty fields) when it does not.
+fn endpoint_settings(e: Option<&pb::ContainerEndpoint>) -> Value {
+    let e = e.cloned().unwrap_or_default();
+    json!({
+        "IPAMConfig": null,
+        "Links": null,
+        "Aliases": null,
+        "MacAddress": e.mac_address,
+        "DriverOpts": null,
+        "GwPriority": 0,
+        "NetworkID": e.network_id,
+        "EndpointID": e.endpoint_id,
+        "Gateway": e.gateway,
+        "IPAddress": e.ipv4_address,
+        "IPPrefixLen": e.ipv4_prefix_len,
+        "IPv6Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "DNSNames": null,
+    })
+}
+
+/// `NetworkSettings.Networks`: the container's network by name (its mode), with its endpoint.
+fn networks(c: &pb::Container) -> Map<String, Value> {
+    let spec = c.spec.clone().unwrap_or_default();
+    let mode = network_mode(&spec);
+    let eps = c
+        .network
+        .as_ref()
+        .map(|n| n.endpoints.as_slice())
+        .unwrap_or_default();
+    let mut out = Map::new();
+    if mode.starts_with("container:") {
+        return out;
+    }
+    out.insert(
+        mode.clone(),
+        endpoint_settings(eps.iter().find(|e| e.network_name == mode)),
+    );
+    for e in eps.iter().filter(|e| e.network_name != mode) {
+        out.insert(e.network_name.clone(), endpoint_settings(Some(e)));
+    }
+    out
+}
+
+/// Inspect's `NetworkSettings`: the networks, the netns (SandboxKey), and the legacy top-level
+/// fields, which dockerd fills from the default bridge network's endpoint.
+fn network_settings(c: &pb::Container) -> Value {
+    let state = c.network.clone().unwrap_or_default();
+    let bridge = state
+        .endpoints
+        .iter()
+        .find(|e| e.network_name == "bridge")
+        .cloned()
+        .unwrap_or_default();
+    json!({
+        "Bridge": "",
+        "SandboxID": "",
+        "SandboxKey": state.sandbox_key,
+        "Ports": {},
+        "HairpinMode": false,
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
+        "SecondaryIPAddresses": null,
+        "SecondaryIPv6Addresses": null,
+        "EndpointID": bridge.endpoint_id,
+        "Gateway": bridge.gateway,
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "IPAddress": bridge.ipv4_address,
+        "IPPrefixLen": bridge.ipv4_prefix_len,
+        "IPv6Gateway": "",
+        "MacAddress": bridge.mac_address,
+        "Networks": networks(c),
+    })
+}
+
 /// GET /containers/json: one summary, with SizeRw and SizeRootFs when known and not zero (as
 /// moby leaves them out).
 pub fn summary(info: &pb::ContainerInfo) -> Value {
@@ -144,7 +222,7 @@ pub fn summary(info: &pb::ContainerInfo) -> Value {
         "State": status_name(status),
         "Status": status_text(&c),
         "HostConfig": {"NetworkMode": network_mode(&spec)},
-        "NetworkSettings": {"Networks": {}},
+        "NetworkSettings": {"Networks": networks(&c)},
         "Mounts": [],
     });
     if let Some(rw) = info.size_rw.filter(|n| *n != 0) {
@@ -397,13 +475,7 @@ pub fn inspect(info: &pb::ContainerInfo) -> Value {
         "GraphDriver": {"Name": "overlay2", "Data": graph_data(c.rootfs.as_ref())},
         "Mounts": [],
         "Config": config(&spec),
-        "NetworkSettings": {
-            "Bridge": "",
-            "SandboxID": "",
-            "SandboxKey": "",
-            "Ports": {},
-            "Networks": {},
-        },
+        "NetworkSettings": network_settings(&c),
     });
     if let Some(rw) = info.size_rw {
         v["SizeRw"] = rw.into();
@@ -456,6 +528,7 @@ mod tests {
                     ..Default::default()
                 }),
                 restart_count: 0,
+                network: None,
             }),
             ..Default::default()
         }
@@ -508,5 +581,39 @@ mod tests {
         assert_eq!(v["ExecIDs"], Value::Null);
         assert_eq!(v["GraphDriver"]["Data"]["UpperDir"], "/u");
         assert_eq!(rfc3339(0), ZERO_TIME);
+        assert_eq!(v["NetworkSettings"]["Networks"]["none"]["IPAddress"], "");
+        assert_eq!(v["NetworkSettings"]["SandboxKey"], "");
+    }
+
+    #[test]
+    fn network_settings_show_the_endpoint() {
+        let mut i = info();
+        let c = i.container.as_mut().unwrap();
+        c.spec.as_mut().unwrap().network.as_mut().unwrap().mode = "bridge".to_owned();
+        c.network = Some(pb::NetworkState {
+            sandbox_key: "/run/berth/netns/x".to_owned(),
+            endpoints: vec![pb::ContainerEndpoint {
+                network_name: "bridge".to_owned(),
+                network_id: "n".repeat(64),
+                endpoint_id: "e".repeat(64),
+                ipv4_address: "172.18.0.2".to_owned(),
+                ipv4_prefix_len: 16,
+                gateway: "172.18.0.1".to_owned(),
+                mac_address: "02:42:ac:12:00:02".to_owned(),
+            }],
+        });
+        let v = inspect(&i);
+        let ns = &v["NetworkSettings"];
+        assert_eq!(ns["SandboxKey"], "/run/berth/netns/x");
+        assert_eq!(ns["IPAddress"], "172.18.0.2");
+        assert_eq!(ns["Gateway"], "172.18.0.1");
+        assert_eq!(ns["Networks"]["bridge"]["IPPrefixLen"], 16);
+        assert_eq!(ns["Networks"]["bridge"]["MacAddress"], "02:42:ac:12:00:02");
+        assert_eq!(ns["Networks"]["bridge"]["NetworkID"], "n".repeat(64));
+        let s = summary(&i);
+        assert_eq!(
+            s["NetworkSettings"]["Networks"]["bridge"]["IPAddress"],
+            "172.18.0.2"
+        );
     }
 }

@@ -175,7 +175,7 @@ fn check_fields(body: &Value) -> Result<(), ApiError> {
 }
 
 /// NetworkingConfig: only an empty endpoint for the container's own network (the CLI always
-/// sends one) is accepted until networks land.
+/// sends one) is accepted until aliases, fixed addresses and more networks land.
 fn check_endpoints(body: &Value, mode: &str) -> Result<(), ApiError> {
     let Some(eps) = body["NetworkingConfig"]["EndpointsConfig"].as_object() else {
         return Ok(());
@@ -195,14 +195,15 @@ fn check_endpoints(body: &Value, mode: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The default network, none, host, or a user-defined network's name or ID (the route
+/// resolves it to the network's name).
 fn network_mode(mode: &str) -> Result<String, ApiError> {
     match mode {
         "" | "default" | "bridge" => Ok("bridge".to_owned()),
-        "none" | "host" => Ok(mode.to_owned()),
-        m => Err(invalid(format!(
-            "--network {m} is not supported by Berth yet (HostConfig.NetworkMode): \
-             use bridge, none or host"
+        m if m.starts_with("container:") => Err(invalid(format!(
+            "--network {m} is not supported by Berth yet (HostConfig.NetworkMode)"
         ))),
+        m => Ok(m.to_owned()),
     }
 }
 
@@ -577,7 +578,8 @@ mod tests {
         assert_eq!(s.network.unwrap().mode, "bridge");
         let s = spec(body("none", json!({"none": empty_ep})), V150, "").unwrap();
         assert_eq!(s.network.unwrap().mode, "none");
-        assert!(err(body("mynet", json!({}))).starts_with("--network mynet is not supported"));
+        let s = spec(body("mynet", json!({"mynet": empty_ep})), V150, "").unwrap();
+        assert_eq!(s.network.unwrap().mode, "mynet");
         assert!(err(body("container:abc", json!({}))).starts_with("--network container:abc"));
         assert!(
             err(body("bridge", json!({"bridge": {"Aliases": ["x"]}})))

@@ -69,7 +69,7 @@ fn rfc3339_to_unix(s: &str) -> Option<i64> {
 }
 
 /// `until`: a unix timestamp, an RFC 3339 time, or a Go duration before now (`24h`).
-fn parse_until(v: &str, now: i64) -> Result<i64, ApiError> {
+pub(crate) fn parse_until(v: &str, now: i64) -> Result<i64, ApiError> {
     let (secs, frac) = v.split_once('.').unwrap_or((v, ""));
     if frac.bytes().all(|b| b.is_ascii_digit())
         && let Ok(t) = secs.parse::<i64>()

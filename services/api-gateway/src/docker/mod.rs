@@ -8,5 +8,6 @@ pub mod exec;
 pub mod fields;
 pub mod image;
 pub mod image_filters;
+pub mod network;
 pub mod ps_filters;
 pub mod security;

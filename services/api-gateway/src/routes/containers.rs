@@ -89,7 +89,20 @@ async fn create(
     };
     let version = version.map_or(crate::api_version::MAX, |v| v.0);
     let platform = q.get("platform").map(String::as_str).unwrap_or_default();
-    let spec = docker::create::spec(config, version, platform)?;
+    let mut spec = docker::create::spec(config, version, platform)?;
+    // A user-defined network must exist; it is recorded by its name.
+    if let Some(net) = spec.network.as_mut()
+        && !matches!(net.mode.as_str(), "bridge" | "none" | "host")
+    {
+        let info = st
+            .networks
+            .inspect_network(net.mode.clone())
+            .await
+            .map_err(|e| status(&e))?;
+        if let Some(n) = info.network {
+            net.mode = n.name;
+        }
+    }
     let name = q.get("name").cloned().unwrap_or_default();
     let r = st
         .containers

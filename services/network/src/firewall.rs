@@ -1,0 +1,340 @@
+//! Packet rules: Berth's own nftables table, and the one accept rule per bridge another engine's
+//! `DOCKER-USER` chain needs. The only place that runs `nft` and `iptables`.
+//!
+//! The table's rules never change with containers: networks and endpoints are set elements
+//! (bridges, the pairs of bridges that may talk, the subnets to masquerade, each endpoint's
+//! address on its bridge). The whole table is written once when the service starts (from its
+//! store: that is the reconciliation), then every operation adds or deletes elements, in one
+//! `nft -f -` transaction, without reading the table back. Other tables are never touched.
+
+use std::{fmt::Write as _, net::Ipv4Addr};
+
+use crate::ipam::Ipv4Net;
+
+/// A network as the rules see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NetRule {
+    pub(crate) bridge: String,
+    pub(crate) subnet: Ipv4Net,
+    pub(crate) internal: bool,
+}
+
+/// An endpoint as the rules see it: its address on its bridge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EndpointRule {
+    pub(crate) bridge: String,
+    pub(crate) ip: Ipv4Addr,
+}
+
+/// The table's name and the commands that change it.
+#[derive(Debug, Clone)]
+pub(crate) struct Firewall {
+    table: String,
+    /// Run `nft` and `iptables` (false in unit tests).
+    live: bool,
+}
+
+fn q(name: &str) -> String {
+    // Interface names are checked by the service (letters, digits, `-`, `_`, `.`).
+    format!("\"{name}\"")
+}
+
+fn elements(items: &[String]) -> String {
+    if items.is_empty() {
+        String::new()
+    } else {
+        format!(" elements = {{ {} }};", items.join(", "))
+    }
+}
+
+/// The element statements for one network (`add` or `delete`).
+fn network_elements(table: &str, verb: &str, n: &NetRule) -> String {
+    let mut out = String::new();
+    let b = q(&n.bridge);
+    let _ = writeln!(out, "{verb} element inet {table} bridges {{ {b} }}");
+    let _ = writeln!(out, "{verb} element inet {table} same {{ {b} . {b} }}");
+    if n.internal {
+        let _ = writeln!(out, "{verb} element inet {table} internal {{ {b} }}");
+    } else {
+        let _ = writeln!(out, "{verb} element inet {table} masq {{ {} }}", n.subnet);
+    }
+    out
+}
+
+fn endpoint_element(table: &str, verb: &str, e: &EndpointRule) -> String {
+    format!(
+        "{verb} element inet {table} endpoints {{ {} . {} }}\n",
+        e.ip,
+        q(&e.bridge)
+    )
+}
+
+impl Firewall {
+    pub(crate) fn new(table: impl Into<String>) -> Firewall {
+        Firewall {
+            table: table.into(),
+            live: true,
+        }
+    }
+
+    #[cfg(test)]
+    fn offline(table: &str) -> Firewall {
+        Firewall {
+            table: table.to_owned(),
+            live: false,
+        }
+    }
+
+    /// The whole table, replacing whatever a previous run left: the reconciliation.
+    pub(crate) fn ruleset(&self, nets: &[NetRule], eps: &[EndpointRule]) -> String {
+        let t = &self.table;
+        let bridges: Vec<String> = nets.iter().map(|n| q(&n.bridge)).collect();
+        let same: Vec<String> = nets
+            .iter()
+            .map(|n| format!("{} . {}", q(&n.bridge), q(&n.bridge)))
+            .collect();
+        let internal: Vec<String> = nets
+            .iter()
+            .filter(|n| n.internal)
+            .map(|n| q(&n.bridge))
+            .collect();
+        let masq: Vec<String> = nets
+            .iter()
+            .filter(|n| !n.internal)
+            .map(|n| n.subnet.to_string())
+            .collect();
+        let endpoints: Vec<String> = eps
+            .iter()
+            .map(|e| format!("{} . {}", e.ip, q(&e.bridge)))
+            .collect();
+        format!(
+            "add table inet {t}\n\
+             delete table inet {t}\n\
+             table inet {t} {{\n\
+             \tset bridges {{ type ifname;{} }}\n\
+             \tset same {{ type ifname . ifname;{} }}\n\
+             \tset internal {{ type ifname;{} }}\n\
+             \tset masq {{ type ipv4_addr; flags interval;{} }}\n\
+             \tset endpoints {{ type ipv4_addr . ifname;{} }}\n\
+             \tchain forward {{\n\
+             \t\ttype filter hook forward priority filter; policy accept;\n\
+             \t\tiifname @bridges ip saddr . iifname != @endpoints drop\n\
+             \t\tiifname @bridges oifname @bridges iifname . oifname != @same drop\n\
+             \t\tiifname @internal oifname != @internal drop\n\
+             \t\toifname @internal iifname != @internal drop\n\
+             \t}}\n\
+             \tchain postrouting {{\n\
+             \t\ttype nat hook postrouting priority srcnat; policy accept;\n\
+             \t\tip saddr @masq oifname != @bridges masquerade\n\
+             \t}}\n\
+             }}\n",
+            elements(&bridges),
+            elements(&same),
+            elements(&internal),
+            elements(&masq),
+            elements(&endpoints),
+        )
+    }
+
+    /// Writes the whole table (at start).
+    pub(crate) async fn reset(&self, nets: &[NetRule], eps: &[EndpointRule]) -> anyhow::Result<()> {
+        self.nft(&self.ruleset(nets, eps)).await
+    }
+
+    /// Removes the table (at a clean stop with no endpoint left).
+    pub(crate) async fn remove_table(&self) -> anyhow::Result<()> {
+        let t = &self.table;
+        self.nft(&format!("add table inet {t}\ndelete table inet {t}\n"))
+            .await
+    }
+
+    pub(crate) fn add_network_text(&self, n: &NetRule) -> String {
+        network_elements(&self.table, "add", n)
+    }
+
+    /// Deleting is idempotent: each element is added first, in the same transaction.
+    pub(crate) fn remove_network_text(&self, n: &NetRule) -> String {
+        network_elements(&self.table, "add", n) + &network_elements(&self.table, "delete", n)
+    }
+
+    pub(crate) fn add_endpoint_text(&self, e: &EndpointRule) -> String {
+        endpoint_element(&self.table, "add", e)
+    }
+
+    pub(crate) fn remove_endpoint_text(&self, e: &EndpointRule) -> String {
+        endpoint_element(&self.table, "add", e) + &endpoint_element(&self.table, "delete", e)
+    }
+
+    /// Runs one `nft -f -` transaction.
+    pub(crate) async fn nft(&self, text: &str) -> anyhow::Result<()> {
+        if !self.live || text.is_empty() {
+            return Ok(());
+        }
+        let out = run_with_stdin("nft", &["-f", "-"], text).await?;
+        if !out.status.success() {
+            anyhow::bail!(
+                "nft: {}\n{text}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
+    /// Where another engine's iptables rules drop forwarded traffic by default (dockerd sets
+    /// the FORWARD policy to DROP), adds the narrowest accept for `bridge` to `DOCKER-USER`,
+    /// the chain dockerd leaves to users: traffic from the bridge, and replies to it. Nothing
+    /// when that chain does not exist.
+    pub(crate) async fn allow_in_docker_user(&self, bridge: &str) {
+        if !self.live || !docker_user_exists().await {
+            return;
+        }
+        for rule in docker_user_rules(bridge) {
+            let args: Vec<&str> = rule.iter().map(String::as_str).collect();
+            let check = [&["-w", "-t", "filter", "-C", "DOCKER-USER"][..], &args].concat();
+            if iptables(&check).await {
+                continue;
+            }
+            let insert = [&["-w", "-t", "filter", "-I", "DOCKER-USER"][..], &args].concat();
+            if !iptables(&insert).await {
+                tracing::warn!(bridge, "could not add an accept rule to DOCKER-USER");
+            }
+        }
+    }
+
+    /// Removes what [`Firewall::allow_in_docker_user`] added for `bridge`.
+    pub(crate) async fn forget_in_docker_user(&self, bridge: &str) {
+        if !self.live || !docker_user_exists().await {
+            return;
+        }
+        for rule in docker_user_rules(bridge) {
+            let args: Vec<&str> = rule.iter().map(String::as_str).collect();
+            let delete = [&["-w", "-t", "filter", "-D", "DOCKER-USER"][..], &args].concat();
+            while iptables(&delete).await {}
+        }
+    }
+}
+
+fn docker_user_rules(bridge: &str) -> [Vec<String>; 2] {
+    let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+    [
+        s(&["-i", bridge, "-j", "ACCEPT"]),
+        s(&[
+            "-o",
+            bridge,
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "RELATED,ESTABLISHED",
+            "-j",
+            "ACCEPT",
+        ]),
+    ]
+}
+
+async fn docker_user_exists() -> bool {
+    iptables(&["-w", "-t", "filter", "-n", "-L", "DOCKER-USER"]).await
+}
+
+/// Runs the host's `iptables`; whether it succeeded (false when it is not installed).
+async fn iptables(args: &[&str]) -> bool {
+    tokio::process::Command::new("iptables")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|s| s.success())
+}
+
+async fn run_with_stdin(
+    program: &str,
+    args: &[&str],
+    input: &str,
+) -> anyhow::Result<std::process::Output> {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("running {program}: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input.as_bytes()).await?;
+    }
+    Ok(child.wait_with_output().await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nets() -> Vec<NetRule> {
+        vec![
+            NetRule {
+                bridge: "berth0".to_owned(),
+                subnet: "172.18.0.0/16".parse().unwrap(),
+                internal: false,
+            },
+            NetRule {
+                bridge: "berth-abc".to_owned(),
+                subnet: "10.5.0.0/24".parse().unwrap(),
+                internal: true,
+            },
+        ]
+    }
+
+    #[test]
+    fn the_table_has_fixed_rules_and_one_element_per_object() {
+        let fw = Firewall::offline("berth");
+        let eps = [EndpointRule {
+            bridge: "berth0".to_owned(),
+            ip: "172.18.0.2".parse().unwrap(),
+        }];
+        let text = fw.ruleset(&nets(), &eps);
+        assert!(text.starts_with("add table inet berth\ndelete table inet berth\n"));
+        assert!(
+            text.contains("set bridges { type ifname; elements = { \"berth0\", \"berth-abc\" }; }")
+        );
+        assert!(
+            text.contains("elements = { \"berth0\" . \"berth0\", \"berth-abc\" . \"berth-abc\" }")
+        );
+        assert!(text.contains("set internal { type ifname; elements = { \"berth-abc\" }; }"));
+        assert!(text.contains("flags interval; elements = { 172.18.0.0/16 }; }"));
+        assert!(text.contains("elements = { 172.18.0.2 . \"berth0\" }"));
+        assert!(text.contains("ip saddr @masq oifname != @bridges masquerade"));
+        // The rules are the same whatever the containers.
+        let empty = fw.ruleset(&[], &[]);
+        let rules = |t: &str| {
+            t.lines()
+                .filter(|l| !l.contains("set "))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(rules(&text), rules(&empty));
+        assert!(empty.contains("set endpoints { type ipv4_addr . ifname; }"));
+    }
+
+    #[test]
+    fn operations_are_element_changes_only() {
+        let fw = Firewall::offline("berth_t");
+        let e = EndpointRule {
+            bridge: "berth0".to_owned(),
+            ip: "172.18.0.9".parse().unwrap(),
+        };
+        assert_eq!(
+            fw.add_endpoint_text(&e),
+            "add element inet berth_t endpoints { 172.18.0.9 . \"berth0\" }\n"
+        );
+        let rm = fw.remove_endpoint_text(&e);
+        assert_eq!(rm.lines().count(), 2);
+        assert!(rm.lines().nth(1).unwrap().starts_with("delete element"));
+        let add = fw.add_network_text(&nets()[0]);
+        assert!(add.contains("add element inet berth_t masq { 172.18.0.0/16 }"));
+        assert!(!add.contains("internal"));
+        let rm = fw.remove_network_text(&nets()[1]);
+        assert!(rm.contains("delete element inet berth_t internal { \"berth-abc\" }"));
+        assert!(rm.lines().all(|l| l.contains(" element ")));
+    }
+}

@@ -1,0 +1,282 @@
+//! Links through rtnetlink: bridges, veth pairs whose container end is created directly in the
+//! container's netns, addresses and routes, and the host's routes (to pick subnets that
+//! overlap nothing). Inside a container's netns the work runs on a dedicated thread that joined
+//! it, with its own netlink socket (a socket stays in the netns it was created in).
+
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    os::fd::AsRawFd,
+    path::{Path, PathBuf},
+};
+
+use futures::TryStreamExt;
+use netlink_packet_route::{
+    link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage},
+    route::{RouteAddress, RouteAttribute},
+};
+use rtnetlink::{
+    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
+    new_connection,
+};
+
+use crate::ipam::Ipv4Net;
+
+/// The host side of veth pairs starts with this (then 12 hex digits of the endpoint ID).
+pub(crate) const VETH_PREFIX: &str = "bth";
+
+/// A netlink handle in the service's (the host's) network namespace.
+#[derive(Clone)]
+pub(crate) struct Links {
+    handle: Handle,
+}
+
+/// What the container side of an endpoint gets.
+#[derive(Debug, Clone)]
+pub(crate) struct Inside {
+    pub(crate) interface: String,
+    pub(crate) ip: Ipv4Addr,
+    pub(crate) prefix: u8,
+    /// The default route (the first endpoint only).
+    pub(crate) gateway: Option<Ipv4Addr>,
+}
+
+fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),
+        _ => None,
+    }
+}
+
+const EEXIST: i32 = 17;
+
+fn name_of(m: &LinkMessage) -> Option<String> {
+    m.attributes.iter().find_map(|a| match a {
+        LinkAttribute::IfName(n) => Some(n.clone()),
+        _ => None,
+    })
+}
+
+impl Links {
+    /// Opens the netlink socket (in the calling thread's netns: the host's).
+    pub(crate) fn connect() -> anyhow::Result<Links> {
+        let (conn, handle, _) = new_connection()?;
+        tokio::spawn(conn);
+        Ok(Links { handle })
+    }
+
+    /// The destinations of the host's IPv4 routes, the default route left out.
+    pub(crate) async fn routes_v4(&self) -> anyhow::Result<Vec<Ipv4Net>> {
+        let mut routes = self
+            .handle
+            .route()
+            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+            .execute();
+        let mut out = Vec::new();
+        while let Some(r) = routes.try_next().await? {
+            let len = r.header.destination_prefix_length;
+            if len == 0 {
+                continue;
+            }
+            for a in &r.attributes {
+                if let RouteAttribute::Destination(RouteAddress::Inet(ip)) = a
+                    && let Some(n) = Ipv4Net::new(*ip, len)
+                {
+                    out.push(n);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The index of the link named `name` in the host's netns.
+    pub(crate) async fn index(&self, name: &str) -> Option<u32> {
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_owned())
+            .execute();
+        match links.try_next().await {
+            Ok(Some(m)) => Some(m.header.index),
+            _ => None,
+        }
+    }
+
+    /// Names of the host's links that start with `prefix`.
+    pub(crate) async fn names_with_prefix(&self, prefix: &str) -> anyhow::Result<Vec<String>> {
+        let mut links = self.handle.link().get().execute();
+        let mut out = Vec::new();
+        while let Some(m) = links.try_next().await? {
+            if let Some(n) = name_of(&m).filter(|n| n.starts_with(prefix)) {
+                out.push(n);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The bridge `name`, up, with `gateway/prefix` on it: made when missing. Its index.
+    pub(crate) async fn ensure_bridge(
+        &self,
+        name: &str,
+        gateway: Ipv4Addr,
+        prefix: u8,
+        mtu: u32,
+    ) -> anyhow::Result<u32> {
+        let index = match self.index(name).await {
+            Some(i) => i,
+            None => {
+                let add = self
+                    .handle
+                    .link()
+                    .add(LinkBridge::new(name).mtu(mtu).build())
+                    .execute()
+                    .await;
+                match add {
+                    Ok(()) => {}
+                    Err(e) if errno(&e) == Some(EEXIST) => {}
+                    Err(e) => anyhow::bail!("creating the bridge {name}: {e}"),
+                }
+                self.index(name)
+                    .await
+                    .ok_or_else(|| anyhow::anyhow!("the bridge {name} vanished"))?
+            }
+        };
+        let addr = self
+            .handle
+            .address()
+            .add(index, IpAddr::V4(gateway), prefix)
+            .execute()
+            .await;
+        match addr {
+            Ok(()) => {}
+            Err(e) if errno(&e) == Some(EEXIST) => {}
+            Err(e) => anyhow::bail!("adding {gateway}/{prefix} to {name}: {e}"),
+        }
+        self.handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .map_err(|e| anyhow::anyhow!("setting {name} up: {e}"))?;
+        Ok(index)
+    }
+
+    /// Deletes a link of the host's netns; a missing one is fine.
+    pub(crate) async fn delete(&self, name: &str) -> anyhow::Result<()> {
+        let Some(index) = self.index(name).await else {
+            return Ok(());
+        };
+        match self.handle.link().del(index).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(19) => Ok(()),
+            Err(e) => Err(anyhow::anyhow!("deleting {name}: {e}")),
+        }
+    }
+
+    /// A veth pair: `host` on the bridge, up; its peer created directly in the netns at
+    /// `netns` as `inside`, with `mac`.
+    pub(crate) async fn add_veth(
+        &self,
+        host: &str,
+        bridge: u32,
+        netns: &Path,
+        inside: &str,
+        mac: [u8; 6],
+        mtu: u32,
+    ) -> anyhow::Result<()> {
+        let ns = std::fs::File::open(netns)
+            .map_err(|e| anyhow::anyhow!("opening the netns {}: {e}", netns.display()))?;
+        let peer = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(inside.to_owned())
+            .address(mac.to_vec())
+            .mtu(mtu)
+            .setns_by_fd(ns.as_raw_fd())
+            .build();
+        let msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+            .name(host.to_owned())
+            .mtu(mtu)
+            .controller(bridge)
+            .up()
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+            .build();
+        self.handle
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the veth pair {host}: {e}"))?;
+        drop(ns);
+        Ok(())
+    }
+}
+
+/// Configures the container's side inside its netns: `lo` up, each interface's address, up,
+/// and the default route. Runs on a thread of its own that joins the netns.
+pub(crate) async fn configure_inside(netns: PathBuf, ifaces: Vec<Inside>) -> anyhow::Result<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("netns".to_owned())
+        .spawn(move || {
+            let _ = tx.send(in_netns(&netns, ifaces));
+        })?;
+    rx.await
+        .map_err(|_| anyhow::anyhow!("the netns thread ended early"))?
+}
+
+fn in_netns(netns: &Path, ifaces: Vec<Inside>) -> anyhow::Result<()> {
+    let ns = std::fs::File::open(netns)
+        .map_err(|e| anyhow::anyhow!("opening the netns {}: {e}", netns.display()))?;
+    nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(|e| anyhow::anyhow!("joining the netns {}: {e}", netns.display()))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let links = Links::connect()?;
+        let lo = links
+            .index("lo")
+            .await
+            .ok_or_else(|| anyhow::anyhow!("no lo in the netns"))?;
+        links
+            .handle
+            .link()
+            .set(LinkUnspec::new_with_index(lo).up().build())
+            .execute()
+            .await?;
+        for i in ifaces {
+            let index = links
+                .index(&i.interface)
+                .await
+                .ok_or_else(|| anyhow::anyhow!("no {} in the netns", i.interface))?;
+            let add = links
+                .handle
+                .address()
+                .add(index, IpAddr::V4(i.ip), i.prefix)
+                .execute()
+                .await;
+            match add {
+                Ok(()) => {}
+                Err(e) if errno(&e) == Some(EEXIST) => {}
+                Err(e) => anyhow::bail!("adding {}/{} to {}: {e}", i.ip, i.prefix, i.interface),
+            }
+            links
+                .handle
+                .link()
+                .set(LinkUnspec::new_with_index(index).up().build())
+                .execute()
+                .await?;
+            if let Some(gw) = i.gateway {
+                let route = RouteMessageBuilder::<Ipv4Addr>::new()
+                    .gateway(gw)
+                    .output_interface(index)
+                    .build();
+                match links.handle.route().add(route).execute().await {
+                    Ok(()) => {}
+                    Err(e) if errno(&e) == Some(EEXIST) => {}
+                    Err(e) => anyhow::bail!("the default route via {gw}: {e}"),
+                }
+            }
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,184 @@
+//! A container's network around its run: the runtime makes the container's netns (a bind mount
+//! at `<exec-root>/netns/<id>`, as `ip netns add` does), asks the network service to plug it
+//! into its network (Attach, which returns the resolv.conf and hosts to use), hands the shim the
+//! netns path, and at the exit or removal asks it to unplug (Detach) and removes the netns.
+
+use std::path::{Path, PathBuf};
+
+use berth_proto::{network::v1 as netpb, runtime::v1 as pb};
+use nix::mount::{MntFlags, MsFlags};
+use tonic::transport::Channel;
+
+use crate::{container::Container, container_error::ContainerError, lifecycle::Containers};
+
+/// The content of the container's /etc/resolv.conf and /etc/hosts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EtcContent {
+    pub(crate) resolv_conf: String,
+    pub(crate) hosts: String,
+}
+
+/// What a start hands the shim and records.
+pub(crate) struct NetworkUp {
+    pub(crate) netns: berth_bundle::NetNs,
+    /// None: the defaults (networks none and host).
+    pub(crate) etc: Option<EtcContent>,
+    pub(crate) state: Option<pb::NetworkState>,
+}
+
+/// Makes a persistent network namespace at `path`: a thread unshares its netns and
+/// bind-mounts it onto the file; the namespace lives as long as the mount.
+pub(crate) fn create_netns(path: &Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    remove_netns(path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    let target = path.to_owned();
+    let made = std::thread::Builder::new()
+        .name("netns".to_owned())
+        .spawn(move || -> nix::Result<()> {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
+            nix::mount::mount(
+                Some("/proc/thread-self/ns/net"),
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+        })?
+        .join()
+        .map_err(|_| std::io::Error::other("the netns thread panicked"))?;
+    if let Err(e) = made {
+        let _ = std::fs::remove_file(path);
+        return Err(std::io::Error::other(format!(
+            "making the network namespace {}: {e}",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Unmounts and removes a netns file; a missing one is fine.
+pub(crate) fn remove_netns(path: &Path) {
+    let _ = nix::mount::umount2(path, MntFlags::MNT_DETACH);
+    let _ = std::fs::remove_file(path);
+}
+
+fn client(ch: &Channel) -> netpb::network_client::NetworkClient<Channel> {
+    netpb::network_client::NetworkClient::new(ch.clone())
+}
+
+fn endpoint(e: netpb::Endpoint) -> pb::ContainerEndpoint {
+    pb::ContainerEndpoint {
+        network_name: e.network_name,
+        network_id: e.network_id,
+        endpoint_id: e.endpoint_id,
+        ipv4_address: e.ipv4_address,
+        ipv4_prefix_len: e.ipv4_prefix_len,
+        gateway: e.gateway,
+        mac_address: e.mac_address,
+    }
+}
+
+impl Containers {
+    pub(crate) fn netns_path(&self, id: &str) -> PathBuf {
+        self.netns_dir.join(id)
+    }
+
+    /// Before the shim starts: the netns for the bundle, and for a container on a network
+    /// (the default bridge or a user-defined one) its netns made and plugged in.
+    pub(crate) async fn network_up(&self, c: &Container) -> Result<NetworkUp, ContainerError> {
+        let network = match c.network_mode() {
+            "none" => {
+                return Ok(NetworkUp {
+                    netns: berth_bundle::NetNs::New,
+                    etc: None,
+                    state: None,
+                });
+            }
+            "host" => {
+                return Ok(NetworkUp {
+                    netns: berth_bundle::NetNs::Host,
+                    etc: None,
+                    state: None,
+                });
+            }
+            "" => "bridge".to_owned(),
+            m if m.starts_with("container:") => {
+                return Err(ContainerError::invalid(format!(
+                    "network mode {m:?} is not supported by Berth yet"
+                )));
+            }
+            m => m.to_owned(),
+        };
+        // A previous run's leftovers (a runtime that died before its Detach) go first.
+        self.network_down(&c.id).await;
+        let path = self.netns_path(&c.id);
+        create_netns(&path)?;
+        let req = netpb::AttachRequest {
+            container_id: c.id.clone(),
+            container_name: c.short_name().to_owned(),
+            netns_path: path.display().to_string(),
+            endpoints: vec![netpb::EndpointRequest { network }],
+            hostname: c.spec.hostname.clone(),
+            domainname: c.spec.domainname.clone(),
+        };
+        let r = match client(&self.network).attach(req).await {
+            Ok(r) => r.into_inner(),
+            Err(e) => {
+                remove_netns(&path);
+                return Err(ContainerError::new(
+                    berth_errors::kind_of(&e),
+                    e.message().to_owned(),
+                ));
+            }
+        };
+        Ok(NetworkUp {
+            netns: berth_bundle::NetNs::Path(path.clone()),
+            etc: Some(EtcContent {
+                resolv_conf: r.resolv_conf,
+                hosts: r.hosts,
+            }),
+            state: Some(pb::NetworkState {
+                sandbox_key: path.display().to_string(),
+                endpoints: r.endpoints.into_iter().map(endpoint).collect(),
+            }),
+        })
+    }
+
+    /// After the exit, at removal, after a failed start: the endpoints unplugged and the netns
+    /// removed. Harmless when there is nothing.
+    pub(crate) async fn network_down(&self, id: &str) {
+        let path = self.netns_path(id);
+        if !path.exists() {
+            return;
+        }
+        let req = netpb::DetachRequest {
+            container_id: id.to_owned(),
+        };
+        if let Err(e) = client(&self.network).detach(req).await {
+            tracing::warn!(error = %e, id, "network detach");
+        }
+        remove_netns(&path);
+    }
+
+    /// At start: containers that do not run (or are gone) hold no network. What a runtime that
+    /// died between an exit and its Detach left is released.
+    pub(crate) async fn reconcile_networks(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.netns_dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            let running = matches!(self.store.get(&id), Ok(Some(c)) if c.state.running());
+            if !running {
+                tracing::info!(id, "releasing the network of a container that does not run");
+                self.network_down(&id).await;
+            }
+        }
+    }
+}
