@@ -13,6 +13,7 @@ mod http_metrics;
 pub mod info;
 pub mod jsonmessage;
 mod listen;
+pub mod panics;
 pub mod registry_auth;
 pub mod routes;
 pub mod state;
@@ -53,7 +54,9 @@ pub fn app(state: AppState, metrics: Option<&berth_telemetry::Metrics>) -> Route
         let m = http_metrics::HttpMetrics::register(m);
         routes = routes.layer(middleware::from_fn_with_state(m, http_metrics::record));
     }
-    let routes = routes.layer(middleware::from_fn(trace_request));
+    let routes = routes
+        .layer(middleware::from_fn(trace_request))
+        .layer(middleware::from_fn(panics::catch));
     Router::new()
         .fallback_service(routes)
         .layer(middleware::from_fn(options_then_next))
@@ -81,6 +84,7 @@ async fn not_found() -> Response {
 /// Runs the gateway until `launch.shutdown` resolves. Tests start it in-process.
 pub async fn serve(launch: Launch) -> anyhow::Result<()> {
     let ctx = ServiceContext::start(ServiceName::ApiGateway, launch).await?;
+    panics::install_hook();
     let cfg = Arc::new(ctx.cfg.clone());
     let backends = Arc::new(GrpcBackends::new(berth_service::connect_all(&cfg)?)?);
     let state = AppState {

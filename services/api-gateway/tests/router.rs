@@ -281,6 +281,7 @@ impl ContainersBackend for Fake {
         no_such_exec(&exec_id)
     }
     async fn top(&self, req: runtime::TopRequest) -> Answer<runtime::TopResponse> {
+        assert_ne!(req.id, "boom", "a bug in a backend client");
         no_such_container(&req.id)
     }
 }
@@ -792,6 +793,23 @@ async fn create_bodies_of_every_api_version() {
             r.body
         );
     }
+}
+
+/// A panic under a handler is a Docker-style 500 that names the request; the router goes on.
+#[tokio::test]
+async fn a_panic_is_a_500_with_the_request_id() {
+    let r = call(Method::GET, "/containers/boom/top").await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(r.headers["content-type"], "application/json");
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let msg = v["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("internal error in Berth's API gateway (request "),
+        "{msg}"
+    );
+    assert!(msg.contains("a bug in a backend client"), "{msg}");
+    let r = call(Method::GET, "/containers/x/top").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
