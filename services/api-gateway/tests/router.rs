@@ -872,7 +872,7 @@ async fn container_routes_answer_404_and_list() {
             assert_eq!(r.status, StatusCode::BAD_REQUEST, "{p}={t}");
             assert_eq!(
                 r.body,
-                format!(r#"{{"message":"invalid timestamp \"{t}\""}}"#)
+                format!(r#"{{"message":"invalid timestamp: \"{t}\""}}"#)
             );
         }
     }

@@ -11,3 +11,4 @@ pub mod image_filters;
 pub mod network;
 pub mod ps_filters;
 pub mod security;
+pub mod timestamp;
