@@ -99,7 +99,7 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
     };
     let router = app(state, Some(&ctx.metrics));
     let tls = tls::server_config(&cfg)?;
-    let listeners = listen::bind(&cfg.api_hosts(), tls).await?;
+    let listeners = listen::bind(&cfg.api_hosts(), tls, cfg.tls_off_accepted).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
     for (name, listener) in listeners {
