@@ -55,6 +55,8 @@ pub fn app(state: AppState, metrics: Option<&berth_telemetry::Metrics>) -> Route
         routes = routes.layer(middleware::from_fn_with_state(m, http_metrics::record));
     }
     let routes = routes
+        .layer(middleware::from_fn(too_large_as_json))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(trace_request))
         .layer(middleware::from_fn(panics::catch));
     Router::new()
@@ -68,6 +70,28 @@ async fn trace_request(req: Request, next: middleware::Next) -> Response {
     let span = tracing::info_span!("api", method = %req.method(), path = %req.uri().path());
     berth_telemetry::set_parent_from_http(&span, req.headers());
     tracing::Instrument::instrument(next.run(req), span).await
+}
+
+/// The most a handler buffers of a request body (create bodies, exec, auth, ...); uploads
+/// (load, import) are streamed, not buffered.
+pub const BODY_LIMIT: usize = 4 << 20;
+
+/// A body over [`BODY_LIMIT`] is a Docker-style JSON 413, not axum's plain text.
+async fn too_large_as_json(req: Request, next: middleware::Next) -> Response {
+    let res = next.run(req).await;
+    let json = res
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v == "application/json");
+    if res.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE && !json {
+        return error::json_response(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            &serde_json::json!({
+                "message": format!("request body too large: the limit is {BODY_LIMIT} bytes")
+            }),
+        );
+    }
+    res
 }
 
 async fn options_then_next(req: Request, next: middleware::Next) -> Response {

@@ -73,7 +73,6 @@ pub(crate) async fn bind(
     Ok(out)
 }
 
-
 fn bind_unix(path: &Path) -> anyhow::Result<UnixListener> {
     let l = berth_service::bind_unix(path, 0o660)
         .map_err(|e| anyhow::anyhow!("listening on unix://{}: {e}", path.display()))?;

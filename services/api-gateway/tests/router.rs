@@ -813,6 +813,18 @@ async fn a_panic_is_a_500_with_the_request_id() {
 }
 
 #[tokio::test]
+async fn a_body_over_the_limit_is_a_json_413() {
+    let big = format!(
+        r#"{{"Image":"echo/x","Env":["A={}"]}}"#,
+        "x".repeat(berth_api_gateway::BODY_LIMIT)
+    );
+    let r = post_json("/containers/create", "application/json", &big).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.headers["content-type"], "application/json");
+    assert!(r.body.contains("request body too large"), "{}", r.body);
+}
+
+#[tokio::test]
 async fn refused_options_name_themselves() {
     for (body, words) in [
         (
