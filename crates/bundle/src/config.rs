@@ -36,6 +36,8 @@
 //!   "devices": [{"path": "/dev/xvdc", "type": "b", "major": 8, "minor": 0, "file_mode": 432,
 //!                "uid": 0, "gid": 6}],          // nodes besides the standard ones
 //!   "writable_sysfs": false,                    // docker run --privileged
+//!   "resources": {"memory": 10485760, "cpu_quota": 50000, "cpu_period": 100000,
+//!                 "pids_limit": 100},           // cgroup limits; absent ones unset
 //!   "device_rules": [{"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]
 //!                                               // on top of nothing allowed; default: Docker's
 //! }
@@ -202,6 +204,9 @@ pub struct Config {
     /// namespaces before /proc/sys is made read-only.
     #[serde(default)]
     pub sysctls: std::collections::BTreeMap<String, String>,
+    /// cgroup limits.
+    #[serde(default)]
+    pub resources: crate::resources::Resources,
     /// Device nodes made in the container besides the standard ones.
     #[serde(default)]
     pub devices: Vec<crate::devices::DeviceNode>,
@@ -444,6 +449,7 @@ impl Config {
             sysctls: std::collections::BTreeMap::new(),
             devices: Vec::new(),
             writable_sysfs: false,
+            resources: crate::resources::Resources::default(),
         }
     }
 
@@ -518,6 +524,7 @@ impl Config {
         for d in &self.devices {
             d.validate()?;
         }
+        self.resources.validate()?;
         for (k, v) in &self.sysctls {
             let ok = !k.is_empty()
                 && k.split('.').all(|c| {

@@ -828,8 +828,8 @@ async fn a_body_over_the_limit_is_a_json_413() {
 async fn refused_options_name_themselves() {
     for (body, words) in [
         (
-            r#"{"Image":"echo/x","HostConfig":{"Memory":10485760}}"#,
-            "--memory is not supported by Berth yet (HostConfig.Memory)",
+            r#"{"Image":"echo/x","HostConfig":{"BlkioWeight":500}}"#,
+            "--blkio-weight is not supported by Berth yet (HostConfig.BlkioWeight)",
         ),
         (
             r#"{"Image":"echo/x","HostConfig":{"PortBindings":{"80/tcp":[{"HostPort":"18080"}]}}}"#,

@@ -300,7 +300,13 @@ impl Networks {
             .iter()
             .map(|e| e.host_interface.as_str())
             .collect();
-        for name in self.links.names_with_prefix(VETH_PREFIX).await? {
+        let mut bridges = Vec::new();
+        for n in networks.iter().filter(|n| n.driver == "bridge") {
+            if let Some(i) = self.links.index(&n.bridge).await {
+                bridges.push(i);
+            }
+        }
+        for name in self.links.ports_with_prefix(VETH_PREFIX, &bridges).await? {
             if !owned.contains(name.as_str()) {
                 tracing::info!(link = name, "removing a veth no endpoint owns");
                 self.links.delete(&name).await?;

@@ -87,6 +87,14 @@ impl Containers {
         {
             return Err(ContainerError::invalid(e));
         }
+        let mut limit_warnings = Vec::new();
+        if let Some(r) = spec.resources.as_mut() {
+            let host = crate::limits::Host {
+                cgroups: &self.cgroups,
+                cpus: self.cpus,
+            };
+            limit_warnings = crate::limits::check(r, &host).map_err(ContainerError::invalid)?;
+        }
         if let Some(field) = spec::unsupported(&spec) {
             return Err(ContainerError::invalid(format!(
                 "{field} is not supported by Berth yet"
@@ -122,7 +130,8 @@ impl Containers {
             &self.log_driver,
             &self.log_opts,
         )?;
-        let warnings = spec::warnings(&spec);
+        let mut warnings = spec::warnings(&spec);
+        warnings.extend(limit_warnings);
         let (path, args) = argv
             .split_first()
             .map(|(p, a)| (p.clone(), a.to_vec()))

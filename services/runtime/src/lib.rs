@@ -14,6 +14,7 @@ mod failpoint;
 mod grpc;
 mod info;
 mod lifecycle;
+mod limits;
 mod list;
 mod logs;
 mod migrate;

@@ -52,6 +52,9 @@ pub(crate) struct Containers {
     pub(crate) pending_attaches: std::sync::Mutex<HashMap<String, Vec<Attacher>>>,
     /// The execs, by exec ID.
     pub(crate) execs: std::sync::Mutex<HashMap<String, crate::exec::ExecRecord>>,
+    /// What the host's cgroups offer, and its CPUs, for the limits' checks.
+    pub(crate) cgroups: crate::cgroups::CgroupInfo,
+    pub(crate) cpus: u32,
     /// Containers being created: their snapshot may exist before their record.
     pub(crate) creating: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Containers whose record is gone and whose files are being removed: a wait for their
@@ -103,6 +106,9 @@ impl Containers {
             changed: watch::channel(0).0,
             pending_attaches: std::sync::Mutex::new(HashMap::new()),
             execs: std::sync::Mutex::new(HashMap::new()),
+            cgroups: crate::cgroups::CgroupInfo::detect_host(),
+            cpus: std::thread::available_parallelism()
+                .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX)),
             creating: std::sync::Mutex::new(std::collections::HashSet::new()),
             removing: std::sync::Mutex::new(std::collections::HashSet::new()),
             removed: std::sync::Mutex::new(std::collections::VecDeque::new()),

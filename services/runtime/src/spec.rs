@@ -152,6 +152,18 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
                         shm_size: r.shm_size,
                         devices: r.devices.clone(),
                         device_cgroup_rules: r.device_cgroup_rules.clone(),
+                        memory: r.memory,
+                        memory_swap: r.memory_swap,
+                        memory_reservation: r.memory_reservation,
+                        memory_swappiness: r.memory_swappiness,
+                        oom_kill_disable: r.oom_kill_disable,
+                        nano_cpus: r.nano_cpus,
+                        cpu_shares: r.cpu_shares,
+                        cpu_period: r.cpu_period,
+                        cpu_quota: r.cpu_quota,
+                        cpuset_cpus: r.cpuset_cpus.clone(),
+                        cpuset_mems: r.cpuset_mems.clone(),
+                        pids_limit: r.pids_limit,
                         ..Default::default()
                     }
                 }),

@@ -116,6 +116,7 @@ impl Containers {
             config.readonly_paths = r.values;
         }
         let res = c.spec.resources.clone().unwrap_or_default();
+        config.resources = crate::limits::for_shim(&res);
         let (nodes, rules) = crate::devices::for_container(&sec, &res)?;
         config.devices = nodes;
         config.device_rules = rules;

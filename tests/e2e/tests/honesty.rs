@@ -31,11 +31,14 @@ fn every_flag_not_applied_is_refused_by_name() {
         (&["-v", "/data"][..], "--volume"),
         (&["--mount", "type=tmpfs,target=/t"][..], "--mount"),
         (&["--tmpfs", "/t"][..], "--tmpfs"),
-        (&["--memory", "10m"][..], "--memory"),
-        (&["--cpus", "0.5"][..], "--cpus"),
-        (&["--pids-limit", "10"][..], "--pids-limit"),
+        (&["--oom-score-adj", "100"][..], "--oom-score-adj"),
+        (&["--cgroup-parent", "mine"][..], "--cgroup-parent"),
+        (&["--cpu-rt-runtime", "1000"][..], "--cpu-rt-runtime"),
         (&["--blkio-weight", "500"][..], "--blkio-weight"),
-        (&["--memory-swap", "20m"][..], "--memory-swap"),
+        (
+            &["--device-read-bps", "/dev/null:1mb"][..],
+            "--device-read-bps",
+        ),
         (&["--restart", "always"][..], "--restart"),
         (&["--dns", "1.1.1.1"][..], "--dns"),
         (&["--add-host", "h:1.2.3.4"][..], "--add-host"),
@@ -43,7 +46,10 @@ fn every_flag_not_applied_is_refused_by_name() {
             &["--security-opt", "label=disable"][..],
             "--security-opt label",
         ),
-        (&["--cpu-shares", "512"][..], "--cpu-shares"),
+        (
+            &["--device-write-iops", "/dev/null:10"][..],
+            "--device-write-iops",
+        ),
         (&["--health-cmd", "true"][..], "--health-cmd"),
         (&["--cgroupns", "host"][..], "--cgroupns"),
         (&["--log-opt", "compress=true"][..], "--log-opt compress"),
@@ -164,8 +170,8 @@ ct = c.containers.create(image, "true", name="pyc", stop_signal="SIGINT", tty=Tr
 assert ct.attrs["Config"]["StopSignal"] == "SIGINT"
 assert ct.attrs["HostConfig"]["Memory"] == 0
 ct.remove()
-for kwargs, flag in [({"mem_limit": "10m"}, "--memory"), ({"ports": {"80/tcp": 8080}}, "--publish"),
-                     ({"volumes": ["/tmp:/host"]}, "--volume"), ({"cpu_shares": 512}, "--cpu-shares"),
+for kwargs, flag in [({"oom_score_adj": 100}, "--oom-score-adj"), ({"ports": {"80/tcp": 8080}}, "--publish"),
+                     ({"volumes": ["/tmp:/host"]}, "--volume"), ({"blkio_weight": 500}, "--blkio-weight"),
                      ({"restart_policy": {"Name": "always"}}, "--restart"), ({"dns": ["1.1.1.1"]}, "--dns")]:
     try:
         c.containers.create(image, "true", **kwargs)

@@ -89,6 +89,18 @@ struct HostConfig {
     shm_size: i64,
     sysctls: Option<HashMap<String, String>>,
     privileged: bool,
+    memory: i64,
+    memory_swap: i64,
+    memory_reservation: i64,
+    memory_swappiness: Option<i64>,
+    oom_kill_disable: Option<bool>,
+    nano_cpus: i64,
+    cpu_shares: i64,
+    cpu_period: i64,
+    cpu_quota: i64,
+    cpuset_cpus: String,
+    cpuset_mems: String,
+    pids_limit: Option<i64>,
     devices: Option<Vec<DeviceMapping>>,
     device_cgroup_rules: Option<Vec<String>>,
 }
@@ -410,6 +422,20 @@ pub fn spec(
         return Err(invalid("SHM size can not be less than 0"));
     }
     let resources = pb::Resources {
+        memory: hc.memory,
+        memory_swap: hc.memory_swap,
+        memory_reservation: hc.memory_reservation,
+        // -1 is "unset" as the CLI and docker-py send it.
+        memory_swappiness: hc.memory_swappiness.filter(|s| *s != -1),
+        oom_kill_disable: hc.oom_kill_disable.filter(|d| *d),
+        nano_cpus: hc.nano_cpus,
+        cpu_shares: hc.cpu_shares,
+        cpu_period: hc.cpu_period,
+        cpu_quota: hc.cpu_quota,
+        cpuset_cpus: hc.cpuset_cpus,
+        cpuset_mems: hc.cpuset_mems,
+        // 0 and -1 are unlimited.
+        pids_limit: hc.pids_limit.filter(|n| *n > 0),
         shm_size: hc.shm_size,
         devices: devices(hc.devices)?,
         device_cgroup_rules: hc.device_cgroup_rules.unwrap_or_default(),
