@@ -39,6 +39,8 @@ pub(crate) struct State {
     pub(crate) oom_killed: bool,
     /// How many exits have been recorded (for `wait --condition next-exit`).
     pub(crate) exits: u64,
+    /// Stopped or killed by a user: not restarted by the restart policy until started again.
+    pub(crate) stopped_by_user: bool,
 }
 
 /// A container's disk usage: the bytes in its writable layer, and those plus its image's.
@@ -125,6 +127,7 @@ impl Container {
                 finished_at: s.finished_at,
                 oom_killed: s.oom_killed,
                 exits: s.exits,
+                stopped_by_user: s.stopped_by_user,
             }),
             restart_count: self.restart_count,
             network: self.network.clone(),
@@ -151,6 +154,7 @@ impl Container {
                 finished_at: s.finished_at,
                 oom_killed: s.oom_killed,
                 exits: s.exits,
+                stopped_by_user: s.stopped_by_user,
             },
             restart_count: p.restart_count,
             network: p.network,

@@ -51,6 +51,8 @@ impl Containers {
                 if let Err(e) = this.remove(&req).await {
                     tracing::warn!(error = %e, id, "auto-remove");
                 }
+            } else if let Err(e) = this.apply_restart_policy(&id).await {
+                tracing::warn!(error = %e, id, "restart policy");
             }
         });
     }

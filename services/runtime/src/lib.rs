@@ -20,6 +20,7 @@ mod logs;
 mod migrate;
 mod names;
 mod network;
+mod restart;
 mod shim;
 mod spec;
 mod start;
@@ -59,6 +60,7 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
         ctx.data_dir.clone(),
     ));
     containers.reconnect()?;
+    containers.resume_restarts()?;
     containers.reconcile_networks().await;
     let gc = containers.clone();
     tokio::spawn(async move { gc.collect_garbage().await });

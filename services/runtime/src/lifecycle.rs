@@ -52,6 +52,9 @@ pub(crate) struct Containers {
     pub(crate) pending_attaches: std::sync::Mutex<HashMap<String, Vec<Attacher>>>,
     /// The execs, by exec ID.
     pub(crate) execs: std::sync::Mutex<HashMap<String, crate::exec::ExecRecord>>,
+    /// The restart policy's last delay and when it was set, by container.
+    pub(crate) restart_delays:
+        std::sync::Mutex<HashMap<String, (std::time::Duration, std::time::Instant)>>,
     /// What the host's cgroups offer, and its CPUs, for the limits' checks.
     pub(crate) cgroups: crate::cgroups::CgroupInfo,
     pub(crate) cpus: u32,
@@ -106,6 +109,7 @@ impl Containers {
             changed: watch::channel(0).0,
             pending_attaches: std::sync::Mutex::new(HashMap::new()),
             execs: std::sync::Mutex::new(HashMap::new()),
+            restart_delays: std::sync::Mutex::new(HashMap::new()),
             cgroups: crate::cgroups::CgroupInfo::detect_host(),
             cpus: std::thread::available_parallelism()
                 .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX)),
@@ -257,6 +261,10 @@ impl Containers {
                 c.id
             )));
         }
+        // A kill that ends the container is a user's stop: the restart policy leaves it.
+        if sig == SIGKILL || parse_signal(&c.stop_signal()).ok() == Some(sig) {
+            self.mark_stopped_by_user(&c.id).await?;
+        }
         self.signal(&c, sig, false).await?;
         if sig != SIGKILL {
             return Ok(());
@@ -303,8 +311,15 @@ impl Containers {
     ) -> Result<Stopping, ContainerError> {
         let c = self.find(&req.id)?;
         if !c.state.running() {
+            // A container waiting to be restarted by its policy is stopped for good.
+            if c.state.status == crate::container::Status::Restarting
+                && self.mark_stopped_by_user(&c.id).await?
+            {
+                self.event(&c, "stop", &[]);
+            }
             return Err(ContainerError::new(ErrorKind::NotModified, ""));
         }
+        self.mark_stopped_by_user(&c.id).await?;
         let stop_signal = c.stop_signal();
         let sig = parse_signal(if req.signal.is_empty() {
             &stop_signal

@@ -141,7 +141,8 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
     None.or_else(|| d(!p.shell.is_empty(), "process.shell"))
         .or_else(|| {
             d(
-                restart.mode != pb::restart_policy::Mode::No as i32,
+                pb::restart_policy::Mode::try_from(restart.mode).is_err()
+                    || restart.maximum_retry_count < 0,
                 "restart_policy",
             )
         })

@@ -20,7 +20,13 @@ impl Containers {
     /// Starts a created or stopped container. A container that fails to start is removed
     /// when it has AutoRemove (`docker run --rm`), as the CLI's wait for removal expects.
     pub(crate) async fn start(self: &Arc<Self>, name: &str) -> Result<(), ContainerError> {
-        let r = self.start_locked(name).await;
+        self.start_as(name, false).await
+    }
+
+    /// A start by a user (which puts the container back under its restart policy) or by the
+    /// policy (which a user's stop since then cancels).
+    async fn start_as(self: &Arc<Self>, name: &str, by_policy: bool) -> Result<(), ContainerError> {
+        let r = self.start_locked(name, by_policy).await;
         if let Err(e) = &r
             && !matches!(e.kind(), ErrorKind::NotModified | ErrorKind::NotFound)
             && let Ok(c) = self.find(name)
@@ -46,11 +52,35 @@ impl Containers {
         r
     }
 
-    async fn start_locked(self: &Arc<Self>, name: &str) -> Result<(), ContainerError> {
+    /// A start by the restart policy; a failure leaves the container exited, with its error.
+    pub(crate) async fn start_by_policy(self: &Arc<Self>, id: &str) -> Result<(), ContainerError> {
+        let r = self.start_as(id, true).await;
+        if r.is_err() {
+            let _guard = self.lock.lock().await;
+            if let Some(mut c) = self.store.get(id)?
+                && c.state.status == Status::Restarting
+            {
+                c.state.status = Status::Exited;
+                self.store.put(&c)?;
+                self.bump();
+            }
+        }
+        r
+    }
+
+    async fn start_locked(
+        self: &Arc<Self>,
+        name: &str,
+        by_policy: bool,
+    ) -> Result<(), ContainerError> {
         let _guard = self.lock.lock().await;
         let mut c = self.find(name)?;
         if c.state.running() {
             return Err(ContainerError::new(ErrorKind::NotModified, ""));
+        }
+        if by_policy && (c.state.stopped_by_user || c.state.status != Status::Restarting) {
+            // Stopped, started or removed by a user while it waited.
+            return Ok(());
         }
         let Some(rootfs) = c.rootfs.clone() else {
             return Err(ContainerError::conflict(format!(
@@ -233,6 +263,9 @@ impl Containers {
                     .await
                     .map_err(|e| ContainerError::Internal(anyhow::anyhow!("shim state: {e}")))?;
                 c.state.status = Status::Running;
+                if !by_policy {
+                    c.state.stopped_by_user = false;
+                }
                 c.network = net.state;
                 c.state.pid = st.pid;
                 c.state.exit_code = 0;

@@ -39,7 +39,7 @@ fn every_flag_not_applied_is_refused_by_name() {
             &["--device-read-bps", "/dev/null:1mb"][..],
             "--device-read-bps",
         ),
-        (&["--restart", "always"][..], "--restart"),
+        (&["--annotation", "a=b"][..], "--annotation"),
         (&["--dns", "1.1.1.1"][..], "--dns"),
         (&["--add-host", "h:1.2.3.4"][..], "--add-host"),
         (
@@ -172,7 +172,7 @@ assert ct.attrs["HostConfig"]["Memory"] == 0
 ct.remove()
 for kwargs, flag in [({"oom_score_adj": 100}, "--oom-score-adj"), ({"ports": {"80/tcp": 8080}}, "--publish"),
                      ({"volumes": ["/tmp:/host"]}, "--volume"), ({"blkio_weight": 500}, "--blkio-weight"),
-                     ({"restart_policy": {"Name": "always"}}, "--restart"), ({"dns": ["1.1.1.1"]}, "--dns")]:
+                     ({"storage_opt": {"size": "1G"}}, "--storage-opt"), ({"dns": ["1.1.1.1"]}, "--dns")]:
     try:
         c.containers.create(image, "true", **kwargs)
     except docker.errors.APIError as e:

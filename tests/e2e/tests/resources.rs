@@ -123,3 +123,80 @@ fn bad_values_get_dockerds_words() {
         "Conflicting options: Nano CPUs and CPU Period cannot both be set",
     );
 }
+
+/// `docker inspect` of `name` as (Status, RestartCount).
+fn state(s: &BusyboxEngine, name: &str) -> (String, u64) {
+    let v = s.inspect(name);
+    (
+        v["State"]["Status"].as_str().unwrap_or_default().to_owned(),
+        v["RestartCount"].as_u64().unwrap_or(0),
+    )
+}
+
+#[test]
+fn restart_policies_restart_until_told_not_to() {
+    let s = BusyboxEngine::new();
+    // on-failure:2 restarts a failing container twice, then leaves it exited.
+    s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        &s.image,
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    berth_testutil::eventually("two restarts, then exited", || {
+        (state(&s, "flaky") == ("exited".to_owned(), 2)).then_some(())
+    });
+    assert_eq!(s.inspect("flaky")["State"]["ExitCode"], 3);
+    assert_eq!(
+        s.inspect("flaky")["HostConfig"]["RestartPolicy"],
+        serde_json::json!({"Name": "on-failure", "MaximumRetryCount": 2})
+    );
+    // on-failure does not restart a success.
+    s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "fine",
+        "--restart",
+        "on-failure",
+        &s.image,
+        "true",
+    ]);
+    s.docker(&["wait", "fine"]);
+    assert_eq!(state(&s, "fine"), ("exited".to_owned(), 0));
+
+    // always: an exit is followed by a start; docker stop ends it for good.
+    s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "forever",
+        "--restart",
+        "always",
+        &s.image,
+        "sh",
+        "-c",
+        "sleep 0.2",
+    ]);
+    berth_testutil::eventually("a restart", || (state(&s, "forever").1 >= 2).then_some(()));
+    s.docker(&["stop", "-t", "1", "forever"]);
+    let (status, count) = state(&s, "forever");
+    assert_eq!(status, "exited");
+    // Started again by hand, it is under its policy again; a kill ends that too.
+    s.docker(&["start", "forever"]);
+    berth_testutil::eventually("restarts after a start", || {
+        (state(&s, "forever").1 > count).then_some(())
+    });
+    // (A kill while it waits for its restart delay answers that it is not running.)
+    let _ = s.status(&["kill", "forever"]);
+    s.docker(&["stop", "forever"]);
+    assert_eq!(state(&s, "forever").0, "exited");
+    let (_, out) = s.fails(&["create", "--restart", "always", "--rm", &s.image]);
+    assert!(out.contains("conflicting options"), "{out}");
+}

@@ -340,7 +340,7 @@ fn host_config_keys(spec: &pb::ContainerSpec) -> Value {
         "LogConfig": {"Type": log.driver, "Config": log.options},
         "NetworkMode": network_mode(spec),
         "PortBindings": {},
-        "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+        "RestartPolicy": restart_policy(spec.restart_policy.as_ref()),
         "AutoRemove": spec.auto_remove,
         "VolumeDriver": "",
         "VolumesFrom": null,
@@ -411,6 +411,24 @@ fn host_config_keys(spec: &pb::ContainerSpec) -> Value {
         },
         "Init": spec.init.then_some(true),
     })
+}
+
+/// Docker's RestartPolicy object.
+fn restart_policy(p: Option<&pb::RestartPolicy>) -> Value {
+    use pb::restart_policy::Mode;
+    let (name, max) = match p {
+        Some(p) => (
+            match Mode::try_from(p.mode).unwrap_or(Mode::No) {
+                Mode::No => "no",
+                Mode::Always => "always",
+                Mode::UnlessStopped => "unless-stopped",
+                Mode::OnFailure => "on-failure",
+            },
+            p.maximum_retry_count,
+        ),
+        None => ("no", 0),
+    };
+    json!({"Name": name, "MaximumRetryCount": max})
 }
 
 /// LowerDir/UpperDir/WorkDir of an overlay mount.

@@ -89,6 +89,7 @@ struct HostConfig {
     shm_size: i64,
     sysctls: Option<HashMap<String, String>>,
     privileged: bool,
+    restart_policy: RestartPolicy,
     memory: i64,
     memory_swap: i64,
     memory_reservation: i64,
@@ -103,6 +104,13 @@ struct HostConfig {
     pids_limit: Option<i64>,
     devices: Option<Vec<DeviceMapping>>,
     device_cgroup_rules: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct RestartPolicy {
+    name: String,
+    maximum_retry_count: i32,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -291,6 +299,21 @@ fn check_restart(body: &Value) -> Result<(), ApiError> {
              'on-failure', or 'unless-stopped'"
         ))),
     }
+}
+
+/// The policy of a body `check_restart` accepted; None for "no".
+fn restart_policy(p: &RestartPolicy) -> Option<pb::RestartPolicy> {
+    use pb::restart_policy::Mode;
+    let mode = match p.name.as_str() {
+        "always" => Mode::Always,
+        "unless-stopped" => Mode::UnlessStopped,
+        "on-failure" => Mode::OnFailure,
+        _ => return None,
+    };
+    Some(pb::RestartPolicy {
+        mode: mode as i32,
+        maximum_retry_count: p.maximum_retry_count,
+    })
 }
 
 /// `--device` mappings (moby's validation of the path and the permissions).
@@ -498,6 +521,7 @@ pub fn spec(
         resources,
         log: log_spec(hc.log_config)?,
         auto_remove: hc.auto_remove,
+        restart_policy: restart_policy(&hc.restart_policy),
         init: hc.init.unwrap_or(false),
         platform: platform.to_owned(),
         ..Default::default()
@@ -582,10 +606,15 @@ mod tests {
             err(body(json!({"Name": "always"}), true)),
             "can't create 'AutoRemove' container with restart policy"
         );
-        assert_eq!(
-            err(body(json!({"Name": "always"}), false)),
-            "--restart is not supported by Berth yet (HostConfig.RestartPolicy)"
-        );
+        let s = spec(
+            body(json!({"Name": "on-failure", "MaximumRetryCount": 3}), false),
+            V150,
+            "",
+        )
+        .unwrap();
+        let p = s.restart_policy.unwrap();
+        assert_eq!(p.mode, pb::restart_policy::Mode::OnFailure as i32);
+        assert_eq!(p.maximum_retry_count, 3);
         assert!(spec(body(json!({"Name": "no"}), true), V150, "").is_ok());
     }
 

@@ -132,7 +132,7 @@ pub const FIELDS: &[Field] = &[
     f(
         "HostConfig.RestartPolicy",
         "--restart",
-        Refused(Resources),
+        Honored,
         r#"{"Name": "always"}"#,
     ),
     f("HostConfig.AutoRemove", "--rm", Honored, "true"),
