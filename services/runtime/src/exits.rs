@@ -46,7 +46,8 @@ impl Containers {
                 let req = pb::RemoveRequest {
                     id: id.clone(),
                     force: false,
-                    volumes: false,
+                    // As dockerd: --rm takes the anonymous volumes along.
+                    volumes: true,
                 };
                 if let Err(e) = this.remove(&req).await {
                     tracing::warn!(error = %e, id, "auto-remove");

@@ -17,6 +17,7 @@ mod lifecycle;
 mod list;
 mod logs;
 mod migrate;
+mod mounts;
 mod names;
 mod network;
 mod shim;
@@ -49,10 +50,15 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
         &ctx.cfg.service_address(ServiceName::Network),
         ctx.cfg.berth.service_tls.as_ref(),
     )?;
+    let volumes = berth_service::channel(
+        &ctx.cfg.service_address(ServiceName::Volumes),
+        ctx.cfg.berth.service_tls.as_ref(),
+    )?;
     let containers = std::sync::Arc::new(lifecycle::Containers::new(
         store,
         images,
         network,
+        volumes,
         ctx.events.clone(),
         &ctx.cfg,
         ctx.data_dir.clone(),
