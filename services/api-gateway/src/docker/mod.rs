@@ -8,6 +8,8 @@ pub mod exec;
 pub mod fields;
 pub mod image;
 pub mod image_filters;
+pub mod mounts;
 pub mod network;
 pub mod ps_filters;
 pub mod security;
+pub mod volume;
