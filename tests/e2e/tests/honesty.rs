@@ -27,10 +27,7 @@ fn every_flag_not_applied_is_refused_by_name() {
     for (flags, flag) in [
         (&["-p", "18080:80"][..], "--publish"),
         (&["-P"][..], "--publish-all"),
-        (&["-v", "/tmp:/host"][..], "--volume"),
-        (&["-v", "/data"][..], "--volume"),
-        (&["--mount", "type=tmpfs,target=/t"][..], "--mount"),
-        (&["--tmpfs", "/t"][..], "--tmpfs"),
+        (&["--volumes-from", "other"][..], "--volumes-from"),
         (&["--memory", "10m"][..], "--memory"),
         (&["--cpus", "0.5"][..], "--cpus"),
         (&["--pids-limit", "10"][..], "--pids-limit"),
@@ -165,7 +162,7 @@ assert ct.attrs["Config"]["StopSignal"] == "SIGINT"
 assert ct.attrs["HostConfig"]["Memory"] == 0
 ct.remove()
 for kwargs, flag in [({"mem_limit": "10m"}, "--memory"), ({"ports": {"80/tcp": 8080}}, "--publish"),
-                     ({"volumes": ["/tmp:/host"]}, "--volume"), ({"cpu_shares": 512}, "--cpu-shares"),
+                     ({"volumes_from": ["other"]}, "--volumes-from"), ({"cpu_shares": 512}, "--cpu-shares"),
                      ({"restart_policy": {"Name": "always"}}, "--restart"), ({"dns": ["1.1.1.1"]}, "--dns")]:
     try:
         c.containers.create(image, "true", **kwargs)
