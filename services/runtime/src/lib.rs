@@ -67,6 +67,8 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
     containers.reconcile_networks().await;
     let gc = containers.clone();
     tokio::spawn(async move { gc.collect_garbage().await });
+    let refs = containers.clone();
+    tokio::spawn(async move { refs.reconcile_volumes().await });
     let mut routes = RoutesBuilder::default();
     routes.add_service(RuntimeServer::new(grpc::GrpcRuntime::new(
         domain, containers,

@@ -34,6 +34,15 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
     })
 }
 
+/// The `volume` filter of docker ps: a mount's volume name or destination (moby).
+pub(crate) fn uses_volume(c: &Container, values: &[String]) -> bool {
+    c.mount_points.iter().any(|m| {
+        values
+            .iter()
+            .any(|v| (!m.name.is_empty() && *v == m.name) || *v == m.destination)
+    })
+}
+
 /// The error dockerd gives for two mounts on one path.
 fn duplicate(dest: &str) -> ContainerError {
     ContainerError::invalid(format!("Duplicate mount point: {dest}"))
@@ -214,6 +223,89 @@ impl Containers {
                 })?;
         }
         Ok(points)
+    }
+
+    /// At start: the volumes service's references made to agree with the records. A
+    /// container it lists that has no record (a create that died between Acquire and its
+    /// record, a remove that died before Release) is released, its anonymous volumes removed;
+    /// a recorded container's volume that lacks its reference is acquired again.
+    pub(crate) async fn reconcile_volumes(&self) {
+        let mut delay = std::time::Duration::from_millis(100);
+        let vols = loop {
+            match self
+                .volumes_client()
+                .list(volumes::ListRequest::default())
+                .await
+            {
+                Ok(r) => break r.into_inner().volumes,
+                Err(e) if delay < std::time::Duration::from_secs(30) => {
+                    tracing::debug!(error = %e, "volume references: volumes not ready");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "volume references not reconciled");
+                    return;
+                }
+            }
+        };
+        let recorded = match self.store.all() {
+            Ok(all) => all,
+            Err(e) => {
+                tracing::error!(error = %e, "volume references: reading the store");
+                return;
+            }
+        };
+        let ids: BTreeSet<&str> = recorded.iter().map(|c| c.id.as_str()).collect();
+        let orphans: BTreeSet<&str> = vols
+            .iter()
+            .flat_map(|v| v.containers.iter().map(String::as_str))
+            .filter(|id| !ids.contains(id))
+            .collect();
+        for id in orphans {
+            let creating = self
+                .creating
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains(id);
+            if !creating {
+                tracing::info!(
+                    id,
+                    "releasing the volumes of a container that has no record"
+                );
+                self.release_volumes(id, true).await;
+            }
+        }
+        for c in &recorded {
+            let claims: Vec<volumes::Claim> = c
+                .mount_points
+                .iter()
+                .filter(|m| !m.name.is_empty())
+                .filter(|m| {
+                    !vols
+                        .iter()
+                        .any(|v| v.name == m.name && v.containers.contains(&c.id))
+                })
+                .map(|m| volumes::Claim {
+                    name: m.name.clone(),
+                    driver: m.driver.clone(),
+                    ..Default::default()
+                })
+                .collect();
+            if claims.is_empty() {
+                continue;
+            }
+            if let Err(e) = self
+                .volumes_client()
+                .acquire(volumes::AcquireRequest {
+                    container_id: c.id.clone(),
+                    claims,
+                })
+                .await
+            {
+                tracing::warn!(error = %e, id = %c.id, "acquiring a container's volumes again");
+            }
+        }
     }
 
     /// Drops the container's volume references (and with `anonymous`, its anonymous

@@ -4,7 +4,8 @@
 //! should, `--tmpfs` is a tmpfs; and nothing is left behind (no mounts, no directories outside
 //! the engine's roots).
 
-use berth_testutil::BusyboxEngine;
+use berth_testutil::{BusyboxEngine, eventually};
+use nix::sys::signal::Signal;
 
 /// No mount on the host under the engine's directory.
 fn no_mounts_under(dir: &std::path::Path) {
@@ -67,6 +68,14 @@ fn named_volumes_outlive_containers_copy_up_and_guard_removal() {
         img,
         "true",
     ]);
+    assert_eq!(
+        s.docker(&["ps", "-aq", "--no-trunc", "--filter", "volume=data1"]),
+        id
+    );
+    assert_eq!(
+        s.docker(&["ps", "-aq", "--no-trunc", "--filter", "volume=/data"]),
+        id
+    );
     let (_, out) = s.fails(&["volume", "rm", "data1"]);
     assert!(
         out.contains(&format!("remove data1: volume is in use - [{id}]")),
@@ -163,6 +172,22 @@ fn binds_tmpfs_and_their_errors() {
     );
     let (_, out) = s.fails(&["create", "-v", "/a:/b:bogus", img, "true"]);
     assert!(out.contains("invalid mode: bogus"), "{out}");
+    let (_, out) = s.fails(&["create", "-v", "/a:/b:rshared", img, "true"]);
+    assert!(
+        out.contains("--volume with propagation rshared is not supported by Berth yet"),
+        "{out}"
+    );
+    let (_, out) = s.fails(&[
+        "create",
+        "--mount",
+        "type=bind,source=/tmp,target=/b,bind-propagation=shared",
+        img,
+        "true",
+    ]);
+    assert!(
+        out.contains("--mount bind-propagation=shared is not supported by Berth yet"),
+        "{out}"
+    );
     let (_, out) = s.fails(&["create", "-v", "/a:/b", "-v", "/c:/b", img, "true"]);
     assert!(out.contains("Duplicate mount point: /b"), "{out}");
 
@@ -256,5 +281,35 @@ fn anonymous_volumes_go_with_their_container_and_prune() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(left, ["state.redb"]);
+    no_mounts_under(s.engine.dir.path());
+}
+
+#[test]
+fn running_containers_keep_their_volumes_across_a_volumes_service_kill() {
+    let s = BusyboxEngine::new();
+    let img = s.image.as_str();
+    let id = s.docker(&[
+        "run", "-d", "--name", "runner", "-v", "kept:/k", img, "sleep", "60",
+    ]);
+    let before = s.engine.pid_of("berth-volumes").expect("volumes service");
+    s.engine.signal("berth-volumes", Signal::SIGKILL);
+    eventually("the volumes service back", || {
+        s.engine
+            .pid_of("berth-volumes")
+            .filter(|p| *p != before)
+            .and_then(|_| {
+                let (code, out, _) = s.status(&["volume", "ls", "-q"]);
+                (code == 0).then_some(out)
+            })
+    });
+    s.docker(&["exec", "runner", "sh", "-c", "echo still > /k/y"]);
+    let (_, out) = s.fails(&["volume", "rm", "kept"]);
+    assert!(out.contains(&format!("volume is in use - [{id}]")), "{out}");
+    s.docker(&["rm", "-f", "runner"]);
+    assert_eq!(
+        s.docker(&["run", "--rm", "-v", "kept:/k", img, "cat", "/k/y"]),
+        "still"
+    );
+    s.docker(&["volume", "rm", "kept"]);
     no_mounts_under(s.engine.dir.path());
 }

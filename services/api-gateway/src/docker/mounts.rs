@@ -132,6 +132,12 @@ fn bind(raw: &str, driver: &str) -> Result<pb::MountSpec, ApiError> {
     if kind == Kind::Bind && m.no_copy {
         return Err(invalid(format!("invalid mode: {mode}")));
     }
+    if !matches!(m.propagation.as_str(), "" | "private" | "rprivate") {
+        return Err(invalid(format!(
+            "--volume with propagation {} is not supported by Berth yet (HostConfig.Binds)",
+            m.propagation
+        )));
+    }
     Ok(pb::MountSpec {
         r#type: kind as i32,
         source: source.to_owned(),
@@ -272,6 +278,12 @@ fn api_mount(m: ApiMount) -> Result<pb::MountSpec, ApiError> {
                      (HostConfig.Mounts.BindOptions)",
                 ));
             }
+            if !matches!(b.propagation.as_str(), "" | "private" | "rprivate") {
+                return Err(invalid(format!(
+                    "--mount bind-propagation={} is not supported by Berth yet (HostConfig.Mounts)",
+                    b.propagation
+                )));
+            }
             spec.propagation = b.propagation;
             spec.non_recursive = b.non_recursive;
             spec.create_source = b.create_mountpoint;
@@ -289,7 +301,11 @@ fn api_mount(m: ApiMount) -> Result<pb::MountSpec, ApiError> {
             spec.volume_labels = v.labels.unwrap_or_default();
             spec.volume_driver = d.name;
             spec.volume_options = d.options.unwrap_or_default();
-            spec.subpath = v.subpath;
+            if !v.subpath.is_empty() {
+                return Err(invalid(
+                    "--mount volume-subpath is not supported by Berth yet (HostConfig.Mounts)",
+                ));
+            }
         }
         _ => {
             if !m.source.is_empty() {
@@ -563,6 +579,11 @@ mod tests {
             "invalid mode: rshared"
         );
         assert_eq!(binds(&["/a:/b:ro,rw"]).unwrap_err(), "invalid mode: ro,rw");
+        assert_eq!(
+            binds(&["/a:/b:rshared"]).unwrap_err(),
+            "--volume with propagation rshared is not supported by Berth yet (HostConfig.Binds)"
+        );
+        assert!(binds(&["/a:/b:rprivate,z"]).is_ok());
     }
 
     #[test]
