@@ -541,10 +541,16 @@ mod tests {
             container_id: c1.clone(),
             remove_anonymous: true,
         };
-        assert_eq!(v.release(&rel).unwrap().removed, [anon.clone()]);
+        assert_eq!(
+            v.release(&rel).unwrap().removed,
+            std::slice::from_ref(&anon)
+        );
         assert!(v.release(&rel).unwrap().removed.is_empty());
         assert!(!dir.path().join(&anon).exists());
-        assert_eq!(v.inspect("shared").unwrap().containers, [c2.clone()]);
+        assert_eq!(
+            v.inspect("shared").unwrap().containers,
+            std::slice::from_ref(&c2)
+        );
         v.release(&pb::ReleaseRequest {
             container_id: c2,
             remove_anonymous: true,
