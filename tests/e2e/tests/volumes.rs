@@ -4,7 +4,13 @@
 //! should, `--tmpfs` is a tmpfs; and nothing is left behind (no mounts, no directories outside
 //! the engine's roots).
 
-use berth_testutil::{BusyboxEngine, eventually};
+use std::os::unix::fs::MetadataExt;
+
+use berth_testutil::{
+    BusyboxEngine, MediaTypes, eventually,
+    images::{Entry, ImageBuilder, LayerCompression, Layout, busybox_entries},
+    push_layout,
+};
 use nix::sys::signal::Signal;
 
 /// No mount on the host under the engine's directory.
@@ -311,5 +317,87 @@ fn running_containers_keep_their_volumes_across_a_volumes_service_kill() {
         "still"
     );
     s.docker(&["volume", "rm", "kept"]);
+    no_mounts_under(s.engine.dir.path());
+}
+
+/// The image's VOLUMEs become anonymous volumes filled from the image (owners and modes
+/// kept, links as links); a mount target or copy-up source that is a symlink out of the
+/// image stays inside the container's root.
+#[test]
+fn image_volumes_are_anonymous_volumes_filled_from_the_image() {
+    let s = BusyboxEngine::new();
+    let secret = s.engine.dir.path().join("secret");
+    std::fs::create_dir_all(&secret).unwrap();
+    std::fs::write(secret.join("secret.txt"), "host only\n").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::create(&dir.path().join("layout"));
+    let info = ImageBuilder::new(&layout, MediaTypes::Oci)
+        .layer(LayerCompression::Gzip, &busybox_entries(), "busybox")
+        .layer(
+            LayerCompression::Gzip,
+            &[
+                Entry::dir("data", 0o750),
+                Entry::file("data/seed.txt", 0o640, "seed\n").owner(65534, 65534),
+                Entry::symlink("data/link", "/etc/passwd"),
+                Entry::symlink("evil", &secret.display().to_string()),
+            ],
+            "data",
+        )
+        .set("Cmd", serde_json::json!(["sh"]))
+        .set("Volumes", serde_json::json!({"/data": {}}))
+        .write(Some("latest"));
+    push_layout(&info.layout, "busyvol:latest", &s.registry, None).unwrap();
+    let img = s.registry.image("busyvol:latest");
+    s.docker(&["pull", &img]);
+
+    assert_eq!(
+        s.docker(&["run", "--rm", &img, "cat", "/data/seed.txt"]),
+        "seed"
+    );
+    assert_eq!(s.docker(&["volume", "ls", "-q"]), "");
+
+    s.docker(&["create", "--name", "iv", &img, "true"]);
+    let c = s.inspect("iv");
+    assert_eq!(c["Config"]["Volumes"], serde_json::json!({"/data": {}}));
+    let m = &c["Mounts"][0];
+    assert_eq!(m["Destination"], "/data");
+    assert_eq!(m["Name"].as_str().unwrap().len(), 64);
+    let data = std::path::PathBuf::from(m["Source"].as_str().unwrap());
+    let seed = std::fs::metadata(data.join("seed.txt")).unwrap();
+    assert_eq!((seed.uid(), seed.mode() & 0o7777), (65534, 0o640));
+    assert_eq!(std::fs::metadata(&data).unwrap().mode() & 0o7777, 0o750);
+    assert_eq!(
+        std::fs::read_link(data.join("link")).unwrap(),
+        std::path::Path::new("/etc/passwd")
+    );
+    s.docker(&["rm", "-v", "iv"]);
+    assert!(!data.exists());
+
+    // A named volume over the image's VOLUME takes its place.
+    s.docker(&["create", "--name", "nv", "-v", "mine:/data", &img, "true"]);
+    assert_eq!(s.inspect("nv")["Mounts"].as_array().unwrap().len(), 1);
+    assert_eq!(s.docker(&["volume", "ls", "-q"]), "mine");
+    s.docker(&["rm", "-v", "nv"]);
+    assert_eq!(s.docker(&["volume", "ls", "-q"]), "mine");
+    s.docker(&["volume", "rm", "mine"]);
+
+    // /evil points at a host directory: inside the container it resolves in the root.
+    let out = s.docker(&["run", "--rm", "-v", "ev:/evil", &img, "ls", "-A", "/evil"]);
+    assert!(!out.contains("secret.txt"), "{out}");
+    s.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "ev:/evil",
+        &img,
+        "touch",
+        "/evil/written",
+    ]);
+    assert_eq!(
+        std::fs::read_dir(&secret).unwrap().count(),
+        1,
+        "the host directory was written"
+    );
+    s.docker(&["volume", "rm", "ev"]);
     no_mounts_under(s.engine.dir.path());
 }
