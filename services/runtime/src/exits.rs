@@ -80,6 +80,7 @@ impl Containers {
         self.store.put(&c)?;
         // Published before waiters wake, so that `die` comes before the `stop` they publish.
         self.event(&c, "die", &[("exitCode", code.to_string())]);
+        self.volume_events(&c, "unmount");
         self.bump();
         Ok(())
     }

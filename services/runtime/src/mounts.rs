@@ -308,6 +308,33 @@ impl Containers {
         }
     }
 
+    /// dockerd's volume `mount` and `unmount` events, one per volume of the container.
+    pub(crate) fn volume_events(&self, c: &Container, action: &str) {
+        let Ok(a) = action.parse::<berth_types::EventAction>() else {
+            return;
+        };
+        for m in c.mount_points.iter().filter(|m| !m.name.is_empty()) {
+            let mut actor = berth_types::Actor {
+                id: m.name.clone(),
+                ..Default::default()
+            };
+            let attrs = &mut actor.attributes;
+            attrs.insert("container".to_owned(), c.id.clone());
+            attrs.insert("driver".to_owned(), m.driver.clone());
+            if action == "mount" {
+                attrs.insert("destination".to_owned(), m.destination.clone());
+                attrs.insert("propagation".to_owned(), m.propagation.clone());
+                attrs.insert("read/write".to_owned(), (!m.read_only).to_string());
+            }
+            self.events.publish(&berth_types::Event::new(
+                berth_types::EventType::Volume,
+                a.clone(),
+                actor,
+                crate::container::now_nanos(),
+            ));
+        }
+    }
+
     /// Drops the container's volume references (and with `anonymous`, its anonymous
     /// volumes). A failure is logged: the references stay until the next release.
     pub(crate) async fn release_volumes(&self, id: &str, anonymous: bool) {

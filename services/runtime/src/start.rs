@@ -241,6 +241,7 @@ impl Containers {
                 c.state.started_at = now_nanos();
                 self.store.put(&c)?;
                 self.bump();
+                self.volume_events(&c, "mount");
                 self.event(&c, "start", &[]);
                 self.watch_exit(c.id.clone());
                 Ok(())

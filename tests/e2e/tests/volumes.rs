@@ -9,7 +9,7 @@ use std::os::unix::fs::MetadataExt;
 use berth_testutil::{
     BusyboxEngine, MediaTypes, eventually,
     images::{Entry, ImageBuilder, LayerCompression, Layout, busybox_entries},
-    push_layout,
+    push_layout, unix_now,
 };
 use nix::sys::signal::Signal;
 
@@ -28,6 +28,7 @@ fn no_mounts_under(dir: &std::path::Path) {
 fn named_volumes_outlive_containers_copy_up_and_guard_removal() {
     let s = BusyboxEngine::new();
     let img = s.image.as_str();
+    let since = unix_now().to_string();
     assert_eq!(s.docker(&["volume", "create", "data1"]), "data1");
     s.docker(&[
         "run",
@@ -102,6 +103,26 @@ fn named_volumes_outlive_containers_copy_up_and_guard_removal() {
     s.docker(&["rm", "user1"]);
     s.docker(&["volume", "rm", "data1"]);
     assert!(!std::path::Path::new(mp).exists());
+    let until = (unix_now() + 1).to_string();
+    let events = s.docker(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "type=volume",
+        "--filter",
+        "volume=data1",
+        "--format",
+        "{{.Action}}",
+    ]);
+    let actions: Vec<&str> = events.lines().collect();
+    assert_eq!(
+        actions,
+        ["create", "mount", "unmount", "mount", "unmount", "destroy"],
+        "{events}"
+    );
 
     // Copy-up: a fresh volume over the image's /etc holds its content; not with nocopy.
     let out = s.docker(&[
