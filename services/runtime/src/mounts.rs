@@ -191,6 +191,7 @@ impl Containers {
             .map_err(|e| ContainerError::upstream(&e))?
             .into_inner()
             .volumes;
+        crate::failpoint::hit("create-after-volumes");
         if acquired.len() != volume_at.len() {
             return Err(ContainerError::Internal(anyhow::anyhow!(
                 "volumes.Acquire answered {} volumes for {} claims",
@@ -227,8 +228,10 @@ impl Containers {
 
     /// At start: the volumes service's references made to agree with the records. A
     /// container it lists that has no record (a create that died between Acquire and its
-    /// record, a remove that died before Release) is released, its anonymous volumes removed;
-    /// a recorded container's volume that lacks its reference is acquired again.
+    /// record, a remove that died before Release) is released; its anonymous volumes are kept
+    /// (which of the two it was is not known, and `rm` without `-v` keeps them), dangling
+    /// for `docker volume prune`. A recorded container's volume that lacks its reference is
+    /// acquired again.
     pub(crate) async fn reconcile_volumes(&self) {
         let mut delay = std::time::Duration::from_millis(100);
         let vols = loop {
@@ -273,7 +276,7 @@ impl Containers {
                     id,
                     "releasing the volumes of a container that has no record"
                 );
-                self.release_volumes(id, true).await;
+                self.release_volumes(id, false).await;
             }
         }
         for c in &recorded {
