@@ -281,6 +281,7 @@ impl ContainersBackend for Fake {
         no_such_exec(&exec_id)
     }
     async fn top(&self, req: runtime::TopRequest) -> Answer<runtime::TopResponse> {
+        assert_ne!(req.id, "boom", "a bug in a backend client");
         no_such_container(&req.id)
     }
 }
@@ -829,6 +830,35 @@ async fn create_bodies_of_every_api_version() {
     }
 }
 
+/// A panic under a handler is a Docker-style 500 that names the request; the router goes on.
+#[tokio::test]
+async fn a_panic_is_a_500_with_the_request_id() {
+    let r = call(Method::GET, "/containers/boom/top").await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(r.headers["content-type"], "application/json");
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let msg = v["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("internal error in Berth's API gateway (request "),
+        "{msg}"
+    );
+    assert!(msg.contains("a bug in a backend client"), "{msg}");
+    let r = call(Method::GET, "/containers/x/top").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_a_json_413() {
+    let big = format!(
+        r#"{{"Image":"echo/x","Env":["A={}"]}}"#,
+        "x".repeat(berth_api_gateway::BODY_LIMIT)
+    );
+    let r = post_json("/containers/create", "application/json", &big).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.headers["content-type"], "application/json");
+    assert!(r.body.contains("request body too large"), "{}", r.body);
+}
+
 #[tokio::test]
 async fn refused_options_name_themselves() {
     for (body, words) in [
@@ -893,7 +923,7 @@ async fn container_routes_answer_404_and_list() {
             assert_eq!(r.status, StatusCode::BAD_REQUEST, "{p}={t}");
             assert_eq!(
                 r.body,
-                format!(r#"{{"message":"invalid timestamp \"{t}\""}}"#)
+                format!(r#"{{"message":"invalid timestamp: \"{t}\""}}"#)
             );
         }
     }

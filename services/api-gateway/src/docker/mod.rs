@@ -12,4 +12,5 @@ pub mod mounts;
 pub mod network;
 pub mod ps_filters;
 pub mod security;
+pub mod timestamp;
 pub mod volume;
