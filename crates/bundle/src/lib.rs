@@ -29,8 +29,8 @@ pub mod start_error;
 pub use config::{
     ALL_CAPABILITIES, BindMount, CONFIG_FILE, Config, ConsoleSize, DEFAULT_CAPABILITIES,
     DEFAULT_MASKED_PATHS, DEFAULT_PATH, DEFAULT_READONLY_PATHS, EtcFiles, LogConfig, Mount,
-    Namespaces, NetNs, Process, Rlimit, SOCKET_FILE, User, config_path, validate_cgroup_path,
-    validate_process,
+    Namespaces, NetNs, Process, Rlimit, SOCKET_FILE, TmpfsMount, User, config_path,
+    validate_cgroup_path, validate_process,
 };
 pub use devices::{DeviceKind, DeviceNode, DeviceRule, default_device_rules};
 pub use error::BundleError;

@@ -47,6 +47,7 @@ pub fn app(state: AppState, metrics: Option<&berth_telemetry::Metrics>) -> Route
         .merge(routes::plugins::router())
         .merge(routes::buildkit::router())
         .merge(routes::networks::router())
+        .merge(routes::volumes::router())
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .with_state(state);
@@ -115,7 +116,8 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
         backends: backends.clone(),
         images: backends.clone(),
         containers: backends.clone(),
-        networks: backends,
+        networks: backends.clone(),
+        volumes: backends,
         bus: ctx.bus.clone(),
         host: Arc::new(HostFacts::read()),
         cfg: cfg.clone(),

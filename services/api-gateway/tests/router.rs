@@ -13,7 +13,7 @@ use berth_api_gateway::{
     backends::{
         Answer, AttachStream, ChunkStream, ContainersBackend, ImagesBackend, InputStream,
         LogStream, MessageStream, NetworksBackend, ProgressStream, SystemBackend, Upload,
-        WaitStream,
+        VolumesBackend, WaitStream,
     },
     host::HostFacts,
     state::AppState,
@@ -312,6 +312,40 @@ impl NetworksBackend for Fake {
     }
 }
 
+#[tonic::async_trait]
+impl VolumesBackend for Fake {
+    async fn create_volume(&self, req: volumes::CreateRequest) -> Answer<volumes::Volume> {
+        no_such_volume(&req.name)
+    }
+
+    async fn list_volumes(&self, _: volumes::VolumeFilters) -> Answer<Vec<volumes::Volume>> {
+        Ok(Vec::new())
+    }
+
+    async fn inspect_volume(&self, name: String) -> Answer<volumes::Volume> {
+        no_such_volume(&name)
+    }
+
+    async fn remove_volume(&self, name: String, _: bool) -> Answer<()> {
+        no_such_volume(&name)
+    }
+
+    async fn prune_volumes(
+        &self,
+        _: volumes::VolumeFilters,
+        _: bool,
+    ) -> Answer<(Vec<String>, u64)> {
+        Ok((Vec::new(), 0))
+    }
+}
+
+fn no_such_volume<T>(name: &str) -> Answer<T> {
+    Err(berth_errors::to_status(
+        berth_types::ErrorKind::NotFound,
+        format!("get {name}: no such volume"),
+    ))
+}
+
 fn no_such_network<T>(id: &str) -> Answer<T> {
     Err(berth_errors::to_status(
         berth_types::ErrorKind::NotFound,
@@ -344,6 +378,7 @@ async fn state() -> AppState {
         images: Arc::new(Fake),
         containers: Arc::new(Fake),
         networks: Arc::new(Fake),
+        volumes: Arc::new(Fake),
         bus,
         host: Arc::new(HostFacts::read()),
         cfg: Arc::new(cfg),
@@ -836,8 +871,12 @@ async fn refused_options_name_themselves() {
             "--publish is not supported by Berth yet (HostConfig.PortBindings)",
         ),
         (
-            r#"{"Image":"echo/x","HostConfig":{"Binds":["/tmp:/host"]}}"#,
-            "--volume is not supported by Berth yet (HostConfig.Binds)",
+            r#"{"Image":"echo/x","HostConfig":{"VolumesFrom":["other"]}}"#,
+            "--volumes-from is not supported by Berth yet (HostConfig.VolumesFrom)",
+        ),
+        (
+            r#"{"Image":"echo/x","HostConfig":{"Binds":["/tmp:ro"]}}"#,
+            "invalid volume specification: '/tmp:ro'",
         ),
         (
             r#"{"Image":"echo/x","HostConfig":{"LogConfig":{"Type":"bogus"}}}"#,

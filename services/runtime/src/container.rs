@@ -23,6 +23,8 @@ pub(crate) struct Container {
     pub(crate) restart_count: u64,
     /// The netns and endpoints while it runs on a network.
     pub(crate) network: Option<pb::NetworkState>,
+    /// The mounts as resolved at create.
+    pub(crate) mount_points: Vec<pb::MountPoint>,
 }
 
 pub(crate) type Status = pb::container_state::Status;
@@ -131,6 +133,7 @@ impl Container {
             }),
             restart_count: self.restart_count,
             network: self.network.clone(),
+            mount_points: self.mount_points.clone(),
         }
     }
 
@@ -158,6 +161,7 @@ impl Container {
             },
             restart_count: p.restart_count,
             network: p.network,
+            mount_points: p.mount_points,
         }
     }
 }
@@ -183,6 +187,7 @@ pub(crate) mod tests {
             state: State::default(),
             restart_count: 0,
             network: None,
+            mount_points: Vec::new(),
         }
     }
 

@@ -155,6 +155,13 @@ impl Containers {
             source: m.source.clone(),
             options: m.options.clone(),
         });
+        let mount_points = match self.resolve_mounts(&id, &spec, rootfs.as_ref()).await {
+            Ok(m) => m,
+            Err(e) => {
+                self.remove_snapshot(&id).await;
+                return Err(e);
+            }
+        };
         let image_id = if prepared.image_id.is_empty() {
             inspected.id.clone()
         } else {
@@ -172,6 +179,7 @@ impl Containers {
             state: State::default(),
             restart_count: 0,
             network: None,
+            mount_points,
         };
         let recorded = match (&c.rootfs, requested) {
             (None, _) => Err(ContainerError::Internal(anyhow::anyhow!(
@@ -195,6 +203,7 @@ impl Containers {
             }
         };
         if let Err(e) = recorded {
+            self.release_volumes(&id, true).await;
             self.remove_snapshot(&id).await;
             return Err(e);
         }

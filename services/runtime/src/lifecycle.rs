@@ -31,6 +31,8 @@ pub(crate) struct Containers {
     pub(crate) images: Channel,
     /// The network service (Attach and Detach around a container's run).
     pub(crate) network: Channel,
+    /// The volumes service (Acquire at create, Release at remove).
+    pub(crate) volumes: Channel,
     /// `<exec-root>/netns`: the containers' network namespaces.
     pub(crate) netns_dir: PathBuf,
     pub(crate) events: EventPublisher,
@@ -86,6 +88,7 @@ impl Containers {
         store: Arc<Store>,
         images: Channel,
         network: Channel,
+        volumes: Channel,
         events: EventPublisher,
         cfg: &berth_config::DaemonConfig,
         data_dir: PathBuf,
@@ -94,6 +97,7 @@ impl Containers {
             store,
             images,
             network,
+            volumes,
             netns_dir: cfg.exec_root.join("netns"),
             events,
             data_dir: data_dir.join("containers"),
@@ -425,6 +429,7 @@ impl Containers {
             .remove(&c.id);
         self.release_files(&c.id).await;
         self.remove_snapshot(&c.id).await;
+        self.release_volumes(&c.id, req.volumes).await;
         self.removing
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

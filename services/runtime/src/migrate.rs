@@ -180,6 +180,7 @@ pub(crate) fn container(bytes: &[u8]) -> anyhow::Result<Container> {
         },
         restart_count: l.restart_count,
         network: None,
+        mount_points: Vec::new(),
     })
 }
 

@@ -81,8 +81,10 @@ pub(crate) fn merge_image(
         }
     }
     net.exposed_ports.sort();
-    spec.image_volumes = image.volumes.clone();
+    // The request's anonymous volumes (Config.Volumes) and the image's, as dockerd merges them.
+    spec.image_volumes.extend(image.volumes.iter().cloned());
     spec.image_volumes.sort();
+    spec.image_volumes.dedup();
     if spec.health_check.is_none()
         && let Some(h) = &image.healthcheck
     {
@@ -109,13 +111,6 @@ pub(crate) fn merge_image(
 /// itself, where dockerd would: the container is created all the same, and says so.
 pub(crate) fn warnings(spec: &pb::ContainerSpec) -> Vec<String> {
     let mut out = Vec::new();
-    if !spec.image_volumes.is_empty() {
-        out.push(format!(
-            "the image's volumes ({}) are not created yet: they are part of the container's \
-             filesystem",
-            spec.image_volumes.join(", ")
-        ));
-    }
     if spec
         .health_check
         .as_ref()
@@ -171,7 +166,7 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
                 "resources",
             )
         })
-        .or_else(|| d(!spec.mounts.is_empty(), "mounts"))
+        .or_else(|| crate::mounts::unsupported(spec))
         .or_else(|| d(!spec.volumes_from.is_empty(), "volumes_from"))
         .or_else(|| d(!spec.storage_opt.is_empty(), "storage_opt"))
         .or_else(|| d(!spec.annotations.is_empty(), "annotations"))
@@ -412,7 +407,7 @@ mod tests {
         assert_eq!(spec.image_volumes, ["/data"]);
         assert_eq!(spec.network.as_ref().unwrap().exposed_ports, ["80/tcp"]);
         assert_eq!(spec.health_check.as_ref().unwrap().interval, 1000);
-        assert_eq!(warnings(&spec).len(), 2);
+        assert_eq!(warnings(&spec).len(), 1);
     }
 
     #[test]

@@ -130,6 +130,7 @@ impl Containers {
             berth_bundle::Config::new(c.id.clone(), rootfs, process, format!("berth/{}", c.id));
         config.hostname = c.spec.hostname.clone();
         config.domainname = c.spec.domainname.clone();
+        crate::mounts::into_bundle(&c, &mut config);
         config.init = c.spec.init;
         config.namespaces.net = net.netns.clone();
         let sec = c.spec.security.clone().unwrap_or_default();
@@ -274,6 +275,7 @@ impl Containers {
                 c.state.started_at = now_nanos();
                 self.store.put(&c)?;
                 self.bump();
+                self.volume_events(&c, "mount");
                 self.event(&c, "start", &[]);
                 self.watch_exit(c.id.clone());
                 Ok(())

@@ -27,10 +27,7 @@ fn every_flag_not_applied_is_refused_by_name() {
     for (flags, flag) in [
         (&["-p", "18080:80"][..], "--publish"),
         (&["-P"][..], "--publish-all"),
-        (&["-v", "/tmp:/host"][..], "--volume"),
-        (&["-v", "/data"][..], "--volume"),
-        (&["--mount", "type=tmpfs,target=/t"][..], "--mount"),
-        (&["--tmpfs", "/t"][..], "--tmpfs"),
+        (&["--volumes-from", "other"][..], "--volumes-from"),
         (&["--oom-score-adj", "100"][..], "--oom-score-adj"),
         (&["--cgroup-parent", "mine"][..], "--cgroup-parent"),
         (&["--cpu-rt-runtime", "1000"][..], "--cpu-rt-runtime"),
@@ -171,7 +168,7 @@ assert ct.attrs["Config"]["StopSignal"] == "SIGINT"
 assert ct.attrs["HostConfig"]["Memory"] == 0
 ct.remove()
 for kwargs, flag in [({"oom_score_adj": 100}, "--oom-score-adj"), ({"ports": {"80/tcp": 8080}}, "--publish"),
-                     ({"volumes": ["/tmp:/host"]}, "--volume"), ({"blkio_weight": 500}, "--blkio-weight"),
+                     ({"volumes_from": ["other"]}, "--volumes-from"), ({"blkio_weight": 500}, "--blkio-weight"),
                      ({"storage_opt": {"size": "1G"}}, "--storage-opt"), ({"dns": ["1.1.1.1"]}, "--dns")]:
     try:
         c.containers.create(image, "true", **kwargs)

@@ -223,7 +223,7 @@ pub fn summary(info: &pb::ContainerInfo) -> Value {
         "Status": status_text(&c),
         "HostConfig": {"NetworkMode": network_mode(&spec)},
         "NetworkSettings": {"Networks": networks(&c)},
-        "Mounts": [],
+        "Mounts": crate::docker::mounts::inspect_mounts(&c),
     });
     if let Some(rw) = info.size_rw.filter(|n| *n != 0) {
         v["SizeRw"] = rw.into();
@@ -304,6 +304,7 @@ fn config(spec: &pb::ContainerSpec) -> Value {
 /// Docker's HostConfig, from the spec: every key dockerd shows, with what Berth applies.
 fn host_config(spec: &pb::ContainerSpec) -> Value {
     let mut v = host_config_keys(spec);
+    crate::docker::mounts::host_config(spec, &mut v);
     if let Some(s) = spec.security.as_ref().filter(|s| !s.sysctls.is_empty()) {
         v["Sysctls"] = json!(s.sysctls);
     }
@@ -491,7 +492,7 @@ pub fn inspect(info: &pb::ContainerInfo) -> Value {
         "ExecIDs": if info.exec_ids.is_empty() { Value::Null } else { json!(info.exec_ids) },
         "HostConfig": host_config(&spec),
         "GraphDriver": {"Name": "overlay2", "Data": graph_data(c.rootfs.as_ref())},
-        "Mounts": [],
+        "Mounts": crate::docker::mounts::inspect_mounts(&c),
         "Config": config(&spec),
         "NetworkSettings": network_settings(&c),
     });
@@ -547,6 +548,15 @@ mod tests {
                 }),
                 restart_count: 0,
                 network: None,
+                mount_points: vec![pb::MountPoint {
+                    r#type: pb::mount_spec::Type::Volume as i32,
+                    name: "data".to_owned(),
+                    source: "/var/lib/berth/volumes/data/_data".to_owned(),
+                    destination: "/data".to_owned(),
+                    driver: "local".to_owned(),
+                    mode: "z".to_owned(),
+                    ..Default::default()
+                }],
             }),
             ..Default::default()
         }
@@ -595,6 +605,12 @@ mod tests {
         assert_eq!(v["Config"]["ExposedPorts"], json!({"80/tcp": {}}));
         assert_eq!(v["HostConfig"]["NetworkMode"], "none");
         assert_eq!(v["HostConfig"]["Memory"], 0);
+        assert_eq!(
+            v["Mounts"][0],
+            json!({"Type": "volume", "Name": "data", "Source": "/var/lib/berth/volumes/data/_data",
+                   "Destination": "/data", "Driver": "local", "Mode": "z", "RW": true,
+                   "Propagation": ""})
+        );
         assert_eq!(v["HostConfig"]["RestartPolicy"]["Name"], "no");
         assert_eq!(v["ExecIDs"], Value::Null);
         assert_eq!(v["GraphDriver"]["Data"]["UpperDir"], "/u");

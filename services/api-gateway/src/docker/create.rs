@@ -12,7 +12,7 @@ use crate::{
     api_version::ApiVersion,
     docker::{
         fields::{self, FIELDS, Support},
-        security,
+        mounts, security,
     },
     error::ApiError,
 };
@@ -388,6 +388,7 @@ pub fn spec(
     }
     let endpoints = body["NetworkingConfig"].clone();
     strip_nulls(&mut body);
+    let parsed_mounts = mounts::parse(&body)?;
     let cfg: Config = serde_path_to_error::deserialize(body)
         .map_err(|e| invalid(format!("invalid JSON: {}: {}", e.path(), e.inner())))?;
     let hc = cfg.host_config;
@@ -522,6 +523,9 @@ pub fn spec(
         log: log_spec(hc.log_config)?,
         auto_remove: hc.auto_remove,
         restart_policy: restart_policy(&hc.restart_policy),
+        mounts: parsed_mounts.mounts,
+        image_volumes: parsed_mounts.volumes,
+        tmpfs: parsed_mounts.tmpfs,
         init: hc.init.unwrap_or(false),
         platform: platform.to_owned(),
         ..Default::default()

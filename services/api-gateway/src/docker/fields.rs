@@ -83,7 +83,7 @@ pub const FIELDS: &[Field] = &[
     ),
     f("ArgsEscaped", "ArgsEscaped", Ignored, "true"),
     f("Image", "IMAGE", Honored, r#""busybox""#),
-    f("Volumes", "--volume", Refused(Volumes), r#"{"/data": {}}"#),
+    f("Volumes", "--volume", Honored, r#"{"/data": {}}"#),
     f("WorkingDir", "--workdir", Honored, r#""/tmp""#),
     f("Entrypoint", "--entrypoint", Honored, r#"["/bin/sh"]"#),
     f(
@@ -104,12 +104,7 @@ pub const FIELDS: &[Field] = &[
     f("StopTimeout", "--stop-timeout", Honored, "5"),
     f("Shell", "SHELL", Ignored, r#"["/bin/sh", "-c"]"#),
     // HostConfig
-    f(
-        "HostConfig.Binds",
-        "--volume",
-        Refused(Volumes),
-        r#"["/tmp:/host"]"#,
-    ),
+    f("HostConfig.Binds", "--volume", Honored, r#"["/tmp:/host"]"#),
     f(
         "HostConfig.ContainerIDFile",
         "--cidfile",
@@ -139,7 +134,7 @@ pub const FIELDS: &[Field] = &[
     f(
         "HostConfig.VolumeDriver",
         "--volume-driver",
-        Refused(Volumes),
+        Honored,
         r#""local""#,
     ),
     f(
@@ -151,7 +146,7 @@ pub const FIELDS: &[Field] = &[
     f(
         "HostConfig.Mounts",
         "--mount",
-        Refused(Volumes),
+        Honored,
         r#"[{"Type": "tmpfs", "Target": "/t"}]"#,
     ),
     f("HostConfig.ConsoleSize", "--tty", Honored, "[24, 80]"),
@@ -244,12 +239,7 @@ pub const FIELDS: &[Field] = &[
         Refused(Unplanned),
         r#"{"size": "1G"}"#,
     ),
-    f(
-        "HostConfig.Tmpfs",
-        "--tmpfs",
-        Refused(Volumes),
-        r#"{"/t": ""}"#,
-    ),
+    f("HostConfig.Tmpfs", "--tmpfs", Honored, r#"{"/t": ""}"#),
     f("HostConfig.UTSMode", "--uts", Honored, r#""host""#),
     f(
         "HostConfig.UsernsMode",
