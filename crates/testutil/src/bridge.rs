@@ -14,6 +14,7 @@ fn ip(args: &[&str]) -> std::io::Result<()> {
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .status()?;
     if st.success() {
         Ok(())

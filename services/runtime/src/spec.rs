@@ -415,10 +415,15 @@ mod tests {
         let mut spec = pb::ContainerSpec::default();
         assert_eq!(unsupported(&spec), None);
         spec.resources = Some(pb::Resources {
-            memory: 1 << 20,
+            blkio_weight: 500,
             ..Default::default()
         });
         assert_eq!(unsupported(&spec).as_deref(), Some("resources"));
+        spec.resources = Some(pb::Resources {
+            memory: 64 << 20,
+            ..Default::default()
+        });
+        assert_eq!(unsupported(&spec), None);
         spec.resources = Some(pb::Resources::default());
         assert_eq!(unsupported(&spec), None);
         spec.log = Some(pb::LogSpec {
