@@ -802,8 +802,8 @@ async fn refused_options_name_themselves() {
             "--memory is not supported by Berth yet (HostConfig.Memory)",
         ),
         (
-            r#"{"Image":"echo/x","HostConfig":{"PortBindings":{"80/tcp":[{"HostPort":"18080"}]}}}"#,
-            "--publish is not supported by Berth yet (HostConfig.PortBindings)",
+            r#"{"Image":"echo/x","HostConfig":{"Links":["db:db"]}}"#,
+            "--link is not supported by Berth yet (HostConfig.Links)",
         ),
         (
             r#"{"Image":"echo/x","HostConfig":{"Binds":["/tmp:/host"]}}"#,

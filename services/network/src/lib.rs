@@ -7,6 +7,7 @@ mod info;
 mod ipam;
 mod netlink;
 mod networks;
+mod ports;
 mod store;
 mod sysctl;
 

@@ -102,13 +102,21 @@ impl Links {
         }
     }
 
-    /// Names of the host's links that start with `prefix`.
-    pub(crate) async fn names_with_prefix(&self, prefix: &str) -> anyhow::Result<Vec<String>> {
+    /// The links whose name starts with `prefix`, each with the index of the bridge it is
+    /// plugged into (None: none).
+    pub(crate) async fn with_prefix(
+        &self,
+        prefix: &str,
+    ) -> anyhow::Result<Vec<(String, Option<u32>)>> {
         let mut links = self.handle.link().get().execute();
         let mut out = Vec::new();
         while let Some(m) = links.try_next().await? {
             if let Some(n) = name_of(&m).filter(|n| n.starts_with(prefix)) {
-                out.push(n);
+                let controller = m.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::Controller(i) => Some(*i),
+                    _ => None,
+                });
+                out.push((n, controller));
             }
         }
         Ok(out)

@@ -14,6 +14,7 @@ use crate::{
     firewall::{EndpointRule, Firewall, NetRule},
     ipam::{self, Ipv4Net, Pool},
     netlink::{self, Inside, Links, VETH_PREFIX},
+    ports::{self, Held, PortRule},
     store::{Refusal, Store},
 };
 
@@ -69,6 +70,8 @@ pub(crate) struct Networks {
     fw: Firewall,
     events: EventPublisher,
     settings: Settings,
+    /// The sockets that reserve published host ports.
+    held: Held,
     lock: tokio::sync::Mutex<()>,
 }
 
@@ -151,6 +154,17 @@ fn rule_of(n: &pb::NetworkRecord) -> Option<NetRule> {
         subnet,
         internal: n.internal,
     })
+}
+
+/// The DNAT elements of an endpoint's published ports.
+fn port_rules(e: &pb::Endpoint) -> Vec<PortRule> {
+    let Ok(target) = e.ipv4_address.parse() else {
+        return Vec::new();
+    };
+    e.ports
+        .iter()
+        .filter_map(|p| PortRule::of(target, p))
+        .collect()
 }
 
 fn endpoint_rule(n: &pb::NetworkRecord, e: &pb::Endpoint) -> Option<EndpointRule> {
@@ -246,6 +260,7 @@ impl Networks {
             fw: Firewall::new(settings.table()),
             events,
             settings,
+            held: Held::default(),
             lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -295,13 +310,37 @@ impl Networks {
                 endpoint_rule(n, e)
             })
             .collect();
-        self.fw.reset(&rules, &eps).await?;
+        let port_rules: Vec<PortRule> = endpoints.iter().flat_map(port_rules).collect();
+        self.fw.reset(&rules, &eps, &port_rules).await?;
+        // The published ports of containers that kept running stay reserved.
+        for e in &endpoints {
+            let fds = e
+                .ports
+                .iter()
+                .filter_map(|p| match ports::rebind(p) {
+                    Ok(fd) => Some(fd),
+                    Err(err) => {
+                        tracing::warn!(error = %err, container = e.container_id, "re-reserving a published port");
+                        None
+                    }
+                })
+                .collect();
+            self.held.keep(&e.container_id, fds);
+        }
         let owned: BTreeSet<&str> = endpoints
             .iter()
             .map(|e| e.host_interface.as_str())
             .collect();
-        for name in self.links.names_with_prefix(VETH_PREFIX).await? {
-            if !owned.contains(name.as_str()) {
+        // Only veths on this engine's bridges (or on none): another engine on the same host
+        // (tests run several) owns the veths on its own bridges.
+        let mut ours = BTreeSet::new();
+        for n in networks.iter().filter(|n| n.driver == "bridge") {
+            if let Some(i) = self.links.index(&n.bridge).await {
+                ours.insert(i);
+            }
+        }
+        for (name, controller) in self.links.with_prefix(VETH_PREFIX).await? {
+            if controller.is_none_or(|c| ours.contains(&c)) && !owned.contains(name.as_str()) {
                 tracing::info!(link = name, "removing a veth no endpoint owns");
                 self.links.delete(&name).await?;
             }
@@ -341,6 +380,13 @@ impl Networks {
             .ensure_bridge(&n.bridge, pool.gateway, pool.subnet.prefix(), n.mtu)
             .await
             .map_err(kernel)?;
+        // Published ports answer on 127.0.0.1: loopback-sourced packets may leave through it.
+        let localnet = format!("/proc/sys/net/ipv4/conf/{}/route_localnet", n.bridge);
+        if std::fs::read_to_string(&localnet).is_ok_and(|v| v.trim() != "1")
+            && let Err(e) = std::fs::write(&localnet, "1")
+        {
+            tracing::warn!(error = %e, bridge = n.bridge, "could not set route_localnet");
+        }
         self.fw.allow_in_docker_user(&n.bridge).await;
         Ok(index)
     }
@@ -772,13 +818,68 @@ impl Networks {
                 }
             }
         }
+        let published = match endpoints.first_mut() {
+            Some(first) if !req.ports.is_empty() => match self.publish(req, first).await {
+                Ok(p) => p,
+                Err(e) => {
+                    self.detach_locked(cid).await;
+                    return Err(e);
+                }
+            },
+            _ => Vec::new(),
+        };
         let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let addresses: Vec<String> = endpoints.iter().map(|e| e.ipv4_address.clone()).collect();
         Ok(pb::AttachResponse {
             resolv_conf: resolv_conf(&host),
             hosts: hosts(&req.hostname, &req.domainname, &addresses),
             endpoints,
+            ports: published,
         })
+    }
+
+    /// Binds the host ports the request asks for and forwards them to `ep`: the sockets held,
+    /// the ports recorded on the endpoint, the map elements added in one transaction. A repeated
+    /// Attach keeps what the first one published.
+    async fn publish(
+        &self,
+        req: &pb::AttachRequest,
+        ep: &mut pb::Endpoint,
+    ) -> Result<Vec<pb::PublishedPort>, NetworkError> {
+        if !ep.ports.is_empty() {
+            return Ok(ep.ports.clone());
+        }
+        let mut fds = Vec::new();
+        let mut published = Vec::new();
+        for p in &req.ports {
+            let (fd, port) = ports::bind_request(p).map_err(|e| match e {
+                NetworkError::Client(_, msg) => NetworkError::Client(
+                    berth_types::ErrorKind::Internal,
+                    format!(
+                        "driver failed programming external connectivity on endpoint {} ({}): {msg}",
+                        req.container_name, ep.endpoint_id
+                    ),
+                ),
+                other => other,
+            })?;
+            fds.push(fd);
+            published.push(port);
+        }
+        // Hairpin: with br_netfilter, a connection from the container to its own published
+        // port is DNATed on the bridge and sent back out of the port it came in through.
+        let hairpin = format!("/sys/class/net/{}/brport/hairpin_mode", ep.host_interface);
+        if let Err(e) = std::fs::write(&hairpin, "1") {
+            tracing::warn!(error = %e, link = ep.host_interface, "could not turn hairpin mode on");
+        }
+        ep.ports = published.clone();
+        self.store.update_endpoint(ep)?;
+        let text: String = port_rules(ep)
+            .iter()
+            .map(|r| self.fw.add_port_text(r))
+            .collect();
+        self.fw.nft(&text).await.map_err(kernel)?;
+        self.held.keep(&req.container_id, fds);
+        Ok(published)
     }
 
     async fn plug(
@@ -810,6 +911,7 @@ impl Networks {
             ipv4_prefix_len: u32::from(prefix),
             gateway: gw.to_string(),
             mac_address: ipam::mac_string(ipam::mac_for(ip)),
+            ports: Vec::new(),
         };
         let ep = self
             .store
@@ -875,6 +977,15 @@ impl Networks {
                 return;
             }
         };
+        let ports: String = removed
+            .iter()
+            .flat_map(port_rules)
+            .map(|r| self.fw.remove_port_text(&r))
+            .collect();
+        if let Err(e) = self.fw.nft(&ports).await {
+            tracing::warn!(error = %e, container, "removing published ports' elements");
+        }
+        self.held.release(container);
         for ep in removed {
             if let Err(e) = self.links.delete(&ep.host_interface).await {
                 tracing::warn!(error = %e, link = ep.host_interface, "removing a veth");

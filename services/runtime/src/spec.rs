@@ -176,6 +176,8 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
             let mut rest = net.clone();
             rest.mode.clear();
             rest.exposed_ports.clear();
+            rest.port_bindings.clear();
+            rest.publish_all = false;
             d(rest != pb::NetworkSpec::default(), "network")
         })
         .or_else(|| {

@@ -25,8 +25,6 @@ fn refused(s: &Setup, flags: &[&str], flag: &str) {
 fn every_flag_not_applied_is_refused_by_name() {
     let s = Setup::new();
     for (flags, flag) in [
-        (&["-p", "18080:80"][..], "--publish"),
-        (&["-P"][..], "--publish-all"),
         (&["-v", "/tmp:/host"][..], "--volume"),
         (&["-v", "/data"][..], "--volume"),
         (&["--mount", "type=tmpfs,target=/t"][..], "--mount"),
@@ -164,7 +162,7 @@ ct = c.containers.create(image, "true", name="pyc", stop_signal="SIGINT", tty=Tr
 assert ct.attrs["Config"]["StopSignal"] == "SIGINT"
 assert ct.attrs["HostConfig"]["Memory"] == 0
 ct.remove()
-for kwargs, flag in [({"mem_limit": "10m"}, "--memory"), ({"ports": {"80/tcp": 8080}}, "--publish"),
+for kwargs, flag in [({"mem_limit": "10m"}, "--memory"), ({"links": {"db": "db"}}, "--link"),
                      ({"volumes": ["/tmp:/host"]}, "--volume"), ({"cpu_shares": 512}, "--cpu-shares"),
                      ({"restart_policy": {"Name": "always"}}, "--restart"), ({"dns": ["1.1.1.1"]}, "--dns")]:
     try:

@@ -175,6 +175,12 @@ fn networks(c: &pb::Container) -> Map<String, Value> {
 /// Inspect's `NetworkSettings`: the networks, the netns (SandboxKey), and the legacy top-level
 /// fields, which dockerd fills from the default bridge network's endpoint.
 fn network_settings(c: &pb::Container) -> Value {
+    let net = c
+        .spec
+        .as_ref()
+        .and_then(|s| s.network.clone())
+        .unwrap_or_default();
+    let ports = super::ports::network_settings(&net, c.network.as_ref());
     let state = c.network.clone().unwrap_or_default();
     let bridge = state
         .endpoints
@@ -186,7 +192,7 @@ fn network_settings(c: &pb::Container) -> Value {
         "Bridge": "",
         "SandboxID": "",
         "SandboxKey": state.sandbox_key,
-        "Ports": {},
+        "Ports": ports,
         "HairpinMode": false,
         "LinkLocalIPv6Address": "",
         "LinkLocalIPv6PrefixLen": 0,
@@ -217,7 +223,10 @@ pub fn summary(info: &pb::ContainerInfo) -> Value {
         "ImageID": c.image_id,
         "Command": command(&c),
         "Created": c.created / 1_000_000_000,
-        "Ports": [],
+        "Ports": super::ports::summary(
+            &spec.network.clone().unwrap_or_default(),
+            c.network.as_ref(),
+        ),
         "Labels": spec.labels,
         "State": status_name(status),
         "Status": status_text(&c),
@@ -339,7 +348,7 @@ fn host_config_keys(spec: &pb::ContainerSpec) -> Value {
         "ContainerIDFile": "",
         "LogConfig": {"Type": log.driver, "Config": log.options},
         "NetworkMode": network_mode(spec),
-        "PortBindings": {},
+        "PortBindings": super::ports::host_config(&spec.network.clone().unwrap_or_default()),
         "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
         "AutoRemove": spec.auto_remove,
         "VolumeDriver": "",
@@ -359,7 +368,7 @@ fn host_config_keys(spec: &pb::ContainerSpec) -> Value {
         "OomScoreAdj": 0,
         "PidMode": ns.pid,
         "Privileged": sec.privileged,
-        "PublishAllPorts": false,
+        "PublishAllPorts": spec.network.as_ref().is_some_and(|n| n.publish_all),
         "ReadonlyRootfs": sec.readonly_rootfs,
         "SecurityOpt": list_or_null(&sec.security_opt),
         "UTSMode": ns.uts,
@@ -601,6 +610,7 @@ mod tests {
                 gateway: "172.18.0.1".to_owned(),
                 mac_address: "02:42:ac:12:00:02".to_owned(),
             }],
+            ports: Vec::new(),
         });
         let v = inspect(&i);
         let ns = &v["NetworkSettings"];

@@ -12,7 +12,7 @@ use crate::{
     api_version::ApiVersion,
     docker::{
         fields::{self, FIELDS, Support},
-        security,
+        ports, security,
     },
     error::ApiError,
 };
@@ -91,6 +91,8 @@ struct HostConfig {
     privileged: bool,
     devices: Option<Vec<DeviceMapping>>,
     device_cgroup_rules: Option<Vec<String>>,
+    port_bindings: Option<ports::PortBindings>,
+    publish_all_ports: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -463,6 +465,8 @@ pub fn spec(
         stop_signal: cfg.stop_signal,
         stop_timeout: cfg.stop_timeout,
         network: Some(pb::NetworkSpec {
+            port_bindings: ports::for_mode(&mode, ports::parse(hc.port_bindings)?)?,
+            publish_all: hc.publish_all_ports,
             mode,
             exposed_ports: exposed,
             ..Default::default()

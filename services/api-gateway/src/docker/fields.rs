@@ -126,7 +126,7 @@ pub const FIELDS: &[Field] = &[
     f(
         "HostConfig.PortBindings",
         "--publish",
-        Refused(Network),
+        Honored,
         r#"{"80/tcp": [{"HostPort": "8080"}]}"#,
     ),
     f(
@@ -228,7 +228,7 @@ pub const FIELDS: &[Field] = &[
     f(
         "HostConfig.PublishAllPorts",
         "--publish-all",
-        Refused(Network),
+        Honored,
         "true",
     ),
     f("HostConfig.ReadonlyRootfs", "--read-only", Honored, "true"),

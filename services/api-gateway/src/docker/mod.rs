@@ -9,5 +9,6 @@ pub mod fields;
 pub mod image;
 pub mod image_filters;
 pub mod network;
+pub mod ports;
 pub mod ps_filters;
 pub mod security;
