@@ -1,5 +1,6 @@
 //! The network service: networks, endpoints, IPAM, bridges, veth pairs, port publishing, DNS.
 
+mod dns;
 mod error;
 mod firewall;
 mod grpc;

@@ -10,7 +10,7 @@ use berth_proto::network::v1 as pb;
 use berth_types::{Actor, Event, EventType};
 
 use crate::{
-    NetworkError,
+    NetworkError, dns,
     firewall::{EndpointRule, Firewall, NetRule},
     ipam::{self, Ipv4Net, Pool},
     netlink::{self, Inside, Links, VETH_PREFIX},
@@ -72,6 +72,8 @@ pub(crate) struct Networks {
     settings: Settings,
     /// The sockets that reserve published host ports.
     held: Held,
+    /// The embedded DNS servers of containers on user-defined networks.
+    dns: dns::Servers,
     lock: tokio::sync::Mutex<()>,
 }
 
@@ -261,6 +263,7 @@ impl Networks {
             events,
             settings,
             held: Held::default(),
+            dns: dns::Servers::default(),
             lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -326,6 +329,16 @@ impl Networks {
                 })
                 .collect();
             self.held.keep(&e.container_id, fds);
+            // The embedded DNS server of a container that kept running serves again.
+            if !e.dns_netns.is_empty() && std::path::Path::new(&e.dns_netns).exists() {
+                let netns = PathBuf::from(&e.dns_netns);
+                if let Err(err) =
+                    self.dns
+                        .start(self.store.clone(), &e.container_id, netns, &e.dns_servers)
+                {
+                    tracing::warn!(error = %err, container = e.container_id, "reopening the embedded DNS server");
+                }
+            }
         }
         let owned: BTreeSet<&str> = endpoints
             .iter()
@@ -810,7 +823,7 @@ impl Networks {
         let _g = self.lock.lock().await;
         let mut endpoints = Vec::new();
         for (i, want) in req.endpoints.iter().enumerate() {
-            match self.plug(req, &netns, &want.network, i).await {
+            match self.plug(req, &netns, want, i).await {
                 Ok(ep) => endpoints.push(ep),
                 Err(e) => {
                     self.detach_locked(cid).await;
@@ -829,10 +842,51 @@ impl Networks {
             _ => Vec::new(),
         };
         let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let gateway = endpoints
+            .first()
+            .map(|e| e.gateway.clone())
+            .unwrap_or_default();
+        let extra = dns::extra_hosts(&req.extra_hosts, &gateway).map_err(NetworkError::invalid);
+        let extra = match extra {
+            Ok(e) => e,
+            Err(e) => {
+                self.detach_locked(cid).await;
+                return Err(e);
+            }
+        };
+        // Containers on a user-defined network get the embedded DNS server.
+        let user_network = match endpoints.first() {
+            Some(e) => !self.find(&e.network_id)?.predefined,
+            None => false,
+        };
+        if user_network && let Some(first) = endpoints.first_mut() {
+            let upstreams = if req.dns.is_empty() {
+                dns::nameservers(&host)
+            } else {
+                req.dns.clone()
+            };
+            first.dns_netns = req.netns_path.clone();
+            first.dns_servers = upstreams.clone();
+            let started = self.store.update_endpoint(first).and_then(|()| {
+                self.dns
+                    .start(self.store.clone(), cid, netns.clone(), &upstreams)
+                    .map_err(|e| kernel(anyhow::anyhow!("starting the embedded DNS server: {e}")))
+            });
+            if let Err(e) = started {
+                self.detach_locked(cid).await;
+                return Err(e);
+            }
+        }
         let addresses: Vec<String> = endpoints.iter().map(|e| e.ipv4_address.clone()).collect();
         Ok(pb::AttachResponse {
-            resolv_conf: resolv_conf(&host),
-            hosts: hosts(&req.hostname, &req.domainname, &addresses),
+            resolv_conf: dns::resolv_conf(
+                &resolv_conf(&host),
+                user_network,
+                &req.dns,
+                &req.dns_search,
+                &req.dns_options,
+            ),
+            hosts: hosts(&req.hostname, &req.domainname, &addresses) + &extra,
             endpoints,
             ports: published,
         })
@@ -886,10 +940,10 @@ impl Networks {
         &self,
         req: &pb::AttachRequest,
         netns: &std::path::Path,
-        network: &str,
+        want: &pb::EndpointRequest,
         nth: usize,
     ) -> Result<pb::Endpoint, NetworkError> {
-        let n = self.find(network)?;
+        let n = self.find(&want.network)?;
         if n.driver != "bridge" {
             return Err(NetworkError::invalid(format!(
                 "container cannot be attached to network {}: it is not a bridge network",
@@ -912,6 +966,9 @@ impl Networks {
             gateway: gw.to_string(),
             mac_address: ipam::mac_string(ipam::mac_for(ip)),
             ports: Vec::new(),
+            aliases: want.aliases.clone(),
+            dns_netns: String::new(),
+            dns_servers: Vec::new(),
         };
         let ep = self
             .store
@@ -986,6 +1043,7 @@ impl Networks {
             tracing::warn!(error = %e, container, "removing published ports' elements");
         }
         self.held.release(container);
+        self.dns.stop(container);
         for ep in removed {
             if let Err(e) = self.links.delete(&ep.host_interface).await {
                 tracing::warn!(error = %e, link = ep.host_interface, "removing a veth");

@@ -179,7 +179,6 @@ impl Store {
         read().map_err(NetworkError::Store)
     }
 
-    #[cfg(test)]
     pub(crate) fn container_endpoints(
         &self,
         container: &str,

@@ -181,20 +181,27 @@ impl Containers {
         };
         // A previous run's leftovers (a runtime that died before its Detach) go first.
         self.network_down(&c.id).await;
-        let ports = c
-            .spec
-            .network
-            .as_ref()
-            .map(port_requests)
-            .transpose()?
-            .unwrap_or_default();
+        let net = c.spec.network.clone().unwrap_or_default();
+        let ports = port_requests(&net)?;
         let path = self.netns_path(&c.id);
         create_netns(&path)?;
         let req = netpb::AttachRequest {
             container_id: c.id.clone(),
             container_name: c.short_name().to_owned(),
             netns_path: path.display().to_string(),
-            endpoints: vec![netpb::EndpointRequest { network }],
+            endpoints: vec![netpb::EndpointRequest {
+                aliases: net
+                    .endpoints
+                    .iter()
+                    .filter(|e| e.network == network)
+                    .flat_map(|e| e.aliases.clone())
+                    .collect(),
+                network,
+            }],
+            dns: net.dns.clone(),
+            dns_search: net.dns_search.clone(),
+            dns_options: net.dns_options.clone(),
+            extra_hosts: net.extra_hosts.clone(),
             hostname: c.spec.hostname.clone(),
             domainname: c.spec.domainname.clone(),
             ports,

@@ -321,6 +321,7 @@ fn host_config(spec: &pb::ContainerSpec) -> Value {
 
 /// The HostConfig keys dockerd always shows.
 fn host_config_keys(spec: &pb::ContainerSpec) -> Value {
+    let net = spec.network.clone().unwrap_or_default();
     let p = spec.process.clone().unwrap_or_default();
     let log = spec.log.clone().unwrap_or_default();
     let sec = spec.security.clone().unwrap_or_default();
@@ -357,10 +358,10 @@ fn host_config_keys(spec: &pb::ContainerSpec) -> Value {
         "CapAdd": list_or_null(&sec.cap_add),
         "CapDrop": list_or_null(&sec.cap_drop),
         "CgroupnsMode": "private",
-        "Dns": [],
-        "DnsOptions": [],
-        "DnsSearch": [],
-        "ExtraHosts": null,
+        "Dns": net.dns,
+        "DnsOptions": net.dns_options,
+        "DnsSearch": net.dns_search,
+        "ExtraHosts": list_or_null(&net.extra_hosts),
         "GroupAdd": list_or_null(&p.additional_groups),
         "IpcMode": if ns.ipc.is_empty() { "private" } else { ns.ipc.as_str() },
         "Cgroup": "",

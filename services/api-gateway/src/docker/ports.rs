@@ -107,6 +107,33 @@ pub fn for_mode(
     Ok(bindings)
 }
 
+/// `--dns`: IP addresses (dockerd: "<ip> is not an ip address").
+pub fn dns_servers(v: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
+    let v = v.unwrap_or_default();
+    if let Some(bad) = v.iter().find(|s| s.parse::<std::net::IpAddr>().is_err()) {
+        return Err(invalid(format!("{bad} is not an ip address")));
+    }
+    Ok(v)
+}
+
+/// `--add-host`: `name:ip` (or `name=ip`; ip may be `host-gateway` or IPv6).
+pub fn extra_hosts(v: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
+    let v = v.unwrap_or_default();
+    for e in &v {
+        let ok = e
+            .split_once('=')
+            .or_else(|| e.split_once(':'))
+            .is_some_and(|(n, ip)| {
+                let ip = ip.trim_start_matches('[').trim_end_matches(']');
+                !n.is_empty() && (ip == "host-gateway" || ip.parse::<std::net::IpAddr>().is_ok())
+            });
+        if !ok {
+            return Err(invalid(format!("invalid IP address in add-host: {e:?}")));
+        }
+    }
+    Ok(v)
+}
+
 fn key(port: u32, protocol: &str) -> String {
     format!("{port}/{protocol}")
 }
