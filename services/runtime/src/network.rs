@@ -73,7 +73,17 @@ fn client(ch: &Channel) -> netpb::network_client::NetworkClient<Channel> {
 }
 
 fn endpoint(e: netpb::Endpoint) -> pb::ContainerEndpoint {
+    let dns_names = if e.network_name == "bridge" {
+        Vec::new()
+    } else {
+        std::iter::once(e.container_name.clone())
+            .chain(e.aliases.iter().cloned())
+            .chain(std::iter::once(e.container_id.chars().take(12).collect()))
+            .collect()
+    };
     pb::ContainerEndpoint {
+        dns_names,
+        aliases: e.aliases,
         network_name: e.network_name,
         network_id: e.network_id,
         endpoint_id: e.endpoint_id,

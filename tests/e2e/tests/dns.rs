@@ -7,7 +7,7 @@
 
 use std::net::UdpSocket;
 
-use berth_testutil::BusyboxEngine;
+use berth_testutil::{BusyboxEngine, eventually, eventually_explained};
 
 /// A DNS server on `addr` that answers every A query with `answer`, AAAA with no record.
 fn fake_upstream(addr: &str, answer: [u8; 4]) {
@@ -69,6 +69,11 @@ fn user_networks_resolve_names_and_forward_the_rest() {
         .as_str()
         .unwrap()
         .to_owned();
+    let d1 = s.inspect("d1");
+    let ep = &d1["NetworkSettings"]["Networks"]["dnsnet"];
+    assert_eq!(ep["Aliases"], serde_json::json!(["db"]));
+    let short = &d1["Id"].as_str().unwrap()[..12];
+    assert_eq!(ep["DNSNames"], serde_json::json!(["d1", "db", short]));
     let resolv = s.docker(&["exec", "d2", "cat", "/etc/resolv.conf"]);
     assert!(resolv.contains("nameserver 127.0.0.11"), "{resolv}");
     assert!(resolv.contains("options ndots:0"), "{resolv}");
@@ -77,6 +82,24 @@ fn user_networks_resolve_names_and_forward_the_rest() {
         assert!(out.contains(&ip1), "{name}: {out}");
     }
     s.docker(&["exec", "d2", "ping", "-c1", "-W2", &ip1]);
+    // The network service killed: its restart serves the names again.
+    let before = s
+        .engine
+        .pid_of("berth-network")
+        .expect("berth-network runs");
+    s.engine
+        .signal("berth-network", nix::sys::signal::Signal::SIGKILL);
+    eventually("berth up to restart berth-network", || {
+        s.engine.pid_of("berth-network").filter(|p| *p != before)
+    });
+    eventually_explained("d1 resolved after the restart", || {
+        let (code, out, err) = s.status(&["exec", "d2", "nslookup", "d1", "127.0.0.11"]);
+        if code == 0 && out.contains(&ip1) {
+            Ok(())
+        } else {
+            Err(format!("{out}{err}"))
+        }
+    });
     // Unknown here: d3 runs on the default bridge.
     s.docker(&["run", "-d", "--name", "d3", &s.image, "sleep", "1000"]);
     let (code, out, err) = s.status(&["exec", "d2", "nslookup", "d3", "127.0.0.11"]);

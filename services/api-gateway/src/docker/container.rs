@@ -133,7 +133,7 @@ fn endpoint_settings(e: Option<&pb::ContainerEndpoint>) -> Value {
     json!({
         "IPAMConfig": null,
         "Links": null,
-        "Aliases": null,
+        "Aliases": if e.aliases.is_empty() { Value::Null } else { json!(e.aliases) },
         "MacAddress": e.mac_address,
         "DriverOpts": null,
         "GwPriority": 0,
@@ -145,7 +145,7 @@ fn endpoint_settings(e: Option<&pb::ContainerEndpoint>) -> Value {
         "IPv6Gateway": "",
         "GlobalIPv6Address": "",
         "GlobalIPv6PrefixLen": 0,
-        "DNSNames": null,
+        "DNSNames": if e.dns_names.is_empty() { Value::Null } else { json!(e.dns_names) },
     })
 }
 
@@ -610,6 +610,7 @@ mod tests {
                 ipv4_prefix_len: 16,
                 gateway: "172.18.0.1".to_owned(),
                 mac_address: "02:42:ac:12:00:02".to_owned(),
+                ..Default::default()
             }],
             ports: Vec::new(),
         });
