@@ -135,7 +135,8 @@ impl Firewall {
         // Published ports: traffic to a local address (from other hosts in prerouting, from
         // the host itself in output) is forwarded through the maps; what comes from loopback
         // (route_localnet on the bridges) or from a container (hairpin) is masqueraded so that
-        // the reply comes back through the host; forwarded connections cross networks.
+        // the reply comes back through the host; forwarded connections cross networks, never
+        // into or out of an internal one.
         let dnat = "\t\tfib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @ports_ip\n\
                     \t\tfib daddr type local dnat ip to meta l4proto . th dport map @ports_any\n";
         format!(
@@ -152,10 +153,10 @@ impl Firewall {
              \tchain forward {{\n\
              \t\ttype filter hook forward priority filter; policy accept;\n\
              \t\tiifname @bridges ip saddr . iifname != @endpoints drop\n\
-             \t\tct status dnat accept\n\
-             \t\tiifname @bridges oifname @bridges iifname . oifname != @same drop\n\
              \t\tiifname @internal oifname != @internal drop\n\
              \t\toifname @internal iifname != @internal drop\n\
+             \t\tct status dnat accept\n\
+             \t\tiifname @bridges oifname @bridges iifname . oifname != @same drop\n\
              \t}}\n\
              \tchain postrouting {{\n\
              \t\ttype nat hook postrouting priority srcnat; policy accept;\n\
