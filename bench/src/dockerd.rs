@@ -1,6 +1,7 @@
 //! Debian's dockerd on its own socket, data root and exec root (and so its own containerd,
-//! which dockerd starts with its state under the exec and data roots). No bridge, no
-//! iptables, no IP forwarding: it creates no network link and touches no firewall rule.
+//! which dockerd starts with its state under the exec and data roots), on a bridge of its own
+//! (with `--bridge none` dockerd deletes the host's docker0), no iptables, no IP forwarding:
+//! it touches no firewall rule and no link but its bridge, removed with it.
 //! Stopped, unmounted and removed by [`Dockerd::stop`] (or on drop).
 
 use std::{
@@ -25,6 +26,8 @@ pub(crate) struct Dockerd {
     pub(crate) host: String,
     /// Which of [`HOST_PATHS`] did not exist before dockerd started (removed on stop).
     absent_before: Vec<&'static str>,
+    /// Its bridge, removed on drop (after dockerd stopped: fields drop after `drop`).
+    _bridge: berth_testutil::TestBridge,
 }
 
 /// What tearing dockerd down took.
@@ -57,6 +60,7 @@ impl Dockerd {
             .collect();
         let log = std::fs::File::create(path.join("dockerd.log"))?;
         let host = format!("unix://{}", path.join("docker.sock").display());
+        let bridge = berth_testutil::TestBridge::create().context("a bridge for dockerd")?;
         let child = Command::new(dockerd)
             .arg("--config-file")
             .arg(&config)
@@ -72,7 +76,7 @@ impl Dockerd {
                 "--storage-driver",
                 "overlay2",
                 "--bridge",
-                "none",
+                &bridge.name,
                 "--iptables=false",
                 "--ip6tables=false",
                 "--ip-forward=false",
@@ -96,6 +100,7 @@ impl Dockerd {
             child: Some(child),
             host,
             absent_before,
+            _bridge: bridge,
         };
         let ready = host::poll_until("dockerd to answer", Duration::from_secs(25), || {
             if let Some(Ok(Some(_))) = d.child.as_mut().map(Child::try_wait) {

@@ -165,6 +165,42 @@ async fn ping(host: &Host) -> bool {
     result.is_ok() && buf.starts_with(b"HTTP/1.1 200")
 }
 
+/// Whether `GET /info` answers without a warning that a backend or the event bus is not
+/// reachable yet: the first `docker info` after "up" is clean. A TCP host (maybe TLS) is not
+/// asked.
+async fn info_clean(host: &Host) -> bool {
+    let Host::Unix(p) = host else {
+        return true;
+    };
+    let req = b"GET /info HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n";
+    let Ok(mut s) = tokio::net::UnixStream::connect(p).await else {
+        return false;
+    };
+    let mut buf = Vec::new();
+    if s.write_all(req).await.is_err() || s.read_to_end(&mut buf).await.is_err() {
+        return false;
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    if !head.starts_with("HTTP/1.1 200") {
+        return false;
+    }
+    // The body may be chunked: the JSON object is between its first { and last }.
+    let json = match (body.find('{'), body.rfind('}')) {
+        (Some(a), Some(b)) if a < b => &body[a..=b],
+        _ => return false,
+    };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
+        return false;
+    };
+    !v["Warnings"].as_array().into_iter().flatten().any(|w| {
+        w.as_str()
+            .is_some_and(|w| w.contains("event bus") || w.contains("is unavailable"))
+    })
+}
+
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let cfg = DaemonConfig::load(&args.common)?;
     std::fs::create_dir_all(&cfg.data_root)?;
@@ -196,8 +232,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
 
     let hosts = cfg.api_hosts();
-    // Up means the API answers and every backend accepts connections, so that the first
-    // command after "Berth is up" cannot meet a service still starting.
+    // Up means the API answers, every backend accepts connections and `/info` has no warning
+    // about a backend or the event bus, so that the first command after "Berth is up" cannot
+    // meet a service still starting.
     let backends: Vec<PathBuf> = ServiceName::backends()
         .into_iter()
         .filter_map(|s| match cfg.service_address(s) {
@@ -211,6 +248,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             for b in &backends {
                 up = up && tokio::net::UnixStream::connect(b).await.is_ok();
             }
+            up = up && info_clean(&hosts[0]).await;
             if up {
                 return;
             }

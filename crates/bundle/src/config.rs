@@ -36,6 +36,8 @@
 //!   "devices": [{"path": "/dev/xvdc", "type": "b", "major": 8, "minor": 0, "file_mode": 432,
 //!                "uid": 0, "gid": 6}],          // nodes besides the standard ones
 //!   "writable_sysfs": false,                    // docker run --privileged
+//!   "resources": {"memory": 10485760, "cpu_quota": 50000, "cpu_period": 100000,
+//!                 "pids_limit": 100},           // cgroup limits; absent ones unset
 //!   "device_rules": [{"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]
 //!                                               // on top of nothing allowed; default: Docker's
 //! }
@@ -169,6 +171,10 @@ pub struct Config {
     pub namespaces: Namespaces,
     #[serde(default)]
     pub mounts: Vec<BindMount>,
+    /// tmpfs mounts (volumes' `--mount type=tmpfs` and `--tmpfs`), mounted with the bind
+    /// mounts, parents first.
+    #[serde(default)]
+    pub tmpfs: Vec<TmpfsMount>,
     #[serde(default)]
     pub etc_files: EtcFiles,
     #[serde(default = "default_masked")]
@@ -202,6 +208,9 @@ pub struct Config {
     /// namespaces before /proc/sys is made read-only.
     #[serde(default)]
     pub sysctls: std::collections::BTreeMap<String, String>,
+    /// cgroup limits.
+    #[serde(default)]
+    pub resources: crate::resources::Resources,
     /// Device nodes made in the container besides the standard ones.
     #[serde(default)]
     pub devices: Vec<crate::devices::DeviceNode>,
@@ -338,6 +347,17 @@ impl BindMount {
     }
 }
 
+/// A tmpfs in the container. Options: `ro`, `nosuid`, `nodev`, `noexec` (flags), and data
+/// for the kernel (`size=65536k`, `mode=1777`, `uid=`, `gid=`, `nr_inodes=`); without
+/// `mode=` the tmpfs is 1777.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TmpfsMount {
+    pub destination: String,
+    #[serde(default)]
+    pub options: Vec<String>,
+}
+
 /// Host files bound over /etc/hostname, /etc/hosts, /etc/resolv.conf.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -426,6 +446,7 @@ impl Config {
             domainname: String::new(),
             namespaces: Namespaces::default(),
             mounts: Vec::new(),
+            tmpfs: Vec::new(),
             etc_files: EtcFiles::default(),
             masked_paths: default_masked(),
             readonly_paths: default_readonly(),
@@ -444,6 +465,7 @@ impl Config {
             sysctls: std::collections::BTreeMap::new(),
             devices: Vec::new(),
             writable_sysfs: false,
+            resources: crate::resources::Resources::default(),
         }
     }
 
@@ -518,6 +540,7 @@ impl Config {
         for d in &self.devices {
             d.validate()?;
         }
+        self.resources.validate()?;
         for (k, v) in &self.sysctls {
             let ok = !k.is_empty()
                 && k.split('.').all(|c| {
@@ -550,6 +573,27 @@ impl Config {
                     return Err(format!(
                         "unsupported option {o:?} for mount {:?}",
                         m.destination
+                    ));
+                }
+            }
+        }
+        for t in &self.tmpfs {
+            if !t.destination.starts_with('/') {
+                return Err(format!(
+                    "mount destination {:?} is not absolute",
+                    t.destination
+                ));
+            }
+            for o in &t.options {
+                let key = o.split_once('=').map_or(o.as_str(), |(k, _)| k);
+                let flag = ["ro", "rw", "nosuid", "nodev", "noexec"].contains(&o.as_str());
+                let data = o.contains('=')
+                    && ["size", "mode", "uid", "gid", "nr_inodes", "nr_blocks"].contains(&key)
+                    && !o.contains([',', '\n', '\0']);
+                if !flag && !data {
+                    return Err(format!(
+                        "unsupported option {o:?} for tmpfs {:?}",
+                        t.destination
                     ));
                 }
             }

@@ -23,18 +23,20 @@ pub mod devices;
 mod error;
 pub mod exit;
 mod fs;
+pub mod resources;
 pub mod start_error;
 
 pub use config::{
     ALL_CAPABILITIES, BindMount, CONFIG_FILE, Config, ConsoleSize, DEFAULT_CAPABILITIES,
     DEFAULT_MASKED_PATHS, DEFAULT_PATH, DEFAULT_READONLY_PATHS, EtcFiles, LogConfig, Mount,
-    Namespaces, NetNs, Process, Rlimit, SOCKET_FILE, User, config_path, validate_cgroup_path,
-    validate_process,
+    Namespaces, NetNs, Process, Rlimit, SOCKET_FILE, TmpfsMount, User, config_path,
+    validate_cgroup_path, validate_process,
 };
 pub use devices::{DeviceKind, DeviceNode, DeviceRule, default_device_rules};
 pub use error::BundleError;
 pub use exit::{EXIT_FILE, ExitStatus, exit_path, rfc3339_nano};
 pub use fs::{write_atomic, write_atomic_mode};
+pub use resources::{Resources, shares_to_weight};
 pub use start_error::{START_ERROR_FILE, StartError, StartErrorKind, start_error_path};
 
 /// `<bundle>/address`: `unix://<socket path>`, written by the shim once it serves; the

@@ -16,6 +16,9 @@ pub struct DaemonConfig {
     pub hosts: Vec<Host>,
     pub storage_driver: String,
     pub tls: bool,
+    /// `"tls": false` written out: the operator accepts a TCP host without TLS on an address
+    /// other hosts reach.
+    pub tls_off_accepted: bool,
     pub tlsverify: bool,
     pub tls_files: TlsFiles,
     pub data_root: PathBuf,

@@ -335,6 +335,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<DaemonConfig, ConfigError
         hosts,
         storage_driver,
         tls,
+        tls_off_accepted: raw.tls == Some(false),
         tlsverify,
         tls_files,
         data_root: raw.data_root.unwrap_or_else(|| DEFAULT_DATA_ROOT.into()),

@@ -18,13 +18,15 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// A registry holding the process metrics and `berth_service_info{service,version} 1`.
+    /// A registry holding the process metrics and `berth_service_info{berth_service,version} 1`
+    /// (not `service`: scrape configs give every target a `service` label, which Prometheus
+    /// would keep and rename this one to `exported_service`).
     pub fn new(service: &str, version: &str) -> Metrics {
         let mut registry = Registry::default();
         registry.register_collector(Box::new(ProcessCollector));
         let info = Family::<Vec<(String, String)>, Gauge>::default();
         info.get_or_create(&vec![
-            ("service".to_owned(), service.to_owned()),
+            ("berth_service".to_owned(), service.to_owned()),
             ("version".to_owned(), version.to_owned()),
         ])
         .set(1);
@@ -195,7 +197,7 @@ mod tests {
         );
         assert!(text.contains("process_resident_memory_bytes "), "{text}");
         assert!(
-            text.contains(r#"berth_service_info{service="images",version="0.1.0"} 1"#),
+            text.contains(r#"berth_service_info{berth_service="images",version="0.1.0"} 1"#),
             "{text}"
         );
     }

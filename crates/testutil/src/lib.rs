@@ -2,12 +2,14 @@
 //! temporary roots, a nats-server of the test's own, the real `docker` CLI, and `eventually`.
 //! Every helper cleans up after itself on drop.
 
+mod bridge;
 mod containers;
 mod engine;
 pub mod images;
 mod nats;
 pub mod registry;
 
+pub use bridge::{TestBridge, link_exists};
 pub use containers::BusyboxEngine;
 pub use engine::{Engine, EngineOptions, processes_with};
 pub use images::{ImageInfo, IndexInfo, MediaTypes, push_layout};

@@ -496,3 +496,67 @@ impl NetworksBackend for GrpcBackends {
             .deleted)
     }
 }
+
+/// The volume calls.
+#[tonic::async_trait]
+pub trait VolumesBackend: Send + Sync + 'static {
+    async fn create_volume(&self, req: volumes::CreateRequest) -> Answer<volumes::Volume>;
+    async fn list_volumes(&self, filters: volumes::VolumeFilters) -> Answer<Vec<volumes::Volume>>;
+    async fn inspect_volume(&self, name: String) -> Answer<volumes::Volume>;
+    async fn remove_volume(&self, name: String, force: bool) -> Answer<()>;
+    /// The names of the volumes removed and the bytes reclaimed.
+    async fn prune_volumes(
+        &self,
+        filters: volumes::VolumeFilters,
+        all: bool,
+    ) -> Answer<(Vec<String>, u64)>;
+}
+
+#[tonic::async_trait]
+impl VolumesBackend for GrpcBackends {
+    async fn create_volume(&self, req: volumes::CreateRequest) -> Answer<volumes::Volume> {
+        Ok(self.volumes_client().create(long(req)).await?.into_inner())
+    }
+
+    async fn list_volumes(&self, filters: volumes::VolumeFilters) -> Answer<Vec<volumes::Volume>> {
+        Ok(self
+            .volumes_client()
+            .list(request(volumes::ListRequest {
+                filters: Some(filters),
+            }))
+            .await?
+            .into_inner()
+            .volumes)
+    }
+
+    async fn inspect_volume(&self, name: String) -> Answer<volumes::Volume> {
+        Ok(self
+            .volumes_client()
+            .inspect(request(volumes::VolumeRef { name }))
+            .await?
+            .into_inner())
+    }
+
+    async fn remove_volume(&self, name: String, force: bool) -> Answer<()> {
+        self.volumes_client()
+            .remove(long(volumes::RemoveRequest { name, force }))
+            .await?;
+        Ok(())
+    }
+
+    async fn prune_volumes(
+        &self,
+        filters: volumes::VolumeFilters,
+        all: bool,
+    ) -> Answer<(Vec<String>, u64)> {
+        let r = self
+            .volumes_client()
+            .prune(long(volumes::PruneRequest {
+                filters: Some(filters),
+                all,
+            }))
+            .await?
+            .into_inner();
+        Ok((r.deleted, r.space_reclaimed))
+    }
+}

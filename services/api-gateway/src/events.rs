@@ -25,25 +25,8 @@ pub const ACCEPTED_FILTERS: &[&str] = &[
     "volume",
 ];
 
-/// Parses moby's `<seconds>[.<fraction>]` timestamp into nanoseconds. The fraction is scaled to
-/// nanoseconds (`.5` is half a second), as docker-py sends float strings.
-pub fn parse_timestamp(value: &str) -> Result<i128, ApiError> {
-    let bad = || ApiError::invalid(format!("invalid timestamp: {value:?}"));
-    let (secs, frac) = match value.split_once('.') {
-        Some((s, f)) => (s, f),
-        None => (value, ""),
-    };
-    let secs: i64 = secs.parse().map_err(|_| bad())?;
-    if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let nanos: i64 = if frac.is_empty() {
-        0
-    } else {
-        format!("{frac:0<9}").parse().map_err(|_| bad())?
-    };
-    Ok(i128::from(secs) * 1_000_000_000 + i128::from(nanos))
-}
+/// The one parser of API timestamps.
+pub use crate::docker::timestamp::parse as parse_timestamp;
 
 /// What a `/events` request selects.
 #[derive(Debug, Clone)]
@@ -204,7 +187,7 @@ mod tests {
             1_717_000_000_000_000_001
         );
         assert!(parse_timestamp("10m").is_err());
-        assert!(parse_timestamp("1.1234567891").is_err());
+        assert!(parse_timestamp("2024-01-01T00:00:00Z").is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod http_metrics;
 pub mod info;
 pub mod jsonmessage;
 mod listen;
+pub mod panics;
 pub mod registry_auth;
 pub mod routes;
 pub mod state;
@@ -46,6 +47,7 @@ pub fn app(state: AppState, metrics: Option<&berth_telemetry::Metrics>) -> Route
         .merge(routes::plugins::router())
         .merge(routes::buildkit::router())
         .merge(routes::networks::router())
+        .merge(routes::volumes::router())
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .with_state(state);
@@ -53,7 +55,11 @@ pub fn app(state: AppState, metrics: Option<&berth_telemetry::Metrics>) -> Route
         let m = http_metrics::HttpMetrics::register(m);
         routes = routes.layer(middleware::from_fn_with_state(m, http_metrics::record));
     }
-    let routes = routes.layer(middleware::from_fn(trace_request));
+    let routes = routes
+        .layer(middleware::from_fn(too_large_as_json))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(trace_request))
+        .layer(middleware::from_fn(panics::catch));
     Router::new()
         .fallback_service(routes)
         .layer(middleware::from_fn(options_then_next))
@@ -65,6 +71,28 @@ async fn trace_request(req: Request, next: middleware::Next) -> Response {
     let span = tracing::info_span!("api", method = %req.method(), path = %req.uri().path());
     berth_telemetry::set_parent_from_http(&span, req.headers());
     tracing::Instrument::instrument(next.run(req), span).await
+}
+
+/// The most a handler buffers of a request body (create bodies, exec, auth, ...); uploads
+/// (load, import) are streamed, not buffered.
+pub const BODY_LIMIT: usize = 4 << 20;
+
+/// A body over [`BODY_LIMIT`] is a Docker-style JSON 413, not axum's plain text.
+async fn too_large_as_json(req: Request, next: middleware::Next) -> Response {
+    let res = next.run(req).await;
+    let json = res
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v == "application/json");
+    if res.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE && !json {
+        return error::json_response(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            &serde_json::json!({
+                "message": format!("request body too large: the limit is {BODY_LIMIT} bytes")
+            }),
+        );
+    }
+    res
 }
 
 async fn options_then_next(req: Request, next: middleware::Next) -> Response {
@@ -81,13 +109,15 @@ async fn not_found() -> Response {
 /// Runs the gateway until `launch.shutdown` resolves. Tests start it in-process.
 pub async fn serve(launch: Launch) -> anyhow::Result<()> {
     let ctx = ServiceContext::start(ServiceName::ApiGateway, launch).await?;
+    panics::install_hook();
     let cfg = Arc::new(ctx.cfg.clone());
     let backends = Arc::new(GrpcBackends::new(berth_service::connect_all(&cfg)?)?);
     let state = AppState {
         backends: backends.clone(),
         images: backends.clone(),
         containers: backends.clone(),
-        networks: backends,
+        networks: backends.clone(),
+        volumes: backends,
         bus: ctx.bus.clone(),
         host: Arc::new(HostFacts::read()),
         cfg: cfg.clone(),
@@ -95,7 +125,7 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
     };
     let router = app(state, Some(&ctx.metrics));
     let tls = tls::server_config(&cfg)?;
-    let listeners = listen::bind(&cfg.api_hosts(), tls).await?;
+    let listeners = listen::bind(&cfg.api_hosts(), tls, cfg.tls_off_accepted).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
     for (name, listener) in listeners {

@@ -24,11 +24,36 @@ pub(crate) enum Listener {
     Tcp(TcpListener, Option<TlsAcceptor>),
 }
 
-/// Binds every host. TLS applies to TCP hosts only, as with dockerd.
+/// Whether a TCP host's address is only reachable from this host.
+fn loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|a| a.is_loopback())
+}
+
+/// Binds every host. TLS applies to TCP hosts only, as with dockerd. A TCP host without TLS
+/// on an address other hosts reach is refused unless the configuration says `"tls": false`
+/// (as dockerd 28 does): whoever reaches it controls the host.
 pub(crate) async fn bind(
     hosts: &[Host],
     tls: Option<Arc<rustls::ServerConfig>>,
+    tls_off_accepted: bool,
 ) -> anyhow::Result<Vec<(String, Listener)>> {
+    if tls.is_none() && !tls_off_accepted {
+        for host in hosts {
+            if let Host::Tcp { host: h, .. } = host
+                && !loopback(h)
+            {
+                anyhow::bail!(
+                    "refusing to serve the API on {host} without TLS: anyone who can reach it \
+                     controls this host. Configure tlsverify with tlscacert, tlscert and \
+                     tlskey, or set \"tls\": false in daemon.json to serve it anyway"
+                );
+            }
+        }
+    }
     let mut out = Vec::new();
     for host in hosts {
         let listener = match host {
@@ -154,5 +179,30 @@ async fn serve_connection(io: Box<dyn Io>, app: Router, mut stop: watch::Receive
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_goes_without_tls_by_default() {
+        assert!(loopback("127.0.0.1") && loopback("[::1]") && loopback("localhost"));
+        assert!(!loopback("0.0.0.0") && !loopback("10.0.0.5") && !loopback("myhost"));
+    }
+
+    #[tokio::test]
+    async fn a_reachable_tcp_host_without_tls_is_refused_unless_accepted() {
+        let host = Host::Tcp {
+            host: "0.0.0.0".to_owned(),
+            port: 0,
+        };
+        let e = bind(std::slice::from_ref(&host), None, false)
+            .await
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("without TLS"), "{e}");
+        assert_eq!(bind(&[host], None, true).await.unwrap().len(), 1);
     }
 }

@@ -4,7 +4,7 @@ use berth_bus::Bus;
 use berth_config::DaemonConfig;
 
 use crate::{
-    backends::{ContainersBackend, ImagesBackend, NetworksBackend, SystemBackend},
+    backends::{ContainersBackend, ImagesBackend, NetworksBackend, SystemBackend, VolumesBackend},
     host::HostFacts,
 };
 
@@ -15,6 +15,7 @@ pub struct AppState {
     pub images: Arc<dyn ImagesBackend>,
     pub containers: Arc<dyn ContainersBackend>,
     pub networks: Arc<dyn NetworksBackend>,
+    pub volumes: Arc<dyn VolumesBackend>,
     pub bus: Bus,
     pub host: Arc<HostFacts>,
     pub cfg: Arc<DaemonConfig>,

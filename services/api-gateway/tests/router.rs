@@ -13,7 +13,7 @@ use berth_api_gateway::{
     backends::{
         Answer, AttachStream, ChunkStream, ContainersBackend, ImagesBackend, InputStream,
         LogStream, MessageStream, NetworksBackend, ProgressStream, SystemBackend, Upload,
-        WaitStream,
+        VolumesBackend, WaitStream,
     },
     host::HostFacts,
     state::AppState,
@@ -281,6 +281,7 @@ impl ContainersBackend for Fake {
         no_such_exec(&exec_id)
     }
     async fn top(&self, req: runtime::TopRequest) -> Answer<runtime::TopResponse> {
+        assert_ne!(req.id, "boom", "a bug in a backend client");
         no_such_container(&req.id)
     }
 }
@@ -309,6 +310,40 @@ impl NetworksBackend for Fake {
     async fn prune_networks(&self, _: network::NetworkFilters) -> Answer<Vec<String>> {
         Ok(Vec::new())
     }
+}
+
+#[tonic::async_trait]
+impl VolumesBackend for Fake {
+    async fn create_volume(&self, req: volumes::CreateRequest) -> Answer<volumes::Volume> {
+        no_such_volume(&req.name)
+    }
+
+    async fn list_volumes(&self, _: volumes::VolumeFilters) -> Answer<Vec<volumes::Volume>> {
+        Ok(Vec::new())
+    }
+
+    async fn inspect_volume(&self, name: String) -> Answer<volumes::Volume> {
+        no_such_volume(&name)
+    }
+
+    async fn remove_volume(&self, name: String, _: bool) -> Answer<()> {
+        no_such_volume(&name)
+    }
+
+    async fn prune_volumes(
+        &self,
+        _: volumes::VolumeFilters,
+        _: bool,
+    ) -> Answer<(Vec<String>, u64)> {
+        Ok((Vec::new(), 0))
+    }
+}
+
+fn no_such_volume<T>(name: &str) -> Answer<T> {
+    Err(berth_errors::to_status(
+        berth_types::ErrorKind::NotFound,
+        format!("get {name}: no such volume"),
+    ))
 }
 
 fn no_such_network<T>(id: &str) -> Answer<T> {
@@ -343,6 +378,7 @@ async fn state() -> AppState {
         images: Arc::new(Fake),
         containers: Arc::new(Fake),
         networks: Arc::new(Fake),
+        volumes: Arc::new(Fake),
         bus,
         host: Arc::new(HostFacts::read()),
         cfg: Arc::new(cfg),
@@ -794,20 +830,53 @@ async fn create_bodies_of_every_api_version() {
     }
 }
 
+/// A panic under a handler is a Docker-style 500 that names the request; the router goes on.
+#[tokio::test]
+async fn a_panic_is_a_500_with_the_request_id() {
+    let r = call(Method::GET, "/containers/boom/top").await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(r.headers["content-type"], "application/json");
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let msg = v["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("internal error in Berth's API gateway (request "),
+        "{msg}"
+    );
+    assert!(msg.contains("a bug in a backend client"), "{msg}");
+    let r = call(Method::GET, "/containers/x/top").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_a_json_413() {
+    let big = format!(
+        r#"{{"Image":"echo/x","Env":["A={}"]}}"#,
+        "x".repeat(berth_api_gateway::BODY_LIMIT)
+    );
+    let r = post_json("/containers/create", "application/json", &big).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.headers["content-type"], "application/json");
+    assert!(r.body.contains("request body too large"), "{}", r.body);
+}
+
 #[tokio::test]
 async fn refused_options_name_themselves() {
     for (body, words) in [
         (
-            r#"{"Image":"echo/x","HostConfig":{"Memory":10485760}}"#,
-            "--memory is not supported by Berth yet (HostConfig.Memory)",
+            r#"{"Image":"echo/x","HostConfig":{"BlkioWeight":500}}"#,
+            "--blkio-weight is not supported by Berth yet (HostConfig.BlkioWeight)",
         ),
         (
             r#"{"Image":"echo/x","HostConfig":{"Links":["db:db"]}}"#,
             "--link is not supported by Berth yet (HostConfig.Links)",
         ),
         (
-            r#"{"Image":"echo/x","HostConfig":{"Binds":["/tmp:/host"]}}"#,
-            "--volume is not supported by Berth yet (HostConfig.Binds)",
+            r#"{"Image":"echo/x","HostConfig":{"VolumesFrom":["other"]}}"#,
+            "--volumes-from is not supported by Berth yet (HostConfig.VolumesFrom)",
+        ),
+        (
+            r#"{"Image":"echo/x","HostConfig":{"Binds":["/tmp:ro"]}}"#,
+            "invalid volume specification: '/tmp:ro'",
         ),
         (
             r#"{"Image":"echo/x","HostConfig":{"LogConfig":{"Type":"bogus"}}}"#,
@@ -854,7 +923,7 @@ async fn container_routes_answer_404_and_list() {
             assert_eq!(r.status, StatusCode::BAD_REQUEST, "{p}={t}");
             assert_eq!(
                 r.body,
-                format!(r#"{{"message":"invalid timestamp \"{t}\""}}"#)
+                format!(r#"{{"message":"invalid timestamp: \"{t}\""}}"#)
             );
         }
     }

@@ -85,6 +85,15 @@ impl LayerDirs {
                 stats.diff_id
             )));
         }
+        // Durable before it is renamed into place and recorded: the unpacked files and
+        // directories (one syncfs of the layer store's filesystem), then, after the rename,
+        // the directory that holds it.
+        let durable = std::fs::File::open(&tmp)
+            .and_then(|d| nix::unistd::syncfs(&d).map_err(std::io::Error::from));
+        if let Err(e) = durable {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(ImagesError::io(&tmp, e));
+        }
         let fin = self.root.join(chain_id.hex());
         if let Err(e) = std::fs::rename(&tmp, &fin) {
             // Another pull unpacked the same layer meanwhile: keep theirs.
@@ -93,6 +102,9 @@ impl LayerDirs {
                 return Err(ImagesError::io(&fin, e));
             }
         }
+        std::fs::File::open(&self.root)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| ImagesError::io(&self.root, e))?;
         let rec = LayerRecord {
             chain_id: chain_id.clone(),
             diff_id: diff_id.clone(),

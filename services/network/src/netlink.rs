@@ -102,21 +102,22 @@ impl Links {
         }
     }
 
-    /// The links whose name starts with `prefix`, each with the index of the bridge it is
-    /// plugged into (None: none).
-    pub(crate) async fn with_prefix(
+    /// Names of the host's links that start with `prefix` and are ports of one of the bridges
+    /// `masters` (another engine's veths, on its own bridges, are not ours to judge).
+    pub(crate) async fn ports_with_prefix(
         &self,
         prefix: &str,
-    ) -> anyhow::Result<Vec<(String, Option<u32>)>> {
+        masters: &[u32],
+    ) -> anyhow::Result<Vec<String>> {
         let mut links = self.handle.link().get().execute();
         let mut out = Vec::new();
         while let Some(m) = links.try_next().await? {
-            if let Some(n) = name_of(&m).filter(|n| n.starts_with(prefix)) {
-                let controller = m.attributes.iter().find_map(|a| match a {
-                    LinkAttribute::Controller(i) => Some(*i),
-                    _ => None,
-                });
-                out.push((n, controller));
+            let on_ours = m
+                .attributes
+                .iter()
+                .any(|a| matches!(a, LinkAttribute::Controller(i) if masters.contains(i)));
+            if on_ours && let Some(n) = name_of(&m).filter(|n| n.starts_with(prefix)) {
+                out.push(n);
             }
         }
         Ok(out)

@@ -344,16 +344,14 @@ impl Networks {
             .iter()
             .map(|e| e.host_interface.as_str())
             .collect();
-        // Only veths on this engine's bridges (or on none): another engine on the same host
-        // (tests run several) owns the veths on its own bridges.
-        let mut ours = BTreeSet::new();
+        let mut bridges = Vec::new();
         for n in networks.iter().filter(|n| n.driver == "bridge") {
             if let Some(i) = self.links.index(&n.bridge).await {
-                ours.insert(i);
+                bridges.push(i);
             }
         }
-        for (name, controller) in self.links.with_prefix(VETH_PREFIX).await? {
-            if controller.is_none_or(|c| ours.contains(&c)) && !owned.contains(name.as_str()) {
+        for name in self.links.ports_with_prefix(VETH_PREFIX, &bridges).await? {
+            if !owned.contains(name.as_str()) {
                 tracing::info!(link = name, "removing a veth no endpoint owns");
                 self.links.delete(&name).await?;
             }

@@ -26,6 +26,8 @@ struct Hierarchy {
     cpuset: bool,
     memory: bool,
     devices: bool,
+    /// The v1 mount's options (its controllers); empty for v2.
+    controllers: Vec<String>,
 }
 
 /// The cgroup hierarchies mounted in `mountinfo` (the text of /proc/self/mountinfo): their
@@ -105,6 +107,7 @@ impl Cgroup {
                 cpuset: opts.iter().any(|o| o == "cpuset"),
                 memory: opts.iter().any(|o| o == "memory"),
                 devices: opts.iter().any(|o| o == "devices"),
+                controllers: if v2 { Vec::new() } else { opts.clone() },
             })
             .collect();
         Cgroup { dirs }
@@ -141,6 +144,22 @@ impl Cgroup {
                 crate::device_cgroup::attach_v2(&h.dir, rules)?;
             } else if h.devices {
                 crate::device_cgroup::apply_v1(&h.dir, rules)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the limits into every hierarchy that has their controllers. Before any process
+    /// joins.
+    pub fn apply_limits(&self, r: &berth_bundle::Resources) -> Result<(), ShimError> {
+        if r.is_empty() {
+            return Ok(());
+        }
+        for h in &self.dirs {
+            if h.v2 {
+                crate::limits::apply_v2(&h.dir, h.levels, r)?;
+            } else {
+                crate::limits::apply_v1(&h.dir, &h.controllers, r)?;
             }
         }
         Ok(())
@@ -324,6 +343,7 @@ mod tests {
                 cpuset: false,
                 memory: false,
                 devices: false,
+                controllers: Vec::new(),
             }],
         };
         assert!(cg.oom_killed());

@@ -8,7 +8,7 @@ use std::path::Path;
 pub use berth_bundle::config::{
     BindMount, CONFIG_FILE, Config, ConsoleSize, DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS,
     DEFAULT_PATH, DEFAULT_READONLY_PATHS, EtcFiles, LogConfig, Mount, Namespaces, NetNs, Process,
-    Rlimit, SOCKET_FILE, User, config_path, validate_cgroup_path, validate_process,
+    Rlimit, SOCKET_FILE, TmpfsMount, User, config_path, validate_cgroup_path, validate_process,
 };
 
 use crate::error::ShimError;

@@ -127,7 +127,10 @@ fn setup(cfg: &Config, bundle: &Path, cgroup: &Cgroup) -> Result<Setup, ShimErro
         None => None,
     };
     cgroup.create()?;
-    if let Err(e) = cgroup.restrict_devices(&cfg.device_rules) {
+    if let Err(e) = cgroup
+        .restrict_devices(&cfg.device_rules)
+        .and_then(|()| cgroup.apply_limits(&cfg.resources))
+    {
         let _ = cgroup.remove_blocking();
         let _ = std::fs::remove_file(&socket);
         return Err(e);

@@ -20,6 +20,7 @@ pub mod device_cgroup;
 mod devices;
 pub mod error;
 pub mod exit;
+mod limits;
 pub mod logfile;
 pub mod pathutil;
 mod process;

@@ -12,7 +12,7 @@ use nix::{
 };
 
 use crate::{
-    config::{BindMount, Config, Mount},
+    config::{BindMount, Config, Mount, TmpfsMount},
     devices,
     error::StartError,
     pathutil::secure_join,
@@ -53,10 +53,18 @@ pub(crate) fn prepare(cfg: &Config, rootfs: &Path) -> Result<(), StartError> {
     }
     // Parents before children (Docker sorts by depth), so a mount on /data does not hide one
     // on /data/sub; the sort is stable for mounts at the same depth.
-    let mut mounts: Vec<&BindMount> = cfg.mounts.iter().collect();
-    mounts.sort_by_key(|m| Path::new(&m.destination).components().count());
-    for m in mounts {
-        bind_mount(rootfs, m)?;
+    let mut mounts: Vec<(&str, Result<&BindMount, &TmpfsMount>)> = cfg
+        .mounts
+        .iter()
+        .map(|m| (m.destination.as_str(), Ok(m)))
+        .chain(cfg.tmpfs.iter().map(|t| (t.destination.as_str(), Err(t))))
+        .collect();
+    mounts.sort_by_key(|(d, _)| Path::new(d).components().count());
+    for (_, m) in mounts {
+        match m {
+            Ok(b) => bind_mount(rootfs, b)?,
+            Err(t) => tmpfs_mount(rootfs, t)?,
+        }
     }
     let etc = &cfg.etc_files;
     for (src, dst) in [
@@ -221,6 +229,15 @@ fn bind_mount(rootfs: &Path, m: &BindMount) -> Result<(), StartError> {
             e,
         )
     })?;
+    // Docker's default propagation for binds and volumes: (r)private.
+    mount(
+        None::<&str>,
+        &dest,
+        None::<&str>,
+        MsFlags::MS_PRIVATE | rec,
+        None::<&str>,
+    )
+    .map_err(|e| fail(format_args!("making {} private", m.destination), e))?;
     let mut extra = MsFlags::empty();
     for (opt, flag) in [
         ("ro", MsFlags::MS_RDONLY),
@@ -236,6 +253,35 @@ fn bind_mount(rootfs: &Path, m: &BindMount) -> Result<(), StartError> {
         remount(&dest, extra).map_err(|e| fail(format_args!("remounting {}", m.destination), e))?;
     }
     Ok(())
+}
+
+/// A tmpfs at its destination (made when missing, resolved inside the root).
+fn tmpfs_mount(rootfs: &Path, t: &TmpfsMount) -> Result<(), StartError> {
+    let dest = secure_join(rootfs, &t.destination);
+    std::fs::create_dir_all(&dest).map_err(|e| fail(dest.display(), e))?;
+    let mut flags = MsFlags::empty();
+    let mut data: Vec<&str> = Vec::new();
+    for o in &t.options {
+        match o.as_str() {
+            "ro" => flags |= MsFlags::MS_RDONLY,
+            "nosuid" => flags |= MsFlags::MS_NOSUID,
+            "nodev" => flags |= MsFlags::MS_NODEV,
+            "noexec" => flags |= MsFlags::MS_NOEXEC,
+            "rw" => {}
+            other => data.push(other),
+        }
+    }
+    if !data.iter().any(|d| d.starts_with("mode=")) {
+        data.push("mode=1777");
+    }
+    mount(
+        Some("tmpfs"),
+        &dest,
+        Some("tmpfs"),
+        flags,
+        Some(data.join(",").as_str()),
+    )
+    .map_err(|e| fail(format_args!("mounting a tmpfs on {}", t.destination), e))
 }
 
 fn bind(src: &Path, dst: &Path, extra: MsFlags) -> nix::Result<()> {

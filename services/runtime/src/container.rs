@@ -23,6 +23,8 @@ pub(crate) struct Container {
     pub(crate) restart_count: u64,
     /// The netns and endpoints while it runs on a network.
     pub(crate) network: Option<pb::NetworkState>,
+    /// The mounts as resolved at create.
+    pub(crate) mount_points: Vec<pb::MountPoint>,
 }
 
 pub(crate) type Status = pb::container_state::Status;
@@ -39,6 +41,8 @@ pub(crate) struct State {
     pub(crate) oom_killed: bool,
     /// How many exits have been recorded (for `wait --condition next-exit`).
     pub(crate) exits: u64,
+    /// Stopped or killed by a user: not restarted by the restart policy until started again.
+    pub(crate) stopped_by_user: bool,
 }
 
 /// A container's disk usage: the bytes in its writable layer, and those plus its image's.
@@ -125,9 +129,11 @@ impl Container {
                 finished_at: s.finished_at,
                 oom_killed: s.oom_killed,
                 exits: s.exits,
+                stopped_by_user: s.stopped_by_user,
             }),
             restart_count: self.restart_count,
             network: self.network.clone(),
+            mount_points: self.mount_points.clone(),
         }
     }
 
@@ -151,9 +157,11 @@ impl Container {
                 finished_at: s.finished_at,
                 oom_killed: s.oom_killed,
                 exits: s.exits,
+                stopped_by_user: s.stopped_by_user,
             },
             restart_count: p.restart_count,
             network: p.network,
+            mount_points: p.mount_points,
         }
     }
 }
@@ -179,6 +187,7 @@ pub(crate) mod tests {
             state: State::default(),
             restart_count: 0,
             network: None,
+            mount_points: Vec::new(),
         }
     }
 

@@ -87,6 +87,14 @@ impl Containers {
         {
             return Err(ContainerError::invalid(e));
         }
+        let mut limit_warnings = Vec::new();
+        if let Some(r) = spec.resources.as_mut() {
+            let host = crate::limits::Host {
+                cgroups: &self.cgroups,
+                cpus: self.cpus,
+            };
+            limit_warnings = crate::limits::check(r, &host).map_err(ContainerError::invalid)?;
+        }
         if let Some(field) = spec::unsupported(&spec) {
             return Err(ContainerError::invalid(format!(
                 "{field} is not supported by Berth yet"
@@ -122,7 +130,8 @@ impl Containers {
             &self.log_driver,
             &self.log_opts,
         )?;
-        let warnings = spec::warnings(&spec);
+        let mut warnings = spec::warnings(&spec);
+        warnings.extend(limit_warnings);
         let (path, args) = argv
             .split_first()
             .map(|(p, a)| (p.clone(), a.to_vec()))
@@ -146,6 +155,13 @@ impl Containers {
             source: m.source.clone(),
             options: m.options.clone(),
         });
+        let mount_points = match self.resolve_mounts(&id, &spec, rootfs.as_ref()).await {
+            Ok(m) => m,
+            Err(e) => {
+                self.remove_snapshot(&id).await;
+                return Err(e);
+            }
+        };
         let image_id = if prepared.image_id.is_empty() {
             inspected.id.clone()
         } else {
@@ -163,6 +179,7 @@ impl Containers {
             state: State::default(),
             restart_count: 0,
             network: None,
+            mount_points,
         };
         let recorded = match (&c.rootfs, requested) {
             (None, _) => Err(ContainerError::Internal(anyhow::anyhow!(
@@ -186,6 +203,7 @@ impl Containers {
             }
         };
         if let Err(e) = recorded {
+            self.release_volumes(&id, true).await;
             self.remove_snapshot(&id).await;
             return Err(e);
         }

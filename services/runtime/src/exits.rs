@@ -46,11 +46,14 @@ impl Containers {
                 let req = pb::RemoveRequest {
                     id: id.clone(),
                     force: false,
-                    volumes: false,
+                    // As dockerd: --rm takes the anonymous volumes along.
+                    volumes: true,
                 };
                 if let Err(e) = this.remove(&req).await {
                     tracing::warn!(error = %e, id, "auto-remove");
                 }
+            } else if let Err(e) = this.apply_restart_policy(&id).await {
+                tracing::warn!(error = %e, id, "restart policy");
             }
         });
     }
@@ -79,6 +82,7 @@ impl Containers {
         self.store.put(&c)?;
         // Published before waiters wake, so that `die` comes before the `stop` they publish.
         self.event(&c, "die", &[("exitCode", code.to_string())]);
+        self.volume_events(&c, "unmount");
         self.bump();
         Ok(())
     }

@@ -14,11 +14,14 @@ mod failpoint;
 mod grpc;
 mod info;
 mod lifecycle;
+mod limits;
 mod list;
 mod logs;
 mod migrate;
+mod mounts;
 mod names;
 mod network;
+mod restart;
 mod shim;
 mod spec;
 mod start;
@@ -49,18 +52,26 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
         &ctx.cfg.service_address(ServiceName::Network),
         ctx.cfg.berth.service_tls.as_ref(),
     )?;
+    let volumes = berth_service::channel(
+        &ctx.cfg.service_address(ServiceName::Volumes),
+        ctx.cfg.berth.service_tls.as_ref(),
+    )?;
     let containers = std::sync::Arc::new(lifecycle::Containers::new(
         store,
         images,
         network,
+        volumes,
         ctx.events.clone(),
         &ctx.cfg,
         ctx.data_dir.clone(),
     ));
     containers.reconnect()?;
+    containers.resume_restarts()?;
     containers.reconcile_networks().await;
     let gc = containers.clone();
     tokio::spawn(async move { gc.collect_garbage().await });
+    let refs = containers.clone();
+    tokio::spawn(async move { refs.reconcile_volumes().await });
     let mut routes = RoutesBuilder::default();
     routes.add_service(RuntimeServer::new(grpc::GrpcRuntime::new(
         domain, containers,

@@ -31,6 +31,8 @@ pub(crate) struct Containers {
     pub(crate) images: Channel,
     /// The network service (Attach and Detach around a container's run).
     pub(crate) network: Channel,
+    /// The volumes service (Acquire at create, Release at remove).
+    pub(crate) volumes: Channel,
     /// `<exec-root>/netns`: the containers' network namespaces.
     pub(crate) netns_dir: PathBuf,
     pub(crate) events: EventPublisher,
@@ -52,6 +54,12 @@ pub(crate) struct Containers {
     pub(crate) pending_attaches: std::sync::Mutex<HashMap<String, Vec<Attacher>>>,
     /// The execs, by exec ID.
     pub(crate) execs: std::sync::Mutex<HashMap<String, crate::exec::ExecRecord>>,
+    /// The restart policy's last delay and when it was set, by container.
+    pub(crate) restart_delays:
+        std::sync::Mutex<HashMap<String, (std::time::Duration, std::time::Instant)>>,
+    /// What the host's cgroups offer, and its CPUs, for the limits' checks.
+    pub(crate) cgroups: crate::cgroups::CgroupInfo,
+    pub(crate) cpus: u32,
     /// Containers being created: their snapshot may exist before their record.
     pub(crate) creating: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Containers whose record is gone and whose files are being removed: a wait for their
@@ -80,6 +88,7 @@ impl Containers {
         store: Arc<Store>,
         images: Channel,
         network: Channel,
+        volumes: Channel,
         events: EventPublisher,
         cfg: &berth_config::DaemonConfig,
         data_dir: PathBuf,
@@ -88,6 +97,7 @@ impl Containers {
             store,
             images,
             network,
+            volumes,
             netns_dir: cfg.exec_root.join("netns"),
             events,
             data_dir: data_dir.join("containers"),
@@ -103,6 +113,10 @@ impl Containers {
             changed: watch::channel(0).0,
             pending_attaches: std::sync::Mutex::new(HashMap::new()),
             execs: std::sync::Mutex::new(HashMap::new()),
+            restart_delays: std::sync::Mutex::new(HashMap::new()),
+            cgroups: crate::cgroups::CgroupInfo::detect_host(),
+            cpus: std::thread::available_parallelism()
+                .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX)),
             creating: std::sync::Mutex::new(std::collections::HashSet::new()),
             removing: std::sync::Mutex::new(std::collections::HashSet::new()),
             removed: std::sync::Mutex::new(std::collections::VecDeque::new()),
@@ -251,6 +265,10 @@ impl Containers {
                 c.id
             )));
         }
+        // A kill that ends the container is a user's stop: the restart policy leaves it.
+        if sig == SIGKILL || parse_signal(&c.stop_signal()).ok() == Some(sig) {
+            self.mark_stopped_by_user(&c.id).await?;
+        }
         self.signal(&c, sig, false).await?;
         if sig != SIGKILL {
             return Ok(());
@@ -297,8 +315,15 @@ impl Containers {
     ) -> Result<Stopping, ContainerError> {
         let c = self.find(&req.id)?;
         if !c.state.running() {
+            // A container waiting to be restarted by its policy is stopped for good.
+            if c.state.status == crate::container::Status::Restarting
+                && self.mark_stopped_by_user(&c.id).await?
+            {
+                self.event(&c, "stop", &[]);
+            }
             return Err(ContainerError::new(ErrorKind::NotModified, ""));
         }
+        self.mark_stopped_by_user(&c.id).await?;
         let stop_signal = c.stop_signal();
         let sig = parse_signal(if req.signal.is_empty() {
             &stop_signal
@@ -404,6 +429,7 @@ impl Containers {
             .remove(&c.id);
         self.release_files(&c.id).await;
         self.remove_snapshot(&c.id).await;
+        self.release_volumes(&c.id, req.volumes).await;
         self.removing
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -249,8 +249,7 @@ impl PsFilter {
             && exited_ok
             && status_ok
             && health_ok
-            // Berth mounts no volumes yet: none can match.
-            && f.volumes.is_empty()
+            && (f.volumes.is_empty() || crate::mounts::uses_volume(c, &f.volumes))
             && ancestor_ok
             && network_ok
             && ports_match(&f.publish, published(c))

@@ -176,9 +176,11 @@ pub(crate) fn container(bytes: &[u8]) -> anyhow::Result<Container> {
             finished_at: parse_nanos(&l.state.finished_at).unwrap_or(0),
             oom_killed: l.state.oom_killed,
             exits: l.state.exits,
+            stopped_by_user: false,
         },
         restart_count: l.restart_count,
         network: None,
+        mount_points: Vec::new(),
     })
 }
 

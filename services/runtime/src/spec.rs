@@ -81,8 +81,10 @@ pub(crate) fn merge_image(
         }
     }
     net.exposed_ports.sort();
-    spec.image_volumes = image.volumes.clone();
+    // The request's anonymous volumes (Config.Volumes) and the image's, as dockerd merges them.
+    spec.image_volumes.extend(image.volumes.iter().cloned());
     spec.image_volumes.sort();
+    spec.image_volumes.dedup();
     if spec.health_check.is_none()
         && let Some(h) = &image.healthcheck
     {
@@ -109,13 +111,6 @@ pub(crate) fn merge_image(
 /// itself, where dockerd would: the container is created all the same, and says so.
 pub(crate) fn warnings(spec: &pb::ContainerSpec) -> Vec<String> {
     let mut out = Vec::new();
-    if !spec.image_volumes.is_empty() {
-        out.push(format!(
-            "the image's volumes ({}) are not created yet: they are part of the container's \
-             filesystem",
-            spec.image_volumes.join(", ")
-        ));
-    }
     if spec
         .health_check
         .as_ref()
@@ -141,7 +136,8 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
     None.or_else(|| d(!p.shell.is_empty(), "process.shell"))
         .or_else(|| {
             d(
-                restart.mode != pb::restart_policy::Mode::No as i32,
+                pb::restart_policy::Mode::try_from(restart.mode).is_err()
+                    || restart.maximum_retry_count < 0,
                 "restart_policy",
             )
         })
@@ -152,13 +148,25 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
                         shm_size: r.shm_size,
                         devices: r.devices.clone(),
                         device_cgroup_rules: r.device_cgroup_rules.clone(),
+                        memory: r.memory,
+                        memory_swap: r.memory_swap,
+                        memory_reservation: r.memory_reservation,
+                        memory_swappiness: r.memory_swappiness,
+                        oom_kill_disable: r.oom_kill_disable,
+                        nano_cpus: r.nano_cpus,
+                        cpu_shares: r.cpu_shares,
+                        cpu_period: r.cpu_period,
+                        cpu_quota: r.cpu_quota,
+                        cpuset_cpus: r.cpuset_cpus.clone(),
+                        cpuset_mems: r.cpuset_mems.clone(),
+                        pids_limit: r.pids_limit,
                         ..Default::default()
                     }
                 }),
                 "resources",
             )
         })
-        .or_else(|| d(!spec.mounts.is_empty(), "mounts"))
+        .or_else(|| crate::mounts::unsupported(spec))
         .or_else(|| d(!spec.volumes_from.is_empty(), "volumes_from"))
         .or_else(|| d(!spec.storage_opt.is_empty(), "storage_opt"))
         .or_else(|| d(!spec.annotations.is_empty(), "annotations"))
@@ -413,7 +421,7 @@ mod tests {
         assert_eq!(spec.image_volumes, ["/data"]);
         assert_eq!(spec.network.as_ref().unwrap().exposed_ports, ["80/tcp"]);
         assert_eq!(spec.health_check.as_ref().unwrap().interval, 1000);
-        assert_eq!(warnings(&spec).len(), 2);
+        assert_eq!(warnings(&spec).len(), 1);
     }
 
     #[test]

@@ -20,7 +20,13 @@ impl Containers {
     /// Starts a created or stopped container. A container that fails to start is removed
     /// when it has AutoRemove (`docker run --rm`), as the CLI's wait for removal expects.
     pub(crate) async fn start(self: &Arc<Self>, name: &str) -> Result<(), ContainerError> {
-        let r = self.start_locked(name).await;
+        self.start_as(name, false).await
+    }
+
+    /// A start by a user (which puts the container back under its restart policy) or by the
+    /// policy (which a user's stop since then cancels).
+    async fn start_as(self: &Arc<Self>, name: &str, by_policy: bool) -> Result<(), ContainerError> {
+        let r = self.start_locked(name, by_policy).await;
         if let Err(e) = &r
             && !matches!(e.kind(), ErrorKind::NotModified | ErrorKind::NotFound)
             && let Ok(c) = self.find(name)
@@ -46,11 +52,35 @@ impl Containers {
         r
     }
 
-    async fn start_locked(self: &Arc<Self>, name: &str) -> Result<(), ContainerError> {
+    /// A start by the restart policy; a failure leaves the container exited, with its error.
+    pub(crate) async fn start_by_policy(self: &Arc<Self>, id: &str) -> Result<(), ContainerError> {
+        let r = self.start_as(id, true).await;
+        if r.is_err() {
+            let _guard = self.lock.lock().await;
+            if let Some(mut c) = self.store.get(id)?
+                && c.state.status == Status::Restarting
+            {
+                c.state.status = Status::Exited;
+                self.store.put(&c)?;
+                self.bump();
+            }
+        }
+        r
+    }
+
+    async fn start_locked(
+        self: &Arc<Self>,
+        name: &str,
+        by_policy: bool,
+    ) -> Result<(), ContainerError> {
         let _guard = self.lock.lock().await;
         let mut c = self.find(name)?;
         if c.state.running() {
             return Err(ContainerError::new(ErrorKind::NotModified, ""));
+        }
+        if by_policy && (c.state.stopped_by_user || c.state.status != Status::Restarting) {
+            // Stopped, started or removed by a user while it waited.
+            return Ok(());
         }
         let Some(rootfs) = c.rootfs.clone() else {
             return Err(ContainerError::conflict(format!(
@@ -100,6 +130,7 @@ impl Containers {
             berth_bundle::Config::new(c.id.clone(), rootfs, process, format!("berth/{}", c.id));
         config.hostname = c.spec.hostname.clone();
         config.domainname = c.spec.domainname.clone();
+        crate::mounts::into_bundle(&c, &mut config);
         config.init = c.spec.init;
         config.namespaces.net = net.netns.clone();
         let sec = c.spec.security.clone().unwrap_or_default();
@@ -116,6 +147,7 @@ impl Containers {
             config.readonly_paths = r.values;
         }
         let res = c.spec.resources.clone().unwrap_or_default();
+        config.resources = crate::limits::for_shim(&res);
         let (nodes, rules) = crate::devices::for_container(&sec, &res)?;
         config.devices = nodes;
         config.device_rules = rules;
@@ -232,6 +264,9 @@ impl Containers {
                     .await
                     .map_err(|e| ContainerError::Internal(anyhow::anyhow!("shim state: {e}")))?;
                 c.state.status = Status::Running;
+                if !by_policy {
+                    c.state.stopped_by_user = false;
+                }
                 c.network = net.state;
                 c.state.pid = st.pid;
                 c.state.exit_code = 0;
@@ -240,6 +275,7 @@ impl Containers {
                 c.state.started_at = now_nanos();
                 self.store.put(&c)?;
                 self.bump();
+                self.volume_events(&c, "mount");
                 self.event(&c, "start", &[]);
                 self.watch_exit(c.id.clone());
                 Ok(())

@@ -1,18 +1,34 @@
-//! The gRPC shell: decode, call the domain, encode. No logic here.
+//! The gRPC shell: decode, call the domain, encode. No logic here. The domain's calls touch
+//! the disk, so they run on the blocking pool.
+
+use std::sync::Arc;
 
 use berth_errors::respond;
 use berth_proto::volumes::v1::{self as pb, volumes_server};
 use tonic::{Request, Response, Status};
 
-use crate::info::Volumes;
+use crate::{VolumesError, info::Volumes};
 
 pub(crate) struct GrpcVolumes {
-    domain: Volumes,
+    domain: Arc<Volumes>,
 }
 
 impl GrpcVolumes {
     pub(crate) fn new(domain: Volumes) -> GrpcVolumes {
-        GrpcVolumes { domain }
+        GrpcVolumes {
+            domain: Arc::new(domain),
+        }
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Volumes) -> Result<T, VolumesError> + Send + 'static,
+    ) -> Result<Response<T>, Status> {
+        let d = self.domain.clone();
+        let r = tokio::task::spawn_blocking(move || f(&d))
+            .await
+            .map_err(|e| Status::internal(format!("volumes task: {e}")))?;
+        respond(r)
     }
 }
 
@@ -22,13 +38,64 @@ impl volumes_server::Volumes for GrpcVolumes {
         &self,
         _: Request<pb::InfoRequest>,
     ) -> Result<Response<pb::InfoResponse>, Status> {
-        respond(self.domain.info())
+        self.run(|d| d.info()).await
     }
 
     async fn disk_usage(
         &self,
         _: Request<pb::DiskUsageRequest>,
     ) -> Result<Response<pb::DiskUsageResponse>, Status> {
-        respond(self.domain.disk_usage())
+        self.run(|d| d.disk_usage()).await
+    }
+
+    async fn create(&self, r: Request<pb::CreateRequest>) -> Result<Response<pb::Volume>, Status> {
+        let r = r.into_inner();
+        self.run(move |d| d.create(r)).await
+    }
+
+    async fn list(
+        &self,
+        r: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::ListResponse>, Status> {
+        let f = r.into_inner().filters.unwrap_or_default();
+        self.run(move |d| d.list(&f)).await
+    }
+
+    async fn inspect(&self, r: Request<pb::VolumeRef>) -> Result<Response<pb::Volume>, Status> {
+        let name = r.into_inner().name;
+        self.run(move |d| d.inspect(&name)).await
+    }
+
+    async fn remove(
+        &self,
+        r: Request<pb::RemoveRequest>,
+    ) -> Result<Response<pb::RemoveResponse>, Status> {
+        let r = r.into_inner();
+        self.run(move |d| d.remove(&r.name, r.force).map(|()| pb::RemoveResponse {}))
+            .await
+    }
+
+    async fn prune(
+        &self,
+        r: Request<pb::PruneRequest>,
+    ) -> Result<Response<pb::PruneResponse>, Status> {
+        let r = r.into_inner();
+        self.run(move |d| d.prune(&r)).await
+    }
+
+    async fn acquire(
+        &self,
+        r: Request<pb::AcquireRequest>,
+    ) -> Result<Response<pb::AcquireResponse>, Status> {
+        let r = r.into_inner();
+        self.run(move |d| d.acquire(r)).await
+    }
+
+    async fn release(
+        &self,
+        r: Request<pb::ReleaseRequest>,
+    ) -> Result<Response<pb::ReleaseResponse>, Status> {
+        let r = r.into_inner();
+        self.run(move |d| d.release(&r)).await
     }
 }

@@ -4,20 +4,36 @@ use std::path::PathBuf;
 
 use berth_proto::volumes::v1 as pb;
 
+use berth_bus::EventPublisher;
+
 use crate::{VolumesError, store::Store};
 
 pub(crate) struct Volumes {
-    store: Store,
-    root: PathBuf,
+    pub(crate) store: Store,
+    pub(crate) root: PathBuf,
+    pub(crate) events: Option<EventPublisher>,
+    /// Serializes the operations that write (a record and its directory go together).
+    lock: std::sync::Mutex<()>,
 }
 
 impl Volumes {
-    pub(crate) fn new(store: Store, root: PathBuf) -> Volumes {
-        Volumes { store, root }
+    pub(crate) fn new(store: Store, root: PathBuf, events: Option<EventPublisher>) -> Volumes {
+        Volumes {
+            store,
+            root,
+            events,
+            lock: std::sync::Mutex::new(()),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// `<root>/<name>/_data`, where a local volume's files live.
-    fn mountpoint(&self, name: &str) -> PathBuf {
+    pub(crate) fn mountpoint(&self, name: &str) -> PathBuf {
         self.root.join(name).join("_data")
     }
 
@@ -50,7 +66,7 @@ impl Volumes {
                     labels: v.labels.into_iter().collect(),
                     options: v.options.into_iter().collect(),
                     size: size as i64,
-                    ref_count: v.ref_count,
+                    ref_count: v.containers.len() as i64,
                 })
             })
             .collect::<Result<_, VolumesError>>()?;
@@ -74,12 +90,12 @@ mod tests {
                 created_at: "2026-11-27T00:00:00Z".to_owned(),
                 labels: Default::default(),
                 options: Default::default(),
-                ref_count: 0,
+                ..Default::default()
             })
             .unwrap();
         std::fs::create_dir_all(dir.path().join("data/_data")).unwrap();
         std::fs::write(dir.path().join("data/_data/f"), [1u8; 300]).unwrap();
-        let v = Volumes::new(store, dir.path().to_owned());
+        let v = Volumes::new(store, dir.path().to_owned(), None);
         assert_eq!(v.info().unwrap().volumes, 1);
         let du = v.disk_usage().unwrap();
         assert_eq!(du.volumes.len(), 1);

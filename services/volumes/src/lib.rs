@@ -4,6 +4,7 @@ mod error;
 mod grpc;
 mod info;
 mod store;
+mod volumes;
 
 pub use error::VolumesError;
 
@@ -16,7 +17,7 @@ use tonic::service::RoutesBuilder;
 pub async fn serve(launch: Launch) -> anyhow::Result<()> {
     let ctx = ServiceContext::start(ServiceName::Volumes, launch).await?;
     let store = store::Store::open(&ctx.data_dir)?;
-    let domain = info::Volumes::new(store, ctx.data_dir.clone());
+    let domain = info::Volumes::new(store, ctx.data_dir.clone(), Some(ctx.events.clone()));
     let mut routes = RoutesBuilder::default();
     routes.add_service(VolumesServer::new(grpc::GrpcVolumes::new(domain)));
     ctx.serve(routes).await

@@ -1,6 +1,11 @@
-//! The volumes service's records, in its own transactional store.
+//! The volumes service's records, in its own transactional store. A volume's record carries
+//! the set of containers that reference it, so that a reference and the volume it needs are
+//! written in one transaction.
 
-use std::path::Path;
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::Path,
+};
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -11,21 +16,59 @@ use crate::VolumesError;
 const VOLUMES: TableDefinition<&str, &[u8]> = TableDefinition::new("volumes");
 
 /// One volume as stored.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub(crate) struct VolumeRecord {
     pub(crate) name: String,
     pub(crate) driver: String,
     pub(crate) created_at: String,
     #[serde(default)]
-    pub(crate) labels: std::collections::BTreeMap<String, String>,
+    pub(crate) labels: BTreeMap<String, String>,
     #[serde(default)]
-    pub(crate) options: std::collections::BTreeMap<String, String>,
+    pub(crate) options: BTreeMap<String, String>,
+    /// Kept for records written before references were sets; not read.
     #[serde(default)]
     pub(crate) ref_count: i64,
+    #[serde(default)]
+    pub(crate) anonymous: bool,
+    /// IDs of the containers that reference the volume.
+    #[serde(default)]
+    pub(crate) containers: BTreeSet<String>,
 }
 
 pub(crate) struct Store {
     db: redb::Database,
+}
+
+/// A write transaction's view of the volumes table.
+pub(crate) struct Tx<'a> {
+    table: redb::Table<'a, &'static str, &'static [u8]>,
+}
+
+impl Tx<'_> {
+    pub(crate) fn get(&self, name: &str) -> anyhow::Result<Option<VolumeRecord>> {
+        match self.table.get(name)? {
+            Some(v) => Ok(Some(serde_json::from_slice(v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) fn put(&mut self, v: &VolumeRecord) -> anyhow::Result<()> {
+        self.table
+            .insert(v.name.as_str(), serde_json::to_vec(v)?.as_slice())?;
+        Ok(())
+    }
+
+    pub(crate) fn delete(&mut self, name: &str) -> anyhow::Result<()> {
+        self.table.remove(name)?;
+        Ok(())
+    }
+
+    pub(crate) fn all(&self) -> anyhow::Result<Vec<VolumeRecord>> {
+        self.table
+            .iter()?
+            .map(|row| Ok(serde_json::from_slice(row?.1.value())?))
+            .collect()
+    }
 }
 
 impl Store {
@@ -57,12 +100,41 @@ impl Store {
         read().map_err(VolumesError::Store)
     }
 
+    pub(crate) fn get(&self, name: &str) -> Result<Option<VolumeRecord>, VolumesError> {
+        let read = || -> anyhow::Result<Option<VolumeRecord>> {
+            let tx = self.db.begin_read()?;
+            let table = tx.open_table(VOLUMES)?;
+            match table.get(name)? {
+                Some(v) => Ok(Some(serde_json::from_slice(v.value())?)),
+                None => Ok(None),
+            }
+        };
+        read().map_err(VolumesError::Store)
+    }
+
+    /// Runs `f` in one write transaction, committed when it returns Ok.
+    pub(crate) fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, VolumesError>,
+    ) -> Result<T, VolumesError> {
+        let tx = self
+            .db
+            .begin_write()
+            .map_err(|e| VolumesError::Store(e.into()))?;
+        let out = {
+            let table = tx
+                .open_table(VOLUMES)
+                .map_err(|e| VolumesError::Store(e.into()))?;
+            let mut t = Tx { table };
+            f(&mut t)?
+        };
+        tx.commit().map_err(|e| VolumesError::Store(e.into()))?;
+        Ok(out)
+    }
+
     #[cfg(test)]
     pub(crate) fn put(&self, v: &VolumeRecord) -> anyhow::Result<()> {
-        let tx = self.db.begin_write()?;
-        tx.open_table(VOLUMES)?
-            .insert(v.name.as_str(), serde_json::to_vec(v)?.as_slice())?;
-        tx.commit()?;
+        self.write(|t| t.put(v).map_err(VolumesError::Store))?;
         Ok(())
     }
 }

@@ -108,3 +108,27 @@ fn remove_killed_after_the_record_leaves_nothing() {
     s.docker(&["create", "--name", "c1", &s.image, "true"]);
     s.docker(&["rm", "c1"]);
 }
+
+#[test]
+fn create_killed_after_acquiring_volumes_leaves_no_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("fired");
+    let s = engine_failing_at("create-after-volumes", &marker);
+    let (code, _, _) = s.status(&[
+        "create", "--name", "c1", "-v", "named:/n", "-v", "/anon", &s.image, "true",
+    ]);
+    assert_ne!(code, 0);
+    assert!(marker.exists(), "the failpoint did not fire");
+    settled(&s);
+    assert_eq!(s.docker(&["ps", "-aq"]), "");
+    // The volumes stay (data is never dropped on a guess), unreferenced.
+    eventually("the references released", || {
+        (s.docker(&["volume", "ls", "-q", "--filter", "dangling=false"])
+            .is_empty()
+            && s.docker(&["volume", "ls", "-q"]).lines().count() == 2)
+            .then_some(())
+    });
+    s.docker(&["volume", "rm", "named"]);
+    s.docker(&["volume", "prune", "-f"]);
+    assert_eq!(s.docker(&["volume", "ls", "-q"]), "");
+}

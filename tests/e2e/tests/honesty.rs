@@ -25,21 +25,24 @@ fn refused(s: &Setup, flags: &[&str], flag: &str) {
 fn every_flag_not_applied_is_refused_by_name() {
     let s = Setup::new();
     for (flags, flag) in [
-        (&["-v", "/tmp:/host"][..], "--volume"),
-        (&["-v", "/data"][..], "--volume"),
-        (&["--mount", "type=tmpfs,target=/t"][..], "--mount"),
-        (&["--tmpfs", "/t"][..], "--tmpfs"),
-        (&["--memory", "10m"][..], "--memory"),
-        (&["--cpus", "0.5"][..], "--cpus"),
-        (&["--pids-limit", "10"][..], "--pids-limit"),
+        (&["--volumes-from", "other"][..], "--volumes-from"),
+        (&["--oom-score-adj", "100"][..], "--oom-score-adj"),
+        (&["--cgroup-parent", "mine"][..], "--cgroup-parent"),
+        (&["--cpu-rt-runtime", "1000"][..], "--cpu-rt-runtime"),
         (&["--blkio-weight", "500"][..], "--blkio-weight"),
-        (&["--memory-swap", "20m"][..], "--memory-swap"),
-        (&["--restart", "always"][..], "--restart"),
+        (
+            &["--device-read-bps", "/dev/null:1mb"][..],
+            "--device-read-bps",
+        ),
+        (&["--annotation", "a=b"][..], "--annotation"),
         (
             &["--security-opt", "label=disable"][..],
             "--security-opt label",
         ),
-        (&["--cpu-shares", "512"][..], "--cpu-shares"),
+        (
+            &["--device-write-iops", "/dev/null:10"][..],
+            "--device-write-iops",
+        ),
         (&["--health-cmd", "true"][..], "--health-cmd"),
         (&["--cgroupns", "host"][..], "--cgroupns"),
         (&["--log-opt", "compress=true"][..], "--log-opt compress"),
@@ -160,9 +163,9 @@ ct = c.containers.create(image, "true", name="pyc", stop_signal="SIGINT", tty=Tr
 assert ct.attrs["Config"]["StopSignal"] == "SIGINT"
 assert ct.attrs["HostConfig"]["Memory"] == 0
 ct.remove()
-for kwargs, flag in [({"mem_limit": "10m"}, "--memory"), ({"links": {"db": "db"}}, "--link"),
-                     ({"volumes": ["/tmp:/host"]}, "--volume"), ({"cpu_shares": 512}, "--cpu-shares"),
-                     ({"restart_policy": {"Name": "always"}}, "--restart")]:
+for kwargs, flag in [({"oom_score_adj": 100}, "--oom-score-adj"), ({"links": {"db": "db"}}, "--link"),
+                     ({"volumes_from": ["other"]}, "--volumes-from"), ({"blkio_weight": 500}, "--blkio-weight"),
+                     ({"storage_opt": {"size": "1G"}}, "--storage-opt")]:
     try:
         c.containers.create(image, "true", **kwargs)
     except docker.errors.APIError as e:

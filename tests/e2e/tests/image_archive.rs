@@ -1056,6 +1056,10 @@ const DOCKERD: &str = "/usr/sbin/dockerd";
 struct Dockerd {
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Its bridge (with `--bridge none` dockerd would delete the host's docker0).
+    bridge: berth_testutil::TestBridge,
+    /// Whether the host had a docker0 before: it must still have it after.
+    docker0: bool,
     config: PathBuf,
     /// Files dockerd writes outside its roots whatever its flags; removed on drop unless they
     /// were there before.
@@ -1079,6 +1083,8 @@ impl Dockerd {
             .collect();
         let log = std::fs::File::create(d.join("dockerd.log")).unwrap();
         std::fs::write(d.join("daemon.json"), "{}").unwrap();
+        let docker0 = berth_testutil::link_exists("docker0");
+        let bridge = berth_testutil::TestBridge::create().expect("a bridge for dockerd");
         let child = Command::new(DOCKERD)
             .arg("--config-file")
             .arg(d.join("daemon.json"))
@@ -1090,7 +1096,12 @@ impl Dockerd {
             .arg(d.join("exec"))
             .arg("--pidfile")
             .arg(d.join("pid"))
-            .args(["--bridge", "none", "--iptables=false", "--ip6tables=false"])
+            .args([
+                "--bridge",
+                &bridge.name,
+                "--iptables=false",
+                "--ip6tables=false",
+            ])
             .args(["--ip-forward=false", "--ip-masq=false"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -1102,6 +1113,8 @@ impl Dockerd {
         let mut dk = Dockerd {
             dir,
             child: Some(child),
+            bridge,
+            docker0,
             config,
             host_leftovers,
         };
@@ -1248,4 +1261,10 @@ fn archives_round_trip_with_dockerd_20_10() {
     assert_eq!(img["RootFS"]["Layers"], serde_json::json!([diff_id]));
     assert_eq!(image_id(&engine, &pulled), info.image_id());
     assert!(leftovers(&engine).is_empty());
+    // The reference dockerd ran on a bridge of its own: the host's docker0, if it has one,
+    // is untouched, and the test's bridge is gone with dockerd.
+    let (had_docker0, bridge) = (dockerd.docker0, dockerd.bridge.name.clone());
+    drop(dockerd);
+    assert_eq!(berth_testutil::link_exists("docker0"), had_docker0);
+    assert!(!berth_testutil::link_exists(&bridge));
 }

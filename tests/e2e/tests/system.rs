@@ -63,6 +63,22 @@ fn docker_info_succeeds_with_real_figures() {
     );
 }
 
+/// `berth up` says "up" once the first `docker info` is clean: no service or event bus
+/// reported unreachable while they are still connecting.
+#[test]
+fn the_first_info_after_up_has_no_readiness_warning() {
+    for _ in 0..3 {
+        let e = Engine::up(EngineOptions::default());
+        let out = e.docker(&["info"]);
+        let (o, err) = text(&out);
+        assert!(out.status.success(), "{o}\n{err}");
+        assert!(
+            !err.contains("event bus") && !err.contains("is unavailable"),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn a_backend_down_is_a_warning_and_info_still_succeeds() {
     let engine = Engine::up(EngineOptions::default());

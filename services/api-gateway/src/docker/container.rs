@@ -232,7 +232,7 @@ pub fn summary(info: &pb::ContainerInfo) -> Value {
         "Status": status_text(&c),
         "HostConfig": {"NetworkMode": network_mode(&spec)},
         "NetworkSettings": {"Networks": networks(&c)},
-        "Mounts": [],
+        "Mounts": crate::docker::mounts::inspect_mounts(&c),
     });
     if let Some(rw) = info.size_rw.filter(|n| *n != 0) {
         v["SizeRw"] = rw.into();
@@ -313,6 +313,7 @@ fn config(spec: &pb::ContainerSpec) -> Value {
 /// Docker's HostConfig, from the spec: every key dockerd shows, with what Berth applies.
 fn host_config(spec: &pb::ContainerSpec) -> Value {
     let mut v = host_config_keys(spec);
+    crate::docker::mounts::host_config(spec, &mut v);
     if let Some(s) = spec.security.as_ref().filter(|s| !s.sysctls.is_empty()) {
         v["Sysctls"] = json!(s.sysctls);
     }
@@ -350,7 +351,7 @@ fn host_config_keys(spec: &pb::ContainerSpec) -> Value {
         "LogConfig": {"Type": log.driver, "Config": log.options},
         "NetworkMode": network_mode(spec),
         "PortBindings": super::ports::host_config(&spec.network.clone().unwrap_or_default()),
-        "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+        "RestartPolicy": restart_policy(spec.restart_policy.as_ref()),
         "AutoRemove": spec.auto_remove,
         "VolumeDriver": "",
         "VolumesFrom": null,
@@ -383,9 +384,9 @@ fn host_config_keys(spec: &pb::ContainerSpec) -> Value {
             .unwrap_or(67_108_864),
         "Runtime": "runc",
         "Isolation": "",
-        "CpuShares": 0,
-        "Memory": 0,
-        "NanoCpus": 0,
+        "CpuShares": res.cpu_shares,
+        "Memory": res.memory,
+        "NanoCpus": res.nano_cpus,
         "CgroupParent": "",
         "BlkioWeight": 0,
         "BlkioWeightDevice": [],
@@ -393,20 +394,20 @@ fn host_config_keys(spec: &pb::ContainerSpec) -> Value {
         "BlkioDeviceWriteBps": [],
         "BlkioDeviceReadIOps": [],
         "BlkioDeviceWriteIOps": [],
-        "CpuPeriod": 0,
-        "CpuQuota": 0,
+        "CpuPeriod": res.cpu_period,
+        "CpuQuota": res.cpu_quota,
         "CpuRealtimePeriod": 0,
         "CpuRealtimeRuntime": 0,
-        "CpusetCpus": "",
-        "CpusetMems": "",
+        "CpusetCpus": res.cpuset_cpus,
+        "CpusetMems": res.cpuset_mems,
         "Devices": devices,
         "DeviceCgroupRules": list_or_null(&res.device_cgroup_rules),
         "DeviceRequests": null,
-        "MemoryReservation": 0,
-        "MemorySwap": 0,
-        "MemorySwappiness": null,
-        "OomKillDisable": null,
-        "PidsLimit": null,
+        "MemoryReservation": res.memory_reservation,
+        "MemorySwap": res.memory_swap,
+        "MemorySwappiness": res.memory_swappiness,
+        "OomKillDisable": res.oom_kill_disable,
+        "PidsLimit": res.pids_limit,
         "Ulimits": ulimits,
         "CpuCount": 0,
         "CpuPercent": 0,
@@ -421,6 +422,24 @@ fn host_config_keys(spec: &pb::ContainerSpec) -> Value {
         },
         "Init": spec.init.then_some(true),
     })
+}
+
+/// Docker's RestartPolicy object.
+fn restart_policy(p: Option<&pb::RestartPolicy>) -> Value {
+    use pb::restart_policy::Mode;
+    let (name, max) = match p {
+        Some(p) => (
+            match Mode::try_from(p.mode).unwrap_or(Mode::No) {
+                Mode::No => "no",
+                Mode::Always => "always",
+                Mode::UnlessStopped => "unless-stopped",
+                Mode::OnFailure => "on-failure",
+            },
+            p.maximum_retry_count,
+        ),
+        None => ("no", 0),
+    };
+    json!({"Name": name, "MaximumRetryCount": max})
 }
 
 /// LowerDir/UpperDir/WorkDir of an overlay mount.
@@ -483,7 +502,7 @@ pub fn inspect(info: &pb::ContainerInfo) -> Value {
         "ExecIDs": if info.exec_ids.is_empty() { Value::Null } else { json!(info.exec_ids) },
         "HostConfig": host_config(&spec),
         "GraphDriver": {"Name": "overlay2", "Data": graph_data(c.rootfs.as_ref())},
-        "Mounts": [],
+        "Mounts": crate::docker::mounts::inspect_mounts(&c),
         "Config": config(&spec),
         "NetworkSettings": network_settings(&c),
     });
@@ -539,6 +558,15 @@ mod tests {
                 }),
                 restart_count: 0,
                 network: None,
+                mount_points: vec![pb::MountPoint {
+                    r#type: pb::mount_spec::Type::Volume as i32,
+                    name: "data".to_owned(),
+                    source: "/var/lib/berth/volumes/data/_data".to_owned(),
+                    destination: "/data".to_owned(),
+                    driver: "local".to_owned(),
+                    mode: "z".to_owned(),
+                    ..Default::default()
+                }],
             }),
             ..Default::default()
         }
@@ -587,6 +615,12 @@ mod tests {
         assert_eq!(v["Config"]["ExposedPorts"], json!({"80/tcp": {}}));
         assert_eq!(v["HostConfig"]["NetworkMode"], "none");
         assert_eq!(v["HostConfig"]["Memory"], 0);
+        assert_eq!(
+            v["Mounts"][0],
+            json!({"Type": "volume", "Name": "data", "Source": "/var/lib/berth/volumes/data/_data",
+                   "Destination": "/data", "Driver": "local", "Mode": "z", "RW": true,
+                   "Propagation": ""})
+        );
         assert_eq!(v["HostConfig"]["RestartPolicy"]["Name"], "no");
         assert_eq!(v["ExecIDs"], Value::Null);
         assert_eq!(v["GraphDriver"]["Data"]["UpperDir"], "/u");

@@ -12,7 +12,7 @@ use crate::{
     api_version::ApiVersion,
     docker::{
         fields::{self, FIELDS, Support},
-        ports, security,
+        mounts, ports, security,
     },
     error::ApiError,
 };
@@ -89,6 +89,19 @@ struct HostConfig {
     shm_size: i64,
     sysctls: Option<HashMap<String, String>>,
     privileged: bool,
+    restart_policy: RestartPolicy,
+    memory: i64,
+    memory_swap: i64,
+    memory_reservation: i64,
+    memory_swappiness: Option<i64>,
+    oom_kill_disable: Option<bool>,
+    nano_cpus: i64,
+    cpu_shares: i64,
+    cpu_period: i64,
+    cpu_quota: i64,
+    cpuset_cpus: String,
+    cpuset_mems: String,
+    pids_limit: Option<i64>,
     devices: Option<Vec<DeviceMapping>>,
     device_cgroup_rules: Option<Vec<String>>,
     port_bindings: Option<ports::PortBindings>,
@@ -97,6 +110,13 @@ struct HostConfig {
     dns_search: Option<Vec<String>>,
     dns_options: Option<Vec<String>>,
     extra_hosts: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct RestartPolicy {
+    name: String,
+    maximum_retry_count: i32,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -297,6 +317,21 @@ fn check_restart(body: &Value) -> Result<(), ApiError> {
     }
 }
 
+/// The policy of a body `check_restart` accepted; None for "no".
+fn restart_policy(p: &RestartPolicy) -> Option<pb::RestartPolicy> {
+    use pb::restart_policy::Mode;
+    let mode = match p.name.as_str() {
+        "always" => Mode::Always,
+        "unless-stopped" => Mode::UnlessStopped,
+        "on-failure" => Mode::OnFailure,
+        _ => return None,
+    };
+    Some(pb::RestartPolicy {
+        mode: mode as i32,
+        maximum_retry_count: p.maximum_retry_count,
+    })
+}
+
 /// `--device` mappings (moby's validation of the path and the permissions).
 fn devices(list: Option<Vec<DeviceMapping>>) -> Result<Vec<pb::DeviceMapping>, ApiError> {
     list.unwrap_or_default()
@@ -369,6 +404,7 @@ pub fn spec(
     }
     let endpoints = body["NetworkingConfig"].clone();
     strip_nulls(&mut body);
+    let parsed_mounts = mounts::parse(&body)?;
     let cfg: Config = serde_path_to_error::deserialize(body)
         .map_err(|e| invalid(format!("invalid JSON: {}: {}", e.path(), e.inner())))?;
     let hc = cfg.host_config;
@@ -426,6 +462,20 @@ pub fn spec(
         return Err(invalid("SHM size can not be less than 0"));
     }
     let resources = pb::Resources {
+        memory: hc.memory,
+        memory_swap: hc.memory_swap,
+        memory_reservation: hc.memory_reservation,
+        // -1 is "unset" as the CLI and docker-py send it.
+        memory_swappiness: hc.memory_swappiness.filter(|s| *s != -1),
+        oom_kill_disable: hc.oom_kill_disable.filter(|d| *d),
+        nano_cpus: hc.nano_cpus,
+        cpu_shares: hc.cpu_shares,
+        cpu_period: hc.cpu_period,
+        cpu_quota: hc.cpu_quota,
+        cpuset_cpus: hc.cpuset_cpus,
+        cpuset_mems: hc.cpuset_mems,
+        // 0 and -1 are unlimited.
+        pids_limit: hc.pids_limit.filter(|n| *n > 0),
         shm_size: hc.shm_size,
         devices: devices(hc.devices)?,
         device_cgroup_rules: hc.device_cgroup_rules.unwrap_or_default(),
@@ -503,6 +553,10 @@ pub fn spec(
         resources,
         log: log_spec(hc.log_config)?,
         auto_remove: hc.auto_remove,
+        restart_policy: restart_policy(&hc.restart_policy),
+        mounts: parsed_mounts.mounts,
+        image_volumes: parsed_mounts.volumes,
+        tmpfs: parsed_mounts.tmpfs,
         init: hc.init.unwrap_or(false),
         platform: platform.to_owned(),
         ..Default::default()
@@ -587,10 +641,15 @@ mod tests {
             err(body(json!({"Name": "always"}), true)),
             "can't create 'AutoRemove' container with restart policy"
         );
-        assert_eq!(
-            err(body(json!({"Name": "always"}), false)),
-            "--restart is not supported by Berth yet (HostConfig.RestartPolicy)"
-        );
+        let s = spec(
+            body(json!({"Name": "on-failure", "MaximumRetryCount": 3}), false),
+            V150,
+            "",
+        )
+        .unwrap();
+        let p = s.restart_policy.unwrap();
+        assert_eq!(p.mode, pb::restart_policy::Mode::OnFailure as i32);
+        assert_eq!(p.maximum_retry_count, 3);
         assert!(spec(body(json!({"Name": "no"}), true), V150, "").is_ok());
     }
 

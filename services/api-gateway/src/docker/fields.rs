@@ -83,7 +83,7 @@ pub const FIELDS: &[Field] = &[
     ),
     f("ArgsEscaped", "ArgsEscaped", Ignored, "true"),
     f("Image", "IMAGE", Honored, r#""busybox""#),
-    f("Volumes", "--volume", Refused(Volumes), r#"{"/data": {}}"#),
+    f("Volumes", "--volume", Honored, r#"{"/data": {}}"#),
     f("WorkingDir", "--workdir", Honored, r#""/tmp""#),
     f("Entrypoint", "--entrypoint", Honored, r#"["/bin/sh"]"#),
     f(
@@ -104,12 +104,7 @@ pub const FIELDS: &[Field] = &[
     f("StopTimeout", "--stop-timeout", Honored, "5"),
     f("Shell", "SHELL", Ignored, r#"["/bin/sh", "-c"]"#),
     // HostConfig
-    f(
-        "HostConfig.Binds",
-        "--volume",
-        Refused(Volumes),
-        r#"["/tmp:/host"]"#,
-    ),
+    f("HostConfig.Binds", "--volume", Honored, r#"["/tmp:/host"]"#),
     f(
         "HostConfig.ContainerIDFile",
         "--cidfile",
@@ -132,14 +127,14 @@ pub const FIELDS: &[Field] = &[
     f(
         "HostConfig.RestartPolicy",
         "--restart",
-        Refused(Resources),
+        Honored,
         r#"{"Name": "always"}"#,
     ),
     f("HostConfig.AutoRemove", "--rm", Honored, "true"),
     f(
         "HostConfig.VolumeDriver",
         "--volume-driver",
-        Refused(Volumes),
+        Honored,
         r#""local""#,
     ),
     f(
@@ -151,7 +146,7 @@ pub const FIELDS: &[Field] = &[
     f(
         "HostConfig.Mounts",
         "--mount",
-        Refused(Volumes),
+        Honored,
         r#"[{"Type": "tmpfs", "Target": "/t"}]"#,
     ),
     f("HostConfig.ConsoleSize", "--tty", Honored, "[24, 80]"),
@@ -239,12 +234,7 @@ pub const FIELDS: &[Field] = &[
         Refused(Unplanned),
         r#"{"size": "1G"}"#,
     ),
-    f(
-        "HostConfig.Tmpfs",
-        "--tmpfs",
-        Refused(Volumes),
-        r#"{"/t": ""}"#,
-    ),
+    f("HostConfig.Tmpfs", "--tmpfs", Honored, r#"{"/t": ""}"#),
     f("HostConfig.UTSMode", "--uts", Honored, r#""host""#),
     f(
         "HostConfig.UsernsMode",
@@ -266,24 +256,9 @@ pub const FIELDS: &[Field] = &[
         Honored,
         r#""default""#,
     ),
-    f(
-        "HostConfig.CpuShares",
-        "--cpu-shares",
-        Refused(Resources),
-        "512",
-    ),
-    f(
-        "HostConfig.Memory",
-        "--memory",
-        Refused(Resources),
-        "10485760",
-    ),
-    f(
-        "HostConfig.NanoCpus",
-        "--cpus",
-        Refused(Resources),
-        "500000000",
-    ),
+    f("HostConfig.CpuShares", "--cpu-shares", Honored, "512"),
+    f("HostConfig.Memory", "--memory", Honored, "10485760"),
+    f("HostConfig.NanoCpus", "--cpus", Honored, "500000000"),
     f(
         "HostConfig.CgroupParent",
         "--cgroup-parent",
@@ -326,18 +301,8 @@ pub const FIELDS: &[Field] = &[
         Refused(Resources),
         r#"[{"Path": "/dev/sda", "Rate": 1}]"#,
     ),
-    f(
-        "HostConfig.CpuPeriod",
-        "--cpu-period",
-        Refused(Resources),
-        "100000",
-    ),
-    f(
-        "HostConfig.CpuQuota",
-        "--cpu-quota",
-        Refused(Resources),
-        "50000",
-    ),
+    f("HostConfig.CpuPeriod", "--cpu-period", Honored, "100000"),
+    f("HostConfig.CpuQuota", "--cpu-quota", Honored, "50000"),
     f(
         "HostConfig.CpuRealtimePeriod",
         "--cpu-rt-period",
@@ -350,18 +315,8 @@ pub const FIELDS: &[Field] = &[
         Refused(Resources),
         "1000",
     ),
-    f(
-        "HostConfig.CpusetCpus",
-        "--cpuset-cpus",
-        Refused(Resources),
-        r#""0""#,
-    ),
-    f(
-        "HostConfig.CpusetMems",
-        "--cpuset-mems",
-        Refused(Resources),
-        r#""0""#,
-    ),
+    f("HostConfig.CpusetCpus", "--cpuset-cpus", Honored, r#""0""#),
+    f("HostConfig.CpusetMems", "--cpuset-mems", Honored, r#""0""#),
     f(
         "HostConfig.Devices",
         "--device",
@@ -395,33 +350,28 @@ pub const FIELDS: &[Field] = &[
     f(
         "HostConfig.MemoryReservation",
         "--memory-reservation",
-        Refused(Resources),
+        Honored,
         "10485760",
     ),
     f(
         "HostConfig.MemorySwap",
         "--memory-swap",
-        Refused(Resources),
+        Honored,
         "20971520",
     ),
     f(
         "HostConfig.MemorySwappiness",
         "--memory-swappiness",
-        Refused(Resources),
+        Honored,
         "10",
     ),
     f(
         "HostConfig.OomKillDisable",
         "--oom-kill-disable",
-        Refused(Resources),
+        Honored,
         "true",
     ),
-    f(
-        "HostConfig.PidsLimit",
-        "--pids-limit",
-        Refused(Resources),
-        "10",
-    ),
+    f("HostConfig.PidsLimit", "--pids-limit", Honored, "10"),
     f(
         "HostConfig.Ulimits",
         "--ulimit",

@@ -10,3 +10,4 @@ pub mod networks;
 pub mod plugins;
 pub mod swarm;
 pub mod system;
+pub mod volumes;

@@ -1,0 +1,255 @@
+//! A container's resource limits checked as dockerd checks them (moby's
+//! verifyPlatformContainerResources, in its words) against what the host's cgroups offer,
+//! and turned into the shim's cgroup values.
+
+use berth_proto::runtime::v1 as pb;
+
+use crate::cgroups::CgroupInfo;
+
+/// dockerd's smallest memory limit and reservation.
+const MIN_MEMORY: i64 = 6 * 1024 * 1024;
+
+/// What the host offers for the checks.
+pub(crate) struct Host<'a> {
+    pub(crate) cgroups: &'a CgroupInfo,
+    pub(crate) cpus: u32,
+}
+
+/// Checks `r` (clearing what the host cannot enforce, as dockerd does with a warning);
+/// the warnings, or the error that refuses the container.
+pub(crate) fn check(r: &mut pb::Resources, host: &Host<'_>) -> Result<Vec<String>, String> {
+    let mut warnings = Vec::new();
+    if r.memory != 0 && r.memory < MIN_MEMORY {
+        return Err("Minimum memory limit allowed is 6MB".to_owned());
+    }
+    if r.memory > 0 && !host.cgroups.memory_limit {
+        warnings.push(
+            "Your kernel does not support memory limit capabilities or the cgroup is not \
+             mounted. Limitation discarded."
+                .to_owned(),
+        );
+        r.memory = 0;
+        r.memory_swap = -1;
+    }
+    if r.memory > 0 && r.memory_swap != -1 && !host.cgroups.swap_limit {
+        warnings.push(
+            "Your kernel does not support swap limit capabilities or the cgroup is not \
+             mounted. Memory limited without swap."
+                .to_owned(),
+        );
+        r.memory_swap = -1;
+    }
+    if r.memory > 0 && r.memory_swap == 0 {
+        // dockerd's default: as much swap as memory.
+        r.memory_swap = r.memory.saturating_mul(2);
+    }
+    if r.memory > 0 && r.memory_swap > 0 && r.memory_swap < r.memory {
+        return Err(
+            "Minimum memoryswap limit should be larger than memory limit, see usage".to_owned(),
+        );
+    }
+    if r.memory == 0 && r.memory_swap > 0 {
+        return Err(
+            "You should always set the Memory limit when using Memoryswap limit, see usage"
+                .to_owned(),
+        );
+    }
+    if let Some(s) = r.memory_swappiness
+        && !(0..=100).contains(&s)
+    {
+        return Err(format!(
+            "Invalid value: {s}, valid memory swappiness range is 0-100"
+        ));
+    }
+    if r.memory > 0 && r.memory_reservation > 0 && r.memory < r.memory_reservation {
+        return Err(
+            "Minimum memory limit can not be less than memory reservation limit, see usage"
+                .to_owned(),
+        );
+    }
+    if r.memory_reservation > 0 && r.memory_reservation < MIN_MEMORY {
+        return Err("Minimum memory reservation allowed is 6MB".to_owned());
+    }
+    if r.oom_kill_disable == Some(true) && r.memory == 0 {
+        warnings.push(
+            "OOM killer is disabled for the container, but no memory limit is set, this can \
+             result in the system running out of resources."
+                .to_owned(),
+        );
+    }
+    if r.nano_cpus > 0 && r.cpu_period > 0 {
+        return Err("Conflicting options: Nano CPUs and CPU Period cannot both be set".to_owned());
+    }
+    if r.nano_cpus > 0 && r.cpu_quota > 0 {
+        return Err("Conflicting options: Nano CPUs and CPU Quota cannot both be set".to_owned());
+    }
+    let max_nano = i64::from(host.cpus) * 1_000_000_000;
+    if r.nano_cpus < 0 || r.nano_cpus > max_nano {
+        return Err(format!(
+            "Range of CPUs is from 0.01 to {}.00, as there are only {} CPUs available",
+            host.cpus, host.cpus
+        ));
+    }
+    if r.cpu_period != 0 && !(1000..=1_000_000).contains(&r.cpu_period) {
+        return Err(
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. \
+             1000000)"
+                .to_owned(),
+        );
+    }
+    if r.cpu_quota > 0 && r.cpu_quota < 1000 {
+        return Err("CPU cfs quota can not be less than 1ms (i.e. 1000)".to_owned());
+    }
+    if r.cpu_shares < 0 {
+        return Err(format!("invalid CPU shares: {}", r.cpu_shares));
+    }
+    for (value, kind) in [(&r.cpuset_cpus, "cpus"), (&r.cpuset_mems, "mems")] {
+        if !value.is_empty() && parse_list(value).is_none() {
+            return Err(format!("Invalid value {value} for cpuset {kind}"));
+        }
+    }
+    if !r.cpuset_cpus.is_empty()
+        && let Some(want) = parse_list(&r.cpuset_cpus)
+        && want.iter().any(|c| *c >= host.cpus)
+    {
+        return Err(format!(
+            "Requested CPUs are not available - requested {}, available: 0-{}",
+            r.cpuset_cpus,
+            host.cpus.saturating_sub(1)
+        ));
+    }
+    Ok(warnings)
+}
+
+/// A cpuset list (`0-2,4`); None when malformed.
+fn parse_list(s: &str) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+                if a > b || b - a > 4096 {
+                    return None;
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.parse().ok()?),
+        }
+    }
+    Some(out)
+}
+
+/// The shim's cgroup values for checked limits (`--cpus` as a quota over a 100 ms period).
+pub(crate) fn for_shim(r: &pb::Resources) -> berth_bundle::Resources {
+    let (period, quota) = if r.nano_cpus > 0 {
+        (100_000, r.nano_cpus / 10_000)
+    } else {
+        (u64::try_from(r.cpu_period).unwrap_or(0), r.cpu_quota)
+    };
+    berth_bundle::Resources {
+        memory: r.memory,
+        memory_swap: r.memory_swap,
+        memory_reservation: r.memory_reservation,
+        memory_swappiness: r.memory_swappiness.and_then(|s| u64::try_from(s).ok()),
+        oom_kill_disable: r.oom_kill_disable == Some(true),
+        cpu_shares: u64::try_from(r.cpu_shares).unwrap_or(0),
+        cpu_period: period,
+        cpu_quota: quota,
+        cpuset_cpus: r.cpuset_cpus.clone(),
+        cpuset_mems: r.cpuset_mems.clone(),
+        pids_limit: r.pids_limit,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(swap: bool) -> CgroupInfo {
+        let mut c = CgroupInfo::detect(std::path::Path::new("/nonexistent"));
+        c.memory_limit = true;
+        c.swap_limit = swap;
+        c
+    }
+
+    fn err(r: pb::Resources) -> String {
+        let h = host(true);
+        check(
+            &mut r.clone(),
+            &Host {
+                cgroups: &h,
+                cpus: 2,
+            },
+        )
+        .unwrap_err()
+    }
+
+    #[test]
+    fn dockerds_checks_in_its_words() {
+        let m = |memory, memory_swap| pb::Resources {
+            memory,
+            memory_swap,
+            ..Default::default()
+        };
+        assert_eq!(err(m(1 << 20, 0)), "Minimum memory limit allowed is 6MB");
+        assert!(err(m(10 << 20, 8 << 20)).starts_with("Minimum memoryswap limit"));
+        assert!(err(m(0, 8 << 20)).starts_with("You should always set the Memory limit"));
+        assert_eq!(
+            err(pb::Resources {
+                nano_cpus: 3_000_000_000,
+                ..Default::default()
+            }),
+            "Range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs available"
+        );
+        assert!(
+            err(pb::Resources {
+                nano_cpus: 500_000_000,
+                cpu_period: 100_000,
+                ..Default::default()
+            })
+            .starts_with("Conflicting options")
+        );
+        assert!(
+            err(pb::Resources {
+                cpu_quota: 10,
+                ..Default::default()
+            })
+            .starts_with("CPU cfs quota")
+        );
+        assert!(
+            err(pb::Resources {
+                cpuset_cpus: "5".to_owned(),
+                ..Default::default()
+            })
+            .starts_with("Requested CPUs are not available")
+        );
+        // No swap accounting: a warning, and swap left unlimited.
+        let h = host(false);
+        let mut r = m(10 << 20, 20 << 20);
+        let w = check(
+            &mut r,
+            &Host {
+                cgroups: &h,
+                cpus: 2,
+            },
+        )
+        .unwrap();
+        assert!(w[0].contains("Memory limited without swap"));
+        assert_eq!(r.memory_swap, -1);
+    }
+
+    #[test]
+    fn cpus_become_a_quota() {
+        let r = for_shim(&pb::Resources {
+            nano_cpus: 500_000_000,
+            pids_limit: Some(10),
+            ..Default::default()
+        });
+        assert_eq!(
+            (r.cpu_period, r.cpu_quota, r.pids_limit),
+            (100_000, 50_000, Some(10))
+        );
+        assert_eq!(parse_list("0-2,4"), Some(vec![0, 1, 2, 4]));
+        assert_eq!(parse_list("a"), None);
+    }
+}

@@ -1,0 +1,721 @@
+//! A container's mounts: resolved at create (volumes acquired from the volumes service, bind
+//! sources checked or made, a fresh volume filled from the image), put into the bundle at each
+//! start, released at remove. The volumes service owns the volumes' directories; the runtime
+//! only copies the image's content into a fresh volume's data path it was handed.
+
+use std::{
+    collections::{BTreeSet, VecDeque},
+    ffi::OsString,
+    os::unix::fs::{MetadataExt, PermissionsExt},
+    path::{Component, Path, PathBuf},
+};
+
+use berth_proto::{runtime::v1 as pb, volumes::v1 as volumes};
+use tonic::transport::Channel;
+
+use crate::{container::Container, container_error::ContainerError, lifecycle::Containers};
+
+type Kind = pb::mount_spec::Type;
+
+/// What of the mounts this runtime cannot honor yet, by its spec name.
+pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
+    spec.mounts.iter().find_map(|m| {
+        let kind = Kind::try_from(m.r#type).unwrap_or(Kind::Unspecified);
+        if !matches!(kind, Kind::Bind | Kind::Volume | Kind::Tmpfs) {
+            return Some(format!("mounts.type {}", kind.as_str_name()));
+        }
+        if !matches!(m.propagation.as_str(), "" | "rprivate" | "private") {
+            return Some(format!("mounts.propagation {}", m.propagation));
+        }
+        if !m.subpath.is_empty() {
+            return Some("mounts.subpath".to_owned());
+        }
+        None
+    })
+}
+
+/// The `volume` filter of docker ps: a mount's volume name or destination (moby).
+pub(crate) fn uses_volume(c: &Container, values: &[String]) -> bool {
+    c.mount_points.iter().any(|m| {
+        values
+            .iter()
+            .any(|v| (!m.name.is_empty() && *v == m.name) || *v == m.destination)
+    })
+}
+
+/// The error dockerd gives for two mounts on one path.
+fn duplicate(dest: &str) -> ContainerError {
+    ContainerError::invalid(format!("Duplicate mount point: {dest}"))
+}
+
+/// `/a/b/` → `/a/b`, as Go's filepath.Clean for the paths compared.
+fn clean(p: &str) -> String {
+    let parts: Vec<&str> = p
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    format!("/{}", parts.join("/"))
+}
+
+/// The mode dockerd shows for a mount.
+fn mode_of(m: &pb::MountSpec, kind: Kind) -> String {
+    if !m.from_binds {
+        return String::new();
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    if m.read_only {
+        parts.push("ro");
+    }
+    if !m.relabel.is_empty() {
+        parts.push(&m.relabel);
+    } else if kind == Kind::Volume {
+        parts.push("z");
+    }
+    if !m.propagation.is_empty() {
+        parts.push(&m.propagation);
+    }
+    if m.no_copy {
+        parts.push("nocopy");
+    }
+    parts.join(",")
+}
+
+impl Containers {
+    pub(crate) fn volumes_client(&self) -> volumes::volumes_client::VolumesClient<Channel> {
+        volumes::volumes_client::VolumesClient::new(self.volumes.clone())
+    }
+
+    /// The container's mounts resolved: the volumes (the spec's, and an anonymous one for
+    /// each of the image's VOLUMEs no other mount covers) acquired for `id`, bind sources
+    /// checked, fresh volumes filled from the image. On error nothing stays acquired.
+    pub(crate) async fn resolve_mounts(
+        &self,
+        id: &str,
+        spec: &pb::ContainerSpec,
+        rootfs: Option<&pb::RootfsMount>,
+    ) -> Result<Vec<pb::MountPoint>, ContainerError> {
+        let r = self.resolve(id, spec, rootfs).await;
+        if r.is_err() {
+            self.release_volumes(id, true).await;
+        }
+        r
+    }
+
+    async fn resolve(
+        &self,
+        id: &str,
+        spec: &pb::ContainerSpec,
+        rootfs: Option<&pb::RootfsMount>,
+    ) -> Result<Vec<pb::MountPoint>, ContainerError> {
+        let mut seen = BTreeSet::new();
+        let mut points = Vec::new();
+        let mut claims = Vec::new();
+        // (index in points, no_copy)
+        let mut volume_at = Vec::new();
+        for t in spec.tmpfs.keys() {
+            if !seen.insert(clean(t)) {
+                return Err(duplicate(t));
+            }
+        }
+        for m in &spec.mounts {
+            let kind = Kind::try_from(m.r#type).unwrap_or(Kind::Unspecified);
+            if !m.target.starts_with('/') {
+                return Err(ContainerError::invalid(format!(
+                    "invalid mount config for type {:?}: mount path must be absolute",
+                    kind.as_str_name()
+                        .trim_start_matches("TYPE_")
+                        .to_lowercase()
+                )));
+            }
+            if !seen.insert(clean(&m.target)) {
+                return Err(duplicate(&m.target));
+            }
+            let mut p = pb::MountPoint {
+                r#type: m.r#type,
+                destination: m.target.clone(),
+                mode: mode_of(m, kind),
+                read_only: m.read_only,
+                non_recursive: m.non_recursive,
+                ..Default::default()
+            };
+            match kind {
+                Kind::Bind => {
+                    bind_source(m).await?;
+                    p.source = m.source.clone();
+                    p.propagation = if m.propagation.is_empty() {
+                        "rprivate".to_owned()
+                    } else {
+                        m.propagation.clone()
+                    };
+                }
+                Kind::Volume => {
+                    p.anonymous = m.source.is_empty();
+                    volume_at.push((points.len(), m.no_copy));
+                    claims.push(volumes::Claim {
+                        name: m.source.clone(),
+                        driver: m.volume_driver.clone(),
+                        labels: m.volume_labels.clone(),
+                        options: m.volume_options.clone(),
+                    });
+                }
+                _ => {
+                    p.tmpfs_size = m.tmpfs_size;
+                    p.tmpfs_mode = m.tmpfs_mode;
+                }
+            }
+            points.push(p);
+        }
+        for path in &spec.image_volumes {
+            if !seen.insert(clean(path)) {
+                continue;
+            }
+            volume_at.push((points.len(), false));
+            claims.push(volumes::Claim::default());
+            points.push(pb::MountPoint {
+                r#type: Kind::Volume as i32,
+                destination: path.clone(),
+                anonymous: true,
+                ..Default::default()
+            });
+        }
+        if claims.is_empty() {
+            return Ok(points);
+        }
+        let acquired = self
+            .volumes_client()
+            .acquire(volumes::AcquireRequest {
+                container_id: id.to_owned(),
+                claims,
+            })
+            .await
+            .map_err(|e| ContainerError::upstream(&e))?
+            .into_inner()
+            .volumes;
+        crate::failpoint::hit("create-after-volumes");
+        if acquired.len() != volume_at.len() {
+            return Err(ContainerError::Internal(anyhow::anyhow!(
+                "volumes.Acquire answered {} volumes for {} claims",
+                acquired.len(),
+                volume_at.len()
+            )));
+        }
+        let mut copies = Vec::new();
+        for ((i, no_copy), a) in volume_at.into_iter().zip(acquired) {
+            let p = &mut points[i];
+            p.name = a.name;
+            p.driver = a.driver;
+            p.source = a.mountpoint;
+            if !no_copy {
+                copies.push((p.destination.clone(), PathBuf::from(&p.source)));
+            }
+        }
+        if let Some(rootfs) = rootfs
+            && !copies.is_empty()
+        {
+            let scratch = self.data_dir.join(id).join("copy-up");
+            let rootfs = rootfs.clone();
+            tokio::task::spawn_blocking(move || copy_up(&rootfs, &scratch, &copies))
+                .await
+                .map_err(|e| ContainerError::Internal(anyhow::anyhow!("copy-up task: {e}")))?
+                .map_err(|e| {
+                    ContainerError::Internal(anyhow::anyhow!(
+                        "copying the image's content into a volume: {e:#}"
+                    ))
+                })?;
+        }
+        Ok(points)
+    }
+
+    /// At start: the volumes service's references made to agree with the records. A
+    /// container it lists that has no record (a create that died between Acquire and its
+    /// record, a remove that died before Release) is released; its anonymous volumes are kept
+    /// (which of the two it was is not known, and `rm` without `-v` keeps them), dangling
+    /// for `docker volume prune`. A recorded container's volume that lacks its reference is
+    /// acquired again.
+    pub(crate) async fn reconcile_volumes(&self) {
+        let mut delay = std::time::Duration::from_millis(100);
+        let vols = loop {
+            match self
+                .volumes_client()
+                .list(volumes::ListRequest::default())
+                .await
+            {
+                Ok(r) => break r.into_inner().volumes,
+                Err(e) if delay < std::time::Duration::from_secs(30) => {
+                    tracing::debug!(error = %e, "volume references: volumes not ready");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "volume references not reconciled");
+                    return;
+                }
+            }
+        };
+        let recorded = match self.store.all() {
+            Ok(all) => all,
+            Err(e) => {
+                tracing::error!(error = %e, "volume references: reading the store");
+                return;
+            }
+        };
+        let ids: BTreeSet<&str> = recorded.iter().map(|c| c.id.as_str()).collect();
+        let orphans: BTreeSet<&str> = vols
+            .iter()
+            .flat_map(|v| v.containers.iter().map(String::as_str))
+            .filter(|id| !ids.contains(id))
+            .collect();
+        for id in orphans {
+            let creating = self
+                .creating
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains(id);
+            if !creating {
+                tracing::info!(
+                    id,
+                    "releasing the volumes of a container that has no record"
+                );
+                self.release_volumes(id, false).await;
+            }
+        }
+        for c in &recorded {
+            let claims: Vec<volumes::Claim> = c
+                .mount_points
+                .iter()
+                .filter(|m| !m.name.is_empty())
+                .filter(|m| {
+                    !vols
+                        .iter()
+                        .any(|v| v.name == m.name && v.containers.contains(&c.id))
+                })
+                .map(|m| volumes::Claim {
+                    name: m.name.clone(),
+                    driver: m.driver.clone(),
+                    ..Default::default()
+                })
+                .collect();
+            if claims.is_empty() {
+                continue;
+            }
+            if let Err(e) = self
+                .volumes_client()
+                .acquire(volumes::AcquireRequest {
+                    container_id: c.id.clone(),
+                    claims,
+                })
+                .await
+            {
+                tracing::warn!(error = %e, id = %c.id, "acquiring a container's volumes again");
+            }
+        }
+    }
+
+    /// dockerd's volume `mount` and `unmount` events, one per volume of the container.
+    pub(crate) fn volume_events(&self, c: &Container, action: &str) {
+        let Ok(a) = action.parse::<berth_types::EventAction>() else {
+            return;
+        };
+        for m in c.mount_points.iter().filter(|m| !m.name.is_empty()) {
+            let mut actor = berth_types::Actor {
+                id: m.name.clone(),
+                ..Default::default()
+            };
+            let attrs = &mut actor.attributes;
+            attrs.insert("container".to_owned(), c.id.clone());
+            attrs.insert("driver".to_owned(), m.driver.clone());
+            if action == "mount" {
+                attrs.insert("destination".to_owned(), m.destination.clone());
+                attrs.insert("propagation".to_owned(), m.propagation.clone());
+                attrs.insert("read/write".to_owned(), (!m.read_only).to_string());
+            }
+            self.events.publish(&berth_types::Event::new(
+                berth_types::EventType::Volume,
+                a.clone(),
+                actor,
+                crate::container::now_nanos(),
+            ));
+        }
+    }
+
+    /// Drops the container's volume references (and with `anonymous`, its anonymous
+    /// volumes). A failure is logged: the references stay until the next release.
+    pub(crate) async fn release_volumes(&self, id: &str, anonymous: bool) {
+        if let Err(e) = self
+            .volumes_client()
+            .release(volumes::ReleaseRequest {
+                container_id: id.to_owned(),
+                remove_anonymous: anonymous,
+            })
+            .await
+        {
+            tracing::warn!(error = %e, id, "releasing the container's volumes");
+        }
+    }
+}
+
+/// A bind source: made when asked (`-v`), else it must exist (`--mount`).
+async fn bind_source(m: &pb::MountSpec) -> Result<(), ContainerError> {
+    if !m.source.starts_with('/') {
+        return Err(ContainerError::invalid(format!(
+            "invalid mount config for type \"bind\": invalid mount path: '{}' mount path must be absolute",
+            m.source
+        )));
+    }
+    match tokio::fs::symlink_metadata(&m.source).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && m.create_source => {
+            tokio::fs::create_dir_all(&m.source).await.map_err(|e| {
+                ContainerError::invalid(format!(
+                    "error while creating mount source path '{}': {e}",
+                    m.source
+                ))
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(ContainerError::invalid(format!(
+                "invalid mount config for type \"bind\": bind source path does not exist: {}",
+                m.source
+            )))
+        }
+        Err(e) => Err(ContainerError::invalid(format!(
+            "invalid mount config for type \"bind\": {}: {e}",
+            m.source
+        ))),
+    }
+}
+
+/// The bundle's mounts for a container: binds of volumes' data and bind sources, tmpfs
+/// mounts from `--mount type=tmpfs` and `--tmpfs`.
+pub(crate) fn into_bundle(c: &Container, config: &mut berth_bundle::Config) {
+    for p in &c.mount_points {
+        let kind = Kind::try_from(p.r#type).unwrap_or(Kind::Unspecified);
+        if kind == Kind::Tmpfs {
+            let mut options = Vec::new();
+            if p.read_only {
+                options.push("ro".to_owned());
+            }
+            options.extend(["nosuid".to_owned(), "nodev".to_owned(), "noexec".to_owned()]);
+            if p.tmpfs_size > 0 {
+                options.push(format!("size={}", p.tmpfs_size));
+            }
+            if p.tmpfs_mode != 0 {
+                options.push(format!("mode={:o}", p.tmpfs_mode));
+            }
+            config.tmpfs.push(berth_bundle::TmpfsMount {
+                destination: p.destination.clone(),
+                options,
+            });
+            continue;
+        }
+        let mut options = vec![if p.non_recursive { "bind" } else { "rbind" }.to_owned()];
+        if p.read_only {
+            options.push("ro".to_owned());
+        }
+        config.mounts.push(berth_bundle::BindMount {
+            source: PathBuf::from(&p.source),
+            destination: p.destination.clone(),
+            options,
+        });
+    }
+    for (dest, opts) in &c.spec.tmpfs {
+        // Docker's defaults for --tmpfs: noexec, nosuid, nodev; the options given on top.
+        let mut options = vec!["nosuid".to_owned(), "nodev".to_owned(), "noexec".to_owned()];
+        for o in opts.split(',').filter(|o| !o.is_empty()) {
+            match o {
+                "exec" => options.retain(|x| x != "noexec"),
+                "suid" => options.retain(|x| x != "nosuid"),
+                "dev" => options.retain(|x| x != "nodev"),
+                o if !options.iter().any(|x| x == o) => options.push(o.to_owned()),
+                _ => {}
+            }
+        }
+        config.tmpfs.push(berth_bundle::TmpfsMount {
+            destination: dest.clone(),
+            options,
+        });
+    }
+}
+
+/// `root` joined with `path`, every symlink on the way resolved as if `root` were `/`: the
+/// result never leaves `root` (the shim's rule for mount targets).
+pub(crate) fn secure_join(root: &Path, path: &str) -> PathBuf {
+    let comps = |p: &Path| -> VecDeque<OsString> {
+        p.components()
+            .filter_map(|c| match c {
+                Component::Normal(s) => Some(s.to_owned()),
+                Component::ParentDir => Some("..".into()),
+                _ => None,
+            })
+            .collect()
+    };
+    let join = |parts: &[OsString]| {
+        let mut p = root.to_owned();
+        for c in parts {
+            p.push(c);
+        }
+        p
+    };
+    let mut todo = comps(Path::new(path));
+    let mut cur: Vec<OsString> = Vec::new();
+    let mut links = 0;
+    while let Some(c) = todo.pop_front() {
+        if c == ".." {
+            cur.pop();
+            continue;
+        }
+        cur.push(c);
+        let Ok(target) = std::fs::read_link(join(&cur)) else {
+            continue;
+        };
+        links += 1;
+        if links > 255 {
+            break;
+        }
+        cur.pop();
+        if target.is_absolute() {
+            cur.clear();
+        }
+        for (i, t) in comps(&target).into_iter().enumerate() {
+            todo.insert(i, t);
+        }
+    }
+    join(&cur)
+}
+
+/// Fills each fresh volume from the image: in a thread of its own that leaves the host's
+/// mount namespace, the container's root filesystem is mounted read-only at `scratch` and
+/// each image directory copied into its empty volume. The thread's namespace, and the mount
+/// in it, end with the thread.
+fn copy_up(
+    rootfs: &pb::RootfsMount,
+    scratch: &Path,
+    copies: &[(String, PathBuf)],
+) -> anyhow::Result<()> {
+    let rootfs = rootfs.clone();
+    let dir = scratch.to_owned();
+    let scratch = scratch.to_owned();
+    let copies = copies.to_vec();
+    let r = std::thread::spawn(move || -> anyhow::Result<()> {
+        use nix::mount::{MsFlags, mount};
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS | nix::sched::CloneFlags::CLONE_FS)
+            .map_err(|e| anyhow::anyhow!("unshare: {e}"))?;
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(|e| anyhow::anyhow!("making / private: {e}"))?;
+        std::fs::create_dir_all(&scratch)?;
+        let root = mount_readonly(&rootfs, &scratch)?;
+        let mut r = Ok(());
+        for (dest, data) in &copies {
+            r = copy_into(&root, dest, data);
+            if r.is_err() {
+                break;
+            }
+        }
+        let _ = nix::mount::umount2(&scratch, nix::mount::MntFlags::MNT_DETACH);
+        r
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("the copy-up thread panicked"))?;
+    let _ = std::fs::remove_dir(dir);
+    r
+}
+
+/// Mounts the root filesystem read-only at `at` (an overlay: its upper directory becomes the
+/// top lower one, so the container's own work directory is not touched). Returns the root.
+fn mount_readonly(rootfs: &pb::RootfsMount, at: &Path) -> anyhow::Result<PathBuf> {
+    use nix::mount::{MsFlags, mount};
+    match rootfs.r#type.as_str() {
+        "overlay" => {
+            let opt = |k: &str| {
+                rootfs
+                    .options
+                    .iter()
+                    .find_map(|o| o.strip_prefix(k).map(str::to_owned))
+            };
+            let lower = opt("lowerdir=").unwrap_or_default();
+            let lowers = match opt("upperdir=") {
+                Some(u) if lower.is_empty() => u,
+                Some(u) => format!("{u}:{lower}"),
+                None => lower,
+            };
+            if !lowers.contains(':') {
+                // One layer: read it in place.
+                return Ok(PathBuf::from(lowers));
+            }
+            mount(
+                Some("overlay"),
+                at,
+                Some("overlay"),
+                MsFlags::MS_RDONLY,
+                Some(format!("lowerdir={lowers}").as_str()),
+            )
+            .map_err(|e| anyhow::anyhow!("mounting the image's filesystem: {e}"))?;
+            Ok(at.to_owned())
+        }
+        "bind" | "rbind" => Ok(PathBuf::from(&rootfs.source)),
+        other => Err(anyhow::anyhow!("cannot read a {other} root filesystem")),
+    }
+}
+
+/// Copies the image's `dest` (resolved inside `root`) into the volume's data directory when
+/// that is empty and the image path is a directory, as dockerd does.
+fn copy_into(root: &Path, dest: &str, data: &Path) -> anyhow::Result<()> {
+    let src = secure_join(root, dest);
+    let Ok(meta) = std::fs::symlink_metadata(&src) else {
+        return Ok(());
+    };
+    if !meta.is_dir() || std::fs::read_dir(data)?.next().is_some() {
+        return Ok(());
+    }
+    copy_dir(&src, data)?;
+    std::os::unix::fs::lchown(data, Some(meta.uid()), Some(meta.gid()))?;
+    std::fs::set_permissions(data, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+    Ok(())
+}
+
+/// Copies the entries of `src` into the existing directory `dst`, never following a
+/// symlink: links are copied as links, owners and modes kept.
+fn copy_dir(src: &Path, dst: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, lchown};
+    for entry in std::fs::read_dir(src)? {
+        let entry = entry?;
+        let from = entry.path();
+        let to = dst.join(entry.file_name());
+        let meta = std::fs::symlink_metadata(&from)?;
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)?;
+            lchown(&to, Some(meta.uid()), Some(meta.gid()))?;
+            continue;
+        }
+        if ft.is_dir() {
+            std::fs::create_dir(&to)?;
+            copy_dir(&from, &to)?;
+        } else if ft.is_file() {
+            let mut r = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .open(&from)?;
+            let mut w = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .open(&to)?;
+            std::io::copy(&mut r, &mut w)?;
+        } else {
+            // Device nodes and fifos as they are; sockets are not copied.
+            use std::os::unix::fs::FileTypeExt;
+            if ft.is_socket() {
+                continue;
+            }
+            let kind = if ft.is_fifo() {
+                nix::sys::stat::SFlag::S_IFIFO
+            } else if ft.is_char_device() {
+                nix::sys::stat::SFlag::S_IFCHR
+            } else {
+                nix::sys::stat::SFlag::S_IFBLK
+            };
+            nix::sys::stat::mknod(
+                &to,
+                kind,
+                nix::sys::stat::Mode::from_bits_truncate(meta.mode() & 0o7777),
+                meta.rdev(),
+            )?;
+        }
+        lchown(&to, Some(meta.uid()), Some(meta.gid()))?;
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secure_join_stays_inside() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("real")).unwrap();
+        std::os::unix::fs::symlink("/../../etc", root.join("escape")).unwrap();
+        std::os::unix::fs::symlink("real", root.join("rel")).unwrap();
+        assert_eq!(secure_join(root, "/escape"), root.join("etc"));
+        assert_eq!(secure_join(root, "/../../x"), root.join("x"));
+        assert_eq!(secure_join(root, "/rel/f"), root.join("real/f"));
+    }
+
+    #[test]
+    fn copy_keeps_links_as_links_and_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("etc/sub")).unwrap();
+        std::fs::write(root.join("etc/passwd"), "root:x:0:0").unwrap();
+        std::fs::set_permissions(root.join("etc/sub"), std::fs::Permissions::from_mode(0o710))
+            .unwrap();
+        std::os::unix::fs::symlink("/host-secret", root.join("etc/link")).unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        copy_into(&root, "/etc", &data).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(data.join("passwd")).unwrap(),
+            "root:x:0:0"
+        );
+        assert_eq!(
+            std::fs::read_link(data.join("link")).unwrap(),
+            Path::new("/host-secret")
+        );
+        let mode = std::fs::metadata(data.join("sub")).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o710);
+        // Not into a volume that has content.
+        std::fs::write(root.join("etc/new"), "x").unwrap();
+        copy_into(&root, "/etc", &data).unwrap();
+        assert!(!data.join("new").exists());
+    }
+
+    #[test]
+    fn bundle_mounts_from_the_resolved_points() {
+        let mut c = crate::container::tests::sample('a', "c");
+        c.mount_points = vec![
+            pb::MountPoint {
+                r#type: Kind::Volume as i32,
+                source: "/v/_data".to_owned(),
+                destination: "/data".to_owned(),
+                read_only: true,
+                ..Default::default()
+            },
+            pb::MountPoint {
+                r#type: Kind::Tmpfs as i32,
+                destination: "/t".to_owned(),
+                tmpfs_size: 1 << 20,
+                ..Default::default()
+            },
+        ];
+        c.spec
+            .tmpfs
+            .insert("/run".to_owned(), "exec,size=1m".to_owned());
+        let mut cfg = berth_bundle::Config::new(
+            c.id.clone(),
+            berth_bundle::Mount {
+                kind: "overlay".to_owned(),
+                source: "overlay".to_owned(),
+                options: Vec::new(),
+            },
+            berth_bundle::Process::new(vec!["sh".to_owned()]),
+            "berth/x".to_owned(),
+        );
+        into_bundle(&c, &mut cfg);
+        assert_eq!(cfg.mounts[0].options, ["rbind", "ro"]);
+        assert_eq!(
+            cfg.tmpfs[0].options,
+            ["nosuid", "nodev", "noexec", "size=1048576"]
+        );
+        assert_eq!(cfg.tmpfs[1].options, ["nosuid", "nodev", "size=1m"]);
+        cfg.validate().unwrap();
+    }
+}
