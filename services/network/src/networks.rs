@@ -2,7 +2,12 @@
 //! and a container's Attach and Detach. The store is written first, then the kernel (links,
 //! then the firewall's set elements); every operation is serialized by one lock.
 
-use std::{collections::BTreeSet, net::Ipv4Addr, path::PathBuf, sync::Arc};
+use std::{
+    collections::BTreeSet,
+    net::{Ipv4Addr, SocketAddrV4},
+    path::PathBuf,
+    sync::Arc,
+};
 
 use berth_bus::EventPublisher;
 use berth_config::DaemonConfig;
@@ -14,7 +19,7 @@ use crate::{
     firewall::{EndpointRule, Firewall, NetRule},
     ipam::{self, Ipv4Net, Pool},
     netlink::{self, Inside, Links, VETH_PREFIX},
-    ports::{self, Held, PortRule},
+    ports::{self, Held, Holder, PortRule},
     store::{Refusal, Store},
 };
 
@@ -317,15 +322,22 @@ impl Networks {
         self.fw.reset(&rules, &eps, &port_rules).await?;
         // The published ports of containers that kept running stay reserved.
         for e in &endpoints {
+            let target: Ipv4Addr = e.ipv4_address.parse().unwrap_or(Ipv4Addr::UNSPECIFIED);
             let fds = e
                 .ports
                 .iter()
-                .filter_map(|p| match ports::rebind(p) {
-                    Ok(fd) => Some(fd),
+                .filter_map(|p| match p.host_ip.as_str() {
+                    "::" => u16::try_from(p.host_port).ok().and_then(|port| {
+                        let to = SocketAddrV4::new(target, u16::try_from(p.container_port).ok()?);
+                        ports::proxy_v6(port, to).ok().flatten().map(Holder::Proxy)
+                    }),
+                    _ => match ports::rebind(p) {
+                    Ok(fd) => Some(Holder::Socket(fd)),
                     Err(err) => {
                         tracing::warn!(error = %err, container = e.container_id, "re-reserving a published port");
                         None
                     }
+                    },
                 })
                 .collect();
             self.held.keep(&e.container_id, fds);
@@ -914,8 +926,30 @@ impl Networks {
                 ),
                 other => other,
             })?;
-            fds.push(fd);
-            published.push(port);
+            fds.push(Holder::Socket(fd));
+            // Every address: IPv6 clients too, through a proxy task.
+            if port.host_ip == "0.0.0.0" && port.protocol == "tcp" {
+                let target: Ipv4Addr = ep
+                    .ipv4_address
+                    .parse()
+                    .map_err(|_| NetworkError::Store(anyhow::anyhow!("bad endpoint address")))?;
+                let to = SocketAddrV4::new(
+                    target,
+                    u16::try_from(port.container_port).unwrap_or_default(),
+                );
+                let host_port = u16::try_from(port.host_port).unwrap_or_default();
+                let v6 = pb::PublishedPort {
+                    host_ip: "::".to_owned(),
+                    ..port.clone()
+                };
+                published.push(port);
+                if let Some(proxy) = ports::proxy_v6(host_port, to)? {
+                    fds.push(Holder::Proxy(proxy));
+                    published.push(v6);
+                }
+            } else {
+                published.push(port);
+            }
         }
         // Hairpin: with br_netfilter, a connection from the container to its own published
         // port is DNATed on the bridge and sent back out of the port it came in through.

@@ -5,7 +5,7 @@
 
 use std::{
     collections::HashMap,
-    net::{Ipv4Addr, SocketAddrV4},
+    net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6},
     os::fd::{AsRawFd, OwnedFd},
     sync::Mutex,
 };
@@ -13,7 +13,10 @@ use std::{
 use berth_proto::network::v1 as pb;
 use nix::{
     errno::Errno,
-    sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, socket},
+    sys::socket::{
+        AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, SockaddrIn6, bind, getsockname,
+        listen, setsockopt, socket, sockopt,
+    },
 };
 
 use crate::NetworkError;
@@ -142,14 +145,79 @@ pub(crate) fn rebind(p: &pb::PublishedPort) -> Result<OwnedFd, NetworkError> {
         .map_err(|e| NetworkError::Kernel(anyhow::anyhow!("Bind for {ip}:{port} failed: {e}")))
 }
 
+/// What holds a published port: its bound socket, or the proxy task listening on it. Never
+/// read: dropping it frees the port.
+#[allow(dead_code)]
+pub(crate) enum Holder {
+    Socket(OwnedFd),
+    Proxy(Proxy),
+}
+
+/// A proxy task; it stops (and its listener closes) when this is dropped.
+pub(crate) struct Proxy(tokio::task::JoinHandle<()>);
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What the kernel cannot forward: `[::]:port` (IPv6 clients, `[::1]`) to an IPv4-only
+/// container. A listener on `[::]` only (V6ONLY, so the IPv4 socket keeps its own space),
+/// each connection spliced to `target` by a task of the service. None where the host has no
+/// IPv6.
+pub(crate) fn proxy_v6(port: u16, target: SocketAddrV4) -> Result<Option<Proxy>, NetworkError> {
+    let open = || -> Result<OwnedFd, Errno> {
+        let fd = socket(
+            AddressFamily::Inet6,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+            None,
+        )?;
+        setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+        bind(
+            fd.as_raw_fd(),
+            &SockaddrIn6::from(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0)),
+        )?;
+        listen(&fd, Backlog::new(128)?)?;
+        Ok(fd)
+    };
+    let fd = match open() {
+        Ok(fd) => fd,
+        Err(Errno::EADDRINUSE) => {
+            return Err(NetworkError::conflict(format!(
+                "Bind for [::]:{port} failed: port is already allocated"
+            )));
+        }
+        Err(e) => {
+            tracing::info!(error = %e, port, "no IPv6 listener for a published port");
+            return Ok(None);
+        }
+    };
+    let listener = tokio::net::TcpListener::from_std(std::net::TcpListener::from(fd))
+        .map_err(|e| NetworkError::Kernel(e.into()))?;
+    Ok(Some(Proxy(tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                if let Ok(mut upstream) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                }
+            });
+        }
+    }))))
+}
+
 /// The sockets that hold published ports, by container.
 #[derive(Default)]
 pub(crate) struct Held {
-    sockets: Mutex<HashMap<String, Vec<OwnedFd>>>,
+    sockets: Mutex<HashMap<String, Vec<Holder>>>,
 }
 
 impl Held {
-    pub(crate) fn keep(&self, container: &str, fds: Vec<OwnedFd>) {
+    pub(crate) fn keep(&self, container: &str, fds: Vec<Holder>) {
         if fds.is_empty() {
             return;
         }

@@ -93,7 +93,7 @@ impl Drop for OtherHost {
 }
 
 fn curl(url: &str) -> (bool, String) {
-    run(&["curl", "-s", "--max-time", "3", url])
+    run(&["curl", "-gs", "--max-time", "3", url])
 }
 
 /// Retries until `f` answers `hello` (httpd takes a moment to listen).
@@ -166,13 +166,19 @@ fn published_ports_forward_and_leave_nothing() {
         )
     });
 
-    assert_eq!(s.docker(&["port", "web"]), "80/tcp -> 0.0.0.0:18080");
+    // IPv6 clients through the service's proxy task, as dockerd 28 lists them.
+    assert_eq!(
+        s.docker(&["port", "web"]),
+        "80/tcp -> 0.0.0.0:18080\n80/tcp -> [::]:18080"
+    );
+    answers("[::1]:18080", || curl("http://[::1]:18080/"));
     let ps = s.docker(&["ps", "--format", "{{.Names}} {{.Ports}}"]);
     assert!(ps.contains("web 0.0.0.0:18080->80/tcp"), "{ps}");
     let c = s.inspect("web");
     assert_eq!(
         c["NetworkSettings"]["Ports"]["80/tcp"],
-        serde_json::json!([{"HostIp": "0.0.0.0", "HostPort": "18080"}])
+        serde_json::json!([{"HostIp": "0.0.0.0", "HostPort": "18080"},
+                           {"HostIp": "::", "HostPort": "18080"}])
     );
     assert_eq!(
         c["HostConfig"]["PortBindings"]["80/tcp"][0]["HostPort"],
@@ -244,7 +250,7 @@ fn published_ports_forward_and_leave_nothing() {
 
     // A stop releases the ports; a start takes them again.
     s.docker(&["stop", "-t", "0", "web"]);
-    assert!(std::net::TcpListener::bind("0.0.0.0:18080").is_ok());
+    assert!(std::net::TcpListener::bind("[::]:18080").is_ok());
     assert_eq!(s.docker(&["port", "web"]), "");
     s.docker(&["start", "web"]);
     answers("127.0.0.1:18080 after a restart", || {
@@ -256,7 +262,7 @@ fn published_ports_forward_and_leave_nothing() {
     assert_eq!(map_elements(&nft, "ports_ip"), "");
     for port in [18080, 18090, random.parse().unwrap()] {
         assert!(
-            std::net::TcpListener::bind(("0.0.0.0", port)).is_ok(),
+            std::net::TcpListener::bind(("::", port)).is_ok(),
             "port {port} is still held"
         );
     }
