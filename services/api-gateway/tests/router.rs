@@ -867,8 +867,8 @@ async fn refused_options_name_themselves() {
             "--blkio-weight is not supported by Berth yet (HostConfig.BlkioWeight)",
         ),
         (
-            r#"{"Image":"echo/x","HostConfig":{"PortBindings":{"80/tcp":[{"HostPort":"18080"}]}}}"#,
-            "--publish is not supported by Berth yet (HostConfig.PortBindings)",
+            r#"{"Image":"echo/x","HostConfig":{"Links":["db:db"]}}"#,
+            "--link is not supported by Berth yet (HostConfig.Links)",
         ),
         (
             r#"{"Image":"echo/x","HostConfig":{"VolumesFrom":["other"]}}"#,

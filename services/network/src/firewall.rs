@@ -9,7 +9,7 @@
 
 use std::{fmt::Write as _, net::Ipv4Addr};
 
-use crate::ipam::Ipv4Net;
+use crate::{ipam::Ipv4Net, ports::PortRule};
 
 /// A network as the rules see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +69,22 @@ fn endpoint_element(table: &str, verb: &str, e: &EndpointRule) -> String {
     )
 }
 
+/// The map and the key of a published port: `ports_any` (every local address) or `ports_ip`.
+fn port_key(p: &PortRule) -> (&'static str, String) {
+    if p.host_ip.is_unspecified() {
+        ("ports_any", format!("{} . {}", p.protocol, p.host_port))
+    } else {
+        (
+            "ports_ip",
+            format!("{} . {} . {}", p.host_ip, p.protocol, p.host_port),
+        )
+    }
+}
+
+fn port_element(p: &PortRule) -> String {
+    format!("{} : {} . {}", port_key(p).1, p.target, p.container_port)
+}
+
 impl Firewall {
     pub(crate) fn new(table: impl Into<String>) -> Firewall {
         Firewall {
@@ -86,7 +102,12 @@ impl Firewall {
     }
 
     /// The whole table, replacing whatever a previous run left: the reconciliation.
-    pub(crate) fn ruleset(&self, nets: &[NetRule], eps: &[EndpointRule]) -> String {
+    pub(crate) fn ruleset(
+        &self,
+        nets: &[NetRule],
+        eps: &[EndpointRule],
+        ports: &[PortRule],
+    ) -> String {
         let t = &self.table;
         let bridges: Vec<String> = nets.iter().map(|n| q(&n.bridge)).collect();
         let same: Vec<String> = nets
@@ -107,6 +128,17 @@ impl Firewall {
             .iter()
             .map(|e| format!("{} . {}", e.ip, q(&e.bridge)))
             .collect();
+        let (any, ip): (Vec<&PortRule>, Vec<&PortRule>) =
+            ports.iter().partition(|p| p.host_ip.is_unspecified());
+        let any: Vec<String> = any.into_iter().map(port_element).collect();
+        let ip: Vec<String> = ip.into_iter().map(port_element).collect();
+        // Published ports: traffic to a local address (from other hosts in prerouting, from
+        // the host itself in output) is forwarded through the maps; what comes from loopback
+        // (route_localnet on the bridges) or from a container (hairpin) is masqueraded so that
+        // the reply comes back through the host; forwarded connections cross networks, never
+        // into or out of an internal one.
+        let dnat = "\t\tfib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @ports_ip\n\
+                    \t\tfib daddr type local dnat ip to meta l4proto . th dport map @ports_any\n";
         format!(
             "add table inet {t}\n\
              delete table inet {t}\n\
@@ -116,16 +148,29 @@ impl Firewall {
              \tset internal {{ type ifname;{} }}\n\
              \tset masq {{ type ipv4_addr; flags interval;{} }}\n\
              \tset endpoints {{ type ipv4_addr . ifname;{} }}\n\
+             \tmap ports_any {{ type inet_proto . inet_service : ipv4_addr . inet_service;{} }}\n\
+             \tmap ports_ip {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service;{} }}\n\
              \tchain forward {{\n\
              \t\ttype filter hook forward priority filter; policy accept;\n\
              \t\tiifname @bridges ip saddr . iifname != @endpoints drop\n\
-             \t\tiifname @bridges oifname @bridges iifname . oifname != @same drop\n\
              \t\tiifname @internal oifname != @internal drop\n\
              \t\toifname @internal iifname != @internal drop\n\
+             \t\tct status dnat accept\n\
+             \t\tiifname @bridges oifname @bridges iifname . oifname != @same drop\n\
              \t}}\n\
              \tchain postrouting {{\n\
              \t\ttype nat hook postrouting priority srcnat; policy accept;\n\
              \t\tip saddr @masq oifname != @bridges masquerade\n\
+             \t\tct status dnat ip saddr 127.0.0.0/8 oifname @bridges masquerade\n\
+             \t\tct status dnat ip saddr @masq oifname @bridges masquerade\n\
+             \t}}\n\
+             \tchain prerouting {{\n\
+             \t\ttype nat hook prerouting priority dstnat; policy accept;\n\
+             {dnat}\
+             \t}}\n\
+             \tchain output {{\n\
+             \t\ttype nat hook output priority -100; policy accept;\n\
+             {dnat}\
              \t}}\n\
              }}\n",
             elements(&bridges),
@@ -133,12 +178,19 @@ impl Firewall {
             elements(&internal),
             elements(&masq),
             elements(&endpoints),
+            elements(&any),
+            elements(&ip),
         )
     }
 
     /// Writes the whole table (at start).
-    pub(crate) async fn reset(&self, nets: &[NetRule], eps: &[EndpointRule]) -> anyhow::Result<()> {
-        self.nft(&self.ruleset(nets, eps)).await
+    pub(crate) async fn reset(
+        &self,
+        nets: &[NetRule],
+        eps: &[EndpointRule],
+        ports: &[PortRule],
+    ) -> anyhow::Result<()> {
+        self.nft(&self.ruleset(nets, eps, ports)).await
     }
 
     /// Removes the table (at a clean stop with no endpoint left).
@@ -163,6 +215,24 @@ impl Firewall {
 
     pub(crate) fn remove_endpoint_text(&self, e: &EndpointRule) -> String {
         endpoint_element(&self.table, "add", e) + &endpoint_element(&self.table, "delete", e)
+    }
+
+    pub(crate) fn add_port_text(&self, p: &PortRule) -> String {
+        let (map, _) = port_key(p);
+        format!(
+            "add element inet {} {map} {{ {} }}\n",
+            self.table,
+            port_element(p)
+        )
+    }
+
+    pub(crate) fn remove_port_text(&self, p: &PortRule) -> String {
+        let (map, key) = port_key(p);
+        format!(
+            "{}delete element inet {} {map} {{ {key} }}\n",
+            self.add_port_text(p),
+            self.table
+        )
     }
 
     /// Runs one `nft -f -` transaction.
@@ -214,7 +284,7 @@ impl Firewall {
     }
 }
 
-fn docker_user_rules(bridge: &str) -> [Vec<String>; 2] {
+fn docker_user_rules(bridge: &str) -> [Vec<String>; 3] {
     let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
     [
         s(&["-i", bridge, "-j", "ACCEPT"]),
@@ -225,6 +295,17 @@ fn docker_user_rules(bridge: &str) -> [Vec<String>; 2] {
             "conntrack",
             "--ctstate",
             "RELATED,ESTABLISHED",
+            "-j",
+            "ACCEPT",
+        ]),
+        // Connections to published ports.
+        s(&[
+            "-o",
+            bridge,
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "DNAT",
             "-j",
             "ACCEPT",
         ]),
@@ -292,7 +373,7 @@ mod tests {
             bridge: "berth0".to_owned(),
             ip: "172.18.0.2".parse().unwrap(),
         }];
-        let text = fw.ruleset(&nets(), &eps);
+        let text = fw.ruleset(&nets(), &eps, &[]);
         assert!(text.starts_with("add table inet berth\ndelete table inet berth\n"));
         assert!(
             text.contains("set bridges { type ifname; elements = { \"berth0\", \"berth-abc\" }; }")
@@ -305,10 +386,10 @@ mod tests {
         assert!(text.contains("elements = { 172.18.0.2 . \"berth0\" }"));
         assert!(text.contains("ip saddr @masq oifname != @bridges masquerade"));
         // The rules are the same whatever the containers.
-        let empty = fw.ruleset(&[], &[]);
+        let empty = fw.ruleset(&[], &[], &[]);
         let rules = |t: &str| {
             t.lines()
-                .filter(|l| !l.contains("set "))
+                .filter(|l| !l.contains("set ") && !l.contains("map ports"))
                 .map(str::to_owned)
                 .collect::<Vec<_>>()
         };
@@ -336,5 +417,31 @@ mod tests {
         let rm = fw.remove_network_text(&nets()[1]);
         assert!(rm.contains("delete element inet berth_t internal { \"berth-abc\" }"));
         assert!(rm.lines().all(|l| l.contains(" element ")));
+    }
+
+    #[test]
+    fn published_ports_are_map_elements() {
+        let fw = Firewall::offline("berth_t");
+        let any = PortRule {
+            host_ip: std::net::Ipv4Addr::UNSPECIFIED,
+            protocol: "tcp".to_owned(),
+            host_port: 18080,
+            target: "172.18.0.2".parse().unwrap(),
+            container_port: 80,
+        };
+        let one = PortRule {
+            host_ip: "127.0.0.1".parse().unwrap(),
+            protocol: "udp".to_owned(),
+            ..any.clone()
+        };
+        assert_eq!(
+            fw.add_port_text(&any),
+            "add element inet berth_t ports_any { tcp . 18080 : 172.18.0.2 . 80 }\n"
+        );
+        let rm = fw.remove_port_text(&one);
+        assert!(rm.ends_with("delete element inet berth_t ports_ip { 127.0.0.1 . udp . 18080 }\n"));
+        let text = fw.ruleset(&nets(), &[], &[any, one]);
+        assert!(text.contains("elements = { tcp . 18080 : 172.18.0.2 . 80 }"));
+        assert!(text.contains("elements = { 127.0.0.1 . udp . 18080 : 172.18.0.2 . 80 }"));
     }
 }

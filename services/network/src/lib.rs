@@ -1,5 +1,6 @@
 //! The network service: networks, endpoints, IPAM, bridges, veth pairs, port publishing, DNS.
 
+mod dns;
 mod error;
 mod firewall;
 mod grpc;
@@ -7,6 +8,7 @@ mod info;
 mod ipam;
 mod netlink;
 mod networks;
+mod ports;
 mod store;
 mod sysctl;
 

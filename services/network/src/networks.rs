@@ -2,7 +2,12 @@
 //! and a container's Attach and Detach. The store is written first, then the kernel (links,
 //! then the firewall's set elements); every operation is serialized by one lock.
 
-use std::{collections::BTreeSet, net::Ipv4Addr, path::PathBuf, sync::Arc};
+use std::{
+    collections::BTreeSet,
+    net::{Ipv4Addr, SocketAddrV4},
+    path::PathBuf,
+    sync::Arc,
+};
 
 use berth_bus::EventPublisher;
 use berth_config::DaemonConfig;
@@ -10,10 +15,11 @@ use berth_proto::network::v1 as pb;
 use berth_types::{Actor, Event, EventType};
 
 use crate::{
-    NetworkError,
+    NetworkError, dns,
     firewall::{EndpointRule, Firewall, NetRule},
     ipam::{self, Ipv4Net, Pool},
     netlink::{self, Inside, Links, VETH_PREFIX},
+    ports::{self, Held, Holder, PortRule},
     store::{Refusal, Store},
 };
 
@@ -69,6 +75,10 @@ pub(crate) struct Networks {
     fw: Firewall,
     events: EventPublisher,
     settings: Settings,
+    /// The sockets that reserve published host ports.
+    held: Held,
+    /// The embedded DNS servers of containers on user-defined networks.
+    dns: dns::Servers,
     lock: tokio::sync::Mutex<()>,
 }
 
@@ -151,6 +161,17 @@ fn rule_of(n: &pb::NetworkRecord) -> Option<NetRule> {
         subnet,
         internal: n.internal,
     })
+}
+
+/// The DNAT elements of an endpoint's published ports.
+fn port_rules(e: &pb::Endpoint) -> Vec<PortRule> {
+    let Ok(target) = e.ipv4_address.parse() else {
+        return Vec::new();
+    };
+    e.ports
+        .iter()
+        .filter_map(|p| PortRule::of(target, p))
+        .collect()
 }
 
 fn endpoint_rule(n: &pb::NetworkRecord, e: &pb::Endpoint) -> Option<EndpointRule> {
@@ -246,6 +267,8 @@ impl Networks {
             fw: Firewall::new(settings.table()),
             events,
             settings,
+            held: Held::default(),
+            dns: dns::Servers::default(),
             lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -295,7 +318,40 @@ impl Networks {
                 endpoint_rule(n, e)
             })
             .collect();
-        self.fw.reset(&rules, &eps).await?;
+        let port_rules: Vec<PortRule> = endpoints.iter().flat_map(port_rules).collect();
+        self.fw.reset(&rules, &eps, &port_rules).await?;
+        // The published ports of containers that kept running stay reserved.
+        for e in &endpoints {
+            let target: Ipv4Addr = e.ipv4_address.parse().unwrap_or(Ipv4Addr::UNSPECIFIED);
+            let fds = e
+                .ports
+                .iter()
+                .filter_map(|p| match p.host_ip.as_str() {
+                    "::" => u16::try_from(p.host_port).ok().and_then(|port| {
+                        let to = SocketAddrV4::new(target, u16::try_from(p.container_port).ok()?);
+                        ports::proxy_v6(port, to).ok().flatten().map(Holder::Proxy)
+                    }),
+                    _ => match ports::rebind(p) {
+                    Ok(fd) => Some(Holder::Socket(fd)),
+                    Err(err) => {
+                        tracing::warn!(error = %err, container = e.container_id, "re-reserving a published port");
+                        None
+                    }
+                    },
+                })
+                .collect();
+            self.held.keep(&e.container_id, fds);
+            // The embedded DNS server of a container that kept running serves again.
+            if !e.dns_netns.is_empty() && std::path::Path::new(&e.dns_netns).exists() {
+                let netns = PathBuf::from(&e.dns_netns);
+                if let Err(err) =
+                    self.dns
+                        .start(self.store.clone(), &e.container_id, netns, &e.dns_servers)
+                {
+                    tracing::warn!(error = %err, container = e.container_id, "reopening the embedded DNS server");
+                }
+            }
+        }
         let owned: BTreeSet<&str> = endpoints
             .iter()
             .map(|e| e.host_interface.as_str())
@@ -347,6 +403,13 @@ impl Networks {
             .ensure_bridge(&n.bridge, pool.gateway, pool.subnet.prefix(), n.mtu)
             .await
             .map_err(kernel)?;
+        // Published ports answer on 127.0.0.1: loopback-sourced packets may leave through it.
+        let localnet = format!("/proc/sys/net/ipv4/conf/{}/route_localnet", n.bridge);
+        if std::fs::read_to_string(&localnet).is_ok_and(|v| v.trim() != "1")
+            && let Err(e) = std::fs::write(&localnet, "1")
+        {
+            tracing::warn!(error = %e, bridge = n.bridge, "could not set route_localnet");
+        }
         self.fw.allow_in_docker_user(&n.bridge).await;
         Ok(index)
     }
@@ -770,7 +833,7 @@ impl Networks {
         let _g = self.lock.lock().await;
         let mut endpoints = Vec::new();
         for (i, want) in req.endpoints.iter().enumerate() {
-            match self.plug(req, &netns, &want.network, i).await {
+            match self.plug(req, &netns, want, i).await {
                 Ok(ep) => endpoints.push(ep),
                 Err(e) => {
                     self.detach_locked(cid).await;
@@ -778,23 +841,141 @@ impl Networks {
                 }
             }
         }
+        let published = match endpoints.first_mut() {
+            Some(first) if !req.ports.is_empty() => match self.publish(req, first).await {
+                Ok(p) => p,
+                Err(e) => {
+                    self.detach_locked(cid).await;
+                    return Err(e);
+                }
+            },
+            _ => Vec::new(),
+        };
         let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let gateway = endpoints
+            .first()
+            .map(|e| e.gateway.clone())
+            .unwrap_or_default();
+        let extra = dns::extra_hosts(&req.extra_hosts, &gateway).map_err(NetworkError::invalid);
+        let extra = match extra {
+            Ok(e) => e,
+            Err(e) => {
+                self.detach_locked(cid).await;
+                return Err(e);
+            }
+        };
+        // Containers on a user-defined network get the embedded DNS server.
+        let user_network = match endpoints.first() {
+            Some(e) => !self.find(&e.network_id)?.predefined,
+            None => false,
+        };
+        if user_network && let Some(first) = endpoints.first_mut() {
+            let upstreams = if req.dns.is_empty() {
+                dns::nameservers(&host)
+            } else {
+                req.dns.clone()
+            };
+            first.dns_netns = req.netns_path.clone();
+            first.dns_servers = upstreams.clone();
+            let started = self.store.update_endpoint(first).and_then(|()| {
+                self.dns
+                    .start(self.store.clone(), cid, netns.clone(), &upstreams)
+                    .map_err(|e| kernel(anyhow::anyhow!("starting the embedded DNS server: {e}")))
+            });
+            if let Err(e) = started {
+                self.detach_locked(cid).await;
+                return Err(e);
+            }
+        }
         let addresses: Vec<String> = endpoints.iter().map(|e| e.ipv4_address.clone()).collect();
         Ok(pb::AttachResponse {
-            resolv_conf: resolv_conf(&host),
-            hosts: hosts(&req.hostname, &req.domainname, &addresses),
+            resolv_conf: dns::resolv_conf(
+                &resolv_conf(&host),
+                user_network,
+                &req.dns,
+                &req.dns_search,
+                &req.dns_options,
+            ),
+            hosts: hosts(&req.hostname, &req.domainname, &addresses) + &extra,
             endpoints,
+            ports: published,
         })
+    }
+
+    /// Binds the host ports the request asks for and forwards them to `ep`: the sockets held,
+    /// the ports recorded on the endpoint, the map elements added in one transaction. A repeated
+    /// Attach keeps what the first one published.
+    async fn publish(
+        &self,
+        req: &pb::AttachRequest,
+        ep: &mut pb::Endpoint,
+    ) -> Result<Vec<pb::PublishedPort>, NetworkError> {
+        if !ep.ports.is_empty() {
+            return Ok(ep.ports.clone());
+        }
+        let mut fds = Vec::new();
+        let mut published = Vec::new();
+        for p in &req.ports {
+            let (fd, port) = ports::bind_request(p).map_err(|e| match e {
+                NetworkError::Client(_, msg) => NetworkError::Client(
+                    berth_types::ErrorKind::Internal,
+                    format!(
+                        "driver failed programming external connectivity on endpoint {} ({}): {msg}",
+                        req.container_name, ep.endpoint_id
+                    ),
+                ),
+                other => other,
+            })?;
+            fds.push(Holder::Socket(fd));
+            // Every address: IPv6 clients too, through a proxy task.
+            if port.host_ip == "0.0.0.0" && port.protocol == "tcp" {
+                let target: Ipv4Addr = ep
+                    .ipv4_address
+                    .parse()
+                    .map_err(|_| NetworkError::Store(anyhow::anyhow!("bad endpoint address")))?;
+                let to = SocketAddrV4::new(
+                    target,
+                    u16::try_from(port.container_port).unwrap_or_default(),
+                );
+                let host_port = u16::try_from(port.host_port).unwrap_or_default();
+                let v6 = pb::PublishedPort {
+                    host_ip: "::".to_owned(),
+                    ..port.clone()
+                };
+                published.push(port);
+                if let Some(proxy) = ports::proxy_v6(host_port, to)? {
+                    fds.push(Holder::Proxy(proxy));
+                    published.push(v6);
+                }
+            } else {
+                published.push(port);
+            }
+        }
+        // Hairpin: with br_netfilter, a connection from the container to its own published
+        // port is DNATed on the bridge and sent back out of the port it came in through.
+        let hairpin = format!("/sys/class/net/{}/brport/hairpin_mode", ep.host_interface);
+        if let Err(e) = std::fs::write(&hairpin, "1") {
+            tracing::warn!(error = %e, link = ep.host_interface, "could not turn hairpin mode on");
+        }
+        ep.ports = published.clone();
+        self.store.update_endpoint(ep)?;
+        let text: String = port_rules(ep)
+            .iter()
+            .map(|r| self.fw.add_port_text(r))
+            .collect();
+        self.fw.nft(&text).await.map_err(kernel)?;
+        self.held.keep(&req.container_id, fds);
+        Ok(published)
     }
 
     async fn plug(
         &self,
         req: &pb::AttachRequest,
         netns: &std::path::Path,
-        network: &str,
+        want: &pb::EndpointRequest,
         nth: usize,
     ) -> Result<pb::Endpoint, NetworkError> {
-        let n = self.find(network)?;
+        let n = self.find(&want.network)?;
         if n.driver != "bridge" {
             return Err(NetworkError::invalid(format!(
                 "container cannot be attached to network {}: it is not a bridge network",
@@ -816,6 +997,10 @@ impl Networks {
             ipv4_prefix_len: u32::from(prefix),
             gateway: gw.to_string(),
             mac_address: ipam::mac_string(ipam::mac_for(ip)),
+            ports: Vec::new(),
+            aliases: want.aliases.clone(),
+            dns_netns: String::new(),
+            dns_servers: Vec::new(),
         };
         let ep = self
             .store
@@ -881,6 +1066,16 @@ impl Networks {
                 return;
             }
         };
+        let ports: String = removed
+            .iter()
+            .flat_map(port_rules)
+            .map(|r| self.fw.remove_port_text(&r))
+            .collect();
+        if let Err(e) = self.fw.nft(&ports).await {
+            tracing::warn!(error = %e, container, "removing published ports' elements");
+        }
+        self.held.release(container);
+        self.dns.stop(container);
         for ep in removed {
             if let Err(e) = self.links.delete(&ep.host_interface).await {
                 tracing::warn!(error = %e, link = ep.host_interface, "removing a veth");

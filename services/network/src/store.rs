@@ -179,7 +179,6 @@ impl Store {
         read().map_err(NetworkError::Store)
     }
 
-    #[cfg(test)]
     pub(crate) fn container_endpoints(
         &self,
         container: &str,
@@ -247,6 +246,23 @@ impl Store {
             };
             tx.commit()?;
             Ok(Some(ep))
+        };
+        write().map_err(store_err)
+    }
+
+    /// Rewrites a recorded endpoint (its published ports). Nothing when it is gone.
+    pub(crate) fn update_endpoint(&self, ep: &pb::Endpoint) -> Result<(), NetworkError> {
+        let write = || -> anyhow::Result<()> {
+            let key = format!("{}/{}", ep.network_id, ep.container_id);
+            let tx = self.db.begin_write()?;
+            {
+                let mut eps = tx.open_table(ENDPOINTS)?;
+                if eps.get(key.as_str())?.is_some() {
+                    eps.insert(key.as_str(), ep.encode_to_vec().as_slice())?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
         };
         write().map_err(store_err)
     }

@@ -252,10 +252,47 @@ impl PsFilter {
             && (f.volumes.is_empty() || crate::mounts::uses_volume(c, &f.volumes))
             && ancestor_ok
             && network_ok
-            // Nor does it publish or expose ports yet.
-            && f.publish.is_empty()
-            && f.expose.is_empty()
+            && ports_match(&f.publish, published(c))
+            && ports_match(&f.expose, exposed(c))
     }
+}
+
+/// The container ports with a host port published (while it runs), as `(port, protocol)`.
+fn published(c: &Container) -> Vec<(u32, String)> {
+    c.network
+        .iter()
+        .flat_map(|n| &n.ports)
+        .map(|p| (p.container_port, p.protocol.clone()))
+        .collect()
+}
+
+/// The exposed ports (`80/tcp`), as `(port, protocol)`.
+fn exposed(c: &Container) -> Vec<(u32, String)> {
+    c.spec
+        .network
+        .iter()
+        .flat_map(|n| &n.exposed_ports)
+        .filter_map(|e| {
+            let (port, proto) = e.split_once('/').unwrap_or((e.as_str(), "tcp"));
+            Some((port.parse().ok()?, proto.to_owned()))
+        })
+        .collect()
+}
+
+/// moby's `publish`/`expose` filters: each value is `<port>[/<proto>]` or
+/// `<first>-<last>[/<proto>]` (tcp by default); one match of any value is enough.
+fn ports_match(values: &[String], ports: Vec<(u32, String)>) -> bool {
+    values.is_empty()
+        || values.iter().any(|v| {
+            let (range, proto) = v.split_once('/').unwrap_or((v.as_str(), "tcp"));
+            let (first, last) = range.split_once('-').unwrap_or((range, range));
+            let (Ok(first), Ok(last)) = (first.parse::<u32>(), last.parse::<u32>()) else {
+                return false;
+            };
+            ports
+                .iter()
+                .any(|(p, pr)| pr == proto && (first..=last).contains(p))
+        })
 }
 
 /// The container `before`/`since` name: full ID, name (with or without the slash), or unique
@@ -527,5 +564,29 @@ mod tests {
         assert_eq!(ok(&[("volume", &["data"])]), "");
         assert_eq!(ok(&[("publish", &["80"])]), "");
         assert_eq!(ok(&[("expose", &["8000-8080/tcp"])]), "");
+
+        // web exposes 80/tcp and 8053/udp and publishes 80.
+        let mut cs = fixture();
+        let web = cs.iter_mut().find(|c| c.short_name() == "web").unwrap();
+        web.spec.network.as_mut().unwrap().exposed_ports =
+            vec!["80/tcp".to_owned(), "8053/udp".to_owned()];
+        web.network = Some(pb::NetworkState {
+            ports: vec![pb::PublishedPort {
+                container_port: 80,
+                protocol: "tcp".to_owned(),
+                host_ip: "0.0.0.0".to_owned(),
+                host_port: 18080,
+            }],
+            ..Default::default()
+        });
+        let n = |key: &str, v: &[&str]| {
+            let f = PsFilter::new(filters(&[(key, v)]), &cs).unwrap();
+            f.select(&cs, true, 0).len()
+        };
+        assert_eq!(n("publish", &["80"]), 1);
+        assert_eq!(n("publish", &["80/udp"]), 0);
+        assert_eq!(n("publish", &["8053/udp"]), 0);
+        assert_eq!(n("expose", &["8000-8080/udp"]), 1);
+        assert_eq!(n("expose", &["1-79", "81-90"]), 0);
     }
 }

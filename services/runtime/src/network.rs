@@ -73,7 +73,17 @@ fn client(ch: &Channel) -> netpb::network_client::NetworkClient<Channel> {
 }
 
 fn endpoint(e: netpb::Endpoint) -> pb::ContainerEndpoint {
+    let dns_names = if e.network_name == "bridge" {
+        Vec::new()
+    } else {
+        std::iter::once(e.container_name.clone())
+            .chain(e.aliases.iter().cloned())
+            .chain(std::iter::once(e.container_id.chars().take(12).collect()))
+            .collect()
+    };
     pb::ContainerEndpoint {
+        dns_names,
+        aliases: e.aliases,
         network_name: e.network_name,
         network_id: e.network_id,
         endpoint_id: e.endpoint_id,
@@ -81,6 +91,70 @@ fn endpoint(e: netpb::Endpoint) -> pb::ContainerEndpoint {
         ipv4_prefix_len: e.ipv4_prefix_len,
         gateway: e.gateway,
         mac_address: e.mac_address,
+    }
+}
+
+/// A host port or range ("8080", "8000-8010"; empty or "0": an ephemeral port).
+fn host_ports(s: &str) -> Result<(u32, u32), ContainerError> {
+    let bad = || ContainerError::invalid(format!("invalid host port {s:?}"));
+    let one = |p: &str| p.trim().parse::<u16>().map(u32::from).map_err(|_| bad());
+    match s.split_once('-') {
+        _ if s.is_empty() => Ok((0, 0)),
+        None => one(s).map(|p| (p, p)),
+        Some((a, b)) => {
+            let (a, b) = (one(a)?, one(b)?);
+            if a > b || a == 0 {
+                return Err(bad());
+            }
+            Ok((a, b))
+        }
+    }
+}
+
+/// The host ports to publish: `-p` bindings, and with `-P` every exposed port without one on
+/// an ephemeral host port.
+pub(crate) fn port_requests(
+    net: &pb::NetworkSpec,
+) -> Result<Vec<netpb::PortRequest>, ContainerError> {
+    let mut out = Vec::new();
+    for b in &net.port_bindings {
+        let (first, last) = host_ports(&b.host_port)?;
+        out.push(netpb::PortRequest {
+            container_port: b.container_port,
+            protocol: b.protocol.clone(),
+            host_ip: b.host_ip.clone(),
+            host_port_first: first,
+            host_port_last: last,
+        });
+    }
+    if net.publish_all {
+        for e in &net.exposed_ports {
+            let (port, proto) = e.split_once('/').unwrap_or((e.as_str(), "tcp"));
+            let Ok(port) = port.parse::<u16>() else {
+                continue;
+            };
+            let bound = net
+                .port_bindings
+                .iter()
+                .any(|b| b.container_port == u32::from(port) && b.protocol == proto);
+            if !bound {
+                out.push(netpb::PortRequest {
+                    container_port: u32::from(port),
+                    protocol: proto.to_owned(),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn published(p: netpb::PublishedPort) -> pb::PublishedPort {
+    pb::PublishedPort {
+        container_port: p.container_port,
+        protocol: p.protocol,
+        host_ip: p.host_ip,
+        host_port: p.host_port,
     }
 }
 
@@ -117,15 +191,30 @@ impl Containers {
         };
         // A previous run's leftovers (a runtime that died before its Detach) go first.
         self.network_down(&c.id).await;
+        let net = c.spec.network.clone().unwrap_or_default();
+        let ports = port_requests(&net)?;
         let path = self.netns_path(&c.id);
         create_netns(&path)?;
         let req = netpb::AttachRequest {
             container_id: c.id.clone(),
             container_name: c.short_name().to_owned(),
             netns_path: path.display().to_string(),
-            endpoints: vec![netpb::EndpointRequest { network }],
+            endpoints: vec![netpb::EndpointRequest {
+                aliases: net
+                    .endpoints
+                    .iter()
+                    .filter(|e| e.network == network)
+                    .flat_map(|e| e.aliases.clone())
+                    .collect(),
+                network,
+            }],
+            dns: net.dns.clone(),
+            dns_search: net.dns_search.clone(),
+            dns_options: net.dns_options.clone(),
+            extra_hosts: net.extra_hosts.clone(),
             hostname: c.spec.hostname.clone(),
             domainname: c.spec.domainname.clone(),
+            ports,
         };
         let r = match client(&self.network).attach(req).await {
             Ok(r) => r.into_inner(),
@@ -146,6 +235,7 @@ impl Containers {
             state: Some(pb::NetworkState {
                 sandbox_key: path.display().to_string(),
                 endpoints: r.endpoints.into_iter().map(endpoint).collect(),
+                ports: r.ports.into_iter().map(published).collect(),
             }),
         })
     }
@@ -180,5 +270,32 @@ impl Containers {
                 self.network_down(&id).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bindings_and_publish_all_become_requests() {
+        let net = pb::NetworkSpec {
+            exposed_ports: vec!["53/udp".to_owned(), "80/tcp".to_owned()],
+            port_bindings: vec![pb::PortBinding {
+                container_port: 80,
+                protocol: "tcp".to_owned(),
+                host_ip: String::new(),
+                host_port: "8000-8010".to_owned(),
+            }],
+            publish_all: true,
+            ..Default::default()
+        };
+        let r = port_requests(&net).unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!((r[0].host_port_first, r[0].host_port_last), (8000, 8010));
+        assert_eq!((r[1].container_port, r[1].protocol.as_str()), (53, "udp"));
+        assert_eq!(r[1].host_port_first, 0);
+        assert!(host_ports("x").is_err());
+        assert_eq!(host_ports("8080").unwrap(), (8080, 8080));
     }
 }

@@ -184,6 +184,20 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
             let mut rest = net.clone();
             rest.mode.clear();
             rest.exposed_ports.clear();
+            rest.port_bindings.clear();
+            rest.publish_all = false;
+            rest.dns.clear();
+            rest.dns_search.clear();
+            rest.dns_options.clear();
+            rest.extra_hosts.clear();
+            // An endpoint with aliases only is honored.
+            rest.endpoints.retain(|e| {
+                *e != pb::EndpointSpec {
+                    network: e.network.clone(),
+                    aliases: e.aliases.clone(),
+                    ..Default::default()
+                }
+            });
             d(rest != pb::NetworkSpec::default(), "network")
         })
         .or_else(|| {

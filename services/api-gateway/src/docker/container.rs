@@ -133,7 +133,7 @@ fn endpoint_settings(e: Option<&pb::ContainerEndpoint>) -> Value {
     json!({
         "IPAMConfig": null,
         "Links": null,
-        "Aliases": null,
+        "Aliases": if e.aliases.is_empty() { Value::Null } else { json!(e.aliases) },
         "MacAddress": e.mac_address,
         "DriverOpts": null,
         "GwPriority": 0,
@@ -145,7 +145,7 @@ fn endpoint_settings(e: Option<&pb::ContainerEndpoint>) -> Value {
         "IPv6Gateway": "",
         "GlobalIPv6Address": "",
         "GlobalIPv6PrefixLen": 0,
-        "DNSNames": null,
+        "DNSNames": if e.dns_names.is_empty() { Value::Null } else { json!(e.dns_names) },
     })
 }
 
@@ -175,6 +175,12 @@ fn networks(c: &pb::Container) -> Map<String, Value> {
 /// Inspect's `NetworkSettings`: the networks, the netns (SandboxKey), and the legacy top-level
 /// fields, which dockerd fills from the default bridge network's endpoint.
 fn network_settings(c: &pb::Container) -> Value {
+    let net = c
+        .spec
+        .as_ref()
+        .and_then(|s| s.network.clone())
+        .unwrap_or_default();
+    let ports = super::ports::network_settings(&net, c.network.as_ref());
     let state = c.network.clone().unwrap_or_default();
     let bridge = state
         .endpoints
@@ -186,7 +192,7 @@ fn network_settings(c: &pb::Container) -> Value {
         "Bridge": "",
         "SandboxID": "",
         "SandboxKey": state.sandbox_key,
-        "Ports": {},
+        "Ports": ports,
         "HairpinMode": false,
         "LinkLocalIPv6Address": "",
         "LinkLocalIPv6PrefixLen": 0,
@@ -217,7 +223,10 @@ pub fn summary(info: &pb::ContainerInfo) -> Value {
         "ImageID": c.image_id,
         "Command": command(&c),
         "Created": c.created / 1_000_000_000,
-        "Ports": [],
+        "Ports": super::ports::summary(
+            &spec.network.clone().unwrap_or_default(),
+            c.network.as_ref(),
+        ),
         "Labels": spec.labels,
         "State": status_name(status),
         "Status": status_text(&c),
@@ -313,6 +322,7 @@ fn host_config(spec: &pb::ContainerSpec) -> Value {
 
 /// The HostConfig keys dockerd always shows.
 fn host_config_keys(spec: &pb::ContainerSpec) -> Value {
+    let net = spec.network.clone().unwrap_or_default();
     let p = spec.process.clone().unwrap_or_default();
     let log = spec.log.clone().unwrap_or_default();
     let sec = spec.security.clone().unwrap_or_default();
@@ -340,7 +350,7 @@ fn host_config_keys(spec: &pb::ContainerSpec) -> Value {
         "ContainerIDFile": "",
         "LogConfig": {"Type": log.driver, "Config": log.options},
         "NetworkMode": network_mode(spec),
-        "PortBindings": {},
+        "PortBindings": super::ports::host_config(&spec.network.clone().unwrap_or_default()),
         "RestartPolicy": restart_policy(spec.restart_policy.as_ref()),
         "AutoRemove": spec.auto_remove,
         "VolumeDriver": "",
@@ -349,10 +359,10 @@ fn host_config_keys(spec: &pb::ContainerSpec) -> Value {
         "CapAdd": list_or_null(&sec.cap_add),
         "CapDrop": list_or_null(&sec.cap_drop),
         "CgroupnsMode": "private",
-        "Dns": [],
-        "DnsOptions": [],
-        "DnsSearch": [],
-        "ExtraHosts": null,
+        "Dns": net.dns,
+        "DnsOptions": net.dns_options,
+        "DnsSearch": net.dns_search,
+        "ExtraHosts": list_or_null(&net.extra_hosts),
         "GroupAdd": list_or_null(&p.additional_groups),
         "IpcMode": if ns.ipc.is_empty() { "private" } else { ns.ipc.as_str() },
         "Cgroup": "",
@@ -360,7 +370,7 @@ fn host_config_keys(spec: &pb::ContainerSpec) -> Value {
         "OomScoreAdj": 0,
         "PidMode": ns.pid,
         "Privileged": sec.privileged,
-        "PublishAllPorts": false,
+        "PublishAllPorts": spec.network.as_ref().is_some_and(|n| n.publish_all),
         "ReadonlyRootfs": sec.readonly_rootfs,
         "SecurityOpt": list_or_null(&sec.security_opt),
         "UTSMode": ns.uts,
@@ -634,7 +644,9 @@ mod tests {
                 ipv4_prefix_len: 16,
                 gateway: "172.18.0.1".to_owned(),
                 mac_address: "02:42:ac:12:00:02".to_owned(),
+                ..Default::default()
             }],
+            ports: Vec::new(),
         });
         let v = inspect(&i);
         let ns = &v["NetworkSettings"];

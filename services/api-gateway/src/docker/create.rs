@@ -12,7 +12,7 @@ use crate::{
     api_version::ApiVersion,
     docker::{
         fields::{self, FIELDS, Support},
-        mounts, security,
+        mounts, ports, security,
     },
     error::ApiError,
 };
@@ -104,6 +104,12 @@ struct HostConfig {
     pids_limit: Option<i64>,
     devices: Option<Vec<DeviceMapping>>,
     device_cgroup_rules: Option<Vec<String>>,
+    port_bindings: Option<ports::PortBindings>,
+    publish_all_ports: bool,
+    dns: Option<Vec<String>>,
+    dns_search: Option<Vec<String>>,
+    dns_options: Option<Vec<String>>,
+    extra_hosts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -194,25 +200,35 @@ fn check_fields(body: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// NetworkingConfig: only an empty endpoint for the container's own network (the CLI always
-/// sends one) is accepted until aliases, fixed addresses and more networks land.
-fn check_endpoints(body: &Value, mode: &str) -> Result<(), ApiError> {
+/// NetworkingConfig: only the container's own network (the CLI always sends it), with
+/// `Aliases` as the only setting until fixed addresses and more networks land. Its aliases.
+fn check_endpoints(body: &Value, mode: &str) -> Result<Vec<String>, ApiError> {
     let Some(eps) = body["NetworkingConfig"]["EndpointsConfig"].as_object() else {
-        return Ok(());
+        return Ok(Vec::new());
     };
+    let mut aliases = Vec::new();
     for (name, ep) in eps {
         let own = name == mode || (mode == "bridge" && name == "default");
-        let set = ep
-            .as_object()
-            .is_some_and(|o| o.iter().any(|(k, v)| fields::is_set(k, v)));
+        let set = ep.as_object().is_some_and(|o| {
+            o.iter()
+                .any(|(k, v)| k != "Aliases" && fields::is_set(k, v))
+        });
         if !own || set {
             return Err(invalid(format!(
                 "--network {name} with endpoint settings is not supported by Berth yet \
                  (NetworkingConfig.EndpointsConfig)"
             )));
         }
+        if let Some(list) = ep["Aliases"].as_array() {
+            aliases.extend(list.iter().filter_map(Value::as_str).map(str::to_owned));
+        }
     }
-    Ok(())
+    if !aliases.is_empty() && matches!(mode, "bridge" | "host" | "none") {
+        return Err(invalid(
+            "network-scoped alias is supported only for containers in user defined networks",
+        ));
+    }
+    Ok(aliases)
 }
 
 /// The default network, none, host, or a user-defined network's name or ID (the route
@@ -396,7 +412,7 @@ pub fn spec(
         return Err(invalid("no image specified"));
     }
     let mode = network_mode(&hc.network_mode)?;
-    check_endpoints(&serde_json::json!({ "NetworkingConfig": endpoints }), &mode)?;
+    let aliases = check_endpoints(&serde_json::json!({ "NetworkingConfig": endpoints }), &mode)?;
     if !matches!(hc.runtime.as_str(), "" | "runc") {
         return Err(invalid(format!(
             "unknown or invalid runtime name: {}",
@@ -513,6 +529,21 @@ pub fn spec(
         stop_signal: cfg.stop_signal,
         stop_timeout: cfg.stop_timeout,
         network: Some(pb::NetworkSpec {
+            port_bindings: ports::for_mode(&mode, ports::parse(hc.port_bindings)?)?,
+            publish_all: hc.publish_all_ports,
+            endpoints: if aliases.is_empty() {
+                Vec::new()
+            } else {
+                vec![pb::EndpointSpec {
+                    network: mode.clone(),
+                    aliases,
+                    ..Default::default()
+                }]
+            },
+            dns: ports::dns_servers(hc.dns)?,
+            dns_search: hc.dns_search.unwrap_or_default(),
+            dns_options: hc.dns_options.unwrap_or_default(),
+            extra_hosts: ports::extra_hosts(hc.extra_hosts)?,
             mode,
             exposed_ports: exposed,
             ..Default::default()
@@ -642,7 +673,21 @@ mod tests {
         assert!(err(body("container:abc", json!({}))).starts_with("--network container:abc"));
         assert!(
             err(body("bridge", json!({"bridge": {"Aliases": ["x"]}})))
-                .contains("NetworkingConfig.EndpointsConfig")
+                .contains("network-scoped alias is supported only")
+        );
+        let s = spec(
+            body("mynet", json!({"mynet": {"Aliases": ["db"]}})),
+            V150,
+            "",
+        )
+        .unwrap();
+        assert_eq!(s.network.unwrap().endpoints[0].aliases, ["db"]);
+        assert!(
+            err(body(
+                "mynet",
+                json!({"mynet": {"IPAMConfig": {"IPv4Address": "10.0.0.2"}}})
+            ))
+            .contains("NetworkingConfig.EndpointsConfig")
         );
         assert!(err(body("bridge", json!({"other": {}}))).starts_with("--network other"));
     }

@@ -121,7 +121,7 @@ pub const FIELDS: &[Field] = &[
     f(
         "HostConfig.PortBindings",
         "--publish",
-        Refused(Network),
+        Honored,
         r#"{"80/tcp": [{"HostPort": "8080"}]}"#,
     ),
     f(
@@ -169,28 +169,23 @@ pub const FIELDS: &[Field] = &[
         Refused(Resources),
         r#""host""#,
     ),
-    f(
-        "HostConfig.Dns",
-        "--dns",
-        Refused(Network),
-        r#"["1.1.1.1"]"#,
-    ),
+    f("HostConfig.Dns", "--dns", Honored, r#"["1.1.1.1"]"#),
     f(
         "HostConfig.DnsOptions",
         "--dns-option",
-        Refused(Network),
+        Honored,
         r#"["ndots:2"]"#,
     ),
     f(
         "HostConfig.DnsSearch",
         "--dns-search",
-        Refused(Network),
+        Honored,
         r#"["example.org"]"#,
     ),
     f(
         "HostConfig.ExtraHosts",
         "--add-host",
-        Refused(Network),
+        Honored,
         r#"["h:1.2.3.4"]"#,
     ),
     f(
@@ -223,7 +218,7 @@ pub const FIELDS: &[Field] = &[
     f(
         "HostConfig.PublishAllPorts",
         "--publish-all",
-        Refused(Network),
+        Honored,
         "true",
     ),
     f("HostConfig.ReadonlyRootfs", "--read-only", Honored, "true"),

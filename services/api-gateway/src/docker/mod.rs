@@ -10,6 +10,7 @@ pub mod image;
 pub mod image_filters;
 pub mod mounts;
 pub mod network;
+pub mod ports;
 pub mod ps_filters;
 pub mod security;
 pub mod timestamp;

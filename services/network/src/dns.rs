@@ -1,0 +1,373 @@
+//! The embedded DNS server of user-defined networks, as dockerd wires it: a UDP and a TCP
+//! socket on 127.0.0.11:53 inside each container's netns (opened by a thread that joins the
+//! netns, then served from tokio), answering the names of the containers on the container's
+//! networks (name, `--network-alias`, short ID, `name.network`), and forwarding every other
+//! query to the container's upstreams (`--dns`, else the host's name servers, loopback ones
+//! included: the forwarding socket lives in the host's namespace).
+
+use std::{
+    collections::HashMap,
+    net::{Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use hickory_proto::{
+    op::{Message, MessageType, ResponseCode},
+    rr::{RData, Record, RecordType, rdata::A},
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, UdpSocket},
+    task::JoinHandle,
+};
+
+use crate::store::Store;
+
+/// Where the resolver listens in the container.
+pub(crate) const RESOLVER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
+const TTL: u32 = 600;
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The name servers of a resolv.conf text.
+pub(crate) fn nameservers(resolv_conf: &str) -> Vec<String> {
+    resolv_conf
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some("nameserver"))
+                .then(|| w.next())
+                .flatten()
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+/// The container's resolv.conf. `base` is what the default bridge gets from the host's file
+/// (loopback servers dropped); with the embedded server, its address instead, `ndots:0` as
+/// dockerd writes it. `--dns` replaces the servers of the default bridge (on user networks it
+/// is the embedded server's upstreams), `--dns-search` and `--dns-option` the search and
+/// options lines.
+pub(crate) fn resolv_conf(
+    base: &str,
+    embedded: bool,
+    dns: &[String],
+    search: &[String],
+    options: &[String],
+) -> String {
+    let lines = |key: &str| -> Vec<String> {
+        base.lines()
+            .filter(|l| l.split_whitespace().next() == Some(key))
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut out = String::new();
+    if embedded {
+        out.push_str(&format!("nameserver {RESOLVER}\n"));
+    } else if dns.is_empty() {
+        for l in lines("nameserver") {
+            out.push_str(&l);
+            out.push('\n');
+        }
+    } else {
+        for d in dns {
+            out.push_str(&format!("nameserver {d}\n"));
+        }
+    }
+    if search.is_empty() {
+        for l in lines("search").into_iter().chain(lines("domain")) {
+            out.push_str(&l);
+            out.push('\n');
+        }
+    } else {
+        out.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    let mut opts: Vec<String> = if options.is_empty() {
+        lines("options")
+            .iter()
+            .flat_map(|l| l.split_whitespace().skip(1).map(str::to_owned))
+            .collect()
+    } else {
+        options.to_vec()
+    };
+    if embedded && !opts.iter().any(|o| o.starts_with("ndots:")) {
+        opts.insert(0, "ndots:0".to_owned());
+    }
+    if !opts.is_empty() {
+        out.push_str(&format!("options {}\n", opts.join(" ")));
+    }
+    out
+}
+
+/// `--add-host` entries as /etc/hosts lines (`name:ip`; `host-gateway` is `gateway`).
+pub(crate) fn extra_hosts(entries: &[String], gateway: &str) -> Result<String, String> {
+    let mut out = String::new();
+    for e in entries {
+        // name:ip, where ip may be IPv6 (name:::1) or host-gateway; also name=ip.
+        let (name, ip) = e
+            .split_once('=')
+            .or_else(|| e.split_once(':'))
+            .ok_or_else(|| format!("invalid argument {e:?} for \"--add-host\" flag"))?;
+        let ip = ip.trim_start_matches('[').trim_end_matches(']');
+        let ip = if ip == "host-gateway" { gateway } else { ip };
+        if name.is_empty() || ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(format!("invalid IP address in add-host: {ip:?}"));
+        }
+        out.push_str(&format!("{ip}\t{name}\n"));
+    }
+    Ok(out)
+}
+
+/// Answers names from the store for one container.
+pub(crate) struct Resolver {
+    store: Arc<Store>,
+    container: String,
+    upstreams: Vec<SocketAddr>,
+}
+
+impl Resolver {
+    /// The addresses `name` has on the container's networks: None when no container there
+    /// has that name.
+    fn lookup(&self, name: &str) -> Option<Vec<Ipv4Addr>> {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        let mine = self.store.container_endpoints(&self.container).ok()?;
+        let mut out = Vec::new();
+        for own in &mine {
+            let Ok(peers) = self.store.network_endpoints(&own.network_id) else {
+                continue;
+            };
+            let net = own.network_name.to_ascii_lowercase();
+            for e in peers {
+                let mut names: Vec<String> = vec![e.container_name.to_ascii_lowercase()];
+                names.extend(e.aliases.iter().map(|a| a.to_ascii_lowercase()));
+                names.push(e.container_id.chars().take(12).collect());
+                let hit = names
+                    .iter()
+                    .any(|n| *n == name || format!("{n}.{net}") == name);
+                if hit && let Ok(ip) = e.ipv4_address.parse() {
+                    out.push(ip);
+                }
+            }
+        }
+        (!out.is_empty()).then_some(out)
+    }
+
+    /// The reply to one query message (None: not a query worth answering).
+    async fn answer(&self, packet: &[u8]) -> Option<Vec<u8>> {
+        let req = Message::from_vec(packet).ok()?;
+        if req.metadata.message_type != MessageType::Query {
+            return None;
+        }
+        let q = req.queries.first()?.clone();
+        let name = q.name().to_ascii();
+        if let Some(ips) = self.lookup(&name) {
+            let mut resp = Message::response(req.metadata.id, req.metadata.op_code);
+            resp.metadata.recursion_desired = req.metadata.recursion_desired;
+            resp.metadata.recursion_available = true;
+            resp.metadata.authoritative = true;
+            resp.add_query(q.clone());
+            if q.query_type() == RecordType::A || q.query_type() == RecordType::ANY {
+                for ip in ips {
+                    resp.add_answer(Record::from_rdata(q.name().clone(), TTL, RData::A(A(ip))));
+                }
+            }
+            return resp.to_vec().ok();
+        }
+        match self.forward(packet).await {
+            Some(r) => Some(r),
+            None => {
+                let mut resp = Message::error_msg(
+                    req.metadata.id,
+                    req.metadata.op_code,
+                    ResponseCode::ServFail,
+                );
+                resp.metadata.recursion_desired = req.metadata.recursion_desired;
+                resp.add_query(q);
+                resp.to_vec().ok()
+            }
+        }
+    }
+
+    /// Asks the upstreams in turn, from the host's namespace.
+    async fn forward(&self, packet: &[u8]) -> Option<Vec<u8>> {
+        for up in &self.upstreams {
+            let Ok(sock) = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await else {
+                continue;
+            };
+            if sock.send_to(packet, up).await.is_err() {
+                continue;
+            }
+            let mut buf = vec![0u8; 65535];
+            if let Ok(Ok((n, from))) =
+                tokio::time::timeout(UPSTREAM_TIMEOUT, sock.recv_from(&mut buf)).await
+                && from == *up
+            {
+                buf.truncate(n);
+                return Some(buf);
+            }
+        }
+        None
+    }
+}
+
+/// Opens the resolver's sockets inside the netns at `netns` (a thread joins it).
+fn open_in(netns: &Path) -> std::io::Result<(std::net::UdpSocket, std::net::TcpListener)> {
+    let netns = netns.to_owned();
+    std::thread::Builder::new()
+        .name("netns-dns".to_owned())
+        .spawn(move || {
+            let f = std::fs::File::open(&netns)?;
+            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(std::io::Error::from)?;
+            let udp = std::net::UdpSocket::bind((RESOLVER, 53))?;
+            let tcp = std::net::TcpListener::bind((RESOLVER, 53))?;
+            udp.set_nonblocking(true)?;
+            tcp.set_nonblocking(true)?;
+            Ok((udp, tcp))
+        })?
+        .join()
+        .map_err(|_| std::io::Error::other("the netns thread panicked"))?
+}
+
+async fn serve_udp(sock: UdpSocket, r: Arc<Resolver>) {
+    let sock = Arc::new(sock);
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+            continue;
+        };
+        let packet = buf[..n].to_vec();
+        let (sock, r) = (sock.clone(), r.clone());
+        tokio::spawn(async move {
+            if let Some(reply) = r.answer(&packet).await {
+                let _ = sock.send_to(&reply, from).await;
+            }
+        });
+    }
+}
+
+async fn serve_tcp(listener: TcpListener, r: Arc<Resolver>) {
+    loop {
+        let Ok((mut conn, _)) = listener.accept().await else {
+            continue;
+        };
+        let r = r.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok(len) = conn.read_u16().await else {
+                    return;
+                };
+                let mut packet = vec![0u8; usize::from(len)];
+                if conn.read_exact(&mut packet).await.is_err() {
+                    return;
+                }
+                let Some(reply) = r.answer(&packet).await else {
+                    return;
+                };
+                let Ok(len) = u16::try_from(reply.len()) else {
+                    return;
+                };
+                if conn.write_u16(len).await.is_err() || conn.write_all(&reply).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// The resolvers that serve running containers, by container.
+#[derive(Default)]
+pub(crate) struct Servers {
+    tasks: Mutex<HashMap<String, Vec<JoinHandle<()>>>>,
+}
+
+impl Servers {
+    /// Starts serving the container (a second call replaces the first).
+    pub(crate) fn start(
+        &self,
+        store: Arc<Store>,
+        container: &str,
+        netns: PathBuf,
+        upstreams: &[String],
+    ) -> std::io::Result<()> {
+        self.stop(container);
+        let (udp, tcp) = open_in(&netns)?;
+        let upstreams = upstreams
+            .iter()
+            .filter_map(|s| s.parse::<std::net::IpAddr>().ok())
+            .map(|ip| SocketAddr::new(ip, 53))
+            .collect();
+        let r = Arc::new(Resolver {
+            store,
+            container: container.to_owned(),
+            upstreams,
+        });
+        let udp = UdpSocket::from_std(udp)?;
+        let tcp = TcpListener::from_std(tcp)?;
+        let tasks = vec![
+            tokio::spawn(serve_udp(udp, r.clone())),
+            tokio::spawn(serve_tcp(tcp, r)),
+        ];
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(container.to_owned(), tasks);
+        Ok(())
+    }
+
+    /// Stops serving the container: its sockets close.
+    pub(crate) fn stop(&self, container: &str) {
+        let tasks = self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(container);
+        for t in tasks.into_iter().flatten() {
+            t.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_conf_as_dockerd_writes_it() {
+        let base = "nameserver 10.0.0.2\nsearch example.org\noptions edns0\n";
+        assert_eq!(
+            resolv_conf(base, true, &[], &[], &[]),
+            "nameserver 127.0.0.11\nsearch example.org\noptions ndots:0 edns0\n"
+        );
+        let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            resolv_conf(
+                base,
+                false,
+                &s(&["1.1.1.1"]),
+                &s(&["a.b"]),
+                &s(&["ndots:2"])
+            ),
+            "nameserver 1.1.1.1\nsearch a.b\noptions ndots:2\n"
+        );
+        assert_eq!(resolv_conf(base, false, &[], &[], &[]), base);
+        assert_eq!(
+            extra_hosts(
+                &s(&["h:1.2.3.4", "g:host-gateway", "six:::1"]),
+                "172.18.0.1"
+            )
+            .unwrap(),
+            "1.2.3.4\th\n172.18.0.1\tg\n::1\tsix\n"
+        );
+        assert!(extra_hosts(&s(&["nocolon"]), "").is_err());
+    }
+
+    #[test]
+    fn nameservers_are_read() {
+        assert_eq!(
+            nameservers("search x\nnameserver 127.0.0.53\nnameserver 10.0.0.1 # c\n"),
+            ["127.0.0.53", "10.0.0.1"]
+        );
+    }
+}
