@@ -40,7 +40,11 @@ impl Containers {
         };
         let containers = chosen
             .iter()
-            .map(|c| self.info(c, sizes.remove(&c.id)))
+            .map(|c| {
+                let mut info = self.info(c, sizes.remove(&c.id));
+                summary_only(&mut info);
+                info
+            })
             .collect();
         Ok(pb::ListResponse { containers })
     }
@@ -122,6 +126,19 @@ impl Containers {
                 0
             }
         }
+    }
+}
+
+/// A listed container's spec holds what a summary shows (image, labels, network): the
+/// process, limits and options stay with inspect, so that a list of thousands stays small.
+fn summary_only(info: &mut pb::ContainerInfo) {
+    if let Some(spec) = info.container.as_mut().and_then(|c| c.spec.as_mut()) {
+        *spec = pb::ContainerSpec {
+            image: std::mem::take(&mut spec.image),
+            labels: std::mem::take(&mut spec.labels),
+            network: spec.network.take(),
+            ..Default::default()
+        };
     }
 }
 
