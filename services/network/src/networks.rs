@@ -1074,7 +1074,7 @@ impl Networks {
         if let Err(e) = self.fw.nft(&ports).await {
             tracing::warn!(error = %e, container, "removing published ports' elements");
         }
-        self.held.release(container);
+        self.held.release(container).await;
         self.dns.stop(container);
         for ep in removed {
             if let Err(e) = self.links.delete(&ep.host_interface).await {

@@ -153,12 +153,27 @@ pub(crate) enum Holder {
     Proxy(Proxy),
 }
 
-/// A proxy task; it stops (and its listener closes) when this is dropped.
-pub(crate) struct Proxy(tokio::task::JoinHandle<()>);
+/// A proxy task; it stops (and its listener closes) when this is dropped, or, waited for,
+/// with [`Proxy::stop`].
+pub(crate) struct Proxy(Option<tokio::task::JoinHandle<()>>);
+
+impl Proxy {
+    /// Stops the task and returns once its listener is closed: the port is free.
+    pub(crate) async fn stop(mut self) {
+        if let Some(h) = self.0.take() {
+            h.abort();
+            // A cancelled task's future (and so its listener) is dropped before its handle
+            // resolves.
+            let _ = h.await;
+        }
+    }
+}
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        self.0.abort();
+        if let Some(h) = &self.0 {
+            h.abort();
+        }
     }
 }
 
@@ -196,7 +211,7 @@ pub(crate) fn proxy_v6(port: u16, target: SocketAddrV4) -> Result<Option<Proxy>,
     };
     let listener = tokio::net::TcpListener::from_std(std::net::TcpListener::from(fd))
         .map_err(|e| NetworkError::Kernel(e.into()))?;
-    Ok(Some(Proxy(tokio::spawn(async move {
+    Ok(Some(Proxy(Some(tokio::spawn(async move {
         loop {
             let Ok((mut client, _)) = listener.accept().await else {
                 continue;
@@ -207,7 +222,7 @@ pub(crate) fn proxy_v6(port: u16, target: SocketAddrV4) -> Result<Option<Proxy>,
                 }
             });
         }
-    }))))
+    })))))
 }
 
 /// The sockets that hold published ports, by container.
@@ -225,10 +240,18 @@ impl Held {
         map.entry(container.to_owned()).or_default().extend(fds);
     }
 
-    /// Closes the container's sockets: its host ports are free again.
-    pub(crate) fn release(&self, container: &str) {
-        let mut map = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(container);
+    /// Closes the container's sockets and stops its proxies: its host ports are free again
+    /// when this returns.
+    pub(crate) async fn release(&self, container: &str) {
+        let held = {
+            let mut map = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
+            map.remove(container).unwrap_or_default()
+        };
+        for h in held {
+            if let Holder::Proxy(p) = h {
+                p.stop().await;
+            }
+        }
     }
 }
 
