@@ -190,6 +190,9 @@ pub(crate) fn proxy_v6(port: u16, target: SocketAddrV4) -> Result<Option<Proxy>,
             None,
         )?;
         setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+        // Its accepted connections inherit this: one still closing when the proxy stops does
+        // not keep the port from being bound again (a listener still conflicts).
+        setsockopt(&fd, sockopt::ReuseAddr, &true)?;
         bind(
             fd.as_raw_fd(),
             &SockaddrIn6::from(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0)),
