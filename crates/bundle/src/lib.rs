@@ -23,6 +23,7 @@ pub mod devices;
 mod error;
 pub mod exit;
 mod fs;
+mod path;
 pub mod resources;
 pub mod start_error;
 
@@ -36,6 +37,7 @@ pub use devices::{DeviceKind, DeviceNode, DeviceRule, default_device_rules};
 pub use error::BundleError;
 pub use exit::{EXIT_FILE, ExitStatus, exit_path, rfc3339_nano};
 pub use fs::{write_atomic, write_atomic_mode};
+pub use path::secure_join;
 pub use resources::{Resources, shares_to_weight};
 pub use start_error::{START_ERROR_FILE, StartError, StartErrorKind, start_error_path};
 

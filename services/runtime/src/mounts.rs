@@ -4,10 +4,9 @@
 //! only copies the image's content into a fresh volume's data path it was handed.
 
 use std::{
-    collections::{BTreeSet, VecDeque},
-    ffi::OsString,
+    collections::BTreeSet,
     os::unix::fs::{MetadataExt, PermissionsExt},
-    path::{Component, Path, PathBuf},
+    path::{Path, PathBuf},
 };
 
 use berth_proto::{runtime::v1 as pb, volumes::v1 as volumes};
@@ -437,51 +436,7 @@ pub(crate) fn into_bundle(c: &Container, config: &mut berth_bundle::Config) {
     }
 }
 
-/// `root` joined with `path`, every symlink on the way resolved as if `root` were `/`: the
-/// result never leaves `root` (the shim's rule for mount targets).
-pub(crate) fn secure_join(root: &Path, path: &str) -> PathBuf {
-    let comps = |p: &Path| -> VecDeque<OsString> {
-        p.components()
-            .filter_map(|c| match c {
-                Component::Normal(s) => Some(s.to_owned()),
-                Component::ParentDir => Some("..".into()),
-                _ => None,
-            })
-            .collect()
-    };
-    let join = |parts: &[OsString]| {
-        let mut p = root.to_owned();
-        for c in parts {
-            p.push(c);
-        }
-        p
-    };
-    let mut todo = comps(Path::new(path));
-    let mut cur: Vec<OsString> = Vec::new();
-    let mut links = 0;
-    while let Some(c) = todo.pop_front() {
-        if c == ".." {
-            cur.pop();
-            continue;
-        }
-        cur.push(c);
-        let Ok(target) = std::fs::read_link(join(&cur)) else {
-            continue;
-        };
-        links += 1;
-        if links > 255 {
-            break;
-        }
-        cur.pop();
-        if target.is_absolute() {
-            cur.clear();
-        }
-        for (i, t) in comps(&target).into_iter().enumerate() {
-            todo.insert(i, t);
-        }
-    }
-    join(&cur)
-}
+use berth_bundle::secure_join;
 
 /// Fills each fresh volume from the image: in a thread of its own that leaves the host's
 /// mount namespace, the container's root filesystem is mounted read-only at `scratch` and
