@@ -140,18 +140,7 @@ pub(crate) fn resolve<'a>(
     };
     let mut groups = Vec::new();
     match group_part {
-        Some(g) => {
-            gid = match id(g)? {
-                Id::Num(n) => n,
-                Id::Name(n) => group
-                    .iter()
-                    .find(|e| e.name == n)
-                    .map(|e| e.gid)
-                    .ok_or_else(|| {
-                        format!("unable to find group {n}: no matching entries in group file")
-                    })?,
-            };
-        }
+        Some(g) => gid = group_id(g, group)?,
         None => {
             if let Some(name) = name {
                 groups.extend(
@@ -228,19 +217,19 @@ pub(crate) fn for_process(user: &User) -> Result<ExecUser, StartError> {
 /// Docker's `--group-add` values: numbers as they are, names looked up in `group` (moby's
 /// GetAdditionalGroups).
 pub(crate) fn extra_groups(values: &[String], group: &[GroupEntry]) -> Result<Vec<u32>, String> {
-    values
-        .iter()
-        .map(|v| match id(v)? {
-            Id::Num(n) => Ok(n),
-            Id::Name(n) => group
-                .iter()
-                .find(|e| e.name == n)
-                .map(|e| e.gid)
-                .ok_or_else(|| {
-                    format!("unable to find group {n}: no matching entries in group file")
-                }),
-        })
-        .collect()
+    values.iter().map(|v| group_id(v, group)).collect()
+}
+
+/// A group as `-u` and `--group-add` name it: a number as it is, a name looked up in `group`.
+fn group_id(part: &str, group: &[GroupEntry]) -> Result<u32, String> {
+    match id(part)? {
+        Id::Num(n) => Ok(n),
+        Id::Name(n) => group
+            .iter()
+            .find(|e| e.name == n)
+            .map(|e| e.gid)
+            .ok_or_else(|| format!("unable to find group {n}: no matching entries in group file")),
+    }
 }
 
 /// The user without `--group-add`.

@@ -50,16 +50,8 @@ fn parse(text: &str, accepted: &[&str], now: i64) -> Result<images::ImageFilters
 
 /// `key` or `key=value`.
 fn label(v: &str) -> images::LabelFilter {
-    match v.split_once('=') {
-        Some((k, val)) => images::LabelFilter {
-            key: k.to_owned(),
-            value: Some(val.to_owned()),
-        },
-        None => images::LabelFilter {
-            key: v.to_owned(),
-            value: None,
-        },
-    }
+    let (key, value) = super::split_label(v);
+    images::LabelFilter { key, value }
 }
 
 fn rfc3339_to_unix(s: &str) -> Option<i64> {

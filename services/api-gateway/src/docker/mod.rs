@@ -15,3 +15,11 @@ pub mod ps_filters;
 pub mod security;
 pub mod timestamp;
 pub mod volume;
+
+/// A `label` filter value, `key` or `key=value`: the key, and the value when one is given.
+pub fn split_label(v: &str) -> (String, Option<String>) {
+    match v.split_once('=') {
+        Some((k, val)) => (k.to_owned(), Some(val.to_owned())),
+        None => (v.to_owned(), None),
+    }
+}

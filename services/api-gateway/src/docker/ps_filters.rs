@@ -96,15 +96,9 @@ pub fn parse(text: &str) -> Result<pb::ContainerFilters, ApiError> {
     }
     let labels = f
         .values("label")
-        .map(|l| match l.split_once('=') {
-            Some((k, v)) => pb::LabelFilter {
-                key: k.to_owned(),
-                value: Some(v.to_owned()),
-            },
-            None => pb::LabelFilter {
-                key: l.to_owned(),
-                value: None,
-            },
+        .map(|l| {
+            let (key, value) = super::split_label(l);
+            pb::LabelFilter { key, value }
         })
         .collect();
     Ok(pb::ContainerFilters {

@@ -17,16 +17,8 @@ const LIST_FILTERS: &[&str] = &["dangling", "driver", "label", "name"];
 const PRUNE_FILTERS: &[&str] = &["label", "label!", "all"];
 
 fn label(v: &str) -> pb::LabelFilter {
-    match v.split_once('=') {
-        Some((k, val)) => pb::LabelFilter {
-            key: k.to_owned(),
-            value: Some(val.to_owned()),
-        },
-        None => pb::LabelFilter {
-            key: v.to_owned(),
-            value: None,
-        },
-    }
+    let (key, value) = super::split_label(v);
+    pb::LabelFilter { key, value }
 }
 
 /// `filters` of `GET /volumes`.
