@@ -70,6 +70,78 @@ pub(crate) fn check(r: &mut pb::Resources, host: &Host<'_>) -> Result<Vec<String
     if r.memory_reservation > 0 && r.memory_reservation < MIN_MEMORY {
         return Err("Minimum memory reservation allowed is 6MB".to_owned());
     }
+    // What the host's cgroups cannot enforce is discarded with dockerd's warning, never
+    // dropped silently.
+    let c = host.cgroups;
+    let mut discard = |unsupported: bool, set: bool, text: &str| -> bool {
+        let gone = unsupported && set;
+        if gone {
+            warnings.push(text.to_owned());
+        }
+        gone
+    };
+    if discard(
+        c.version == crate::cgroups::CgroupVersion::V2,
+        r.memory_swappiness.is_some(),
+        "Your kernel does not support memory swappiness capabilities or the cgroup is not \
+         mounted. Memory swappiness discarded.",
+    ) {
+        r.memory_swappiness = None;
+    }
+    if discard(
+        !c.oom_kill_disable,
+        r.oom_kill_disable == Some(true),
+        "Your kernel does not support OomKillDisable. OomKillDisable discarded.",
+    ) {
+        r.oom_kill_disable = None;
+    }
+    if discard(
+        !c.cpu_shares,
+        r.cpu_shares > 0,
+        "Your kernel does not support CPU shares or the cgroup is not mounted. Shares \
+         discarded.",
+    ) {
+        r.cpu_shares = 0;
+    }
+    if discard(
+        !c.cpu_cfs_period,
+        r.cpu_period > 0,
+        "Your kernel does not support CPU cfs period or the cgroup is not mounted. Period \
+         discarded.",
+    ) {
+        r.cpu_period = 0;
+    }
+    if discard(
+        !c.cpu_cfs_quota,
+        r.cpu_quota > 0,
+        "Your kernel does not support CPU cfs quota or the cgroup is not mounted. Quota \
+         discarded.",
+    ) {
+        r.cpu_quota = 0;
+    }
+    if discard(
+        !c.cpu_set,
+        !r.cpuset_cpus.is_empty() || !r.cpuset_mems.is_empty(),
+        "Your kernel does not support cpuset or the cgroup is not mounted. Cpuset discarded.",
+    ) {
+        r.cpuset_cpus.clear();
+        r.cpuset_mems.clear();
+    }
+    if discard(
+        !c.pids_limit,
+        r.pids_limit.is_some_and(|n| n > 0),
+        "Your kernel does not support pids limit capabilities or the cgroup is not mounted. \
+         PIDs limit discarded.",
+    ) {
+        r.pids_limit = None;
+    }
+    if r.nano_cpus > 0 && !c.cpu_cfs_quota {
+        return Err(
+            "NanoCPUs can not be set, as your kernel does not support CPU CFS scheduler \
+                    or the cgroup is not mounted"
+                .to_owned(),
+        );
+    }
     if r.oom_kill_disable == Some(true) && r.memory == 0 {
         warnings.push(
             "OOM killer is disabled for the container, but no memory limit is set, this can \
@@ -169,6 +241,11 @@ mod tests {
         let mut c = CgroupInfo::detect(std::path::Path::new("/nonexistent"));
         c.memory_limit = true;
         c.swap_limit = swap;
+        c.cpu_cfs_period = true;
+        c.cpu_cfs_quota = true;
+        c.cpu_shares = true;
+        c.cpu_set = true;
+        c.pids_limit = true;
         c
     }
 
@@ -236,6 +313,38 @@ mod tests {
         .unwrap();
         assert!(w[0].contains("Memory limited without swap"));
         assert_eq!(r.memory_swap, -1);
+        // A controller the host lacks: discarded with dockerd's warning, not dropped silently.
+        let mut h = host(true);
+        h.pids_limit = false;
+        h.cpu_shares = false;
+        let mut r = pb::Resources {
+            pids_limit: Some(10),
+            cpu_shares: 512,
+            oom_kill_disable: Some(true),
+            memory: 64 << 20,
+            ..Default::default()
+        };
+        let w = check(
+            &mut r,
+            &Host {
+                cgroups: &h,
+                cpus: 2,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            (r.pids_limit, r.cpu_shares, r.oom_kill_disable),
+            (None, 0, None)
+        );
+        assert!(
+            w.iter().any(|w| w.contains("PIDs limit discarded")),
+            "{w:?}"
+        );
+        assert!(w.iter().any(|w| w.contains("Shares discarded")), "{w:?}");
+        assert!(
+            w.iter().any(|w| w.contains("OomKillDisable discarded")),
+            "{w:?}"
+        );
     }
 
     #[test]
