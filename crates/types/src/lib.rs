@@ -6,6 +6,8 @@ mod error_kind;
 mod event;
 mod filters;
 mod id;
+#[cfg(test)]
+mod proptests;
 mod reference;
 mod service;
 mod size;

@@ -153,6 +153,11 @@ pub trait ImagesBackend: Send + Sync + 'static {
     /// docker import: the tarball streams in (the first message carries the options).
     async fn import(&self, body: Upload<images::ImportRequest>) -> Answer<MessageStream>;
     async fn push(&self, req: images::PushRequest) -> Answer<MessageStream>;
+    /// GET /distribution/{name}/json: what the registry holds, without a pull.
+    async fn distribution(
+        &self,
+        req: images::DistributionRequest,
+    ) -> Answer<images::DistributionResponse>;
 }
 
 /// The bytes of a long answer (docker save).
@@ -257,6 +262,17 @@ impl ImagesBackend for GrpcBackends {
         Ok(Box::pin(
             self.images_client().import(long(body)).await?.into_inner(),
         ))
+    }
+
+    async fn distribution(
+        &self,
+        req: images::DistributionRequest,
+    ) -> Answer<images::DistributionResponse> {
+        Ok(self
+            .images_client()
+            .distribution(long(req))
+            .await?
+            .into_inner())
     }
 
     async fn push(&self, req: images::PushRequest) -> Answer<MessageStream> {

@@ -90,10 +90,12 @@ pub fn compose(
     if let Some(c) = ctrs.filter(|_| wanted.containers) {
         out.insert(
             "Containers".to_owned(),
-            c.containers
-                .iter()
-                .map(crate::docker::container::summary)
-                .collect(),
+            json!(
+                c.containers
+                    .iter()
+                    .map(crate::docker::container::summary)
+                    .collect::<Vec<_>>()
+            ),
         );
     }
     if let Some(v) = vols.filter(|_| wanted.volumes) {

@@ -45,6 +45,7 @@ pub fn app(state: AppState, metrics: Option<&berth_telemetry::Metrics>) -> Route
         .merge(routes::exec::router())
         .merge(routes::swarm::router())
         .merge(routes::plugins::router())
+        .merge(routes::distribution::router())
         .merge(routes::buildkit::router())
         .merge(routes::networks::router())
         .merge(routes::volumes::router())

@@ -186,6 +186,12 @@ impl ImagesBackend for Fake {
     async fn push(&self, _: images::PushRequest) -> Answer<MessageStream> {
         unimplemented()
     }
+    async fn distribution(
+        &self,
+        _: images::DistributionRequest,
+    ) -> Answer<images::DistributionResponse> {
+        unimplemented()
+    }
 }
 
 /// No containers: every lookup is a 404 with Docker's text.

@@ -12,7 +12,7 @@ use crate::{
     store::ImageRecord,
 };
 
-async fn service(dir: &Path) -> Arc<ImageService> {
+pub(crate) async fn service(dir: &Path) -> Arc<ImageService> {
     let bus = berth_bus::Bus::connect("nats://127.0.0.1:1", "test")
         .await
         .unwrap();
@@ -78,7 +78,7 @@ fn entries(archive: &[u8]) -> Vec<(String, Vec<u8>)> {
 
 /// Nothing half-written, nothing unreferenced: no ingest file, no temporary layer, and only
 /// the blobs and layers the images use.
-fn assert_clean(dir: &Path, svc: &ImageService) {
+pub(crate) fn assert_clean(dir: &Path, svc: &ImageService) {
     let ingest: Vec<_> = std::fs::read_dir(dir.join("ingest")).unwrap().collect();
     assert!(ingest.is_empty(), "ingest: {ingest:?}");
     let images = svc.store.images().unwrap();

@@ -374,6 +374,35 @@ impl images_server::Images for GrpcImages {
         })))
     }
 
+    async fn distribution(
+        &self,
+        req: Request<pb::DistributionRequest>,
+    ) -> Result<Response<pb::DistributionResponse>, Status> {
+        let req = req.into_inner();
+        let reference: ImageRef = req.reference.parse().map_err(invalid)?;
+        let d = self
+            .domain
+            .distribution(&reference, &credentials(req.auth))
+            .await
+            .map_err(|e| status_from(&e))?;
+        Ok(Response::new(pb::DistributionResponse {
+            media_type: d.media_type,
+            digest: d.digest.to_string(),
+            size: d.size,
+            platforms: d
+                .platforms
+                .into_iter()
+                .map(|p| pb::RegistryPlatform {
+                    architecture: p.architecture,
+                    os: p.os,
+                    os_version: p.os_version,
+                    os_features: p.os_features,
+                    variant: p.variant,
+                })
+                .collect(),
+        }))
+    }
+
     type PushStream = crate::grpc_streams::MessageStream;
 
     async fn push(

@@ -9,6 +9,7 @@ mod catalog_tests;
 mod changes;
 mod compression;
 mod content;
+mod distribution;
 mod error;
 mod grpc;
 mod grpc_streams;
@@ -24,6 +25,8 @@ mod manifest;
 mod pipe;
 mod platform;
 mod progress;
+#[cfg(test)]
+mod proptests;
 mod pull;
 mod pull_all;
 mod push;

@@ -110,12 +110,29 @@ impl Container {
 
     /// The record as the store and the API carry it.
     pub(crate) fn to_proto(&self) -> pb::Container {
+        self.proto_with_spec(self.spec.clone())
+    }
+
+    /// The record as `docker ps` needs it: of the spec only the image, the labels and the
+    /// network; no root filesystem. A list of a thousand copies no more than it shows.
+    pub(crate) fn summary_proto(&self) -> pb::Container {
+        let mut p = self.proto_with_spec(pb::ContainerSpec {
+            image: self.spec.image.clone(),
+            labels: self.spec.labels.clone(),
+            network: self.spec.network.clone(),
+            ..Default::default()
+        });
+        p.rootfs = None;
+        p
+    }
+
+    fn proto_with_spec(&self, spec: pb::ContainerSpec) -> pb::Container {
         let s = &self.state;
         pb::Container {
             id: self.id.clone(),
             name: self.short_name().to_owned(),
             created: self.created,
-            spec: Some(self.spec.clone()),
+            spec: Some(spec),
             image_id: self.image_id.clone(),
             path: self.path.clone(),
             args: self.args.clone(),

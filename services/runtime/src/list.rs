@@ -41,9 +41,13 @@ impl Containers {
         let containers = chosen
             .iter()
             .map(|c| {
-                let mut info = self.info(c, sizes.remove(&c.id));
-                summary_only(&mut info);
-                info
+                let sizes = sizes.remove(&c.id);
+                pb::ContainerInfo {
+                    container: Some(c.summary_proto()),
+                    size_rw: sizes.map(|s| s.rw),
+                    size_root_fs: sizes.map(|s| s.root_fs),
+                    ..Default::default()
+                }
             })
             .collect();
         Ok(pb::ListResponse { containers })
@@ -126,19 +130,6 @@ impl Containers {
                 0
             }
         }
-    }
-}
-
-/// A listed container's spec holds what a summary shows (image, labels, network): the
-/// process, limits and options stay with inspect, so that a list of thousands stays small.
-fn summary_only(info: &mut pb::ContainerInfo) {
-    if let Some(spec) = info.container.as_mut().and_then(|c| c.spec.as_mut()) {
-        *spec = pb::ContainerSpec {
-            image: std::mem::take(&mut spec.image),
-            labels: std::mem::take(&mut spec.labels),
-            network: spec.network.take(),
-            ..Default::default()
-        };
     }
 }
 

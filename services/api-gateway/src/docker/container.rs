@@ -5,6 +5,9 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use berth_proto::runtime::v1 as pb;
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 /// Docker's zero time, for StartedAt/FinishedAt that never happened.
@@ -75,8 +78,10 @@ pub fn status_name(s: Status) -> &'static str {
     }
 }
 
-fn status_of(c: &pb::Container) -> (Status, pb::ContainerState) {
-    let st = c.state.clone().unwrap_or_default();
+fn status_of(c: &pb::Container) -> (Status, &pb::ContainerState) {
+    static NONE: std::sync::LazyLock<pb::ContainerState> =
+        std::sync::LazyLock::new(pb::ContainerState::default);
+    let st = c.state.as_ref().unwrap_or(&NONE);
     (Status::try_from(st.status).unwrap_or(Status::Dead), st)
 }
 
@@ -120,54 +125,82 @@ pub fn command(c: &pb::Container) -> String {
         .join(" ")
 }
 
-fn network_mode(spec: &pb::ContainerSpec) -> String {
-    spec.network
-        .as_ref()
-        .map_or_else(|| "bridge".to_owned(), |n| n.mode.clone())
+fn network_mode(spec: Option<&pb::ContainerSpec>) -> &str {
+    spec.and_then(|s| s.network.as_ref())
+        .map_or("bridge", |n| n.mode.as_str())
 }
 
 /// One entry of `NetworkSettings.Networks`: the endpoint while the container runs, the
-/// network's name alone (empty fields) when it does not.
-fn endpoint_settings(e: Option<&pb::ContainerEndpoint>) -> Value {
-    let e = e.cloned().unwrap_or_default();
-    json!({
-        "IPAMConfig": null,
-        "Links": null,
-        "Aliases": if e.aliases.is_empty() { Value::Null } else { json!(e.aliases) },
-        "MacAddress": e.mac_address,
-        "DriverOpts": null,
-        "GwPriority": 0,
-        "NetworkID": e.network_id,
-        "EndpointID": e.endpoint_id,
-        "Gateway": e.gateway,
-        "IPAddress": e.ipv4_address,
-        "IPPrefixLen": e.ipv4_prefix_len,
-        "IPv6Gateway": "",
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
-        "DNSNames": if e.dns_names.is_empty() { Value::Null } else { json!(e.dns_names) },
-    })
+/// network's name alone (empty fields) when it does not. Typed, so that a list of a thousand
+/// summaries is written without building a map per entry.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EndpointSettings<'a> {
+    #[serde(rename = "IPAMConfig")]
+    ipam_config: Option<()>,
+    links: Option<()>,
+    aliases: Option<&'a [String]>,
+    mac_address: &'a str,
+    driver_opts: Option<()>,
+    gw_priority: i32,
+    #[serde(rename = "NetworkID")]
+    network_id: &'a str,
+    #[serde(rename = "EndpointID")]
+    endpoint_id: &'a str,
+    gateway: &'a str,
+    #[serde(rename = "IPAddress")]
+    ip_address: &'a str,
+    #[serde(rename = "IPPrefixLen")]
+    ip_prefix_len: u32,
+    #[serde(rename = "IPv6Gateway")]
+    ipv6_gateway: &'static str,
+    #[serde(rename = "GlobalIPv6Address")]
+    global_ipv6_address: &'static str,
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    global_ipv6_prefix_len: u32,
+    #[serde(rename = "DNSNames")]
+    dns_names: Option<&'a [String]>,
+}
+
+fn endpoint_settings(e: Option<&pb::ContainerEndpoint>) -> EndpointSettings<'_> {
+    let non_empty = |v: &'_ [String]| -> bool { !v.is_empty() };
+    EndpointSettings {
+        ipam_config: None,
+        links: None,
+        aliases: e.map(|e| e.aliases.as_slice()).filter(|v| non_empty(v)),
+        mac_address: e.map_or("", |e| e.mac_address.as_str()),
+        driver_opts: None,
+        gw_priority: 0,
+        network_id: e.map_or("", |e| e.network_id.as_str()),
+        endpoint_id: e.map_or("", |e| e.endpoint_id.as_str()),
+        gateway: e.map_or("", |e| e.gateway.as_str()),
+        ip_address: e.map_or("", |e| e.ipv4_address.as_str()),
+        ip_prefix_len: e.map_or(0, |e| e.ipv4_prefix_len),
+        ipv6_gateway: "",
+        global_ipv6_address: "",
+        global_ipv6_prefix_len: 0,
+        dns_names: e.map(|e| e.dns_names.as_slice()).filter(|v| non_empty(v)),
+    }
 }
 
 /// `NetworkSettings.Networks`: the container's network by name (its mode), with its endpoint.
-fn networks(c: &pb::Container) -> Map<String, Value> {
-    let spec = c.spec.clone().unwrap_or_default();
-    let mode = network_mode(&spec);
+fn networks(c: &pb::Container) -> BTreeMap<&str, EndpointSettings<'_>> {
+    let mode = network_mode(c.spec.as_ref());
     let eps = c
         .network
         .as_ref()
         .map(|n| n.endpoints.as_slice())
         .unwrap_or_default();
-    let mut out = Map::new();
+    let mut out = BTreeMap::new();
     if mode.starts_with("container:") {
         return out;
     }
     out.insert(
-        mode.clone(),
+        mode,
         endpoint_settings(eps.iter().find(|e| e.network_name == mode)),
     );
     for e in eps.iter().filter(|e| e.network_name != mode) {
-        out.insert(e.network_name.clone(), endpoint_settings(Some(e)));
+        out.insert(e.network_name.as_str(), endpoint_settings(Some(e)));
     }
     out
 }
@@ -212,35 +245,75 @@ fn network_settings(c: &pb::Container) -> Value {
 
 /// GET /containers/json: one summary, with SizeRw and SizeRootFs when known and not zero (as
 /// moby leaves them out).
-pub fn summary(info: &pb::ContainerInfo) -> Value {
-    let c = info.container.clone().unwrap_or_default();
-    let spec = c.spec.clone().unwrap_or_default();
-    let (status, _) = status_of(&c);
-    let mut v = json!({
-        "Id": c.id,
-        "Names": [format!("/{}", c.name)],
-        "Image": spec.image,
-        "ImageID": c.image_id,
-        "Command": command(&c),
-        "Created": c.created / 1_000_000_000,
-        "Ports": super::ports::summary(
-            &spec.network.clone().unwrap_or_default(),
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Summary<'a> {
+    id: &'a str,
+    names: [String; 1],
+    image: &'a str,
+    #[serde(rename = "ImageID")]
+    image_id: &'a str,
+    command: String,
+    created: i64,
+    ports: Value,
+    labels: &'a HashMap<String, String>,
+    state: &'static str,
+    status: String,
+    host_config: SummaryHostConfig<'a>,
+    network_settings: SummaryNetworks<'a>,
+    mounts: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size_rw: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size_root_fs: Option<i64>,
+}
+
+#[derive(Serialize)]
+pub struct SummaryHostConfig<'a> {
+    #[serde(rename = "NetworkMode")]
+    network_mode: &'a str,
+}
+
+#[derive(Serialize)]
+pub struct SummaryNetworks<'a> {
+    #[serde(rename = "Networks")]
+    networks: BTreeMap<&'a str, EndpointSettings<'a>>,
+}
+
+static NO_CONTAINER: std::sync::LazyLock<pb::Container> =
+    std::sync::LazyLock::new(pb::Container::default);
+static NO_LABELS: std::sync::LazyLock<HashMap<String, String>> =
+    std::sync::LazyLock::new(HashMap::new);
+
+pub fn summary(info: &pb::ContainerInfo) -> Summary<'_> {
+    let c = info.container.as_ref().unwrap_or(&NO_CONTAINER);
+    let spec = c.spec.as_ref();
+    let (status, _) = status_of(c);
+    let no_net = pb::NetworkSpec::default();
+    Summary {
+        id: &c.id,
+        names: [format!("/{}", c.name)],
+        image: spec.map_or("", |s| s.image.as_str()),
+        image_id: &c.image_id,
+        command: command(c),
+        created: c.created / 1_000_000_000,
+        ports: super::ports::summary(
+            spec.and_then(|s| s.network.as_ref()).unwrap_or(&no_net),
             c.network.as_ref(),
         ),
-        "Labels": spec.labels,
-        "State": status_name(status),
-        "Status": status_text(&c),
-        "HostConfig": {"NetworkMode": network_mode(&spec)},
-        "NetworkSettings": {"Networks": networks(&c)},
-        "Mounts": crate::docker::mounts::inspect_mounts(&c),
-    });
-    if let Some(rw) = info.size_rw.filter(|n| *n != 0) {
-        v["SizeRw"] = rw.into();
+        labels: spec.map_or(&NO_LABELS, |s| &s.labels),
+        state: status_name(status),
+        status: status_text(c),
+        host_config: SummaryHostConfig {
+            network_mode: network_mode(spec),
+        },
+        network_settings: SummaryNetworks {
+            networks: networks(c),
+        },
+        mounts: crate::docker::mounts::inspect_mounts(c),
+        size_rw: info.size_rw.filter(|n| *n != 0),
+        size_root_fs: info.size_root_fs.filter(|n| *n != 0),
     }
-    if let Some(root) = info.size_root_fs.filter(|n| *n != 0) {
-        v["SizeRootFs"] = root.into();
-    }
-    v
 }
 
 fn list_or_null(v: Option<&pb::StringList>) -> Value {
@@ -349,7 +422,7 @@ fn host_config_keys(spec: &pb::ContainerSpec) -> Value {
         "Binds": null,
         "ContainerIDFile": "",
         "LogConfig": {"Type": log.driver, "Config": log.options},
-        "NetworkMode": network_mode(spec),
+        "NetworkMode": network_mode(Some(spec)),
         "PortBindings": super::ports::host_config(&spec.network.clone().unwrap_or_default()),
         "RestartPolicy": restart_policy(spec.restart_policy.as_ref()),
         "AutoRemove": spec.auto_remove,
@@ -586,7 +659,7 @@ mod tests {
     #[test]
     fn summary_quotes_arguments_and_carries_sizes() {
         let mut i = info();
-        let s = summary(&i);
+        let s = serde_json::to_value(summary(&i)).unwrap();
         assert_eq!(s["Command"], "sh -c 'echo hi'");
         assert_eq!(s["Names"], json!(["/w"]));
         assert_eq!(s["Labels"], json!({"k": "v"}));
@@ -597,7 +670,7 @@ mod tests {
         assert!(s.get("SizeRw").is_none() && s.get("SizeRootFs").is_none());
         i.size_rw = Some(0);
         i.size_root_fs = Some(42);
-        let s = summary(&i);
+        let s = serde_json::to_value(summary(&i)).unwrap();
         assert!(s.get("SizeRw").is_none());
         assert_eq!(s["SizeRootFs"], 42);
     }
@@ -656,7 +729,7 @@ mod tests {
         assert_eq!(ns["Networks"]["bridge"]["IPPrefixLen"], 16);
         assert_eq!(ns["Networks"]["bridge"]["MacAddress"], "02:42:ac:12:00:02");
         assert_eq!(ns["Networks"]["bridge"]["NetworkID"], "n".repeat(64));
-        let s = summary(&i);
+        let s = serde_json::to_value(summary(&i)).unwrap();
         assert_eq!(
             s["NetworkSettings"]["Networks"]["bridge"]["IPAddress"],
             "172.18.0.2"

@@ -16,6 +16,9 @@ pub mod security;
 pub mod timestamp;
 pub mod volume;
 
+#[cfg(test)]
+mod proptests;
+
 /// A `label` filter value, `key` or `key=value`: the key, and the value when one is given.
 pub fn split_label(v: &str) -> (String, Option<String>) {
     match v.split_once('=') {

@@ -137,7 +137,7 @@ async fn list(State(st): State<AppState>, Query(q): Q) -> Result<Response, ApiEr
         })
         .await
         .map_err(|e| status(&e))?;
-    let body: Vec<Value> = res
+    let body: Vec<_> = res
         .containers
         .iter()
         .map(docker::container::summary)

@@ -3,6 +3,7 @@
 pub mod archive;
 pub mod buildkit;
 pub mod containers;
+pub mod distribution;
 pub mod exec;
 pub mod hijack;
 pub mod images;
