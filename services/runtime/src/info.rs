@@ -69,9 +69,9 @@ impl Runtime {
 impl Containers {
     /// The containers part of `/system/df`: every container, newest first, with its sizes.
     pub(crate) async fn disk_usage(&self) -> Result<pb::DiskUsageResponse, ContainerError> {
-        let mut all = self.store.all()?;
+        let mut all = self.store.all_shared()?;
         newest_first(&mut all);
-        let refs: Vec<&Container> = all.iter().collect();
+        let refs: Vec<&Container> = all.iter().map(|c| &**c).collect();
         let mut sizes = self.sizes(&refs).await;
         let containers = all
             .iter()

@@ -1,7 +1,10 @@
 //! docker ps (moby's daemon/list.go): the filters, `all` and `limit`, the order, and the sizes
 //! of the writable layers. The front end validates the filters; this applies them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Arc,
+};
 
 use berth_proto::{images::v1 as images, runtime::v1 as pb};
 use berth_types::ImageRef;
@@ -23,7 +26,7 @@ impl Containers {
         &self,
         req: &pb::ListRequest,
     ) -> Result<pb::ListResponse, ContainerError> {
-        let mut all = self.store.all()?;
+        let mut all = self.store.all_shared()?;
         newest_first(&mut all);
         let filters = req.filters.clone().unwrap_or_default();
         let mut filter = PsFilter::new(filters, &all)?;
@@ -134,7 +137,7 @@ impl Containers {
 }
 
 /// Newest first, as moby lists them (by creation time; the ID breaks ties).
-pub(crate) fn newest_first(all: &mut [Container]) {
+pub(crate) fn newest_first(all: &mut [Arc<Container>]) {
     all.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| b.id.cmp(&a.id)));
 }
 
@@ -159,7 +162,7 @@ struct PsFilter {
 
 impl PsFilter {
     /// `all` resolves `before` and `since`.
-    fn new(f: pb::ContainerFilters, all: &[Container]) -> Result<PsFilter, ContainerError> {
+    fn new(f: pb::ContainerFilters, all: &[Arc<Container>]) -> Result<PsFilter, ContainerError> {
         let lookup_opt = |v: &str| {
             if v.is_empty() {
                 Ok(None)
@@ -194,7 +197,12 @@ impl PsFilter {
 
     /// The containers to list, from `sorted` (newest first): those after `before` and ahead of
     /// `since`; the stopped ones only with `all`, a `limit` or a `status` filter; at most `limit`.
-    fn select<'a>(&self, sorted: &'a [Container], all: bool, limit: i64) -> Vec<&'a Container> {
+    fn select<'a>(
+        &self,
+        sorted: &'a [Arc<Container>],
+        all: bool,
+        limit: i64,
+    ) -> Vec<&'a Container> {
         let show_stopped = all || limit > 0 || !self.statuses.is_empty();
         let mut before_passed = self.before.is_none();
         let mut out = Vec::new();
@@ -212,7 +220,7 @@ impl PsFilter {
             if !self.matches(c) {
                 continue;
             }
-            out.push(c);
+            out.push(&**c);
             if limit > 0 && out.len() as i64 >= limit {
                 break;
             }
@@ -305,7 +313,7 @@ fn ports_match(values: &[String], ports: Vec<(u32, String)>) -> bool {
 
 /// The container `before`/`since` name: full ID, name (with or without the slash), or unique
 /// ID prefix; its ID.
-fn lookup(all: &[Container], value: &str) -> Result<String, ContainerError> {
+fn lookup(all: &[Arc<Container>], value: &str) -> Result<String, ContainerError> {
     if let Some(c) = all.iter().find(|c| c.id == value) {
         return Ok(c.id.clone());
     }
@@ -393,7 +401,7 @@ mod tests {
     /// a: running "web" (label tier=front), b: exited 0 "db" (label tier=back, --network
     /// none), c: created "job" (from alpine), d: exited 3 "worker" (--network host); newest
     /// first: d, c, b, a.
-    fn fixture() -> Vec<Container> {
+    fn fixture() -> Vec<Arc<Container>> {
         let mut a = ctr('a', "web", 0, Status::Running);
         a.spec.labels = labels(&[("tier", "front"), ("app", "x")]);
         let mut b = ctr('b', "db", 10, Status::Exited);
@@ -405,7 +413,7 @@ mod tests {
         let mut d = ctr('d', "worker", 30, Status::Exited);
         d.state.exit_code = 3;
         d.spec.network.as_mut().unwrap().mode = "host".to_owned();
-        let mut all = vec![a, b, c, d];
+        let mut all: Vec<Arc<Container>> = [a, b, c, d].into_iter().map(Arc::new).collect();
         newest_first(&mut all);
         all
     }
@@ -575,7 +583,7 @@ mod tests {
 
         // web exposes 80/tcp and 8053/udp and publishes 80.
         let mut cs = fixture();
-        let web = cs.iter_mut().find(|c| c.short_name() == "web").unwrap();
+        let web = Arc::make_mut(cs.iter_mut().find(|c| c.short_name() == "web").unwrap());
         web.spec.network.as_mut().unwrap().exposed_ports =
             vec!["80/tcp".to_owned(), "8053/udp".to_owned()];
         web.network = Some(pb::NetworkState {

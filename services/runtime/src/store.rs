@@ -4,7 +4,11 @@
 //! ordered keys, never through every record. Records an earlier Berth wrote as JSON are
 //! migrated when the store opens.
 
-use std::path::Path;
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    sync::{Arc, RwLock, RwLockWriteGuard},
+};
 
 use berth_proto::runtime::v1 as pb;
 use prost::Message;
@@ -19,7 +23,13 @@ const NAMES: TableDefinition<&str, &str> = TableDefinition::new("names");
 
 pub(crate) struct Store {
     db: redb::Database,
+    /// Every record, decoded, once a list has asked for them all: written through by every
+    /// write while its transaction commits (the lock is held across both), so that `docker ps`
+    /// of thousands neither reads nor decodes them again.
+    cache: RwLock<Option<BTreeMap<String, Arc<Container>>>>,
 }
+
+type Cache = Option<BTreeMap<String, Arc<Container>>>;
 
 /// How many containers are in each state.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -76,11 +86,52 @@ impl Store {
             }
         }
         tx.commit()?;
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            cache: RwLock::new(None),
+        })
+    }
+
+    fn cache_write(&self) -> RwLockWriteGuard<'_, Cache> {
+        self.cache
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Every record, shared with the cache (filled on the first call).
+    pub(crate) fn all_shared(&self) -> Result<Vec<Arc<Container>>, RuntimeError> {
+        {
+            let cache = self
+                .cache
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(map) = cache.as_ref() {
+                return Ok(map.values().cloned().collect());
+            }
+        }
+        let mut cache = self.cache_write();
+        if cache.is_none() {
+            let read = || -> anyhow::Result<BTreeMap<String, Arc<Container>>> {
+                let tx = self.db.begin_read()?;
+                let table = tx.open_table(CONTAINERS)?;
+                table
+                    .iter()?
+                    .map(|row| {
+                        let row = row?;
+                        Ok((row.0.value().to_owned(), Arc::new(decode(row.1.value())?)))
+                    })
+                    .collect()
+            };
+            *cache = Some(read().map_err(RuntimeError::Store)?);
+        }
+        Ok(cache
+            .as_ref()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default())
     }
 
     pub(crate) fn counts(&self) -> Result<Counts, RuntimeError> {
-        let all = self.all()?;
+        let all = self.all_shared()?;
         Ok(Counts {
             total: all.len() as u64,
             running: all.iter().filter(|c| c.state.running()).count() as u64,
@@ -90,12 +141,11 @@ impl Store {
 
     /// Every container record, in ID order.
     pub(crate) fn all(&self) -> Result<Vec<Container>, RuntimeError> {
-        let read = || -> anyhow::Result<Vec<Container>> {
-            let tx = self.db.begin_read()?;
-            let table = tx.open_table(CONTAINERS)?;
-            table.iter()?.map(|row| decode(row?.1.value())).collect()
-        };
-        read().map_err(RuntimeError::Store)
+        Ok(self
+            .all_shared()?
+            .into_iter()
+            .map(Arc::unwrap_or_clone)
+            .collect())
     }
 
     pub(crate) fn get(&self, id: &str) -> Result<Option<Container>, RuntimeError> {
@@ -151,6 +201,7 @@ impl Store {
         c: &Container,
         old: Option<&str>,
     ) -> Result<Result<(), String>, RuntimeError> {
+        let mut cache = self.cache_write();
         let write = || -> anyhow::Result<Result<(), String>> {
             let tx = self.db.begin_write()?;
             {
@@ -168,13 +219,20 @@ impl Store {
             tx.commit()?;
             Ok(Ok(()))
         };
-        write().map_err(RuntimeError::Store)
+        let done = write().map_err(RuntimeError::Store)?;
+        if done.is_ok() {
+            if let Some(map) = cache.as_mut() {
+                map.insert(c.id.clone(), Arc::new(c.clone()));
+            }
+        }
+        Ok(done)
     }
 
     /// Writes the record durably (its name unchanged).
     pub(crate) fn put(&self, c: &Container) -> Result<(), RuntimeError> {
+        let bytes = encode(c);
+        let mut cache = self.cache_write();
         let write = || -> anyhow::Result<()> {
-            let bytes = encode(c);
             let tx = self.db.begin_write()?;
             {
                 let mut table = tx.open_table(CONTAINERS)?;
@@ -183,7 +241,11 @@ impl Store {
             tx.commit()?;
             Ok(())
         };
-        write().map_err(RuntimeError::Store)
+        write().map_err(RuntimeError::Store)?;
+        if let Some(map) = cache.as_mut() {
+            map.insert(c.id.clone(), Arc::new(c.clone()));
+        }
+        Ok(())
     }
 
     /// Renames `c` (whose record holds the new name) from `old`, in one transaction.
@@ -198,6 +260,7 @@ impl Store {
 
     /// Removes the record and its name, in one transaction.
     pub(crate) fn delete(&self, c: &Container) -> Result<(), RuntimeError> {
+        let mut cache = self.cache_write();
         let write = || -> anyhow::Result<()> {
             let tx = self.db.begin_write()?;
             {
@@ -214,12 +277,17 @@ impl Store {
             tx.commit()?;
             Ok(())
         };
-        write().map_err(RuntimeError::Store)
+        write().map_err(RuntimeError::Store)?;
+        if let Some(map) = cache.as_mut() {
+            map.remove(&c.id);
+        }
+        Ok(())
     }
 
     /// Writes raw bytes under an ID (tests: a record as an earlier Berth wrote it).
     #[cfg(test)]
     fn put_raw(&self, id: &str, bytes: &[u8]) {
+        *self.cache_write() = None;
         let tx = self.db.begin_write().unwrap();
         tx.open_table(CONTAINERS)
             .unwrap()
@@ -307,5 +375,40 @@ mod tests {
         assert_eq!(store.by_prefix("a").unwrap(), Prefix::Many);
         assert_eq!(store.by_prefix("b").unwrap(), Prefix::None);
         assert_eq!(store.by_prefix("ac0").unwrap(), Prefix::One(b.id.clone()));
+    }
+
+    /// The records a list sees (from the cache once filled) are always those on disk: each
+    /// write, rename and delete goes through to the cache, and a refused name changes nothing.
+    #[test]
+    fn cached_records_follow_every_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let on_disk = |store: &Store| {
+            let tx = store.db.begin_read().unwrap();
+            let table = tx.open_table(CONTAINERS).unwrap();
+            table
+                .iter()
+                .unwrap()
+                .map(|r| decode(r.unwrap().1.value()).unwrap())
+                .collect::<Vec<_>>()
+        };
+        let a = sample('a', "web");
+        store.create(&a).unwrap().unwrap();
+        assert_eq!(store.all().unwrap(), on_disk(&store));
+        let mut b = sample('b', "db");
+        store.create(&b).unwrap().unwrap();
+        b.state.status = Status::Running;
+        store.put(&b).unwrap();
+        assert_eq!(store.counts().unwrap().running, 1);
+        let clash = sample('c', "web");
+        assert_eq!(store.create(&clash).unwrap(), Err(a.id.clone()));
+        let mut renamed = a.clone();
+        renamed.name = "/api".to_owned();
+        store.rename(&renamed, "web").unwrap().unwrap();
+        assert_eq!(store.all().unwrap(), on_disk(&store));
+        assert_eq!(store.all().unwrap(), vec![renamed.clone(), b.clone()]);
+        store.delete(&renamed).unwrap();
+        assert_eq!(store.all().unwrap(), on_disk(&store));
+        assert_eq!(store.all().unwrap(), vec![b]);
     }
 }
