@@ -43,6 +43,8 @@ pub(crate) struct State {
     pub(crate) exits: u64,
     /// Stopped or killed by a user: not restarted by the restart policy until started again.
     pub(crate) stopped_by_user: bool,
+    /// Set once a container with a health check has started.
+    pub(crate) health: Option<crate::health::Health>,
 }
 
 /// A container's disk usage: the bytes in its writable layer, and those plus its image's.
@@ -130,6 +132,7 @@ impl Container {
                 oom_killed: s.oom_killed,
                 exits: s.exits,
                 stopped_by_user: s.stopped_by_user,
+                health: s.health.as_ref().map(crate::health::Health::to_proto),
             }),
             restart_count: self.restart_count,
             network: self.network.clone(),
@@ -158,6 +161,7 @@ impl Container {
                 oom_killed: s.oom_killed,
                 exits: s.exits,
                 stopped_by_user: s.stopped_by_user,
+                health: s.health.map(crate::health::Health::from_proto),
             },
             restart_count: p.restart_count,
             network: p.network,
@@ -197,6 +201,15 @@ pub(crate) mod tests {
         c.state.status = Status::Running;
         c.state.pid = 42;
         c.spec.labels.insert("k".to_owned(), "v".to_owned());
+        let mut health = crate::health::Health::starting(None);
+        health.failing_streak = 2;
+        health.log.push(crate::health::Probe {
+            start: 1,
+            end: 2,
+            exit_code: 1,
+            output: "no".to_owned(),
+        });
+        c.state.health = Some(health);
         let back = Container::from_proto(c.to_proto());
         assert_eq!(back, c);
         assert_eq!(c.to_proto().name, "web");

@@ -70,6 +70,8 @@ pub(crate) struct Containers {
     /// `REMOVED_KEPT`.
     pub(crate) removed:
         std::sync::Mutex<std::collections::VecDeque<(String, crate::container::State)>>,
+    /// A prune is under way (dockerd runs one at a time).
+    pub(crate) pruning: std::sync::atomic::AtomicBool,
 }
 
 /// SIGKILL's number.
@@ -120,6 +122,7 @@ impl Containers {
             creating: std::sync::Mutex::new(std::collections::HashSet::new()),
             removing: std::sync::Mutex::new(std::collections::HashSet::new()),
             removed: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            pruning: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

@@ -114,7 +114,7 @@ impl Containers {
     }
 
     /// The bytes in container `id`'s writable layer; 0 if its snapshot cannot be measured.
-    async fn rw_size(&self, id: String) -> i64 {
+    pub(crate) async fn rw_size(&self, id: String) -> i64 {
         match self
             .images_client()
             .usage(images::SnapshotKey { key: id })
@@ -130,8 +130,17 @@ impl Containers {
 }
 
 /// A listed container's spec holds what a summary shows (image, labels, network): the
-/// process, limits and options stay with inspect, so that a list of thousands stays small.
+/// process, limits and options (and the health's probe log) stay with inspect, so that a list
+/// of thousands stays small.
 fn summary_only(info: &mut pb::ContainerInfo) {
+    if let Some(h) = info
+        .container
+        .as_mut()
+        .and_then(|c| c.state.as_mut())
+        .and_then(|s| s.health.as_mut())
+    {
+        h.log.clear();
+    }
     if let Some(spec) = info.container.as_mut().and_then(|c| c.spec.as_mut()) {
         *spec = pb::ContainerSpec {
             image: std::mem::take(&mut spec.image),
@@ -257,8 +266,12 @@ impl PsFilter {
                 .iter()
                 .any(|v| image_matches(c, v, &self.ancestor_ids));
         let status_ok = self.statuses.is_empty() || self.statuses.contains(&c.state.status);
-        // Berth runs no health checks: every container's health is "none".
-        let health_ok = f.health.is_empty() || f.health.iter().any(|h| h == "none");
+        let health = c
+            .state
+            .health
+            .as_ref()
+            .map_or("none", |h| h.status.as_str());
+        let health_ok = f.health.is_empty() || f.health.iter().any(|h| h == health);
         name_ok
             && id_ok
             && f.is_task.is_none_or(|t| !t)
@@ -399,15 +412,21 @@ mod tests {
             .collect()
     }
 
-    /// a: running "web" (label tier=front), b: exited 0 "db" (label tier=back, --network
-    /// none), c: created "job" (from alpine), d: exited 3 "worker" (--network host); newest
-    /// first: d, c, b, a.
+    /// a: running "web" (label tier=front, healthy), b: exited 0 "db" (label tier=back,
+    /// --network none, unhealthy), c: created "job" (from alpine), d: exited 3 "worker"
+    /// (--network host); newest first: d, c, b, a.
     fn fixture() -> Vec<Container> {
         let mut a = ctr('a', "web", 0, Status::Running);
         a.spec.labels = labels(&[("tier", "front"), ("app", "x")]);
         let mut b = ctr('b', "db", 10, Status::Exited);
         b.spec.labels = labels(&[("tier", "back")]);
         b.spec.network.as_mut().unwrap().mode = "none".to_owned();
+        // a is healthy; b ran with a health check, which its stop left unhealthy.
+        let mut h = crate::health::Health::starting(None);
+        h.status = crate::health::HealthStatus::Healthy;
+        a.state.health = Some(h.clone());
+        h.stopped();
+        b.state.health = Some(h);
         let mut c = ctr('c', "job", 20, Status::Created);
         c.spec.image = "alpine:3".to_owned();
         c.image_id = "sha256:a1".to_owned() + &"0".repeat(62);
@@ -537,8 +556,10 @@ mod tests {
         assert_eq!(ok(&[("exited", &["3", "0"])]), "db");
         // Created, never started: no exit code to match.
         assert_eq!(ok(&[("exited", &["0"]), ("name", &["job"])]), "");
-        assert_eq!(ok(&[("health", &["none"])]), "dcba");
-        assert_eq!(ok(&[("health", &["healthy"])]), "");
+        assert_eq!(ok(&[("health", &["none"])]), "dc");
+        assert_eq!(ok(&[("health", &["healthy"])]), "a");
+        assert_eq!(ok(&[("health", &["unhealthy", "none"])]), "dcb");
+        assert_eq!(ok(&[("health", &["starting"])]), "");
         assert_eq!(ok(&[("is-task", &["false"])]), "dcba");
         assert_eq!(ok(&[("is-task", &["true"])]), "");
     }

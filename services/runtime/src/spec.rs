@@ -85,17 +85,8 @@ pub(crate) fn merge_image(
     spec.image_volumes.extend(image.volumes.iter().cloned());
     spec.image_volumes.sort();
     spec.image_volumes.dedup();
-    if spec.health_check.is_none()
-        && let Some(h) = &image.healthcheck
-    {
-        spec.health_check = Some(pb::HealthCheck {
-            test: h.test.clone(),
-            interval: h.interval,
-            timeout: h.timeout,
-            start_period: h.start_period,
-            start_interval: h.start_interval,
-            retries: i32::try_from(h.retries).unwrap_or(i32::MAX),
-        });
+    if let Some(h) = &image.healthcheck {
+        merge_health(spec.health_check.get_or_insert_with(Default::default), h);
     }
     let log = spec.log.get_or_insert_with(Default::default);
     if log.driver.is_empty() {
@@ -107,18 +98,25 @@ pub(crate) fn merge_image(
     Ok(argv)
 }
 
-/// Warnings for what the effective spec carries that this runtime does not act on by
-/// itself, where dockerd would: the container is created all the same, and says so.
-pub(crate) fn warnings(spec: &pb::ContainerSpec) -> Vec<String> {
-    let mut out = Vec::new();
-    if spec
-        .health_check
-        .as_ref()
-        .is_some_and(|h| h.test.first().is_some_and(|t| t != "NONE"))
-    {
-        out.push("the image's health check is not run yet".to_owned());
+/// The image's HEALTHCHECK under the request's, field by field: what the request leaves
+/// unset (an empty test, a zero duration or retries) is the image's (moby `merge`).
+fn merge_health(req: &mut pb::HealthCheck, image: &images::HealthConfig) {
+    if req.test.is_empty() {
+        req.test = image.test.clone();
     }
-    out
+    for (mine, theirs) in [
+        (&mut req.interval, image.interval),
+        (&mut req.timeout, image.timeout),
+        (&mut req.start_period, image.start_period),
+        (&mut req.start_interval, image.start_interval),
+    ] {
+        if *mine == 0 {
+            *mine = theirs;
+        }
+    }
+    if req.retries == 0 {
+        req.retries = i32::try_from(image.retries).unwrap_or(i32::MAX);
+    }
 }
 
 /// The json-file options this runtime applies.
@@ -421,7 +419,29 @@ mod tests {
         assert_eq!(spec.image_volumes, ["/data"]);
         assert_eq!(spec.network.as_ref().unwrap().exposed_ports, ["80/tcp"]);
         assert_eq!(spec.health_check.as_ref().unwrap().interval, 1000);
-        assert_eq!(warnings(&spec).len(), 1);
+        // The request's settings over the image's, field by field (--health-retries alone
+        // keeps the image's test); --no-healthcheck (NONE) replaces the test.
+        let with = |h: pb::HealthCheck| {
+            let mut spec = pb::ContainerSpec {
+                process: Some(process(Some(&["x"]), None)),
+                health_check: Some(h),
+                ..Default::default()
+            };
+            merge_image(&mut spec, &img, "abc", "json-file", &HashMap::new()).unwrap();
+            spec.health_check.unwrap()
+        };
+        let h = with(pb::HealthCheck {
+            retries: 2,
+            timeout: 5,
+            ..Default::default()
+        });
+        assert_eq!(h.test, ["CMD", "true"]);
+        assert_eq!((h.interval, h.retries, h.timeout), (1000, 2, 5));
+        let h = with(pb::HealthCheck {
+            test: vec!["NONE".to_owned()],
+            ..Default::default()
+        });
+        assert_eq!(h.test, ["NONE"]);
     }
 
     #[test]

@@ -86,7 +86,11 @@ pub fn status_text(c: &pb::Container) -> String {
     let ago = |nanos: i64| (nanos > 0).then(|| now_secs() - nanos / 1_000_000_000);
     match status {
         Status::Created => "Created".to_owned(),
-        Status::Running => format!("Up {}", human_duration(ago(st.started_at).unwrap_or(0))),
+        Status::Running => format!(
+            "Up {}{}",
+            human_duration(ago(st.started_at).unwrap_or(0)),
+            crate::docker::health::status_suffix(st.health.as_ref())
+        ),
         Status::Paused => format!(
             "Up {} (Paused)",
             human_duration(ago(st.started_at).unwrap_or(0))
@@ -506,6 +510,9 @@ pub fn inspect(info: &pb::ContainerInfo) -> Value {
         "Config": config(&spec),
         "NetworkSettings": network_settings(&c),
     });
+    if let Some(h) = &s.health {
+        v["State"]["Health"] = crate::docker::health::inspect(h);
+    }
     if let Some(rw) = info.size_rw {
         v["SizeRw"] = rw.into();
     }

@@ -78,7 +78,7 @@ pub const FIELDS: &[Field] = &[
     f(
         "Healthcheck",
         "--health-cmd",
-        Refused(Resources),
+        Honored,
         r#"{"Test": ["CMD", "true"]}"#,
     ),
     f("ArgsEscaped", "ArgsEscaped", Ignored, "true"),
