@@ -388,6 +388,16 @@ mod tests {
             Settings::of(&spec(&["CMD", "ls", "/"])).unwrap().cmd,
             ["ls", "/"]
         );
+        // The container's shell (Config.Shell, the image's SHELL) runs CMD-SHELL.
+        let mut bash = spec(&["CMD-SHELL", "true"]);
+        bash.process = Some(pb::Process {
+            shell: vec!["/bin/bash".to_owned(), "-c".to_owned()],
+            ..Default::default()
+        });
+        assert_eq!(
+            Settings::of(&bash).unwrap().cmd,
+            ["/bin/bash", "-c", "true"]
+        );
         assert_eq!(Settings::of(&spec(&["NONE"])), None);
         assert_eq!(Settings::of(&spec(&[])), None);
         assert_eq!(Settings::of(&spec(&["BOGUS", "x"])), None);

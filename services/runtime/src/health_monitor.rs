@@ -20,6 +20,8 @@ use crate::{
 
 /// How long a killed probe has to show its exit before the monitor moves on.
 const KILL_WAIT: Duration = Duration::from_secs(5);
+/// How long starting the probe's exec may take (dockerd's separate start timeout).
+const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One way of running a probe: the exec in the container, or a fake in tests.
 pub(crate) trait Prober {
@@ -70,14 +72,9 @@ struct ExecProber {
     exec: Option<(String, AttachReceiver)>,
 }
 
-impl Prober for ExecProber {
-    async fn start(&mut self) -> Result<(), String> {
-        if self.cmd.is_empty() {
-            return Err(format!(
-                "healthcheck for container {} has no command",
-                self.container_id
-            ));
-        }
+impl ExecProber {
+    /// exec_create then exec_start; the exec's ID and its output.
+    async fn exec(&self) -> Result<(String, AttachReceiver), String> {
         let created = self
             .containers
             .exec_create(&pb::ExecCreateRequest {
@@ -99,7 +96,27 @@ impl Prober for ExecProber {
             })
             .await
             .map_err(|e| e.to_string())?;
-        self.exec = Some((created.id, rx));
+        Ok((created.id, rx))
+    }
+}
+
+impl Prober for ExecProber {
+    async fn start(&mut self) -> Result<(), String> {
+        if self.cmd.is_empty() {
+            return Err(format!(
+                "healthcheck for container {} has no command",
+                self.container_id
+            ));
+        }
+        let exec = tokio::time::timeout(START_TIMEOUT, self.exec())
+            .await
+            .map_err(|_| {
+                format!(
+                    "timed out starting health check for container {}",
+                    self.container_id
+                )
+            })??;
+        self.exec = Some(exec);
         Ok(())
     }
 

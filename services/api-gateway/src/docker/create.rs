@@ -61,6 +61,7 @@ struct Config {
     stop_signal: String,
     stop_timeout: Option<i32>,
     healthcheck: Option<health::HealthConfig>,
+    shell: Option<Vec<String>>,
     #[serde(rename = "HostConfig")]
     host_config: HostConfig,
 }
@@ -522,6 +523,8 @@ pub fn spec(
             console_width: width,
             rlimits,
             additional_groups: hc.group_add.unwrap_or_default(),
+            // The shell of CMD-SHELL health checks.
+            shell: cfg.shell.unwrap_or_default(),
             ..Default::default()
         }),
         hostname: cfg.hostname,
