@@ -130,16 +130,17 @@ impl Prober for ExecProber {
             }
         }
         // The stream ends once the exit code is recorded.
-        self.containers
-            .exec_record(exec_id)
-            .ok()
-            .and_then(|r| r.exit_code)
-            .ok_or_else(|| {
-                format!(
-                    "healthcheck for container {} has no exit code",
-                    self.container_id
-                )
-            })
+        let record = self.containers.exec_record(exec_id).ok();
+        if record.as_ref().is_some_and(|r| r.pid == 0) {
+            // The exec never ran (no such command): dockerd's probe fails with the error.
+            return Err(out.text().trim_end().to_owned());
+        }
+        record.and_then(|r| r.exit_code).ok_or_else(|| {
+            format!(
+                "healthcheck for container {} has no exit code",
+                self.container_id
+            )
+        })
     }
 
     async fn kill(&mut self) {

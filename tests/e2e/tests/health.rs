@@ -180,6 +180,22 @@ fn a_probe_past_its_timeout_is_killed_and_fails_and_the_start_period_forgives() 
             .then_some(())
     });
 
+    // A probe that cannot run (no such command, exec form through the API) fails with the
+    // error, as dockerd's does.
+    let body = serde_json::json!({"Image": s.image, "Cmd": ["sleep", "1000"],
+        "Healthcheck": {"Test": ["CMD", "/nonexistent"], "Interval": 200_000_000, "Retries": 1}});
+    let created: Value =
+        serde_json::from_str(&s.api_post("/containers/create", &body.to_string())).unwrap();
+    let missing = created["Id"].as_str().unwrap().to_owned();
+    s.docker(&["start", &missing]);
+    let h = wait_health(&s, &missing, "unhealthy");
+    assert_eq!(h["Log"][0]["ExitCode"], -1, "{h}");
+    let out = h["Log"][0]["Output"].as_str().unwrap();
+    assert!(
+        out.starts_with("OCI runtime exec failed") && !out.ends_with('\n'),
+        "{h}"
+    );
+
     // Failures within the start period do not count.
     let id = s.docker(&[
         "run",
