@@ -307,6 +307,7 @@ pub trait ContainersBackend: Send + Sync + 'static {
     async fn inspect(&self, id: String) -> Answer<runtime::ContainerInfo>;
     async fn list(&self, req: runtime::ListRequest) -> Answer<runtime::ListResponse>;
     async fn remove(&self, req: runtime::RemoveRequest) -> Answer<()>;
+    async fn prune(&self, req: runtime::PruneRequest) -> Answer<runtime::PruneResponse>;
     async fn kill(&self, req: runtime::KillRequest) -> Answer<()>;
     async fn stop(&self, req: runtime::StopRequest) -> Answer<()>;
     async fn restart(&self, req: runtime::StopRequest) -> Answer<()>;
@@ -360,6 +361,10 @@ impl ContainersBackend for GrpcBackends {
     async fn remove(&self, req: runtime::RemoveRequest) -> Answer<()> {
         self.runtime_client().remove(long(req)).await?;
         Ok(())
+    }
+
+    async fn prune(&self, req: runtime::PruneRequest) -> Answer<runtime::PruneResponse> {
+        Ok(self.runtime_client().prune(long(req)).await?.into_inner())
     }
 
     async fn kill(&self, req: runtime::KillRequest) -> Answer<()> {

@@ -229,6 +229,13 @@ impl ContainersBackend for Fake {
     async fn remove(&self, req: runtime::RemoveRequest) -> Answer<()> {
         no_such_container(&req.id)
     }
+    /// Deletes the `label!` keys, reclaiming `until` bytes: tests see the typed filters.
+    async fn prune(&self, f: runtime::PruneRequest) -> Answer<runtime::PruneResponse> {
+        Ok(runtime::PruneResponse {
+            deleted: f.labels_not.into_iter().map(|l| l.key).collect(),
+            space_reclaimed: f.until.unwrap_or_default().unsigned_abs(),
+        })
+    }
     async fn kill(&self, req: runtime::KillRequest) -> Answer<()> {
         no_such_container(&req.id)
     }
@@ -670,6 +677,34 @@ async fn image_prune_filters_are_parsed_by_the_gateway() {
     assert_eq!(r.body, r#"{"message":"invalid filter 'reference'"}"#);
 }
 
+#[tokio::test]
+async fn container_prune_filters_are_parsed_by_the_gateway() {
+    let r = post_json(
+        &with_filters(
+            "/v1.50/containers/prune",
+            r#"{"label!":{"a=1":true},"until":{"100":true}}"#,
+        ),
+        "application/json",
+        "",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.body,
+        r#"{"ContainersDeleted":["a"],"SpaceReclaimed":100}"#
+    );
+    let r = post_json("/v1.50/containers/prune", "application/json", "").await;
+    assert_eq!(r.body, r#"{"ContainersDeleted":null,"SpaceReclaimed":0}"#);
+    let r = post_json(
+        &with_filters("/v1.50/containers/prune", r#"{"status":["exited"]}"#),
+        "application/json",
+        "",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body, r#"{"message":"invalid filter 'status'"}"#);
+}
+
 async fn post_json(uri: &str, content_type: &str, body: &str) -> Reply {
     let res = app(state().await, None)
         .oneshot(
@@ -834,6 +869,20 @@ async fn create_bodies_of_every_api_version() {
             r.body
         );
     }
+    // --health-start-interval arrived with 1.44: older versions drop it, as dockerd does.
+    let hc = body(
+        serde_json::json!({"Healthcheck": {"Test": ["CMD-SHELL", "true"],
+            "Interval": 1_000_000_000i64, "Retries": 2, "StartInterval": 5_000_000}}),
+        serde_json::json!({}),
+    );
+    let h = |v: &runtime::CreateRequest| v.spec.clone().unwrap().health_check.unwrap();
+    let at_43 = h(&created("1.43", hc.clone()).await);
+    assert_eq!(at_43.test, ["CMD-SHELL", "true"]);
+    assert_eq!(
+        (at_43.interval, at_43.retries, at_43.start_interval),
+        (1_000_000_000, 2, 0)
+    );
+    assert_eq!(h(&created("1.44", hc).await).start_interval, 5_000_000);
 }
 
 /// A panic under a handler is a Docker-style 500 that names the request; the router goes on.

@@ -43,6 +43,8 @@ pub(crate) struct State {
     pub(crate) exits: u64,
     /// Stopped or killed by a user: not restarted by the restart policy until started again.
     pub(crate) stopped_by_user: bool,
+    /// Set once a container with a health check has started.
+    pub(crate) health: Option<crate::health::Health>,
 }
 
 /// A container's disk usage: the bytes in its writable layer, and those plus its image's.
@@ -114,7 +116,8 @@ impl Container {
     }
 
     /// The record as `docker ps` needs it: of the spec only the image, the labels and the
-    /// network; no root filesystem. A list of a thousand copies no more than it shows.
+    /// network; no root filesystem, no health probe log. A list of a thousand copies no more
+    /// than it shows.
     pub(crate) fn summary_proto(&self) -> pb::Container {
         let mut p = self.proto_with_spec(pb::ContainerSpec {
             image: self.spec.image.clone(),
@@ -123,6 +126,10 @@ impl Container {
             ..Default::default()
         });
         p.rootfs = None;
+        // The probes' log stays with inspect too.
+        if let Some(h) = p.state.as_mut().and_then(|s| s.health.as_mut()) {
+            h.log.clear();
+        }
         p
     }
 
@@ -147,6 +154,7 @@ impl Container {
                 oom_killed: s.oom_killed,
                 exits: s.exits,
                 stopped_by_user: s.stopped_by_user,
+                health: s.health.as_ref().map(crate::health::Health::to_proto),
             }),
             restart_count: self.restart_count,
             network: self.network.clone(),
@@ -175,6 +183,7 @@ impl Container {
                 oom_killed: s.oom_killed,
                 exits: s.exits,
                 stopped_by_user: s.stopped_by_user,
+                health: s.health.map(crate::health::Health::from_proto),
             },
             restart_count: p.restart_count,
             network: p.network,
@@ -214,6 +223,15 @@ pub(crate) mod tests {
         c.state.status = Status::Running;
         c.state.pid = 42;
         c.spec.labels.insert("k".to_owned(), "v".to_owned());
+        let mut health = crate::health::Health::starting(None);
+        health.failing_streak = 2;
+        health.log.push(crate::health::Probe {
+            start: 1,
+            end: 2,
+            exit_code: 1,
+            output: "no".to_owned(),
+        });
+        c.state.health = Some(health);
         let back = Container::from_proto(c.to_proto());
         assert_eq!(back, c);
         assert_eq!(c.to_proto().name, "web");

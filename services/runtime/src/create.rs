@@ -130,8 +130,7 @@ impl Containers {
             &self.log_driver,
             &self.log_opts,
         )?;
-        let mut warnings = spec::warnings(&spec);
-        warnings.extend(limit_warnings);
+        let warnings = limit_warnings;
         let (path, args) = argv
             .split_first()
             .map(|(p, a)| (p.clone(), a.to_vec()))

@@ -76,6 +76,9 @@ impl Containers {
         c.state.oom_killed = oom;
         c.state.finished_at = parse_nanos(&at).unwrap_or_else(now_nanos);
         c.state.exits += 1;
+        if let Some(h) = &mut c.state.health {
+            h.stopped();
+        }
         // Released before waiters wake, so that a restart finds the network free.
         self.network_down(id).await;
         c.network = None;
@@ -91,6 +94,8 @@ impl Containers {
     pub(crate) fn reconnect(self: &Arc<Self>) -> Result<(), ContainerError> {
         for c in self.store.all()? {
             if c.state.running() {
+                // Probes resume where they were: the record holds the health so far.
+                self.monitor_health(&c);
                 self.watch_exit(c.id);
             }
         }

@@ -134,6 +134,13 @@ impl runtime_server::Runtime for GrpcRuntime {
         Ok(Response::new(stream(rx)))
     }
 
+    async fn prune(
+        &self,
+        req: Request<pb::PruneRequest>,
+    ) -> Result<Response<pb::PruneResponse>, Status> {
+        respond(self.containers.prune(req.get_ref()).await)
+    }
+
     async fn rename(&self, req: Request<pb::RenameRequest>) -> Result<Response<pb::Empty>, Status> {
         empty(self.containers.rename(req.get_ref()).await)
     }

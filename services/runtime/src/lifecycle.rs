@@ -70,6 +70,8 @@ pub(crate) struct Containers {
     /// `REMOVED_KEPT`.
     pub(crate) removed:
         std::sync::Mutex<std::collections::VecDeque<(String, crate::container::State)>>,
+    /// A prune is under way (dockerd runs one at a time).
+    pub(crate) pruning: std::sync::atomic::AtomicBool,
 }
 
 /// SIGKILL's number.
@@ -120,6 +122,7 @@ impl Containers {
             creating: std::sync::Mutex::new(std::collections::HashSet::new()),
             removing: std::sync::Mutex::new(std::collections::HashSet::new()),
             removed: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            pruning: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -313,17 +316,26 @@ impl Containers {
         &self,
         req: &pb::StopRequest,
     ) -> Result<Stopping, ContainerError> {
+        use crate::container::Status;
         let c = self.find(&req.id)?;
+        // Running, waiting to be restarted by its policy, or just exited with its policy about
+        // to restart it: the user's stop is marked first, so that no restart by the policy
+        // (due, or under way) undoes it; then the container is looked at again.
+        let restartable = c.state.running()
+            || c.state.status == Status::Restarting
+            || (c.state.status == Status::Exited && crate::restart::should_restart(&c));
+        if !restartable {
+            return Err(ContainerError::new(ErrorKind::NotModified, ""));
+        }
+        let was_waiting = self.mark_stopped_by_user(&c.id).await?;
+        let c = self.find(&c.id)?;
         if !c.state.running() {
-            // A container waiting to be restarted by its policy is stopped for good.
-            if c.state.status == crate::container::Status::Restarting
-                && self.mark_stopped_by_user(&c.id).await?
-            {
+            // A container waiting to be restarted is stopped for good.
+            if was_waiting {
                 self.event(&c, "stop", &[]);
             }
             return Err(ContainerError::new(ErrorKind::NotModified, ""));
         }
-        self.mark_stopped_by_user(&c.id).await?;
         let stop_signal = c.stop_signal();
         let sig = parse_signal(if req.signal.is_empty() {
             &stop_signal

@@ -121,7 +121,7 @@ impl Containers {
     }
 
     /// The bytes in container `id`'s writable layer; 0 if its snapshot cannot be measured.
-    async fn rw_size(&self, id: String) -> i64 {
+    pub(crate) async fn rw_size(&self, id: String) -> i64 {
         match self
             .images_client()
             .usage(images::SnapshotKey { key: id })
@@ -256,8 +256,12 @@ impl PsFilter {
                 .iter()
                 .any(|v| image_matches(c, v, &self.ancestor_ids));
         let status_ok = self.statuses.is_empty() || self.statuses.contains(&c.state.status);
-        // Berth runs no health checks: every container's health is "none".
-        let health_ok = f.health.is_empty() || f.health.iter().any(|h| h == "none");
+        let health = c
+            .state
+            .health
+            .as_ref()
+            .map_or("none", |h| h.status.as_str());
+        let health_ok = f.health.is_empty() || f.health.iter().any(|h| h == health);
         name_ok
             && id_ok
             && f.is_task.is_none_or(|t| !t)
@@ -398,15 +402,21 @@ mod tests {
             .collect()
     }
 
-    /// a: running "web" (label tier=front), b: exited 0 "db" (label tier=back, --network
-    /// none), c: created "job" (from alpine), d: exited 3 "worker" (--network host); newest
-    /// first: d, c, b, a.
+    /// a: running "web" (label tier=front, healthy), b: exited 0 "db" (label tier=back,
+    /// --network none, unhealthy), c: created "job" (from alpine), d: exited 3 "worker"
+    /// (--network host); newest first: d, c, b, a.
     fn fixture() -> Vec<Arc<Container>> {
         let mut a = ctr('a', "web", 0, Status::Running);
         a.spec.labels = labels(&[("tier", "front"), ("app", "x")]);
         let mut b = ctr('b', "db", 10, Status::Exited);
         b.spec.labels = labels(&[("tier", "back")]);
         b.spec.network.as_mut().unwrap().mode = "none".to_owned();
+        // a is healthy; b ran with a health check, which its stop left unhealthy.
+        let mut h = crate::health::Health::starting(None);
+        h.status = crate::health::HealthStatus::Healthy;
+        a.state.health = Some(h.clone());
+        h.stopped();
+        b.state.health = Some(h);
         let mut c = ctr('c', "job", 20, Status::Created);
         c.spec.image = "alpine:3".to_owned();
         c.image_id = "sha256:a1".to_owned() + &"0".repeat(62);
@@ -536,8 +546,10 @@ mod tests {
         assert_eq!(ok(&[("exited", &["3", "0"])]), "db");
         // Created, never started: no exit code to match.
         assert_eq!(ok(&[("exited", &["0"]), ("name", &["job"])]), "");
-        assert_eq!(ok(&[("health", &["none"])]), "dcba");
-        assert_eq!(ok(&[("health", &["healthy"])]), "");
+        assert_eq!(ok(&[("health", &["none"])]), "dc");
+        assert_eq!(ok(&[("health", &["healthy"])]), "a");
+        assert_eq!(ok(&[("health", &["unhealthy", "none"])]), "dcb");
+        assert_eq!(ok(&[("health", &["starting"])]), "");
         assert_eq!(ok(&[("is-task", &["false"])]), "dcba");
         assert_eq!(ok(&[("is-task", &["true"])]), "");
     }

@@ -64,6 +64,9 @@ pub(crate) fn merge_image(
     p.env = merge_env(&image.env, &p.env);
     or_default(&mut p.working_dir, &image.working_dir);
     or_default(&mut p.user, &image.user);
+    if p.shell.is_empty() {
+        p.shell = image.shell.clone().map(|l| l.values).unwrap_or_default();
+    }
     spec.process = Some(p);
     let mut labels = image.labels.clone();
     labels.extend(std::mem::take(&mut spec.labels));
@@ -85,17 +88,8 @@ pub(crate) fn merge_image(
     spec.image_volumes.extend(image.volumes.iter().cloned());
     spec.image_volumes.sort();
     spec.image_volumes.dedup();
-    if spec.health_check.is_none()
-        && let Some(h) = &image.healthcheck
-    {
-        spec.health_check = Some(pb::HealthCheck {
-            test: h.test.clone(),
-            interval: h.interval,
-            timeout: h.timeout,
-            start_period: h.start_period,
-            start_interval: h.start_interval,
-            retries: i32::try_from(h.retries).unwrap_or(i32::MAX),
-        });
+    if let Some(h) = &image.healthcheck {
+        merge_health(spec.health_check.get_or_insert_with(Default::default), h);
     }
     let log = spec.log.get_or_insert_with(Default::default);
     if log.driver.is_empty() {
@@ -107,18 +101,25 @@ pub(crate) fn merge_image(
     Ok(argv)
 }
 
-/// Warnings for what the effective spec carries that this runtime does not act on by
-/// itself, where dockerd would: the container is created all the same, and says so.
-pub(crate) fn warnings(spec: &pb::ContainerSpec) -> Vec<String> {
-    let mut out = Vec::new();
-    if spec
-        .health_check
-        .as_ref()
-        .is_some_and(|h| h.test.first().is_some_and(|t| t != "NONE"))
-    {
-        out.push("the image's health check is not run yet".to_owned());
+/// The image's HEALTHCHECK under the request's, field by field: what the request leaves
+/// unset (an empty test, a zero duration or retries) is the image's (moby `merge`).
+fn merge_health(req: &mut pb::HealthCheck, image: &images::HealthConfig) {
+    if req.test.is_empty() {
+        req.test = image.test.clone();
     }
-    out
+    for (mine, theirs) in [
+        (&mut req.interval, image.interval),
+        (&mut req.timeout, image.timeout),
+        (&mut req.start_period, image.start_period),
+        (&mut req.start_interval, image.start_interval),
+    ] {
+        if *mine == 0 {
+            *mine = theirs;
+        }
+    }
+    if req.retries == 0 {
+        req.retries = i32::try_from(image.retries).unwrap_or(i32::MAX);
+    }
 }
 
 /// The json-file options this runtime applies.
@@ -128,90 +129,88 @@ const LOG_OPTS: &[&str] = &["max-size", "max-file"];
 /// end that sent it gets an error naming it rather than a container without it.
 pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
     let d = |set: bool, name: &str| set.then(|| name.to_owned());
-    let p = spec.process.clone().unwrap_or_default();
     let net = spec.network.clone().unwrap_or_default();
     let log = spec.log.clone().unwrap_or_default();
     let ns = spec.namespaces.clone().unwrap_or_default();
     let restart = spec.restart_policy.unwrap_or_default();
-    None.or_else(|| d(!p.shell.is_empty(), "process.shell"))
-        .or_else(|| {
-            d(
-                pb::restart_policy::Mode::try_from(restart.mode).is_err()
-                    || restart.maximum_retry_count < 0,
-                "restart_policy",
-            )
-        })
-        .or_else(|| {
-            d(
-                spec.resources.as_ref().is_some_and(|r| {
-                    *r != pb::Resources {
-                        shm_size: r.shm_size,
-                        devices: r.devices.clone(),
-                        device_cgroup_rules: r.device_cgroup_rules.clone(),
-                        memory: r.memory,
-                        memory_swap: r.memory_swap,
-                        memory_reservation: r.memory_reservation,
-                        memory_swappiness: r.memory_swappiness,
-                        oom_kill_disable: r.oom_kill_disable,
-                        nano_cpus: r.nano_cpus,
-                        cpu_shares: r.cpu_shares,
-                        cpu_period: r.cpu_period,
-                        cpu_quota: r.cpu_quota,
-                        cpuset_cpus: r.cpuset_cpus.clone(),
-                        cpuset_mems: r.cpuset_mems.clone(),
-                        pids_limit: r.pids_limit,
-                        ..Default::default()
-                    }
-                }),
-                "resources",
-            )
-        })
-        .or_else(|| crate::mounts::unsupported(spec))
-        .or_else(|| d(!spec.volumes_from.is_empty(), "volumes_from"))
-        .or_else(|| d(!spec.storage_opt.is_empty(), "storage_opt"))
-        .or_else(|| d(!spec.annotations.is_empty(), "annotations"))
-        .or_else(|| spec.security.as_ref().and_then(unsupported_security))
-        .or_else(|| {
-            let mode = |m: &str, extra: &str| matches!(m, "" | "private" | "host") || m == extra;
-            d(
-                !mode(&ns.pid, "") || !mode(&ns.ipc, "shareable") || !mode(&ns.uts, ""),
-                "namespaces",
-            )
-        })
-        .or_else(|| d(!ns.cgroup.is_empty() || !ns.user.is_empty(), "namespaces"))
-        .or_else(|| d(net.mode.starts_with("container:"), "network.mode"))
-        .or_else(|| {
-            let mut rest = net.clone();
-            rest.mode.clear();
-            rest.exposed_ports.clear();
-            rest.port_bindings.clear();
-            rest.publish_all = false;
-            rest.dns.clear();
-            rest.dns_search.clear();
-            rest.dns_options.clear();
-            rest.extra_hosts.clear();
-            // An endpoint with aliases only is honored.
-            rest.endpoints.retain(|e| {
-                *e != pb::EndpointSpec {
-                    network: e.network.clone(),
-                    aliases: e.aliases.clone(),
+    None.or_else(|| {
+        d(
+            pb::restart_policy::Mode::try_from(restart.mode).is_err()
+                || restart.maximum_retry_count < 0,
+            "restart_policy",
+        )
+    })
+    .or_else(|| {
+        d(
+            spec.resources.as_ref().is_some_and(|r| {
+                *r != pb::Resources {
+                    shm_size: r.shm_size,
+                    devices: r.devices.clone(),
+                    device_cgroup_rules: r.device_cgroup_rules.clone(),
+                    memory: r.memory,
+                    memory_swap: r.memory_swap,
+                    memory_reservation: r.memory_reservation,
+                    memory_swappiness: r.memory_swappiness,
+                    oom_kill_disable: r.oom_kill_disable,
+                    nano_cpus: r.nano_cpus,
+                    cpu_shares: r.cpu_shares,
+                    cpu_period: r.cpu_period,
+                    cpu_quota: r.cpu_quota,
+                    cpuset_cpus: r.cpuset_cpus.clone(),
+                    cpuset_mems: r.cpuset_mems.clone(),
+                    pids_limit: r.pids_limit,
                     ..Default::default()
                 }
-            });
-            d(rest != pb::NetworkSpec::default(), "network")
-        })
-        .or_else(|| {
-            d(
-                !matches!(log.driver.as_str(), "" | "json-file" | "none"),
-                "log.driver",
-            )
-        })
-        .or_else(|| {
-            log.options
-                .keys()
-                .find(|k| !LOG_OPTS.contains(&k.as_str()))
-                .map(|k| format!("log.options.{k}"))
-        })
+            }),
+            "resources",
+        )
+    })
+    .or_else(|| crate::mounts::unsupported(spec))
+    .or_else(|| d(!spec.volumes_from.is_empty(), "volumes_from"))
+    .or_else(|| d(!spec.storage_opt.is_empty(), "storage_opt"))
+    .or_else(|| d(!spec.annotations.is_empty(), "annotations"))
+    .or_else(|| spec.security.as_ref().and_then(unsupported_security))
+    .or_else(|| {
+        let mode = |m: &str, extra: &str| matches!(m, "" | "private" | "host") || m == extra;
+        d(
+            !mode(&ns.pid, "") || !mode(&ns.ipc, "shareable") || !mode(&ns.uts, ""),
+            "namespaces",
+        )
+    })
+    .or_else(|| d(!ns.cgroup.is_empty() || !ns.user.is_empty(), "namespaces"))
+    .or_else(|| d(net.mode.starts_with("container:"), "network.mode"))
+    .or_else(|| {
+        let mut rest = net.clone();
+        rest.mode.clear();
+        rest.exposed_ports.clear();
+        rest.port_bindings.clear();
+        rest.publish_all = false;
+        rest.dns.clear();
+        rest.dns_search.clear();
+        rest.dns_options.clear();
+        rest.extra_hosts.clear();
+        // An endpoint with aliases only is honored.
+        rest.endpoints.retain(|e| {
+            *e != pb::EndpointSpec {
+                network: e.network.clone(),
+                aliases: e.aliases.clone(),
+                ..Default::default()
+            }
+        });
+        d(rest != pb::NetworkSpec::default(), "network")
+    })
+    .or_else(|| {
+        d(
+            !matches!(log.driver.as_str(), "" | "json-file" | "none"),
+            "log.driver",
+        )
+    })
+    .or_else(|| {
+        log.options
+            .keys()
+            .find(|k| !LOG_OPTS.contains(&k.as_str()))
+            .map(|k| format!("log.options.{k}"))
+    })
 }
 
 /// What of the security options this runtime does not apply yet.
@@ -421,7 +420,42 @@ mod tests {
         assert_eq!(spec.image_volumes, ["/data"]);
         assert_eq!(spec.network.as_ref().unwrap().exposed_ports, ["80/tcp"]);
         assert_eq!(spec.health_check.as_ref().unwrap().interval, 1000);
-        assert_eq!(warnings(&spec).len(), 1);
+        // The request's settings over the image's, field by field (--health-retries alone
+        // keeps the image's test); --no-healthcheck (NONE) replaces the test.
+        let with = |h: pb::HealthCheck| {
+            let mut spec = pb::ContainerSpec {
+                process: Some(process(Some(&["x"]), None)),
+                health_check: Some(h),
+                ..Default::default()
+            };
+            merge_image(&mut spec, &img, "abc", "json-file", &HashMap::new()).unwrap();
+            spec.health_check.unwrap()
+        };
+        let h = with(pb::HealthCheck {
+            retries: 2,
+            timeout: 5,
+            ..Default::default()
+        });
+        assert_eq!(h.test, ["CMD", "true"]);
+        assert_eq!((h.interval, h.retries, h.timeout), (1000, 2, 5));
+        let h = with(pb::HealthCheck {
+            test: vec!["NONE".to_owned()],
+            ..Default::default()
+        });
+        assert_eq!(h.test, ["NONE"]);
+        // The image's SHELL, unless the request has one.
+        let img = ImageDefaults {
+            shell: Some(images::StringList {
+                values: vec!["/bin/bash".to_owned(), "-c".to_owned()],
+            }),
+            ..img
+        };
+        let (spec, _) = merged(process(Some(&["x"]), None), &img).unwrap();
+        assert_eq!(spec.process.unwrap().shell, ["/bin/bash", "-c"]);
+        let mut p = process(Some(&["x"]), None);
+        p.shell = vec!["/bin/zsh".to_owned()];
+        let (spec, _) = merged(p, &img).unwrap();
+        assert_eq!(spec.process.unwrap().shell, ["/bin/zsh"]);
     }
 
     #[test]

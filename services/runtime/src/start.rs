@@ -273,11 +273,15 @@ impl Containers {
                 c.state.error.clear();
                 c.state.oom_killed = false;
                 c.state.started_at = now_nanos();
+                if crate::health::Settings::of(&c.spec).is_some() {
+                    c.state.health = Some(crate::health::Health::starting(c.state.health.take()));
+                }
                 self.store.put(&c)?;
                 self.bump();
                 self.volume_events(&c, "mount");
                 self.event(&c, "start", &[]);
                 self.watch_exit(c.id.clone());
+                self.monitor_health(&c);
                 Ok(())
             }
         }

@@ -43,7 +43,6 @@ fn every_flag_not_applied_is_refused_by_name() {
             &["--device-write-iops", "/dev/null:10"][..],
             "--device-write-iops",
         ),
-        (&["--health-cmd", "true"][..], "--health-cmd"),
         (&["--cgroupns", "host"][..], "--cgroupns"),
         (&["--log-opt", "compress=true"][..], "--log-opt compress"),
         (&["--log-driver", "syslog"][..], "--log-driver syslog"),

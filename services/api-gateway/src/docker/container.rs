@@ -91,7 +91,11 @@ pub fn status_text(c: &pb::Container) -> String {
     let ago = |nanos: i64| (nanos > 0).then(|| now_secs() - nanos / 1_000_000_000);
     match status {
         Status::Created => "Created".to_owned(),
-        Status::Running => format!("Up {}", human_duration(ago(st.started_at).unwrap_or(0))),
+        Status::Running => format!(
+            "Up {}{}",
+            human_duration(ago(st.started_at).unwrap_or(0)),
+            crate::docker::health::status_suffix(st.health.as_ref())
+        ),
         Status::Paused => format!(
             "Up {} (Paused)",
             human_duration(ago(st.started_at).unwrap_or(0))
@@ -359,6 +363,9 @@ fn config(spec: &pb::ContainerSpec) -> Value {
             .collect();
         v["Volumes"] = Value::Object(vols);
     }
+    if !p.shell.is_empty() {
+        v["Shell"] = json!(p.shell);
+    }
     if let Some(h) = &spec.health_check {
         let mut hc = json!({"Test": h.test});
         for (k, n) in [
@@ -579,6 +586,9 @@ pub fn inspect(info: &pb::ContainerInfo) -> Value {
         "Config": config(&spec),
         "NetworkSettings": network_settings(&c),
     });
+    if let Some(h) = &s.health {
+        v["State"]["Health"] = crate::docker::health::inspect(h);
+    }
     if let Some(rw) = info.size_rw {
         v["SizeRw"] = rw.into();
     }
@@ -700,6 +710,33 @@ mod tests {
         assert_eq!(rfc3339(0), ZERO_TIME);
         assert_eq!(v["NetworkSettings"]["Networks"]["none"]["IPAddress"], "");
         assert_eq!(v["NetworkSettings"]["SandboxKey"], "");
+    }
+
+    #[test]
+    fn health_shows_in_inspect_and_in_the_running_status() {
+        let mut i = info();
+        assert!(inspect(&i)["State"].get("Health").is_none());
+        let c = i.container.as_mut().unwrap();
+        c.spec.as_mut().unwrap().process.as_mut().unwrap().shell =
+            vec!["/bin/bash".to_owned(), "-c".to_owned()];
+        let st = c.state.as_mut().unwrap();
+        st.status = Status::Running as i32;
+        st.health = Some(pb::HealthState {
+            status: "healthy".to_owned(),
+            ..Default::default()
+        });
+        let v = inspect(&i);
+        assert_eq!(v["State"]["Health"]["Status"], "healthy");
+        assert_eq!(v["State"]["Health"]["Log"], json!([]));
+        assert_eq!(v["Config"]["Shell"], json!(["/bin/bash", "-c"]));
+        let status = serde_json::to_value(summary(&i)).unwrap()["Status"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            status.starts_with("Up ") && status.ends_with(" (healthy)"),
+            "{status}"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::{
     api_version::ApiVersion,
     docker::{
         fields::{self, FIELDS, Support},
-        mounts, ports, security,
+        health, mounts, ports, security,
     },
     error::ApiError,
 };
@@ -60,6 +60,8 @@ struct Config {
     labels: Option<HashMap<String, String>>,
     stop_signal: String,
     stop_timeout: Option<i32>,
+    healthcheck: Option<health::HealthConfig>,
+    shell: Option<Vec<String>>,
     #[serde(rename = "HostConfig")]
     host_config: HostConfig,
 }
@@ -521,6 +523,8 @@ pub fn spec(
             console_width: width,
             rlimits,
             additional_groups: hc.group_add.unwrap_or_default(),
+            // The shell of CMD-SHELL health checks.
+            shell: cfg.shell.unwrap_or_default(),
             ..Default::default()
         }),
         hostname: cfg.hostname,
@@ -528,6 +532,7 @@ pub fn spec(
         labels: cfg.labels.unwrap_or_default(),
         stop_signal: cfg.stop_signal,
         stop_timeout: cfg.stop_timeout,
+        health_check: health::spec(cfg.healthcheck)?,
         network: Some(pb::NetworkSpec {
             port_bindings: ports::for_mode(&mode, ports::parse(hc.port_bindings)?)?,
             publish_all: hc.publish_all_ports,

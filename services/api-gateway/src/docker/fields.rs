@@ -78,7 +78,7 @@ pub const FIELDS: &[Field] = &[
     f(
         "Healthcheck",
         "--health-cmd",
-        Refused(Resources),
+        Honored,
         r#"{"Test": ["CMD", "true"]}"#,
     ),
     f("ArgsEscaped", "ArgsEscaped", Ignored, "true"),
@@ -102,7 +102,7 @@ pub const FIELDS: &[Field] = &[
     f("Labels", "--label", Honored, r#"{"a": "b"}"#),
     f("StopSignal", "--stop-signal", Honored, r#""SIGINT""#),
     f("StopTimeout", "--stop-timeout", Honored, "5"),
-    f("Shell", "SHELL", Ignored, r#"["/bin/sh", "-c"]"#),
+    f("Shell", "SHELL", Honored, r#"["/bin/sh", "-c"]"#),
     // HostConfig
     f("HostConfig.Binds", "--volume", Honored, r#"["/tmp:/host"]"#),
     f(

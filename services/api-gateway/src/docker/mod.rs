@@ -6,6 +6,7 @@ pub mod container;
 pub mod create;
 pub mod exec;
 pub mod fields;
+pub mod health;
 pub mod image;
 pub mod image_filters;
 pub mod mounts;

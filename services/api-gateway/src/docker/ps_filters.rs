@@ -1,5 +1,6 @@
-//! The `filters` of `GET /containers/json` (moby's foldFilter and its checks), validated and
-//! turned into the runtime's typed filters. Docker's error messages are kept word for word.
+//! The `filters` of `GET /containers/json` (moby's foldFilter and its checks) and of
+//! `POST /containers/prune`, validated and turned into the runtime's typed filters. Docker's
+//! error messages are kept word for word.
 
 use berth_proto::runtime::v1 as pb;
 use berth_types::Filters;
@@ -35,6 +36,9 @@ const STATES: &[&str] = &[
     "exited",
     "dead",
 ];
+
+/// The filter keys POST /containers/prune accepts (moby's containersAcceptedFilters).
+const PRUNE_ACCEPTED: &[&str] = &["label", "label!", "until"];
 
 /// The health states `health` may name.
 const HEALTHS: &[&str] = &["none", "starting", "healthy", "unhealthy"];
@@ -94,13 +98,7 @@ pub fn parse(text: &str) -> Result<pb::ContainerFilters, ApiError> {
             check_port_range(key, v).map_err(invalid)?;
         }
     }
-    let labels = f
-        .values("label")
-        .map(|l| {
-            let (key, value) = super::split_label(l);
-            pb::LabelFilter { key, value }
-        })
-        .collect();
+    let labels = label_filters(&f, "label");
     Ok(pb::ContainerFilters {
         ids: strings(&f, "id"),
         names: strings(&f, "name"),
@@ -118,6 +116,34 @@ pub fn parse(text: &str) -> Result<pb::ContainerFilters, ApiError> {
         expose: strings(&f, "expose"),
         is_task,
         isolation: strings(&f, "isolation"),
+    })
+}
+
+fn label_filters(f: &Filters, key: &str) -> Vec<pb::LabelFilter> {
+    f.values(key)
+        .map(|l| {
+            let (key, value) = super::split_label(l);
+            pb::LabelFilter { key, value }
+        })
+        .collect()
+}
+
+/// The typed filters of `POST /containers/prune` (`now`: seconds since the epoch, for an
+/// `until` given as a duration).
+pub fn prune(text: &str, now: i64) -> Result<pb::PruneRequest, ApiError> {
+    let f = Filters::parse(text)?;
+    f.validate(PRUNE_ACCEPTED)?;
+    let until: Vec<&str> = f.values("until").collect();
+    if until.len() > 1 {
+        return Err(invalid("more than one until filter specified".to_owned()));
+    }
+    Ok(pb::PruneRequest {
+        labels: label_filters(&f, "label"),
+        labels_not: label_filters(&f, "label!"),
+        until: until
+            .first()
+            .map(|v| crate::docker::image_filters::parse_until(v, now))
+            .transpose()?,
     })
 }
 
@@ -226,5 +252,29 @@ mod tests {
         assert_eq!(f.before, "x");
         assert_eq!(f.is_task, Some(false));
         assert_eq!(parse("").unwrap(), pb::ContainerFilters::default());
+    }
+
+    #[test]
+    fn prune_filters_as_moby_takes_them() {
+        let p = prune(r#"{"label":["a=b"],"label!":["k"],"until":["100"]}"#, 1000).unwrap();
+        assert_eq!(p.labels[0].key, "a");
+        assert_eq!(p.labels[0].value.as_deref(), Some("b"));
+        assert_eq!(
+            (p.labels_not[0].key.as_str(), p.labels_not[0].value.as_ref()),
+            ("k", None)
+        );
+        assert_eq!(p.until, Some(100));
+        assert_eq!(
+            prune(r#"{"until":["10m"]}"#, 1000).unwrap().until,
+            Some(400)
+        );
+        assert_eq!(prune("", 0).unwrap(), pb::PruneRequest::default());
+        let e = |t: &str| prune(t, 0).unwrap_err().message;
+        assert_eq!(e(r#"{"status":["exited"]}"#), "invalid filter 'status'");
+        assert_eq!(
+            e(r#"{"until":["1","2"]}"#),
+            "more than one until filter specified"
+        );
+        assert!(e(r#"{"until":["soon"]}"#).contains("failed to parse value as time or duration"));
     }
 }

@@ -1,5 +1,5 @@
 //! Container endpoints: create, start, wait, list, inspect, logs, kill, stop, restart,
-//! rename, remove. The runtime service builds the Docker JSON; this layer maps parameters,
+//! rename, remove, prune. The runtime service builds the Docker JSON; this layer maps parameters,
 //! bodies and errors.
 
 use std::collections::HashMap;
@@ -29,6 +29,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/containers/create", post(create))
         .route("/containers/json", get(list))
+        .route("/containers/prune", post(prune))
         .route("/containers/{id}/json", get(inspect))
         .route("/containers/{id}/start", post(start))
         .route("/containers/{id}/wait", post(wait))
@@ -119,6 +120,24 @@ async fn create(
 }
 
 /// `GET /containers/json?all=&limit=&size=&filters=`.
+/// `POST /containers/prune?filters=`: `{"ContainersDeleted": [...], "SpaceReclaimed": N}`.
+async fn prune(State(st): State<AppState>, Query(q): Q) -> Result<Response, ApiError> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let filters =
+        docker::ps_filters::prune(q.get("filters").map(String::as_str).unwrap_or(""), now)?;
+    let res = st.containers.prune(filters).await.map_err(|e| status(&e))?;
+    // moby's report leaves an empty list as null.
+    let deleted = if res.deleted.is_empty() {
+        Value::Null
+    } else {
+        json!(res.deleted)
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"ContainersDeleted": deleted, "SpaceReclaimed": res.space_reclaimed}),
+    ))
+}
+
 async fn list(State(st): State<AppState>, Query(q): Q) -> Result<Response, ApiError> {
     let limit = match q.get("limit").map(|s| s.trim()).filter(|s| !s.is_empty()) {
         Some(l) => l
