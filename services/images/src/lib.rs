@@ -7,8 +7,10 @@ mod catalog;
 #[cfg(test)]
 mod catalog_tests;
 mod changes;
+mod commit;
 mod compression;
 mod content;
+mod diff;
 mod error;
 mod grpc;
 mod grpc_streams;
