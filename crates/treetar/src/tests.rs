@@ -8,11 +8,7 @@ fn names(tar: &[u8]) -> Vec<String> {
         .unwrap()
         .map(|e| {
             let e = e.unwrap();
-            let mut n = e.path().unwrap().display().to_string();
-            if e.header().entry_type() == tar::EntryType::Directory && !n.ends_with('/') {
-                n.push('/');
-            }
-            n
+            String::from_utf8(e.path_bytes().into_owned()).unwrap()
         })
         .collect()
 }
@@ -221,4 +217,31 @@ fn gzip_is_read() {
     let dest = tempfile::tempdir().unwrap();
     extract(gz.as_slice(), dest.path(), ExtractOptions::default()).unwrap();
     assert!(dest.path().join("f").is_file());
+}
+
+#[test]
+fn names_keep_dot_slash_and_long_names_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    tree(dir.path());
+    let long = "x".repeat(150);
+    fs::write(dir.path().join("d").join(&long), b"l").unwrap();
+    std::os::unix::fs::symlink(&long, dir.path().join("d/longlink")).unwrap();
+    let mut t = TreeTar::new(Vec::new(), Whiteouts::Keep);
+    t.append_tree(&dir.path().join("d"), ".").unwrap();
+    let out = t.finish().unwrap();
+    let n = names(&out);
+    assert_eq!(n[0], "./");
+    assert!(n.contains(&"./e/".to_owned()), "{n:?}");
+    assert!(n.contains(&format!("./{long}")), "{n:?}");
+    let mut a = tar::Archive::new(out.as_slice());
+    let link = a
+        .entries()
+        .unwrap()
+        .map(Result::unwrap)
+        .find(|e| e.path_bytes().ends_with(b"longlink"))
+        .unwrap();
+    assert_eq!(
+        link.link_name_bytes().unwrap().into_owned(),
+        long.as_bytes()
+    );
 }

@@ -47,6 +47,13 @@ pub fn capability(path: &Path) -> Option<Vec<u8>> {
     Some(buf)
 }
 
+/// `value` in a fixed header field, truncated, the rest zeroed.
+fn raw(field: &mut [u8], value: &str) {
+    field.fill(0);
+    let n = value.len().min(field.len());
+    field[..n].copy_from_slice(&value.as_bytes()[..n]);
+}
+
 /// A tar stream being written.
 pub struct TreeTar<W: Write> {
     builder: tar::Builder<W>,
@@ -164,18 +171,20 @@ impl<W: Write> TreeTar<W> {
         if ft.is_symlink() {
             let target = fs::read_link(path)?;
             h.set_entry_type(tar::EntryType::Symlink);
-            self.builder.append_link(&mut h, name, target)?;
-            self.entries += 1;
-            return Ok(());
+            let target = target.to_str().ok_or_else(|| {
+                io::Error::other(format!(
+                    "{}: a link target that is not UTF-8",
+                    path.display()
+                ))
+            })?;
+            return self.named(&mut h, name, Some(target), io::empty());
         }
         if !ft.is_dir() && meta.nlink() > 1 {
             let key = (meta.dev(), meta.ino());
             if let Some(first) = self.links.get(&key) {
                 h.set_entry_type(tar::EntryType::Link);
                 let first = first.clone();
-                self.builder.append_link(&mut h, name, first)?;
-                self.entries += 1;
-                return Ok(());
+                return self.named(&mut h, name, Some(&first), io::empty());
             }
             self.links.insert(key, name.to_owned());
         }
@@ -208,9 +217,51 @@ impl<W: Write> TreeTar<W> {
     }
 
     fn data(&mut self, h: &mut tar::Header, name: &str, body: impl io::Read) -> io::Result<()> {
-        self.builder.append_data(h, name, body)?;
+        self.named(h, name, None, body)
+    }
+
+    /// Writes an entry under exactly `name` (and `link`): go-archive's names keep `./` and
+    /// a directory's trailing `/`, which the tar crate's path setters normalize away. Names
+    /// longer than the header's field go in GNU long name (and long link) entries.
+    fn named(
+        &mut self,
+        h: &mut tar::Header,
+        name: &str,
+        link: Option<&str>,
+        body: impl io::Read,
+    ) -> io::Result<()> {
+        if name.len() > 100 {
+            self.long(tar::EntryType::GNULongName, name)?;
+        }
+        if let Some(l) = link
+            && l.len() > 100
+        {
+            self.long(tar::EntryType::GNULongLink, l)?;
+        }
+        let old = h.as_old_mut();
+        raw(&mut old.name, name);
+        if let Some(l) = link {
+            raw(&mut old.linkname, l);
+        }
+        h.set_cksum();
+        self.builder.append(h, body)?;
         self.entries += 1;
         Ok(())
+    }
+
+    fn long(&mut self, kind: tar::EntryType, value: &str) -> io::Result<()> {
+        let mut h = tar::Header::new_gnu();
+        raw(&mut h.as_old_mut().name, "././@LongLink");
+        h.set_entry_type(kind);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        let mut data = value.as_bytes().to_vec();
+        data.push(0);
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        self.builder.append(&h, data.as_slice())
     }
 
     /// Writes the end of the archive and returns the writer.

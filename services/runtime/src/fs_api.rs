@@ -20,6 +20,9 @@ use crate::{
     lifecycle::Containers,
 };
 
+/// Held while a view of a stopped container is open.
+type Guard = Option<tokio::sync::OwnedRwLockReadGuard<()>>;
+
 /// Chunks of a tar stream sent to a gRPC stream.
 pub(crate) type Chunks = mpsc::Receiver<Result<pb::ArchiveChunk, Status>>;
 
@@ -102,12 +105,22 @@ impl io::Read for UploadReader {
 }
 
 impl Containers {
-    fn view_of(&self, c: &Container) -> Result<Source, ContainerError> {
+    /// The view of the container `name`, with the container as it is once no start is under
+    /// way; for a stopped container, the guard that keeps it from starting meanwhile.
+    async fn view_of(&self, name: &str) -> Result<(Container, Source, Guard), ContainerError> {
+        let c = self.find(name)?;
+        let guard = self.fs_lock(&c.id).read_owned().await;
+        let c = self.find(&c.id)?;
         let scratch = self
             .data_dir
             .join(&c.id)
             .join(format!("fs-{}", uuid::Uuid::new_v4().simple()));
-        Source::of(c, scratch).map_err(view_error)
+        let src = Source::of(&c, scratch).map_err(view_error)?;
+        let guard = match src {
+            Source::Running(_) => None,
+            Source::Stopped { .. } => Some(guard),
+        };
+        Ok((c, src, guard))
     }
 
     /// HEAD /containers/{id}/archive.
@@ -115,9 +128,12 @@ impl Containers {
         &self,
         req: &pb::PathRequest,
     ) -> Result<pb::PathStat, ContainerError> {
-        let c = self.find(&req.id)?;
+        let (_, src, guard) = self.view_of(&req.id).await?;
         let path = archive::container_path(&req.path);
-        let rx = fsview::spawn(self.view_of(&c)?, move || archive::stat(&path));
+        let rx = fsview::spawn(src, move || {
+            let _guard = guard;
+            archive::stat(&path)
+        });
         rx.await
             .map_err(|_| view_error("the filesystem view ended".to_owned()))?
             .map_err(view_error)?
@@ -129,13 +145,14 @@ impl Containers {
         &self,
         req: &pb::PathRequest,
     ) -> Result<Chunks, ContainerError> {
-        let c = self.find(&req.id)?;
+        let (c, src, guard) = self.view_of(&req.id).await?;
         let path = archive::container_path(&req.path);
         let (stat_tx, stat_rx) = tokio::sync::oneshot::channel();
         let (tx, rx) = mpsc::channel(4);
         let out = tx.clone();
         let (given, name) = (req.path.clone(), req.id.clone());
-        let done = fsview::spawn(self.view_of(&c)?, move || {
+        let done = fsview::spawn(src, move || {
+            let _guard = guard;
             let stat = match archive::stat(&path) {
                 Ok(s) => s,
                 Err(e) => {
@@ -186,7 +203,7 @@ impl Containers {
         o: &pb::ExtractOptions,
         input: UploadReader,
     ) -> Result<(), ContainerError> {
-        let c = self.find(&o.id)?;
+        let (c, src, guard) = self.view_of(&o.id).await?;
         let path = archive::container_path(&o.path);
         let x = archive::Extract {
             no_overwrite_dir_non_dir: o.no_overwrite_dir_non_dir,
@@ -194,7 +211,8 @@ impl Containers {
             mounts: c.mount_points.clone(),
             readonly_rootfs: c.spec.security.as_ref().is_some_and(|s| s.readonly_rootfs),
         };
-        let rx = fsview::spawn(self.view_of(&c)?, move || {
+        let rx = fsview::spawn(src, move || {
+            let _guard = guard;
             archive::extract(&path, input, &x)
         });
         rx.await

@@ -70,6 +70,10 @@ pub(crate) struct Containers {
     /// `REMOVED_KEPT`.
     pub(crate) removed:
         std::sync::Mutex<std::collections::VecDeque<(String, crate::container::State)>>,
+    /// Per container: filesystem views of a stopped container (which mount its snapshot
+    /// read-write) hold it shared, a start holds it exclusively, so the snapshot is never
+    /// mounted read-write twice.
+    pub(crate) fs_locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::RwLock<()>>>>,
 }
 
 /// SIGKILL's number.
@@ -120,7 +124,18 @@ impl Containers {
             creating: std::sync::Mutex::new(std::collections::HashSet::new()),
             removing: std::sync::Mutex::new(std::collections::HashSet::new()),
             removed: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            fs_locks: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The container's filesystem lock (see `fs_locks`).
+    pub(crate) fn fs_lock(&self, id: &str) -> Arc<tokio::sync::RwLock<()>> {
+        self.fs_locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(id.to_owned())
+            .or_default()
+            .clone()
     }
 
     pub(crate) fn images_client(&self) -> images::images_client::ImagesClient<Channel> {
@@ -428,7 +443,16 @@ impl Containers {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&c.id);
         self.release_files(&c.id).await;
-        self.remove_snapshot(&c.id).await;
+        {
+            // Once no filesystem view has the snapshot mounted.
+            let fs = self.fs_lock(&c.id);
+            let _views_done = fs.write().await;
+            self.remove_snapshot(&c.id).await;
+            self.fs_locks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&c.id);
+        }
         self.release_volumes(&c.id, req.volumes).await;
         self.removing
             .lock()

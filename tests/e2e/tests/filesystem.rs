@@ -91,6 +91,10 @@ fn cp_both_ways_on_running_and_stopped_containers() {
             .to_string(),
         "/etc/passwd"
     );
+    // `dir/.`: the directory's contents.
+    let contents = d.join("contents");
+    s.docker(&["cp", "cpr:/data/.", contents.to_str().unwrap()]);
+    assert!(contents.join("sub/f").is_file());
     // A missing path: dockerd's 404.
     let (_, err) = s.fails(&["cp", "cpr:/no/such", d.join("x").to_str().unwrap()]);
     assert!(
@@ -245,6 +249,8 @@ fn cp_both_ways_on_running_and_stopped_containers() {
 fn diff_export_commit_run_and_push() {
     let s = BusyboxEngine::new();
     s.docker(&["run", "-d", "--name", "fs", &s.image, "sleep", "300"]);
+    // Nothing changed yet: what the engine mounts (hosts, resolv.conf, /dev...) is not a change.
+    assert_eq!(s.docker(&["diff", "fs"]), "");
     s.docker(&[
         "exec",
         "fs",
