@@ -38,6 +38,7 @@ fn a_tree_is_written_in_order_under_its_name() {
                 assert_eq!(e.header().entry_type(), tar::EntryType::Link);
                 assert_eq!(e.link_name().unwrap().unwrap().display().to_string(), "d/f");
             }
+            "d/f" => assert_eq!(e.header().mode().unwrap(), 0o100644),
             "d/link" => assert_eq!(
                 e.link_name().unwrap().unwrap().display().to_string(),
                 "/etc/passwd"

@@ -1,8 +1,8 @@
 //! A directory tree written as a tar stream the way moby's go-archive writes one: entries in
 //! lexical order, a directory before its contents and named with a trailing `/`, owners and
-//! permission bits (with setuid, setgid and sticky) as they are, mtimes in whole seconds, hard
-//! links as link entries to the first name written, `security.capability` as a PAX xattr,
-//! sockets left out. Symlinks are never followed.
+//! modes as they are (with the file type bits, as Go's), mtimes in whole seconds, hard links
+//! as link entries to the first name written, `security.capability` as a PAX xattr, sockets
+//! left out. Symlinks are never followed.
 //!
 //! With [`Whiteouts::Oci`] (a committed layer), overlayfs whiteouts become OCI ones: a
 //! character device 0:0 becomes an empty `.wh.<name>` file (mode 0600), and a directory with
@@ -134,7 +134,8 @@ impl<W: Write> TreeTar<W> {
             return Ok(());
         }
         let mut h = tar::Header::new_gnu();
-        h.set_mode(meta.mode() & 0o7777);
+        // As Go's tar.FileInfoHeader: the permission bits with the file type's (0100644).
+        h.set_mode(meta.mode());
         h.set_uid(u64::from(meta.uid()));
         h.set_gid(u64::from(meta.gid()));
         h.set_mtime(u64::try_from(meta.mtime()).unwrap_or(0));

@@ -388,3 +388,102 @@ print("ok")
     assert_eq!(o.trim(), "ok");
     assert_eq!(s.docker(&["run", "--rm", "pycommit:v1"]), "from python");
 }
+
+/// One engine's answers to the same steps, for the comparison with dockerd.
+#[derive(Debug, PartialEq)]
+struct Figures {
+    fresh_diff: String,
+    diff: Vec<String>,
+    cp_names: Vec<String>,
+    cp_header: (u32, u64, u64, u64),
+    run_commit: String,
+    cmd: serde_json::Value,
+    layers: usize,
+}
+
+fn figures(docker: &dyn Fn(&[&str]) -> std::process::Output, image: &str) -> Figures {
+    let ok = |args: &[&str]| {
+        let out = docker(args);
+        let (o, e) = text(&out);
+        assert!(out.status.success(), "docker {args:?}: {o}\n{e}");
+        o.trim().to_owned()
+    };
+    ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "cmp",
+        image,
+        "sleep",
+        "300",
+    ]);
+    let fresh_diff = ok(&["diff", "cmp"]);
+    ok(&[
+        "exec",
+        "cmp",
+        "sh",
+        "-c",
+        "echo committed > /tmp/added && echo more >> /etc/passwd && rm /etc/group && \
+         mkdir -p /newdir/sub && touch /newdir/sub/x && chown 7:8 /newdir/sub/x && \
+         chmod 700 /home && ln -s /etc /newdir/l",
+    ]);
+    let mut diff: Vec<String> = ok(&["diff", "cmp"]).lines().map(str::to_owned).collect();
+    // dockerd lists a directory's entries in Go map order: compare the sets.
+    diff.sort();
+    let tar = docker(&["cp", "cmp:/newdir", "-"]).stdout;
+    let cp_names = tar_names(&tar);
+    let one = docker(&["cp", "cmp:/newdir/sub/x", "-"]).stdout;
+    let mut a = tar::Archive::new(one.as_slice());
+    let e = a.entries().unwrap().next().unwrap().unwrap();
+    let h = e.header();
+    let cp_header = (
+        h.mode().unwrap(),
+        h.uid().unwrap(),
+        h.gid().unwrap(),
+        h.size().unwrap(),
+    );
+    ok(&[
+        "commit",
+        "--change",
+        r#"CMD ["cat", "/tmp/added"]"#,
+        "cmp",
+        "cmpimg:1",
+    ]);
+    let run_commit = ok(&["run", "--rm", "--network", "none", "cmpimg:1"]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&ok(&["image", "inspect", "cmpimg:1"])).unwrap();
+    ok(&["rm", "-f", "cmp"]);
+    Figures {
+        fresh_diff,
+        diff,
+        cp_names,
+        cp_header,
+        run_commit,
+        cmd: inspect[0]["Config"]["Cmd"].clone(),
+        layers: inspect[0]["RootFS"]["Layers"]
+            .as_array()
+            .map_or(0, Vec::len),
+    }
+}
+
+/// The same steps on Debian's dockerd and on Berth: the same docker diff, the same tar out of
+/// docker cp, the same committed image.
+#[test]
+fn diff_cp_and_commit_agree_with_dockerd() {
+    assert!(
+        std::path::Path::new(berth_testutil::DOCKERD).is_file(),
+        "{} is missing: scripts/setup-debian.sh installs Debian's docker.io",
+        berth_testutil::DOCKERD
+    );
+    let s = BusyboxEngine::new();
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("busybox.tar");
+    s.docker(&["save", "-o", saved.to_str().unwrap(), &s.image]);
+    let dk = berth_testutil::Dockerd::start();
+    dk.docker_ok(&["load", "-i", saved.to_str().unwrap()]);
+    let berth = figures(&|a: &[&str]| s.engine.docker(a), &s.image);
+    let dockerd = figures(&|a: &[&str]| dk.docker(a), &s.image);
+    assert_eq!(berth, dockerd);
+}
