@@ -148,14 +148,14 @@ pub fn extract(input: impl Read, dest: &Path, opts: ExtractOptions) -> Result<()
                     return Err(ExtractError::Invalid(format!(
                         "cannot overwrite directory {:?} with non-directory {:?}",
                         path.display().to_string(),
-                        name.display().to_string()
+                        dest.display().to_string()
                     )));
                 }
                 if !existing.is_dir() && is_dir {
                     return Err(ExtractError::Invalid(format!(
                         "cannot overwrite non-directory {:?} with directory {:?}",
                         path.display().to_string(),
-                        name.display().to_string()
+                        dest.display().to_string()
                     )));
                 }
             }

@@ -396,12 +396,17 @@ struct Figures {
     diff: Vec<String>,
     cp_names: Vec<String>,
     cp_header: (u32, u64, u64, u64),
+    errors: Vec<String>,
     run_commit: String,
     cmd: serde_json::Value,
     layers: usize,
 }
 
-fn figures(docker: &dyn Fn(&[&str]) -> std::process::Output, image: &str) -> Figures {
+fn figures(
+    docker: &dyn Fn(&[&str]) -> std::process::Output,
+    image: &str,
+    dir: &std::path::Path,
+) -> Figures {
     let ok = |args: &[&str]| {
         let out = docker(args);
         let (o, e) = text(&out);
@@ -444,6 +449,22 @@ fn figures(docker: &dyn Fn(&[&str]) -> std::process::Output, image: &str) -> Fig
         h.gid().unwrap(),
         h.size().unwrap(),
     );
+    // Refusals: a missing path; a file over a directory (the CLI sends noOverwriteDirNonDir).
+    std::fs::write(dir.join("sub"), "file").unwrap();
+    let err = |args: &[&str]| {
+        let out = docker(args);
+        assert!(!out.status.success(), "docker {args:?} should fail");
+        // dockerd 20.10 extracts in a re-executed child and prefixes its errors with this;
+        // moby 25 and later (the API Berth speaks) extract in-process, without it.
+        text(&out)
+            .1
+            .trim()
+            .replace("Error processing tar file(exit status 1): ", "")
+    };
+    let errors = vec![
+        err(&["cp", "cmp:/no/such", dir.join("x").to_str().unwrap()]),
+        err(&["cp", dir.join("sub").to_str().unwrap(), "cmp:/newdir/"]),
+    ];
     ok(&[
         "commit",
         "--change",
@@ -460,6 +481,7 @@ fn figures(docker: &dyn Fn(&[&str]) -> std::process::Output, image: &str) -> Fig
         diff,
         cp_names,
         cp_header,
+        errors,
         run_commit,
         cmd: inspect[0]["Config"]["Cmd"].clone(),
         layers: inspect[0]["RootFS"]["Layers"]
@@ -483,7 +505,7 @@ fn diff_cp_and_commit_agree_with_dockerd() {
     s.docker(&["save", "-o", saved.to_str().unwrap(), &s.image]);
     let dk = berth_testutil::Dockerd::start();
     dk.docker_ok(&["load", "-i", saved.to_str().unwrap()]);
-    let berth = figures(&|a: &[&str]| s.engine.docker(a), &s.image);
-    let dockerd = figures(&|a: &[&str]| dk.docker(a), &s.image);
+    let berth = figures(&|a: &[&str]| s.engine.docker(a), &s.image, dir.path());
+    let dockerd = figures(&|a: &[&str]| dk.docker(a), &s.image, dir.path());
     assert_eq!(berth, dockerd);
 }
