@@ -240,6 +240,51 @@ fn cp_both_ways_on_running_and_stopped_containers() {
         "{err}"
     );
 
+    // CVE-2018-15664: the container swaps a directory for a symlink to a host directory while
+    // files are copied in and out; nothing is written to or read from the host.
+    let host = d.join("host");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("secret"), "host secret").unwrap();
+    s.docker(&[
+        "exec",
+        "-d",
+        "cpr",
+        "sh",
+        "-c",
+        &format!(
+            "mkdir -p {h} && echo inside > {h}/secret && while true; do rm -rf /w; mkdir /w; \
+             echo inside > /w/secret; rm -rf /w; ln -s {h} /w; done",
+            h = host.display()
+        ),
+    ]);
+    let (mut copied_in, mut copied_out) = (0, 0);
+    for i in 0..30 {
+        let into = s.engine.docker(&[
+            "cp",
+            d.join("single").to_str().unwrap(),
+            &format!("cpr:/w/in{i}"),
+        ]);
+        copied_in += usize::from(into.status.success());
+        let out = run(s.engine.docker_cmd().args(["cp", "cpr:/w/secret", "-"]));
+        if out.status.success() {
+            copied_out += 1;
+            assert!(
+                !String::from_utf8_lossy(&out.stdout).contains("host secret"),
+                "a host file was read through the container's symlink"
+            );
+        }
+    }
+    let names: Vec<_> = std::fs::read_dir(&host)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["secret"], "written to the host through a symlink");
+    eprintln!("copies that succeeded while the path was swapped: {copied_in} in, {copied_out} out");
+    assert!(
+        copied_in + copied_out > 0,
+        "no copy reached the swapped path"
+    );
+
     let ev = events(&s, "cpr");
     assert!(ev.contains("archive-path"), "{ev}");
     assert!(ev.contains("extract-to-dir"), "{ev}");
