@@ -91,6 +91,14 @@ fn cp_both_ways_on_running_and_stopped_containers() {
             .to_string(),
         "/etc/passwd"
     );
+    // -L follows the link through the stat's linkTarget, resolved inside the container.
+    let followed = d.join("followed");
+    s.docker(&["cp", "-L", "cpr:/data/link", followed.to_str().unwrap()]);
+    assert!(
+        std::fs::read_to_string(&followed)
+            .unwrap()
+            .starts_with("root:x:0:0")
+    );
     // `dir/.`: the directory's contents.
     let contents = d.join("contents");
     s.docker(&["cp", "cpr:/data/.", contents.to_str().unwrap()]);
