@@ -115,7 +115,24 @@ impl Containers {
             .data_dir
             .join(&c.id)
             .join(format!("fs-{}", uuid::Uuid::new_v4().simple()));
-        let src = Source::of(&c, scratch).map_err(view_error)?;
+        let mut src = Source::of(&c, scratch).map_err(view_error)?;
+        if let Source::Stopped { mounts, .. } = &mut src {
+            // As dockerd's network mounts: the hosts, hostname and resolv.conf the container
+            // ran with, once it has run (they stay in its bundle until it is removed).
+            for f in ["hosts", "hostname", "resolv.conf"] {
+                let source = self.bundle(&c.id).join("etc").join(f);
+                let destination = format!("/etc/{f}");
+                if source.is_file() && !mounts.iter().any(|m| m.destination == destination) {
+                    mounts.push(pb::MountPoint {
+                        source: source.display().to_string(),
+                        destination,
+                        read_only: c.spec.security.as_ref().is_some_and(|s| s.readonly_rootfs),
+                        non_recursive: true,
+                        ..Default::default()
+                    });
+                }
+            }
+        }
         let guard = match src {
             Source::Running(_) => None,
             Source::Stopped { .. } => Some(guard),

@@ -206,6 +206,16 @@ fn cp_both_ways_on_running_and_stopped_containers() {
     assert_eq!(std::fs::read_to_string(back.join("nested/b")).unwrap(), "B");
     s.docker(&["start", "cps"]);
     assert_eq!(s.docker(&["exec", "cps", "cat", "/in2/a"]), "A");
+    // Once it ran, a stopped container's /etc/hostname is the one it ran with (dockerd's
+    // network mounts), not the image's empty file.
+    let hostname = s.docker(&["exec", "cps", "hostname"]);
+    s.docker(&["stop", "-t", "0", "cps"]);
+    let out = run(s.engine.docker_cmd().args(["cp", "cps:/etc/hostname", "-"]));
+    let mut a = tar::Archive::new(out.stdout.as_slice());
+    let mut e = a.entries().unwrap().next().unwrap().unwrap();
+    let mut content = String::new();
+    std::io::Read::read_to_string(&mut e, &mut content).unwrap();
+    assert_eq!(content.trim(), hostname);
 
     // -a: owned by the container's user.
     s.docker(&[
