@@ -4,6 +4,7 @@
 
 mod bridge;
 mod containers;
+mod dockerd;
 mod engine;
 pub mod images;
 mod nats;
@@ -11,6 +12,7 @@ pub mod registry;
 
 pub use bridge::{TestBridge, link_exists};
 pub use containers::BusyboxEngine;
+pub use dockerd::{DOCKERD, Dockerd};
 pub use engine::{Engine, EngineOptions, processes_with};
 pub use images::{ImageInfo, IndexInfo, MediaTypes, push_layout};
 pub use nats::Nats;

@@ -325,7 +325,32 @@ pub trait ContainersBackend: Send + Sync + 'static {
     async fn exec_start(&self, req: runtime::ExecStartRequest) -> Answer<AttachStream>;
     async fn exec_inspect(&self, exec_id: String) -> Answer<runtime::ExecInfo>;
     async fn top(&self, req: runtime::TopRequest) -> Answer<runtime::TopResponse>;
+
+    // The container filesystem API (docker cp, export, diff, commit). Defaults answer
+    // "unimplemented" so that test fakes need not provide them.
+    async fn stat_path(&self, _req: runtime::PathRequest) -> Answer<runtime::PathStat> {
+        Err(Status::unimplemented("stat_path"))
+    }
+    async fn archive_path(&self, _req: runtime::PathRequest) -> Answer<ArchiveStream> {
+        Err(Status::unimplemented("archive_path"))
+    }
+    async fn extract_to_dir(&self, _body: Upload<runtime::ExtractChunk>) -> Answer<()> {
+        Err(Status::unimplemented("extract_to_dir"))
+    }
+    async fn export(&self, _id: String) -> Answer<ArchiveStream> {
+        Err(Status::unimplemented("export"))
+    }
+    async fn changes(&self, _id: String) -> Answer<runtime::ChangesResponse> {
+        Err(Status::unimplemented("changes"))
+    }
+    async fn commit(&self, _req: runtime::CommitRequest) -> Answer<runtime::CommitResponse> {
+        Err(Status::unimplemented("commit"))
+    }
 }
+
+/// A container's tar stream (docker cp, docker export).
+pub type ArchiveStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<runtime::ArchiveChunk, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl ContainersBackend for GrpcBackends {
@@ -444,6 +469,50 @@ impl ContainersBackend for GrpcBackends {
 
     async fn top(&self, req: runtime::TopRequest) -> Answer<runtime::TopResponse> {
         Ok(self.runtime_client().top(request(req)).await?.into_inner())
+    }
+
+    async fn stat_path(&self, req: runtime::PathRequest) -> Answer<runtime::PathStat> {
+        Ok(self
+            .runtime_client()
+            .stat_path(long(req))
+            .await?
+            .into_inner())
+    }
+
+    async fn archive_path(&self, req: runtime::PathRequest) -> Answer<ArchiveStream> {
+        Ok(Box::pin(
+            self.runtime_client()
+                .archive_path(long(req))
+                .await?
+                .into_inner(),
+        ))
+    }
+
+    async fn extract_to_dir(&self, body: Upload<runtime::ExtractChunk>) -> Answer<()> {
+        let body = relay(body);
+        self.runtime_client().extract_to_dir(long(body)).await?;
+        Ok(())
+    }
+
+    async fn export(&self, id: String) -> Answer<ArchiveStream> {
+        Ok(Box::pin(
+            self.runtime_client()
+                .export(long(runtime::ContainerRef { id }))
+                .await?
+                .into_inner(),
+        ))
+    }
+
+    async fn changes(&self, id: String) -> Answer<runtime::ChangesResponse> {
+        Ok(self
+            .runtime_client()
+            .changes(long(runtime::ContainerRef { id }))
+            .await?
+            .into_inner())
+    }
+
+    async fn commit(&self, req: runtime::CommitRequest) -> Answer<runtime::CommitResponse> {
+        Ok(self.runtime_client().commit(long(req)).await?.into_inner())
     }
 }
 

@@ -163,7 +163,15 @@ impl ImageService {
             repo_tags: rec.repo_tags.iter().map(|t| familiar(t)).collect(),
             repo_digests: rec.repo_digests.iter().map(|t| familiar(t)).collect(),
             parent: String::new(),
-            comment: cfg.comment,
+            // As moby: the config's comment, else the last history entry's (a commit's).
+            comment: if cfg.comment.is_empty() {
+                cfg.history
+                    .last()
+                    .map(|h| h.comment.clone())
+                    .unwrap_or_default()
+            } else {
+                cfg.comment.clone()
+            },
             created: rec
                 .created
                 .clone()

@@ -420,4 +420,41 @@ impl images_server::Images for GrpcImages {
             domain.push(spec, out).await
         })))
     }
+
+    async fn changes(
+        &self,
+        req: Request<pb::SnapshotKey>,
+    ) -> Result<Response<pb::ChangesResponse>, Status> {
+        let key = req.into_inner().key;
+        let domain = self.domain.clone();
+        let changes = grpc_streams::blocking(move || domain.snapshot_changes(&key))
+            .await
+            .map_err(|e| status_from(&e))?;
+        let changes = changes
+            .into_iter()
+            .map(|c| pb::Change {
+                path: c.path,
+                kind: match c.kind {
+                    crate::diff::Kind::Modified => pb::change::Kind::Modified,
+                    crate::diff::Kind::Added => pb::change::Kind::Added,
+                    crate::diff::Kind::Deleted => pb::change::Kind::Deleted,
+                } as i32,
+            })
+            .collect();
+        Ok(Response::new(pb::ChangesResponse { changes }))
+    }
+
+    async fn commit(
+        &self,
+        req: Request<pb::CommitRequest>,
+    ) -> Result<Response<pb::CommitResponse>, Status> {
+        let spec = crate::commit::CommitSpec::from_proto(req.into_inner());
+        let domain = self.domain.clone();
+        let rec = grpc_streams::blocking(move || domain.commit(spec))
+            .await
+            .map_err(|e| status_from(&e))?;
+        Ok(Response::new(pb::CommitResponse {
+            id: rec.id.to_string(),
+        }))
+    }
 }

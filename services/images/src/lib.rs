@@ -7,9 +7,11 @@ mod catalog;
 #[cfg(test)]
 mod catalog_tests;
 mod changes;
+mod commit;
 mod compression;
 mod content;
 mod distribution;
+mod diff;
 mod error;
 mod grpc;
 mod grpc_streams;

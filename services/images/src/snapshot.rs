@@ -50,6 +50,11 @@ impl ImageService {
         self.root.join("snapshots").join(key)
     }
 
+    /// The snapshot's writable layer.
+    pub(crate) fn snapshot_upper(&self, key: &str) -> PathBuf {
+        self.snapshot_dir(key).join("upper")
+    }
+
     fn mounts_of(&self, rec: &SnapshotRecord) -> Vec<Mount> {
         let dir = self.snapshot_dir(&rec.key);
         let mut lowers: Vec<String> = rec

@@ -22,6 +22,7 @@ impl GrpcRuntime {
 type WaitStream = Pin<Box<dyn futures::Stream<Item = Result<pb::WaitResponse, Status>> + Send>>;
 type AttachStream = Pin<Box<dyn futures::Stream<Item = Result<pb::AttachFrame, Status>> + Send>>;
 type LogStream = Pin<Box<dyn futures::Stream<Item = Result<pb::LogEntry, Status>> + Send>>;
+type ChunkStream = Pin<Box<dyn futures::Stream<Item = Result<pb::ArchiveChunk, Status>> + Send>>;
 type StopStream = Pin<Box<dyn futures::Stream<Item = Result<pb::Empty, Status>> + Send>>;
 
 /// A stream of what `rx` receives.
@@ -45,6 +46,8 @@ impl runtime_server::Runtime for GrpcRuntime {
     type StopStream = StopStream;
     type RestartStream = StopStream;
     type ExecStartStream = AttachStream;
+    type ArchivePathStream = ChunkStream;
+    type ExportStream = ChunkStream;
 
     async fn info(
         &self,
@@ -225,5 +228,80 @@ impl runtime_server::Runtime for GrpcRuntime {
                 .await;
         });
         Ok(Response::new(stream(rx)))
+    }
+
+    async fn stat_path(
+        &self,
+        req: Request<pb::PathRequest>,
+    ) -> Result<Response<pb::PathStat>, Status> {
+        respond(self.containers.stat_path(req.get_ref()).await)
+    }
+
+    async fn archive_path(
+        &self,
+        req: Request<pb::PathRequest>,
+    ) -> Result<Response<Self::ArchivePathStream>, Status> {
+        let rx = self
+            .containers
+            .archive_path(req.get_ref())
+            .await
+            .map_err(|e| status_from(&e))?;
+        Ok(Response::new(stream(rx)))
+    }
+
+    async fn extract_to_dir(
+        &self,
+        req: Request<tonic::Streaming<pb::ExtractChunk>>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let mut input = req.into_inner();
+        let first = input.message().await?.unwrap_or_default();
+        let options = first.options.unwrap_or_default();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let reader = crate::fs_api::UploadReader {
+            rx,
+            cur: std::io::Cursor::new(first.data),
+        };
+        // The upload is relayed to the view's thread as it arrives.
+        tokio::spawn(async move {
+            loop {
+                let item = match input.message().await {
+                    Ok(None) => return,
+                    Ok(Some(m)) if m.upload_error.is_empty() => Ok(m.data),
+                    Ok(Some(m)) => Err(m.upload_error),
+                    Err(e) => Err(e.message().to_owned()),
+                };
+                let last = item.is_err();
+                if tx.send(item).await.is_err() || last {
+                    return;
+                }
+            }
+        });
+        empty(self.containers.extract_to_dir(&options, reader).await)
+    }
+
+    async fn export(
+        &self,
+        req: Request<pb::ContainerRef>,
+    ) -> Result<Response<Self::ExportStream>, Status> {
+        let rx = self
+            .containers
+            .export(&req.get_ref().id)
+            .await
+            .map_err(|e| status_from(&e))?;
+        Ok(Response::new(stream(rx)))
+    }
+
+    async fn changes(
+        &self,
+        req: Request<pb::ContainerRef>,
+    ) -> Result<Response<pb::ChangesResponse>, Status> {
+        respond(self.containers.changes(&req.get_ref().id).await)
+    }
+
+    async fn commit(
+        &self,
+        req: Request<pb::CommitRequest>,
+    ) -> Result<Response<pb::CommitResponse>, Status> {
+        respond(self.containers.commit(req.get_ref()).await)
     }
 }

@@ -1,8 +1,11 @@
 //! The runtime service: containers and execs — their configuration, state, lifecycle, shims,
 //! cgroups and logs.
 
+mod archive;
+mod archive_user;
 mod attach;
 mod cgroups;
+mod commit_config;
 mod container;
 mod container_error;
 mod create;
@@ -11,6 +14,8 @@ mod error;
 mod exec;
 mod exits;
 mod failpoint;
+mod fs_api;
+mod fsview;
 mod grpc;
 mod health;
 mod health_monitor;

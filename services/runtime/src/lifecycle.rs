@@ -72,6 +72,10 @@ pub(crate) struct Containers {
         std::sync::Mutex<std::collections::VecDeque<(String, crate::container::State)>>,
     /// A prune is under way (dockerd runs one at a time).
     pub(crate) pruning: std::sync::atomic::AtomicBool,
+    /// Per container: filesystem views of a stopped container (which mount its snapshot
+    /// read-write) hold it shared, a start holds it exclusively, so the snapshot is never
+    /// mounted read-write twice.
+    pub(crate) fs_locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::RwLock<()>>>>,
 }
 
 /// SIGKILL's number.
@@ -123,7 +127,18 @@ impl Containers {
             removing: std::sync::Mutex::new(std::collections::HashSet::new()),
             removed: std::sync::Mutex::new(std::collections::VecDeque::new()),
             pruning: std::sync::atomic::AtomicBool::new(false),
+            fs_locks: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The container's filesystem lock (see `fs_locks`).
+    pub(crate) fn fs_lock(&self, id: &str) -> Arc<tokio::sync::RwLock<()>> {
+        self.fs_locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(id.to_owned())
+            .or_default()
+            .clone()
     }
 
     pub(crate) fn images_client(&self) -> images::images_client::ImagesClient<Channel> {
@@ -440,7 +455,16 @@ impl Containers {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&c.id);
         self.release_files(&c.id).await;
-        self.remove_snapshot(&c.id).await;
+        {
+            // Once no filesystem view has the snapshot mounted.
+            let fs = self.fs_lock(&c.id);
+            let _views_done = fs.write().await;
+            self.remove_snapshot(&c.id).await;
+            self.fs_locks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&c.id);
+        }
         self.release_volumes(&c.id, req.volumes).await;
         self.removing
             .lock()

@@ -26,7 +26,13 @@ impl Containers {
     /// A start by a user (which puts the container back under its restart policy) or by the
     /// policy (which a user's stop since then cancels).
     async fn start_as(self: &Arc<Self>, name: &str, by_policy: bool) -> Result<(), ContainerError> {
+        // No filesystem view of the stopped container has its snapshot mounted meanwhile.
+        let fs_guard = match self.find(name) {
+            Ok(c) => Some(self.fs_lock(&c.id).write_owned().await),
+            Err(_) => None,
+        };
         let r = self.start_locked(name, by_policy).await;
+        drop(fs_guard);
         if let Err(e) = &r
             && !matches!(e.kind(), ErrorKind::NotModified | ErrorKind::NotFound)
             && let Ok(c) = self.find(name)

@@ -220,10 +220,8 @@ impl Store {
             Ok(Ok(()))
         };
         let done = write().map_err(RuntimeError::Store)?;
-        if done.is_ok() {
-            if let Some(map) = cache.as_mut() {
-                map.insert(c.id.clone(), Arc::new(c.clone()));
-            }
+        if let (Ok(()), Some(map)) = (&done, cache.as_mut()) {
+            map.insert(c.id.clone(), Arc::new(c.clone()));
         }
         Ok(done)
     }

@@ -2,6 +2,7 @@
 
 pub mod archive;
 pub mod buildkit;
+pub mod container_fs;
 pub mod containers;
 pub mod distribution;
 pub mod exec;
