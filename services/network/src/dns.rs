@@ -153,6 +153,18 @@ impl Resolver {
         (!out.is_empty()).then_some(out)
     }
 
+    /// Whether the container is on a network that is not internal.
+    fn external(&self) -> bool {
+        let (Ok(mine), Ok(networks)) = (
+            self.store.container_endpoints(&self.container),
+            self.store.networks(),
+        ) else {
+            return false;
+        };
+        mine.iter()
+            .any(|e| networks.iter().any(|n| n.id == e.network_id && !n.internal))
+    }
+
     /// The reply to one query message (None: not a query worth answering).
     async fn answer(&self, packet: &[u8]) -> Option<Vec<u8>> {
         let req = Message::from_vec(packet).ok()?;
@@ -174,7 +186,14 @@ impl Resolver {
             }
             return resp.to_vec().ok();
         }
-        match self.forward(packet).await {
+        // As dockerd: a container only on internal networks has no way out, not even
+        // through the resolver's forwarding from the host's namespace.
+        let forwarded = if self.external() {
+            self.forward(packet).await
+        } else {
+            None
+        };
+        match forwarded {
             Some(r) => Some(r),
             None => {
                 let mut resp = Message::error_msg(

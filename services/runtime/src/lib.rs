@@ -3,6 +3,7 @@
 
 mod attach;
 mod cgroups;
+mod connect;
 mod container;
 mod container_error;
 mod create;

@@ -127,13 +127,30 @@ fn network_mode(spec: &pb::ContainerSpec) -> String {
 }
 
 /// One entry of `NetworkSettings.Networks`: the endpoint while the container runs, the
-/// network's name alone (empty fields) when it does not.
-fn endpoint_settings(e: Option<&pb::ContainerEndpoint>) -> Value {
+/// settings asked for alone (empty operational fields) when it does not.
+fn endpoint_settings(e: Option<&pb::ContainerEndpoint>, want: &pb::EndpointSpec) -> Value {
     let e = e.cloned().unwrap_or_default();
+    let ipam = if want.ipv4_address.is_empty() && want.ipv6_address.is_empty() {
+        Value::Null
+    } else {
+        let mut m = Map::new();
+        if !want.ipv4_address.is_empty() {
+            m.insert("IPv4Address".to_owned(), json!(want.ipv4_address));
+        }
+        if !want.ipv6_address.is_empty() {
+            m.insert("IPv6Address".to_owned(), json!(want.ipv6_address));
+        }
+        Value::Object(m)
+    };
+    let aliases = if e.aliases.is_empty() {
+        &want.aliases
+    } else {
+        &e.aliases
+    };
     json!({
-        "IPAMConfig": null,
+        "IPAMConfig": ipam,
         "Links": null,
-        "Aliases": if e.aliases.is_empty() { Value::Null } else { json!(e.aliases) },
+        "Aliases": if aliases.is_empty() { Value::Null } else { json!(aliases) },
         "MacAddress": e.mac_address,
         "DriverOpts": null,
         "GwPriority": 0,
@@ -149,7 +166,8 @@ fn endpoint_settings(e: Option<&pb::ContainerEndpoint>) -> Value {
     })
 }
 
-/// `NetworkSettings.Networks`: the container's network by name (its mode), with its endpoint.
+/// `NetworkSettings.Networks`: the container's networks by name (its list, else its mode),
+/// each with its endpoint while it runs.
 fn networks(c: &pb::Container) -> Map<String, Value> {
     let spec = c.spec.clone().unwrap_or_default();
     let mode = network_mode(&spec);
@@ -162,12 +180,26 @@ fn networks(c: &pb::Container) -> Map<String, Value> {
     if mode.starts_with("container:") {
         return out;
     }
-    out.insert(
-        mode.clone(),
-        endpoint_settings(eps.iter().find(|e| e.network_name == mode)),
-    );
-    for e in eps.iter().filter(|e| e.network_name != mode) {
-        out.insert(e.network_name.clone(), endpoint_settings(Some(e)));
+    let net = spec.network.clone().unwrap_or_default();
+    let mut list = net.endpoints;
+    if list.is_empty() && !net.endpoints_listed {
+        list.push(pb::EndpointSpec {
+            network: mode,
+            ..Default::default()
+        });
+    }
+    for want in &list {
+        let e = eps.iter().find(|e| e.network_name == want.network);
+        out.insert(want.network.clone(), endpoint_settings(e, want));
+    }
+    for e in eps {
+        if out.contains_key(&e.network_name) {
+            continue;
+        }
+        out.insert(
+            e.network_name.clone(),
+            endpoint_settings(Some(e), &pb::EndpointSpec::default()),
+        );
     }
     out
 }
