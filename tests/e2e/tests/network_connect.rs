@@ -335,6 +335,36 @@ fn created_and_stopped_containers_keep_their_connections() {
         "the old name still resolves"
     );
 
-    s.docker(&["rm", "-f", "k1", "k2new", "k3"]);
+    // docker run with two --network flags: both, the first one's first.
+    sleeper(&s, "k4", &["--network", "kn2", "--network", "kn1"]);
+    let addr = s.docker(&["exec", "k4", "ip", "addr"]);
+    let (a, b) = (ip_of(&s, "k4", "kn2"), ip_of(&s, "k4", "kn1"));
+    assert!(
+        a.starts_with("10.250.0.") && b.starts_with("10.249.0."),
+        "{a} {b}"
+    );
+    assert!(
+        addr.contains(&format!("inet {a}/24")) && addr.contains(&format!("inet {b}/24")),
+        "{addr}"
+    );
+    let eth0 = s.docker(&["exec", "k4", "ip", "addr", "show", "eth0"]);
+    assert!(eth0.contains(&a), "{eth0}");
+    // A container on none joins no other network.
+    s.docker(&[
+        "create",
+        "--name",
+        "k5",
+        "--network",
+        "none",
+        &s.image,
+        "true",
+    ]);
+    let (_, err) = s.fails(&["network", "connect", "kn1", "k5"]);
+    assert!(
+        err.contains("one of the networks in private (none) mode"),
+        "{err}"
+    );
+
+    s.docker(&["rm", "-f", "k1", "k2new", "k3", "k4", "k5"]);
     s.docker(&["network", "rm", "kn1", "kn2"]);
 }
