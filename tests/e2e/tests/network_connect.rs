@@ -158,6 +158,11 @@ fn connect_and_disconnect_a_running_container() {
     assert!(resolv.contains("nameserver 127.0.0.11"), "{resolv}");
     let out = lookup(&s, "b1", "c2").unwrap_or_default();
     assert!(out.contains(&ip2), "{out}");
+    // Its default route leaves with the bridge for the network left.
+    s.docker(&["network", "disconnect", "bridge", "b1"]);
+    let route = s.docker(&["exec", "b1", "ip", "route"]);
+    assert!(route.contains("default via 10.246.0.1"), "{route}");
+    s.docker(&["exec", "b1", "ping", "-c1", "-W2", &ip2]);
 
     let events = format!("connect cn2 {c1_id}");
     eventually("the connect and disconnect events", || {
