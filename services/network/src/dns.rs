@@ -142,6 +142,9 @@ impl Resolver {
                 let mut names: Vec<String> = vec![e.container_name.to_ascii_lowercase()];
                 names.extend(e.aliases.iter().map(|a| a.to_ascii_lowercase()));
                 names.push(e.container_id.chars().take(12).collect());
+                if !e.hostname.is_empty() {
+                    names.push(e.hostname.to_ascii_lowercase());
+                }
                 let hit = names
                     .iter()
                     .any(|n| *n == name || format!("{n}.{net}") == name);

@@ -30,6 +30,7 @@ pub(crate) struct Who<'a> {
     pub(crate) id: &'a str,
     /// Without the slash.
     pub(crate) name: &'a str,
+    pub(crate) hostname: &'a str,
 }
 
 /// The default bridge network's interface when daemon.json names none.
@@ -844,6 +845,7 @@ impl Networks {
         let who = Who {
             id: cid,
             name: &req.container_name,
+            hostname: &req.hostname,
         };
         let mut endpoints = Vec::new();
         for want in &req.endpoints {
@@ -1034,6 +1036,7 @@ impl Networks {
             dns_servers: Vec::new(),
             fixed_address: fixed.is_some(),
             default_route,
+            hostname: who.hostname.to_owned(),
         };
         let ep = match self
             .store

@@ -132,6 +132,7 @@ impl Containers {
                     dns: net.dns,
                     dns_search: net.dns_search,
                     dns_options: net.dns_options,
+                    hostname: c.spec.hostname.clone(),
                 })
                 .await
                 .map_err(|e| ContainerError::upstream(&e))?

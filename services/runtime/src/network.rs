@@ -79,7 +79,14 @@ pub(crate) fn endpoint(e: netpb::Endpoint) -> pb::ContainerEndpoint {
         std::iter::once(e.container_name.clone())
             .chain(e.aliases.iter().cloned())
             .chain(std::iter::once(e.container_id.chars().take(12).collect()))
-            .collect()
+            .chain((!e.hostname.is_empty()).then(|| e.hostname.clone()))
+            .fold(Vec::new(), |mut names: Vec<String>, n| {
+                // dockerd's order, each name once.
+                if !names.contains(&n) {
+                    names.push(n);
+                }
+                names
+            })
     };
     pb::ContainerEndpoint {
         dns_names,

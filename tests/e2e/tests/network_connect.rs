@@ -50,7 +50,7 @@ fn connect_and_disconnect_a_running_container() {
     s.docker(&["network", "create", "--subnet", "10.245.0.0/24", "cn1"]);
     s.docker(&["network", "create", "--subnet", "10.246.0.0/24", "cn2"]);
     sleeper(&s, "c1", &["--network", "cn1"]);
-    sleeper(&s, "c2", &["--network", "cn2"]);
+    sleeper(&s, "c2", &["--network", "cn2", "--hostname", "c2host"]);
     let c1_id = s.inspect("c1")["Id"].as_str().unwrap().to_owned();
     let ip2 = ip_of(&s, "c2", "cn2");
     assert!(lookup(&s, "c2", "c1").is_none(), "c1 is not on cn2 yet");
@@ -87,8 +87,17 @@ fn connect_and_disconnect_a_running_container() {
         let out = lookup(&s, "c2", name).unwrap_or_default();
         assert!(out.contains("10.246.0.50"), "{name}: {out}");
     }
-    let out = lookup(&s, "c1", "c2").unwrap_or_default();
-    assert!(out.contains(&ip2), "{out}");
+    // Its hostname is one of its names (dockerd's DNSNames).
+    for name in ["c2", "c2host"] {
+        let out = lookup(&s, "c1", name).unwrap_or_default();
+        assert!(out.contains(&ip2), "{name}: {out}");
+    }
+    let names = s.inspect("c2")["NetworkSettings"]["Networks"]["cn2"]["DNSNames"].clone();
+    assert_eq!(
+        names[names.as_array().unwrap().len() - 1],
+        "c2host",
+        "{names}"
+    );
     s.docker(&["exec", "c1", "ping", "-c1", "-W2", &ip2]);
     let cn2 = s.inspect("cn2");
     assert_eq!(cn2["Containers"].as_object().unwrap().len(), 2, "{cn2}");

@@ -106,6 +106,7 @@ impl Networks {
         let who = Who {
             id: cid,
             name: &req.container_name,
+            hostname: &req.hostname,
         };
         let mut ep = match self.plug(&who, &netns, &want).await {
             Ok(ep) => ep,
