@@ -312,6 +312,13 @@ pub trait ContainersBackend: Send + Sync + 'static {
     async fn stop(&self, req: runtime::StopRequest) -> Answer<()>;
     async fn restart(&self, req: runtime::StopRequest) -> Answer<()>;
     async fn rename(&self, req: runtime::RenameRequest) -> Answer<()>;
+    /// docker network connect (the runtime owns the container's list of networks).
+    async fn network_connect(&self, _req: runtime::ConnectRequest) -> Answer<()> {
+        Err(Status::unimplemented("network connect"))
+    }
+    async fn network_disconnect(&self, _req: runtime::DisconnectRequest) -> Answer<()> {
+        Err(Status::unimplemented("network disconnect"))
+    }
     async fn logs(&self, req: runtime::LogsRequest) -> Answer<LogStream>;
     /// Answers once the attach is registered (before the container starts, when it has not).
     async fn attach(&self, req: runtime::AttachRequest) -> Answer<AttachStream>;
@@ -415,6 +422,16 @@ impl ContainersBackend for GrpcBackends {
 
     async fn rename(&self, req: runtime::RenameRequest) -> Answer<()> {
         self.runtime_client().rename(request(req)).await?;
+        Ok(())
+    }
+
+    async fn network_connect(&self, req: runtime::ConnectRequest) -> Answer<()> {
+        self.runtime_client().network_connect(long(req)).await?;
+        Ok(())
+    }
+
+    async fn network_disconnect(&self, req: runtime::DisconnectRequest) -> Answer<()> {
+        self.runtime_client().network_disconnect(long(req)).await?;
         Ok(())
     }
 
@@ -531,6 +548,14 @@ pub trait NetworksBackend: Send + Sync + 'static {
     async fn remove_network(&self, id: String) -> Answer<()>;
     /// The names of the networks removed.
     async fn prune_networks(&self, filters: network::NetworkFilters) -> Answer<Vec<String>>;
+    /// The network an endpoint would join, its settings checked.
+    async fn check_endpoint(
+        &self,
+        req: network::EndpointRequest,
+    ) -> Answer<network::NetworkRecord> {
+        let info = self.inspect_network(req.network).await?;
+        Ok(info.network.unwrap_or_default())
+    }
 }
 
 #[tonic::async_trait]
@@ -584,6 +609,17 @@ impl NetworksBackend for GrpcBackends {
             .await?
             .into_inner()
             .deleted)
+    }
+
+    async fn check_endpoint(
+        &self,
+        req: network::EndpointRequest,
+    ) -> Answer<network::NetworkRecord> {
+        Ok(self
+            .network_client()
+            .check_endpoint(request(req))
+            .await?
+            .into_inner())
     }
 }
 

@@ -323,6 +323,16 @@ impl NetworksBackend for Fake {
     async fn prune_networks(&self, _: network::NetworkFilters) -> Answer<Vec<String>> {
         Ok(Vec::new())
     }
+
+    async fn check_endpoint(
+        &self,
+        req: network::EndpointRequest,
+    ) -> Answer<network::NetworkRecord> {
+        Ok(network::NetworkRecord {
+            name: req.network,
+            ..Default::default()
+        })
+    }
 }
 
 #[tonic::async_trait]
@@ -853,21 +863,17 @@ async fn create_bodies_of_every_api_version() {
     for v in ["1.44", "1.50"] {
         check(&created(v, new.clone()).await, (30, 100));
     }
-    // A deprecated field that is set is refused at every version that knows it.
+    // The deprecated container-wide MAC address goes to the container's network, at every
+    // version that knows it.
     for v in ["1.24", "1.43", "1.50"] {
-        let r = post_json(
-            &format!("/v{v}/containers/create"),
-            "application/json",
-            r#"{"Image":"echo/x","MacAddress":"02:42:ac:11:00:02"}"#,
+        let req = created(
+            v,
+            serde_json::json!({"Image": "echo/x", "MacAddress": "02:42:ac:11:00:02"}),
         )
         .await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{v}");
-        assert!(
-            r.body
-                .contains("--mac-address is not supported by Berth yet"),
-            "{}",
-            r.body
-        );
+        let net = req.spec.unwrap().network.unwrap();
+        assert_eq!(net.endpoints[0].network, "bridge", "{v}");
+        assert_eq!(net.endpoints[0].mac_address, "02:42:ac:11:00:02", "{v}");
     }
     // --health-start-interval arrived with 1.44: older versions drop it, as dockerd does.
     let hc = body(

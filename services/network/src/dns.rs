@@ -142,6 +142,9 @@ impl Resolver {
                 let mut names: Vec<String> = vec![e.container_name.to_ascii_lowercase()];
                 names.extend(e.aliases.iter().map(|a| a.to_ascii_lowercase()));
                 names.push(e.container_id.chars().take(12).collect());
+                if !e.hostname.is_empty() {
+                    names.push(e.hostname.to_ascii_lowercase());
+                }
                 let hit = names
                     .iter()
                     .any(|n| *n == name || format!("{n}.{net}") == name);
@@ -151,6 +154,18 @@ impl Resolver {
             }
         }
         (!out.is_empty()).then_some(out)
+    }
+
+    /// Whether the container is on a network that is not internal.
+    fn external(&self) -> bool {
+        let (Ok(mine), Ok(networks)) = (
+            self.store.container_endpoints(&self.container),
+            self.store.networks(),
+        ) else {
+            return false;
+        };
+        mine.iter()
+            .any(|e| networks.iter().any(|n| n.id == e.network_id && !n.internal))
     }
 
     /// The reply to one query message (None: not a query worth answering).
@@ -174,7 +189,14 @@ impl Resolver {
             }
             return resp.to_vec().ok();
         }
-        match self.forward(packet).await {
+        // As dockerd: a container only on internal networks has no way out, not even
+        // through the resolver's forwarding from the host's namespace.
+        let forwarded = if self.external() {
+            self.forward(packet).await
+        } else {
+            None
+        };
+        match forwarded {
             Some(r) => Some(r),
             None => {
                 let mut resp = Message::error_msg(

@@ -158,6 +158,10 @@ impl Firewall {
              \t\tct status dnat accept\n\
              \t\tiifname @bridges oifname @bridges iifname . oifname != @same drop\n\
              \t}}\n\
+             \tchain input {{\n\
+             \t\ttype filter hook input priority filter; policy accept;\n\
+             \t\tiifname @internal fib daddr . iif type != {{ local, broadcast, multicast }} drop\n\
+             \t}}\n\
              \tchain postrouting {{\n\
              \t\ttype nat hook postrouting priority srcnat; policy accept;\n\
              \t\tip saddr @masq oifname != @bridges masquerade\n\
@@ -385,6 +389,10 @@ mod tests {
         assert!(text.contains("flags interval; elements = { 172.18.0.0/16 }; }"));
         assert!(text.contains("elements = { 172.18.0.2 . \"berth0\" }"));
         assert!(text.contains("ip saddr @masq oifname != @bridges masquerade"));
+        // An internal network reaches the host only at its own bridge's address.
+        assert!(text.contains(
+            "iifname @internal fib daddr . iif type != { local, broadcast, multicast } drop"
+        ));
         // The rules are the same whatever the containers.
         let empty = fw.ruleset(&[], &[], &[]);
         let rules = |t: &str| {

@@ -94,4 +94,37 @@ impl network_server::Network for GrpcNetwork {
                 .map(|()| pb::Empty {}),
         )
     }
+
+    async fn connect_container(
+        &self,
+        req: Request<pb::ConnectRequest>,
+    ) -> Result<Response<pb::ConnectResponse>, Status> {
+        respond(self.networks.connect(req.get_ref()).await)
+    }
+
+    async fn disconnect_container(
+        &self,
+        req: Request<pb::DisconnectRequest>,
+    ) -> Result<Response<pb::Endpoint>, Status> {
+        respond(self.networks.disconnect(req.get_ref()).await)
+    }
+
+    async fn check_endpoint(
+        &self,
+        req: Request<pb::EndpointRequest>,
+    ) -> Result<Response<pb::NetworkRecord>, Status> {
+        respond(self.networks.check(req.get_ref()))
+    }
+
+    async fn rename_container(
+        &self,
+        req: Request<pb::RenameContainerRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        respond(
+            self.networks
+                .rename(req.get_ref())
+                .await
+                .map(|()| pb::Empty {}),
+        )
+    }
 }

@@ -140,6 +140,18 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
+    /// Whether `ip` may be handed out: in the subnet, neither its network nor broadcast
+    /// address, the gateway, a reserved one nor in `used`.
+    pub(crate) fn is_free(&self, ip: Ipv4Addr, used: &BTreeSet<Ipv4Addr>) -> bool {
+        let a = u32::from(ip);
+        let (net_lo, net_hi) = (self.subnet.first(), self.subnet.last());
+        self.subnet.contains(ip)
+            && (self.subnet.prefix >= 31 || (a != net_lo && a != net_hi))
+            && ip != self.gateway
+            && !self.reserved.contains(&ip)
+            && !used.contains(&ip)
+    }
+
     /// The next free address after `last` (wrapping around once), skipping the network and
     /// broadcast addresses, the gateway, the reserved ones and those in `used`. Sequential, as
     /// dockerd's: an address released is not handed out again at once.
@@ -149,14 +161,7 @@ impl Pool {
         last: Option<Ipv4Addr>,
     ) -> Option<Ipv4Addr> {
         let (lo, hi) = (self.range.first(), self.range.last());
-        let (net_lo, net_hi) = (self.subnet.first(), self.subnet.last());
-        let free = |a: u32| {
-            let ip = Ipv4Addr::from(a);
-            (self.subnet.prefix >= 31 || (a != net_lo && a != net_hi))
-                && ip != self.gateway
-                && !self.reserved.contains(&ip)
-                && !used.contains(&ip)
-        };
+        let free = |a: u32| self.is_free(Ipv4Addr::from(a), used);
         let start = match last.map(u32::from) {
             Some(l) if l >= lo && l < hi => l + 1,
             _ => lo,
@@ -172,6 +177,22 @@ impl Pool {
 pub(crate) fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
     let o = ip.octets();
     [0x02, 0x42, o[0], o[1], o[2], o[3]]
+}
+
+/// `02:42:ac:11:00:02` (or with dashes); None when it is not six hex bytes.
+pub(crate) fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    let mut out = [0u8; 6];
+    for (o, p) in out.iter_mut().zip(parts) {
+        if p.len() != 2 {
+            return None;
+        }
+        *o = u8::from_str_radix(p, 16).ok()?;
+    }
+    Some(out)
 }
 
 pub(crate) fn mac_string(mac: [u8; 6]) -> String {
@@ -272,5 +293,11 @@ mod tests {
             mac_string(mac_for("172.17.0.2".parse().unwrap())),
             "02:42:ac:11:00:02"
         );
+        assert_eq!(
+            parse_mac("02:42:AC:11:00:09"),
+            Some([2, 0x42, 0xac, 0x11, 0, 9])
+        );
+        assert_eq!(parse_mac("02:42:ac:11:00"), None);
+        assert_eq!(parse_mac("02:42:ac:11:00:zz"), None);
     }
 }

@@ -20,8 +20,18 @@ use crate::{
     ipam::{self, Ipv4Net, Pool},
     netlink::{self, Inside, Links, VETH_PREFIX},
     ports::{self, Held, Holder, PortRule},
-    store::{Refusal, Store},
+    store::{NoAddress, Refusal, Store},
 };
+
+mod connect;
+
+/// The container an operation is for.
+pub(crate) struct Who<'a> {
+    pub(crate) id: &'a str,
+    /// Without the slash.
+    pub(crate) name: &'a str,
+    pub(crate) hostname: &'a str,
+}
 
 /// The default bridge network's interface when daemon.json names none.
 pub(crate) const DEFAULT_BRIDGE: &str = "berth0";
@@ -655,6 +665,7 @@ impl Networks {
             bridge,
             mtu,
             predefined: false,
+            subnet_given: !req.ipam.is_empty(),
         })
     }
 
@@ -831,9 +842,14 @@ impl Networks {
             )));
         }
         let _g = self.lock.lock().await;
+        let who = Who {
+            id: cid,
+            name: &req.container_name,
+            hostname: &req.hostname,
+        };
         let mut endpoints = Vec::new();
-        for (i, want) in req.endpoints.iter().enumerate() {
-            match self.plug(req, &netns, want, i).await {
+        for want in &req.endpoints {
+            match self.plug(&who, &netns, want).await {
                 Ok(ep) => endpoints.push(ep),
                 Err(e) => {
                     self.detach_locked(cid).await;
@@ -864,12 +880,16 @@ impl Networks {
                 return Err(e);
             }
         };
-        // Containers on a user-defined network get the embedded DNS server.
-        let user_network = match endpoints.first() {
-            Some(e) => !self.find(&e.network_id)?.predefined,
-            None => false,
-        };
-        if user_network && let Some(first) = endpoints.first_mut() {
+        // Containers on a user-defined network get the embedded DNS server; the first such
+        // endpoint records where it serves.
+        let mut user_network = None;
+        for (i, e) in endpoints.iter().enumerate() {
+            if !self.find(&e.network_id)?.predefined {
+                user_network = Some(i);
+                break;
+            }
+        }
+        if let Some(first) = user_network.and_then(|i| endpoints.get_mut(i)) {
             let upstreams = if req.dns.is_empty() {
                 dns::nameservers(&host)
             } else {
@@ -891,7 +911,7 @@ impl Networks {
         Ok(pb::AttachResponse {
             resolv_conf: dns::resolv_conf(
                 &resolv_conf(&host),
-                user_network,
+                user_network.is_some(),
                 &req.dns,
                 &req.dns_search,
                 &req.dns_options,
@@ -968,12 +988,15 @@ impl Networks {
         Ok(published)
     }
 
+    /// Plugs the container into one network: its endpoint recorded with its address (the
+    /// fixed one asked for, or the next free one), the veth made with its peer in the netns
+    /// (the next free ethN), the address and, when the container has no default route yet and
+    /// the network is not internal, the default route; the endpoint's element added.
     async fn plug(
         &self,
-        req: &pb::AttachRequest,
+        who: &Who<'_>,
         netns: &std::path::Path,
         want: &pb::EndpointRequest,
-        nth: usize,
     ) -> Result<pb::Endpoint, NetworkError> {
         let n = self.find(&want.network)?;
         if n.driver != "bridge" {
@@ -982,54 +1005,73 @@ impl Networks {
                 n.name
             )));
         }
+        let (fixed, mac) = connect::check_endpoint(&n, want)?;
         let pools = pools_of(&n)?;
+        let others = self.store.container_endpoints(who.id)?;
+        let interface = (0..)
+            .map(|i| format!("eth{i}"))
+            .find(|name| {
+                !others
+                    .iter()
+                    .any(|e| e.network_id != n.id && e.interface == *name)
+            })
+            .unwrap_or_default();
+        let default_route = !n.internal && !others.iter().any(|e| e.default_route);
         let endpoint_id = new_id();
-        let interface = format!("eth{nth}");
         let make = |ip: Ipv4Addr, prefix: u8, gw: Ipv4Addr| pb::Endpoint {
             host_interface: format!("{VETH_PREFIX}{}", &endpoint_id[..12]),
             endpoint_id: endpoint_id.clone(),
             network_id: n.id.clone(),
             network_name: n.name.clone(),
-            container_id: req.container_id.clone(),
-            container_name: req.container_name.clone(),
+            container_id: who.id.to_owned(),
+            container_name: who.name.to_owned(),
             interface: interface.clone(),
             ipv4_address: ip.to_string(),
             ipv4_prefix_len: u32::from(prefix),
             gateway: gw.to_string(),
-            mac_address: ipam::mac_string(ipam::mac_for(ip)),
+            mac_address: ipam::mac_string(mac.unwrap_or_else(|| ipam::mac_for(ip))),
             ports: Vec::new(),
             aliases: want.aliases.clone(),
             dns_netns: String::new(),
             dns_servers: Vec::new(),
+            fixed_address: fixed.is_some(),
+            default_route,
+            hostname: who.hostname.to_owned(),
         };
-        let ep = self
+        let ep = match self
             .store
-            .add_endpoint(&n, &req.container_id, &pools, make)?
-            .ok_or_else(|| {
-                NetworkError::forbidden(format!(
+            .add_endpoint_at(&n, who.id, &pools, fixed, make)?
+        {
+            Ok(ep) => ep,
+            Err(NoAddress::Exhausted) => {
+                return Err(NetworkError::forbidden(format!(
                     "no available IPv4 addresses on this network's address pools: {} ({})",
                     n.name, n.id
-                ))
-            })?;
+                )));
+            }
+            Err(NoAddress::InUse) => {
+                return Err(NetworkError::forbidden("Address already in use"));
+            }
+            Err(NoAddress::OutOfRange) => {
+                return Err(NetworkError::invalid(format!(
+                    "no configured subnet contains IP address {}",
+                    want.ipv4_address
+                )));
+            }
+        };
         let ip: Ipv4Addr = ep
             .ipv4_address
             .parse()
             .map_err(|_| NetworkError::Store(anyhow::anyhow!("bad address in the store")))?;
+        let mac = ipam::parse_mac(&ep.mac_address).unwrap_or_else(|| ipam::mac_for(ip));
         let bridge = self.bridge_up(&n).await?;
         if self.links.index(&ep.host_interface).await.is_none() {
             self.links
-                .add_veth(
-                    &ep.host_interface,
-                    bridge,
-                    netns,
-                    &ep.interface,
-                    ipam::mac_for(ip),
-                    n.mtu,
-                )
+                .add_veth(&ep.host_interface, bridge, netns, &ep.interface, mac, n.mtu)
                 .await
                 .map_err(kernel)?;
         }
-        let gateway = ep.gateway.parse().ok().filter(|_| nth == 0 && !n.internal);
+        let gateway = ep.gateway.parse().ok().filter(|_| ep.default_route);
         netlink::configure_inside(
             netns.to_owned(),
             vec![Inside {
@@ -1047,7 +1089,7 @@ impl Networks {
                 .await
                 .map_err(kernel)?;
         }
-        self.event(&n, "connect", Some(&req.container_id));
+        self.event(&n, "connect", Some(who.id));
         Ok(ep)
     }
 

@@ -66,6 +66,17 @@ fn keys_under<V: redb::Value + 'static>(
     Ok(out)
 }
 
+/// Why an endpoint got no address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NoAddress {
+    /// Every address of the pools is taken.
+    Exhausted,
+    /// The fixed address asked for is taken.
+    InUse,
+    /// The fixed address asked for is in none of the network's subnets.
+    OutOfRange,
+}
+
 /// Why a network could not be recorded or removed.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Refusal {
@@ -202,6 +213,7 @@ impl Store {
     /// The container's endpoint on `network`: the one recorded, or a new one with the next
     /// free address of `pools`, recorded with its address in one transaction. `make` fills the
     /// endpoint from (address, prefix length, gateway). None when the pools are exhausted.
+    #[cfg(test)]
     pub(crate) fn add_endpoint(
         &self,
         network: &pb::NetworkRecord,
@@ -209,13 +221,29 @@ impl Store {
         pools: &[Pool],
         make: impl FnOnce(Ipv4Addr, u8, Ipv4Addr) -> pb::Endpoint,
     ) -> Result<Option<pb::Endpoint>, NetworkError> {
-        let write = || -> anyhow::Result<Option<pb::Endpoint>> {
+        match self.add_endpoint_at(network, container, pools, None, make)? {
+            Ok(ep) => Ok(Some(ep)),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// As [`Store::add_endpoint`], with `fixed`: that address (inside a pool's subnet) or the
+    /// refusal (taken: by another endpoint, the gateway, an auxiliary address).
+    pub(crate) fn add_endpoint_at(
+        &self,
+        network: &pb::NetworkRecord,
+        container: &str,
+        pools: &[Pool],
+        fixed: Option<Ipv4Addr>,
+        make: impl FnOnce(Ipv4Addr, u8, Ipv4Addr) -> pb::Endpoint,
+    ) -> Result<Result<pb::Endpoint, NoAddress>, NetworkError> {
+        let write = || -> anyhow::Result<Result<pb::Endpoint, NoAddress>> {
             let key = format!("{}/{container}", network.id);
             let tx = self.db.begin_write()?;
             let ep = {
                 let mut eps = tx.open_table(ENDPOINTS)?;
                 if let Some(v) = eps.get(key.as_str())? {
-                    return Ok(Some(pb::Endpoint::decode(v.value())?));
+                    return Ok(Ok(pb::Endpoint::decode(v.value())?));
                 }
                 let mut addrs = tx.open_table(ADDRESSES)?;
                 let used: BTreeSet<Ipv4Addr> = keys_under(&addrs, &network.id)?
@@ -228,15 +256,24 @@ impl Store {
                 let last = last_table
                     .get(network.id.as_str())?
                     .map(|v| Ipv4Addr::from(v.value()));
-                let Some((ip, pool)) = pools
-                    .iter()
-                    .find_map(|p| p.allocate(&used, last).map(|ip| (ip, p)))
-                else {
-                    return Ok(None);
+                let picked = match fixed {
+                    Some(ip) => match pools.iter().find(|p| p.subnet.contains(ip)) {
+                        None => return Ok(Err(NoAddress::OutOfRange)),
+                        Some(p) if !p.is_free(ip, &used) => return Ok(Err(NoAddress::InUse)),
+                        Some(p) => Some((ip, p)),
+                    },
+                    None => pools
+                        .iter()
+                        .find_map(|p| p.allocate(&used, last).map(|ip| (ip, p))),
+                };
+                let Some((ip, pool)) = picked else {
+                    return Ok(Err(NoAddress::Exhausted));
                 };
                 let ep = make(ip, pool.subnet.prefix(), pool.gateway);
                 addrs.insert(addr_key(&network.id, ip).as_str(), container)?;
-                last_table.insert(network.id.as_str(), u32::from(ip))?;
+                if fixed.is_none() {
+                    last_table.insert(network.id.as_str(), u32::from(ip))?;
+                }
                 eps.insert(key.as_str(), ep.encode_to_vec().as_slice())?;
                 tx.open_table(BY_CONTAINER)?.insert(
                     format!("{container}/{}", network.id).as_str(),
@@ -245,7 +282,7 @@ impl Store {
                 ep
             };
             tx.commit()?;
-            Ok(Some(ep))
+            Ok(Ok(ep))
         };
         write().map_err(store_err)
     }
@@ -258,6 +295,64 @@ impl Store {
             {
                 let mut eps = tx.open_table(ENDPOINTS)?;
                 if eps.get(key.as_str())?.is_some() {
+                    eps.insert(key.as_str(), ep.encode_to_vec().as_slice())?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        };
+        write().map_err(store_err)
+    }
+
+    /// Removes the container's endpoint on `network` and releases its address, in one
+    /// transaction. What was removed (None: there was none).
+    pub(crate) fn remove_endpoint(
+        &self,
+        container: &str,
+        network: &str,
+    ) -> Result<Option<pb::Endpoint>, NetworkError> {
+        let write = || -> anyhow::Result<Option<pb::Endpoint>> {
+            let tx = self.db.begin_write()?;
+            let removed = {
+                tx.open_table(BY_CONTAINER)?
+                    .remove(format!("{container}/{network}").as_str())?;
+                let mut eps = tx.open_table(ENDPOINTS)?;
+                let bytes = eps
+                    .remove(format!("{network}/{container}").as_str())?
+                    .map(|v| v.value().to_vec());
+                match bytes {
+                    None => None,
+                    Some(b) => {
+                        let ep = pb::Endpoint::decode(b.as_slice())?;
+                        if let Ok(ip) = ep.ipv4_address.parse::<Ipv4Addr>() {
+                            tx.open_table(ADDRESSES)?
+                                .remove(addr_key(network, ip).as_str())?;
+                        }
+                        Some(ep)
+                    }
+                }
+            };
+            tx.commit()?;
+            Ok(removed)
+        };
+        write().map_err(store_err)
+    }
+
+    /// Gives every endpoint of the container its new name (docker rename).
+    pub(crate) fn rename_container(&self, container: &str, name: &str) -> Result<(), NetworkError> {
+        let write = || -> anyhow::Result<()> {
+            let tx = self.db.begin_write()?;
+            {
+                let index = tx.open_table(BY_CONTAINER)?;
+                let mut eps = tx.open_table(ENDPOINTS)?;
+                for k in keys_under(&index, container)? {
+                    let network = k.rsplit('/').next().unwrap_or_default();
+                    let key = format!("{network}/{container}");
+                    let Some(bytes) = eps.get(key.as_str())?.map(|v| v.value().to_vec()) else {
+                        continue;
+                    };
+                    let mut ep = pb::Endpoint::decode(bytes.as_slice())?;
+                    ep.container_name = name.to_owned();
                     eps.insert(key.as_str(), ep.encode_to_vec().as_slice())?;
                 }
             }
@@ -398,7 +493,26 @@ mod tests {
             .unwrap();
         assert_eq!(c.ipv4_address, "10.9.0.3");
         assert_eq!(s.container_endpoints("c6").unwrap(), vec![c]);
+        // A fixed address: taken, out of range, then free once its holder left.
+        let at = |c: &str, ip: &str| {
+            s.add_endpoint_at(&network("n2", "b"), c, &pool(), ip.parse().ok(), make(c))
+                .unwrap()
+        };
+        assert_eq!(at("f1", "10.9.0.1"), Err(NoAddress::InUse));
+        assert_eq!(at("f1", "10.8.0.5"), Err(NoAddress::OutOfRange));
+        assert_eq!(at("f1", "10.9.0.5").unwrap().ipv4_address, "10.9.0.5");
+        assert_eq!(at("f2", "10.9.0.5"), Err(NoAddress::InUse));
+        let gone = s.remove_endpoint("f1", "n2").unwrap().unwrap();
+        assert_eq!(gone.ipv4_address, "10.9.0.5");
+        assert_eq!(s.remove_endpoint("f1", "n2").unwrap(), None);
+        assert_eq!(at("f2", "10.9.0.5").unwrap().ipv4_address, "10.9.0.5");
+        s.rename_container("f2", "new").unwrap();
+        assert_eq!(
+            s.container_endpoints("f2").unwrap()[0].container_name,
+            "new"
+        );
         assert_eq!(s.network_endpoints("n1").unwrap().len(), 5);
-        assert_eq!(s.all_endpoints().unwrap().len(), 5);
+        // And f2 on n2.
+        assert_eq!(s.all_endpoints().unwrap().len(), 6);
     }
 }

@@ -148,6 +148,20 @@ impl runtime_server::Runtime for GrpcRuntime {
         empty(self.containers.rename(req.get_ref()).await)
     }
 
+    async fn network_connect(
+        &self,
+        req: Request<pb::ConnectRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        empty(self.containers.network_connect(req.get_ref()).await)
+    }
+
+    async fn network_disconnect(
+        &self,
+        req: Request<pb::DisconnectRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        empty(self.containers.network_disconnect(req.get_ref()).await)
+    }
+
     async fn logs(
         &self,
         req: Request<pb::LogsRequest>,

@@ -6,6 +6,7 @@ mod archive_user;
 mod attach;
 mod cgroups;
 mod commit_config;
+mod connect;
 mod container;
 mod container_error;
 mod create;

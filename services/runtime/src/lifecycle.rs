@@ -404,6 +404,11 @@ impl Containers {
         if let Err(other) = self.store.rename(&c, old.trim_start_matches('/'))? {
             return Err(crate::names::conflict(&c.name, &other));
         }
+        if c.network.is_some() {
+            self.network_rename(&mut c, old.trim_start_matches('/'))
+                .await;
+            self.store.put(&c)?;
+        }
         self.bump();
         self.event(&c, "rename", &[("oldName", old)]);
         Ok(())

@@ -341,13 +341,13 @@ fn lookup(all: &[Arc<Container>], value: &str) -> Result<String, ContainerError>
     )))
 }
 
-/// The networks a container is on, by name: its network mode's (`default` is Docker's
-/// `bridge`); none for `container:<id>`.
+/// The networks a container is on, by name: its list (its network mode's, and those
+/// `docker network connect` added); none for `container:<id>`.
 fn networks(c: &Container) -> Vec<String> {
-    match c.network_mode() {
-        m if m.starts_with("container:") => Vec::new(),
-        m => vec![m.to_owned()],
-    }
+    crate::connect::networks_of(&c.spec)
+        .into_iter()
+        .map(|e| e.network)
+        .collect()
 }
 
 /// Whether `c` was created from the image `value` names: an ID the images service resolved it
@@ -419,6 +419,13 @@ mod tests {
         b.state.health = Some(h);
         let mut c = ctr('c', "job", 20, Status::Created);
         c.spec.image = "alpine:3".to_owned();
+        // Connected to backnet as well (docker network connect).
+        c.spec.network.as_mut().unwrap().endpoints = ["bridge", "backnet"]
+            .map(|n| pb::EndpointSpec {
+                network: n.to_owned(),
+                ..Default::default()
+            })
+            .to_vec();
         c.image_id = "sha256:a1".to_owned() + &"0".repeat(62);
         let mut d = ctr('d', "worker", 30, Status::Exited);
         d.state.exit_code = 3;
@@ -589,6 +596,7 @@ mod tests {
         assert_eq!(ok(&[("network", &["bridge"])]), "ca");
         assert_eq!(ok(&[("network", &["none", "host"])]), "db");
         assert_eq!(ok(&[("network", &["default"])]), "");
+        assert_eq!(ok(&[("network", &["backnet"])]), "c");
         assert_eq!(ok(&[("volume", &["data"])]), "");
         assert_eq!(ok(&[("publish", &["80"])]), "");
         assert_eq!(ok(&[("expose", &["8000-8080/tcp"])]), "");

@@ -72,14 +72,21 @@ fn client(ch: &Channel) -> netpb::network_client::NetworkClient<Channel> {
     netpb::network_client::NetworkClient::new(ch.clone())
 }
 
-fn endpoint(e: netpb::Endpoint) -> pb::ContainerEndpoint {
+pub(crate) fn endpoint(e: netpb::Endpoint) -> pb::ContainerEndpoint {
     let dns_names = if e.network_name == "bridge" {
         Vec::new()
     } else {
         std::iter::once(e.container_name.clone())
             .chain(e.aliases.iter().cloned())
             .chain(std::iter::once(e.container_id.chars().take(12).collect()))
-            .collect()
+            .chain((!e.hostname.is_empty()).then(|| e.hostname.clone()))
+            .fold(Vec::new(), |mut names: Vec<String>, n| {
+                // dockerd's order, each name once.
+                if !names.contains(&n) {
+                    names.push(n);
+                }
+                names
+            })
     };
     pb::ContainerEndpoint {
         dns_names,
@@ -91,6 +98,7 @@ fn endpoint(e: netpb::Endpoint) -> pb::ContainerEndpoint {
         ipv4_prefix_len: e.ipv4_prefix_len,
         gateway: e.gateway,
         mac_address: e.mac_address,
+        interface: e.interface,
     }
 }
 
@@ -166,7 +174,7 @@ impl Containers {
     /// Before the shim starts: the netns for the bundle, and for a container on a network
     /// (the default bridge or a user-defined one) its netns made and plugged in.
     pub(crate) async fn network_up(&self, c: &Container) -> Result<NetworkUp, ContainerError> {
-        let network = match c.network_mode() {
+        match c.network_mode() {
             "none" => {
                 return Ok(NetworkUp {
                     netns: berth_bundle::NetNs::New,
@@ -181,33 +189,39 @@ impl Containers {
                     state: None,
                 });
             }
-            "" => "bridge".to_owned(),
-            m if m.starts_with("container:") => {
-                return Err(ContainerError::invalid(format!(
-                    "network mode {m:?} is not supported by Berth yet"
-                )));
-            }
-            m => m.to_owned(),
-        };
+            m if m.starts_with("container:") => return self.join_netns(m),
+            _ => {}
+        }
         // A previous run's leftovers (a runtime that died before its Detach) go first.
         self.network_down(&c.id).await;
         let net = c.spec.network.clone().unwrap_or_default();
         let ports = port_requests(&net)?;
+        // Every network of its list (connect and disconnect change it), the mode's first.
+        let mut endpoints: Vec<netpb::EndpointRequest> = crate::connect::networks_of(&c.spec)
+            .into_iter()
+            .filter(|e| !matches!(e.network.as_str(), "none" | "host"))
+            .map(|e| netpb::EndpointRequest {
+                network: e.network,
+                aliases: e.aliases,
+                ipv4_address: e.ipv4_address,
+                mac_address: e.mac_address,
+                ipv6_address: e.ipv6_address,
+            })
+            .collect();
+        if let Some(first) = endpoints.first_mut()
+            && first.mac_address.is_empty()
+        {
+            // The container-wide --mac-address of API versions before 1.44.
+            first.mac_address.clone_from(&net.mac_address);
+        }
+
         let path = self.netns_path(&c.id);
         create_netns(&path)?;
         let req = netpb::AttachRequest {
             container_id: c.id.clone(),
             container_name: c.short_name().to_owned(),
             netns_path: path.display().to_string(),
-            endpoints: vec![netpb::EndpointRequest {
-                aliases: net
-                    .endpoints
-                    .iter()
-                    .filter(|e| e.network == network)
-                    .flat_map(|e| e.aliases.clone())
-                    .collect(),
-                network,
-            }],
+            endpoints,
             dns: net.dns.clone(),
             dns_search: net.dns_search.clone(),
             dns_options: net.dns_options.clone(),
@@ -237,6 +251,39 @@ impl Containers {
                 endpoints: r.endpoints.into_iter().map(endpoint).collect(),
                 ports: r.ports.into_iter().map(published).collect(),
             }),
+        })
+    }
+
+    /// `--network container:<id>`: the other container's netns (it must run), its hosts and
+    /// resolv.conf.
+    fn join_netns(&self, mode: &str) -> Result<NetworkUp, ContainerError> {
+        let other = self.find(mode.trim_start_matches("container:"))?;
+        if !other.state.running() {
+            return Err(ContainerError::conflict(format!(
+                "cannot join network of a non running container: {}",
+                other.id
+            )));
+        }
+        let netns = match other.network_mode() {
+            "host" => berth_bundle::NetNs::Host,
+            _ if self.netns_path(&other.id).exists() => {
+                berth_bundle::NetNs::Path(self.netns_path(&other.id))
+            }
+            _ => berth_bundle::NetNs::Path(PathBuf::from(format!(
+                "/proc/{}/ns/net",
+                other.state.pid
+            ))),
+        };
+        let etc = self.bundle(&other.id).join("etc");
+        let read = |f: &str| std::fs::read_to_string(etc.join(f)).ok();
+        let etc = match (read("resolv.conf"), read("hosts")) {
+            (Some(resolv_conf), Some(hosts)) => Some(EtcContent { resolv_conf, hosts }),
+            _ => None,
+        };
+        Ok(NetworkUp {
+            netns,
+            etc,
+            state: None,
         })
     }
 

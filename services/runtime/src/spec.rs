@@ -178,7 +178,6 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
         )
     })
     .or_else(|| d(!ns.cgroup.is_empty() || !ns.user.is_empty(), "namespaces"))
-    .or_else(|| d(net.mode.starts_with("container:"), "network.mode"))
     .or_else(|| {
         let mut rest = net.clone();
         rest.mode.clear();
@@ -189,11 +188,15 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
         rest.dns_search.clear();
         rest.dns_options.clear();
         rest.extra_hosts.clear();
-        // An endpoint with aliases only is honored.
+        rest.mac_address.clear();
+        rest.endpoints_listed = false;
+        // An endpoint with aliases, a fixed IPv4 address and a MAC address is honored.
         rest.endpoints.retain(|e| {
             *e != pb::EndpointSpec {
                 network: e.network.clone(),
                 aliases: e.aliases.clone(),
+                ipv4_address: e.ipv4_address.clone(),
+                mac_address: e.mac_address.clone(),
                 ..Default::default()
             }
         });
@@ -486,7 +489,16 @@ mod tests {
         });
         assert_eq!(unsupported(&spec), None);
         spec.network.as_mut().unwrap().mode = "container:abc".to_owned();
-        assert_eq!(unsupported(&spec).as_deref(), Some("network.mode"));
+        assert_eq!(unsupported(&spec), None);
+        spec.network.as_mut().unwrap().endpoints = vec![pb::EndpointSpec {
+            network: "mynet".to_owned(),
+            ipv4_address: "10.0.0.5".to_owned(),
+            mac_address: "02:42:0a:00:00:05".to_owned(),
+            ..Default::default()
+        }];
+        assert_eq!(unsupported(&spec), None);
+        spec.network.as_mut().unwrap().endpoints[0].gw_priority = 5;
+        assert_eq!(unsupported(&spec).as_deref(), Some("network"));
     }
 
     #[test]

@@ -135,13 +135,13 @@ fn network_mode(spec: Option<&pb::ContainerSpec>) -> &str {
 }
 
 /// One entry of `NetworkSettings.Networks`: the endpoint while the container runs, the
-/// network's name alone (empty fields) when it does not. Typed, so that a list of a thousand
-/// summaries is written without building a map per entry.
+/// settings asked for alone (empty operational fields) when it does not. Typed, so that a list
+/// of a thousand summaries is written without building a map per entry.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct EndpointSettings<'a> {
     #[serde(rename = "IPAMConfig")]
-    ipam_config: Option<()>,
+    ipam_config: Option<IpamConfig<'a>>,
     links: Option<()>,
     aliases: Option<&'a [String]>,
     mac_address: &'a str,
@@ -166,12 +166,35 @@ pub struct EndpointSettings<'a> {
     dns_names: Option<&'a [String]>,
 }
 
-fn endpoint_settings(e: Option<&pb::ContainerEndpoint>) -> EndpointSettings<'_> {
-    let non_empty = |v: &'_ [String]| -> bool { !v.is_empty() };
+/// The addresses a user fixed for an endpoint (`--ip`, `--ip6`).
+#[derive(Serialize)]
+pub struct IpamConfig<'a> {
+    #[serde(rename = "IPv4Address", skip_serializing_if = "str::is_empty")]
+    ipv4: &'a str,
+    #[serde(rename = "IPv6Address", skip_serializing_if = "str::is_empty")]
+    ipv6: &'a str,
+}
+
+static NO_ENDPOINT: std::sync::LazyLock<pb::EndpointSpec> =
+    std::sync::LazyLock::new(pb::EndpointSpec::default);
+
+fn endpoint_settings<'a>(
+    e: Option<&'a pb::ContainerEndpoint>,
+    want: &'a pb::EndpointSpec,
+) -> EndpointSettings<'a> {
+    let non_empty = |v: &&[String]| !v.is_empty();
+    let fixed = !want.ipv4_address.is_empty() || !want.ipv6_address.is_empty();
+    let aliases = match e {
+        Some(e) if !e.aliases.is_empty() => e.aliases.as_slice(),
+        _ => want.aliases.as_slice(),
+    };
     EndpointSettings {
-        ipam_config: None,
+        ipam_config: fixed.then_some(IpamConfig {
+            ipv4: &want.ipv4_address,
+            ipv6: &want.ipv6_address,
+        }),
         links: None,
-        aliases: e.map(|e| e.aliases.as_slice()).filter(|v| non_empty(v)),
+        aliases: Some(aliases).filter(non_empty),
         mac_address: e.map_or("", |e| e.mac_address.as_str()),
         driver_opts: None,
         gw_priority: 0,
@@ -183,11 +206,12 @@ fn endpoint_settings(e: Option<&pb::ContainerEndpoint>) -> EndpointSettings<'_> 
         ipv6_gateway: "",
         global_ipv6_address: "",
         global_ipv6_prefix_len: 0,
-        dns_names: e.map(|e| e.dns_names.as_slice()).filter(|v| non_empty(v)),
+        dns_names: e.map(|e| e.dns_names.as_slice()).filter(non_empty),
     }
 }
 
-/// `NetworkSettings.Networks`: the container's network by name (its mode), with its endpoint.
+/// `NetworkSettings.Networks`: the container's networks by name (its list, else its mode),
+/// each with its endpoint while it runs.
 fn networks(c: &pb::Container) -> BTreeMap<&str, EndpointSettings<'_>> {
     let mode = network_mode(c.spec.as_ref());
     let eps = c
@@ -199,12 +223,23 @@ fn networks(c: &pb::Container) -> BTreeMap<&str, EndpointSettings<'_>> {
     if mode.starts_with("container:") {
         return out;
     }
-    out.insert(
-        mode,
-        endpoint_settings(eps.iter().find(|e| e.network_name == mode)),
-    );
-    for e in eps.iter().filter(|e| e.network_name != mode) {
-        out.insert(e.network_name.as_str(), endpoint_settings(Some(e)));
+    let net = c.spec.as_ref().and_then(|s| s.network.as_ref());
+    let listed = net.map_or(&[][..], |n| n.endpoints.as_slice());
+    if listed.is_empty() && !net.is_some_and(|n| n.endpoints_listed) {
+        let e = eps.iter().find(|e| e.network_name == mode);
+        out.insert(mode, endpoint_settings(e, &NO_ENDPOINT));
+    }
+    for want in listed {
+        let e = eps.iter().find(|e| e.network_name == want.network);
+        out.insert(want.network.as_str(), endpoint_settings(e, want));
+    }
+    for e in eps {
+        if !out.contains_key(e.network_name.as_str()) {
+            out.insert(
+                e.network_name.as_str(),
+                endpoint_settings(Some(e), &NO_ENDPOINT),
+            );
+        }
     }
     out
 }

@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::{
     api_version::ApiVersion,
     docker::{
+        endpoint,
         fields::{self, FIELDS, Support},
         health, mounts, ports, security,
     },
@@ -202,45 +203,115 @@ fn check_fields(body: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// NetworkingConfig: only the container's own network (the CLI always sends it), with
-/// `Aliases` as the only setting until fixed addresses and more networks land. Its aliases.
-fn check_endpoints(body: &Value, mode: &str) -> Result<Vec<String>, ApiError> {
-    let Some(eps) = body["NetworkingConfig"]["EndpointsConfig"].as_object() else {
-        return Ok(Vec::new());
-    };
-    let mut aliases = Vec::new();
-    for (name, ep) in eps {
-        let own = name == mode || (mode == "bridge" && name == "default");
-        let set = ep.as_object().is_some_and(|o| {
-            o.iter()
-                .any(|(k, v)| k != "Aliases" && fields::is_set(k, v))
-        });
-        if !own || set {
-            return Err(invalid(format!(
-                "--network {name} with endpoint settings is not supported by Berth yet \
-                 (NetworkingConfig.EndpointsConfig)"
-            )));
-        }
-        if let Some(list) = ep["Aliases"].as_array() {
-            aliases.extend(list.iter().filter_map(Value::as_str).map(str::to_owned));
+/// NetworkingConfig: every network the container joins, its own (the mode) first, with its
+/// settings; the container-wide `MacAddress` of older API versions goes to the first one.
+fn endpoints(body: &Value, mode: &str, mac: &str) -> Result<Vec<pb::EndpointSpec>, ApiError> {
+    let mut out: Vec<pb::EndpointSpec> = Vec::new();
+    if let Some(eps) = body["NetworkingConfig"]["EndpointsConfig"].as_object() {
+        for (name, ep) in eps {
+            let name = if name == "default" { "bridge" } else { name };
+            let e = endpoint::spec(name, ep)?;
+            if name == mode {
+                out.insert(0, e);
+            } else {
+                out.push(e);
+            }
         }
     }
-    if !aliases.is_empty() && matches!(mode, "bridge" | "host" | "none") {
+    let user_defined =
+        !matches!(mode, "bridge" | "host" | "none") && !mode.starts_with("container:");
+    if out.len() > 1 && !user_defined {
+        let names: Vec<&str> = out.iter().map(|e| e.network.as_str()).collect();
+        return Err(invalid(format!(
+            "Container cannot be connected to network endpoints: {}",
+            names.join(", ")
+        )));
+    }
+    if let Some(other) = out.iter().find(|e| e.network != mode)
+        && !user_defined
+    {
+        return Err(invalid(format!(
+            "--network {} with endpoint settings is not supported with --network {mode} \
+             (NetworkingConfig.EndpointsConfig)",
+            other.network
+        )));
+    }
+    if out.iter().any(|e| !e.aliases.is_empty()) && !user_defined {
         return Err(invalid(
             "network-scoped alias is supported only for containers in user defined networks",
         ));
     }
-    Ok(aliases)
+    if mode.starts_with("container:") {
+        return Ok(Vec::new());
+    }
+    if out.first().is_none_or(|e| e.network != mode) {
+        out.insert(
+            0,
+            pb::EndpointSpec {
+                network: mode.to_owned(),
+                ..Default::default()
+            },
+        );
+    }
+    if let Some(first) = out.first_mut()
+        && first.mac_address.is_empty()
+    {
+        mac.clone_into(&mut first.mac_address);
+    }
+    Ok(out)
 }
 
-/// The default network, none, host, or a user-defined network's name or ID (the route
-/// resolves it to the network's name).
+/// dockerd's refusals of options that `--network container:<id>` makes meaningless.
+fn container_mode_conflicts(body: &Value) -> Result<(), ApiError> {
+    let hc = &body["HostConfig"];
+    let mode = hc["NetworkMode"].as_str().unwrap_or_default();
+    if !mode.starts_with("container:") {
+        return Ok(());
+    }
+    let set = |v: &Value| fields::is_set("", v);
+    let conflicts = [
+        (
+            set(&body["Hostname"]),
+            "conflicting options: hostname and the network mode",
+        ),
+        (
+            set(&hc["Links"]),
+            "conflicting options: container type network can't be used with links. This would \
+             result in undefined behavior",
+        ),
+        (
+            set(&hc["Dns"]),
+            "conflicting options: dns and the network mode",
+        ),
+        (
+            set(&hc["ExtraHosts"]),
+            "conflicting options: custom host-to-IP mapping and the network mode",
+        ),
+        (
+            set(&body["MacAddress"]),
+            "conflicting options: mac-address and the network mode",
+        ),
+        (
+            set(&hc["PortBindings"]) || set(&hc["PublishAllPorts"]),
+            "conflicting options: port publishing and the container type network mode",
+        ),
+        (
+            set(&body["ExposedPorts"]),
+            "conflicting options: port exposing and the container type network mode",
+        ),
+    ];
+    match conflicts.iter().find(|(c, _)| *c) {
+        Some((_, msg)) => Err(invalid(*msg)),
+        None => Ok(()),
+    }
+}
+
+/// The default network, none, host, `container:<id>`, or a user-defined network's name or ID
+/// (the route resolves it to the network's name).
 fn network_mode(mode: &str) -> Result<String, ApiError> {
     match mode {
         "" | "default" | "bridge" => Ok("bridge".to_owned()),
-        m if m.starts_with("container:") => Err(invalid(format!(
-            "--network {m} is not supported by Berth yet (HostConfig.NetworkMode)"
-        ))),
+        "container:" => Err(invalid("invalid container format container:<name|id>")),
         m => Ok(m.to_owned()),
     }
 }
@@ -404,7 +475,9 @@ pub fn spec(
             "--platform {platform} is not supported by Berth yet"
         )));
     }
+    container_mode_conflicts(&body)?;
     let endpoints = body["NetworkingConfig"].clone();
+    let mac = body["MacAddress"].as_str().unwrap_or_default().to_owned();
     strip_nulls(&mut body);
     let parsed_mounts = mounts::parse(&body)?;
     let cfg: Config = serde_path_to_error::deserialize(body)
@@ -414,7 +487,11 @@ pub fn spec(
         return Err(invalid("no image specified"));
     }
     let mode = network_mode(&hc.network_mode)?;
-    let aliases = check_endpoints(&serde_json::json!({ "NetworkingConfig": endpoints }), &mode)?;
+    let endpoints = self::endpoints(
+        &serde_json::json!({ "NetworkingConfig": endpoints }),
+        &mode,
+        &mac,
+    )?;
     if !matches!(hc.runtime.as_str(), "" | "runc") {
         return Err(invalid(format!(
             "unknown or invalid runtime name: {}",
@@ -536,15 +613,7 @@ pub fn spec(
         network: Some(pb::NetworkSpec {
             port_bindings: ports::for_mode(&mode, ports::parse(hc.port_bindings)?)?,
             publish_all: hc.publish_all_ports,
-            endpoints: if aliases.is_empty() {
-                Vec::new()
-            } else {
-                vec![pb::EndpointSpec {
-                    network: mode.clone(),
-                    aliases,
-                    ..Default::default()
-                }]
-            },
+            endpoints,
             dns: ports::dns_servers(hc.dns)?,
             dns_search: hc.dns_search.unwrap_or_default(),
             dns_options: hc.dns_options.unwrap_or_default(),
@@ -675,7 +744,15 @@ mod tests {
         assert_eq!(s.network.unwrap().mode, "none");
         let s = spec(body("mynet", json!({"mynet": empty_ep})), V150, "").unwrap();
         assert_eq!(s.network.unwrap().mode, "mynet");
-        assert!(err(body("container:abc", json!({}))).starts_with("--network container:abc"));
+        let s = spec(body("container:abc", json!({})), V150, "").unwrap();
+        assert_eq!(s.network.as_ref().unwrap().mode, "container:abc");
+        assert!(s.network.unwrap().endpoints.is_empty());
+        let conflict = json!({"Image": "b", "Hostname": "h",
+            "HostConfig": {"NetworkMode": "container:abc"}});
+        assert!(err(conflict).contains("conflicting options: hostname and the network mode"));
+        let conflict = json!({"Image": "b", "ExposedPorts": {"80/tcp": {}},
+            "HostConfig": {"NetworkMode": "container:abc"}});
+        assert!(err(conflict).contains("port exposing and the container type network mode"));
         assert!(
             err(body("bridge", json!({"bridge": {"Aliases": ["x"]}})))
                 .contains("network-scoped alias is supported only")
@@ -687,14 +764,33 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.network.unwrap().endpoints[0].aliases, ["db"]);
-        assert!(
-            err(body(
+        let s = spec(
+            body(
                 "mynet",
-                json!({"mynet": {"IPAMConfig": {"IPv4Address": "10.0.0.2"}}})
-            ))
-            .contains("NetworkingConfig.EndpointsConfig")
+                json!({"other": {}, "mynet": {"IPAMConfig": {"IPv4Address": "10.0.0.2"}}}),
+            ),
+            V150,
+            "",
+        )
+        .unwrap();
+        let eps = s.network.unwrap().endpoints;
+        assert_eq!(
+            (eps[0].network.as_str(), eps[1].network.as_str()),
+            ("mynet", "other")
+        );
+        assert_eq!(eps[0].ipv4_address, "10.0.0.2");
+        assert!(
+            err(body("bridge", json!({"bridge": {}, "other": {}})))
+                .contains("Container cannot be connected to network endpoints")
         );
         assert!(err(body("bridge", json!({"other": {}}))).starts_with("--network other"));
+        let mac = json!({"Image": "b", "MacAddress": "02:42:0a:00:00:09",
+            "HostConfig": {"NetworkMode": "mynet"}});
+        let s = spec(mac, V150, "").unwrap();
+        assert_eq!(
+            s.network.unwrap().endpoints[0].mac_address,
+            "02:42:0a:00:00:09"
+        );
     }
 
     #[test]

@@ -95,7 +95,7 @@ pub const FIELDS: &[Field] = &[
     f(
         "MacAddress",
         "--mac-address",
-        Refused(Network),
+        Honored,
         r#""02:42:ac:11:00:02""#,
     ),
     f("OnBuild", "ONBUILD", Ignored, r#"["RUN true"]"#),

@@ -4,6 +4,7 @@
 
 pub mod container;
 pub mod create;
+pub mod endpoint;
 pub mod exec;
 pub mod fields;
 pub mod health;

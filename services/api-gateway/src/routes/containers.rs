@@ -91,17 +91,40 @@ async fn create(
     let version = version.map_or(crate::api_version::MAX, |v| v.0);
     let platform = q.get("platform").map(String::as_str).unwrap_or_default();
     let mut spec = docker::create::spec(config, version, platform)?;
-    // A user-defined network must exist; it is recorded by its name.
-    if let Some(net) = spec.network.as_mut()
-        && !matches!(net.mode.as_str(), "bridge" | "none" | "host")
-    {
-        let info = st
-            .networks
-            .inspect_network(net.mode.clone())
-            .await
-            .map_err(|e| status(&e))?;
-        if let Some(n) = info.network {
-            net.mode = n.name;
+    // Every network must exist, with the endpoint's settings valid on it (a fixed address in
+    // its subnet, ...); each is recorded by its name.
+    if let Some(net) = spec.network.as_mut() {
+        if let Some(other) = net.mode.strip_prefix("container:") {
+            // The container whose netns it will share must exist (dockerd checks at create).
+            st.containers
+                .inspect(other.to_owned())
+                .await
+                .map_err(|e| status(&e))?;
+        }
+        for e in &mut net.endpoints {
+            let plain = e.aliases.is_empty()
+                && e.ipv4_address.is_empty()
+                && e.ipv6_address.is_empty()
+                && e.mac_address.is_empty();
+            if plain && matches!(e.network.as_str(), "bridge" | "host" | "none") {
+                // The predefined networks exist; nothing to check (no call on the hot path).
+                continue;
+            }
+            let n = st
+                .networks
+                .check_endpoint(berth_proto::network::v1::EndpointRequest {
+                    network: e.network.clone(),
+                    aliases: e.aliases.clone(),
+                    ipv4_address: e.ipv4_address.clone(),
+                    mac_address: e.mac_address.clone(),
+                    ipv6_address: e.ipv6_address.clone(),
+                })
+                .await
+                .map_err(|e| status(&e))?;
+            if e.network == net.mode {
+                net.mode.clone_from(&n.name);
+            }
+            e.network = n.name;
         }
     }
     let name = q.get("name").cloned().unwrap_or_default();

@@ -13,8 +13,10 @@ use axum::{
 };
 use serde_json::{Value, json};
 
+use berth_proto::runtime::v1 as runtime;
+
 use crate::{
-    docker::network,
+    docker::{endpoint, network},
     error::{ApiError, json_response},
     routes::containers::check_json,
     state::AppState,
@@ -116,12 +118,45 @@ async fn prune(State(st): State<AppState>, Query(q): Q) -> Result<Response, ApiE
     ))
 }
 
-/// `POST /networks/{id}/connect`: refused by name until it lands.
-async fn connect() -> ApiError {
-    ApiError::invalid("docker network connect is not supported by Berth yet")
+/// `POST /networks/{id}/connect`: `{"Container": ..., "EndpointConfig": {...}}`.
+async fn connect(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    check_json(&headers, &body)?;
+    let body: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))?;
+    let container = body["Container"].as_str().unwrap_or_default().to_owned();
+    let endpoint = endpoint::spec(&id, &body["EndpointConfig"])?;
+    st.containers
+        .network_connect(runtime::ConnectRequest {
+            id: container,
+            endpoint: Some(endpoint),
+        })
+        .await
+        .map_err(|e| status(&e))?;
+    Ok(StatusCode::OK.into_response())
 }
 
-/// `POST /networks/{id}/disconnect`: refused by name until it lands.
-async fn disconnect() -> ApiError {
-    ApiError::invalid("docker network disconnect is not supported by Berth yet")
+/// `POST /networks/{id}/disconnect`: `{"Container": ..., "Force": false}`.
+async fn disconnect(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    check_json(&headers, &body)?;
+    let body: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))?;
+    st.containers
+        .network_disconnect(runtime::DisconnectRequest {
+            id: body["Container"].as_str().unwrap_or_default().to_owned(),
+            network: id,
+            force: body["Force"].as_bool().unwrap_or(false),
+        })
+        .await
+        .map_err(|e| status(&e))?;
+    Ok(StatusCode::OK.into_response())
 }
