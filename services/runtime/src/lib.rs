@@ -2,7 +2,6 @@
 //! cgroups and logs.
 
 mod attach;
-mod cgroups;
 mod container;
 mod container_error;
 mod create;
@@ -30,7 +29,7 @@ mod store;
 mod top;
 mod user;
 
-pub use cgroups::{CgroupDriver, CgroupInfo, CgroupVersion};
+pub use berth_cgroup::{CgroupDriver, CgroupInfo, CgroupVersion};
 pub use error::RuntimeError;
 
 use berth_proto::runtime::v1::runtime_server::RuntimeServer;

@@ -58,7 +58,7 @@ pub(crate) struct Containers {
     pub(crate) restart_delays:
         std::sync::Mutex<HashMap<String, (std::time::Duration, std::time::Instant)>>,
     /// What the host's cgroups offer, and its CPUs, for the limits' checks.
-    pub(crate) cgroups: crate::cgroups::CgroupInfo,
+    pub(crate) cgroups: berth_cgroup::CgroupInfo,
     pub(crate) cpus: u32,
     /// Containers being created: their snapshot may exist before their record.
     pub(crate) creating: std::sync::Mutex<std::collections::HashSet<String>>,
@@ -114,7 +114,7 @@ impl Containers {
             pending_attaches: std::sync::Mutex::new(HashMap::new()),
             execs: std::sync::Mutex::new(HashMap::new()),
             restart_delays: std::sync::Mutex::new(HashMap::new()),
-            cgroups: crate::cgroups::CgroupInfo::detect_host(),
+            cgroups: berth_cgroup::CgroupInfo::detect_host(),
             cpus: std::thread::available_parallelism()
                 .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX)),
             creating: std::sync::Mutex::new(std::collections::HashSet::new()),

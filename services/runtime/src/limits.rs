@@ -4,7 +4,7 @@
 
 use berth_proto::runtime::v1 as pb;
 
-use crate::cgroups::CgroupInfo;
+use berth_cgroup::CgroupInfo;
 
 /// dockerd's smallest memory limit and reservation.
 const MIN_MEMORY: i64 = 6 * 1024 * 1024;
@@ -81,7 +81,7 @@ pub(crate) fn check(r: &mut pb::Resources, host: &Host<'_>) -> Result<Vec<String
         gone
     };
     if discard(
-        c.version == crate::cgroups::CgroupVersion::V2,
+        c.version == berth_cgroup::CgroupVersion::V2,
         r.memory_swappiness.is_some(),
         "Your kernel does not support memory swappiness capabilities or the cgroup is not \
          mounted. Memory swappiness discarded.",
@@ -134,6 +134,17 @@ pub(crate) fn check(r: &mut pb::Resources, host: &Host<'_>) -> Result<Vec<String
          PIDs limit discarded.",
     ) {
         r.pids_limit = None;
+    }
+    if discard(
+        !c.blkio_weight,
+        r.blkio_weight > 0,
+        "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight \
+         discarded.",
+    ) {
+        r.blkio_weight = 0;
+    }
+    if r.blkio_weight > 0 && !(10..=1000).contains(&r.blkio_weight) {
+        return Err("Range of blkio weight is from 10 to 1000".to_owned());
     }
     if r.nano_cpus > 0 && !c.cpu_cfs_quota {
         return Err(
@@ -230,6 +241,7 @@ pub(crate) fn for_shim(r: &pb::Resources) -> berth_bundle::Resources {
         cpuset_cpus: r.cpuset_cpus.clone(),
         cpuset_mems: r.cpuset_mems.clone(),
         pids_limit: r.pids_limit,
+        blkio_weight: u16::try_from(r.blkio_weight).unwrap_or(0),
     }
 }
 

@@ -102,6 +102,7 @@ struct HostConfig {
     cpuset_cpus: String,
     cpuset_mems: String,
     pids_limit: Option<i64>,
+    blkio_weight: u16,
     devices: Option<Vec<DeviceMapping>>,
     device_cgroup_rules: Option<Vec<String>>,
     port_bindings: Option<ports::PortBindings>,
@@ -476,6 +477,7 @@ pub fn spec(
         cpuset_mems: hc.cpuset_mems,
         // 0 and -1 are unlimited.
         pids_limit: hc.pids_limit.filter(|n| *n > 0),
+        blkio_weight: u32::from(hc.blkio_weight),
         shm_size: hc.shm_size,
         devices: devices(hc.devices)?,
         device_cgroup_rules: hc.device_cgroup_rules.unwrap_or_default(),
