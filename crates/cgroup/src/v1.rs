@@ -38,10 +38,13 @@ pub fn apply(dir: &Path, controllers: &[String], r: &Resources) -> Result<(), Er
             write(dir, "cpuset.mems", &r.cpuset_mems)?;
         }
     }
-    if has("pids") {
-        let max = match r.pids_limit {
-            Some(n) if n > 0 => n.to_string(),
-            _ => "max".to_owned(),
+    if has("pids")
+        && let Some(n) = r.pids_limit
+    {
+        let max = if n > 0 {
+            n.to_string()
+        } else {
+            "max".to_owned()
         };
         write(dir, "pids.max", &max)?;
     }

@@ -278,6 +278,10 @@ pub type AttachStream =
 pub type WaitStream =
     std::pin::Pin<Box<dyn futures::Stream<Item = Result<runtime::WaitResponse, Status>> + Send>>;
 
+/// The samples of `docker stats`.
+pub type StatsStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<runtime::StatsSample, Status>> + Send>>;
+
 /// The stdin of an attach or exec, chunk by chunk (the first names the target).
 pub type InputStream = tokio::sync::mpsc::Receiver<runtime::InputChunk>;
 
@@ -308,6 +312,10 @@ pub trait ContainersBackend: Send + Sync + 'static {
     async fn exec_start(&self, req: runtime::ExecStartRequest) -> Answer<AttachStream>;
     async fn exec_inspect(&self, exec_id: String) -> Answer<runtime::ExecInfo>;
     async fn top(&self, req: runtime::TopRequest) -> Answer<runtime::TopResponse>;
+    async fn stats(&self, req: runtime::StatsRequest) -> Answer<StatsStream>;
+    async fn pause(&self, id: String) -> Answer<()>;
+    async fn unpause(&self, id: String) -> Answer<()>;
+    async fn update(&self, req: runtime::UpdateRequest) -> Answer<runtime::UpdateResponse>;
 }
 
 #[tonic::async_trait]
@@ -423,6 +431,30 @@ impl ContainersBackend for GrpcBackends {
 
     async fn top(&self, req: runtime::TopRequest) -> Answer<runtime::TopResponse> {
         Ok(self.runtime_client().top(request(req)).await?.into_inner())
+    }
+
+    async fn stats(&self, req: runtime::StatsRequest) -> Answer<StatsStream> {
+        Ok(Box::pin(
+            self.runtime_client().stats(long(req)).await?.into_inner(),
+        ))
+    }
+
+    async fn pause(&self, id: String) -> Answer<()> {
+        self.runtime_client()
+            .pause(long(runtime::ContainerRef { id }))
+            .await?;
+        Ok(())
+    }
+
+    async fn unpause(&self, id: String) -> Answer<()> {
+        self.runtime_client()
+            .unpause(long(runtime::ContainerRef { id }))
+            .await?;
+        Ok(())
+    }
+
+    async fn update(&self, req: runtime::UpdateRequest) -> Answer<runtime::UpdateResponse> {
+        Ok(self.runtime_client().update(long(req)).await?.into_inner())
     }
 }
 

@@ -284,6 +284,21 @@ impl ContainersBackend for Fake {
         assert_ne!(req.id, "boom", "a bug in a backend client");
         no_such_container(&req.id)
     }
+    async fn stats(
+        &self,
+        req: runtime::StatsRequest,
+    ) -> Answer<berth_api_gateway::backends::StatsStream> {
+        no_such_container(&req.id)
+    }
+    async fn pause(&self, id: String) -> Answer<()> {
+        no_such_container(&id)
+    }
+    async fn unpause(&self, id: String) -> Answer<()> {
+        no_such_container(&id)
+    }
+    async fn update(&self, req: runtime::UpdateRequest) -> Answer<runtime::UpdateResponse> {
+        no_such_container(&req.id)
+    }
 }
 
 #[tonic::async_trait]
@@ -863,8 +878,8 @@ async fn a_body_over_the_limit_is_a_json_413() {
 async fn refused_options_name_themselves() {
     for (body, words) in [
         (
-            r#"{"Image":"echo/x","HostConfig":{"BlkioWeight":500}}"#,
-            "--blkio-weight is not supported by Berth yet (HostConfig.BlkioWeight)",
+            r#"{"Image":"echo/x","HostConfig":{"BlkioWeightDevice":[{"Path":"/dev/sda","Weight":10}]}}"#,
+            "--blkio-weight-device is not supported by Berth yet (HostConfig.BlkioWeightDevice)",
         ),
         (
             r#"{"Image":"echo/x","HostConfig":{"Links":["db:db"]}}"#,

@@ -43,6 +43,9 @@ pub(crate) struct State {
     pub(crate) exits: u64,
     /// Stopped or killed by a user: not restarted by the restart policy until started again.
     pub(crate) stopped_by_user: bool,
+    /// Running with its cgroup frozen (docker pause); the status stays Running, as dockerd
+    /// keeps Running and Paused both true. The record's message says STATUS_PAUSED.
+    pub(crate) paused: bool,
 }
 
 /// A container's disk usage: the bytes in its writable layer, and those plus its image's.
@@ -55,6 +58,15 @@ pub(crate) struct Sizes {
 impl State {
     pub(crate) fn running(&self) -> bool {
         self.status == Status::Running
+    }
+
+    /// The status as clients see it: Paused for a paused running container.
+    pub(crate) fn shown(&self) -> Status {
+        if self.paused && self.running() {
+            Status::Paused
+        } else {
+            self.status
+        }
     }
 }
 
@@ -121,7 +133,7 @@ impl Container {
             args: self.args.clone(),
             rootfs: self.rootfs.clone(),
             state: Some(pb::ContainerState {
-                status: s.status as i32,
+                status: s.shown() as i32,
                 pid: s.pid,
                 exit_code: s.exit_code,
                 error: s.error.clone(),
@@ -139,6 +151,8 @@ impl Container {
 
     pub(crate) fn from_proto(p: pb::Container) -> Container {
         let s = p.state.unwrap_or_default();
+        let status = Status::try_from(s.status).unwrap_or(Status::Exited);
+        let paused = status == Status::Paused;
         Container {
             name: format!("/{}", p.name),
             id: p.id,
@@ -149,7 +163,7 @@ impl Container {
             image_id: p.image_id,
             rootfs: p.rootfs,
             state: State {
-                status: Status::try_from(s.status).unwrap_or(Status::Exited),
+                status: if paused { Status::Running } else { status },
                 pid: s.pid,
                 exit_code: s.exit_code,
                 error: s.error,
@@ -158,6 +172,7 @@ impl Container {
                 oom_killed: s.oom_killed,
                 exits: s.exits,
                 stopped_by_user: s.stopped_by_user,
+                paused,
             },
             restart_count: p.restart_count,
             network: p.network,
@@ -200,6 +215,12 @@ pub(crate) mod tests {
         let back = Container::from_proto(c.to_proto());
         assert_eq!(back, c);
         assert_eq!(c.to_proto().name, "web");
+        // Paused: STATUS_PAUSED on the wire and in the store, running with the flag inside.
+        c.state.paused = true;
+        let p = c.to_proto();
+        assert_eq!(p.state.as_ref().unwrap().status, Status::Paused as i32);
+        let back = Container::from_proto(p);
+        assert!(back.state.running() && back.state.paused);
     }
 
     #[test]

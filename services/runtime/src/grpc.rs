@@ -23,6 +23,7 @@ type WaitStream = Pin<Box<dyn futures::Stream<Item = Result<pb::WaitResponse, St
 type AttachStream = Pin<Box<dyn futures::Stream<Item = Result<pb::AttachFrame, Status>> + Send>>;
 type LogStream = Pin<Box<dyn futures::Stream<Item = Result<pb::LogEntry, Status>> + Send>>;
 type StopStream = Pin<Box<dyn futures::Stream<Item = Result<pb::Empty, Status>> + Send>>;
+type StatsStream = Pin<Box<dyn futures::Stream<Item = Result<pb::StatsSample, Status>> + Send>>;
 
 /// A stream of what `rx` receives.
 fn stream<T: Send + 'static>(
@@ -45,6 +46,7 @@ impl runtime_server::Runtime for GrpcRuntime {
     type StopStream = StopStream;
     type RestartStream = StopStream;
     type ExecStartStream = AttachStream;
+    type StatsStream = StatsStream;
 
     async fn info(
         &self,
@@ -200,6 +202,32 @@ impl runtime_server::Runtime for GrpcRuntime {
 
     async fn top(&self, req: Request<pb::TopRequest>) -> Result<Response<pb::TopResponse>, Status> {
         respond(self.containers.top(req.get_ref()).await)
+    }
+
+    async fn stats(
+        &self,
+        req: Request<pb::StatsRequest>,
+    ) -> Result<Response<Self::StatsStream>, Status> {
+        let rx = self
+            .containers
+            .stats(req.get_ref())
+            .map_err(|e| status_from(&e))?;
+        Ok(Response::new(stream(rx)))
+    }
+
+    async fn pause(&self, req: Request<pb::ContainerRef>) -> Result<Response<pb::Empty>, Status> {
+        empty(self.containers.pause(&req.get_ref().id).await)
+    }
+
+    async fn unpause(&self, req: Request<pb::ContainerRef>) -> Result<Response<pb::Empty>, Status> {
+        empty(self.containers.unpause(&req.get_ref().id).await)
+    }
+
+    async fn update(
+        &self,
+        req: Request<pb::UpdateRequest>,
+    ) -> Result<Response<pb::UpdateResponse>, Status> {
+        respond(self.containers.update(req.get_ref()).await)
     }
 
     async fn restart(

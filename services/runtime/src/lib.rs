@@ -20,13 +20,16 @@ mod migrate;
 mod mounts;
 mod names;
 mod network;
+mod pause;
 mod restart;
 mod shim;
 mod spec;
 mod start;
+mod stats;
 mod stdin;
 mod store;
 mod top;
+mod update;
 mod user;
 
 pub use berth_cgroup::{CgroupDriver, CgroupInfo, CgroupVersion};

@@ -246,6 +246,11 @@ impl Containers {
             .await
             .map_err(|e| ContainerError::shim(&e))?;
         self.event(c, "kill", &[("signal", sig.to_string())]);
+        // A paused container gets the signal that ends it once thawed, as dockerd resumes it
+        // after signalling (daemon/kill.go); other signals wait for unpause.
+        if sig == SIGKILL || parse_signal(&c.stop_signal()).ok() == Some(sig) {
+            self.thaw_for_exit(&c.id).await?;
+        }
         Ok(())
     }
 
@@ -386,6 +391,12 @@ impl Containers {
     pub(crate) async fn remove(&self, req: &pb::RemoveRequest) -> Result<(), ContainerError> {
         let c = self.find(&req.id)?;
         if c.state.running() {
+            if !req.force && c.state.paused {
+                return Err(ContainerError::conflict(format!(
+                    "cannot remove container \"{}\": container is paused and must be unpaused first",
+                    c.name
+                )));
+            }
             if !req.force {
                 return Err(ContainerError::conflict(format!(
                     "cannot remove container \"{}\": container is running: stop the container before removing or force remove",

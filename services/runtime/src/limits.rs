@@ -13,6 +13,9 @@ const MIN_MEMORY: i64 = 6 * 1024 * 1024;
 pub(crate) struct Host<'a> {
     pub(crate) cgroups: &'a CgroupInfo,
     pub(crate) cpus: u32,
+    /// Checking a docker update: values are changes (dockerd's create defaults, such as swap
+    /// as large as memory, are not applied).
+    pub(crate) update: bool,
 }
 
 /// Checks `r` (clearing what the host cannot enforce, as dockerd does with a warning);
@@ -39,7 +42,7 @@ pub(crate) fn check(r: &mut pb::Resources, host: &Host<'_>) -> Result<Vec<String
         );
         r.memory_swap = -1;
     }
-    if r.memory > 0 && r.memory_swap == 0 {
+    if r.memory > 0 && r.memory_swap == 0 && !host.update {
         // dockerd's default: as much swap as memory.
         r.memory_swap = r.memory.saturating_mul(2);
     }
@@ -268,6 +271,7 @@ mod tests {
             &Host {
                 cgroups: &h,
                 cpus: 2,
+                update: false,
             },
         )
         .unwrap_err()
@@ -320,6 +324,7 @@ mod tests {
             &Host {
                 cgroups: &h,
                 cpus: 2,
+                update: false,
             },
         )
         .unwrap();
@@ -341,6 +346,7 @@ mod tests {
             &Host {
                 cgroups: &h,
                 cpus: 2,
+                update: false,
             },
         )
         .unwrap();

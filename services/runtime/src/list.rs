@@ -256,7 +256,7 @@ impl PsFilter {
             || f.ancestors
                 .iter()
                 .any(|v| image_matches(c, v, &self.ancestor_ids));
-        let status_ok = self.statuses.is_empty() || self.statuses.contains(&c.state.status);
+        let status_ok = self.statuses.is_empty() || self.statuses.contains(&c.state.shown());
         // Berth runs no health checks: every container's health is "none".
         let health_ok = f.health.is_empty() || f.health.iter().any(|h| h == "none");
         name_ok

@@ -177,6 +177,7 @@ pub(crate) fn container(bytes: &[u8]) -> anyhow::Result<Container> {
             oom_killed: l.state.oom_killed,
             exits: l.state.exits,
             stopped_by_user: false,
+            paused: false,
         },
         restart_count: l.restart_count,
         network: None,

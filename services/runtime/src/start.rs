@@ -264,6 +264,7 @@ impl Containers {
                     .await
                     .map_err(|e| ContainerError::Internal(anyhow::anyhow!("shim state: {e}")))?;
                 c.state.status = Status::Running;
+                c.state.paused = false;
                 if !by_policy {
                     c.state.stopped_by_user = false;
                 }

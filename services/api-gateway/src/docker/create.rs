@@ -296,10 +296,13 @@ fn log_spec(log: LogConfig) -> Result<Option<pb::LogSpec>, ApiError> {
     }))
 }
 
-/// Docker's checks of a valid restart policy (moby `validateRestartPolicy`), kept for when
-/// policies are honored; today any policy but "no" is refused before this runs.
+/// Docker's checks of a valid restart policy (moby `validateRestartPolicy`).
 fn check_restart(body: &Value) -> Result<(), ApiError> {
-    let rp = &body["HostConfig"]["RestartPolicy"];
+    check_restart_policy(&body["HostConfig"]["RestartPolicy"])
+}
+
+/// moby's validateRestartPolicy of one `RestartPolicy` object (create and update).
+pub fn check_restart_policy(rp: &Value) -> Result<(), ApiError> {
     let name = rp["Name"].as_str().unwrap_or_default();
     let retries = rp["MaximumRetryCount"].as_i64().unwrap_or(0);
     match name {

@@ -13,7 +13,9 @@ pub mod network;
 pub mod ports;
 pub mod ps_filters;
 pub mod security;
+pub mod stats;
 pub mod timestamp;
+pub mod update;
 pub mod volume;
 
 /// A `label` filter value, `key` or `key=value`: the key, and the value when one is given.
