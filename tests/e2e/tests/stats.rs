@@ -333,6 +333,31 @@ fn update_changes_the_cgroup_and_the_record() {
     assert_eq!(hc["Memory"], 134_217_728);
     assert_eq!(hc["RestartPolicy"]["Name"], "on-failure");
 
+    // --blkio-weight where the kernel has a weight file; dockerd's warning where not.
+    let weight_file = ["blkio.weight", "blkio.bfq.weight"].iter().find(|f| {
+        std::path::Path::new("/sys/fs/cgroup/blkio")
+            .join(f)
+            .exists()
+    });
+    let (code, w, err) = s.status(&[
+        "run",
+        "-d",
+        "--blkio-weight",
+        "300",
+        &s.image,
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    match weight_file {
+        Some(f) => assert_eq!(cgroup_value("blkio", w.trim(), f), "300"),
+        None => assert!(
+            err.contains("Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded."),
+            "{err}"
+        ),
+    }
+    s.docker(&["rm", "-f", w.trim()]);
+
     // A container that does not run: the record only, applied at its start.
     let st = s.docker(&["create", "--name", "later", &s.image, "sleep", "600"]);
     let out = s.docker(&["update", "--memory", "32m", "--memory-swap", "64m", "later"]);
@@ -343,4 +368,42 @@ fn update_changes_the_cgroup_and_the_record() {
         "33554432"
     );
     s.docker(&["rm", "-f", "upd", "later"]);
+}
+
+/// docker-py: stats(stream=False) keys, pause(), update().
+#[test]
+fn docker_py_stats_pause_and_update() {
+    let s = BusyboxEngine::new();
+    let script = r#"
+import sys, docker
+c = docker.DockerClient(base_url=sys.argv[1], version="auto")
+ctr = c.containers.run(sys.argv[2], ["sleep", "600"], detach=True, mem_limit="64m", name="py")
+st = ctr.stats(stream=False)
+for k in ["name", "id", "read", "preread", "cpu_stats", "precpu_stats", "memory_stats",
+          "blkio_stats", "pids_stats", "networks", "num_procs"]:
+    assert k in st, (k, st)
+assert st["name"] == "/py", st["name"]
+assert st["memory_stats"]["limit"] == 64 * 1024 * 1024, st["memory_stats"]
+assert st["precpu_stats"]["system_cpu_usage"] > 0, st["precpu_stats"]
+ctr.pause()
+ctr.reload()
+assert ctr.status == "paused", ctr.status
+ctr.unpause()
+ctr.reload()
+assert ctr.status == "running", ctr.status
+r = ctr.update(mem_limit="128m", memswap_limit="256m", restart_policy={"Name": "always"})
+assert "Warnings" in r, r
+ctr.reload()
+assert ctr.attrs["HostConfig"]["Memory"] == 128 * 1024 * 1024
+assert ctr.attrs["HostConfig"]["RestartPolicy"]["Name"] == "always"
+ctr.remove(force=True)
+print("ok")
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, &s.engine.docker_host, &s.image])
+        .output()
+        .expect("python3");
+    let (o, e) = berth_testutil::text(&out);
+    assert!(out.status.success(), "{o}\n{e}");
+    assert_eq!(o.trim(), "ok");
 }
