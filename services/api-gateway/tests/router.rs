@@ -919,6 +919,10 @@ async fn container_routes_answer_404_and_list() {
             Method::POST,
             "/containers/x/attach?stream=1&stdout=1&stderr=1",
         ),
+        (Method::GET, "/containers/x/stats?stream=0"),
+        (Method::POST, "/containers/x/pause"),
+        (Method::POST, "/containers/x/unpause"),
+        (Method::POST, "/containers/x/update"),
     ] {
         let r = call(method.clone(), uri).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{method} {uri}");
@@ -1179,4 +1183,24 @@ async fn load_errors_are_error_lines_in_the_stream() {
     let r = post_json("/images/load", "application/x-tar", "an archive").await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body, "{\"stream\":\"Loaded image: x:latest\\n\"}\n");
+}
+
+#[tokio::test]
+async fn stats_and_update_refuse_before_the_runtime() {
+    let r = call(Method::GET, "/containers/x/stats?stream=1&one-shot=1").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        r.body,
+        r#"{"message":"cannot have stream=true and one-shot=true"}"#
+    );
+    let r = post_json(
+        "/containers/x/update",
+        "application/json",
+        r#"{"Memory":67108864,"CpuRealtimeRuntime":1000}"#,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("--cpu-rt-runtime"), "{}", r.body);
+    let r = post_json("/containers/x/update", "text/plain", "{}").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }

@@ -7,10 +7,16 @@ use berth_types::ErrorKind;
 
 use crate::{container::Container, container_error::ContainerError, lifecycle::Containers};
 
+/// The container's cgroup below every hierarchy's root: the shim makes it at start, the
+/// runtime pauses, updates and reads it.
+pub(crate) fn cgroup_path(id: &str) -> String {
+    format!("berth/{id}")
+}
+
 impl Containers {
-    /// The container's cgroup (`berth/<id>` in every hierarchy, as its shim made it).
+    /// The container's cgroup in every hierarchy.
     pub(crate) fn cgroup(c: &Container) -> Result<Cgroup, ContainerError> {
-        Cgroup::at(&format!("berth/{}", c.id)).map_err(|e| ContainerError::Internal(e.into()))
+        Cgroup::at(&cgroup_path(&c.id)).map_err(|e| ContainerError::Internal(e.into()))
     }
 
     /// docker pause.

@@ -126,8 +126,12 @@ impl Containers {
             source: rootfs.source,
             options: rootfs.options,
         };
-        let mut config =
-            berth_bundle::Config::new(c.id.clone(), rootfs, process, format!("berth/{}", c.id));
+        let mut config = berth_bundle::Config::new(
+            c.id.clone(),
+            rootfs,
+            process,
+            crate::pause::cgroup_path(&c.id),
+        );
         config.hostname = c.spec.hostname.clone();
         config.domainname = c.spec.domainname.clone();
         crate::mounts::into_bundle(&c, &mut config);
