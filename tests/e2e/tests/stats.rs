@@ -230,7 +230,7 @@ fn a_paused_container_stops_making_progress() {
 
     // Paused, then stopped: the stop signal is delivered once thawed, as with dockerd.
     s.docker(&["pause", "counter"]);
-    s.docker(&["stop", "counter"]);
+    s.docker(&["stop", "-t", "1", "counter"]);
     let st = s.inspect(&id)["State"].clone();
     assert_eq!(
         (&st["Status"], &st["Paused"]),
@@ -239,6 +239,17 @@ fn a_paused_container_stops_making_progress() {
     let (_, e) = s.fails(&["pause", "counter"]);
     assert!(e.contains(&format!("container {id} is not running")), "{e}");
     s.docker(&["rm", "counter"]);
+
+    // Paused, then removed by force: SIGKILL reaches it (the v1 freezer holds even SIGKILL
+    // until the cgroup is thawed), and its cgroup goes.
+    let id = s.docker(&["run", "-d", &s.image, "sleep", "600"]);
+    s.docker(&["pause", &id]);
+    s.docker(&["rm", "-f", &id]);
+    assert!(s.docker(&["ps", "-aq"]).is_empty());
+    eventually("the paused container's cgroup to go", || {
+        (!std::path::Path::new(&format!("/sys/fs/cgroup/freezer/berth/{id}")).exists())
+            .then_some(())
+    });
 }
 
 #[test]
