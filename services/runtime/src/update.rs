@@ -14,6 +14,13 @@ impl Containers {
         req: &pb::UpdateRequest,
     ) -> Result<pb::UpdateResponse, ContainerError> {
         let mut changes = req.resources.clone().unwrap_or_default();
+        if changes != updatable(&changes) {
+            return Err(ContainerError::invalid(
+                "resources: only memory, memory_swap, memory_reservation, nano_cpus, \
+                 cpu_shares, cpu_period, cpu_quota, cpuset_cpus, cpuset_mems, pids_limit and \
+                 blkio_weight can be updated",
+            ));
+        }
         let host = limits::Host {
             cgroups: &self.cgroups,
             cpus: self.cpus,
@@ -37,6 +44,9 @@ impl Containers {
         let mut res = c.spec.resources.clone().unwrap_or_default();
         merge(&mut res, &changes).map_err(|e| cannot(ErrorKind::Conflict, &e))?;
         if let Some(p) = req.restart_policy {
+            if pb::restart_policy::Mode::try_from(p.mode).is_err() || p.maximum_retry_count < 0 {
+                return Err(ContainerError::invalid("restart_policy: invalid"));
+            }
             let none = p.mode == pb::restart_policy::Mode::No as i32;
             if c.auto_remove() && !none {
                 return Err(cannot(
@@ -60,6 +70,24 @@ impl Containers {
         self.bump();
         self.event(&c, "update", &[]);
         Ok(pb::UpdateResponse { warnings })
+    }
+}
+
+/// The part of `r` an update can change: a request with more is refused, never half applied.
+fn updatable(r: &pb::Resources) -> pb::Resources {
+    pb::Resources {
+        memory: r.memory,
+        memory_swap: r.memory_swap,
+        memory_reservation: r.memory_reservation,
+        nano_cpus: r.nano_cpus,
+        cpu_shares: r.cpu_shares,
+        cpu_period: r.cpu_period,
+        cpu_quota: r.cpu_quota,
+        cpuset_cpus: r.cpuset_cpus.clone(),
+        cpuset_mems: r.cpuset_mems.clone(),
+        pids_limit: r.pids_limit,
+        blkio_weight: r.blkio_weight,
+        ..Default::default()
     }
 }
 
@@ -127,6 +155,21 @@ fn merge(cur: &mut pb::Resources, new: &pb::Resources) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_what_can_change_is_taken() {
+        let r = pb::Resources {
+            memory: 64 << 20,
+            pids_limit: Some(5),
+            ..Default::default()
+        };
+        assert_eq!(updatable(&r), r);
+        let more = pb::Resources {
+            oom_score_adj: 100,
+            ..r.clone()
+        };
+        assert_ne!(updatable(&more), more);
+    }
 
     #[test]
     fn dockerds_update_rules() {
