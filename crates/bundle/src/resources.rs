@@ -26,6 +26,8 @@ pub struct Resources {
     pub cpuset_mems: String,
     /// None or a value of 0 or less: unlimited.
     pub pids_limit: Option<i64>,
+    /// Block I/O weight, 10 to 1000 (v2: converted to io.weight); 0 unset.
+    pub blkio_weight: u16,
 }
 
 impl Resources {

@@ -294,6 +294,10 @@ pub type AttachStream =
 pub type WaitStream =
     std::pin::Pin<Box<dyn futures::Stream<Item = Result<runtime::WaitResponse, Status>> + Send>>;
 
+/// The samples of `docker stats`.
+pub type StatsStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<runtime::StatsSample, Status>> + Send>>;
+
 /// The stdin of an attach or exec, chunk by chunk (the first names the target).
 pub type InputStream = tokio::sync::mpsc::Receiver<runtime::InputChunk>;
 
@@ -353,6 +357,10 @@ pub trait ContainersBackend: Send + Sync + 'static {
     async fn commit(&self, _req: runtime::CommitRequest) -> Answer<runtime::CommitResponse> {
         Err(Status::unimplemented("commit"))
     }
+    async fn stats(&self, req: runtime::StatsRequest) -> Answer<StatsStream>;
+    async fn pause(&self, id: String) -> Answer<()>;
+    async fn unpause(&self, id: String) -> Answer<()>;
+    async fn update(&self, req: runtime::UpdateRequest) -> Answer<runtime::UpdateResponse>;
 }
 
 /// A container's tar stream (docker cp, docker export).
@@ -530,6 +538,30 @@ impl ContainersBackend for GrpcBackends {
 
     async fn commit(&self, req: runtime::CommitRequest) -> Answer<runtime::CommitResponse> {
         Ok(self.runtime_client().commit(long(req)).await?.into_inner())
+    }
+
+    async fn stats(&self, req: runtime::StatsRequest) -> Answer<StatsStream> {
+        Ok(Box::pin(
+            self.runtime_client().stats(long(req)).await?.into_inner(),
+        ))
+    }
+
+    async fn pause(&self, id: String) -> Answer<()> {
+        self.runtime_client()
+            .pause(long(runtime::ContainerRef { id }))
+            .await?;
+        Ok(())
+    }
+
+    async fn unpause(&self, id: String) -> Answer<()> {
+        self.runtime_client()
+            .unpause(long(runtime::ContainerRef { id }))
+            .await?;
+        Ok(())
+    }
+
+    async fn update(&self, req: runtime::UpdateRequest) -> Answer<runtime::UpdateResponse> {
+        Ok(self.runtime_client().update(long(req)).await?.into_inner())
     }
 }
 

@@ -43,6 +43,7 @@ pub fn app(state: AppState, metrics: Option<&berth_telemetry::Metrics>) -> Route
         .merge(routes::archive::router())
         .merge(routes::containers::router())
         .merge(routes::container_fs::router())
+        .merge(routes::resources::router())
         .merge(routes::exec::router())
         .merge(routes::swarm::router())
         .merge(routes::plugins::router())

@@ -297,6 +297,21 @@ impl ContainersBackend for Fake {
         assert_ne!(req.id, "boom", "a bug in a backend client");
         no_such_container(&req.id)
     }
+    async fn stats(
+        &self,
+        req: runtime::StatsRequest,
+    ) -> Answer<berth_api_gateway::backends::StatsStream> {
+        no_such_container(&req.id)
+    }
+    async fn pause(&self, id: String) -> Answer<()> {
+        no_such_container(&id)
+    }
+    async fn unpause(&self, id: String) -> Answer<()> {
+        no_such_container(&id)
+    }
+    async fn update(&self, req: runtime::UpdateRequest) -> Answer<runtime::UpdateResponse> {
+        no_such_container(&req.id)
+    }
 }
 
 #[tonic::async_trait]
@@ -924,8 +939,8 @@ async fn a_body_over_the_limit_is_a_json_413() {
 async fn refused_options_name_themselves() {
     for (body, words) in [
         (
-            r#"{"Image":"echo/x","HostConfig":{"BlkioWeight":500}}"#,
-            "--blkio-weight is not supported by Berth yet (HostConfig.BlkioWeight)",
+            r#"{"Image":"echo/x","HostConfig":{"BlkioWeightDevice":[{"Path":"/dev/sda","Weight":10}]}}"#,
+            "--blkio-weight-device is not supported by Berth yet (HostConfig.BlkioWeightDevice)",
         ),
         (
             r#"{"Image":"echo/x","HostConfig":{"Links":["db:db"]}}"#,
@@ -965,6 +980,10 @@ async fn container_routes_answer_404_and_list() {
             Method::POST,
             "/containers/x/attach?stream=1&stdout=1&stderr=1",
         ),
+        (Method::GET, "/containers/x/stats?stream=0"),
+        (Method::POST, "/containers/x/pause"),
+        (Method::POST, "/containers/x/unpause"),
+        (Method::POST, "/containers/x/update"),
     ] {
         let r = call(method.clone(), uri).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{method} {uri}");
@@ -1225,4 +1244,24 @@ async fn load_errors_are_error_lines_in_the_stream() {
     let r = post_json("/images/load", "application/x-tar", "an archive").await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body, "{\"stream\":\"Loaded image: x:latest\\n\"}\n");
+}
+
+#[tokio::test]
+async fn stats_and_update_refuse_before_the_runtime() {
+    let r = call(Method::GET, "/containers/x/stats?stream=1&one-shot=1").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        r.body,
+        r#"{"message":"cannot have stream=true and one-shot=true"}"#
+    );
+    let r = post_json(
+        "/containers/x/update",
+        "application/json",
+        r#"{"Memory":67108864,"CpuRealtimeRuntime":1000}"#,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("--cpu-rt-runtime"), "{}", r.body);
+    let r = post_json("/containers/x/update", "text/plain", "{}").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }

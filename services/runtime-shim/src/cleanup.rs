@@ -11,12 +11,12 @@ use std::{
 use nix::{sys::signal::Signal, unistd::Pid};
 
 use crate::{
-    cgroup::Cgroup,
     config,
     daemon::{self, PID_FILE},
     error::ShimError,
     exit::{self, ExitStatus},
 };
+use berth_cgroup::Cgroup;
 
 pub fn delete(bundle: &Path) -> Result<ExitStatus, ShimError> {
     let cfg = config::load(bundle)?;
@@ -69,13 +69,18 @@ async fn kill_all(cgroup: &Cgroup) -> Result<bool, ShimError> {
         if procs.is_empty() {
             match cgroup.remove() {
                 Ok(()) => return Ok(killed),
-                Err(e) if Instant::now() > deadline => return Err(e),
+                Err(e) if Instant::now() > deadline => return Err(e.into()),
                 Err(_) => {}
             }
         }
         for p in procs {
             killed = true;
             let _ = nix::sys::signal::kill(p, Signal::SIGKILL);
+        }
+        // A paused container's processes die only once thawed (the v1 freezer holds even
+        // SIGKILL).
+        if killed && cgroup.frozen() {
+            let _ = cgroup.set_frozen(false);
         }
         if Instant::now() > deadline {
             return Err(ShimError::Precondition(

@@ -19,7 +19,6 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
 use crate::{
-    cgroup::Cgroup,
     config::Config,
     error::{ShimError, StartError},
     logfile::{JsonLog, LogSink},
@@ -27,6 +26,7 @@ use crate::{
     shim::Shim,
     start::write_start_error,
 };
+use berth_cgroup::Cgroup;
 
 pub use berth_bundle::{ADDRESS_FILE, PID_FILE};
 
@@ -47,7 +47,7 @@ pub(crate) fn run(cfg: Config, bundle: PathBuf, mut report: File) -> ! {
     };
     let cgroup = match Cgroup::at(&cfg.cgroup_path) {
         Ok(c) => c,
-        Err(e) => fail(&bundle, &mut report, e.into(), None),
+        Err(e) => fail(&bundle, &mut report, ShimError::from(e).into(), None),
     };
     let (spawned, listener, log) = match setup(&cfg, &bundle, &cgroup) {
         Ok(s) => s,
@@ -94,7 +94,7 @@ fn fail(bundle: &Path, report: &mut File, e: StartError, cgroup: Option<&Cgroup>
     if let Some(cg) = cgroup
         && let Err(err) = cg.remove_blocking()
     {
-        eprintln!("berth-shim: {}", err.chain());
+        eprintln!("berth-shim: {}", ShimError::from(err).chain());
     }
     let _ = std::fs::remove_dir(bundle.join("rootfs"));
     write_start_error(bundle, &e);
@@ -133,7 +133,7 @@ fn setup(cfg: &Config, bundle: &Path, cgroup: &Cgroup) -> Result<Setup, ShimErro
     {
         let _ = cgroup.remove_blocking();
         let _ = std::fs::remove_file(&socket);
-        return Err(e);
+        return Err(e.into());
     }
     let spawned = process::spawn_container(cfg, &bundle.join("rootfs"), cgroup);
     match spawned {

@@ -23,8 +23,8 @@ pub enum ShimError {
         #[source]
         source: nix::Error,
     },
-    #[error("cgroup {path}: {reason}")]
-    Cgroup { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Cgroup(#[from] berth_cgroup::Error),
     #[error(transparent)]
     Start(#[from] StartError),
     #[error("{0}")]

@@ -6,21 +6,19 @@
 //!
 //! Layout: `start` (detach, report) → `daemon` (the shim's main) → `process` (clone, exec,
 //! the child side in `process::child`) with `rootfs`, `devices`, `capabilities`, `rlimits`,
-//! `user` (`-u user[:group]` from the container's /etc/passwd and /etc/group);
+//! `user` (`-u user[:group]` from the container's /etc/passwd and /etc/group); the cgroup is
+//! `berth_cgroup`'s, the engine's one implementation;
 //! `shim` is the domain, `rpc` its call layer (`berth_shim_proto` on the socket); `stdio` and `logfile` move the output;
 //! `reaper` collects exits; `exit` writes them; `cleanup` is `berth-shim delete`.
 
 pub mod capabilities;
-pub mod cgroup;
 pub mod cleanup;
 pub mod config;
 mod convert;
 mod daemon;
-pub mod device_cgroup;
 mod devices;
 pub mod error;
 pub mod exit;
-mod limits;
 pub mod logfile;
 pub mod pathutil;
 mod process;

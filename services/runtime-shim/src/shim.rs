@@ -19,7 +19,6 @@ use nix::{
 use tokio::{io::unix::AsyncFd, sync::watch};
 
 use crate::{
-    cgroup::Cgroup,
     config::{Config, Process, validate_process},
     error::{ShimError, StartError},
     exit::{self, ExitStatus},
@@ -27,6 +26,7 @@ use crate::{
     process::{self, ParentIo, channel::ParentEnd},
     stdio::{self, Hub, StreamKind},
 };
+use berth_cgroup::Cgroup;
 
 /// How long output may keep flowing after a process exited before its exit is recorded
 /// anyway (a leaked descriptor in a process outside the container could hold it open).
@@ -393,7 +393,7 @@ impl Shim {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        last
+        Ok(last?)
     }
 
     /// Stops the shim without cleaning up; refused while the main process runs.

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use berth_shim::cgroup::Cgroup;
+use berth_cgroup::Cgroup;
 
 /// Every container cgroup can take a task: in a v1 cpuset hierarchy that means cpus and mems
 /// were copied down, including into the shared parent that another shim made first.

@@ -3,7 +3,7 @@
 
 use std::{path::PathBuf, process::Command};
 
-use berth_shim::device_cgroup;
+use berth_cgroup::devices as device_cgroup;
 
 /// A v2 cgroup of the test's own, removed on drop.
 struct TestCgroup(PathBuf);

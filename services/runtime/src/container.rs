@@ -45,6 +45,9 @@ pub(crate) struct State {
     pub(crate) stopped_by_user: bool,
     /// Set once a container with a health check has started.
     pub(crate) health: Option<crate::health::Health>,
+    /// Running with its cgroup frozen (docker pause); the status stays Running, as dockerd
+    /// keeps Running and Paused both true. The record's message says STATUS_PAUSED.
+    pub(crate) paused: bool,
 }
 
 /// A container's disk usage: the bytes in its writable layer, and those plus its image's.
@@ -57,6 +60,15 @@ pub(crate) struct Sizes {
 impl State {
     pub(crate) fn running(&self) -> bool {
         self.status == Status::Running
+    }
+
+    /// The status as clients see it: Paused for a paused running container.
+    pub(crate) fn shown(&self) -> Status {
+        if self.paused && self.running() {
+            Status::Paused
+        } else {
+            self.status
+        }
     }
 }
 
@@ -145,7 +157,7 @@ impl Container {
             args: self.args.clone(),
             rootfs: self.rootfs.clone(),
             state: Some(pb::ContainerState {
-                status: s.status as i32,
+                status: s.shown() as i32,
                 pid: s.pid,
                 exit_code: s.exit_code,
                 error: s.error.clone(),
@@ -164,6 +176,8 @@ impl Container {
 
     pub(crate) fn from_proto(p: pb::Container) -> Container {
         let s = p.state.unwrap_or_default();
+        let status = Status::try_from(s.status).unwrap_or(Status::Exited);
+        let paused = status == Status::Paused;
         Container {
             name: format!("/{}", p.name),
             id: p.id,
@@ -174,7 +188,7 @@ impl Container {
             image_id: p.image_id,
             rootfs: p.rootfs,
             state: State {
-                status: Status::try_from(s.status).unwrap_or(Status::Exited),
+                status: if paused { Status::Running } else { status },
                 pid: s.pid,
                 exit_code: s.exit_code,
                 error: s.error,
@@ -184,6 +198,7 @@ impl Container {
                 exits: s.exits,
                 stopped_by_user: s.stopped_by_user,
                 health: s.health.map(crate::health::Health::from_proto),
+                paused,
             },
             restart_count: p.restart_count,
             network: p.network,
@@ -235,6 +250,12 @@ pub(crate) mod tests {
         let back = Container::from_proto(c.to_proto());
         assert_eq!(back, c);
         assert_eq!(c.to_proto().name, "web");
+        // Paused: STATUS_PAUSED on the wire and in the store, running with the flag inside.
+        c.state.paused = true;
+        let p = c.to_proto();
+        assert_eq!(p.state.as_ref().unwrap().status, Status::Paused as i32);
+        let back = Container::from_proto(p);
+        assert!(back.state.running() && back.state.paused);
     }
 
     #[test]

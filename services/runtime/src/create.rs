@@ -92,6 +92,7 @@ impl Containers {
             let host = crate::limits::Host {
                 cgroups: &self.cgroups,
                 cpus: self.cpus,
+                update: false,
             };
             limit_warnings = crate::limits::check(r, &host).map_err(ContainerError::invalid)?;
         }

@@ -131,6 +131,7 @@ impl Containers {
             ));
         }
         let c = self.find(&req.id)?;
+        refuse_paused(&c)?;
         let client = self.running_shim(&c).await?;
         let p = c.process();
         let tty = spec.tty;
@@ -220,6 +221,7 @@ impl Containers {
             )));
         }
         let c = self.find(&record.container_id)?;
+        refuse_paused(&c)?;
         let client = self.running_shim(&c).await?;
         self.update_exec(&record.id, |r| r.started = true);
         let (tx, rx) = mpsc::channel(64);
@@ -336,6 +338,17 @@ impl Containers {
             .map(|r| r.id.clone())
             .collect()
     }
+}
+
+/// dockerd's refusal of an exec into a paused container (daemon/errors.go errExecPaused).
+fn refuse_paused(c: &crate::container::Container) -> Result<(), ContainerError> {
+    if c.state.running() && c.state.paused {
+        return Err(ContainerError::conflict(format!(
+            "Container {} is paused, unpause the container before exec",
+            c.id
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -71,6 +71,7 @@ impl Containers {
             return Ok(());
         }
         c.state.status = Status::Exited;
+        c.state.paused = false;
         c.state.pid = 0;
         c.state.exit_code = code;
         c.state.oom_killed = oom;

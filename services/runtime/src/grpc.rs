@@ -24,6 +24,7 @@ type AttachStream = Pin<Box<dyn futures::Stream<Item = Result<pb::AttachFrame, S
 type LogStream = Pin<Box<dyn futures::Stream<Item = Result<pb::LogEntry, Status>> + Send>>;
 type ChunkStream = Pin<Box<dyn futures::Stream<Item = Result<pb::ArchiveChunk, Status>> + Send>>;
 type StopStream = Pin<Box<dyn futures::Stream<Item = Result<pb::Empty, Status>> + Send>>;
+type StatsStream = Pin<Box<dyn futures::Stream<Item = Result<pb::StatsSample, Status>> + Send>>;
 
 /// A stream of what `rx` receives.
 fn stream<T: Send + 'static>(
@@ -48,6 +49,7 @@ impl runtime_server::Runtime for GrpcRuntime {
     type ExecStartStream = AttachStream;
     type ArchivePathStream = ChunkStream;
     type ExportStream = ChunkStream;
+    type StatsStream = StatsStream;
 
     async fn info(
         &self,
@@ -224,6 +226,32 @@ impl runtime_server::Runtime for GrpcRuntime {
 
     async fn top(&self, req: Request<pb::TopRequest>) -> Result<Response<pb::TopResponse>, Status> {
         respond(self.containers.top(req.get_ref()).await)
+    }
+
+    async fn stats(
+        &self,
+        req: Request<pb::StatsRequest>,
+    ) -> Result<Response<Self::StatsStream>, Status> {
+        let rx = self
+            .containers
+            .stats(req.get_ref())
+            .map_err(|e| status_from(&e))?;
+        Ok(Response::new(stream(rx)))
+    }
+
+    async fn pause(&self, req: Request<pb::ContainerRef>) -> Result<Response<pb::Empty>, Status> {
+        empty(self.containers.pause(&req.get_ref().id).await)
+    }
+
+    async fn unpause(&self, req: Request<pb::ContainerRef>) -> Result<Response<pb::Empty>, Status> {
+        empty(self.containers.unpause(&req.get_ref().id).await)
+    }
+
+    async fn update(
+        &self,
+        req: Request<pb::UpdateRequest>,
+    ) -> Result<Response<pb::UpdateResponse>, Status> {
+        respond(self.containers.update(req.get_ref()).await)
     }
 
     async fn restart(

@@ -4,7 +4,6 @@
 mod archive;
 mod archive_user;
 mod attach;
-mod cgroups;
 mod commit_config;
 mod connect;
 mod container;
@@ -30,16 +29,19 @@ mod mounts;
 mod names;
 mod network;
 mod prune;
+mod pause;
 mod restart;
 mod shim;
 mod spec;
 mod start;
+mod stats;
 mod stdin;
 mod store;
 mod top;
+mod update;
 mod user;
 
-pub use cgroups::{CgroupDriver, CgroupInfo, CgroupVersion};
+pub use berth_cgroup::{CgroupDriver, CgroupInfo, CgroupVersion};
 pub use error::RuntimeError;
 
 use berth_proto::runtime::v1::runtime_server::RuntimeServer;

@@ -58,7 +58,7 @@ pub(crate) struct Containers {
     pub(crate) restart_delays:
         std::sync::Mutex<HashMap<String, (std::time::Duration, std::time::Instant)>>,
     /// What the host's cgroups offer, and its CPUs, for the limits' checks.
-    pub(crate) cgroups: crate::cgroups::CgroupInfo,
+    pub(crate) cgroups: berth_cgroup::CgroupInfo,
     pub(crate) cpus: u32,
     /// Containers being created: their snapshot may exist before their record.
     pub(crate) creating: std::sync::Mutex<std::collections::HashSet<String>>,
@@ -120,7 +120,7 @@ impl Containers {
             pending_attaches: std::sync::Mutex::new(HashMap::new()),
             execs: std::sync::Mutex::new(HashMap::new()),
             restart_delays: std::sync::Mutex::new(HashMap::new()),
-            cgroups: crate::cgroups::CgroupInfo::detect_host(),
+            cgroups: berth_cgroup::CgroupInfo::detect_host(),
             cpus: std::thread::available_parallelism()
                 .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX)),
             creating: std::sync::Mutex::new(std::collections::HashSet::new()),
@@ -264,6 +264,11 @@ impl Containers {
             .await
             .map_err(|e| ContainerError::shim(&e))?;
         self.event(c, "kill", &[("signal", sig.to_string())]);
+        // A paused container gets the signal that ends it once thawed, as dockerd resumes it
+        // after signalling (daemon/kill.go); other signals wait for unpause.
+        if sig == SIGKILL || parse_signal(&c.stop_signal()).ok() == Some(sig) {
+            self.thaw_for_exit(&c.id).await?;
+        }
         Ok(())
     }
 
@@ -418,6 +423,12 @@ impl Containers {
     pub(crate) async fn remove(&self, req: &pb::RemoveRequest) -> Result<(), ContainerError> {
         let c = self.find(&req.id)?;
         if c.state.running() {
+            if !req.force && c.state.paused {
+                return Err(ContainerError::conflict(format!(
+                    "cannot remove container \"{}\": container is paused and must be unpaused first",
+                    c.name
+                )));
+            }
             if !req.force {
                 return Err(ContainerError::conflict(format!(
                     "cannot remove container \"{}\": container is running: stop the container before removing or force remove",

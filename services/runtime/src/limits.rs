@@ -4,7 +4,7 @@
 
 use berth_proto::runtime::v1 as pb;
 
-use crate::cgroups::CgroupInfo;
+use berth_cgroup::CgroupInfo;
 
 /// dockerd's smallest memory limit and reservation.
 const MIN_MEMORY: i64 = 6 * 1024 * 1024;
@@ -13,6 +13,9 @@ const MIN_MEMORY: i64 = 6 * 1024 * 1024;
 pub(crate) struct Host<'a> {
     pub(crate) cgroups: &'a CgroupInfo,
     pub(crate) cpus: u32,
+    /// Checking a docker update: values are changes (dockerd's create defaults, such as swap
+    /// as large as memory, are not applied).
+    pub(crate) update: bool,
 }
 
 /// Checks `r` (clearing what the host cannot enforce, as dockerd does with a warning);
@@ -39,7 +42,7 @@ pub(crate) fn check(r: &mut pb::Resources, host: &Host<'_>) -> Result<Vec<String
         );
         r.memory_swap = -1;
     }
-    if r.memory > 0 && r.memory_swap == 0 {
+    if r.memory > 0 && r.memory_swap == 0 && !host.update {
         // dockerd's default: as much swap as memory.
         r.memory_swap = r.memory.saturating_mul(2);
     }
@@ -81,7 +84,7 @@ pub(crate) fn check(r: &mut pb::Resources, host: &Host<'_>) -> Result<Vec<String
         gone
     };
     if discard(
-        c.version == crate::cgroups::CgroupVersion::V2,
+        c.version == berth_cgroup::CgroupVersion::V2,
         r.memory_swappiness.is_some(),
         "Your kernel does not support memory swappiness capabilities or the cgroup is not \
          mounted. Memory swappiness discarded.",
@@ -134,6 +137,17 @@ pub(crate) fn check(r: &mut pb::Resources, host: &Host<'_>) -> Result<Vec<String
          PIDs limit discarded.",
     ) {
         r.pids_limit = None;
+    }
+    if discard(
+        !c.blkio_weight,
+        r.blkio_weight > 0,
+        "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight \
+         discarded.",
+    ) {
+        r.blkio_weight = 0;
+    }
+    if r.blkio_weight > 0 && !(10..=1000).contains(&r.blkio_weight) {
+        return Err("Range of blkio weight is from 10 to 1000".to_owned());
     }
     if r.nano_cpus > 0 && !c.cpu_cfs_quota {
         return Err(
@@ -230,6 +244,7 @@ pub(crate) fn for_shim(r: &pb::Resources) -> berth_bundle::Resources {
         cpuset_cpus: r.cpuset_cpus.clone(),
         cpuset_mems: r.cpuset_mems.clone(),
         pids_limit: r.pids_limit,
+        blkio_weight: u16::try_from(r.blkio_weight).unwrap_or(0),
     }
 }
 
@@ -256,6 +271,7 @@ mod tests {
             &Host {
                 cgroups: &h,
                 cpus: 2,
+                update: false,
             },
         )
         .unwrap_err()
@@ -308,6 +324,7 @@ mod tests {
             &Host {
                 cgroups: &h,
                 cpus: 2,
+                update: false,
             },
         )
         .unwrap();
@@ -329,6 +346,7 @@ mod tests {
             &Host {
                 cgroups: &h,
                 cpus: 2,
+                update: false,
             },
         )
         .unwrap();

@@ -255,7 +255,7 @@ impl PsFilter {
             || f.ancestors
                 .iter()
                 .any(|v| image_matches(c, v, &self.ancestor_ids));
-        let status_ok = self.statuses.is_empty() || self.statuses.contains(&c.state.status);
+        let status_ok = self.statuses.is_empty() || self.statuses.contains(&c.state.shown());
         let health = c
             .state
             .health

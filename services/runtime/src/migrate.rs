@@ -178,6 +178,7 @@ pub(crate) fn container(bytes: &[u8]) -> anyhow::Result<Container> {
             exits: l.state.exits,
             stopped_by_user: false,
             health: None,
+            paused: false,
         },
         restart_count: l.restart_count,
         network: None,

@@ -159,6 +159,7 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
                     cpuset_cpus: r.cpuset_cpus.clone(),
                     cpuset_mems: r.cpuset_mems.clone(),
                     pids_limit: r.pids_limit,
+                    blkio_weight: r.blkio_weight,
                     ..Default::default()
                 }
             }),
@@ -466,7 +467,7 @@ mod tests {
         let mut spec = pb::ContainerSpec::default();
         assert_eq!(unsupported(&spec), None);
         spec.resources = Some(pb::Resources {
-            blkio_weight: 500,
+            blkio_weight_devices: vec![pb::WeightDevice::default()],
             ..Default::default()
         });
         assert_eq!(unsupported(&spec).as_deref(), Some("resources"));

@@ -132,8 +132,12 @@ impl Containers {
             source: rootfs.source,
             options: rootfs.options,
         };
-        let mut config =
-            berth_bundle::Config::new(c.id.clone(), rootfs, process, format!("berth/{}", c.id));
+        let mut config = berth_bundle::Config::new(
+            c.id.clone(),
+            rootfs,
+            process,
+            crate::pause::cgroup_path(&c.id),
+        );
         config.hostname = c.spec.hostname.clone();
         config.domainname = c.spec.domainname.clone();
         crate::mounts::into_bundle(&c, &mut config);
@@ -270,6 +274,7 @@ impl Containers {
                     .await
                     .map_err(|e| ContainerError::Internal(anyhow::anyhow!("shim state: {e}")))?;
                 c.state.status = Status::Running;
+                c.state.paused = false;
                 if !by_policy {
                     c.state.stopped_by_user = false;
                 }

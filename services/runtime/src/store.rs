@@ -134,8 +134,11 @@ impl Store {
         let all = self.all_shared()?;
         Ok(Counts {
             total: all.len() as u64,
-            running: all.iter().filter(|c| c.state.running()).count() as u64,
-            paused: 0,
+            running: all
+                .iter()
+                .filter(|c| c.state.running() && !c.state.paused)
+                .count() as u64,
+            paused: all.iter().filter(|c| c.state.paused).count() as u64,
         })
     }
 

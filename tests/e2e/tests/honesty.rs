@@ -29,7 +29,10 @@ fn every_flag_not_applied_is_refused_by_name() {
         (&["--oom-score-adj", "100"][..], "--oom-score-adj"),
         (&["--cgroup-parent", "mine"][..], "--cgroup-parent"),
         (&["--cpu-rt-runtime", "1000"][..], "--cpu-rt-runtime"),
-        (&["--blkio-weight", "500"][..], "--blkio-weight"),
+        (
+            &["--blkio-weight-device", "/dev/null:100"][..],
+            "--blkio-weight-device",
+        ),
         (
             &["--device-read-bps", "/dev/null:1mb"][..],
             "--device-read-bps",
@@ -160,7 +163,7 @@ assert ct.attrs["Config"]["StopSignal"] == "SIGINT"
 assert ct.attrs["HostConfig"]["Memory"] == 0
 ct.remove()
 for kwargs, flag in [({"oom_score_adj": 100}, "--oom-score-adj"), ({"links": {"db": "db"}}, "--link"),
-                     ({"volumes_from": ["other"]}, "--volumes-from"), ({"blkio_weight": 500}, "--blkio-weight"),
+                     ({"volumes_from": ["other"]}, "--volumes-from"), ({"blkio_weight_device": [{"Path": "/dev/null", "Weight": 100}]}, "--blkio-weight-device"),
                      ({"storage_opt": {"size": "1G"}}, "--storage-opt")]:
     try:
         c.containers.create(image, "true", **kwargs)

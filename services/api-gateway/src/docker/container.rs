@@ -503,7 +503,7 @@ fn host_config_keys(spec: &pb::ContainerSpec) -> Value {
         "Memory": res.memory,
         "NanoCpus": res.nano_cpus,
         "CgroupParent": "",
-        "BlkioWeight": 0,
+        "BlkioWeight": res.blkio_weight,
         "BlkioWeightDevice": [],
         "BlkioDeviceReadBps": [],
         "BlkioDeviceWriteBps": [],

@@ -105,6 +105,7 @@ struct HostConfig {
     cpuset_cpus: String,
     cpuset_mems: String,
     pids_limit: Option<i64>,
+    blkio_weight: u16,
     devices: Option<Vec<DeviceMapping>>,
     device_cgroup_rules: Option<Vec<String>>,
     port_bindings: Option<ports::PortBindings>,
@@ -368,10 +369,13 @@ fn log_spec(log: LogConfig) -> Result<Option<pb::LogSpec>, ApiError> {
     }))
 }
 
-/// Docker's checks of a valid restart policy (moby `validateRestartPolicy`), kept for when
-/// policies are honored; today any policy but "no" is refused before this runs.
+/// Docker's checks of a valid restart policy (moby `validateRestartPolicy`).
 fn check_restart(body: &Value) -> Result<(), ApiError> {
-    let rp = &body["HostConfig"]["RestartPolicy"];
+    check_restart_policy(&body["HostConfig"]["RestartPolicy"])
+}
+
+/// moby's validateRestartPolicy of one `RestartPolicy` object (create and update).
+pub fn check_restart_policy(rp: &Value) -> Result<(), ApiError> {
     let name = rp["Name"].as_str().unwrap_or_default();
     let retries = rp["MaximumRetryCount"].as_i64().unwrap_or(0);
     match name {
@@ -555,6 +559,7 @@ pub fn spec(
         cpuset_mems: hc.cpuset_mems,
         // 0 and -1 are unlimited.
         pids_limit: hc.pids_limit.filter(|n| *n > 0),
+        blkio_weight: u32::from(hc.blkio_weight),
         shm_size: hc.shm_size,
         devices: devices(hc.devices)?,
         device_cgroup_rules: hc.device_cgroup_rules.unwrap_or_default(),

@@ -265,12 +265,7 @@ pub const FIELDS: &[Field] = &[
         Refused(Resources),
         r#""mine""#,
     ),
-    f(
-        "HostConfig.BlkioWeight",
-        "--blkio-weight",
-        Refused(Resources),
-        "500",
-    ),
+    f("HostConfig.BlkioWeight", "--blkio-weight", Honored, "500"),
     f(
         "HostConfig.BlkioWeightDevice",
         "--blkio-weight-device",

@@ -15,7 +15,9 @@ pub mod network;
 pub mod ports;
 pub mod ps_filters;
 pub mod security;
+pub mod stats;
 pub mod timestamp;
+pub mod update;
 pub mod volume;
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod hijack;
 pub mod images;
 pub mod networks;
 pub mod plugins;
+pub mod resources;
 pub mod swarm;
 pub mod system;
 pub mod volumes;

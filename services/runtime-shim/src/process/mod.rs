@@ -34,11 +34,11 @@ use self::{
     child::{ChildIo, ExecOpts},
 };
 use crate::{
-    cgroup::Cgroup,
     config::{Config, NetNs, Process},
     error::{ShimError, StartError},
     sys,
 };
+use berth_cgroup::Cgroup;
 
 /// How long a new process may take to set itself up.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -138,6 +138,7 @@ pub(crate) fn spawn_container(
     };
     let r = cgroup
         .add(pid)
+        .map_err(ShimError::from)
         .and_then(|()| parent.send_continue())
         .and_then(|()| handshake(parent, &mut spawned, !cfg.wait_for_start, false));
     if let Err(e) = r {
@@ -246,6 +247,7 @@ pub(crate) fn spawn_exec(
     };
     let r = cgroup
         .add(intermediate)
+        .map_err(ShimError::from)
         .and_then(|()| parent.send_continue())
         .and_then(|()| handshake(parent, &mut spawned, true, true));
     if let Err(e) = r {

@@ -47,6 +47,7 @@ pub struct CgroupInfo {
     pub pids_limit: bool,
     pub oom_kill_disable: bool,
     pub kernel_memory_tcp: bool,
+    pub blkio_weight: bool,
     pub warnings: Vec<String>,
 }
 
@@ -80,6 +81,7 @@ fn v1(root: &Path) -> CgroupInfo {
         pids_limit: has("pids/cgroup.procs"),
         oom_kill_disable: has("memory/memory.oom_control"),
         kernel_memory_tcp: has("memory/memory.kmem.tcp.limit_in_bytes"),
+        blkio_weight: has("blkio/blkio.weight") || has("blkio/blkio.bfq.weight"),
         warnings: Vec::new(),
     };
     for (ok, what) in [
@@ -115,6 +117,7 @@ fn v2(root: &Path, controllers: &str) -> CgroupInfo {
         pids_limit: has("pids"),
         oom_kill_disable: false,
         kernel_memory_tcp: false,
+        blkio_weight: has("io"),
         warnings: Vec::new(),
     };
     for (ok, what) in [

@@ -7,11 +7,11 @@ use std::path::Path;
 
 use berth_bundle::{DeviceKind, DeviceRule};
 
-use crate::error::ShimError;
+use crate::Error;
 
 /// One eBPF instruction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Insn {
+pub struct Insn {
     code: u8,
     dst: u8,
     src: u8,
@@ -31,7 +31,7 @@ impl Insn {
     }
 
     /// The kernel's `struct bpf_insn`.
-    pub(crate) fn bytes(&self) -> [u8; 8] {
+    pub fn bytes(&self) -> [u8; 8] {
         let mut b = [0u8; 8];
         b[0] = self.code;
         b[1] = (self.src << 4) | (self.dst & 0x0f);
@@ -64,7 +64,7 @@ const DEV_CHAR: i32 = 2;
 
 /// The device program for `rules`: the last rule that matches a device decides, nothing
 /// matching is denied. Registers: r2 type, r3 access, r4 major, r5 minor.
-pub(crate) fn program(rules: &[DeviceRule]) -> Result<Vec<Insn>, String> {
+pub fn program(rules: &[DeviceRule]) -> Result<Vec<Insn>, String> {
     let mut out = vec![
         Insn::new(LDX_W, 2, 1, 0, 0),
         Insn::new(AND32_K, 2, 0, 0, 0xffff),
@@ -119,39 +119,29 @@ pub(crate) fn program(rules: &[DeviceRule]) -> Result<Vec<Insn>, String> {
     Ok(out)
 }
 
-fn write(path: &Path, line: &str) -> Result<(), ShimError> {
-    std::fs::write(path, line).map_err(|e| ShimError::Cgroup {
-        path: path.to_owned(),
-        reason: format!("writing {line:?}: {e}"),
-    })
-}
-
 /// The v1 devices controller of cgroup `dir`: everything denied, then the rules in order.
-pub fn apply_v1(dir: &Path, rules: &[DeviceRule]) -> Result<(), ShimError> {
-    write(&dir.join("devices.deny"), "a")?;
+pub fn apply_v1(dir: &Path, rules: &[DeviceRule]) -> Result<(), Error> {
+    crate::write(dir, "devices.deny", "a")?;
     for r in rules {
         let file = if r.allow {
             "devices.allow"
         } else {
             "devices.deny"
         };
-        write(&dir.join(file), &r.cgroup_v1())?;
+        crate::write(dir, file, &r.cgroup_v1())?;
     }
     Ok(())
 }
 
 /// The rules as a device program attached to the v2 cgroup `dir`.
-pub fn attach_v2(dir: &Path, rules: &[DeviceRule]) -> Result<(), ShimError> {
-    let fail = |reason: String| ShimError::Cgroup {
-        path: dir.to_owned(),
-        reason,
-    };
+pub fn attach_v2(dir: &Path, rules: &[DeviceRule]) -> Result<(), Error> {
+    let fail = |reason: String| Error::new(dir, reason);
     let insns = program(rules).map_err(fail)?;
     let code: Vec<u8> = insns.iter().flat_map(Insn::bytes).collect();
-    let prog = crate::sys::bpf_load_device_program(&code)
+    let prog = crate::bpf::load_device_program(&code)
         .map_err(|e| fail(format!("loading the device program: {e}")))?;
     let cgroup = std::fs::File::open(dir).map_err(|e| fail(e.to_string()))?;
-    crate::sys::bpf_attach_device_program(&cgroup, &prog)
+    crate::bpf::attach_device_program(&cgroup, &prog)
         .map_err(|e| fail(format!("attaching the device program: {e}")))
 }
 
