@@ -84,14 +84,14 @@ pub async fn save(st: AppState, names: Vec<String>) -> Result<Response, ApiError
 /// the service fails instead of taking a short archive for a whole one. If the service fails
 /// before it has read everything, [`Pump::finish`] reads the rest and throws it away, so that
 /// the client gets the error response rather than a broken pipe.
-struct Pump<T> {
+pub(crate) struct Pump<T> {
     upload: Option<Upload<T>>,
     drain: Option<tokio::sync::oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<()>,
 }
 
 impl<T: Send + 'static> Pump<T> {
-    fn start(
+    pub(crate) fn start(
         data: impl Stream<Item = Result<Bytes, String>> + Send + 'static,
         head: T,
         wrap: fn(Vec<u8>, String) -> T,
@@ -150,12 +150,12 @@ impl<T: Send + 'static> Pump<T> {
         }
     }
 
-    fn take(&mut self) -> Upload<T> {
+    pub(crate) fn take(&mut self) -> Upload<T> {
         self.upload.take().expect("the upload is taken once")
     }
 
     /// Reads what is left of the request body, then returns.
-    async fn finish(mut self) {
+    pub(crate) async fn finish(mut self) {
         if let Some(d) = self.drain.take() {
             let _ = d.send(());
         }
@@ -206,7 +206,7 @@ impl<T: Send + 'static> Pump<T> {
     }
 }
 
-fn body_bytes(body: Body) -> impl Stream<Item = Result<Bytes, String>> + Send + 'static {
+pub(crate) fn body_bytes(body: Body) -> impl Stream<Item = Result<Bytes, String>> + Send + 'static {
     body.into_data_stream()
         .map(|r| r.map_err(|e| e.to_string()))
 }
