@@ -70,7 +70,11 @@ impl Context {
         std::fs::create_dir_all(&dir).map_err(|e| ImagesError::io(&dir, e))?;
         let ctx = Context { scratch, dir };
         let tar = decompress(input, &ctx.scratch.join("context.tar"))?;
-        let mut archive = tar::Archive::new(tar);
+        let mut archive = tar::Archive::new(Padded {
+            inner: tar,
+            read: 0,
+            pad: None,
+        });
         archive.set_preserve_permissions(true);
         archive.set_overwrite(true);
         for entry in archive.entries().map_err(bad)? {
@@ -128,6 +132,39 @@ impl Context {
                 "forbidden path outside the build context: {rel} ()"
             ))
         })
+    }
+}
+
+/// A tar stream that may end without its last block's padding and the end-of-archive blocks:
+/// the docker CLI (28) sends such a context when the Dockerfile is outside it (`-f`), and
+/// dockerd reads it. At the end of the input, a length that is not a whole number of blocks is
+/// completed with zeros up to the block and two empty blocks.
+struct Padded<R> {
+    inner: R,
+    read: u64,
+    pad: Option<u64>,
+}
+
+impl<R: Read> Read for Padded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pad.is_none() {
+            let n = self.inner.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                self.read += n as u64;
+                return Ok(n);
+            }
+            let partial = self.read % 512;
+            self.pad = Some(if partial == 0 {
+                0
+            } else {
+                512 - partial + 1024
+            });
+        }
+        let left = self.pad.unwrap_or(0);
+        let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+        buf[..n].fill(0);
+        self.pad = Some(left - n as u64);
+        Ok(n)
     }
 }
 
@@ -262,6 +299,11 @@ mod tests {
             drop(ctx);
             assert!(!scratch.exists(), "the context is removed with the build");
         }
+        // Without the last entry's padding and the end blocks, as the CLI sends with -f.
+        let mut short = tar_of(&[("Dockerfile", "FROM scratch\n")]);
+        short.truncate(512 + 13);
+        let ctx = Context::receive(base.path(), io::Cursor::new(short)).unwrap();
+        assert_eq!(ctx.dockerfile("Dockerfile").unwrap().1, "FROM scratch\n");
         let ctx = Context::receive(base.path(), io::Cursor::new(tar_of(&[("x", "")]))).unwrap();
         assert_eq!(
             ctx.dockerfile("Dockerfile").unwrap_err().to_string(),
