@@ -85,6 +85,11 @@ impl Context {
         Ok(ctx)
     }
 
+    /// The build's scratch directory (removed with the context).
+    pub(crate) fn scratch(&self) -> &Path {
+        &self.scratch
+    }
+
     /// Reads the Dockerfile named `name` (a path in the context), falling back to
     /// `dockerfile` for the default name, as moby does.
     pub(crate) fn dockerfile(&self, name: &str) -> Result<(String, String), ImagesError> {

@@ -47,6 +47,8 @@ pub(crate) struct CopyRequest<'a> {
     pub(crate) add: bool,
     pub(crate) sources: &'a [String],
     pub(crate) inline: Vec<(String, Vec<u8>)>,
+    /// ADD's downloaded URLs: the file name and where it was saved (never extracted).
+    pub(crate) downloads: Vec<(String, PathBuf)>,
     pub(crate) dest: &'a str,
     pub(crate) workdir: &'a str,
     pub(crate) owner: Option<(u64, u64)>,
@@ -154,13 +156,8 @@ impl CopyPlan {
         let mut resolved: Vec<(String, String, PathBuf)> = Vec::new(); // (name, tree path, host)
         for s in req.sources {
             if s.starts_with("http://") || s.starts_with("https://") {
-                return Err(if req.add {
-                    ImagesError::Unsupported(format!(
-                        "ADD from a URL is not supported by Berth's builder yet: {s}"
-                    ))
-                } else {
-                    invalid("source can't be a URL for COPY")
-                });
+                // ADD downloads them before the plan (`downloads`).
+                return Err(invalid("source can't be a URL for COPY"));
             }
             if is_glob(s) {
                 let pattern = s.trim_start_matches('/').trim_start_matches("./");
@@ -188,7 +185,7 @@ impl CopyPlan {
                 }
             }
         }
-        let count = resolved.len() + req.inline.len();
+        let count = resolved.len() + req.inline.len() + req.downloads.len();
         if count == 0 {
             return Err(invalid(format!(
                 "{cmd} failed: no source files were specified"
@@ -241,6 +238,15 @@ impl CopyPlan {
                     target: into(&name),
                 });
             }
+        }
+        for (name, host) in req.downloads {
+            let mut d = Sha256Digester::new();
+            hash_entry(&mut d, "", &host).map_err(|e| ImagesError::io(&host, e))?;
+            hashes.push(format!("file:{}", d.finish().hex()));
+            sources.push(Source::File {
+                host,
+                target: into(&name),
+            });
         }
         for (name, data) in req.inline {
             let mut d = Sha256Digester::new();
@@ -538,6 +544,7 @@ mod tests {
                     add: false,
                     sources: &s,
                     inline: vec![],
+                    downloads: vec![],
                     dest,
                     workdir: "/w",
                     owner: Some((1, 2)),

@@ -392,6 +392,7 @@ impl Builder<'_> {
                     add: false,
                     sources: &[".".to_owned()],
                     inline: vec![],
+                    downloads: vec![],
                     dest: &format!("{wd}/"),
                     workdir: "/",
                     owner: Some((0, 0)),
@@ -458,6 +459,16 @@ impl Builder<'_> {
                 .map_err(|e| invalid(format!("invalid from flag value {}: {e}", c.from)))?;
             self.svc.image_tree(rec.as_ref())
         };
+        let is_url = |s: &String| s.starts_with("http://") || s.starts_with("https://");
+        let mut downloads = Vec::new();
+        let mut sources = Vec::new();
+        for s in &c.sources {
+            if add && is_url(s) {
+                downloads.push(self.download(s)?);
+            } else {
+                sources.push(s.clone());
+            }
+        }
         let inline = c
             .contents
             .iter()
@@ -466,8 +477,9 @@ impl Builder<'_> {
         let plan = CopyPlan::new(
             CopyRequest {
                 add,
-                sources: &c.sources,
+                sources: &sources,
                 inline,
+                downloads,
                 dest: &c.dest,
                 workdir: &st.workdir(),
                 owner,
@@ -521,6 +533,53 @@ impl Builder<'_> {
         self.svc
             .commit_step(st, cc, key, &cmd.join(" "), result.layer)
             .map_err(|e| (e, 0))
+    }
+}
+
+impl Builder<'_> {
+    /// ADD of a URL: only `http://` on the loopback interface (as `docker import` of a URL),
+    /// saved with mode 0600 under the file name the URL ends with.
+    fn download(&mut self, url: &str) -> Result<(String, std::path::PathBuf), ImagesError> {
+        let parsed =
+            reqwest::Url::parse(url).map_err(|e| invalid(format!("invalid URL {url}: {e}")))?;
+        let host = parsed.host_str().unwrap_or_default();
+        let loopback = host == "localhost"
+            || host
+                .trim_matches(|c| c == '[' || c == ']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if parsed.scheme() != "http" || !loopback {
+            return Err(ImagesError::Unsupported(format!(
+                "ADD {url}: only http:// URLs on the loopback interface can be downloaded"
+            )));
+        }
+        let name = parsed
+            .path_segments()
+            .and_then(|mut s| s.next_back())
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| invalid(format!("cannot determine filename from url: {url}")))?;
+        let body = self.rt.block_on(async {
+            let res = reqwest::get(parsed.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = res.status();
+            if !status.is_success() {
+                return Err(format!("failed to GET {url} with status {status}"));
+            }
+            res.bytes().await.map_err(|e| e.to_string())
+        });
+        let body = body.map_err(invalid)?;
+        let dir = self
+            .ctx
+            .scratch()
+            .join(format!("download-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).map_err(|e| ImagesError::io(&dir, e))?;
+        let path = dir.join(&name);
+        std::fs::write(&path, &body).map_err(|e| ImagesError::io(&path, e))?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(|e| ImagesError::io(&path, e))?;
+        Ok((name, path))
     }
 }
 

@@ -285,3 +285,66 @@ async fn refusals_and_errors() {
         Some("trigger")
     );
 }
+
+/// Serves `body` for one GET on a loopback port; returns the port.
+fn serve_once(body: &'static str) -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        if let Ok((mut c, _)) = l.accept() {
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let _ = write!(
+                c,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_of_a_loopback_url() {
+    // As every service's main does (the HTTP client needs a TLS provider to be built).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(dir.path()).await;
+    let port = serve_once("downloaded\n");
+    let df = format!("FROM scratch\nADD http://127.0.0.1:{port}/files/hello.txt /in/\n");
+    let (lines, r) = build(&svc, opts(&["fetched"]), tar_of(&[("Dockerfile", &df)])).await;
+    r.unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("Step 2/2 : ADD http://127.0.0.1:")),
+        "{lines:?}"
+    );
+    let rec = svc.find("fetched").unwrap();
+    let f = svc
+        .layers
+        .diff_dir(rec.chain.last().unwrap())
+        .join("in/hello.txt");
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), "downloaded\n");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&f).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let (_, r) = build(
+        &svc,
+        opts(&[]),
+        tar_of(&[("Dockerfile", "FROM scratch\nADD http://example.com/x /x\n")]),
+    )
+    .await;
+    assert!(
+        r.unwrap_err()
+            .contains("only http:// URLs on the loopback interface")
+    );
+    let (_, r) = build(
+        &svc,
+        opts(&[]),
+        tar_of(&[("Dockerfile", "FROM scratch\nCOPY http://127.0.0.1/x /x\n")]),
+    )
+    .await;
+    assert_eq!(r.unwrap_err(), "source can't be a URL for COPY");
+}
