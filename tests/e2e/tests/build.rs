@@ -177,6 +177,51 @@ fn multi_stage_quiet_iidfile_outside_dockerfile_and_errors() {
         "{out}"
     );
 
+    // `docker build -`: the Dockerfile on stdin; --build-arg, --label.
+    let stdin_df = elsewhere.path().join("stdin.dockerfile");
+    write(
+        elsewhere.path(),
+        &[(
+            "stdin.dockerfile",
+            &format!("FROM {}\nARG WHO=nobody\nENV WHO=$WHO\n", s.image),
+        )],
+    );
+    let out = run(s
+        .engine
+        .docker_cmd()
+        .env("DOCKER_BUILDKIT", "0")
+        .args([
+            "build",
+            "--build-arg",
+            "WHO=me",
+            "--build-arg",
+            "EXTRA=1",
+            "--label",
+            "via=stdin",
+            "-t",
+            "fromstdin",
+            "-",
+        ])
+        .stdin(std::fs::File::open(&stdin_df).unwrap()));
+    let (o, e) = text(&out);
+    assert!(out.status.success(), "{o}\n{e}");
+    assert!(o.contains("Step 4/4 : LABEL via=stdin"), "{o}");
+    assert!(
+        o.contains("[Warning] One or more build-args [EXTRA] were not consumed"),
+        "{o}"
+    );
+    let got = s.docker(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"via\"}} {{.Config.Env}}",
+        "fromstdin",
+    ]);
+    assert!(
+        got.starts_with("stdin [") && got.contains("WHO=me"),
+        "{got}"
+    );
+
     // A parse error: dockerd's message, exit code 1, nothing built.
     write(ctx.path(), &[("Dockerfile", "FROM scratch\nFOOBAR x\n")]);
     let (code, _, err) = classic(&s, &["build", path]);
