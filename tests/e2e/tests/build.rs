@@ -106,6 +106,12 @@ fn build_then_run_cache_and_history() {
         "{history}"
     );
 
+    // A built image saves like a pulled one (its layers' blobs are in the store).
+    let saved = ctx.path().join("saved.tar");
+    s.docker(&["save", "-o", saved.to_str().unwrap(), "built:1"]);
+    assert!(std::fs::metadata(&saved).unwrap().len() > 1024);
+    std::fs::remove_file(&saved).unwrap();
+
     // Rebuilt: every step from the cache, the same image.
     let id = s.docker(&["image", "inspect", "-f", "{{.Id}}", "built:1"]);
     let again = classic_ok(&s, &["build", "-t", "built:3", path]);
