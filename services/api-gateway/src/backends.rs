@@ -158,7 +158,16 @@ pub trait ImagesBackend: Send + Sync + 'static {
         &self,
         req: images::DistributionRequest,
     ) -> Answer<images::DistributionResponse>;
+    /// docker build: the context streams in (the first message carries the options).
+    async fn build(&self, body: Upload<images::BuildRequest>) -> Answer<BuildStream> {
+        drop(body);
+        Err(Status::unimplemented("build"))
+    }
 }
+
+/// The lines of a build.
+pub type BuildStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<images::BuildMessage, Status>> + Send>>;
 
 /// The bytes of a long answer (docker save).
 pub type ChunkStream =
@@ -278,6 +287,13 @@ impl ImagesBackend for GrpcBackends {
     async fn push(&self, req: images::PushRequest) -> Answer<MessageStream> {
         Ok(Box::pin(
             self.images_client().push(long(req)).await?.into_inner(),
+        ))
+    }
+
+    async fn build(&self, body: Upload<images::BuildRequest>) -> Answer<BuildStream> {
+        let body = relay(body);
+        Ok(Box::pin(
+            self.images_client().build(long(body)).await?.into_inner(),
         ))
     }
 }

@@ -49,6 +49,7 @@ pub fn app(state: AppState, metrics: Option<&berth_telemetry::Metrics>) -> Route
         .merge(routes::plugins::router())
         .merge(routes::distribution::router())
         .merge(routes::buildkit::router())
+        .merge(routes::build::router())
         .merge(routes::networks::router())
         .merge(routes::volumes::router())
         .fallback(not_found)

@@ -13,7 +13,7 @@ use crate::{ImagesError, compression, layers::chain_ids, service::ImageService};
 #[derive(Debug, Default)]
 pub(crate) struct Added {
     pub(crate) blobs: Vec<Digest>,
-    layers: Vec<Digest>,
+    pub(crate) layers: Vec<Digest>,
 }
 
 impl ImageService {

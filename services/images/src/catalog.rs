@@ -88,7 +88,11 @@ impl ImageService {
     fn summary(&self, rec: &ImageRecord) -> pb::ImageSummary {
         pb::ImageSummary {
             id: rec.id.to_string(),
-            parent_id: String::new(),
+            parent_id: rec
+                .parent
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
             repo_tags: rec.repo_tags.iter().map(|t| familiar(t)).collect(),
             repo_digests: rec.repo_digests.iter().map(|t| familiar(t)).collect(),
             created: self.created_of(rec),
@@ -99,9 +103,16 @@ impl ImageService {
         }
     }
 
-    /// Every image, newest first.
-    pub(crate) fn summaries(&self, _all: bool) -> Result<Vec<pb::ImageSummary>, ImagesError> {
+    /// Every image, newest first; without `all`, not the untagged intermediate images of
+    /// builds (those that are another image's parent), as `docker images` hides them.
+    pub(crate) fn summaries(&self, all: bool) -> Result<Vec<pb::ImageSummary>, ImagesError> {
         let mut images = self.store.images()?;
+        if !all {
+            let parents: HashSet<Digest> = images.iter().filter_map(|i| i.parent.clone()).collect();
+            images.retain(|i| {
+                !(i.repo_tags.is_empty() && i.repo_digests.is_empty() && parents.contains(&i.id))
+            });
+        }
         images.sort_by_key(|i| std::cmp::Reverse(self.created_of(i)));
         Ok(images.iter().map(|i| self.summary(i)).collect())
     }
@@ -162,7 +173,11 @@ impl ImageService {
             id: rec.id.to_string(),
             repo_tags: rec.repo_tags.iter().map(|t| familiar(t)).collect(),
             repo_digests: rec.repo_digests.iter().map(|t| familiar(t)).collect(),
-            parent: String::new(),
+            parent: rec
+                .parent
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
             // As moby: the config's comment, else the last history entry's (a commit's).
             comment: if cfg.comment.is_empty() {
                 cfg.history

@@ -388,6 +388,9 @@ impl ImageService {
             added_at: now.unix_timestamp(),
             blobs: keep,
             last_tag_time: tag.as_ref().map(|_| now.unix_timestamp()),
+            // As dockerd: a commit's parent is the container's image.
+            parent: Some(parent.id.clone()),
+            build_key: None,
         };
         let rec = self.commit_image(rec, tag.as_ref(), None)?;
         if let Some(t) = &tag {

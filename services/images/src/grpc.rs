@@ -403,6 +403,15 @@ impl images_server::Images for GrpcImages {
         }))
     }
 
+    type BuildStream = crate::grpc_build::BuildStream;
+
+    async fn build(
+        &self,
+        req: Request<tonic::Streaming<pb::BuildRequest>>,
+    ) -> Result<Response<Self::BuildStream>, Status> {
+        crate::grpc_build::build(self.domain.clone(), req).await
+    }
+
     type PushStream = crate::grpc_streams::MessageStream;
 
     async fn push(

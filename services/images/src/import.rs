@@ -214,6 +214,8 @@ impl ImageService {
             added_at: now.unix_timestamp(),
             blobs: vec![manifest.digest, id.clone(), blob],
             last_tag_time: plan.tag.as_ref().map(|_| now.unix_timestamp()),
+            parent: None,
+            build_key: None,
         };
         let rec = self.commit_image(rec, plan.tag.as_ref(), None)?;
         if let Some(t) = &plan.tag {

@@ -3,6 +3,7 @@
 mod added;
 #[cfg(test)]
 mod archive_tests;
+mod build;
 mod catalog;
 #[cfg(test)]
 mod catalog_tests;
@@ -14,6 +15,7 @@ mod diff;
 mod distribution;
 mod error;
 mod grpc;
+mod grpc_build;
 mod grpc_streams;
 mod image_config;
 mod import;
@@ -54,6 +56,8 @@ use tonic::service::RoutesBuilder;
 /// Runs the images service until `launch.shutdown` resolves. Tests start it in-process.
 pub async fn serve(launch: Launch) -> anyhow::Result<()> {
     let ctx = ServiceContext::start(ServiceName::Images, launch).await?;
+    // Contexts of builds that a crash or kill interrupted.
+    let _ = std::fs::remove_dir_all(ctx.data_dir.join("build"));
     let domain = service::ImageService::open(&ctx.data_dir, &ctx.cfg, ctx.events.clone())?;
     let mut routes = RoutesBuilder::default();
     let jobs = jobs::spawn(domain.clone(), ctx.bus.clone());

@@ -135,6 +135,8 @@ impl ImageService {
                 added_at: now,
                 blobs,
                 last_tag_time: (!c.tags.is_empty()).then_some(now),
+                parent: None,
+                build_key: None,
             };
             if c.tags.is_empty() {
                 self.commit_image(rec, None, None)?;

@@ -242,6 +242,8 @@ impl ImageService {
             added_at: time::OffsetDateTime::now_utc().unix_timestamp(),
             blobs,
             last_tag_time: Some(time::OffsetDateTime::now_utc().unix_timestamp()),
+            parent: None,
+            build_key: None,
         };
         let tag_ref = r.tag().map(|_| r.clone().without_digest());
         let digest_ref = r.clone().name_only().with_digest(manifest_digest.clone());

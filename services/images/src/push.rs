@@ -414,6 +414,8 @@ mod tests {
             added_at: 0,
             blobs: vec![],
             last_tag_time: None,
+            parent: None,
+            build_key: None,
         };
         let target: ImageRef = "127.0.0.1:5000/dst:1".parse().unwrap();
         assert_eq!(mount_sources(&rec, &target.name_only()), ["src"]);

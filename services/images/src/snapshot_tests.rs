@@ -68,6 +68,8 @@ async fn service_with_image(dir: &std::path::Path) -> (Arc<ImageService>, ImageR
         added_at: 0,
         blobs,
         last_tag_time: None,
+        parent: None,
+        build_key: None,
     };
     let tag: berth_types::ImageRef = "test/img:1".parse().unwrap();
     let rec = svc.commit_image(rec, Some(&tag), None).unwrap();

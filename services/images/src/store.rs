@@ -45,6 +45,12 @@ pub(crate) struct ImageRecord {
     /// Unix seconds of the last tag change (`Metadata.LastTagTime`).
     #[serde(default)]
     pub(crate) last_tag_time: Option<i64>,
+    /// The image a build step made this one from (Docker's `Parent`).
+    #[serde(default)]
+    pub(crate) parent: Option<Digest>,
+    /// The build step that made it (its cache key), for the builder's cache.
+    #[serde(default)]
+    pub(crate) build_key: Option<String>,
 }
 
 /// One unpacked layer, shared by every image whose chain contains it.

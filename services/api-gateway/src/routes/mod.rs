@@ -1,6 +1,7 @@
 //! One router per Docker API area.
 
 pub mod archive;
+pub mod build;
 pub mod buildkit;
 pub mod container_fs;
 pub mod containers;

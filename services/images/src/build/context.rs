@@ -1,0 +1,328 @@
+//! The build context: the request body (a tar, plain or gzip, bzip2 or xz, told from its first
+//! bytes) unpacked into a directory under the service's root, `.dockerignore` applied, and the
+//! directory removed when the build ends (the [`Context`] is dropped).
+
+use std::{
+    io::{self, Read},
+    path::{Component, Path, PathBuf},
+};
+
+use super::ignore::Ignore;
+use crate::ImagesError;
+
+pub(crate) struct Context {
+    /// The build's scratch directory (removed on drop).
+    scratch: PathBuf,
+    /// The unpacked context.
+    pub(crate) dir: PathBuf,
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.scratch)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %self.scratch.display(), error = %e, "removing a build context");
+        }
+    }
+}
+
+fn bad(e: impl std::fmt::Display) -> ImagesError {
+    ImagesError::InvalidArgument(format!("failed to read the build context: {e}"))
+}
+
+/// The uncompressed tar of `input`: gzip, bzip2 and xz are recognised by their magic bytes.
+/// xz is decompressed into `spill` first (its decoder writes rather than reads).
+pub(crate) fn decompress<'a>(
+    mut input: impl Read + 'a,
+    spill: &Path,
+) -> Result<Box<dyn Read + 'a>, ImagesError> {
+    let mut head = [0u8; 6];
+    let mut n = 0;
+    while n < head.len() {
+        match input.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(bad(e)),
+        }
+    }
+    let head = head[..n].to_vec();
+    let whole = io::Cursor::new(head.clone()).chain(input);
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::MultiGzDecoder::new(whole))
+    } else if head.starts_with(b"BZh") {
+        Box::new(bzip2::read::MultiBzDecoder::new(whole))
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        let mut out = std::fs::File::create(spill).map_err(|e| ImagesError::io(spill, e))?;
+        lzma_rs::xz_decompress(&mut io::BufReader::new(whole), &mut out).map_err(bad)?;
+        Box::new(std::fs::File::open(spill).map_err(|e| ImagesError::io(spill, e))?)
+    } else {
+        Box::new(whole)
+    })
+}
+
+impl Context {
+    /// Unpacks the context stream into a new directory under `base`.
+    pub(crate) fn receive(base: &Path, input: impl Read) -> Result<Context, ImagesError> {
+        let scratch = base.join(format!("build-{}", uuid::Uuid::new_v4()));
+        let dir = scratch.join("context");
+        std::fs::create_dir_all(&dir).map_err(|e| ImagesError::io(&dir, e))?;
+        let ctx = Context { scratch, dir };
+        let tar = decompress(input, &ctx.scratch.join("context.tar"))?;
+        let mut archive = tar::Archive::new(Padded {
+            inner: tar,
+            read: 0,
+            pad: None,
+        });
+        archive.set_preserve_permissions(true);
+        archive.set_overwrite(true);
+        for entry in archive.entries().map_err(bad)? {
+            let mut entry = entry.map_err(bad)?;
+            // A path that would leave the directory is skipped (unpack_in refuses it).
+            entry.unpack_in(&ctx.dir).map_err(bad)?;
+        }
+        Ok(ctx)
+    }
+
+    /// The build's scratch directory (removed with the context).
+    pub(crate) fn scratch(&self) -> &Path {
+        &self.scratch
+    }
+
+    /// Reads the Dockerfile named `name` (a path in the context), falling back to
+    /// `dockerfile` for the default name, as moby does.
+    pub(crate) fn dockerfile(&self, name: &str) -> Result<(String, String), ImagesError> {
+        let mut candidates = vec![name.to_owned()];
+        if name == "Dockerfile" {
+            candidates.push("dockerfile".to_owned());
+        }
+        for n in &candidates {
+            let Ok(path) = self.resolve(n) else { continue };
+            match std::fs::read(&path) {
+                Ok(bytes) if bytes.is_empty() => {
+                    return Err(ImagesError::InvalidArgument(format!(
+                        "the Dockerfile ({name}) cannot be empty"
+                    )));
+                }
+                Ok(bytes) => return Ok((n.clone(), String::from_utf8_lossy(&bytes).into_owned())),
+                Err(_) => continue,
+            }
+        }
+        Err(ImagesError::InvalidArgument(format!(
+            "Cannot locate specified Dockerfile: {name}"
+        )))
+    }
+
+    /// Removes what `.dockerignore` excludes (the Dockerfile, read already, included).
+    pub(crate) fn apply_dockerignore(&self) -> Result<(), ImagesError> {
+        let path = self.dir.join(".dockerignore");
+        let text = match std::fs::read(&path) {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(ImagesError::io(&path, e)),
+        };
+        let ignore = Ignore::parse(&text).map_err(ImagesError::InvalidArgument)?;
+        if ignore.is_empty() {
+            return Ok(());
+        }
+        prune(&self.dir, "", &ignore)
+    }
+
+    /// The host path of `rel` (a context path), which must stay inside the context: symlinks
+    /// are followed within it, `..` cannot leave it.
+    pub(crate) fn resolve(&self, rel: &str) -> Result<PathBuf, ImagesError> {
+        scoped(&self.dir, rel).ok_or_else(|| {
+            ImagesError::InvalidArgument(format!(
+                "forbidden path outside the build context: {rel} ()"
+            ))
+        })
+    }
+}
+
+/// A tar stream that may end without its last block's padding and the end-of-archive blocks:
+/// the docker CLI (28) sends such a context when the Dockerfile is outside it (`-f`), and
+/// dockerd reads it. At the end of the input, a length that is not a whole number of blocks is
+/// completed with zeros up to the block and two empty blocks.
+struct Padded<R> {
+    inner: R,
+    read: u64,
+    pad: Option<u64>,
+}
+
+impl<R: Read> Read for Padded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pad.is_none() {
+            let n = self.inner.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                self.read += n as u64;
+                return Ok(n);
+            }
+            let partial = self.read % 512;
+            self.pad = Some(if partial == 0 {
+                0
+            } else {
+                512 - partial + 1024
+            });
+        }
+        let left = self.pad.unwrap_or(0);
+        let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+        buf[..n].fill(0);
+        self.pad = Some(left - n as u64);
+        Ok(n)
+    }
+}
+
+/// Removes the excluded entries under `dir` (`rel` is its context path).
+fn prune(dir: &Path, rel: &str, ignore: &Ignore) -> Result<(), ImagesError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| ImagesError::io(dir, e))?;
+    for e in entries {
+        let e = e.map_err(|e| ImagesError::io(dir, e))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let path = e.path();
+        let r = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        let excluded = ignore.excludes(&r);
+        let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        let gone = if is_dir {
+            if excluded && !ignore.has_exceptions() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                prune(&path, &r, ignore)?;
+                if excluded {
+                    // Kept only if an exception brought something back under it.
+                    match std::fs::remove_dir(&path) {
+                        Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => Ok(()),
+                        other => other,
+                    }
+                } else {
+                    Ok(())
+                }
+            }
+        } else if excluded {
+            std::fs::remove_file(&path)
+        } else {
+            Ok(())
+        };
+        gone.map_err(|e| ImagesError::io(&path, e))?;
+    }
+    Ok(())
+}
+
+/// `root/rel` with symlinks resolved inside `root` (an absolute link target is taken from
+/// `root`; `..` stops at `root`). `None` when the path cannot be resolved inside `root`
+/// (too many links).
+pub(crate) fn scoped(root: &Path, rel: &str) -> Option<PathBuf> {
+    let mut parts: Vec<String> = Vec::new();
+    let mut pending: Vec<String> = rel.split('/').rev().map(str::to_owned).collect();
+    let mut links = 0;
+    while let Some(p) = pending.pop() {
+        match p.as_str() {
+            "" | "." => continue,
+            ".." => {
+                parts.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let candidate: PathBuf = root.join(parts.iter().collect::<PathBuf>()).join(&p);
+        match std::fs::symlink_metadata(&candidate) {
+            Ok(m) if m.file_type().is_symlink() => {
+                links += 1;
+                if links > 255 {
+                    return None;
+                }
+                let target = std::fs::read_link(&candidate).ok()?;
+                if target.is_absolute() {
+                    parts.clear();
+                }
+                let t: Vec<String> = target
+                    .components()
+                    .filter_map(|c| match c {
+                        Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
+                        Component::ParentDir => Some("..".to_owned()),
+                        _ => None,
+                    })
+                    .collect();
+                pending.extend(t.into_iter().rev());
+            }
+            _ => parts.push(p),
+        }
+    }
+    Some(root.join(parts.iter().collect::<PathBuf>()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_of(files: &[(&str, &str)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, body) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(body.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, body.as_bytes()).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn compressions_ignore_and_cleanup() {
+        let base = tempfile::tempdir().unwrap();
+        let tar = tar_of(&[
+            ("Dockerfile", "FROM scratch\n"),
+            (".dockerignore", "*.log\nsub\n!sub/keep\n.dockerfile.abc\n"),
+            ("a.log", "x"),
+            ("a.txt", "y"),
+            ("sub/x", "1"),
+            ("sub/keep", "2"),
+            (".dockerfile.abc", "FROM busybox\n"),
+        ]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        io::Write::write_all(&mut gz, &tar).unwrap();
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        io::Write::write_all(&mut bz, &tar).unwrap();
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut io::Cursor::new(&tar), &mut xz).unwrap();
+        for body in [tar.clone(), gz.finish().unwrap(), bz.finish().unwrap(), xz] {
+            let ctx = Context::receive(base.path(), io::Cursor::new(body)).unwrap();
+            // The Dockerfile outside the context, sent under a random name the CLI ignores.
+            let (_, text) = ctx.dockerfile(".dockerfile.abc").unwrap();
+            assert_eq!(text, "FROM busybox\n");
+            ctx.apply_dockerignore().unwrap();
+            assert!(!ctx.dir.join("a.log").exists());
+            assert!(ctx.dir.join("a.txt").exists());
+            assert!(!ctx.dir.join("sub/x").exists());
+            assert!(ctx.dir.join("sub/keep").exists());
+            assert!(!ctx.dir.join(".dockerfile.abc").exists());
+            let scratch = ctx.scratch.clone();
+            drop(ctx);
+            assert!(!scratch.exists(), "the context is removed with the build");
+        }
+        // Without the last entry's padding and the end blocks, as the CLI sends with -f.
+        let mut short = tar_of(&[("Dockerfile", "FROM scratch\n")]);
+        short.truncate(512 + 13);
+        let ctx = Context::receive(base.path(), io::Cursor::new(short)).unwrap();
+        assert_eq!(ctx.dockerfile("Dockerfile").unwrap().1, "FROM scratch\n");
+        let ctx = Context::receive(base.path(), io::Cursor::new(tar_of(&[("x", "")]))).unwrap();
+        assert_eq!(
+            ctx.dockerfile("Dockerfile").unwrap_err().to_string(),
+            "Cannot locate specified Dockerfile: Dockerfile"
+        );
+        assert_eq!(
+            ctx.dockerfile("x").unwrap_err().to_string(),
+            "the Dockerfile (x) cannot be empty"
+        );
+        std::os::unix::fs::symlink("/../../etc", ctx.dir.join("up")).unwrap();
+        assert_eq!(
+            ctx.resolve("up/passwd").unwrap(),
+            ctx.dir.join("etc/passwd")
+        );
+        assert_eq!(ctx.resolve("../../x").unwrap(), ctx.dir.join("x"));
+    }
+}

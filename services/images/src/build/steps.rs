@@ -1,0 +1,267 @@
+//! The steps that write a layer: WORKDIR (a new directory), COPY and ADD (from the context,
+//! another stage or image, heredocs, loopback URLs), and RUN (through the [`StepRunner`]).
+//!
+//! [`StepRunner`]: super::runner::StepRunner
+
+use serde_json::json;
+
+use super::{
+    Builder,
+    copy::{CopyPlan, CopyRequest, parse_chown},
+    dispatch::{requires_buildkit, resolve_cmd},
+    fs::Tree,
+    runner::{RunOutput, RunStep},
+    state::{NewLayer, StageState, nop_cmd},
+};
+use crate::ImagesError;
+
+fn invalid(msg: impl Into<String>) -> ImagesError {
+    ImagesError::InvalidArgument(msg.into())
+}
+
+impl Builder<'_> {
+    pub(super) fn workdir(&mut self, st: &mut StageState, dir: &str) -> Result<(), ImagesError> {
+        let current = st.workdir();
+        let joined = if dir.starts_with('/') {
+            dir.to_owned()
+        } else {
+            format!("{}/{dir}", if current.is_empty() { "/" } else { &current })
+        };
+        let wd = super::copy::normalize_dest("/", &joined);
+        let wd = if wd.len() > 1 {
+            wd.trim_end_matches('/').to_owned()
+        } else {
+            wd
+        };
+        st.config_mut().insert("WorkingDir".to_owned(), json!(wd));
+        let comment = format!("WORKDIR {wd}");
+        let cmd = nop_cmd(&st.shell(), &comment, false);
+        let (cc, key) = crate::service::ImageService::step_key(st, &cmd);
+        if self.probe(st, &key)? {
+            return Ok(());
+        }
+        let image = self.svc.image_tree(st.image.as_ref());
+        let layer = if image.is_dir(&wd) {
+            None
+        } else {
+            // The directory (and its missing parents), as `mkdir -p` in a container would.
+            let empty = tempfile_dir(&self.svc.root)?;
+            let plan = CopyPlan::new(
+                CopyRequest {
+                    add: false,
+                    sources: &[".".to_owned()],
+                    inline: vec![],
+                    downloads: vec![],
+                    dest: &format!("{wd}/"),
+                    workdir: "/",
+                    owner: Some((0, 0)),
+                },
+                &Tree::new(vec![empty.clone()]),
+                &image,
+            )?;
+            let layer = self.write_layer(&plan, &Tree::new(vec![empty.clone()]), &image);
+            let _ = std::fs::remove_dir_all(&empty);
+            Some(layer?)
+        };
+        self.svc.commit_step(st, cc, key, &cmd.join(" "), layer)
+    }
+
+    fn write_layer(
+        &self,
+        plan: &CopyPlan,
+        src: &Tree,
+        image: &Tree,
+    ) -> Result<NewLayer, ImagesError> {
+        let mut w = self.svc.content.writer()?;
+        let mut hashing = HashingWriter {
+            inner: &mut w,
+            digester: berth_types::Sha256Digester::new(),
+        };
+        plan.write_layer(src, image, &mut hashing)?;
+        let diff_id = hashing.digester.finish();
+        let size = w.written();
+        if self.svc.content.exists(&diff_id) {
+            drop(w);
+        } else {
+            w.commit(Some(&diff_id), Some(size))?;
+        }
+        Ok(NewLayer { diff_id, size })
+    }
+
+    pub(super) fn copy(
+        &mut self,
+        st: &mut StageState,
+        c: berth_dockerfile::Copy,
+        add: bool,
+    ) -> Result<(), ImagesError> {
+        let cmd_name = if add { "ADD" } else { "COPY" };
+        if !c.chmod.is_empty() {
+            return Err(requires_buildkit("chmod"));
+        }
+        if let Some(f) = c.unsupported_flags.first() {
+            return Err(requires_buildkit(f));
+        }
+        // --link only changes how BuildKit stacks the layer; the files are the same.
+        let image = self.svc.image_tree(st.image.as_ref());
+        let owner = if !c.chown.is_empty() {
+            Some(parse_chown(&c.chown, &image)?)
+        } else if !c.from.is_empty() {
+            None
+        } else {
+            Some((0, 0))
+        };
+        let src = if c.from.is_empty() {
+            Tree::new(vec![self.ctx.dir.clone()])
+        } else {
+            let rec = self
+                .source_image(&c.from)
+                .map_err(|e| invalid(format!("invalid from flag value {}: {e}", c.from)))?;
+            self.svc.image_tree(rec.as_ref())
+        };
+        let is_url = |s: &String| s.starts_with("http://") || s.starts_with("https://");
+        let mut downloads = Vec::new();
+        let mut sources = Vec::new();
+        for s in &c.sources {
+            if add && is_url(s) {
+                downloads.push(self.download(s)?);
+            } else {
+                sources.push(s.clone());
+            }
+        }
+        let inline = c
+            .contents
+            .iter()
+            .map(|f| (f.path.clone(), f.data.clone().into_bytes()))
+            .collect();
+        let plan = CopyPlan::new(
+            CopyRequest {
+                add,
+                sources: &sources,
+                inline,
+                downloads,
+                dest: &c.dest,
+                workdir: &st.workdir(),
+                owner,
+            },
+            &src,
+            &image,
+        )?;
+        let chown = if c.chown.is_empty() {
+            String::new()
+        } else {
+            format!("--chown={} ", c.chown)
+        };
+        let comment = format!("{cmd_name} {chown}{} in {} ", plan.checksum, plan.dest());
+        let cmd = nop_cmd(&st.shell(), &comment, false);
+        let (cc, key) = crate::service::ImageService::step_key(st, &cmd);
+        if self.probe(st, &key)? {
+            return Ok(());
+        }
+        let layer = self.write_layer(&plan, &src, &image)?;
+        self.svc
+            .commit_step(st, cc, key, &cmd.join(" "), Some(layer))
+    }
+
+    pub(super) fn run(
+        &mut self,
+        st: &mut StageState,
+        run: berth_dockerfile::Run,
+    ) -> Result<(), (ImagesError, i32)> {
+        if let Some(f) = run.flags_used.first() {
+            return Err((requires_buildkit(f), 0));
+        }
+        let cmd = resolve_cmd(&run.cmd, st).unwrap_or_default();
+        let mut config = st.config().clone();
+        config.insert("Cmd".to_owned(), json!(cmd));
+        let mut env = st.env();
+        env.extend(st.args.filter_allowed(&st.env()));
+        config.insert("Env".to_owned(), json!(env));
+        config.insert("Entrypoint".to_owned(), json!([""]));
+        let step = RunStep {
+            image: st.image.as_ref().map(|i| &i.id),
+            config: &config,
+            options: &self.spec.run,
+        };
+        let out = &mut self.out;
+        let result = self.runner.run(&step, &mut |o| match o {
+            RunOutput::Stdout(s) => out.stream(s),
+            RunOutput::Stderr(s) => out.stderr(s),
+        })?;
+        let (cc, key) = crate::service::ImageService::step_key(st, &cmd);
+        let _ = result.container;
+        self.svc
+            .commit_step(st, cc, key, &cmd.join(" "), result.layer)
+            .map_err(|e| (e, 0))
+    }
+}
+
+impl Builder<'_> {
+    /// ADD of a URL: only `http://` on the loopback interface (as `docker import` of a URL),
+    /// saved with mode 0600 under the file name the URL ends with.
+    fn download(&mut self, url: &str) -> Result<(String, std::path::PathBuf), ImagesError> {
+        let parsed =
+            reqwest::Url::parse(url).map_err(|e| invalid(format!("invalid URL {url}: {e}")))?;
+        let host = parsed.host_str().unwrap_or_default();
+        let loopback = host == "localhost"
+            || host
+                .trim_matches(|c| c == '[' || c == ']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if parsed.scheme() != "http" || !loopback {
+            return Err(ImagesError::Unsupported(format!(
+                "ADD {url}: only http:// URLs on the loopback interface can be downloaded"
+            )));
+        }
+        let name = parsed
+            .path_segments()
+            .and_then(|mut s| s.next_back())
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| invalid(format!("cannot determine filename from url: {url}")))?;
+        let body = self.rt.block_on(async {
+            let res = reqwest::get(parsed.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = res.status();
+            if !status.is_success() {
+                return Err(format!("failed to GET {url} with status {status}"));
+            }
+            res.bytes().await.map_err(|e| e.to_string())
+        });
+        let body = body.map_err(invalid)?;
+        let dir = self
+            .ctx
+            .scratch()
+            .join(format!("download-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).map_err(|e| ImagesError::io(&dir, e))?;
+        let path = dir.join(&name);
+        std::fs::write(&path, &body).map_err(|e| ImagesError::io(&path, e))?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(|e| ImagesError::io(&path, e))?;
+        Ok((name, path))
+    }
+}
+
+fn tempfile_dir(root: &std::path::Path) -> Result<std::path::PathBuf, ImagesError> {
+    let d = root
+        .join("build")
+        .join(format!("empty-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&d).map_err(|e| ImagesError::io(&d, e))?;
+    Ok(d)
+}
+
+struct HashingWriter<'a, W> {
+    inner: &'a mut W,
+    digester: berth_types::Sha256Digester,
+}
+
+impl<W: std::io::Write> std::io::Write for HashingWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.digester.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}

@@ -1,0 +1,52 @@
+//! The gRPC shell of `Build`: the options and the context stream in; the context is received
+//! and the Dockerfile parsed before the answer (their errors are a status, an HTTP error for
+//! the client); then the build runs on a blocking thread and its lines stream out.
+
+use std::{pin::Pin, sync::Arc};
+
+use berth_errors::status_from;
+use berth_proto::images::v1 as pb;
+use futures::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::{
+    build::{BuildOut, BuildSpec, runner::Unsupported},
+    grpc_streams,
+    service::ImageService,
+};
+
+pub(crate) type BuildStream = Pin<Box<dyn Stream<Item = Result<pb::BuildMessage, Status>> + Send>>;
+
+pub(crate) async fn build(
+    domain: Arc<ImageService>,
+    req: Request<Streaming<pb::BuildRequest>>,
+) -> Result<Response<BuildStream>, Status> {
+    let mut input = req.into_inner();
+    let first = input.message().await?.unwrap_or_default();
+    let spec =
+        BuildSpec::from_pb(first.options.unwrap_or_default()).map_err(|e| status_from(&e))?;
+    let reader = grpc_streams::upload(first.data, input, |m| match m.upload_error {
+        e if e.is_empty() => Ok(m.data),
+        e => Err(e),
+    });
+    let spec = Arc::new(spec);
+    let prepared = {
+        let (domain, spec) = (domain.clone(), spec.clone());
+        grpc_streams::blocking(move || domain.prepare_build(&spec, reader))
+            .await
+            .map_err(|e| status_from(&e))?
+    };
+    let (tx, rx) = mpsc::channel::<pb::BuildMessage>(64);
+    let rt = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let mut out = BuildOut::new(tx, spec.quiet);
+        match domain.run_build(prepared, &spec, &mut out, &Unsupported, &rt) {
+            Ok(id) => out.done(&id),
+            Err((e, code)) => out.failed(&e, code),
+        }
+    });
+    let stream = futures::StreamExt::map(ReceiverStream::new(rx), Ok);
+    Ok(Response::new(Box::pin(stream)))
+}

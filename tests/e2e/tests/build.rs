@@ -1,0 +1,250 @@
+//! docker build (the classic builder, `DOCKER_BUILDKIT=0`) through the real docker CLI: FROM
+//! the test busybox, ENV, LABEL, WORKDIR, COPY (file, directory, glob, --chown) and CMD, then
+//! docker run of the result; the cache on a rebuild; a multi-stage build with COPY --from;
+//! -q and --iidfile; -f outside the context; .dockerignore; a parse error and RUN's refusal.
+
+use std::path::Path;
+
+use berth_testutil::{BusyboxEngine, run, text};
+
+/// `DOCKER_BUILDKIT=0 docker <args>`: (exit code, stdout, stderr).
+fn classic(s: &BusyboxEngine, args: &[&str]) -> (i32, String, String) {
+    let out = run(s.engine.docker_cmd().env("DOCKER_BUILDKIT", "0").args(args));
+    let (o, e) = text(&out);
+    (out.status.code().unwrap_or(-1), o, e)
+}
+
+fn classic_ok(s: &BusyboxEngine, args: &[&str]) -> String {
+    let (code, out, err) = classic(s, args);
+    assert_eq!(
+        code,
+        0,
+        "docker {args:?} failed:\n{out}\n{err}\n--- engine ---\n{}",
+        s.engine.logs()
+    );
+    out
+}
+
+fn write(dir: &Path, files: &[(&str, &str)]) {
+    for (name, body) in files {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+}
+
+#[test]
+fn build_then_run_cache_and_history() {
+    let s = BusyboxEngine::new();
+    let ctx = tempfile::tempdir().unwrap();
+    let dockerfile = format!(
+        "FROM {}\nENV GREETING=hello\nLABEL org.example.built=yes\nWORKDIR /app\nCOPY file.txt ./\nCOPY dir /app/dir/\nCOPY *.md /docs/\nCOPY --chown=1000:1000 owned.txt /owned.txt\nCMD [\"sh\", \"-c\", \"echo $GREETING; cat /app/file.txt; ls /app/dir /docs; stat -c %u /owned.txt; pwd; ls -a /app\"]\n",
+        s.image
+    );
+    write(
+        ctx.path(),
+        &[
+            ("Dockerfile", &dockerfile),
+            ("file.txt", "the file\n"),
+            ("dir/a", "a"),
+            ("dir/sub/b", "b"),
+            ("one.md", "1"),
+            ("two.md", "2"),
+            ("owned.txt", "mine"),
+            ("secret.key", "no"),
+            (".dockerignore", "secret.key\n"),
+        ],
+    );
+    let path = ctx.path().to_str().unwrap();
+    let out = classic_ok(&s, &["build", "-t", "built:1", "-t", "built:2", path]);
+    assert!(out.contains("Step 1/9 : FROM "), "{out}");
+    assert!(out.contains("Step 4/9 : WORKDIR /app\n"), "{out}");
+    assert!(out.contains("Successfully built "), "{out}");
+    assert!(
+        out.contains("Successfully tagged built:1\n")
+            && out.contains("Successfully tagged built:2\n"),
+        "{out}"
+    );
+    assert!(!out.contains("Using cache"), "{out}");
+
+    let ran = s.docker(&["run", "--rm", "built:1"]);
+    let lines: Vec<&str> = ran.lines().collect();
+    assert_eq!(lines[0], "hello", "{ran}");
+    assert_eq!(lines[1], "the file", "{ran}");
+    for want in ["a", "sub", "one.md", "two.md", "1000", "/app"] {
+        assert!(lines.contains(&want), "{want} missing in:\n{ran}");
+    }
+    assert!(
+        !ran.contains("secret.key") && !ran.contains("Dockerfile"),
+        "{ran}"
+    );
+    let label = s.docker(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"org.example.built\"}} {{.Config.WorkingDir}}",
+        "built:1",
+    ]);
+    assert_eq!(label, "yes /app");
+    let history = s.docker(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}",
+        "built:1",
+    ]);
+    assert!(
+        history.contains("/bin/sh -c #(nop) WORKDIR /app"),
+        "{history}"
+    );
+    assert!(
+        history.contains("/bin/sh -c #(nop)  ENV GREETING=hello"),
+        "{history}"
+    );
+    assert!(
+        history.contains("/bin/sh -c #(nop) COPY --chown=1000:1000 file:"),
+        "{history}"
+    );
+
+    // A built image saves like a pulled one (its layers' blobs are in the store).
+    let saved = ctx.path().join("saved.tar");
+    s.docker(&["save", "-o", saved.to_str().unwrap(), "built:1"]);
+    assert!(std::fs::metadata(&saved).unwrap().len() > 1024);
+    std::fs::remove_file(&saved).unwrap();
+
+    // Rebuilt: every step from the cache, the same image.
+    let id = s.docker(&["image", "inspect", "-f", "{{.Id}}", "built:1"]);
+    let again = classic_ok(&s, &["build", "-t", "built:3", path]);
+    assert_eq!(again.matches(" ---> Using cache\n").count(), 8, "{again}");
+    assert_eq!(
+        s.docker(&["image", "inspect", "-f", "{{.Id}}", "built:3"]),
+        id
+    );
+    // A changed file: the steps before its COPY from the cache, the ones after rebuilt.
+    write(ctx.path(), &[("one.md", "changed")]);
+    let changed = classic_ok(&s, &["build", path]);
+    assert_eq!(
+        changed.matches(" ---> Using cache\n").count(),
+        5,
+        "{changed}"
+    );
+}
+
+#[test]
+fn multi_stage_quiet_iidfile_outside_dockerfile_and_errors() {
+    let s = BusyboxEngine::new();
+    let ctx = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    write(ctx.path(), &[("payload", "from the first stage\n")]);
+    let dockerfile = format!(
+        "ARG BASE={}\nFROM $BASE AS first\nCOPY payload /made/payload\nFROM $BASE\nCOPY --from=first /made /got\nCMD [\"cat\", \"/got/payload\"]\n",
+        s.image
+    );
+    write(elsewhere.path(), &[("Build.dockerfile", &dockerfile)]);
+    let df = elsewhere.path().join("Build.dockerfile");
+    let iid = elsewhere.path().join("iid");
+    let path = ctx.path().to_str().unwrap();
+    let out = classic_ok(
+        &s,
+        &[
+            "build",
+            "-q",
+            "--iidfile",
+            iid.to_str().unwrap(),
+            "-f",
+            df.to_str().unwrap(),
+            "-t",
+            "multi",
+            path,
+        ],
+    );
+    let id = out.trim();
+    assert!(
+        id.starts_with("sha256:") && id.len() == 71 && !out.contains("Step"),
+        "{out}"
+    );
+    // With -q the CLI writes what it printed (the ID and a newline).
+    assert_eq!(std::fs::read_to_string(&iid).unwrap().trim(), id);
+    assert_eq!(s.docker(&["run", "--rm", "multi"]), "from the first stage");
+    // --target stops at the named stage.
+    let out = classic_ok(
+        &s,
+        &[
+            "build",
+            "--target",
+            "first",
+            "-f",
+            df.to_str().unwrap(),
+            path,
+        ],
+    );
+    assert!(
+        out.contains("Step 3/3 : COPY payload /made/payload") && !out.contains("Step 4/"),
+        "{out}"
+    );
+
+    // `docker build -`: the Dockerfile on stdin; --build-arg, --label.
+    let stdin_df = elsewhere.path().join("stdin.dockerfile");
+    write(
+        elsewhere.path(),
+        &[(
+            "stdin.dockerfile",
+            &format!("FROM {}\nARG WHO=nobody\nENV WHO=$WHO\n", s.image),
+        )],
+    );
+    let out = run(s
+        .engine
+        .docker_cmd()
+        .env("DOCKER_BUILDKIT", "0")
+        .args([
+            "build",
+            "--build-arg",
+            "WHO=me",
+            "--build-arg",
+            "EXTRA=1",
+            "--label",
+            "via=stdin",
+            "-t",
+            "fromstdin",
+            "-",
+        ])
+        .stdin(std::fs::File::open(&stdin_df).unwrap()));
+    let (o, e) = text(&out);
+    assert!(out.status.success(), "{o}\n{e}");
+    assert!(o.contains("Step 4/4 : LABEL via=stdin"), "{o}");
+    assert!(
+        o.contains("[Warning] One or more build-args [EXTRA] were not consumed"),
+        "{o}"
+    );
+    let got = s.docker(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"via\"}} {{.Config.Env}}",
+        "fromstdin",
+    ]);
+    assert!(
+        got.starts_with("stdin [") && got.contains("WHO=me"),
+        "{got}"
+    );
+
+    // A parse error: dockerd's message, exit code 1, nothing built.
+    write(ctx.path(), &[("Dockerfile", "FROM scratch\nFOOBAR x\n")]);
+    let (code, _, err) = classic(&s, &["build", path]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("dockerfile parse error on line 2: unknown instruction: FOOBAR"),
+        "{err}"
+    );
+    // RUN fails clearly until the runtime runs build steps.
+    write(
+        ctx.path(),
+        &[("Dockerfile", &format!("FROM {}\nRUN echo hi\n", s.image))],
+    );
+    let (code, out, err) = classic(&s, &["build", path]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        out.contains("Step 2/2 : RUN echo hi") && err.contains("RUN is not supported yet"),
+        "{out}\n{err}"
+    );
+}
