@@ -22,6 +22,7 @@ mod mounts;
 mod names;
 mod network;
 mod restart;
+mod seccomp;
 mod shim;
 mod spec;
 mod start;

@@ -70,6 +70,8 @@ pub(crate) struct Containers {
     /// `REMOVED_KEPT`.
     pub(crate) removed:
         std::sync::Mutex<std::collections::VecDeque<(String, crate::container::State)>>,
+    /// Compiled seccomp filters.
+    pub(crate) seccomp: crate::seccomp::SeccompCache,
 }
 
 /// SIGKILL's number.
@@ -120,6 +122,7 @@ impl Containers {
             creating: std::sync::Mutex::new(std::collections::HashSet::new()),
             removing: std::sync::Mutex::new(std::collections::HashSet::new()),
             removed: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            seccomp: crate::seccomp::SeccompCache::new(),
         }
     }
 
