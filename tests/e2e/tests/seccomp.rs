@@ -84,7 +84,10 @@ fn default_profile_unconfined_and_privileged() {
     let id = s.docker(&["run", "-d", &s.image, "sleep", "60"]);
     let (code, out, err) = s.status(&["exec", &id, "sh", "-c", "unshare -U true"]);
     assert_ne!(code, 0);
-    assert!(err.contains("Operation not permitted"), "{code} {out:?} {err:?}");
+    assert!(
+        err.contains("Operation not permitted"),
+        "{code} {out:?} {err:?}"
+    );
     let out = s.docker(&["exec", &id, "grep", "^Seccomp:", "/proc/self/status"]);
     assert!(out.ends_with('2'), "{out}");
     s.docker(&["rm", "-f", &id]);
