@@ -49,8 +49,10 @@ impl Seccomp {
     }
 }
 
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
 fn to_hex<S: Serializer>(filter: &[BpfInsn], s: S) -> Result<S::Ok, S::Error> {
-    let mut out = String::with_capacity(filter.len() * 16);
+    let mut out = Vec::with_capacity(filter.len() * 16);
     for i in filter {
         let mut bytes = [0u8; 8];
         bytes[..2].copy_from_slice(&i.code.to_le_bytes());
@@ -58,32 +60,38 @@ fn to_hex<S: Serializer>(filter: &[BpfInsn], s: S) -> Result<S::Ok, S::Error> {
         bytes[3] = i.jf;
         bytes[4..].copy_from_slice(&i.k.to_le_bytes());
         for b in bytes {
-            out.push_str(&format!("{b:02x}"));
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0xf)]);
         }
     }
-    s.serialize_str(&out)
+    s.serialize_str(std::str::from_utf8(&out).map_err(serde::ser::Error::custom)?)
 }
 
 fn from_hex<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<BpfInsn>, D::Error> {
     use serde::de::Error;
     let s = String::deserialize(d)?;
-    if !s.len().is_multiple_of(16) || !s.is_ascii() {
+    let s = s.as_bytes();
+    if !s.len().is_multiple_of(16) {
         return Err(D::Error::custom(
             "a seccomp filter is 16 hex digits per instruction",
         ));
     }
-    let byte = |i: usize| {
-        u8::from_str_radix(&s[i * 2..i * 2 + 2], 16)
-            .map_err(|_| D::Error::custom("invalid hex in the seccomp filter"))
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Ok(c - b'0'),
+        b'a'..=b'f' => Ok(c - b'a' + 10),
+        _ => Err(D::Error::custom("invalid hex in the seccomp filter")),
     };
-    (0..s.len() / 16)
-        .map(|n| {
-            let b = |j| byte(n * 8 + j);
+    s.chunks_exact(16)
+        .map(|c| {
+            let mut b = [0u8; 8];
+            for (j, out) in b.iter_mut().enumerate() {
+                *out = nibble(c[2 * j])? << 4 | nibble(c[2 * j + 1])?;
+            }
             Ok(BpfInsn {
-                code: u16::from_le_bytes([b(0)?, b(1)?]),
-                jt: b(2)?,
-                jf: b(3)?,
-                k: u32::from_le_bytes([b(4)?, b(5)?, b(6)?, b(7)?]),
+                code: u16::from_le_bytes([b[0], b[1]]),
+                jt: b[2],
+                jf: b[3],
+                k: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
             })
         })
         .collect()
