@@ -278,7 +278,7 @@ impl SeccompResults {
         }
         let _ = writeln!(
             s,
-            "\n`docker run --rm --network none busybox true`, {} timed runs of each, alternating (the difference is within the noise of a whole run):\n",
+            "\n`docker run --rm --network none busybox true`, {} timed runs of each, alternating (whole runs: their difference carries the noise of everything else a start does):\n",
             self.runs
         );
         let _ = writeln!(s, "- Berth: {}", ms_diff(self.berth_runs));
