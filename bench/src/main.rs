@@ -9,6 +9,8 @@
 //!   shims (`containers.rs`).
 //! - Store (the container store): with 1,000 created containers in each engine, `docker ps -a`
 //!   latency, then one `docker rm` of 300 stopped containers (`store.rs`).
+//! - Seccomp: compiling Docker's default profile, carrying it in the bundle and loading it, and
+//!   `docker run --rm` with it against `seccomp=unconfined` in both engines (`seccomp.rs`).
 //!
 //! Run it as root with `scripts/bench.sh [--rounds N] [--runs N] ...`, which installs what is
 //! missing, builds the release binaries and runs this. It prints a table and rewrites
@@ -19,6 +21,7 @@ mod containers;
 mod dockerd;
 mod host;
 mod report;
+mod seccomp;
 mod store;
 
 use std::{
@@ -52,6 +55,8 @@ enum Only {
     Containers,
     /// The store benchmark only (`docker ps -a` at 1,000 containers, `docker rm` of 300).
     Store,
+    /// The seccomp filter's cost (compile, bundle, load; `docker run --rm` with and without).
+    Seccomp,
 }
 
 #[derive(Parser, Debug)]
@@ -88,6 +93,9 @@ struct Args {
     /// Timed `docker ps -a` per engine in the store benchmark.
     #[arg(long, default_value_t = 10)]
     ps_runs: usize,
+    /// Repetitions of each in-process seccomp measurement (compile, bundle, load).
+    #[arg(long, default_value_t = 200)]
+    seccomp_rounds: usize,
     /// Concurrent `docker create` processes while the store benchmark creates its containers.
     #[arg(long, default_value_t = 8)]
     create_jobs: usize,
@@ -444,10 +452,11 @@ fn run(args: &Args) -> anyhow::Result<Results> {
         "--store-remove must be from 1 to --store-containers"
     );
     let wants = |part| args.only.is_none_or(|o| o == part);
-    let (do_pull, do_containers, do_store) = (
+    let (do_pull, do_containers, do_store, do_seccomp) = (
         wants(Only::Pull),
         wants(Only::Containers),
         wants(Only::Store),
+        wants(Only::Seccomp),
     );
     let cli = docker_cli(args.docker.as_deref())?;
     let bin_dir = berth_testutil::bin_dir();
@@ -510,7 +519,7 @@ fn run(args: &Args) -> anyhow::Result<Results> {
     } else {
         None
     };
-    let busybox = if do_containers || do_store {
+    let busybox = if do_containers || do_store || do_seccomp {
         let info = images::busybox_layout(&work.path().join("busybox"), MediaTypes::Docker);
         push_layout(&info.layout, BUSYBOX, &registry, None).context("pushing busybox")?;
         std::fs::remove_dir_all(&info.layout).ok();
@@ -651,6 +660,19 @@ fn run(args: &Args) -> anyhow::Result<Results> {
         _ => None,
     };
 
+    let seccomp = match &busybox {
+        Some((image, _)) if do_seccomp => {
+            eprintln!("berth-bench: seccomp...");
+            let mut r = seccomp::micro(args.seccomp_rounds)?;
+            or_clean_up(
+                [&berth, &docker],
+                seccomp::starts([&berth, &docker], image, args.runs, &mut r),
+            )?;
+            Some(r)
+        }
+        _ => None,
+    };
+
     // Teardown: remove the containers and images from both (so their stores go quietly), then
     // stop everything.
     for t in [&berth, &docker] {
@@ -718,6 +740,7 @@ fn run(args: &Args) -> anyhow::Result<Results> {
         pull,
         containers,
         store,
+        seccomp,
         cleanup,
         leftovers,
     })

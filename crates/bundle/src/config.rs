@@ -38,8 +38,9 @@
 //!   "writable_sysfs": false,                    // docker run --privileged
 //!   "resources": {"memory": 10485760, "cpu_quota": 50000, "cpu_period": 100000,
 //!                 "pids_limit": 100},           // cgroup limits; absent ones unset
-//!   "device_rules": [{"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]
+//!   "device_rules": [{"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}],
 //!                                               // on top of nothing allowed; default: Docker's
+//!   "seccomp": {"filter": "2000…", "flags": 0}  // compiled BPF; null: unconfined (see `seccomp`)
 //! }
 //! ```
 //!
@@ -220,6 +221,9 @@ pub struct Config {
     /// The device cgroup rules, on top of nothing allowed; default: Docker's.
     #[serde(default = "crate::devices::default_device_rules")]
     pub device_rules: Vec<crate::devices::DeviceRule>,
+    /// The compiled seccomp filter, loaded just before exec; None: unconfined.
+    #[serde(default)]
+    pub seccomp: Option<crate::seccomp::Seccomp>,
 }
 
 /// One mount for mount(2), as the images service's `Prepare` returns it.
@@ -466,6 +470,7 @@ impl Config {
             devices: Vec::new(),
             writable_sysfs: false,
             resources: crate::resources::Resources::default(),
+            seccomp: None,
         }
     }
 
@@ -541,6 +546,9 @@ impl Config {
             d.validate()?;
         }
         self.resources.validate()?;
+        if let Some(s) = &self.seccomp {
+            s.validate()?;
+        }
         for (k, v) in &self.sysctls {
             let ok = !k.is_empty()
                 && k.split('.').all(|c| {

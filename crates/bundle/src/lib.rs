@@ -25,6 +25,7 @@ pub mod exit;
 mod fs;
 mod path;
 pub mod resources;
+pub mod seccomp;
 pub mod start_error;
 
 pub use config::{
@@ -39,6 +40,7 @@ pub use exit::{EXIT_FILE, ExitStatus, exit_path, rfc3339_nano};
 pub use fs::{write_atomic, write_atomic_mode};
 pub use path::secure_join;
 pub use resources::{Resources, shares_to_weight};
+pub use seccomp::{BpfInsn, Seccomp};
 pub use start_error::{START_ERROR_FILE, StartError, StartErrorKind, start_error_path};
 
 /// `<bundle>/address`: `unix://<socket path>`, written by the shim once it serves; the

@@ -10,6 +10,7 @@ pub use berth_bundle::config::{
     DEFAULT_PATH, DEFAULT_READONLY_PATHS, EtcFiles, LogConfig, Mount, Namespaces, NetNs, Process,
     Rlimit, SOCKET_FILE, TmpfsMount, User, config_path, validate_cgroup_path, validate_process,
 };
+pub use berth_bundle::seccomp::Seccomp;
 
 use crate::error::ShimError;
 

@@ -161,3 +161,32 @@ pub(crate) fn set_cmdline(args: &[&str]) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Installs `filter` for the calling thread and the processes it execs (seccomp(2)
+/// `SECCOMP_SET_MODE_FILTER` with `flags`). Needs no_new_privs or CAP_SYS_ADMIN.
+pub(crate) fn seccomp_set_filter(filter: &[berth_bundle::BpfInsn], flags: u32) -> nix::Result<()> {
+    let insns: Vec<libc::sock_filter> = filter
+        .iter()
+        .map(|i| libc::sock_filter {
+            code: i.code,
+            jt: i.jt,
+            jf: i.jf,
+            k: i.k,
+        })
+        .collect();
+    let prog = libc::sock_fprog {
+        len: u16::try_from(insns.len()).map_err(|_| nix::errno::Errno::EINVAL)?,
+        filter: insns.as_ptr().cast_mut(),
+    };
+    // SAFETY: `prog` points at `insns`, both alive for the call; the kernel copies the
+    // program and keeps no pointer to it.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::c_ulong::from(flags),
+            &raw const prog,
+        )
+    };
+    nix::errno::Errno::result(rc).map(drop)
+}

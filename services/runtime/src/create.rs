@@ -87,6 +87,11 @@ impl Containers {
         {
             return Err(ContainerError::invalid(e));
         }
+        if let Some(sec) = &spec.security {
+            // A bad profile is refused now rather than at start; the program is cached.
+            self.seccomp
+                .for_container(sec, spec::capabilities(sec).as_deref())?;
+        }
         let mut limit_warnings = Vec::new();
         if let Some(r) = spec.resources.as_mut() {
             let host = crate::limits::Host {

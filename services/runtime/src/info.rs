@@ -55,7 +55,10 @@ impl Runtime {
             pids_limit: cg.pids_limit,
             oom_kill_disable: cg.oom_kill_disable,
             kernel_memory_tcp: cg.kernel_memory_tcp,
-            security_options: Vec::new(),
+            security_options: crate::seccomp::info_entry()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
             logging_driver: self.logging_driver.clone(),
             live_restore: self.live_restore,
             default_runtime: "berth".to_owned(),

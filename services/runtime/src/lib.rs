@@ -31,6 +31,7 @@ mod network;
 mod pause;
 mod prune;
 mod restart;
+mod seccomp;
 mod shim;
 mod spec;
 mod start;

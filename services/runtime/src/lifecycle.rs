@@ -76,6 +76,8 @@ pub(crate) struct Containers {
     /// read-write) hold it shared, a start holds it exclusively, so the snapshot is never
     /// mounted read-write twice.
     pub(crate) fs_locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::RwLock<()>>>>,
+    /// Compiled seccomp filters.
+    pub(crate) seccomp: crate::seccomp::SeccompCache,
 }
 
 /// SIGKILL's number.
@@ -128,6 +130,7 @@ impl Containers {
             removed: std::sync::Mutex::new(std::collections::VecDeque::new()),
             pruning: std::sync::atomic::AtomicBool::new(false),
             fs_locks: std::sync::Mutex::new(HashMap::new()),
+            seccomp: crate::seccomp::SeccompCache::new(),
         }
     }
 

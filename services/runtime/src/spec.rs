@@ -223,14 +223,12 @@ fn unsupported_security(s: &pb::SecuritySpec) -> Option<String> {
     if let Some(c) = s.cap_add.iter().chain(&s.cap_drop).find(|c| !known(c)) {
         return Some(format!("capability {c}"));
     }
+    // `seccomp=<profile JSON>` is checked where it is compiled (`seccomp.rs`).
     if let Some(o) = s.security_opt.iter().find(|o| {
         !matches!(
             o.as_str(),
-            "no-new-privileges=true"
-                | "no-new-privileges=false"
-                | "seccomp=unconfined"
-                | "apparmor=unconfined"
-        )
+            "no-new-privileges=true" | "no-new-privileges=false" | "apparmor=unconfined"
+        ) && !o.starts_with("seccomp=")
     }) {
         return Some(format!("security_opt {o}"));
     }

@@ -173,6 +173,10 @@ impl Containers {
             config.readonly_paths.clear();
             config.writable_sysfs = true;
         }
+        config.seccomp = self
+            .seccomp
+            .for_container(&sec, config.capabilities.as_deref())?
+            .map(|s| (*s).clone());
         config.sysctls = sec.sysctls.clone().into_iter().collect();
         config.shm_size = c
             .spec

@@ -34,9 +34,10 @@ pub fn capabilities(list: Option<Vec<String>>) -> Result<Vec<String>, ApiError> 
         .collect()
 }
 
-/// `--security-opt` entries (moby's parseSecurityOpt), normalized to `key=value`. Berth has no
-/// seccomp filter, AppArmor or SELinux labels yet: only the values that ask for none of them
-/// are taken; the rest are refused by name.
+/// `--security-opt` entries (moby's parseSecurityOpt), normalized to `key=value`. Seccomp
+/// takes `unconfined`, `builtin` or a profile (Docker's JSON, checked here); Berth has no
+/// AppArmor or SELinux labels yet: only the values that ask for none of them are taken; the
+/// rest are refused by name.
 pub fn security_opts(list: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
     let mut out = Vec::new();
     for opt in list.unwrap_or_default() {
@@ -58,11 +59,12 @@ pub fn security_opts(list: Option<Vec<String>>) -> Result<Vec<String>, ApiError>
                 out.push(format!("no-new-privileges={b}"));
             }
             ("seccomp" | "apparmor", "unconfined") => out.push(format!("{k}=unconfined")),
-            ("seccomp", _) => {
-                return Err(invalid(
-                    "--security-opt seccomp=<profile> is not supported by Berth yet \
-                     (HostConfig.SecurityOpt)",
-                ));
+            ("seccomp", "builtin") => out.push(format!("seccomp={v}")),
+            ("seccomp", profile) => {
+                // The CLI sends the profile file's content; kept as sent, as dockerd keeps
+                // it (inspect shows it), after the checks dockerd would make at start.
+                berth_seccomp::Profile::parse(profile).map_err(|e| invalid(e.to_string()))?;
+                out.push(format!("seccomp={profile}"));
             }
             ("apparmor" | "label" | "writable-cgroups", _) => {
                 return Err(invalid(format!(
@@ -195,7 +197,17 @@ mod tests {
             err("no-new-privileges=maybe"),
             r#"invalid --security-opt 2: "no-new-privileges=maybe""#
         );
-        assert!(err("seccomp={}").contains("is not supported by Berth yet"));
+        let profile = r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}"#;
+        assert_eq!(
+            security_opts(Some(vec![
+                format!("seccomp={profile}"),
+                "seccomp=builtin".into()
+            ]))
+            .unwrap(),
+            [format!("seccomp={profile}"), "seccomp=builtin".to_owned()]
+        );
+        assert!(err("seccomp={").starts_with("Decoding seccomp profile failed: "));
+        assert!(err(r#"seccomp={"defaultAction":"SCMP_ACT_NOPE"}"#).contains("unknown action"));
         assert!(err("label=disable").starts_with("--security-opt label is not supported"));
     }
 

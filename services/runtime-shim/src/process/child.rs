@@ -1,6 +1,6 @@
 //! What runs in the new process, between clone/fork and execve: namespaces, the filesystem,
-//! the terminal, user (resolved in the container's root), capabilities, then exec (or the
-//! tiny init). Failures travel back to the shim as a [`StartError`] over the channel; nothing
+//! the terminal, user (resolved in the container's root), capabilities, the seccomp filter,
+//! then exec (or the tiny init). Failures travel back to the shim as a [`StartError`] over the channel; nothing
 //! here returns to the shim's code.
 
 use std::{
@@ -21,7 +21,7 @@ use nix::{
 use super::channel::ChildEnd;
 use crate::{
     capabilities,
-    config::{Config, ConsoleSize, Process, Rlimit},
+    config::{Config, ConsoleSize, Process, Rlimit, Seccomp},
     error::{StartError, StartErrorKind},
     pathutil, rlimits, rootfs, sys, user,
 };
@@ -41,6 +41,8 @@ pub(crate) enum ChildIo {
 pub(crate) struct ExecOpts<'a> {
     pub(crate) capabilities: Option<&'a [String]>,
     pub(crate) no_new_privileges: bool,
+    /// The compiled filter, loaded before exec (see [`load_seccomp`]); None: unconfined.
+    pub(crate) seccomp: Option<&'a Seccomp>,
     pub(crate) rlimits: &'a [Rlimit],
     pub(crate) init: bool,
     /// The container's main process: a missing working directory is created (Docker creates
@@ -98,6 +100,7 @@ pub(crate) fn container_main(
     let opts = ExecOpts {
         capabilities: cfg.capabilities.as_deref(),
         no_new_privileges: cfg.no_new_privileges,
+        seccomp: cfg.seccomp.as_ref(),
         rlimits: &cfg.rlimits,
         init: cfg.init,
         create_cwd: true,
@@ -179,6 +182,11 @@ fn exec_process(
     }
     let keep = capabilities::wanted(opts.capabilities);
     capabilities::limit_bounding(&keep)?;
+    if !opts.no_new_privileges {
+        // Without no_new_privs, loading a filter takes CAP_SYS_ADMIN: now, before the user
+        // and capabilities change (runc's order). The rest of the setup runs under it.
+        load_seccomp(opts.seccomp)?;
+    }
     let groups: Vec<Gid> = who.groups.iter().map(|g| Gid::from_raw(*g)).collect();
     setgroups(&groups).map_err(|e| fail("setgroups", e))?;
     setgid(Gid::from_raw(who.gid)).map_err(|e| fail(format_args!("setgid {}", who.gid), e))?;
@@ -217,6 +225,10 @@ fn exec_process(
     chan.ready().map_err(|e| fail("reporting ready", e))?;
     chan.wait_exec()?;
     sys::reset_signals();
+    if opts.no_new_privileges {
+        // As late as possible (runc's order), so that the shim's own steps are not filtered.
+        load_seccomp(opts.seccomp)?;
+    }
     if opts.init {
         return super::init::run(&path_c, &args, &env, chan);
     }
@@ -224,6 +236,15 @@ fn exec_process(
         &spec.args[0],
         execve(&path_c, &args, &env).unwrap_err(),
     ))
+}
+
+/// Installs the container's seccomp filter, if it has one.
+fn load_seccomp(filter: Option<&Seccomp>) -> Result<(), StartError> {
+    match filter {
+        Some(s) => sys::seccomp_set_filter(&s.filter, s.flags)
+            .map_err(|e| fail("error loading seccomp filter into kernel", e)),
+        None => Ok(()),
+    }
 }
 
 pub(crate) fn exec_error(arg0: &str, e: nix::Error) -> StartError {

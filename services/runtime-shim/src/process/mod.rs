@@ -226,6 +226,7 @@ pub(crate) fn spawn_exec(
     let opts = ExecOpts {
         capabilities: cfg.capabilities.as_deref(),
         no_new_privileges: cfg.no_new_privileges,
+        seccomp: cfg.seccomp.as_ref(),
         rlimits: &cfg.rlimits,
         init: false,
         create_cwd: false,

@@ -1,0 +1,238 @@
+//! A container's seccomp filter: Docker's default profile, the one `--security-opt
+//! seccomp=<json>` gave, or none (`seccomp=unconfined`, `--privileged`), as dockerd chooses.
+//! Compiled once per (profile digest, capabilities, architecture) and cached: a container
+//! start costs a lookup, and the shim only loads the program.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use berth_bundle::{BpfInsn, Seccomp};
+use berth_proto::runtime::v1 as pb;
+use berth_seccomp::{Arch, Profile, Target};
+use sha2::{Digest, Sha256};
+
+use crate::container_error::ContainerError;
+
+/// Compiled programs kept at most; past that the cache starts over.
+const KEEP: usize = 64;
+
+/// The profile a container asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Choice<'a> {
+    Unconfined,
+    Default,
+    Custom(&'a str),
+}
+
+/// What the container's security options choose (the last `seccomp=` entry wins, as in
+/// moby's parseSecurityOpt). `--privileged` runs unconfined unless a profile is named
+/// (moby's WithSeccomp).
+pub(crate) fn choice(sec: &pb::SecuritySpec) -> Choice<'_> {
+    match sec
+        .security_opt
+        .iter()
+        .rev()
+        .find_map(|o| o.strip_prefix("seccomp="))
+    {
+        Some("unconfined") => Choice::Unconfined,
+        None if sec.privileged => Choice::Unconfined,
+        Some("builtin") | None => Choice::Default,
+        Some(json) => Choice::Custom(json),
+    }
+}
+
+type Key = ([u8; 32], Vec<String>, Arch);
+
+/// Compiled filters by (profile digest, sorted capabilities, architecture).
+pub(crate) struct SeccompCache {
+    arch: Option<Arch>,
+    kernel: (u64, u64),
+    programs: Mutex<HashMap<Key, Option<Arc<Seccomp>>>>,
+}
+
+impl SeccompCache {
+    /// For this host: its architecture and kernel.
+    pub(crate) fn new() -> SeccompCache {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        SeccompCache {
+            arch: host_arch(),
+            kernel: berth_seccomp::kernel_version(release.trim()),
+            programs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The filter for a container with these security options and capabilities (its
+    /// bounding set; None: Docker's default set). None: unconfined.
+    pub(crate) fn for_container(
+        &self,
+        sec: &pb::SecuritySpec,
+        caps: Option<&[String]>,
+    ) -> Result<Option<Arc<Seccomp>>, ContainerError> {
+        let json = match choice(sec) {
+            Choice::Unconfined => return Ok(None),
+            Choice::Default => berth_seccomp::DEFAULT_PROFILE_JSON,
+            Choice::Custom(json) => json,
+        };
+        let Some(arch) = self.arch else {
+            // As dockerd on a kernel without seccomp (here: no syscall table for the host):
+            // the default profile is skipped, a custom one refused.
+            return match choice(sec) {
+                Choice::Custom(_) => Err(ContainerError::invalid(
+                    "seccomp is not enabled in your kernel, cannot run a custom seccomp profile",
+                )),
+                _ => Ok(None),
+            };
+        };
+        let mut caps: Vec<String> = match caps {
+            Some(c) => c.to_vec(),
+            None => berth_bundle::DEFAULT_CAPABILITIES
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect(),
+        };
+        caps.sort();
+        caps.dedup();
+        // The built-in profile's key needs no hashing of its 10 KiB.
+        let digest = match choice(sec) {
+            Choice::Custom(json) => Sha256::digest(json.as_bytes()).into(),
+            _ => [0; 32],
+        };
+        let key: Key = (digest, caps, arch);
+        if let Some(p) = self.lock().get(&key) {
+            return Ok(p.clone());
+        }
+        let program = compile(json, &key.1, arch, self.kernel)?;
+        let mut programs = self.lock();
+        if programs.len() >= KEEP {
+            programs.clear();
+        }
+        programs.insert(key, program.clone());
+        Ok(program)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Option<Arc<Seccomp>>>> {
+        self.programs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The architecture filters are built for; None when the host cannot have one.
+fn host_arch() -> Option<Arch> {
+    Arch::native().filter(|_| kernel_has_seccomp())
+}
+
+/// `docker info`'s SecurityOptions entry, when containers get the default profile.
+pub(crate) fn info_entry() -> Option<&'static str> {
+    host_arch().map(|_| "name=seccomp,profile=builtin")
+}
+
+/// Whether the kernel filters syscalls (moby reads `Seccomp:` in /proc/self/status).
+fn kernel_has_seccomp() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| s.contains("\nSeccomp:"))
+}
+
+/// Parses and compiles a profile for one container.
+pub(crate) fn compile(
+    json: &str,
+    caps: &[String],
+    arch: Arch,
+    kernel: (u64, u64),
+) -> Result<Option<Arc<Seccomp>>, ContainerError> {
+    let invalid = |e: berth_seccomp::ProfileError| ContainerError::invalid(e.to_string());
+    let profile = if json == berth_seccomp::DEFAULT_PROFILE_JSON {
+        berth_seccomp::default_profile().clone()
+    } else {
+        Profile::parse(json).map_err(invalid)?
+    };
+    let target = Target {
+        arch,
+        caps: caps.to_vec(),
+        kernel,
+    };
+    Ok(berth_seccomp::compile(&profile, &target)
+        .map_err(invalid)?
+        .map(|p| {
+            Arc::new(Seccomp {
+                filter: p
+                    .filter
+                    .iter()
+                    .map(|i| BpfInsn {
+                        code: i.code,
+                        jt: i.jt,
+                        jf: i.jf,
+                        k: i.k,
+                    })
+                    .collect(),
+                flags: p.flags,
+            })
+        }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sec(opts: &[&str], privileged: bool) -> pb::SecuritySpec {
+        pb::SecuritySpec {
+            security_opt: opts.iter().map(|o| (*o).to_owned()).collect(),
+            privileged,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn dockerd_chooses_the_profile() {
+        assert_eq!(choice(&sec(&[], false)), Choice::Default);
+        assert_eq!(
+            choice(&sec(&["seccomp=unconfined"], false)),
+            Choice::Unconfined
+        );
+        assert_eq!(choice(&sec(&[], true)), Choice::Unconfined);
+        assert_eq!(choice(&sec(&["seccomp={}"], true)), Choice::Custom("{}"));
+        assert_eq!(
+            choice(&sec(
+                &["no-new-privileges=true", "seccomp={\"a\":1}"],
+                false
+            )),
+            Choice::Custom("{\"a\":1}")
+        );
+    }
+
+    #[test]
+    fn compiled_once_per_profile_and_caps() {
+        let cache = SeccompCache::new();
+        if cache.arch.is_none() {
+            return;
+        }
+        let a = cache
+            .for_container(&sec(&[], false), None)
+            .unwrap()
+            .unwrap();
+        let b = cache
+            .for_container(&sec(&[], false), None)
+            .unwrap()
+            .unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        let admin = ["CAP_SYS_ADMIN".to_owned()];
+        let c = cache
+            .for_container(&sec(&[], false), Some(&admin))
+            .unwrap()
+            .unwrap();
+        assert_ne!(a.filter, c.filter);
+        assert!(
+            cache
+                .for_container(&sec(&["seccomp=unconfined"], false), None)
+                .unwrap()
+                .is_none()
+        );
+        let e = cache
+            .for_container(
+                &sec(&["seccomp={\"defaultAction\":\"SCMP_ACT_NOPE\"}"], false),
+                None,
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("unknown action"), "{e}");
+        assert_eq!(cache.lock().len(), 2);
+    }
+}
