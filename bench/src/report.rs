@@ -247,6 +247,7 @@ pub(crate) struct Results {
     pub(crate) pull: Option<PullResults>,
     pub(crate) containers: Option<ContainerResults>,
     pub(crate) store: Option<StoreResults>,
+    pub(crate) idle: Option<crate::idle::IdleResults>,
     /// What the teardown did.
     pub(crate) cleanup: Vec<String>,
     /// What was left behind or changed (empty: nothing).
@@ -1002,10 +1003,11 @@ enum Part {
     Pull,
     Containers,
     Store,
+    Idle,
 }
 
 impl Part {
-    const ALL: [Part; 3] = [Part::Pull, Part::Containers, Part::Store];
+    const ALL: [Part; 4] = [Part::Pull, Part::Containers, Part::Store, Part::Idle];
 
     /// Its section's heading and its name in the summary.
     fn title(self) -> &'static str {
@@ -1013,6 +1015,7 @@ impl Part {
             Part::Pull => "Image pull",
             Part::Containers => "Containers",
             Part::Store => "Store",
+            Part::Idle => "Idle footprint",
         }
     }
 }
@@ -1026,9 +1029,9 @@ fn provenance(date: &str, command: &str, berth: &str) -> String {
 #[derive(Debug, Default)]
 struct Previous {
     /// Its summary lines: `- **<title>** (measured <date>):` and the lines under it.
-    summary: [Vec<String>; 3],
+    summary: [Vec<String>; 4],
     /// Its section, from its `## <title>` up to the next `## `, starting with its provenance.
-    section: [Option<String>; 3],
+    section: [Option<String>; 4],
 }
 
 impl Previous {
@@ -1076,7 +1079,7 @@ impl Previous {
             }
         }
 
-        let mut bodies: [Option<Vec<&str>>; 3] = Default::default();
+        let mut bodies: [Option<Vec<&str>>; 4] = Default::default();
         let mut current = None;
         for line in text.lines() {
             if let Some(title) = line.strip_prefix("## ") {
@@ -1121,6 +1124,9 @@ impl Results {
         if let Some(st) = &self.store {
             st.table(&mut t);
         }
+        if let Some(i) = &self.idle {
+            i.table(&mut t);
+        }
         let _ = writeln!(
             t,
             "leftovers: {}",
@@ -1142,6 +1148,10 @@ impl Results {
                 .as_ref()
                 .map(ContainerResults::summary_lines),
             Part::Store => self.store.as_ref().map(StoreResults::summary_lines),
+            Part::Idle => self
+                .idle
+                .as_ref()
+                .map(crate::idle::IdleResults::summary_lines),
         }
     }
 
@@ -1153,6 +1163,7 @@ impl Results {
             Part::Pull => self.pull.as_ref()?.markdown(&mut s),
             Part::Containers => self.containers.as_ref()?.markdown(&mut s),
             Part::Store => self.store.as_ref()?.markdown(&mut s),
+            Part::Idle => self.idle.as_ref()?.markdown(&mut s),
         }
         Some(s)
     }
