@@ -211,3 +211,53 @@ impl IdleResults {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn process(name: &str, kib: f64) -> Process {
+        Process {
+            name: name.to_owned(),
+            rss: stats(&[kib]).unwrap(),
+            last: ProcMem {
+                rss: kib as u64,
+                hwm: kib as u64,
+                anon: 1024,
+                file: kib as u64 - 1024,
+                pss: None,
+                private: None,
+            },
+            threads: Some(2),
+        }
+    }
+
+    #[test]
+    fn the_ratio_sums_every_process_of_each_engine() {
+        let r = IdleResults {
+            plan: Plan {
+                settle: Duration::from_secs(10),
+                samples: 5,
+            },
+            berth: BERTH_PROCESSES
+                .iter()
+                .map(|n| process(n, 10.0 * 1024.0))
+                .collect(),
+            dockerd: vec![
+                process("dockerd", 80.0 * 1024.0),
+                process("containerd", 40.0 * 1024.0),
+            ],
+        };
+        assert!((r.ratio() - 0.5).abs() < 1e-9);
+        assert_eq!(r.verdict(), "met");
+        let line = r.summary_lines().join("\n");
+        assert!(line.contains("60.0 MiB / 120.0 MiB = **0.50×**"), "{line}");
+        let mut md = String::new();
+        r.markdown(&mut md);
+        assert!(md.contains("| berth-network | 10.0 MiB |"), "{md}");
+        assert!(
+            md.contains("| **dockerd + containerd** | **120.0 MiB** |"),
+            "{md}"
+        );
+    }
+}

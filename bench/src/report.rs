@@ -1330,6 +1330,21 @@ mod tests {
     }
 
     #[test]
+    fn previous_idle_part_is_kept() {
+        let text = "- Date: D3\n- Machine: M\n- **Idle footprint** (measured D3):\n  - I1\n\n\
+            ## Idle footprint\n\n_Measured D3 by x; Berth y._\n\nIDLE\n\n## Machine\n";
+        let p = Previous::parse(text);
+        assert_eq!(
+            p.summary[Part::Idle as usize],
+            ["- **Idle footprint** (measured D3):", "  - I1"]
+        );
+        assert_eq!(
+            p.section[Part::Idle as usize].as_deref(),
+            Some("## Idle footprint\n\n_Measured D3 by x; Berth y._\n\nIDLE\n\n")
+        );
+    }
+
+    #[test]
     fn previous_grouped() {
         let text = "- Date: D2\n- Machine: M\n- **Containers** (measured D1):\n  - C1\n\
             - **Store** (measured D2):\n  - S1\n  - S2\n\n## Store\n\n_Measured D2 by x; \
