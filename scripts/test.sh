@@ -13,7 +13,7 @@ cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo deny (licenses, bans; deny.toml)"
-cargo deny --locked check licenses bans
+cargo deny --locked check --hide-inclusion-graph licenses bans
 echo "== unused dependencies (cargo machete)"
 cargo machete
 echo "== build"
