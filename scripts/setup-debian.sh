@@ -10,6 +10,8 @@
 # - docker-registry, busybox-static, skopeo, umoci: a local registry and test images
 # - systemd: systemd-analyze, which checks the units in deploy/
 # - docker (PyPI, 7.x): the Python SDK, which the tests drive as a second real client
+# - cargo-deny and cargo-machete (crates.io, pinned, built once): the license, ban and
+#   unused-dependency checks of scripts/test.sh
 # The Rust toolchain (rustup, Rust >= 1.90) must already be installed.
 set -euo pipefail
 
@@ -51,4 +53,19 @@ else
   echo "setup-debian.sh: cargo not found; install Rust with rustup (https://rustup.rs)" >&2
   exit 1
 fi
+# Cargo tools that scripts/test.sh runs, pinned, built once: an installed binary of the pinned
+# version is kept (cargo's bin directory survives between runs on the same machine).
+cargo_tool() { # <crate> <version> <binary> [cargo install flags...]
+  local crate=$1 version=$2 bin=$3
+  shift 3
+  if "$bin" --version 2>/dev/null | grep -qw -- "$version"; then
+    return 0
+  fi
+  echo "setup-debian.sh: installing $crate $version (cargo install, once)"
+  cargo install --locked --quiet "$crate" --version "$version" "$@"
+}
+cargo_tool cargo-machete 0.9.2 cargo-machete
+# Advisories are not checked (their database cannot be fetched here): no default features.
+cargo_tool cargo-deny 0.20.2 cargo-deny --no-default-features
+
 echo "setup-debian.sh: ready ($(nats-server --version), $(docker --version), rustc $(rustc --version | awk '{print $2}'))"

@@ -12,6 +12,10 @@ echo "== cargo fmt"
 cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo deny (licenses, bans; deny.toml)"
+cargo deny --locked check --hide-inclusion-graph licenses bans
+echo "== unused dependencies (cargo machete)"
+cargo machete
 echo "== build"
 cargo build --workspace --bins --locked
 echo "== tests"

@@ -312,7 +312,12 @@ mod tests {
         let me = std::process::id() as i32;
         assert!(status_kib(me, "VmHWM").is_some_and(|k| k > 0));
         let m = proc_mem(me).expect("own memory");
-        assert!(m.rss > 0 && m.hwm >= m.rss && m.anon + m.file <= m.rss);
+        // The kernel's RSS counters are per-thread caches summed at read time, and the test
+        // harness's other threads allocate meanwhile: the parts may disagree by a little.
+        let slack = 1024;
+        assert!(m.rss > 0, "{m:?}");
+        assert!(m.hwm + slack >= m.rss, "{m:?}");
+        assert!(m.anon + m.file <= m.rss + slack, "{m:?}");
         assert!(m.pss.is_some_and(|p| p > 0));
         assert!(alive(me));
         assert!(

@@ -11,6 +11,8 @@
 //!   latency, then one `docker rm` of 300 stopped containers (`store.rs`).
 //! - Seccomp: compiling Docker's default profile, carrying it in the bundle and loading it, and
 //!   `docker run --rm` with it against `seccomp=unconfined` in both engines (`seccomp.rs`).
+//! - Idle footprint: the RSS of every Berth process (five services and nats-server) beside
+//!   dockerd + containerd, both engines up with no container (`idle.rs`).
 //!
 //! Run it as root with `scripts/bench.sh [--rounds N] [--runs N] ...`, which installs what is
 //! missing, builds the release binaries and runs this. It prints a table and rewrites
@@ -20,6 +22,7 @@
 mod containers;
 mod dockerd;
 mod host;
+mod idle;
 mod report;
 mod seccomp;
 mod store;
@@ -57,6 +60,8 @@ enum Only {
     Store,
     /// The seccomp filter's cost (compile, bundle, load; `docker run --rm` with and without).
     Seccomp,
+    /// The idle footprint only (RSS of every process of both engines, no container running).
+    Idle,
 }
 
 #[derive(Parser, Debug)]
@@ -102,6 +107,12 @@ struct Args {
     /// Milliseconds the containers run before their shims' memory is read.
     #[arg(long, default_value_t = 2000)]
     settle_ms: u64,
+    /// Seconds both engines sit idle before the idle footprint's first sample.
+    #[arg(long, default_value_t = 10)]
+    idle_settle_secs: u64,
+    /// Samples (one a second) of the idle footprint.
+    #[arg(long, default_value_t = 5)]
+    idle_samples: usize,
     /// Compressed size of the image's random-data layers, in MiB (the issue asks for 50 MB or
     /// more; 64 MiB makes 3 random layers plus busybox).
     #[arg(long, default_value_t = 64)]
@@ -452,11 +463,12 @@ fn run(args: &Args) -> anyhow::Result<Results> {
         "--store-remove must be from 1 to --store-containers"
     );
     let wants = |part| args.only.is_none_or(|o| o == part);
-    let (do_pull, do_containers, do_store, do_seccomp) = (
+    let (do_pull, do_containers, do_store, do_seccomp, do_idle) = (
         wants(Only::Pull),
         wants(Only::Containers),
         wants(Only::Store),
         wants(Only::Seccomp),
+        wants(Only::Idle),
     );
     let cli = docker_cli(args.docker.as_deref())?;
     let bin_dir = berth_testutil::bin_dir();
@@ -576,6 +588,35 @@ fn run(args: &Args) -> anyhow::Result<Results> {
             cli.display()
         ),
         registry: package_version("docker-registry"),
+    };
+
+    // First, while both engines are fresh: nothing pulled, no container ever run.
+    let idle = if do_idle {
+        eprintln!("berth-bench: measuring the idle footprint...");
+        let pid = |name: &str| {
+            engine
+                .pid_of(name)
+                .map(|p| (name.to_owned(), p))
+                .with_context(|| format!("{name} is not running"))
+        };
+        let berth_procs = idle::BERTH_PROCESSES
+            .iter()
+            .map(|n| pid(n))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let dockerd_procs = vec![
+            ("dockerd".to_owned(), dockerd.pid().context("dockerd pid")?),
+            (
+                "containerd".to_owned(),
+                dockerd.containerd_pid().context("containerd pid")?,
+            ),
+        ];
+        let plan = idle::Plan {
+            settle: Duration::from_secs(args.idle_settle_secs),
+            samples: args.idle_samples,
+        };
+        Some(idle::measure(&berth_procs, &dockerd_procs, &plan)?)
+    } else {
+        None
     };
 
     let mut leftovers = Vec::new();
@@ -741,6 +782,7 @@ fn run(args: &Args) -> anyhow::Result<Results> {
         containers,
         store,
         seccomp,
+        idle,
         cleanup,
         leftovers,
     })

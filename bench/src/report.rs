@@ -248,6 +248,7 @@ pub(crate) struct Results {
     pub(crate) containers: Option<ContainerResults>,
     pub(crate) store: Option<StoreResults>,
     pub(crate) seccomp: Option<crate::seccomp::SeccompResults>,
+    pub(crate) idle: Option<crate::idle::IdleResults>,
     /// What the teardown did.
     pub(crate) cleanup: Vec<String>,
     /// What was left behind or changed (empty: nothing).
@@ -1004,10 +1005,17 @@ enum Part {
     Containers,
     Store,
     Seccomp,
+    Idle,
 }
 
 impl Part {
-    const ALL: [Part; 4] = [Part::Pull, Part::Containers, Part::Store, Part::Seccomp];
+    const ALL: [Part; 5] = [
+        Part::Pull,
+        Part::Containers,
+        Part::Store,
+        Part::Seccomp,
+        Part::Idle,
+    ];
 
     /// Its section's heading and its name in the summary.
     fn title(self) -> &'static str {
@@ -1016,6 +1024,7 @@ impl Part {
             Part::Containers => "Containers",
             Part::Store => "Store",
             Part::Seccomp => "Seccomp",
+            Part::Idle => "Idle footprint",
         }
     }
 }
@@ -1127,6 +1136,9 @@ impl Results {
         if let Some(sc) = &self.seccomp {
             sc.table(&mut t);
         }
+        if let Some(i) = &self.idle {
+            i.table(&mut t);
+        }
         let _ = writeln!(
             t,
             "leftovers: {}",
@@ -1152,6 +1164,10 @@ impl Results {
                 .seccomp
                 .as_ref()
                 .map(crate::seccomp::SeccompResults::summary_lines),
+            Part::Idle => self
+                .idle
+                .as_ref()
+                .map(crate::idle::IdleResults::summary_lines),
         }
     }
 
@@ -1164,6 +1180,7 @@ impl Results {
             Part::Containers => self.containers.as_ref()?.markdown(&mut s),
             Part::Store => self.store.as_ref()?.markdown(&mut s),
             Part::Seccomp => self.seccomp.as_ref()?.markdown(&mut s),
+            Part::Idle => self.idle.as_ref()?.markdown(&mut s),
         }
         Some(s)
     }
@@ -1327,6 +1344,21 @@ mod tests {
             Some(format!("## Containers\n\n{prov}\n\nCONT\n\n").as_str())
         );
         assert!(p.section[Part::Store as usize].is_none());
+    }
+
+    #[test]
+    fn previous_idle_part_is_kept() {
+        let text = "- Date: D3\n- Machine: M\n- **Idle footprint** (measured D3):\n  - I1\n\n\
+            ## Idle footprint\n\n_Measured D3 by x; Berth y._\n\nIDLE\n\n## Machine\n";
+        let p = Previous::parse(text);
+        assert_eq!(
+            p.summary[Part::Idle as usize],
+            ["- **Idle footprint** (measured D3):", "  - I1"]
+        );
+        assert_eq!(
+            p.section[Part::Idle as usize].as_deref(),
+            Some("## Idle footprint\n\n_Measured D3 by x; Berth y._\n\nIDLE\n\n")
+        );
     }
 
     #[test]

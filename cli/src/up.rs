@@ -165,6 +165,18 @@ async fn ping(host: &Host) -> bool {
     result.is_ok() && buf.starts_with(b"HTTP/1.1 200")
 }
 
+/// Whether a backend accepts connections (over TCP, before any TLS).
+async fn accepts(address: &berth_config::ServiceAddress) -> bool {
+    match address {
+        berth_config::ServiceAddress::Unix(p) => tokio::net::UnixStream::connect(p).await.is_ok(),
+        berth_config::ServiceAddress::Tcp { host, port } => {
+            tokio::net::TcpStream::connect((host.as_str(), *port))
+                .await
+                .is_ok()
+        }
+    }
+}
+
 /// Whether `GET /info` answers without a warning that a backend or the event bus is not
 /// reachable yet: the first `docker info` after "up" is clean. A TCP host (maybe TLS) is not
 /// asked.
@@ -235,18 +247,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     // Up means the API answers, every backend accepts connections and `/info` has no warning
     // about a backend or the event bus, so that the first command after "Berth is up" cannot
     // meet a service still starting.
-    let backends: Vec<PathBuf> = ServiceName::backends()
+    let backends: Vec<berth_config::ServiceAddress> = ServiceName::backends()
         .into_iter()
-        .filter_map(|s| match cfg.service_address(s) {
-            berth_config::ServiceAddress::Unix(p) => Some(p),
-            berth_config::ServiceAddress::Tcp { .. } => None,
-        })
+        .map(|s| cfg.service_address(s))
         .collect();
     let ready = async {
         loop {
             let mut up = ping(&hosts[0]).await;
             for b in &backends {
-                up = up && tokio::net::UnixStream::connect(b).await.is_ok();
+                up = up && accepts(b).await;
             }
             up = up && info_clean(&hosts[0]).await;
             if up {

@@ -131,6 +131,9 @@ pub struct ServiceEndpoint {
     pub address: Option<ServiceAddress>,
     /// Where its Prometheus `/metrics` is served. None: an ephemeral port on 127.0.0.1.
     pub metrics_addr: Option<SocketAddr>,
+    /// Its tokio worker threads (1: everything on the main thread). None: sized to the
+    /// service's load ([`DaemonConfig::worker_threads`]).
+    pub worker_threads: Option<usize>,
 }
 
 /// `berth.tls`: CA, certificate and key used for gRPC between services over TCP (mutual TLS).
@@ -174,6 +177,22 @@ impl DaemonConfig {
             ServiceName::ApiGateway => own.or(self.metrics_addr),
             _ => own,
         }
+    }
+
+    /// The tokio worker threads of a service: configured, or sized to its load. The gateway,
+    /// runtime and images serve the hot paths (API calls, container starts, pulls) with one
+    /// worker per core; network and volumes answer a few calls per container and idle
+    /// otherwise, on the main thread alone.
+    pub fn worker_threads(&self, service: ServiceName) -> usize {
+        let configured = self
+            .berth
+            .services
+            .get(&service)
+            .and_then(|e| e.worker_threads);
+        configured.unwrap_or_else(|| match service {
+            ServiceName::Network | ServiceName::Volumes => 1,
+            _ => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        })
     }
 
     pub fn nats_url(&self) -> &str {

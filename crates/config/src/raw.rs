@@ -151,6 +151,7 @@ struct RawBerth {
 struct RawEndpoint {
     address: Option<String>,
     metrics_addr: Option<String>,
+    worker_threads: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,6 +161,9 @@ struct RawServiceTls {
     cert: PathBuf,
     key: PathBuf,
 }
+
+/// The most worker threads a service may be given.
+const MAX_WORKER_THREADS: usize = 256;
 
 pub(crate) fn parse(path: &Path, text: &str) -> Result<DaemonConfig, ConfigError> {
     let invalid = |key: &str, reason: String| ConfigError::InvalidValue {
@@ -407,11 +411,20 @@ fn berth_section(
             .map(|a| parse_socket_addr(&a))
             .transpose()
             .map_err(|r| invalid(&format!("{key}.metrics-addr"), r))?;
+        if let Some(n) = ep.worker_threads
+            && !(1..=MAX_WORKER_THREADS).contains(&n)
+        {
+            return Err(invalid(
+                &format!("{key}.worker-threads"),
+                format!("{n}: want 1 to {MAX_WORKER_THREADS}"),
+            ));
+        }
         services.insert(
             service,
             ServiceEndpoint {
                 address,
                 metrics_addr,
+                worker_threads: ep.worker_threads,
             },
         );
     }
@@ -564,6 +577,10 @@ mod tests {
             (
                 r#"{"berth": {"services": {"dockerd": {}}}}"#,
                 "\"berth.services.dockerd\"",
+            ),
+            (
+                r#"{"berth": {"services": {"network": {"worker-threads": 0}}}}"#,
+                "\"berth.services.network.worker-threads\"",
             ),
             (
                 r#"{"berth": {"services": {"runtime": {"address": "tcp://10.0.0.2:7000"}}}}"#,

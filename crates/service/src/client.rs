@@ -6,7 +6,9 @@ use std::time::Duration;
 use berth_config::{DaemonConfig, ServiceAddress, ServiceTls};
 use berth_types::ServiceName;
 use hyper_util::rt::TokioIo;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+
+use crate::Channel;
 
 /// A lazily connecting channel to `address`.
 pub fn channel(address: &ServiceAddress, tls: Option<&ServiceTls>) -> anyhow::Result<Channel> {
@@ -17,31 +19,32 @@ pub fn channel(address: &ServiceAddress, tls: Option<&ServiceTls>) -> anyhow::Re
     };
     match address {
         ServiceAddress::Unix(path) => {
+            let peer = format!("{address}");
             let path = path.clone();
             // The URI is required by the API but unused: the connector dials the socket.
             let endpoint = tune(Endpoint::from_static("http://localhost"));
-            Ok(
-                endpoint.connect_with_connector_lazy(tower::service_fn(move |_| {
-                    let path = path.clone();
-                    async move {
-                        let stream = tokio::net::UnixStream::connect(path).await?;
-                        Ok::<_, std::io::Error>(TokioIo::new(stream))
-                    }
-                })),
-            )
+            let inner = endpoint.connect_with_connector_lazy(tower::service_fn(move |_| {
+                let path = path.clone();
+                async move {
+                    let stream = tokio::net::UnixStream::connect(path).await?;
+                    Ok::<_, std::io::Error>(TokioIo::new(stream))
+                }
+            }));
+            Ok(Channel::new(inner, peer))
         }
         ServiceAddress::Tcp { host, port } => {
             let tls = tls.ok_or_else(|| anyhow::anyhow!("tcp:// services need berth.tls"))?;
+            let read = |p: &std::path::Path| {
+                std::fs::read(p)
+                    .map_err(|e| anyhow::anyhow!("reading berth.tls file {}: {e}", p.display()))
+            };
             let config = ClientTlsConfig::new()
-                .ca_certificate(Certificate::from_pem(std::fs::read(&tls.ca)?))
-                .identity(Identity::from_pem(
-                    std::fs::read(&tls.cert)?,
-                    std::fs::read(&tls.key)?,
-                ))
+                .ca_certificate(Certificate::from_pem(read(&tls.ca)?))
+                .identity(Identity::from_pem(read(&tls.cert)?, read(&tls.key)?))
                 .domain_name(host.clone());
             let endpoint = tune(Endpoint::from_shared(format!("https://{host}:{port}"))?)
                 .tls_config(config)?;
-            Ok(endpoint.connect_lazy())
+            Ok(Channel::new(endpoint.connect_lazy(), address.to_string()))
         }
     }
 }

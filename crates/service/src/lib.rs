@@ -13,6 +13,7 @@ pub use main_helper::main;
 mod run;
 mod signals;
 mod store;
+mod tls;
 
 pub use client::{channel, connect_all, trace_interceptor};
 pub use fsutil::{disk_usage, engine_id, write_atomic};
@@ -20,3 +21,4 @@ pub use grpc_metrics::GrpcMetricsLayer;
 pub use run::{Launch, Reloader, ServiceContext, Shutdown, VERSION};
 pub use signals::{reload_signal, shutdown_signal};
 pub use store::open_store;
+pub use tls::{Channel, explain_tls, server_tls};

@@ -7,10 +7,7 @@ use berth_config::{ConfigError, DaemonConfig, ServiceAddress};
 use berth_telemetry::{LevelHandle, Metrics};
 use berth_types::{Actor, EngineId, Event, EventType, ServiceName};
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
-use tonic::{
-    service::RoutesBuilder,
-    transport::{Certificate, Identity, Server, ServerTlsConfig},
-};
+use tonic::{service::RoutesBuilder, transport::Server};
 
 use crate::{GrpcMetricsLayer, bind_unix, engine_id, write_atomic};
 
@@ -158,14 +155,7 @@ impl ServiceContext {
                     .service_tls
                     .as_ref()
                     .ok_or_else(|| anyhow::anyhow!("tcp:// services need berth.tls"))?;
-                builder = builder.tls_config(
-                    ServerTlsConfig::new()
-                        .identity(Identity::from_pem(
-                            std::fs::read(&tls.cert)?,
-                            std::fs::read(&tls.key)?,
-                        ))
-                        .client_ca_root(Certificate::from_pem(std::fs::read(&tls.ca)?)),
-                )?;
+                builder = builder.tls_config(crate::server_tls(tls)?)?;
                 let listener = tokio::net::TcpListener::bind((host.as_str(), *port)).await?;
                 tracing::info!(service = %service, address = %address, metrics = %metrics_addr, "serving with mutual TLS");
                 let incoming = TcpListenerStream::new(listener);

@@ -6,9 +6,10 @@ use std::time::Duration;
 use berth_proto::{
     images::v1 as images, network::v1 as network, runtime::v1 as runtime, volumes::v1 as volumes,
 };
+use berth_service::Channel;
 use berth_service::trace_interceptor;
 use berth_types::ServiceName;
-use tonic::{Status, transport::Channel};
+use tonic::Status;
 
 /// One backend's answer, or why it is missing.
 pub type Answer<T> = Result<T, Status>;

@@ -65,7 +65,7 @@ fn check_mode(c: &Container, n: &netpb::NetworkRecord) -> Result<(), ContainerEr
 }
 
 impl Containers {
-    fn net_client(&self) -> netpb::network_client::NetworkClient<tonic::transport::Channel> {
+    fn net_client(&self) -> netpb::network_client::NetworkClient<berth_service::Channel> {
         netpb::network_client::NetworkClient::new(self.network.clone())
     }
 

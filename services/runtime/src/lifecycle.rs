@@ -12,10 +12,10 @@ use std::{
 use berth_bus::EventPublisher;
 use berth_errors::HasKind;
 use berth_proto::{images::v1 as images, runtime::v1 as pb};
+use berth_service::Channel;
 use berth_shim_proto::{ShimClient, v1 as shimpb};
 use berth_types::{Actor, ErrorKind, Event, EventType};
 use tokio::sync::watch;
-use tonic::transport::Channel;
 
 use crate::{
     attach::Attacher,

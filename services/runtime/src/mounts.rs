@@ -10,7 +10,7 @@ use std::{
 };
 
 use berth_proto::{runtime::v1 as pb, volumes::v1 as volumes};
-use tonic::transport::Channel;
+use berth_service::Channel;
 
 use crate::{container::Container, container_error::ContainerError, lifecycle::Containers};
 

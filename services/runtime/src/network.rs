@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use berth_proto::{network::v1 as netpb, runtime::v1 as pb};
+use berth_service::Channel;
 use nix::mount::{MntFlags, MsFlags};
-use tonic::transport::Channel;
 
 use crate::{container::Container, container_error::ContainerError, lifecycle::Containers};
 

@@ -1,6 +1,118 @@
-//! The API over TCP with mutual TLS, with certificates from `berth certs`.
+//! The API over TCP with mutual TLS, and services reaching each other over TCP with mutual TLS,
+//! with certificates from `berth certs`.
 
-use berth_testutil::{Engine, EngineOptions, bin, free_port, run, text};
+use berth_testutil::{
+    BusyboxEngine, Engine, EngineOptions, bin, eventually_explained, free_port, run, text,
+};
+use nix::sys::signal::Signal;
+
+/// `berth certs --out dir --host ...`, asserted to succeed.
+fn berth_certs(dir: &str, hosts: &[&str]) {
+    let mut cmd = std::process::Command::new(bin("berth"));
+    cmd.args(["certs", "--out", dir]);
+    for h in hosts {
+        cmd.args(["--host", h]);
+    }
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "{:?}", text(&out));
+}
+
+/// The images and runtime services on `tcp://127.0.0.1` ports with mutual TLS, using the service
+/// certificate `berth certs` makes: `docker run` works through them. Then images restarts with a
+/// certificate from another CA, and the gateway's error names the cause.
+#[test]
+fn services_on_tcp_with_mutual_tls_from_berth_certs() {
+    let certs = tempfile::tempdir().unwrap();
+    let dir = certs.path().join("main").display().to_string();
+    let other = certs.path().join("other").display().to_string();
+    berth_certs(&dir, &["127.0.0.1", "localhost"]);
+    berth_certs(&other, &["127.0.0.1"]);
+    // The files berth.tls names, so that the test can swap the certificate later.
+    let live = certs.path().join("live");
+    std::fs::create_dir(&live).unwrap();
+    for f in ["service-cert.pem", "service-key.pem"] {
+        std::fs::copy(format!("{dir}/{f}"), live.join(f)).unwrap();
+    }
+    let (images_port, runtime_port) = (free_port(), free_port());
+    let b = BusyboxEngine::with_options(
+        &[],
+        EngineOptions {
+            config: Some(serde_json::json!({"berth": {
+                "services": {
+                    "images": {"address": format!("tcp://127.0.0.1:{images_port}")},
+                    "runtime": {"address": format!("tcp://127.0.0.1:{runtime_port}")},
+                },
+                "tls": {
+                    "ca": format!("{dir}/ca.pem"),
+                    "cert": live.join("service-cert.pem"),
+                    "key": live.join("service-key.pem"),
+                },
+            }})),
+            ..Default::default()
+        },
+    );
+    let e = &b.engine;
+    // Both really listen on TCP (and not on their default sockets).
+    for port in [images_port, runtime_port] {
+        std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    }
+    assert!(!e.run_root.join("images.sock").exists());
+    assert!(!e.run_root.join("runtime.sock").exists());
+    // gateway -> runtime -> images (image config, snapshot) all over mutual TLS.
+    assert_eq!(
+        b.docker(&["run", "--rm", &b.image, "echo", "through TLS"]),
+        "through TLS"
+    );
+    let logs = b.docker(&["run", "-d", &b.image, "sh", "-c", "echo hello; sleep 1000"]);
+    let id = logs.trim().to_owned();
+    eventually_explained("the container's log", || {
+        let out = b.docker(&["logs", &id]);
+        if out.contains("hello") {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    });
+    b.docker(&["rm", "-f", &id]);
+
+    // images restarts with a certificate of another CA: the gateway refuses it and says why.
+    for f in ["service-cert.pem", "service-key.pem"] {
+        let tmp = live.join(format!("{f}.new"));
+        std::fs::copy(format!("{other}/{f}"), &tmp).unwrap();
+        std::fs::rename(&tmp, live.join(f)).unwrap();
+    }
+    e.signal("berth-images", Signal::SIGKILL);
+    let why = eventually_explained("the gateway to refuse images' new certificate", || {
+        let out = e.docker(&["images"]);
+        let (o, err) = text(&out);
+        if !out.status.success() && err.contains("unknown CA") {
+            Ok(err)
+        } else {
+            Err(format!("{o}{err}"))
+        }
+    });
+    assert!(
+        why.contains(&format!("tcp://127.0.0.1:{images_port}")),
+        "{why}"
+    );
+    assert!(!why.contains("transport error"), "{why}");
+    // Back to a certificate of the engine's CA: served again.
+    for f in ["service-cert.pem", "service-key.pem"] {
+        let tmp = live.join(format!("{f}.new"));
+        std::fs::copy(format!("{dir}/{f}"), &tmp).unwrap();
+        std::fs::rename(&tmp, live.join(f)).unwrap();
+    }
+    e.signal("berth-images", Signal::SIGKILL);
+    eventually_explained("images to be served again", || {
+        let out = e.docker(&["images", "-q"]);
+        let (o, err) = text(&out);
+        if out.status.success() && !o.trim().is_empty() {
+            Ok(())
+        } else {
+            Err(err)
+        }
+    });
+}
 
 #[test]
 fn tlsverify_requires_a_client_certificate_signed_by_the_ca() {
