@@ -5,6 +5,7 @@ mod attach;
 mod cgroups;
 mod container;
 mod container_error;
+mod copyup;
 mod create;
 mod devices;
 mod error;
@@ -29,6 +30,7 @@ mod stdin;
 mod store;
 mod top;
 mod user;
+mod volume_use;
 
 pub use cgroups::{CgroupDriver, CgroupInfo, CgroupVersion};
 pub use error::RuntimeError;

@@ -33,6 +33,7 @@ impl Containers {
             && !c.state.running()
         {
             self.network_down(&c.id).await;
+            self.unmount_volumes(&c.id, Vec::new()).await;
         }
         if let Err(e) = &r
             && !matches!(e.kind(), ErrorKind::NotModified | ErrorKind::NotFound)
@@ -88,6 +89,8 @@ impl Containers {
                 c.id
             )));
         };
+        self.mount_volumes(&c.id, crate::volume_use::volume_names(&c))
+            .await?;
         let bundle = self.bundle(&c.id);
         delete_shim(&bundle).await;
         // Execs belong to one run of the container.
