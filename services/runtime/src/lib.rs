@@ -31,6 +31,7 @@ mod store;
 mod top;
 mod user;
 mod volume_use;
+mod volumes_from;
 
 pub use cgroups::{CgroupDriver, CgroupInfo, CgroupVersion};
 pub use error::RuntimeError;

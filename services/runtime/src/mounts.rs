@@ -164,6 +164,20 @@ impl Containers {
             }
             points.push(p);
         }
+        let from = self.volumes_from(spec)?;
+        for p in crate::volumes_from::inherit(&from, &seen, clean) {
+            seen.insert(clean(&p.destination));
+            if p.r#type == Kind::Volume as i32 && !p.name.is_empty() {
+                // Referenced by this container too; never copied into.
+                volume_at.push((points.len(), true));
+                claims.push(volumes::Claim {
+                    name: p.name.clone(),
+                    driver: p.driver.clone(),
+                    ..Default::default()
+                });
+            }
+            points.push(p);
+        }
         for path in &spec.image_volumes {
             if !seen.insert(clean(path)) {
                 continue;

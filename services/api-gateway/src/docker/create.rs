@@ -556,6 +556,7 @@ pub fn spec(
         restart_policy: restart_policy(&hc.restart_policy),
         mounts: parsed_mounts.mounts,
         image_volumes: parsed_mounts.volumes,
+        volumes_from: parsed_mounts.volumes_from,
         tmpfs: parsed_mounts.tmpfs,
         init: hc.init.unwrap_or(false),
         platform: platform.to_owned(),

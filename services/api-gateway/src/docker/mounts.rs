@@ -20,6 +20,8 @@ pub struct Parsed {
     pub tmpfs: HashMap<String, String>,
     /// Anonymous volumes asked for by path (`Config.Volumes`, the CLI's `-v /path`).
     pub volumes: Vec<String>,
+    /// `HostConfig.VolumesFrom`: `container[:ro|:rw]`, checked.
+    pub volumes_from: Vec<String>,
 }
 
 fn invalid(msg: impl Into<String>) -> ApiError {
@@ -336,6 +338,24 @@ fn api_mount(m: ApiMount) -> Result<pb::MountSpec, ApiError> {
     Ok(spec)
 }
 
+/// One `--volumes-from` (moby `linuxParser.ParseVolumesFrom`): a container and a mode that
+/// may say `ro` or `rw` (and `z`), but no propagation and no copy mode.
+fn volumes_from(spec: &str) -> Result<(), ApiError> {
+    if spec.is_empty() {
+        return Err(invalid(
+            "volumes-from specification cannot be an empty string",
+        ));
+    }
+    let mode = spec.split_once(':').map_or("", |(_, m)| m);
+    if mode.is_empty() {
+        return Ok(());
+    }
+    match parse_mode(mode) {
+        Some(m) if m.propagation.is_empty() && !m.no_copy => Ok(()),
+        _ => Err(invalid(format!("invalid mode: {mode}"))),
+    }
+}
+
 /// `--tmpfs` options (moby `ParseTmpfsOptions`): the flags and data tmpfs takes.
 fn tmpfs_options(opts: &str) -> Result<(), ApiError> {
     for o in opts.split(',').filter(|o| !o.is_empty()) {
@@ -373,6 +393,10 @@ pub fn parse(body: &Value) -> Result<Parsed, ApiError> {
         }
         serde_json::from_value(v.clone()).map_err(|e| invalid(format!("invalid JSON: {what}: {e}")))
     };
+    for from in strings(&hc["VolumesFrom"], "HostConfig.VolumesFrom")? {
+        volumes_from(&from)?;
+        out.volumes_from.push(from);
+    }
     for raw in strings(&hc["Binds"], "HostConfig.Binds")? {
         out.mounts.push(bind(&raw, driver)?);
     }
