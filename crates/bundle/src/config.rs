@@ -331,7 +331,8 @@ pub enum NetNs {
 }
 
 /// A bind mount from the host. Options: `ro`/`rw` (default rw), `rbind`/`bind` (default
-/// rbind), `nosuid`, `nodev`, `noexec`.
+/// rbind), `nosuid`, `nodev`, `noexec`, and at most one propagation (`PROPAGATIONS`; default
+/// `rprivate`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct BindMount {
@@ -341,9 +342,23 @@ pub struct BindMount {
     pub options: Vec<String>,
 }
 
+/// The propagations a bind mount may have.
+pub const PROPAGATIONS: &[&str] = &[
+    "shared", "rshared", "slave", "rslave", "private", "rprivate",
+];
+
 impl BindMount {
     pub fn has(&self, opt: &str) -> bool {
         self.options.iter().any(|o| o == opt)
+    }
+
+    /// Its propagation (`rprivate` unless an option says otherwise).
+    pub fn propagation(&self) -> &str {
+        self.options
+            .iter()
+            .map(String::as_str)
+            .find(|o| PROPAGATIONS.contains(o))
+            .unwrap_or("rprivate")
     }
 }
 
@@ -567,8 +582,20 @@ impl Config {
             if !m.source.is_absolute() {
                 return Err(format!("mount source {:?} is not absolute", m.source));
             }
+            if m.options
+                .iter()
+                .filter(|o| PROPAGATIONS.contains(&o.as_str()))
+                .count()
+                > 1
+            {
+                return Err(format!(
+                    "more than one propagation for mount {:?}",
+                    m.destination
+                ));
+            }
             for o in &m.options {
                 if !["ro", "rw", "bind", "rbind", "nosuid", "nodev", "noexec"].contains(&o.as_str())
+                    && !PROPAGATIONS.contains(&o.as_str())
                 {
                     return Err(format!(
                         "unsupported option {o:?} for mount {:?}",
@@ -845,7 +872,11 @@ mod tests {
             ),
             (
                 "mounts",
-                serde_json::json!([{"source": "/a", "destination": "/b", "options": ["shared"]}]),
+                serde_json::json!([{"source": "/a", "destination": "/b", "options": ["bogus"]}]),
+            ),
+            (
+                "mounts",
+                serde_json::json!([{"source": "/a", "destination": "/b", "options": ["shared", "slave"]}]),
             ),
             (
                 "rlimits",

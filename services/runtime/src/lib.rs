@@ -22,6 +22,7 @@ mod migrate;
 mod mounts;
 mod names;
 mod network;
+mod propagation;
 mod restart;
 mod shim;
 mod spec;

@@ -23,7 +23,9 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
         if !matches!(kind, Kind::Bind | Kind::Volume | Kind::Tmpfs) {
             return Some(format!("mounts.type {}", kind.as_str_name()));
         }
-        if !matches!(m.propagation.as_str(), "" | "rprivate" | "private") {
+        if !m.propagation.is_empty()
+            && !berth_bundle::config::PROPAGATIONS.contains(&m.propagation.as_str())
+        {
             return Some(format!("mounts.propagation {}", m.propagation));
         }
         if !m.subpath.is_empty() {
@@ -467,6 +469,9 @@ pub(crate) fn into_bundle(c: &Container, config: &mut berth_bundle::Config) {
         let mut options = vec![if p.non_recursive { "bind" } else { "rbind" }.to_owned()];
         if p.read_only {
             options.push("ro".to_owned());
+        }
+        if berth_bundle::config::PROPAGATIONS.contains(&p.propagation.as_str()) {
+            options.push(p.propagation.clone());
         }
         config.mounts.push(berth_bundle::BindMount {
             source: PathBuf::from(&p.source),

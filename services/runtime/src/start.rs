@@ -89,6 +89,7 @@ impl Containers {
                 c.id
             )));
         };
+        crate::propagation::check(&c.mount_points)?;
         self.mount_volumes(&c.id, crate::volume_use::volume_names(&c))
             .await?;
         let bundle = self.bundle(&c.id);

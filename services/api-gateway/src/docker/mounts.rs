@@ -134,12 +134,6 @@ fn bind(raw: &str, driver: &str) -> Result<pb::MountSpec, ApiError> {
     if kind == Kind::Bind && m.no_copy {
         return Err(invalid(format!("invalid mode: {mode}")));
     }
-    if !matches!(m.propagation.as_str(), "" | "private" | "rprivate") {
-        return Err(invalid(format!(
-            "--volume with propagation {} is not supported by Berth yet (HostConfig.Binds)",
-            m.propagation
-        )));
-    }
     Ok(pb::MountSpec {
         r#type: kind as i32,
         source: source.to_owned(),
@@ -279,12 +273,6 @@ fn api_mount(m: ApiMount) -> Result<pb::MountSpec, ApiError> {
                     "--mount bind-recursive=readonly/writable is not supported by Berth yet \
                      (HostConfig.Mounts.BindOptions)",
                 ));
-            }
-            if !matches!(b.propagation.as_str(), "" | "private" | "rprivate") {
-                return Err(invalid(format!(
-                    "--mount bind-propagation={} is not supported by Berth yet (HostConfig.Mounts)",
-                    b.propagation
-                )));
             }
             spec.propagation = b.propagation;
             spec.non_recursive = b.non_recursive;
@@ -604,8 +592,11 @@ mod tests {
         );
         assert_eq!(binds(&["/a:/b:ro,rw"]).unwrap_err(), "invalid mode: ro,rw");
         assert_eq!(
-            binds(&["/a:/b:rshared"]).unwrap_err(),
-            "--volume with propagation rshared is not supported by Berth yet (HostConfig.Binds)"
+            parse(&json!({"HostConfig": {"Binds": ["/a:/b:rshared"]}}))
+                .unwrap()
+                .mounts[0]
+                .propagation,
+            "rshared"
         );
         assert!(binds(&["/a:/b:rprivate,z"]).is_ok());
     }
