@@ -340,6 +340,10 @@ pub struct BindMount {
     pub destination: String,
     #[serde(default)]
     pub options: Vec<String>,
+    /// A path under `source` to bind instead of `source` itself (a volume's subpath), opened
+    /// by the shim without following any symlink and without leaving `source`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subpath: Option<String>,
 }
 
 /// The propagations a bind mount may have.
@@ -582,6 +586,14 @@ impl Config {
             if !m.source.is_absolute() {
                 return Err(format!("mount source {:?} is not absolute", m.source));
             }
+            if let Some(sub) = &m.subpath
+                && (sub.is_empty() || sub.starts_with('/') || sub.split('/').any(|c| c == ".."))
+            {
+                return Err(format!(
+                    "mount subpath {sub:?} of {:?} is not below its source",
+                    m.destination
+                ));
+            }
             if m.options
                 .iter()
                 .filter(|o| PROPAGATIONS.contains(&o.as_str()))
@@ -760,6 +772,7 @@ mod tests {
             source: "/v".into(),
             destination: "/data".to_owned(),
             options: vec!["rbind".to_owned(), "ro".to_owned()],
+            subpath: None,
         }];
         cfg.etc_files = EtcFiles {
             hostname: Some("/e/hostname".into()),
@@ -877,6 +890,10 @@ mod tests {
             (
                 "mounts",
                 serde_json::json!([{"source": "/a", "destination": "/b", "options": ["shared", "slave"]}]),
+            ),
+            (
+                "mounts",
+                serde_json::json!([{"source": "/a", "destination": "/b", "subpath": "x/../../y"}]),
             ),
             (
                 "rlimits",

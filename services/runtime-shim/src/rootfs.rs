@@ -94,6 +94,7 @@ pub(crate) fn prepare(cfg: &Config, rootfs: &Path) -> Result<(), StartError> {
                 source: src.clone(),
                 destination: dst.to_owned(),
                 options: vec!["bind".to_owned()],
+                subpath: None,
             };
             bind_mount(rootfs, &m)?;
         }
@@ -231,7 +232,49 @@ fn mount_sys(target: &Path, writable: bool) -> Result<(), StartError> {
     }
 }
 
+/// A volume's subpath opened as moby's safepath does: below the source, no symlink followed
+/// (the path bound is then the descriptor, so nothing can be swapped in between).
+fn open_beneath(base: &Path, sub: &str) -> Result<std::os::fd::OwnedFd, StartError> {
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag, open, openat2};
+    use nix::sys::stat::Mode;
+    let dir = open(
+        base,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| fail(format_args!("cannot access path {}", base.display()), e))?;
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(
+            ResolveFlag::RESOLVE_BENEATH
+                | ResolveFlag::RESOLVE_NO_MAGICLINKS
+                | ResolveFlag::RESOLVE_NO_SYMLINKS,
+        );
+    openat2(&dir, sub, how).map_err(|e| {
+        fail(
+            format_args!("cannot access path {}", base.join(sub).display()),
+            e,
+        )
+    })
+}
+
 fn bind_mount(rootfs: &Path, m: &BindMount) -> Result<(), StartError> {
+    // Held until the bind is made: the bind's source is this descriptor.
+    let sub_fd = match &m.subpath {
+        Some(sub) => Some(open_beneath(&m.source, sub)?),
+        None => None,
+    };
+    let source = match &sub_fd {
+        Some(fd) => {
+            use std::os::fd::AsRawFd;
+            PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        }
+        None => m.source.clone(),
+    };
+    let m = &BindMount {
+        source,
+        ..m.clone()
+    };
     let src_meta = std::fs::metadata(&m.source).map_err(|e| fail(m.source.display(), e))?;
     let dest = secure_join(rootfs, &m.destination);
     if src_meta.is_dir() {

@@ -3,6 +3,7 @@
 //! mount namespace, and nothing of it is followed out of the root.
 
 use std::{
+    collections::HashMap,
     os::unix::fs::{MetadataExt, PermissionsExt},
     path::{Path, PathBuf},
 };
@@ -112,6 +113,9 @@ fn mount_readonly(rootfs: &pb::RootfsMount, at: &Path) -> anyhow::Result<PathBuf
     }
 }
 
+/// Files with more than one link already copied, by (device, inode): the copy to link to.
+type Links = HashMap<(u64, u64), PathBuf>;
+
 /// Copies the image's `dest` (resolved inside `root`) into the volume's data directory when
 /// that is empty and the image path is a directory, as dockerd does.
 fn copy_into(root: &Path, dest: &str, data: &Path) -> anyhow::Result<()> {
@@ -122,16 +126,16 @@ fn copy_into(root: &Path, dest: &str, data: &Path) -> anyhow::Result<()> {
     if !meta.is_dir() || std::fs::read_dir(data)?.next().is_some() {
         return Ok(());
     }
-    copy_dir(&src, data)?;
-    std::os::unix::fs::lchown(data, Some(meta.uid()), Some(meta.gid()))?;
-    std::fs::set_permissions(data, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
-    Ok(())
+    copy_dir(&src, data, &mut Links::new())?;
+    finish(&src, data, &meta)
 }
 
-/// Copies the entries of `src` into the existing directory `dst`, never following a
-/// symlink: links are copied as links, owners and modes kept.
-fn copy_dir(src: &Path, dst: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, lchown};
+/// Copies the entries of `src` into the existing directory `dst` as dockerd's copy (moby's
+/// use of continuity's `fs.CopyDir`) does: never following a symlink (links are copied as
+/// links), hard links kept as links, owners, modes, extended attributes (file capabilities
+/// among them) and times kept.
+fn copy_dir(src: &Path, dst: &Path, links: &mut Links) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     for entry in std::fs::read_dir(src)? {
         let entry = entry?;
         let from = entry.path();
@@ -140,13 +144,17 @@ fn copy_dir(src: &Path, dst: &Path) -> anyhow::Result<()> {
         let ft = meta.file_type();
         if ft.is_symlink() {
             std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)?;
-            lchown(&to, Some(meta.uid()), Some(meta.gid()))?;
-            continue;
-        }
-        if ft.is_dir() {
+        } else if ft.is_dir() {
             std::fs::create_dir(&to)?;
-            copy_dir(&from, &to)?;
+            copy_dir(&from, &to, links)?;
         } else if ft.is_file() {
+            if meta.nlink() > 1 {
+                if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
+                    std::fs::hard_link(first, &to)?;
+                    continue;
+                }
+                links.insert((meta.dev(), meta.ino()), to.clone());
+            }
             let mut r = std::fs::OpenOptions::new()
                 .read(true)
                 .custom_flags(nix::libc::O_NOFOLLOW)
@@ -177,8 +185,56 @@ fn copy_dir(src: &Path, dst: &Path) -> anyhow::Result<()> {
                 meta.rdev(),
             )?;
         }
-        lchown(&to, Some(meta.uid()), Some(meta.gid()))?;
-        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+        finish(&from, &to, &meta)?;
+    }
+    Ok(())
+}
+
+/// Owner, mode, extended attributes, then times, in that order: a chown drops set-id bits
+/// and file capabilities, and each step before the last would move a directory's times.
+fn finish(from: &Path, to: &Path, meta: &std::fs::Metadata) -> anyhow::Result<()> {
+    std::os::unix::fs::lchown(to, Some(meta.uid()), Some(meta.gid()))?;
+    if !meta.file_type().is_symlink() {
+        std::fs::set_permissions(to, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+    }
+    copy_xattrs(from, to)?;
+    filetime::set_symlink_file_times(
+        to,
+        filetime::FileTime::from_last_access_time(meta),
+        filetime::FileTime::from_last_modification_time(meta),
+    )?;
+    Ok(())
+}
+
+/// The extended attributes of `from` onto `to` (never through a symlink); one the volume's
+/// filesystem does not support is skipped, as dockerd skips it.
+fn copy_xattrs(from: &Path, to: &Path) -> anyhow::Result<()> {
+    let unsupported = |e: &std::io::Error| e.raw_os_error() == Some(nix::libc::ENOTSUP);
+    let names = match xattr::list(from) {
+        Ok(n) => n,
+        Err(e) if unsupported(&e) => return Ok(()),
+        Err(e) => {
+            return Err(anyhow::anyhow!(
+                "listing the attributes of {}: {e}",
+                from.display()
+            ));
+        }
+    };
+    for name in names {
+        let Some(value) = xattr::get(from, &name)? else {
+            continue;
+        };
+        match xattr::set(to, &name, &value) {
+            Ok(()) => {}
+            Err(e) if unsupported(&e) => {}
+            Err(e) => {
+                return Err(anyhow::anyhow!(
+                    "setting {} on {}: {e}",
+                    name.to_string_lossy(),
+                    to.display()
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -225,5 +281,54 @@ mod tests {
         std::fs::write(root.join("etc/new"), "x").unwrap();
         copy_into(&root, "/etc", &data).unwrap();
         assert!(!data.join("new").exists());
+    }
+
+    #[test]
+    fn copy_keeps_hard_links_xattrs_capabilities_and_times() {
+        use filetime::FileTime;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let etc = root.join("etc");
+        std::fs::create_dir_all(etc.join("d")).unwrap();
+        std::fs::write(etc.join("a"), "one inode").unwrap();
+        std::fs::hard_link(etc.join("a"), etc.join("d/b")).unwrap();
+        std::fs::write(etc.join("cap"), "binary").unwrap();
+        // VFS_CAP_REVISION_2 with the effective bit; CAP_NET_RAW (13) permitted.
+        let mut cap = vec![0u8; 20];
+        cap[..4].copy_from_slice(&0x0200_0001u32.to_le_bytes());
+        cap[4..8].copy_from_slice(&(1u32 << 13).to_le_bytes());
+        std::os::unix::fs::lchown(etc.join("cap"), Some(1000), Some(1000)).unwrap();
+        xattr::set(etc.join("cap"), "security.capability", &cap).unwrap();
+        xattr::set(etc.join("a"), "user.berth", b"kept").unwrap();
+        std::os::unix::fs::symlink("a", etc.join("l")).unwrap();
+        let old = FileTime::from_unix_time(1_000_000_000, 0);
+        for p in ["a", "cap", "d"] {
+            filetime::set_file_times(etc.join(p), old, old).unwrap();
+        }
+        filetime::set_symlink_file_times(etc.join("l"), old, old).unwrap();
+        filetime::set_file_times(&etc, old, old).unwrap();
+
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        copy_into(&root, "/etc", &data).unwrap();
+        let a = std::fs::metadata(data.join("a")).unwrap();
+        let b = std::fs::metadata(data.join("d/b")).unwrap();
+        assert_eq!((a.ino(), a.nlink()), (b.ino(), 2));
+        assert_eq!(
+            xattr::get(data.join("a"), "user.berth").unwrap().as_deref(),
+            Some(&b"kept"[..])
+        );
+        let c = std::fs::symlink_metadata(data.join("cap")).unwrap();
+        assert_eq!((c.uid(), c.gid()), (1000, 1000));
+        assert_eq!(
+            xattr::get(data.join("cap"), "security.capability")
+                .unwrap()
+                .as_deref(),
+            Some(&cap[..])
+        );
+        for p in ["a", "cap", "d", "l", ""] {
+            let m = std::fs::symlink_metadata(data.join(p)).unwrap();
+            assert_eq!(FileTime::from_last_modification_time(&m), old, "{p}");
+        }
     }
 }

@@ -29,6 +29,7 @@ mod spec;
 mod start;
 mod stdin;
 mod store;
+mod subpath;
 mod top;
 mod user;
 mod volume_use;

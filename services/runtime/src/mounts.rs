@@ -28,8 +28,8 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
         {
             return Some(format!("mounts.propagation {}", m.propagation));
         }
-        if !m.subpath.is_empty() {
-            return Some("mounts.subpath".to_owned());
+        if !m.subpath.is_empty() && kind != Kind::Volume {
+            return Some(format!("mounts.subpath of a {} mount", kind.as_str_name()));
         }
         None
     })
@@ -151,6 +151,7 @@ impl Containers {
                 }
                 Kind::Volume => {
                     p.anonymous = m.source.is_empty();
+                    p.subpath = m.subpath.clone();
                     volume_at.push((points.len(), m.no_copy));
                     claims.push(volumes::Claim {
                         name: m.source.clone(),
@@ -477,6 +478,7 @@ pub(crate) fn into_bundle(c: &Container, config: &mut berth_bundle::Config) {
             source: PathBuf::from(&p.source),
             destination: p.destination.clone(),
             options,
+            subpath: (!p.subpath.is_empty()).then(|| p.subpath.clone()),
         });
     }
     for (dest, opts) in &c.spec.tmpfs {

@@ -92,6 +92,7 @@ impl Containers {
         crate::propagation::check(&c.mount_points)?;
         self.mount_volumes(&c.id, crate::volume_use::volume_names(&c))
             .await?;
+        crate::subpath::check(&c.mount_points)?;
         let bundle = self.bundle(&c.id);
         delete_shim(&bundle).await;
         // Execs belong to one run of the container.

@@ -263,3 +263,63 @@ fn a_tmpfs_volume_stays_mounted_across_a_volumes_service_kill() {
     s.docker(&["volume", "rm", "kv"]);
     no_mounts_under(s.engine.dir.path());
 }
+
+#[test]
+fn volume_subpath_mounts_a_subdirectory_that_stays_inside() {
+    let s = BusyboxEngine::new();
+    let img = s.image.as_str();
+    s.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "sp:/v",
+        img,
+        "sh",
+        "-c",
+        "mkdir -p /v/sub && echo s > /v/sub/f && ln -s /etc /v/out",
+    ]);
+    let at = |sub: &str| format!("type=volume,source=sp,target=/m,volume-subpath={sub}");
+    assert_eq!(
+        s.docker(&["run", "--rm", "--mount", &at("sub"), img, "cat", "/m/f"]),
+        "s"
+    );
+    assert_eq!(
+        s.docker(&["run", "--rm", "--mount", &at("sub"), img, "ls", "/m"]),
+        "f"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&s.docker(&["volume", "inspect", "sp"])).unwrap();
+    let mp = v[0]["Mountpoint"].as_str().unwrap().to_owned();
+    let (_, out) = s.fails(&["run", "--rm", "--mount", &at("nope/x"), img, "true"]);
+    assert!(
+        out.contains(&format!(
+            "cannot access path {mp}/nope/x: lstat {mp}/nope: no such file or directory"
+        )),
+        "{out}"
+    );
+    let (_, out) = s.fails(&["run", "--rm", "--mount", &at("out"), img, "true"]);
+    assert!(
+        out.contains(&format!(
+            "path concatenation escapes the base directory, base: {mp}, subpath: out"
+        )),
+        "{out}"
+    );
+    let (_, out) = s.fails(&["create", "--mount", &at("../x"), img, "true"]);
+    assert!(
+        out.contains("subpath must be a relative path within the volume"),
+        "{out}"
+    );
+    let (_, out) = s.fails(&[
+        "create",
+        "--mount",
+        "type=volume,target=/m,volume-subpath=x",
+        img,
+        "true",
+    ]);
+    assert!(
+        out.contains("must not set Subpath when using anonymous volumes"),
+        "{out}"
+    );
+    s.docker(&["volume", "rm", "sp"]);
+    assert_eq!(s.docker(&["ps", "-aq"]), "");
+}

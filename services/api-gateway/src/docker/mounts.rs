@@ -204,6 +204,27 @@ struct TmpfsOptions {
     options: Option<Vec<Vec<String>>>,
 }
 
+/// Go's `filepath.IsLocal`: relative, not empty, and not leaving its directory lexically.
+fn is_local(p: &str) -> bool {
+    if p.is_empty() || p.starts_with('/') {
+        return false;
+    }
+    let mut depth = 0i32;
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                depth -= 1;
+                if depth < 0 {
+                    return false;
+                }
+            }
+            _ => depth += 1,
+        }
+    }
+    true
+}
+
 /// One `--mount` (moby `validateMountConfig` and `parseMountSpec`).
 fn api_mount(m: ApiMount) -> Result<pb::MountSpec, ApiError> {
     let k = m.kind.as_str();
@@ -292,9 +313,19 @@ fn api_mount(m: ApiMount) -> Result<pb::MountSpec, ApiError> {
             spec.volume_driver = d.name;
             spec.volume_options = d.options.unwrap_or_default();
             if !v.subpath.is_empty() {
-                return Err(invalid(
-                    "--mount volume-subpath is not supported by Berth yet (HostConfig.Mounts)",
-                ));
+                if m.source.is_empty() {
+                    return Err(invalid(
+                        "invalid mount config for type \"volume\": must not set Subpath when \
+                         using anonymous volumes",
+                    ));
+                }
+                if !is_local(&v.subpath) {
+                    return Err(invalid(
+                        "invalid mount config for type \"volume\": subpath must be a relative \
+                         path within the volume",
+                    ));
+                }
+                spec.subpath = v.subpath;
             }
         }
         _ => {
@@ -599,6 +630,34 @@ mod tests {
             "rshared"
         );
         assert!(binds(&["/a:/b:rprivate,z"]).is_ok());
+    }
+
+    #[test]
+    fn subpaths_are_local_to_a_named_volume() {
+        for ok in ["a", "a/b", "a/../b", "./a", "a/"] {
+            assert!(is_local(ok), "{ok}");
+        }
+        for bad in ["", "/a", "..", "../a", "a/../../b"] {
+            assert!(!is_local(bad), "{bad}");
+        }
+        let one = |m: Value| parse(&json!({"HostConfig": {"Mounts": [m]}})).map_err(|e| e.message);
+        let p = one(json!({"Type": "volume", "Source": "v", "Target": "/m",
+            "VolumeOptions": {"Subpath": "a/b"}}))
+        .unwrap();
+        assert_eq!(p.mounts[0].subpath, "a/b");
+        assert_eq!(
+            one(json!({"Type": "volume", "Target": "/m", "VolumeOptions": {"Subpath": "a"}}))
+                .unwrap_err(),
+            "invalid mount config for type \"volume\": must not set Subpath when using \
+             anonymous volumes"
+        );
+        assert_eq!(
+            one(json!({"Type": "volume", "Source": "v", "Target": "/m",
+                "VolumeOptions": {"Subpath": "../a"}}))
+            .unwrap_err(),
+            "invalid mount config for type \"volume\": subpath must be a relative path \
+             within the volume"
+        );
     }
 
     #[test]
