@@ -73,7 +73,8 @@ declare -A max_exposure=(
     [berth-api-gateway.service]=30
     [berth-images.service]=40
     [berth-network.service]=40
-    [berth-volumes.service]=30
+    # Mounts local-driver volumes in the host's mount namespace (CAP_SYS_ADMIN, no private mounts).
+    [berth-volumes.service]=50
 )
 
 shopt -s nullglob

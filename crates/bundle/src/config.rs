@@ -335,7 +335,8 @@ pub enum NetNs {
 }
 
 /// A bind mount from the host. Options: `ro`/`rw` (default rw), `rbind`/`bind` (default
-/// rbind), `nosuid`, `nodev`, `noexec`.
+/// rbind), `nosuid`, `nodev`, `noexec`, and at most one propagation (`PROPAGATIONS`; default
+/// `rprivate`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct BindMount {
@@ -343,11 +344,29 @@ pub struct BindMount {
     pub destination: String,
     #[serde(default)]
     pub options: Vec<String>,
+    /// A path under `source` to bind instead of `source` itself (a volume's subpath), opened
+    /// by the shim without following any symlink and without leaving `source`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subpath: Option<String>,
 }
+
+/// The propagations a bind mount may have.
+pub const PROPAGATIONS: &[&str] = &[
+    "shared", "rshared", "slave", "rslave", "private", "rprivate",
+];
 
 impl BindMount {
     pub fn has(&self, opt: &str) -> bool {
         self.options.iter().any(|o| o == opt)
+    }
+
+    /// Its propagation (`rprivate` unless an option says otherwise).
+    pub fn propagation(&self) -> &str {
+        self.options
+            .iter()
+            .map(String::as_str)
+            .find(|o| PROPAGATIONS.contains(o))
+            .unwrap_or("rprivate")
     }
 }
 
@@ -575,8 +594,28 @@ impl Config {
             if !m.source.is_absolute() {
                 return Err(format!("mount source {:?} is not absolute", m.source));
             }
+            if let Some(sub) = &m.subpath
+                && (sub.is_empty() || sub.starts_with('/') || sub.split('/').any(|c| c == ".."))
+            {
+                return Err(format!(
+                    "mount subpath {sub:?} of {:?} is not below its source",
+                    m.destination
+                ));
+            }
+            if m.options
+                .iter()
+                .filter(|o| PROPAGATIONS.contains(&o.as_str()))
+                .count()
+                > 1
+            {
+                return Err(format!(
+                    "more than one propagation for mount {:?}",
+                    m.destination
+                ));
+            }
             for o in &m.options {
                 if !["ro", "rw", "bind", "rbind", "nosuid", "nodev", "noexec"].contains(&o.as_str())
+                    && !PROPAGATIONS.contains(&o.as_str())
                 {
                     return Err(format!(
                         "unsupported option {o:?} for mount {:?}",
@@ -741,6 +780,7 @@ mod tests {
             source: "/v".into(),
             destination: "/data".to_owned(),
             options: vec!["rbind".to_owned(), "ro".to_owned()],
+            subpath: None,
         }];
         cfg.etc_files = EtcFiles {
             hostname: Some("/e/hostname".into()),
@@ -853,7 +893,15 @@ mod tests {
             ),
             (
                 "mounts",
-                serde_json::json!([{"source": "/a", "destination": "/b", "options": ["shared"]}]),
+                serde_json::json!([{"source": "/a", "destination": "/b", "options": ["bogus"]}]),
+            ),
+            (
+                "mounts",
+                serde_json::json!([{"source": "/a", "destination": "/b", "options": ["shared", "slave"]}]),
+            ),
+            (
+                "mounts",
+                serde_json::json!([{"source": "/a", "destination": "/b", "subpath": "x/../../y"}]),
             ),
             (
                 "rlimits",

@@ -947,8 +947,16 @@ async fn refused_options_name_themselves() {
             "--link is not supported by Berth yet (HostConfig.Links)",
         ),
         (
-            r#"{"Image":"echo/x","HostConfig":{"VolumesFrom":["other"]}}"#,
-            "--volumes-from is not supported by Berth yet (HostConfig.VolumesFrom)",
+            r#"{"Image":"echo/x","HostConfig":{"VolumesFrom":["other:rshared"]}}"#,
+            "invalid mode: rshared",
+        ),
+        (
+            r#"{"Image":"echo/x","HostConfig":{"VolumesFrom":["other:ro,nocopy"]}}"#,
+            "invalid mode: ro,nocopy",
+        ),
+        (
+            r#"{"Image":"echo/x","HostConfig":{"VolumesFrom":[""]}}"#,
+            "volumes-from specification cannot be an empty string",
         ),
         (
             r#"{"Image":"echo/x","HostConfig":{"Binds":["/tmp:ro"]}}"#,

@@ -25,15 +25,32 @@ fn fail(what: impl std::fmt::Display, e: impl std::fmt::Display) -> StartError {
 /// Everything up to and including pivot_root into `rootfs`. With a terminal, /dev/console
 /// is created for the pty to be bound on it.
 pub(crate) fn prepare(cfg: &Config, rootfs: &Path) -> Result<(), StartError> {
-    // Mounts made here must not propagate back to the host.
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_SLAVE,
-        None::<&str>,
-    )
-    .map_err(|e| fail("making / a slave mount", e))?;
+    // Mounts made here must not propagate back to the host, unless a bind mount is to share
+    // them (rshared, shared): then, as runc with Docker's rootfsPropagation=shared, / stays
+    // shared and the parent of the root filesystem is made private instead, so that only the
+    // shared binds carry mounts back.
+    let shared = cfg
+        .mounts
+        .iter()
+        .any(|m| matches!(m.propagation(), "shared" | "rshared"));
+    let root_flags = if shared {
+        MsFlags::MS_SHARED
+    } else {
+        MsFlags::MS_REC | MsFlags::MS_SLAVE
+    };
+    mount(None::<&str>, "/", None::<&str>, root_flags, None::<&str>)
+        .map_err(|e| fail("setting the propagation of /", e))?;
+    if shared {
+        let parent = parent_mount(rootfs);
+        mount(
+            None::<&str>,
+            &parent,
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(|e| fail(format_args!("making {} private", parent.display()), e))?;
+    }
     mount_rootfs(&cfg.rootfs, rootfs)?;
 
     let proc_dir = mkdir_in(rootfs, "/proc")?;
@@ -77,11 +94,16 @@ pub(crate) fn prepare(cfg: &Config, rootfs: &Path) -> Result<(), StartError> {
                 source: src.clone(),
                 destination: dst.to_owned(),
                 options: vec!["bind".to_owned()],
+                subpath: None,
             };
             bind_mount(rootfs, &m)?;
         }
     }
-    enter(rootfs)
+    if shared {
+        enter_keeping_shared(rootfs)
+    } else {
+        enter(rootfs)
+    }
 }
 
 /// After pivot_root: masked paths, read-only paths, a read-only root.
@@ -210,7 +232,49 @@ fn mount_sys(target: &Path, writable: bool) -> Result<(), StartError> {
     }
 }
 
+/// A volume's subpath opened as moby's safepath does: below the source, no symlink followed
+/// (the path bound is then the descriptor, so nothing can be swapped in between).
+fn open_beneath(base: &Path, sub: &str) -> Result<std::os::fd::OwnedFd, StartError> {
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag, open, openat2};
+    use nix::sys::stat::Mode;
+    let dir = open(
+        base,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| fail(format_args!("cannot access path {}", base.display()), e))?;
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(
+            ResolveFlag::RESOLVE_BENEATH
+                | ResolveFlag::RESOLVE_NO_MAGICLINKS
+                | ResolveFlag::RESOLVE_NO_SYMLINKS,
+        );
+    openat2(&dir, sub, how).map_err(|e| {
+        fail(
+            format_args!("cannot access path {}", base.join(sub).display()),
+            e,
+        )
+    })
+}
+
 fn bind_mount(rootfs: &Path, m: &BindMount) -> Result<(), StartError> {
+    // Held until the bind is made: the bind's source is this descriptor.
+    let sub_fd = match &m.subpath {
+        Some(sub) => Some(open_beneath(&m.source, sub)?),
+        None => None,
+    };
+    let source = match &sub_fd {
+        Some(fd) => {
+            use std::os::fd::AsRawFd;
+            PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        }
+        None => m.source.clone(),
+    };
+    let m = &BindMount {
+        source,
+        ..m.clone()
+    };
     let src_meta = std::fs::metadata(&m.source).map_err(|e| fail(m.source.display(), e))?;
     let dest = secure_join(rootfs, &m.destination);
     if src_meta.is_dir() {
@@ -229,15 +293,22 @@ fn bind_mount(rootfs: &Path, m: &BindMount) -> Result<(), StartError> {
             e,
         )
     })?;
-    // Docker's default propagation for binds and volumes: (r)private.
-    mount(
-        None::<&str>,
-        &dest,
-        None::<&str>,
-        MsFlags::MS_PRIVATE | rec,
-        None::<&str>,
-    )
-    .map_err(|e| fail(format_args!("making {} private", m.destination), e))?;
+    // Docker's default propagation for binds and volumes: rprivate (private for a bind
+    // that is not recursive).
+    let propagation = match m.propagation() {
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        "private" => MsFlags::MS_PRIVATE,
+        _ => MsFlags::MS_PRIVATE | rec,
+    };
+    mount(None::<&str>, &dest, None::<&str>, propagation, None::<&str>).map_err(|e| {
+        fail(
+            format_args!("setting the propagation of {}", m.destination),
+            e,
+        )
+    })?;
     let mut extra = MsFlags::empty();
     for (opt, flag) in [
         ("ro", MsFlags::MS_RDONLY),
@@ -282,6 +353,30 @@ fn tmpfs_mount(rootfs: &Path, t: &TmpfsMount) -> Result<(), StartError> {
         Some(data.join(",").as_str()),
     )
     .map_err(|e| fail(format_args!("mounting a tmpfs on {}", t.destination), e))
+}
+
+/// The mount point `path` is on: the longest mount point above it in mountinfo (the later of
+/// two at the same path, which is the one on top).
+fn parent_mount(path: &Path) -> PathBuf {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    parent_in(&info, path)
+}
+
+fn parent_in(mountinfo: &str, path: &Path) -> PathBuf {
+    let mut best = PathBuf::from("/");
+    let mut len = 0;
+    for l in mountinfo.lines() {
+        let Some(mp) = l.split(' ').nth(4) else {
+            continue;
+        };
+        let mp = PathBuf::from(mp.replace("\\040", " "));
+        let n = mp.as_os_str().len();
+        if path.starts_with(&mp) && n >= len {
+            best = mp;
+            len = n;
+        }
+    }
+    best
 }
 
 fn bind(src: &Path, dst: &Path, extra: MsFlags) -> nix::Result<()> {
@@ -358,6 +453,29 @@ fn enter(rootfs: &Path) -> Result<(), StartError> {
     chdir("/").map_err(|e| fail("chdir /", e))
 }
 
+/// pivot_root for a container with shared binds. After pivot_root(".", "."), mount(2) on
+/// "." names the new root (the old one is stacked on it), so making it a recursive slave
+/// would turn the shared binds into slaves too; the old root is put on a directory of its
+/// own instead, made a recursive slave (its unmount must not reach the host) and detached.
+fn enter_keeping_shared(rootfs: &Path) -> Result<(), StartError> {
+    const PUT_OLD: &str = ".berth-old-root";
+    chdir(rootfs).map_err(|e| fail(rootfs.display(), e))?;
+    std::fs::create_dir(PUT_OLD).map_err(|e| fail(format_args!("making /{PUT_OLD}"), e))?;
+    pivot_root(".", PUT_OLD).map_err(|e| fail("pivot_root", e))?;
+    let old = Path::new("/").join(PUT_OLD);
+    mount(
+        None::<&str>,
+        &old,
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .map_err(|e| fail("making the old root a slave", e))?;
+    umount2(&old, MntFlags::MNT_DETACH).map_err(|e| fail("detaching the old root", e))?;
+    std::fs::remove_dir(&old).map_err(|e| fail(format_args!("removing /{PUT_OLD}"), e))?;
+    chdir("/").map_err(|e| fail("chdir /", e))
+}
+
 fn mkdir_in(rootfs: &Path, path: &str) -> Result<PathBuf, StartError> {
     let p = secure_join(rootfs, path);
     std::fs::create_dir_all(&p).map_err(|e| fail(p.display(), e))?;
@@ -387,5 +505,22 @@ mod tests {
         let (flags, data) = parse_options(&opts);
         assert_eq!(flags, MsFlags::MS_RDONLY | MsFlags::MS_NOSUID);
         assert_eq!(data, "lowerdir=/a:/b,upperdir=/u");
+    }
+
+    #[test]
+    fn the_parent_mount_is_the_longest_above_the_path() {
+        let info = "22 1 8:1 / / rw shared:1 - ext4 /dev/sda1 rw\n\
+                    30 22 0:5 / /var/lib rw shared:2 - ext4 /dev/sdb rw\n\
+                    31 22 0:6 / /var/lib/b rw - tmpfs t rw\n\
+                    32 30 0:7 / /var/lib rw - tmpfs t rw\n";
+        assert_eq!(
+            parent_in(info, Path::new("/var/lib/berth/rootfs")),
+            Path::new("/var/lib")
+        );
+        assert_eq!(
+            parent_in(info, Path::new("/var/lib/b/x")),
+            Path::new("/var/lib/b")
+        );
+        assert_eq!(parent_in(info, Path::new("/srv")), Path::new("/"));
     }
 }

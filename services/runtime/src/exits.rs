@@ -82,6 +82,7 @@ impl Containers {
         }
         // Released before waiters wake, so that a restart finds the network free.
         self.network_down(id).await;
+        self.unmount_volumes(id, Vec::new()).await;
         c.network = None;
         self.store.put(&c)?;
         // Published before waiters wake, so that `die` comes before the `stop` they publish.

@@ -5,10 +5,10 @@
 
 use std::{
     collections::BTreeSet,
-    os::unix::fs::{MetadataExt, PermissionsExt},
     path::{Path, PathBuf},
 };
 
+use berth_errors::HasKind;
 use berth_proto::{runtime::v1 as pb, volumes::v1 as volumes};
 use berth_service::Channel;
 
@@ -23,11 +23,13 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
         if !matches!(kind, Kind::Bind | Kind::Volume | Kind::Tmpfs) {
             return Some(format!("mounts.type {}", kind.as_str_name()));
         }
-        if !matches!(m.propagation.as_str(), "" | "rprivate" | "private") {
+        if !m.propagation.is_empty()
+            && !berth_bundle::config::PROPAGATIONS.contains(&m.propagation.as_str())
+        {
             return Some(format!("mounts.propagation {}", m.propagation));
         }
-        if !m.subpath.is_empty() {
-            return Some("mounts.subpath".to_owned());
+        if !m.subpath.is_empty() && kind != Kind::Volume {
+            return Some(format!("mounts.subpath of a {} mount", kind.as_str_name()));
         }
         None
     })
@@ -149,6 +151,7 @@ impl Containers {
                 }
                 Kind::Volume => {
                     p.anonymous = m.source.is_empty();
+                    p.subpath = m.subpath.clone();
                     volume_at.push((points.len(), m.no_copy));
                     claims.push(volumes::Claim {
                         name: m.source.clone(),
@@ -161,6 +164,20 @@ impl Containers {
                     p.tmpfs_size = m.tmpfs_size;
                     p.tmpfs_mode = m.tmpfs_mode;
                 }
+            }
+            points.push(p);
+        }
+        let from = self.volumes_from(spec)?;
+        for p in crate::volumes_from::inherit(&from, &seen, clean) {
+            seen.insert(clean(&p.destination));
+            if p.r#type == Kind::Volume as i32 && !p.name.is_empty() {
+                // Referenced by this container too; never copied into.
+                volume_at.push((points.len(), true));
+                claims.push(volumes::Claim {
+                    name: p.name.clone(),
+                    driver: p.driver.clone(),
+                    ..Default::default()
+                });
             }
             points.push(p);
         }
@@ -199,6 +216,8 @@ impl Containers {
             )));
         }
         let mut copies = Vec::new();
+        // (container path, volume name) of the volumes with a filesystem of their own.
+        let mut own = Vec::new();
         for ((i, no_copy), a) in volume_at.into_iter().zip(acquired) {
             let p = &mut points[i];
             p.name = a.name;
@@ -206,23 +225,63 @@ impl Containers {
             p.source = a.mountpoint;
             if !no_copy {
                 copies.push((p.destination.clone(), PathBuf::from(&p.source)));
+                if a.own_filesystem {
+                    own.push((p.destination.clone(), p.name.clone()));
+                }
             }
         }
         if let Some(rootfs) = rootfs
             && !copies.is_empty()
         {
             let scratch = self.data_dir.join(id).join("copy-up");
+            let mounted = self.mount_for_copy(id, rootfs, &scratch, own).await?;
             let rootfs = rootfs.clone();
-            tokio::task::spawn_blocking(move || copy_up(&rootfs, &scratch, &copies))
-                .await
-                .map_err(|e| ContainerError::Internal(anyhow::anyhow!("copy-up task: {e}")))?
-                .map_err(|e| {
-                    ContainerError::Internal(anyhow::anyhow!(
-                        "copying the image's content into a volume: {e:#}"
-                    ))
-                })?;
+            let r = blocking(move || crate::copyup::copy_up(&rootfs, &scratch, copies)).await;
+            if !mounted.is_empty() {
+                self.unmount_volumes(id, mounted).await;
+            }
+            r.map_err(|e| {
+                ContainerError::Internal(anyhow::anyhow!(
+                    "copying the image's content into a volume: {e:#}"
+                ))
+            })?;
         }
         Ok(points)
+    }
+
+    /// As dockerd: a volume with a filesystem of its own that is to be filled from an image
+    /// directory is mounted for the copy (and unmounted after it, unless another container
+    /// uses it). Returns the volumes mounted.
+    async fn mount_for_copy(
+        &self,
+        id: &str,
+        rootfs: &pb::RootfsMount,
+        scratch: &Path,
+        own: Vec<(String, String)>,
+    ) -> Result<Vec<String>, ContainerError> {
+        if own.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (rootfs, scratch) = (rootfs.clone(), scratch.to_owned());
+        let dests = own.iter().map(|(d, _)| d.clone()).collect();
+        let dirs = blocking(move || crate::copyup::image_dirs(&rootfs, &scratch, dests))
+            .await
+            .map_err(|e| {
+                ContainerError::Internal(anyhow::anyhow!("reading the image's directories: {e:#}"))
+            })?;
+        let names: Vec<String> = own
+            .into_iter()
+            .zip(dirs)
+            .filter_map(|((_, name), dir)| dir.then_some(name))
+            .collect();
+        if let Err(e) = self.mount_volumes(id, names.clone()).await {
+            self.unmount_volumes(id, names).await;
+            return Err(ContainerError::new(
+                e.kind(),
+                format!("failed to populate volume: {e}"),
+            ));
+        }
+        Ok(names)
     }
 
     /// At start: the volumes service's references made to agree with the records. A
@@ -308,6 +367,7 @@ impl Containers {
                 tracing::warn!(error = %e, id = %c.id, "acquiring a container's volumes again");
             }
         }
+        self.reconcile_volume_users().await;
     }
 
     /// dockerd's volume `mount` and `unmount` events, one per volume of the container.
@@ -411,10 +471,14 @@ pub(crate) fn into_bundle(c: &Container, config: &mut berth_bundle::Config) {
         if p.read_only {
             options.push("ro".to_owned());
         }
+        if berth_bundle::config::PROPAGATIONS.contains(&p.propagation.as_str()) {
+            options.push(p.propagation.clone());
+        }
         config.mounts.push(berth_bundle::BindMount {
             source: PathBuf::from(&p.source),
             destination: p.destination.clone(),
             options,
+            subpath: (!p.subpath.is_empty()).then(|| p.subpath.clone()),
         });
     }
     for (dest, opts) in &c.spec.tmpfs {
@@ -436,202 +500,18 @@ pub(crate) fn into_bundle(c: &Container, config: &mut berth_bundle::Config) {
     }
 }
 
-use berth_bundle::secure_join;
-
-/// Fills each fresh volume from the image: in a thread of its own that leaves the host's
-/// mount namespace, the container's root filesystem is mounted read-only at `scratch` and
-/// each image directory copied into its empty volume. The thread's namespace, and the mount
-/// in it, end with the thread.
-fn copy_up(
-    rootfs: &pb::RootfsMount,
-    scratch: &Path,
-    copies: &[(String, PathBuf)],
-) -> anyhow::Result<()> {
-    let rootfs = rootfs.clone();
-    let dir = scratch.to_owned();
-    let scratch = scratch.to_owned();
-    let copies = copies.to_vec();
-    let r = std::thread::spawn(move || -> anyhow::Result<()> {
-        use nix::mount::{MsFlags, mount};
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS | nix::sched::CloneFlags::CLONE_FS)
-            .map_err(|e| anyhow::anyhow!("unshare: {e}"))?;
-        mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-            None::<&str>,
-        )
-        .map_err(|e| anyhow::anyhow!("making / private: {e}"))?;
-        std::fs::create_dir_all(&scratch)?;
-        let root = mount_readonly(&rootfs, &scratch)?;
-        let mut r = Ok(());
-        for (dest, data) in &copies {
-            r = copy_into(&root, dest, data);
-            if r.is_err() {
-                break;
-            }
-        }
-        let _ = nix::mount::umount2(&scratch, nix::mount::MntFlags::MNT_DETACH);
-        r
-    })
-    .join()
-    .map_err(|_| anyhow::anyhow!("the copy-up thread panicked"))?;
-    let _ = std::fs::remove_dir(dir);
-    r
-}
-
-/// Mounts the root filesystem read-only at `at` (an overlay: its upper directory becomes the
-/// top lower one, so the container's own work directory is not touched). Returns the root.
-fn mount_readonly(rootfs: &pb::RootfsMount, at: &Path) -> anyhow::Result<PathBuf> {
-    use nix::mount::{MsFlags, mount};
-    match rootfs.r#type.as_str() {
-        "overlay" => {
-            let opt = |k: &str| {
-                rootfs
-                    .options
-                    .iter()
-                    .find_map(|o| o.strip_prefix(k).map(str::to_owned))
-            };
-            let lower = opt("lowerdir=").unwrap_or_default();
-            let lowers = match opt("upperdir=") {
-                Some(u) if lower.is_empty() => u,
-                Some(u) => format!("{u}:{lower}"),
-                None => lower,
-            };
-            if !lowers.contains(':') {
-                // One layer: read it in place.
-                return Ok(PathBuf::from(lowers));
-            }
-            mount(
-                Some("overlay"),
-                at,
-                Some("overlay"),
-                MsFlags::MS_RDONLY,
-                Some(format!("lowerdir={lowers}").as_str()),
-            )
-            .map_err(|e| anyhow::anyhow!("mounting the image's filesystem: {e}"))?;
-            Ok(at.to_owned())
-        }
-        "bind" | "rbind" => Ok(PathBuf::from(&rootfs.source)),
-        other => Err(anyhow::anyhow!("cannot read a {other} root filesystem")),
-    }
-}
-
-/// Copies the image's `dest` (resolved inside `root`) into the volume's data directory when
-/// that is empty and the image path is a directory, as dockerd does.
-fn copy_into(root: &Path, dest: &str, data: &Path) -> anyhow::Result<()> {
-    let src = secure_join(root, dest);
-    let Ok(meta) = std::fs::symlink_metadata(&src) else {
-        return Ok(());
-    };
-    if !meta.is_dir() || std::fs::read_dir(data)?.next().is_some() {
-        return Ok(());
-    }
-    copy_dir(&src, data)?;
-    std::os::unix::fs::lchown(data, Some(meta.uid()), Some(meta.gid()))?;
-    std::fs::set_permissions(data, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
-    Ok(())
-}
-
-/// Copies the entries of `src` into the existing directory `dst`, never following a
-/// symlink: links are copied as links, owners and modes kept.
-fn copy_dir(src: &Path, dst: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, lchown};
-    for entry in std::fs::read_dir(src)? {
-        let entry = entry?;
-        let from = entry.path();
-        let to = dst.join(entry.file_name());
-        let meta = std::fs::symlink_metadata(&from)?;
-        let ft = meta.file_type();
-        if ft.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)?;
-            lchown(&to, Some(meta.uid()), Some(meta.gid()))?;
-            continue;
-        }
-        if ft.is_dir() {
-            std::fs::create_dir(&to)?;
-            copy_dir(&from, &to)?;
-        } else if ft.is_file() {
-            let mut r = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(nix::libc::O_NOFOLLOW)
-                .open(&from)?;
-            let mut w = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .custom_flags(nix::libc::O_NOFOLLOW)
-                .open(&to)?;
-            std::io::copy(&mut r, &mut w)?;
-        } else {
-            // Device nodes and fifos as they are; sockets are not copied.
-            use std::os::unix::fs::FileTypeExt;
-            if ft.is_socket() {
-                continue;
-            }
-            let kind = if ft.is_fifo() {
-                nix::sys::stat::SFlag::S_IFIFO
-            } else if ft.is_char_device() {
-                nix::sys::stat::SFlag::S_IFCHR
-            } else {
-                nix::sys::stat::SFlag::S_IFBLK
-            };
-            nix::sys::stat::mknod(
-                &to,
-                kind,
-                nix::sys::stat::Mode::from_bits_truncate(meta.mode() & 0o7777),
-                meta.rdev(),
-            )?;
-        }
-        lchown(&to, Some(meta.uid()), Some(meta.gid()))?;
-        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
-    }
-    Ok(())
+/// Runs blocking work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| anyhow::anyhow!("copy-up task: {e}"))?
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secure_join_stays_inside() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        std::fs::create_dir_all(root.join("real")).unwrap();
-        std::os::unix::fs::symlink("/../../etc", root.join("escape")).unwrap();
-        std::os::unix::fs::symlink("real", root.join("rel")).unwrap();
-        assert_eq!(secure_join(root, "/escape"), root.join("etc"));
-        assert_eq!(secure_join(root, "/../../x"), root.join("x"));
-        assert_eq!(secure_join(root, "/rel/f"), root.join("real/f"));
-    }
-
-    #[test]
-    fn copy_keeps_links_as_links_and_modes() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("root");
-        std::fs::create_dir_all(root.join("etc/sub")).unwrap();
-        std::fs::write(root.join("etc/passwd"), "root:x:0:0").unwrap();
-        std::fs::set_permissions(root.join("etc/sub"), std::fs::Permissions::from_mode(0o710))
-            .unwrap();
-        std::os::unix::fs::symlink("/host-secret", root.join("etc/link")).unwrap();
-        let data = dir.path().join("data");
-        std::fs::create_dir(&data).unwrap();
-        copy_into(&root, "/etc", &data).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(data.join("passwd")).unwrap(),
-            "root:x:0:0"
-        );
-        assert_eq!(
-            std::fs::read_link(data.join("link")).unwrap(),
-            Path::new("/host-secret")
-        );
-        let mode = std::fs::metadata(data.join("sub")).unwrap().mode() & 0o7777;
-        assert_eq!(mode, 0o710);
-        // Not into a volume that has content.
-        std::fs::write(root.join("etc/new"), "x").unwrap();
-        copy_into(&root, "/etc", &data).unwrap();
-        assert!(!data.join("new").exists());
-    }
 
     #[test]
     fn bundle_mounts_from_the_resolved_points() {

@@ -167,7 +167,6 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
         )
     })
     .or_else(|| crate::mounts::unsupported(spec))
-    .or_else(|| d(!spec.volumes_from.is_empty(), "volumes_from"))
     .or_else(|| d(!spec.storage_opt.is_empty(), "storage_opt"))
     .or_else(|| d(!spec.annotations.is_empty(), "annotations"))
     .or_else(|| spec.security.as_ref().and_then(unsupported_security))

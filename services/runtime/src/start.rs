@@ -39,6 +39,7 @@ impl Containers {
             && !c.state.running()
         {
             self.network_down(&c.id).await;
+            self.unmount_volumes(&c.id, Vec::new()).await;
         }
         if let Err(e) = &r
             && !matches!(e.kind(), ErrorKind::NotModified | ErrorKind::NotFound)
@@ -94,6 +95,10 @@ impl Containers {
                 c.id
             )));
         };
+        crate::propagation::check(&c.mount_points)?;
+        self.mount_volumes(&c.id, crate::volume_use::volume_names(&c))
+            .await?;
+        crate::subpath::check(&c.mount_points)?;
         let bundle = self.bundle(&c.id);
         delete_shim(&bundle).await;
         // Execs belong to one run of the container.

@@ -98,4 +98,20 @@ impl volumes_server::Volumes for GrpcVolumes {
         let r = r.into_inner();
         self.run(move |d| d.release(&r)).await
     }
+
+    async fn mount(
+        &self,
+        r: Request<pb::MountRequest>,
+    ) -> Result<Response<pb::MountResponse>, Status> {
+        let r = r.into_inner();
+        self.run(move |d| d.mount(&r)).await
+    }
+
+    async fn unmount(
+        &self,
+        r: Request<pb::UnmountRequest>,
+    ) -> Result<Response<pb::UnmountResponse>, Status> {
+        let r = r.into_inner();
+        self.run(move |d| d.unmount(&r)).await
+    }
 }

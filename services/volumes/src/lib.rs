@@ -2,7 +2,9 @@
 
 mod error;
 mod grpc;
+mod hostmount;
 mod info;
+mod local;
 mod store;
 mod volumes;
 
@@ -18,6 +20,7 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
     let ctx = ServiceContext::start(ServiceName::Volumes, launch).await?;
     let store = store::Store::open(&ctx.data_dir)?;
     let domain = info::Volumes::new(store, ctx.data_dir.clone(), Some(ctx.events.clone()));
+    domain.reconcile_mounts();
     let mut routes = RoutesBuilder::default();
     routes.add_service(VolumesServer::new(grpc::GrpcVolumes::new(domain)));
     ctx.serve(routes).await

@@ -33,6 +33,10 @@ pub(crate) struct VolumeRecord {
     /// IDs of the containers that reference the volume.
     #[serde(default)]
     pub(crate) containers: BTreeSet<String>,
+    /// IDs of the containers using it now (between their start and their exit): while there
+    /// is one, a volume with a filesystem of its own has it mounted at its data path.
+    #[serde(default)]
+    pub(crate) mounted_by: BTreeSet<String>,
 }
 
 pub(crate) struct Store {

@@ -21,8 +21,6 @@ use crate::{
 pub(crate) const ANONYMOUS_LABEL: &str = "com.docker.volume.anonymous";
 /// The one driver.
 pub(crate) const LOCAL: &str = "local";
-/// The local driver's options (moby `volume/local`), none of which Berth does yet.
-const LOCAL_OPTIONS: &[&str] = &["type", "device", "o", "size"];
 
 /// 64 random lowercase hex digits.
 fn new_name() -> String {
@@ -89,20 +87,8 @@ fn check_driver(
             ),
         ));
     }
-    if let Some(k) = options
-        .keys()
-        .find(|k| !LOCAL_OPTIONS.contains(&k.as_str()))
-    {
-        return Err(VolumesError::invalid(format!(
-            "create {name}: invalid option: {k:?}"
-        )));
-    }
-    if let Some(k) = options.keys().next() {
-        return Err(VolumesError::invalid(format!(
-            "create {name}: the local driver's option {k:?} is not supported by Berth yet"
-        )));
-    }
-    Ok(())
+    crate::local::validate(options)
+        .map_err(|e| VolumesError::invalid(format!("create {name}: {e}")))
 }
 
 /// Whether a volume passes the filters.
@@ -138,6 +124,7 @@ impl Volumes {
             options: v.options.clone().into_iter().collect(),
             anonymous: v.anonymous,
             containers: v.containers.iter().cloned().collect(),
+            mounted_by: v.mounted_by.iter().cloned().collect(),
         }
     }
 
@@ -186,8 +173,15 @@ impl Volumes {
         }
     }
 
-    /// Removes a volume's directory; a failure is logged (the record is already gone).
-    fn remove_dirs(&self, name: &str) {
+    /// Removes a volume's directory, its own filesystem unmounted first (never the files
+    /// of a device bound there); a failure is logged (the record is already gone).
+    fn remove_dirs(&self, v: &VolumeRecord) {
+        let name = v.name.as_str();
+        self.unmount_fs(v);
+        if crate::local::is_mounted(&self.mountpoint(name)) {
+            tracing::warn!(volume = name, "a volume's data path is still mounted: kept");
+            return;
+        }
         let dir = self.dir(name);
         if let Err(e) = std::fs::remove_dir_all(&dir)
             && e.kind() != std::io::ErrorKind::NotFound
@@ -282,7 +276,7 @@ impl Volumes {
         let removed = self.store.write(|tx| {
             let Some(v) = tx.get(name)? else {
                 return if force {
-                    Ok(false)
+                    Ok(None)
                 } else {
                     Err(VolumesError::not_found(name))
                 };
@@ -291,10 +285,10 @@ impl Volumes {
                 return Err(Self::in_use(name, &v));
             }
             tx.delete(name)?;
-            Ok(true)
+            Ok(Some(v))
         })?;
-        if removed {
-            self.remove_dirs(name);
+        if let Some(v) = removed {
+            self.remove_dirs(&v);
             self.event("destroy", name, &[("driver", LOCAL.to_owned())]);
         }
         Ok(())
@@ -309,17 +303,18 @@ impl Volumes {
             for v in tx.all()? {
                 if v.containers.is_empty() && (req.all || v.anonymous) && matches(&f, &v) {
                     tx.delete(&v.name)?;
-                    gone.push(v.name);
+                    gone.push(v);
                 }
             }
             Ok(gone)
         })?;
         let mut reclaimed = 0u64;
-        for name in &gone {
-            reclaimed += berth_service::disk_usage(&self.mountpoint(name)).unwrap_or(0);
-            self.remove_dirs(name);
-            self.event("destroy", name, &[("driver", LOCAL.to_owned())]);
+        for v in &gone {
+            reclaimed += berth_service::disk_usage(&self.mountpoint(&v.name)).unwrap_or(0);
+            self.remove_dirs(v);
+            self.event("destroy", &v.name, &[("driver", LOCAL.to_owned())]);
         }
+        let gone: Vec<String> = gone.into_iter().map(|v| v.name).collect();
         self.event("prune", "", &[("reclaimed", reclaimed.to_string())]);
         Ok(pb::PruneResponse {
             deleted: gone,
@@ -373,6 +368,7 @@ impl Volumes {
                 v.containers.insert(container.clone());
                 tx.put(&v)?;
                 out.push(pb::Acquired {
+                    own_filesystem: crate::local::needs_mount(&v.options),
                     mountpoint: self.mountpoint(&name).display().to_string(),
                     name,
                     driver: v.driver,
@@ -395,23 +391,33 @@ impl Volumes {
         let _g = self.lock();
         let removed = self.store.write(|tx: &mut Tx<'_>| {
             let mut removed = Vec::new();
+            let mut unused = Vec::new();
             for mut v in tx.all()? {
-                if !v.containers.remove(&req.container_id) {
+                let was_user = v.mounted_by.remove(&req.container_id);
+                if !v.containers.remove(&req.container_id) && !was_user {
                     continue;
                 }
                 if req.remove_anonymous && v.anonymous && v.containers.is_empty() {
                     tx.delete(&v.name)?;
-                    removed.push(v.name);
+                    removed.push(v);
                 } else {
                     tx.put(&v)?;
+                    if was_user && v.mounted_by.is_empty() {
+                        unused.push(v);
+                    }
                 }
             }
-            Ok(removed)
+            Ok((removed, unused))
         })?;
-        for name in &removed {
-            self.remove_dirs(name);
-            self.event("destroy", name, &[("driver", LOCAL.to_owned())]);
+        let (removed, unused) = removed;
+        for v in &unused {
+            self.unmount_fs(v);
         }
+        for v in &removed {
+            self.remove_dirs(v);
+            self.event("destroy", &v.name, &[("driver", LOCAL.to_owned())]);
+        }
+        let removed = removed.into_iter().map(|v| v.name).collect();
         Ok(pb::ReleaseResponse { removed })
     }
 }
@@ -488,7 +494,10 @@ mod tests {
                 ..Default::default()
             })
             .unwrap_err();
-        assert!(e.to_string().contains("not supported by Berth yet"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "create opts: missing required option: \"device\""
+        );
         let e = v
             .create(pb::CreateRequest {
                 name: "opts".to_owned(),

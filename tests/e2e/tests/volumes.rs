@@ -199,22 +199,6 @@ fn binds_tmpfs_and_their_errors() {
     );
     let (_, out) = s.fails(&["create", "-v", "/a:/b:bogus", img, "true"]);
     assert!(out.contains("invalid mode: bogus"), "{out}");
-    let (_, out) = s.fails(&["create", "-v", "/a:/b:rshared", img, "true"]);
-    assert!(
-        out.contains("--volume with propagation rshared is not supported by Berth yet"),
-        "{out}"
-    );
-    let (_, out) = s.fails(&[
-        "create",
-        "--mount",
-        "type=bind,source=/tmp,target=/b,bind-propagation=shared",
-        img,
-        "true",
-    ]);
-    assert!(
-        out.contains("--mount bind-propagation=shared is not supported by Berth yet"),
-        "{out}"
-    );
     let (_, out) = s.fails(&["create", "-v", "/a:/b", "-v", "/c:/b", img, "true"]);
     assert!(out.contains("Duplicate mount point: /b"), "{out}");
 

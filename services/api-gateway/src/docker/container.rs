@@ -469,7 +469,11 @@ fn host_config_keys(spec: &pb::ContainerSpec) -> Value {
         "RestartPolicy": restart_policy(spec.restart_policy.as_ref()),
         "AutoRemove": spec.auto_remove,
         "VolumeDriver": "",
-        "VolumesFrom": null,
+        "VolumesFrom": if spec.volumes_from.is_empty() {
+            Value::Null
+        } else {
+            json!(spec.volumes_from)
+        },
         "ConsoleSize": [p.console_height, p.console_width],
         "CapAdd": list_or_null(&sec.cap_add),
         "CapDrop": list_or_null(&sec.cap_drop),

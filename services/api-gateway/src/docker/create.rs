@@ -462,6 +462,21 @@ pub fn spec(
         return Err(invalid("invalid JSON: not an object"));
     }
     for_version(&mut body, version);
+    if version
+        < (ApiVersion {
+            major: 1,
+            minor: 45,
+        })
+        && body["HostConfig"]["Mounts"].as_array().is_some_and(|l| {
+            l.iter().any(|m| {
+                m["VolumeOptions"]["Subpath"]
+                    .as_str()
+                    .is_some_and(|s| !s.is_empty())
+            })
+        })
+    {
+        return Err(invalid("VolumeOptions.Subpath needs API v1.45 or newer"));
+    }
     check_restart(&body)?;
     if body["HostConfig"]["AutoRemove"].as_bool() == Some(true)
         && fields::is_set(
@@ -635,6 +650,7 @@ pub fn spec(
         restart_policy: restart_policy(&hc.restart_policy),
         mounts: parsed_mounts.mounts,
         image_volumes: parsed_mounts.volumes,
+        volumes_from: parsed_mounts.volumes_from,
         tmpfs: parsed_mounts.tmpfs,
         init: hc.init.unwrap_or(false),
         platform: platform.to_owned(),
@@ -812,6 +828,13 @@ mod tests {
         assert!(!s.auto_remove);
         let p = spec(body, v(42), "").unwrap().process.unwrap();
         assert_eq!((p.console_height, p.console_width), (30, 100));
+        let sub = json!({"Image": "b", "HostConfig": {"Mounts": [{"Type": "volume",
+            "Source": "v", "Target": "/m", "VolumeOptions": {"Subpath": "a"}}]}});
+        assert_eq!(
+            spec(sub.clone(), v(44), "").unwrap_err().message,
+            "VolumeOptions.Subpath needs API v1.45 or newer"
+        );
+        assert_eq!(spec(sub, v(45), "").unwrap().mounts[0].subpath, "a");
     }
 
     #[test]

@@ -140,7 +140,7 @@ pub const FIELDS: &[Field] = &[
     f(
         "HostConfig.VolumesFrom",
         "--volumes-from",
-        Refused(Volumes),
+        Honored,
         r#"["other"]"#,
     ),
     f(

@@ -20,6 +20,8 @@ pub struct Parsed {
     pub tmpfs: HashMap<String, String>,
     /// Anonymous volumes asked for by path (`Config.Volumes`, the CLI's `-v /path`).
     pub volumes: Vec<String>,
+    /// `HostConfig.VolumesFrom`: `container[:ro|:rw]`, checked.
+    pub volumes_from: Vec<String>,
 }
 
 fn invalid(msg: impl Into<String>) -> ApiError {
@@ -132,12 +134,6 @@ fn bind(raw: &str, driver: &str) -> Result<pb::MountSpec, ApiError> {
     if kind == Kind::Bind && m.no_copy {
         return Err(invalid(format!("invalid mode: {mode}")));
     }
-    if !matches!(m.propagation.as_str(), "" | "private" | "rprivate") {
-        return Err(invalid(format!(
-            "--volume with propagation {} is not supported by Berth yet (HostConfig.Binds)",
-            m.propagation
-        )));
-    }
     Ok(pb::MountSpec {
         r#type: kind as i32,
         source: source.to_owned(),
@@ -206,6 +202,27 @@ struct TmpfsOptions {
     size_bytes: i64,
     mode: u32,
     options: Option<Vec<Vec<String>>>,
+}
+
+/// Go's `filepath.IsLocal`: relative, not empty, and not leaving its directory lexically.
+fn is_local(p: &str) -> bool {
+    if p.is_empty() || p.starts_with('/') {
+        return false;
+    }
+    let mut depth = 0i32;
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                depth -= 1;
+                if depth < 0 {
+                    return false;
+                }
+            }
+            _ => depth += 1,
+        }
+    }
+    true
 }
 
 /// One `--mount` (moby `validateMountConfig` and `parseMountSpec`).
@@ -278,12 +295,6 @@ fn api_mount(m: ApiMount) -> Result<pb::MountSpec, ApiError> {
                      (HostConfig.Mounts.BindOptions)",
                 ));
             }
-            if !matches!(b.propagation.as_str(), "" | "private" | "rprivate") {
-                return Err(invalid(format!(
-                    "--mount bind-propagation={} is not supported by Berth yet (HostConfig.Mounts)",
-                    b.propagation
-                )));
-            }
             spec.propagation = b.propagation;
             spec.non_recursive = b.non_recursive;
             spec.create_source = b.create_mountpoint;
@@ -302,9 +313,19 @@ fn api_mount(m: ApiMount) -> Result<pb::MountSpec, ApiError> {
             spec.volume_driver = d.name;
             spec.volume_options = d.options.unwrap_or_default();
             if !v.subpath.is_empty() {
-                return Err(invalid(
-                    "--mount volume-subpath is not supported by Berth yet (HostConfig.Mounts)",
-                ));
+                if m.source.is_empty() {
+                    return Err(invalid(
+                        "invalid mount config for type \"volume\": must not set Subpath when \
+                         using anonymous volumes",
+                    ));
+                }
+                if !is_local(&v.subpath) {
+                    return Err(invalid(
+                        "invalid mount config for type \"volume\": subpath must be a relative \
+                         path within the volume",
+                    ));
+                }
+                spec.subpath = v.subpath;
             }
         }
         _ => {
@@ -334,6 +355,24 @@ fn api_mount(m: ApiMount) -> Result<pb::MountSpec, ApiError> {
         }
     }
     Ok(spec)
+}
+
+/// One `--volumes-from` (moby `linuxParser.ParseVolumesFrom`): a container and a mode that
+/// may say `ro` or `rw` (and `z`), but no propagation and no copy mode.
+fn volumes_from(spec: &str) -> Result<(), ApiError> {
+    if spec.is_empty() {
+        return Err(invalid(
+            "volumes-from specification cannot be an empty string",
+        ));
+    }
+    let mode = spec.split_once(':').map_or("", |(_, m)| m);
+    if mode.is_empty() {
+        return Ok(());
+    }
+    match parse_mode(mode) {
+        Some(m) if m.propagation.is_empty() && !m.no_copy => Ok(()),
+        _ => Err(invalid(format!("invalid mode: {mode}"))),
+    }
 }
 
 /// `--tmpfs` options (moby `ParseTmpfsOptions`): the flags and data tmpfs takes.
@@ -373,6 +412,10 @@ pub fn parse(body: &Value) -> Result<Parsed, ApiError> {
         }
         serde_json::from_value(v.clone()).map_err(|e| invalid(format!("invalid JSON: {what}: {e}")))
     };
+    for from in strings(&hc["VolumesFrom"], "HostConfig.VolumesFrom")? {
+        volumes_from(&from)?;
+        out.volumes_from.push(from);
+    }
     for raw in strings(&hc["Binds"], "HostConfig.Binds")? {
         out.mounts.push(bind(&raw, driver)?);
     }
@@ -580,10 +623,41 @@ mod tests {
         );
         assert_eq!(binds(&["/a:/b:ro,rw"]).unwrap_err(), "invalid mode: ro,rw");
         assert_eq!(
-            binds(&["/a:/b:rshared"]).unwrap_err(),
-            "--volume with propagation rshared is not supported by Berth yet (HostConfig.Binds)"
+            parse(&json!({"HostConfig": {"Binds": ["/a:/b:rshared"]}}))
+                .unwrap()
+                .mounts[0]
+                .propagation,
+            "rshared"
         );
         assert!(binds(&["/a:/b:rprivate,z"]).is_ok());
+    }
+
+    #[test]
+    fn subpaths_are_local_to_a_named_volume() {
+        for ok in ["a", "a/b", "a/../b", "./a", "a/"] {
+            assert!(is_local(ok), "{ok}");
+        }
+        for bad in ["", "/a", "..", "../a", "a/../../b"] {
+            assert!(!is_local(bad), "{bad}");
+        }
+        let one = |m: Value| parse(&json!({"HostConfig": {"Mounts": [m]}})).map_err(|e| e.message);
+        let p = one(json!({"Type": "volume", "Source": "v", "Target": "/m",
+            "VolumeOptions": {"Subpath": "a/b"}}))
+        .unwrap();
+        assert_eq!(p.mounts[0].subpath, "a/b");
+        assert_eq!(
+            one(json!({"Type": "volume", "Target": "/m", "VolumeOptions": {"Subpath": "a"}}))
+                .unwrap_err(),
+            "invalid mount config for type \"volume\": must not set Subpath when using \
+             anonymous volumes"
+        );
+        assert_eq!(
+            one(json!({"Type": "volume", "Source": "v", "Target": "/m",
+                "VolumeOptions": {"Subpath": "../a"}}))
+            .unwrap_err(),
+            "invalid mount config for type \"volume\": subpath must be a relative path \
+             within the volume"
+        );
     }
 
     #[test]
