@@ -12,7 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
-    build::{BuildOut, BuildSpec, runner::Unsupported},
+    build::{BuildOut, BuildSpec, runtime_runner::RuntimeRunner},
     grpc_streams,
     service::ImageService,
 };
@@ -21,6 +21,7 @@ pub(crate) type BuildStream = Pin<Box<dyn Stream<Item = Result<pb::BuildMessage,
 
 pub(crate) async fn build(
     domain: Arc<ImageService>,
+    runtime: tonic::transport::Channel,
     req: Request<Streaming<pb::BuildRequest>>,
 ) -> Result<Response<BuildStream>, Status> {
     let mut input = req.into_inner();
@@ -42,7 +43,8 @@ pub(crate) async fn build(
     let rt = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let mut out = BuildOut::new(tx, spec.quiet);
-        match domain.run_build(prepared, &spec, &mut out, &Unsupported, &rt) {
+        let runner = RuntimeRunner::new(runtime, rt.clone());
+        match domain.run_build(prepared, &spec, &mut out, &runner, &rt) {
             Ok(id) => out.done(&id),
             Err((e, code)) => out.failed(&e, code),
         }

@@ -1,7 +1,8 @@
 //! docker build (the classic builder, `DOCKER_BUILDKIT=0`) through the real docker CLI: FROM
 //! the test busybox, ENV, LABEL, WORKDIR, COPY (file, directory, glob, --chown) and CMD, then
 //! docker run of the result; the cache on a rebuild; a multi-stage build with COPY --from;
-//! -q and --iidfile; -f outside the context; .dockerignore; a parse error and RUN's refusal.
+//! -q and --iidfile; -f outside the context; .dockerignore; a parse error; RUN steps (shell
+//! and exec form, build args, output, volumes, network mode, failures, cache).
 
 use std::path::Path;
 
@@ -236,15 +237,154 @@ fn multi_stage_quiet_iidfile_outside_dockerfile_and_errors() {
         err.contains("dockerfile parse error on line 2: unknown instruction: FOOBAR"),
         "{err}"
     );
-    // RUN fails clearly until the runtime runs build steps.
+}
+
+/// The intermediate containers the engine lists.
+fn containers(s: &BusyboxEngine) -> Vec<String> {
+    s.docker(&["ps", "-aq", "--no-trunc"])
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn run_steps_commit_their_changes_and_are_cached() {
+    let s = BusyboxEngine::new();
+    let ctx = tempfile::tempdir().unwrap();
+    let dockerfile = format!(
+        "FROM {}\nARG WHO=world\nENV GREETING=hello\nWORKDIR /work\n\
+         RUN echo hi > /f && mkdir /d && echo \"$GREETING $WHO\" > /greet && pwd > /pwd && echo to-out && echo to-err >&2\n\
+         RUN [\"sh\",\"-c\",\"echo exec form > /exec\"]\n\
+         VOLUME /vol\n\
+         RUN echo lost > /vol/x && cat /proc/net/dev > /nets\n",
+        s.image
+    );
+    write(ctx.path(), &[("Dockerfile", &dockerfile)]);
+    let path = ctx.path().to_str().unwrap();
+    let out = classic_ok(
+        &s,
+        &["build", "--build-arg", "WHO=you", "-t", "ran:1", path],
+    );
+    assert_eq!(
+        out.matches(" ---> Running in ").count(),
+        3,
+        "{out}\n--- engine ---\n{}",
+        s.engine.logs()
+    );
+    assert_eq!(
+        out.matches(" ---> Removed intermediate container ").count(),
+        3,
+        "{out}"
+    );
+    assert!(out.contains("to-out\n") && out.contains("to-err"), "{out}");
+    assert!(containers(&s).is_empty(), "{:?}", containers(&s));
+
+    let ran = s.docker(&[
+        "run", "--rm", "ran:1", "cat", "/f", "/greet", "/pwd", "/exec",
+    ]);
+    assert_eq!(ran, "hi\nhello you\n/work\nexec form", "{ran}");
+    assert_eq!(s.docker(&["run", "--rm", "ran:1", "ls", "-d", "/d"]), "/d");
+    // What the step wrote under an earlier VOLUME went to its volume, not the layer.
+    assert_eq!(s.docker(&["run", "--rm", "ran:1", "ls", "-A", "/vol"]), "");
+    // The default network: the step saw eth0.
+    let nets = s.docker(&["run", "--rm", "ran:1", "cat", "/nets"]);
+    assert!(nets.contains("eth0"), "{nets}");
+    // The history names the build arguments used, as dockerd writes it.
+    let history = s.docker(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}",
+        "ran:1",
+    ]);
+    assert!(
+        history.contains("|1 WHO=you /bin/sh -c echo hi > /f && mkdir /d"),
+        "{history}"
+    );
+    assert!(
+        history.contains("|1 WHO=you sh -c echo exec form > /exec"),
+        "{history}"
+    );
+
+    // A rebuild runs no step; another build argument runs them again.
+    let again = classic_ok(
+        &s,
+        &["build", "--build-arg", "WHO=you", "-t", "ran:2", path],
+    );
+    assert!(!again.contains("Running in"), "{again}");
+    assert_eq!(again.matches(" ---> Using cache").count(), 7, "{again}");
+    let other = classic_ok(&s, &["build", "--build-arg", "WHO=them", path]);
+    assert_eq!(other.matches(" ---> Running in ").count(), 3, "{other}");
+
+    // --network none: the step has no eth0.
+    let none = tempfile::tempdir().unwrap();
+    write(
+        none.path(),
+        &[(
+            "Dockerfile",
+            &format!("FROM {}\nRUN cat /proc/net/dev > /nets\n", s.image),
+        )],
+    );
+    let none_path = none.path().to_str().unwrap();
+    classic_ok(
+        &s,
+        &["build", "--network", "none", "-t", "ran:none", none_path],
+    );
+    let nets = s.docker(&["run", "--rm", "ran:none", "cat", "/nets"]);
+    assert!(nets.contains("lo:") && !nets.contains("eth0"), "{nets}");
+    s.docker(&["rmi", "ran:1", "ran:2", "ran:none"]);
+}
+
+#[test]
+fn failing_run_reports_its_code_and_rm_rules_apply() {
+    let s = BusyboxEngine::new();
+    let ctx = tempfile::tempdir().unwrap();
     write(
         ctx.path(),
-        &[("Dockerfile", &format!("FROM {}\nRUN echo hi\n", s.image))],
+        &[(
+            "Dockerfile",
+            &format!("FROM {}\nRUN echo before-exit && exit 3\n", s.image),
+        )],
     );
-    let (code, out, err) = classic(&s, &["build", path]);
-    assert_eq!(code, 1, "{out}\n{err}");
+    let path = ctx.path().to_str().unwrap();
+    // --force-rm: the failed step's container is removed too.
+    let (code, out, err) = classic(&s, &["build", "--force-rm", path]);
+    // The CLI exits with the errorDetail code (3), as with dockerd.
+    assert_eq!(code, 3, "{out}\n{err}");
+    assert!(out.contains("before-exit\n"), "{out}");
     assert!(
-        out.contains("Step 2/2 : RUN echo hi") && err.contains("RUN is not supported yet"),
-        "{out}\n{err}"
+        err.contains(
+            "The command '/bin/sh -c echo before-exit && exit 3' returned a non-zero code: 3"
+        ),
+        "{err}"
     );
+    assert!(
+        out.contains(" ---> Removed intermediate container "),
+        "{out}"
+    );
+    assert!(containers(&s).is_empty(), "{:?}", containers(&s));
+    // The default (rm): as dockerd, a failed step's container is kept for inspection.
+    let (code, out, _) = classic(&s, &["build", path]);
+    assert_eq!(code, 3, "{out}");
+    let kept = containers(&s);
+    assert_eq!(kept.len(), 1, "{out}");
+    assert!(
+        out.contains(&format!(" ---> Running in {}", &kept[0][..12])),
+        "{out}"
+    );
+    assert_eq!(
+        s.docker(&["inspect", "-f", "{{.State.ExitCode}}", &kept[0]]),
+        "3"
+    );
+    s.docker(&["rm", &kept[0]]);
+    // --rm=false: a successful step's container stays.
+    write(
+        ctx.path(),
+        &[("Dockerfile", &format!("FROM {}\nRUN true\n", s.image))],
+    );
+    let out = classic_ok(&s, &["build", "--rm=false", path]);
+    assert!(!out.contains("Removed intermediate container"), "{out}");
+    let kept = containers(&s);
+    assert_eq!(kept.len(), 1, "{out}");
+    s.docker(&["rm", &kept[0]]);
 }
