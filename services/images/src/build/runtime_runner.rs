@@ -191,3 +191,68 @@ impl StepRunner for RuntimeRunner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use berth_proto::images::v1 as pb;
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn spec_carries_the_config_and_the_build_options() {
+        let config = json!({"Cmd": ["/bin/sh", "-c", "echo hi"], "Env": ["A=b"],
+            "WorkingDir": "/w", "User": "1000", "Shell": ["/bin/sh", "-c"]});
+        let options = pb::BuildRunOptions {
+            network_mode: "default".to_owned(),
+            extra_hosts: vec!["h:10.0.0.1".to_owned()],
+            memory: 1 << 26,
+            shm_size: 1 << 20,
+            cpuset_cpus: "0".to_owned(),
+            ulimits: vec![pb::BuildUlimit {
+                name: "nofile".to_owned(),
+                soft: 10,
+                hard: 20,
+            }],
+            ..Default::default()
+        };
+        let image: berth_types::Digest = format!("sha256:{}", "a".repeat(64)).parse().unwrap();
+        let spec = spec_of(&RunStep {
+            image: &image,
+            config: config.as_object().unwrap(),
+            options: &options,
+        });
+        let p = spec.process.unwrap();
+        assert_eq!(p.entrypoint.unwrap().values, Vec::<String>::new());
+        assert_eq!(p.cmd.unwrap().values, ["/bin/sh", "-c", "echo hi"]);
+        assert_eq!(
+            (p.env, p.working_dir, p.user),
+            (vec!["A=b".to_owned()], "/w".to_owned(), "1000".to_owned())
+        );
+        assert_eq!((p.rlimits[0].soft, p.rlimits[0].hard), (10, 20));
+        let n = spec.network.unwrap();
+        assert_eq!((n.mode.as_str(), n.extra_hosts.len()), ("bridge", 1));
+        let r = spec.resources.unwrap();
+        assert_eq!(
+            (r.memory, r.shm_size, r.cpuset_cpus.as_str()),
+            (1 << 26, 1 << 20, "0")
+        );
+        assert_eq!(spec.image, image.to_string());
+        assert_eq!(spec.log.unwrap().driver, "none");
+    }
+
+    #[test]
+    fn an_unreachable_runtime_is_named() {
+        let e = remote(&tonic::Status::unavailable("connection refused"));
+        assert_eq!(
+            e.to_string(),
+            "the runtime service is unavailable (RUN needs it): connection refused"
+        );
+        let e = remote(&berth_errors::to_status(
+            ErrorKind::NotFound,
+            "No such image: x",
+        ));
+        assert_eq!(e.to_string(), "No such image: x");
+        assert_eq!(berth_errors::HasKind::kind(&e), ErrorKind::NotFound);
+    }
+}
