@@ -239,6 +239,24 @@ fn multi_stage_quiet_iidfile_outside_dockerfile_and_errors() {
     );
 }
 
+/// What removed intermediate containers must not leave: netns files, mounts under the
+/// engine's directories, snapshots.
+fn assert_no_leftovers(s: &BusyboxEngine) {
+    let netns = std::fs::read_dir(s.engine.run_root.join("netns")).map_or(0, |d| d.count());
+    assert_eq!(netns, 0, "netns files remain");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for root in [&s.engine.run_root, &s.engine.data_root] {
+        let root = root.to_str().unwrap();
+        assert!(
+            !mounts.contains(root),
+            "mounts under {root} remain:\n{mounts}"
+        );
+    }
+    let snapshots =
+        std::fs::read_dir(s.engine.data_root.join("images/snapshots")).map_or(0, |d| d.count());
+    assert_eq!(snapshots, 0, "snapshots remain");
+}
+
 /// The intermediate containers the engine lists.
 fn containers(s: &BusyboxEngine) -> Vec<String> {
     s.docker(&["ps", "-aq", "--no-trunc"])
@@ -278,6 +296,7 @@ fn run_steps_commit_their_changes_and_are_cached() {
     );
     assert!(out.contains("to-out\n") && out.contains("to-err"), "{out}");
     assert!(containers(&s).is_empty(), "{:?}", containers(&s));
+    assert_no_leftovers(&s);
 
     let ran = s.docker(&[
         "run", "--rm", "ran:1", "cat", "/f", "/greet", "/pwd", "/exec",
@@ -363,6 +382,7 @@ fn failing_run_reports_its_code_and_rm_rules_apply() {
         "{out}"
     );
     assert!(containers(&s).is_empty(), "{:?}", containers(&s));
+    assert_no_leftovers(&s);
     // The default (rm): as dockerd, a failed step's container is kept for inspection.
     let (code, out, _) = classic(&s, &["build", path]);
     assert_eq!(code, 3, "{out}");
@@ -387,4 +407,55 @@ fn failing_run_reports_its_code_and_rm_rules_apply() {
     let kept = containers(&s);
     assert_eq!(kept.len(), 1, "{out}");
     s.docker(&["rm", &kept[0]]);
+}
+
+/// docker-py's `images.build`: the ID from the stream, the RUN's output in the log, and a
+/// failing RUN raised as `BuildError` with dockerd's message and code.
+#[test]
+fn docker_py_build_with_run() {
+    let s = BusyboxEngine::new();
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        &[
+            (
+                "Dockerfile",
+                &format!(
+                    "FROM {}\nARG N\nRUN echo \"n=$N\" > /n && echo py-out\nCMD cat /n\n",
+                    s.image
+                ),
+            ),
+            ("bad/Dockerfile", &format!("FROM {}\nRUN exit 5\n", s.image)),
+        ],
+    );
+    let script = r#"
+import sys, docker
+c = docker.DockerClient(base_url=sys.argv[1], version="auto")
+# docker-py sends rm=False unless told: the intermediate container would stay.
+img, logs = c.images.build(path=sys.argv[2], tag="pybuilt:1", buildargs={"N": "7"}, rm=True)
+logs = list(logs)
+assert img.id.startswith("sha256:"), img.id
+assert any("py-out" in l.get("stream", "") for l in logs), logs
+assert any(l.get("stream", "").startswith(" ---> Running in ") for l in logs), logs
+try:
+    c.images.build(path=sys.argv[2] + "/bad", forcerm=True)
+    raise SystemExit("no BuildError")
+except docker.errors.BuildError as e:
+    assert e.msg == "The command '/bin/sh -c exit 5' returned a non-zero code: 5", e.msg
+    log = list(e.build_log)
+    assert log[-1]["errorDetail"]["code"] == 5, log
+print("ok")
+"#;
+    let out = run(std::process::Command::new("python3").args([
+        "-c",
+        script,
+        &s.engine.docker_host,
+        ctx.path().to_str().unwrap(),
+    ]));
+    let (o, e) = text(&out);
+    assert!(out.status.success(), "{o}\n{e}");
+    assert_eq!(o.trim(), "ok");
+    assert_eq!(s.docker(&["run", "--rm", "pybuilt:1"]), "n=7");
+    assert!(containers(&s).is_empty(), "{:?}", containers(&s));
+    s.docker(&["rmi", "pybuilt:1"]);
 }
