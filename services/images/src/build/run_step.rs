@@ -71,19 +71,34 @@ impl Builder<'_> {
         config.insert("Env".to_owned(), json!(env));
         config.insert("Entrypoint".to_owned(), json!([""]));
         config.remove("Healthcheck");
+        let id = self.intermediate(&image, &config).map_err(no_code)?;
+        let result = self.run_container(st, &id, &cmd, cc, key, &save_cmd);
+        self.release_intermediate(&id, result.is_ok());
+        result
+    }
+
+    /// Creates a step's container (` ---> Running in <id>`), as moby's `create`.
+    pub(super) fn intermediate(
+        &mut self,
+        image: &berth_types::Digest,
+        config: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String, ImagesError> {
         let step = RunStep {
-            image: &image,
-            config: &config,
+            image,
+            config,
             options: &self.spec.run,
         };
-        let id = self.runner.create(&step).map_err(no_code)?;
+        let id = self.runner.create(&step)?;
         self.out
             .stream(format!(" ---> Running in {}\n", short(&id)));
-        let result = self.run_container(st, &id, &cmd, cc, key, &save_cmd);
-        if self.spec.force_remove || (self.spec.remove && result.is_ok()) {
-            self.remove_container(&id);
+        Ok(id)
+    }
+
+    /// After the step: its container removed as `rm` (on success) and `forcerm` (always) say.
+    pub(super) fn release_intermediate(&mut self, id: &str, ok: bool) {
+        if self.spec.force_remove || (self.spec.remove && ok) {
+            self.remove_container(id);
         }
-        result
     }
 
     /// Runs the step's container and commits its writable layer.

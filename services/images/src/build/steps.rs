@@ -60,7 +60,7 @@ impl Builder<'_> {
             let _ = std::fs::remove_dir_all(&empty);
             Some(layer?)
         };
-        self.svc.commit_step(st, cc, key, &cmd.join(" "), layer)
+        self.commit_in_container(st, cc, key, &cmd.join(" "), layer)
     }
 
     fn write_layer(
