@@ -55,6 +55,19 @@ fn string(v: Option<&Value>) -> String {
     v.and_then(Value::as_str).unwrap_or_default().to_owned()
 }
 
+/// `pending` and `data` as text, but an incomplete character at the end, kept in `pending`.
+fn utf8_prefix(pending: &mut Vec<u8>, data: &[u8]) -> String {
+    pending.extend_from_slice(data);
+    let keep = match std::str::from_utf8(pending) {
+        Err(e) if e.error_len().is_none() => pending.len() - e.valid_up_to(),
+        _ => 0,
+    };
+    let rest = pending.split_off(pending.len() - keep);
+    let text = String::from_utf8_lossy(pending).into_owned();
+    *pending = rest;
+    text
+}
+
 /// The container spec of a RUN step (moby's `hostConfigFromOptions` and the run config).
 pub(crate) fn spec_of(step: &RunStep<'_>) -> rpb::ContainerSpec {
     let c = step.config;
@@ -147,14 +160,29 @@ impl StepRunner for RuntimeRunner {
                 .map_err(|s| remote(&s))?;
             Ok::<_, ImagesError>(frames)
         })?;
-        // `out` blocks on the build's stream: called outside the runtime.
+        // `out` blocks on the build's stream: called outside the runtime. A character split
+        // between two frames waits for its end.
+        let (mut pending_out, mut pending_err) = (Vec::new(), Vec::new());
         while let Some(f) = self.rt.block_on(frames.message()).map_err(|s| remote(&s))? {
-            let text = String::from_utf8_lossy(&f.data).into_owned();
-            out(if f.stream == 2 {
-                RunOutput::Stderr(text)
+            let (pending, wrap): (_, fn(String) -> RunOutput) = if f.stream == 2 {
+                (&mut pending_err, RunOutput::Stderr)
             } else {
-                RunOutput::Stdout(text)
-            });
+                (&mut pending_out, RunOutput::Stdout)
+            };
+            let text = utf8_prefix(pending, &f.data);
+            if !text.is_empty() {
+                out(wrap(text));
+            }
+        }
+        if !pending_out.is_empty() {
+            out(RunOutput::Stdout(
+                String::from_utf8_lossy(&pending_out).into_owned(),
+            ));
+        }
+        if !pending_err.is_empty() {
+            out(RunOutput::Stderr(
+                String::from_utf8_lossy(&pending_err).into_owned(),
+            ));
         }
         self.rt.block_on(async {
             let mut wait = client
@@ -239,6 +267,16 @@ mod tests {
         );
         assert_eq!(spec.image, image.to_string());
         assert_eq!(spec.log.unwrap().driver, "none");
+    }
+
+    #[test]
+    fn characters_split_across_frames_are_kept_whole() {
+        let mut pending = Vec::new();
+        let e = "é".as_bytes();
+        assert_eq!(utf8_prefix(&mut pending, &[b'a', e[0]]), "a");
+        assert_eq!(utf8_prefix(&mut pending, &[e[1], b'b']), "éb");
+        assert!(pending.is_empty());
+        assert_eq!(utf8_prefix(&mut pending, &[0xff, b'c']), "\u{fffd}c");
     }
 
     #[test]
