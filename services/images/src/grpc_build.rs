@@ -42,9 +42,10 @@ pub(crate) async fn build(
     let (tx, rx) = mpsc::channel::<pb::BuildMessage>(64);
     let rt = tokio::runtime::Handle::current();
     let guard = tx.clone();
+    let output = tx.clone();
     let task = tokio::task::spawn_blocking(move || {
         let mut out = BuildOut::new(tx, spec.quiet);
-        let runner = RuntimeRunner::new(runtime, rt.clone());
+        let runner = RuntimeRunner::new(runtime, rt.clone(), output);
         match domain.run_build(prepared, &spec, &mut out, &runner, &rt) {
             Ok(id) => out.done(&id),
             Err((e, code)) => out.failed(&e, code),

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use berth_testutil::{BusyboxEngine, run, text};
+use berth_testutil::{BusyboxEngine, eventually, run, text};
 
 /// `DOCKER_BUILDKIT=0 docker <args>`: (exit code, stdout, stderr).
 fn classic(s: &BusyboxEngine, args: &[&str]) -> (i32, String, String) {
@@ -252,9 +252,10 @@ fn assert_no_leftovers(s: &BusyboxEngine) {
             "mounts under {root} remain:\n{mounts}"
         );
     }
-    let snapshots =
-        std::fs::read_dir(s.engine.data_root.join("images/snapshots")).map_or(0, |d| d.count());
-    assert_eq!(snapshots, 0, "snapshots remain");
+    let snapshots = s.engine.data_root.join("images/snapshots");
+    let count = || std::fs::read_dir(&snapshots).map_or(0, |d| d.count());
+    // A container removed while it runs loses its snapshot once its process is reaped.
+    eventually("no snapshot left", || (count() == 0).then_some(()));
 }
 
 /// The intermediate containers the engine lists.
@@ -465,4 +466,36 @@ print("ok")
     assert_eq!(s.docker(&["run", "--rm", "pybuilt:1"]), "n=7");
     assert!(containers(&s).is_empty(), "{:?}", containers(&s));
     s.docker(&["rmi", "pybuilt:1"]);
+}
+
+/// A client that goes away during a RUN: the step's container is removed (as dockerd does on
+/// cancellation), nothing is left.
+#[test]
+fn a_build_abandoned_during_run_leaves_no_container() {
+    let s = BusyboxEngine::new();
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        &[("Dockerfile", &format!("FROM {}\nRUN sleep 300\n", s.image))],
+    );
+    let mut cli = s
+        .engine
+        .docker_cmd()
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", ctx.path().to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let id = eventually("the RUN container running", || {
+        let out = s.docker(&["ps", "-q", "--no-trunc"]);
+        (!out.is_empty()).then_some(out)
+    });
+    cli.kill().unwrap();
+    cli.wait().unwrap();
+    eventually("the RUN container removed", || {
+        containers(&s).is_empty().then_some(())
+    });
+    assert!(!id.is_empty());
+    assert_no_leftovers(&s);
 }

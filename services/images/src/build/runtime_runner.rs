@@ -16,13 +16,21 @@ use crate::ImagesError;
 pub(crate) struct RuntimeRunner {
     client: RuntimeClient<Channel>,
     rt: tokio::runtime::Handle,
+    /// The build's output: once its reader is gone (the client went away), a running step's
+    /// container is removed, as moby does on cancellation.
+    output: tokio::sync::mpsc::Sender<berth_proto::images::v1::BuildMessage>,
 }
 
 impl RuntimeRunner {
-    pub(crate) fn new(channel: Channel, rt: tokio::runtime::Handle) -> RuntimeRunner {
+    pub(crate) fn new(
+        channel: Channel,
+        rt: tokio::runtime::Handle,
+        output: tokio::sync::mpsc::Sender<berth_proto::images::v1::BuildMessage>,
+    ) -> RuntimeRunner {
         RuntimeRunner {
             client: RuntimeClient::new(channel),
             rt,
+            output,
         }
     }
 }
@@ -163,7 +171,23 @@ impl StepRunner for RuntimeRunner {
         // `out` blocks on the build's stream: called outside the runtime. A character split
         // between two frames waits for its end.
         let (mut pending_out, mut pending_err) = (Vec::new(), Vec::new());
-        while let Some(f) = self.rt.block_on(frames.message()).map_err(|s| remote(&s))? {
+        loop {
+            let next = self.rt.block_on(async {
+                tokio::select! {
+                    m = frames.message() => Some(m),
+                    () = self.output.closed() => None,
+                }
+            });
+            let Some(next) = next else {
+                self.remove(id)?;
+                return Err(ImagesError::Remote {
+                    kind: ErrorKind::Unavailable,
+                    message: "build cancelled".to_owned(),
+                });
+            };
+            let Some(f) = next.map_err(|s| remote(&s))? else {
+                break;
+            };
             let (pending, wrap): (_, fn(String) -> RunOutput) = if f.stream == 2 {
                 (&mut pending_err, RunOutput::Stderr)
             } else {
