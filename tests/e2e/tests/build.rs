@@ -349,16 +349,37 @@ fn run_steps_commit_their_changes_and_are_cached() {
         none.path(),
         &[(
             "Dockerfile",
-            &format!("FROM {}\nRUN cat /proc/net/dev > /nets\n", s.image),
+            &format!(
+                "FROM {}\nRUN cat /proc/net/dev > /nets && ulimit -n > /nofile && df -k /dev/shm | tail -1 > /shm\n",
+                s.image
+            ),
         )],
     );
     let none_path = none.path().to_str().unwrap();
     classic_ok(
         &s,
-        &["build", "--network", "none", "-t", "ran:none", none_path],
+        &[
+            "build",
+            "--network",
+            "none",
+            "--ulimit",
+            "nofile=1234:1234",
+            "--shm-size",
+            "32m",
+            "-t",
+            "ran:none",
+            none_path,
+        ],
     );
     let nets = s.docker(&["run", "--rm", "ran:none", "cat", "/nets"]);
     assert!(nets.contains("lo:") && !nets.contains("eth0"), "{nets}");
+    // The build's ulimits and shm size applied to the step.
+    assert_eq!(
+        s.docker(&["run", "--rm", "ran:none", "cat", "/nofile"]),
+        "1234"
+    );
+    let shm = s.docker(&["run", "--rm", "ran:none", "cat", "/shm"]);
+    assert!(shm.split_whitespace().nth(1) == Some("32768"), "{shm}");
     s.docker(&["rmi", "ran:1", "ran:2", "ran:none"]);
 }
 
