@@ -520,3 +520,32 @@ fn a_build_abandoned_during_run_leaves_no_container() {
     assert!(!id.is_empty());
     assert_no_leftovers(&s);
 }
+
+/// Without the runtime service, a RUN fails saying so; the images service keeps working.
+#[test]
+fn run_without_the_runtime_fails_clearly() {
+    let s = BusyboxEngine::new();
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        &[("Dockerfile", &format!("FROM {}\nRUN true\n", s.image))],
+    );
+    // The runtime unreachable: its socket moved away for the build.
+    let sock = s.engine.run_root.join("runtime.sock");
+    let away = s.engine.run_root.join("runtime.sock.away");
+    std::fs::rename(&sock, &away).unwrap();
+    let (code, out, err) = classic(&s, &["build", ctx.path().to_str().unwrap()]);
+    std::fs::rename(&away, &sock).unwrap();
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        err.contains("the runtime service is unavailable (RUN needs it)"),
+        "{err}"
+    );
+    assert!(
+        s.docker(&["images", "-q"])
+            .contains(&s.docker(&["images", "-q", &s.image]))
+    );
+    // With the runtime back, the same build runs.
+    let out = classic_ok(&s, &["build", "--force-rm", ctx.path().to_str().unwrap()]);
+    assert!(out.contains("Successfully built "), "{out}");
+}
