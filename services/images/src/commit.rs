@@ -253,6 +253,41 @@ impl ImageService {
         Ok(diff::changes(&self.snapshot_upper(key), &lowers))
     }
 
+    /// A build step's layer: the snapshot's writable layer as an uncompressed tar (overlay
+    /// whiteouts turned into OCI ones) in the content store, its digest its diff ID; `None`
+    /// when nothing changed. Blocking.
+    pub(crate) fn snapshot_layer(
+        &self,
+        key: &str,
+    ) -> Result<Option<crate::build::NewLayer>, ImagesError> {
+        self.snapshot(key)?;
+        let upper = self.snapshot_upper(key);
+        let w = self.content.writer()?;
+        let mut t = TreeTar::new(
+            Hashing {
+                inner: w,
+                digester: Sha256Digester::new(),
+            },
+            Whiteouts::Oci,
+        );
+        t.append_tree(&upper, "")
+            .map_err(|e| ImagesError::io(&upper, e))?;
+        if t.entries() == 0 {
+            return Ok(None);
+        }
+        let hashing = t.finish().map_err(|e| ImagesError::io(&upper, e))?;
+        let diff_id = hashing.digester.finish();
+        let mut w = hashing.inner;
+        w.flush().map_err(|e| ImagesError::io(&upper, e))?;
+        let size = w.written();
+        if self.content.exists(&diff_id) {
+            drop(w);
+        } else {
+            w.commit(Some(&diff_id), Some(size))?;
+        }
+        Ok(Some(crate::build::NewLayer { diff_id, size }))
+    }
+
     /// Commits as `spec` says; returns the new image. Blocking.
     pub(crate) fn commit(&self, spec: CommitSpec) -> Result<ImageRecord, ImagesError> {
         let mut added = Added::default();

@@ -31,6 +31,9 @@ pub enum ImagesError {
     Registry(String),
     #[error("{0}")]
     Unsupported(String),
+    /// An error of another service (the runtime's, for RUN), its kind kept.
+    #[error("{message}")]
+    Remote { kind: ErrorKind, message: String },
 }
 
 impl ImagesError {
@@ -59,6 +62,7 @@ impl HasKind for ImagesError {
             ImagesError::Unauthorized(_) => ErrorKind::Unauthorized,
             ImagesError::Registry(_) => ErrorKind::Internal,
             ImagesError::Unsupported(_) => ErrorKind::NotImplemented,
+            ImagesError::Remote { kind, .. } => *kind,
         }
     }
 }

@@ -24,11 +24,13 @@ use crate::{
 
 pub(crate) struct GrpcImages {
     domain: Arc<ImageService>,
+    /// The runtime service, for RUN steps (connected lazily).
+    runtime: tonic::transport::Channel,
 }
 
 impl GrpcImages {
-    pub(crate) fn new(domain: Arc<ImageService>) -> GrpcImages {
-        GrpcImages { domain }
+    pub(crate) fn new(domain: Arc<ImageService>, runtime: tonic::transport::Channel) -> GrpcImages {
+        GrpcImages { domain, runtime }
     }
 }
 
@@ -409,7 +411,7 @@ impl images_server::Images for GrpcImages {
         &self,
         req: Request<tonic::Streaming<pb::BuildRequest>>,
     ) -> Result<Response<Self::BuildStream>, Status> {
-        crate::grpc_build::build(self.domain.clone(), req).await
+        crate::grpc_build::build(self.domain.clone(), self.runtime.clone(), req).await
     }
 
     type PushStream = crate::grpc_streams::MessageStream;

@@ -12,7 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
-    build::{BuildOut, BuildSpec, runner::Unsupported},
+    build::{BuildOut, BuildSpec, runtime_runner::RuntimeRunner},
     grpc_streams,
     service::ImageService,
 };
@@ -21,6 +21,7 @@ pub(crate) type BuildStream = Pin<Box<dyn Stream<Item = Result<pb::BuildMessage,
 
 pub(crate) async fn build(
     domain: Arc<ImageService>,
+    runtime: tonic::transport::Channel,
     req: Request<Streaming<pb::BuildRequest>>,
 ) -> Result<Response<BuildStream>, Status> {
     let mut input = req.into_inner();
@@ -40,11 +41,26 @@ pub(crate) async fn build(
     };
     let (tx, rx) = mpsc::channel::<pb::BuildMessage>(64);
     let rt = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
+    let guard = tx.clone();
+    let output = tx.clone();
+    let task = tokio::task::spawn_blocking(move || {
         let mut out = BuildOut::new(tx, spec.quiet);
-        match domain.run_build(prepared, &spec, &mut out, &Unsupported, &rt) {
+        let runner = RuntimeRunner::new(runtime, rt.clone(), output);
+        match domain.run_build(prepared, &spec, &mut out, &runner, &rt) {
             Ok(id) => out.done(&id),
             Err((e, code)) => out.failed(&e, code),
+        }
+    });
+    // A build that died (a bug) ends with an error, never as if it had succeeded.
+    tokio::spawn(async move {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "the build's thread failed");
+            let line = pb::build_message::Line::Error(pb::BuildError {
+                message: format!("the build failed unexpectedly: {e}"),
+                kind: berth_types::ErrorKind::Internal.as_str().to_owned(),
+                code: 0,
+            });
+            let _ = guard.send(pb::BuildMessage { line: Some(line) }).await;
         }
     });
     let stream = futures::StreamExt::map(ReceiverStream::new(rx), Ok);

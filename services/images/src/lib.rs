@@ -59,9 +59,15 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
     // Contexts of builds that a crash or kill interrupted.
     let _ = std::fs::remove_dir_all(ctx.data_dir.join("build"));
     let domain = service::ImageService::open(&ctx.data_dir, &ctx.cfg, ctx.events.clone())?;
+    // RUN steps run in the runtime's containers; the channel connects at the first RUN, so
+    // the service works (and RUN fails clearly) while the runtime is down.
+    let runtime = berth_service::channel(
+        &ctx.cfg.service_address(ServiceName::Runtime),
+        ctx.cfg.berth.service_tls.as_ref(),
+    )?;
     let mut routes = RoutesBuilder::default();
     let jobs = jobs::spawn(domain.clone(), ctx.bus.clone());
-    routes.add_service(ImagesServer::new(grpc::GrpcImages::new(domain)));
+    routes.add_service(ImagesServer::new(grpc::GrpcImages::new(domain, runtime)));
     let result = ctx.serve(routes).await;
     jobs.abort();
     result

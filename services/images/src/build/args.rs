@@ -94,6 +94,12 @@ impl BuildArgs {
             .collect()
     }
 
+    /// Whether a build argument shows in a RUN's cache key and history (moby's
+    /// `IsReferencedOrNotBuiltin`): declared, or not a proxy one.
+    pub(crate) fn is_referenced_or_not_builtin(&self, key: &str) -> bool {
+        self.allowed.contains_key(key) || !BUILTIN.contains(&key)
+    }
+
     /// Keeps what this stage referenced, for the unused-arguments warning.
     pub(crate) fn merge_referenced(&mut self, other: &BuildArgs) {
         self.referenced.extend(other.referenced.iter().cloned());

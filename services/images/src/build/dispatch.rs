@@ -164,7 +164,27 @@ impl Builder<'_> {
         if self.probe(st, &key)? {
             return Ok(());
         }
-        self.svc.commit_step(st, cc, key, &cmd.join(" "), None)
+        self.commit_in_container(st, cc, key, &cmd.join(" "), None)
+    }
+
+    /// Commits a step that dockerd commits from a container (metadata steps, WORKDIR): the
+    /// container is created (` ---> Running in`) and removed as the rm options say. On
+    /// scratch there is no image to create one from: the step is committed alone.
+    pub(super) fn commit_in_container(
+        &mut self,
+        st: &mut StageState,
+        cc: serde_json::Map<String, serde_json::Value>,
+        key: String,
+        created_by: &str,
+        layer: Option<super::state::NewLayer>,
+    ) -> Result<(), ImagesError> {
+        let Some(image) = st.image.as_ref().map(|i| i.id.clone()) else {
+            return self.svc.commit_step(st, cc, key, created_by, layer);
+        };
+        let id = self.intermediate(&image, &cc)?;
+        let r = self.svc.commit_step(st, cc, key, created_by, layer);
+        self.release_intermediate(&id, r.is_ok());
+        r
     }
 
     pub(super) fn probe(&mut self, st: &mut StageState, key: &str) -> Result<bool, ImagesError> {

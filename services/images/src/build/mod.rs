@@ -10,7 +10,9 @@ mod copy;
 mod dispatch;
 mod fs;
 mod ignore;
+mod run_step;
 pub(crate) mod runner;
+pub(crate) mod runtime_runner;
 mod state;
 mod steps;
 #[cfg(test)]
@@ -26,7 +28,7 @@ use berth_proto::images::v1 as pb;
 use berth_types::{Digest, ImageRef};
 use tokio::sync::mpsc;
 
-pub(crate) use self::builder::Builder;
+pub(crate) use self::{builder::Builder, state::NewLayer};
 use self::{context::Context, runner::StepRunner};
 use crate::{ImagesError, platform::Platform, registry::Credentials, service::ImageService};
 
@@ -39,6 +41,10 @@ pub(crate) struct BuildSpec {
     pub(crate) target: String,
     pub(crate) no_cache: bool,
     pub(crate) pull: bool,
+    /// Remove intermediate containers after each successful step (`rm`), or always
+    /// (`forcerm`).
+    pub(crate) remove: bool,
+    pub(crate) force_remove: bool,
     pub(crate) quiet: bool,
     pub(crate) platform: Option<Platform>,
     /// Images the cache may start from. Every local image with build history is a cache
@@ -97,6 +103,8 @@ impl BuildSpec {
             target: o.target,
             no_cache: o.no_cache,
             pull: o.pull,
+            remove: o.remove,
+            force_remove: o.force_remove,
             quiet: o.quiet,
             platform,
             cache_from: o.cache_from,

@@ -1,68 +1,57 @@
 //! RUN steps: a container on the step's image, run with the build's network, hosts and
-//! resources, its output streamed into the build, its changes committed as the step's layer.
-//! That needs the runtime service (the images service starts no process) and `docker
-//! commit`'s container-diff-to-layer operation; until both are wired, RUN fails clearly
-//! instead of being skipped.
+//! resources, its output streamed into the build; its writable layer becomes the step's layer
+//! before the container is removed. The images service starts no process: the containers are
+//! the runtime service's ([`super::runtime_runner`]).
 
 use berth_proto::images::v1 as pb;
 use serde_json::{Map, Value};
 
-use super::state::NewLayer;
 use crate::ImagesError;
 
 /// One RUN step to run.
-#[allow(
-    dead_code,
-    reason = "read by the runtime-backed runner that lands with docker commit"
-)]
 pub(crate) struct RunStep<'a> {
-    /// The image the container starts from (`None`: scratch).
-    pub(crate) image: Option<&'a berth_types::Digest>,
+    /// The image the container starts from.
+    pub(crate) image: &'a berth_types::Digest,
     /// The container config: Cmd (the shell form already wrapped), Env with the build
-    /// arguments, User, WorkingDir, Entrypoint cleared.
+    /// arguments, User, WorkingDir.
     pub(crate) config: &'a Map<String, Value>,
     pub(crate) options: &'a pb::BuildRunOptions,
 }
 
 /// What a RUN step printed.
-#[allow(
-    dead_code,
-    reason = "produced by the runtime-backed runner that lands with docker commit"
-)]
 pub(crate) enum RunOutput {
     Stdout(String),
     Stderr(String),
 }
 
-/// A finished RUN: the container that ran (for ` ---> Running in` and its removal) and the
-/// layer of its changes.
-pub(crate) struct RunResult {
-    pub(crate) container: String,
-    pub(crate) layer: Option<NewLayer>,
-}
-
-/// Runs RUN steps. Blocking: called from the build's thread.
+/// Runs RUN steps' containers. Blocking: called from the build's thread. The container's
+/// snapshot key is its ID (the runtime prepares it so).
 pub(crate) trait StepRunner: Send + Sync {
-    /// Runs the step; output goes to `out` as it comes. A non-zero exit is
-    /// `Err((message, code))` with dockerd's message.
-    fn run(
-        &self,
-        step: &RunStep<'_>,
-        out: &mut dyn FnMut(RunOutput),
-    ) -> Result<RunResult, (ImagesError, i32)>;
+    /// Creates the step's container; returns its ID.
+    fn create(&self, step: &RunStep<'_>) -> Result<String, ImagesError>;
+    /// Starts it, sends its output to `out` as it comes, and returns its exit code.
+    fn run(&self, id: &str, out: &mut dyn FnMut(RunOutput)) -> Result<i64, ImagesError>;
+    /// Removes it with its anonymous volumes (what it wrote under a VOLUME path).
+    fn remove(&self, id: &str) -> Result<(), ImagesError>;
 }
 
-/// The runner until the runtime client and commit are wired: every RUN fails, saying so.
+/// A runner without a runtime (unit tests): containers are only named (as for metadata
+/// steps, which never start theirs); every RUN fails, saying so.
+#[cfg(test)]
 pub(crate) struct Unsupported;
 
+#[cfg(test)]
 pub(crate) const RUN_UNSUPPORTED: &str = "RUN is not supported yet";
 
+#[cfg(test)]
 impl StepRunner for Unsupported {
-    fn run(
-        &self,
-        _: &RunStep<'_>,
-        _: &mut dyn FnMut(RunOutput),
-    ) -> Result<RunResult, (ImagesError, i32)> {
-        Err((ImagesError::Unsupported(RUN_UNSUPPORTED.to_owned()), 0))
+    fn create(&self, _: &RunStep<'_>) -> Result<String, ImagesError> {
+        Ok(uuid::Uuid::new_v4().simple().to_string().repeat(2))
+    }
+    fn run(&self, _: &str, _: &mut dyn FnMut(RunOutput)) -> Result<i64, ImagesError> {
+        Err(ImagesError::Unsupported(RUN_UNSUPPORTED.to_owned()))
+    }
+    fn remove(&self, _: &str) -> Result<(), ImagesError> {
+        Ok(())
     }
 }

@@ -1,16 +1,13 @@
 //! The steps that write a layer: WORKDIR (a new directory), COPY and ADD (from the context,
-//! another stage or image, heredocs, loopback URLs), and RUN (through the [`StepRunner`]).
-//!
-//! [`StepRunner`]: super::runner::StepRunner
+//! another stage or image, heredocs, loopback URLs). RUN is in `run_step`.
 
 use serde_json::json;
 
 use super::{
     Builder,
     copy::{CopyPlan, CopyRequest, parse_chown},
-    dispatch::{requires_buildkit, resolve_cmd},
+    dispatch::requires_buildkit,
     fs::Tree,
-    runner::{RunOutput, RunStep},
     state::{NewLayer, StageState, nop_cmd},
 };
 use crate::ImagesError;
@@ -63,7 +60,7 @@ impl Builder<'_> {
             let _ = std::fs::remove_dir_all(&empty);
             Some(layer?)
         };
-        self.svc.commit_step(st, cc, key, &cmd.join(" "), layer)
+        self.commit_in_container(st, cc, key, &cmd.join(" "), layer)
     }
 
     fn write_layer(
@@ -160,38 +157,6 @@ impl Builder<'_> {
         let layer = self.write_layer(&plan, &src, &image)?;
         self.svc
             .commit_step(st, cc, key, &cmd.join(" "), Some(layer))
-    }
-
-    pub(super) fn run(
-        &mut self,
-        st: &mut StageState,
-        run: berth_dockerfile::Run,
-    ) -> Result<(), (ImagesError, i32)> {
-        if let Some(f) = run.flags_used.first() {
-            return Err((requires_buildkit(f), 0));
-        }
-        let cmd = resolve_cmd(&run.cmd, st).unwrap_or_default();
-        let mut config = st.config().clone();
-        config.insert("Cmd".to_owned(), json!(cmd));
-        let mut env = st.env();
-        env.extend(st.args.filter_allowed(&st.env()));
-        config.insert("Env".to_owned(), json!(env));
-        config.insert("Entrypoint".to_owned(), json!([""]));
-        let step = RunStep {
-            image: st.image.as_ref().map(|i| &i.id),
-            config: &config,
-            options: &self.spec.run,
-        };
-        let out = &mut self.out;
-        let result = self.runner.run(&step, &mut |o| match o {
-            RunOutput::Stdout(s) => out.stream(s),
-            RunOutput::Stderr(s) => out.stderr(s),
-        })?;
-        let (cc, key) = crate::service::ImageService::step_key(st, &cmd);
-        let _ = result.container;
-        self.svc
-            .commit_step(st, cc, key, &cmd.join(" "), result.layer)
-            .map_err(|e| (e, 0))
     }
 }
 

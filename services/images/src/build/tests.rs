@@ -223,8 +223,10 @@ async fn refusals_and_errors() {
         "failed to parse Dockerfile: file with no instructions"
     );
     let (lines, r) = build(&svc, opts(&[]), ctx("FROM scratch\nRUN true\n")).await;
-    assert_eq!(r.unwrap_err(), "RUN is not supported yet");
-    assert_eq!(lines.last().unwrap(), "E:RUN is not supported yet");
+    // A RUN needs an image to run (scratch has no shell): refused before any container.
+    let no_image = "Please provide a source image with `from` prior to run";
+    assert_eq!(r.unwrap_err(), no_image);
+    assert_eq!(lines.last().unwrap(), &format!("E:{no_image}"));
     let (_, r) = build(&svc, opts(&[]), ctx("FROM scratch\nCOPY --chmod=644 a /\n")).await;
     assert!(
         r.unwrap_err()
