@@ -25,11 +25,11 @@ use crate::{
 pub(crate) struct GrpcImages {
     domain: Arc<ImageService>,
     /// The runtime service, for RUN steps (connected lazily).
-    runtime: tonic::transport::Channel,
+    runtime: berth_service::Channel,
 }
 
 impl GrpcImages {
-    pub(crate) fn new(domain: Arc<ImageService>, runtime: tonic::transport::Channel) -> GrpcImages {
+    pub(crate) fn new(domain: Arc<ImageService>, runtime: berth_service::Channel) -> GrpcImages {
         GrpcImages { domain, runtime }
     }
 }

@@ -21,7 +21,7 @@ pub(crate) type BuildStream = Pin<Box<dyn Stream<Item = Result<pb::BuildMessage,
 
 pub(crate) async fn build(
     domain: Arc<ImageService>,
-    runtime: tonic::transport::Channel,
+    runtime: berth_service::Channel,
     req: Request<Streaming<pb::BuildRequest>>,
 ) -> Result<Response<BuildStream>, Status> {
     let mut input = req.into_inner();

@@ -6,9 +6,9 @@
 
 use berth_errors::kind_of;
 use berth_proto::runtime::v1::{self as rpb, runtime_client::RuntimeClient};
+use berth_service::Channel;
 use berth_types::ErrorKind;
 use serde_json::Value;
-use tonic::transport::Channel;
 
 use super::runner::{RunOutput, RunStep, StepRunner};
 use crate::ImagesError;
