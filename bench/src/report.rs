@@ -1009,7 +1009,9 @@ enum Part {
 }
 
 impl Part {
-    const ALL: [Part; 5] = [
+    /// How many parts there are.
+    const COUNT: usize = 5;
+    const ALL: [Part; Part::COUNT] = [
         Part::Pull,
         Part::Containers,
         Part::Store,
@@ -1038,9 +1040,9 @@ fn provenance(date: &str, command: &str, berth: &str) -> String {
 #[derive(Debug, Default)]
 struct Previous {
     /// Its summary lines: `- **<title>** (measured <date>):` and the lines under it.
-    summary: [Vec<String>; 4],
+    summary: [Vec<String>; Part::COUNT],
     /// Its section, from its `## <title>` up to the next `## `, starting with its provenance.
-    section: [Option<String>; 4],
+    section: [Option<String>; Part::COUNT],
 }
 
 impl Previous {
@@ -1088,7 +1090,7 @@ impl Previous {
             }
         }
 
-        let mut bodies: [Option<Vec<&str>>; 4] = Default::default();
+        let mut bodies: [Option<Vec<&str>>; Part::COUNT] = Default::default();
         let mut current = None;
         for line in text.lines() {
             if let Some(title) = line.strip_prefix("## ") {
