@@ -12,6 +12,7 @@ pub use listen::bind_unix;
 pub use main_helper::main;
 mod run;
 mod signals;
+mod space;
 mod store;
 mod tls;
 
@@ -20,5 +21,6 @@ pub use fsutil::{disk_usage, engine_id, write_atomic};
 pub use grpc_metrics::GrpcMetricsLayer;
 pub use run::{Launch, Reloader, ServiceContext, Shutdown, VERSION};
 pub use signals::{reload_signal, shutdown_signal};
+pub use space::{Bounded, FreeSpace, storage_full};
 pub use store::open_store;
 pub use tls::{Channel, explain_tls, server_tls};

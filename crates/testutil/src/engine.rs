@@ -19,6 +19,8 @@ pub struct EngineOptions {
     pub extra_hosts: Vec<String>,
     /// Environment variables for `berth up` and the services it starts.
     pub env: Vec<(String, String)>,
+    /// Put the data root on a tmpfs of this many MiB (a small disk), unmounted on stop.
+    pub data_root_mib: Option<u64>,
 }
 
 /// A whole engine started with `berth up` in temporary roots. Stopped on drop.
@@ -34,6 +36,8 @@ pub struct Engine {
     docker_config: PathBuf,
     up_log: PathBuf,
     child: Option<Child>,
+    /// The data root is a tmpfs this engine mounted.
+    data_root_mounted: bool,
 }
 
 fn merge(base: &mut serde_json::Value, extra: &serde_json::Value) {
@@ -57,6 +61,17 @@ impl Engine {
         let run_root = dir.path().join("run");
         let docker_config = dir.path().join("docker-cli");
         std::fs::create_dir_all(&docker_config).expect("docker config dir");
+        if let Some(mib) = opts.data_root_mib {
+            std::fs::create_dir_all(&data_root).expect("data root");
+            nix::mount::mount(
+                Some("tmpfs"),
+                &data_root,
+                Some("tmpfs"),
+                nix::mount::MsFlags::empty(),
+                Some(format!("size={mib}m").as_str()),
+            )
+            .expect("mount the data root's tmpfs");
+        }
         let suffix: String = dir
             .path()
             .file_name()
@@ -120,6 +135,7 @@ impl Engine {
             docker_config,
             up_log,
             child: Some(child),
+            data_root_mounted: opts.data_root_mib.is_some(),
         };
         let log_path = engine.up_log.clone();
         let host = eventually("berth up to print DOCKER_HOST", || {
@@ -258,6 +274,9 @@ impl Engine {
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
         self.remove_network_leftovers();
+        if std::mem::take(&mut self.data_root_mounted) {
+            let _ = nix::mount::umount2(&self.data_root, nix::mount::MntFlags::MNT_DETACH);
+        }
         stopped
     }
 

@@ -182,7 +182,15 @@ pub fn extract(input: impl Read, dest: &Path, opts: ExtractOptions) -> Result<()
                     .mode(mode)
                     .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
                     .open(&path)?;
-                io::copy(&mut entry, &mut f).map_err(bad)?;
+                if let Err(e) = io::copy(&mut entry, &mut f) {
+                    // A file cut short is not kept: it would only hold the space it took.
+                    drop(f);
+                    let _ = fs::remove_file(&path);
+                    return Err(match e.kind() {
+                        io::ErrorKind::StorageFull => ExtractError::Io(e),
+                        _ => bad(e),
+                    });
+                }
             }
             tar::EntryType::Symlink => {
                 let target = h

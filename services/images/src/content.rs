@@ -7,6 +7,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use berth_service::{Bounded, FreeSpace};
 use berth_types::{Digest, Sha256Digester};
 
 use crate::ImagesError;
@@ -15,6 +16,8 @@ use crate::ImagesError;
 pub(crate) struct ContentStore {
     blobs: PathBuf,
     ingest: PathBuf,
+    /// Blobs stop before they take the filesystem's reserve.
+    space: FreeSpace,
 }
 
 impl ContentStore {
@@ -22,6 +25,7 @@ impl ContentStore {
         let store = ContentStore {
             blobs: root.join("blobs").join("sha256"),
             ingest: root.join("ingest"),
+            space: FreeSpace::new(root),
         };
         for d in [&store.blobs, &store.ingest] {
             std::fs::create_dir_all(d).map_err(|e| ImagesError::io(d, e))?;
@@ -70,7 +74,7 @@ impl ContentStore {
         let path = self.ingest.join(uuid::Uuid::new_v4().to_string());
         let file = std::fs::File::create(&path).map_err(|e| ImagesError::io(&path, e))?;
         Ok(IngestWriter {
-            file: Some(file),
+            file: Some(self.space.bound(file)),
             digester: Sha256Digester::new(),
             path,
             blobs: self.blobs.clone(),
@@ -105,7 +109,7 @@ impl ContentStore {
 
 /// A blob being written. Dropped without `commit`, it is removed.
 pub(crate) struct IngestWriter {
-    file: Option<std::fs::File>,
+    file: Option<Bounded<std::fs::File>>,
     digester: Sha256Digester,
     path: PathBuf,
     blobs: PathBuf,
@@ -161,7 +165,8 @@ impl IngestWriter {
             )));
         }
         let file = self.file.as_ref().expect("not yet committed");
-        file.sync_all()
+        file.get_ref()
+            .sync_all()
             .map_err(|e| ImagesError::io(&self.path, e))?;
         let dest = self.blobs.join(actual.hex());
         std::fs::rename(&self.path, &dest).map_err(|e| ImagesError::io(&dest, e))?;

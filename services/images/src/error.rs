@@ -17,6 +17,9 @@ pub enum ImagesError {
     },
     #[error("{0}")]
     Verify(String),
+    /// The filesystem is down to the reserve Berth keeps free (`berth_service::FreeSpace`).
+    #[error("{0}")]
+    NoSpace(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -38,9 +41,21 @@ pub enum ImagesError {
 
 impl ImagesError {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> ImagesError {
+        if let Some(msg) = berth_service::storage_full(&source) {
+            return ImagesError::NoSpace(msg);
+        }
         ImagesError::Io {
             path: path.display().to_string(),
             source,
+        }
+    }
+
+    /// `e` as an invalid upload (`what` it was meant to be), unless the disk ran out of space
+    /// while it was written.
+    pub(crate) fn invalid_upload(what: &str, e: std::io::Error) -> ImagesError {
+        match berth_service::storage_full(&e) {
+            Some(msg) => ImagesError::NoSpace(msg),
+            None => ImagesError::InvalidArgument(format!("invalid {what}: {e}")),
         }
     }
 
@@ -52,9 +67,10 @@ impl ImagesError {
 impl HasKind for ImagesError {
     fn kind(&self) -> ErrorKind {
         match self {
-            ImagesError::Store(_) | ImagesError::Io { .. } | ImagesError::Verify(_) => {
-                ErrorKind::Internal
-            }
+            ImagesError::Store(_)
+            | ImagesError::Io { .. }
+            | ImagesError::Verify(_)
+            | ImagesError::NoSpace(_) => ErrorKind::Internal,
             ImagesError::NotFound(_) => ErrorKind::NotFound,
             ImagesError::InvalidArgument(_) => ErrorKind::InvalidArgument,
             ImagesError::Conflict(_) => ErrorKind::Conflict,

@@ -85,7 +85,7 @@ impl ImportSpec {
 }
 
 fn bad_tar(e: io::Error) -> ImagesError {
-    ImagesError::InvalidArgument(format!("invalid tar archive: {e}"))
+    ImagesError::invalid_upload("tar archive", e)
 }
 
 /// Passes the bytes read through to the ingest writer, hashing them.

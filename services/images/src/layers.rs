@@ -73,6 +73,11 @@ impl LayerDirs {
             Ok(s) => s,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&tmp);
+                if let Some(msg) = e.storage_full() {
+                    return Err(ImagesError::NoSpace(format!(
+                        "failed to register layer: {msg}"
+                    )));
+                }
                 return Err(ImagesError::Verify(format!(
                     "failed to register layer: {e}"
                 )));

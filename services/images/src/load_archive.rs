@@ -24,7 +24,7 @@ pub(crate) fn invalid(msg: impl std::fmt::Display) -> ImagesError {
 }
 
 fn read_error(e: io::Error) -> ImagesError {
-    ImagesError::InvalidArgument(format!("invalid tar archive: {e}"))
+    ImagesError::invalid_upload("tar archive", e)
 }
 
 /// What the archive holds, by path (relative, without `./`).

@@ -185,6 +185,9 @@ pub(crate) fn extract(path: &str, input: impl Read, x: &Extract) -> Result<(), F
         no_overwrite_dir_non_dir: x.no_overwrite_dir_non_dir,
         chown,
     };
+    // The upload is written under `real` as it is read: it stops before the filesystem there
+    // is down to Berth's reserve.
+    let input = berth_service::FreeSpace::new(&real).bound(input);
     berth_treetar::extract(input, &real, opts).map_err(|e| match e {
         ExtractError::Invalid(m) => FsError::Invalid(m),
         ExtractError::Io(e) => FsError::Io(e),

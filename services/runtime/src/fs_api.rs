@@ -70,7 +70,10 @@ fn fs_error(e: FsError, path: &str, name: &str) -> ContainerError {
     match e {
         FsError::NotFound => not_found(path, name),
         FsError::Invalid(m) => ContainerError::invalid(m),
-        FsError::Io(e) => ContainerError::Internal(anyhow::anyhow!("{e}")),
+        FsError::Io(e) => match berth_service::storage_full(&e) {
+            Some(msg) => ContainerError::Internal(anyhow::anyhow!("{msg}")),
+            None => ContainerError::Internal(anyhow::anyhow!("{e}")),
+        },
     }
 }
 

@@ -18,6 +18,8 @@ use super::whiteout;
 /// Applies entries in order and remembers the directory times to set at the end.
 pub(super) struct Applier {
     root: Root,
+    /// File writes stop before they take the filesystem's reserve.
+    space: berth_service::FreeSpace,
     dir_times: Vec<(RelPath, Timestamps)>,
     /// Bytes written to regular files.
     pub(super) size: u64,
@@ -27,9 +29,10 @@ pub(super) struct Applier {
 }
 
 impl Applier {
-    pub(super) fn new(root: Root) -> Self {
+    pub(super) fn new(root: Root, space: berth_service::FreeSpace) -> Self {
         Applier {
             root,
+            space,
             dir_times: Vec::new(),
             size: 0,
             entries: 0,
@@ -75,7 +78,7 @@ impl Applier {
         match kind {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 let file = create_file(dir, name).map_err(err("create file"))?;
-                let mut out = io::BufWriter::with_capacity(64 * 1024, &file);
+                let mut out = io::BufWriter::with_capacity(64 * 1024, self.space.bound(&file));
                 self.size += io::copy(entry, &mut out).map_err(err("write file"))?;
                 out.into_inner()
                     .map_err(|e| err("write file")(e.into_error()))?;

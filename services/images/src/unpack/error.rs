@@ -35,6 +35,16 @@ pub(crate) enum UnpackError {
 }
 
 impl UnpackError {
+    /// The out-of-space message, when the layer stopped because the disk is down to its reserve.
+    pub(crate) fn storage_full(&self) -> Option<String> {
+        match self {
+            UnpackError::Read(e) | UnpackError::Apply { source: e, .. } => {
+                berth_service::storage_full(e)
+            }
+            _ => None,
+        }
+    }
+
     pub(super) fn unsafe_entry(raw: &[u8], reason: &'static str) -> Self {
         UnpackError::Unsafe {
             path: String::from_utf8_lossy(raw).into_owned(),

@@ -66,7 +66,7 @@ pub(crate) fn unpack_layer(reader: impl Read, dest: &Path) -> Result<UnpackStats
     })?;
     let tar_stream = stream::decompressed(reader).map_err(UnpackError::Read)?;
     let mut archive = tar::Archive::new(stream::Hashing::new(tar_stream));
-    let mut applier = apply::Applier::new(root);
+    let mut applier = apply::Applier::new(root, berth_service::FreeSpace::new(dest));
     for entry in archive.entries().map_err(UnpackError::Read)? {
         let mut entry = entry.map_err(UnpackError::Read)?;
         applier.apply(&mut entry)?;
