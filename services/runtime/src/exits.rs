@@ -34,11 +34,15 @@ impl Containers {
                 None => {
                     tracing::warn!(id, "the container's shim is gone; cleaning up after it");
                     delete_dead_shim(&bundle).await;
-                    shim::exit_file(&bundle).unwrap_or((255, String::new(), false))
+                    // As containerd's dead-shim cleanup: 137, as if SIGKILLed.
+                    shim::exit_file(&bundle).unwrap_or((137, String::new(), false))
                 }
             };
-            if let Err(e) = this.record_exit(&id, exit).await {
-                tracing::error!(error = %e, id, "recording an exit");
+            match this.record_exit(&id, exit).await {
+                // Recorded: the shim has nothing left to tell, and exits.
+                Ok(()) => this.release_shim(&id).await,
+                // Kept, so that the exit can be learned again from it.
+                Err(e) => tracing::error!(error = %e, id, "recording an exit"),
             }
             let auto_remove = matches!(this.store.get(&id), Ok(Some(c))
                 if !c.state.running() && c.auto_remove());
