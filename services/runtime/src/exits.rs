@@ -40,7 +40,10 @@ impl Containers {
             };
             match this.record_exit(&id, exit).await {
                 // Recorded: the shim has nothing left to tell, and exits.
-                Ok(()) => this.release_shim(&id).await,
+                Ok(()) => {
+                    crate::failpoint::hit("exit-after-record");
+                    this.release_shim(&id).await;
+                }
                 // Kept, so that the exit can be learned again from it.
                 Err(e) => tracing::error!(error = %e, id, "recording an exit"),
             }

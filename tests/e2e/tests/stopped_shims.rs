@@ -1,11 +1,12 @@
 //! A stopped container costs no process, as with dockerd (which deletes the task when the
 //! process exits): once the exit is recorded its `berth-shim` is gone, while `ps -a`, `logs`,
 //! `cp`, `diff`, `start`, `rm`, `wait` and the restart policies work as before. And `docker
-//! kill` against the restart policies, as dockerd's killWithSignal decides.
+//! kill` against the restart policies, as dockerd's killWithSignal decides. A runtime killed
+//! between an exit's record and the shim's release releases it when it is back.
 
 use std::time::{Duration, Instant};
 
-use berth_testutil::{BusyboxEngine, eventually, processes_with};
+use berth_testutil::{BusyboxEngine, EngineOptions, eventually, processes_with};
 
 /// The live `berth-shim` processes whose command line names the container.
 fn shims_of(id: &str) -> usize {
@@ -233,5 +234,37 @@ fn kill_and_restart_policies_as_dockerd() {
     let mut rm = vec!["rm", "-f"];
     rm.extend(all.iter().map(|s| s.as_str()));
     s.docker(&rm);
+    assert_eq!(s.engine.shim_pids(), Vec::<i32>::new());
+}
+
+/// The runtime dies (at its failpoint) after recording an exit and before releasing the shim:
+/// back, it releases the shim of the container recorded as stopped, which then works as any.
+#[test]
+fn a_shim_left_by_a_runtime_killed_after_the_exit_is_released_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("fired");
+    let s = BusyboxEngine::with_options(
+        &[],
+        EngineOptions {
+            env: vec![(
+                "BERTH_RUNTIME_FAILPOINT".to_owned(),
+                format!("exit-after-record:{}", marker.display()),
+            )],
+            ..Default::default()
+        },
+    );
+    let id = s.docker(&["run", "-d", &s.image, "sh", "-c", "echo once; exit 5"]);
+    eventually("the failpoint to fire", || marker.exists().then_some(()));
+    eventually("the runtime to answer again", || {
+        let (code, _, _) = s.status(&["ps", "-a"]);
+        (code == 0).then_some(())
+    });
+    no_shims_left(std::slice::from_ref(&id));
+    assert_eq!(state(&s, &id), ("exited".to_owned(), 0, 5));
+    assert_eq!(s.docker(&["logs", &id]), "once");
+    let (code, out, _) = s.status(&["start", "-a", &id]);
+    assert_eq!((code, out.as_str()), (5, "once\n"));
+    no_shims_left(std::slice::from_ref(&id));
+    s.docker(&["rm", &id]);
     assert_eq!(s.engine.shim_pids(), Vec::<i32>::new());
 }
