@@ -268,3 +268,51 @@ fn a_shim_left_by_a_runtime_killed_after_the_exit_is_released_at_start() {
     s.docker(&["rm", &id]);
     assert_eq!(s.engine.shim_pids(), Vec::<i32>::new());
 }
+
+/// A container in the host's pid namespace whose main process exits with a child still
+/// running: the child is killed (as containerd's shim kills all on the exit of such a
+/// container), so that the shim can remove the cgroup and go.
+#[test]
+fn what_outlives_a_host_pid_container_goes_with_its_shim() {
+    let s = BusyboxEngine::new();
+    let id = s.docker(&[
+        "run",
+        "-d",
+        "--pid",
+        "host",
+        &s.image,
+        "sh",
+        "-c",
+        "sleep 1000 & echo $!",
+    ]);
+    assert_eq!(s.docker(&["wait", &id]), "0");
+    let child: i32 = eventually("the child's pid in the log", || {
+        s.docker(&["logs", &id]).trim().parse().ok()
+    });
+    let _left = KillLeftover(child, id.clone());
+    no_shims_left(std::slice::from_ref(&id));
+    eventually("the child to be gone", || {
+        let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+        let state = stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next());
+        matches!(state, None | Some('Z' | 'X')).then_some(())
+    });
+    s.docker(&["rm", &id]);
+    assert_eq!(s.engine.shim_pids(), Vec::<i32>::new());
+}
+
+/// Kills a process of the container that the test leaves running if it fails (a process in
+/// the host's pid namespace outlives the engine).
+struct KillLeftover(i32, String);
+
+impl Drop for KillLeftover {
+    fn drop(&mut self) {
+        let ours = std::fs::read_to_string(format!("/proc/{}/cgroup", self.0))
+            .is_ok_and(|c| c.contains(&self.1));
+        if ours {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.0),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
