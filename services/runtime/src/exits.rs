@@ -224,7 +224,7 @@ async fn wait_on_shim(bundle: &Path) -> Option<(i64, String, bool)> {
 }
 
 /// Whether the process in the bundle's shim.pid is still this bundle's berth-shim.
-fn shim_alive(bundle: &Path) -> bool {
+pub(crate) fn shim_alive(bundle: &Path) -> bool {
     let Some(pid) = std::fs::read_to_string(bundle.join("shim.pid"))
         .ok()
         .and_then(|p| p.trim().parse::<u32>().ok())
@@ -242,7 +242,7 @@ fn shim_alive(bundle: &Path) -> bool {
 }
 
 /// `berth-shim delete --bundle DIR` for a bundle whose shim died.
-async fn delete_dead_shim(bundle: &Path) {
+pub(crate) async fn delete_dead_shim(bundle: &Path) {
     let out = tokio::process::Command::new(shim::shim_binary())
         .args(["delete", "--bundle"])
         .arg(bundle)

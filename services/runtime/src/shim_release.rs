@@ -26,7 +26,13 @@ impl Containers {
             }
         }
         let bundle = self.bundle(id);
-        if shim::address(&bundle).is_none() {
+        if !holds_shim(&bundle) {
+            return;
+        }
+        if !crate::exits::shim_alive(&bundle) {
+            // Killed after the exit: what it would have removed (its cgroup, its files) goes
+            // as for any dead shim.
+            crate::exits::delete_dead_shim(&bundle).await;
             return;
         }
         let deleted =
@@ -42,11 +48,16 @@ impl Containers {
         self: &Arc<Self>,
     ) -> Result<(), crate::container_error::ContainerError> {
         for c in self.store.all()? {
-            if !c.state.running() && shim::address(&self.bundle(&c.id)).is_some() {
+            if !c.state.running() && holds_shim(&self.bundle(&c.id)) {
                 let this = self.clone();
                 tokio::spawn(async move { this.release_shim(&c.id).await });
             }
         }
         Ok(())
     }
+}
+
+/// Whether the bundle still has a shim's files (a shim that exited after Delete removed them).
+fn holds_shim(bundle: &std::path::Path) -> bool {
+    shim::address(bundle).is_some() || bundle.join(berth_bundle::PID_FILE).exists()
 }
