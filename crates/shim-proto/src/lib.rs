@@ -15,6 +15,8 @@
 //! ```
 
 mod client;
+#[cfg(test)]
+mod proptests;
 mod server;
 mod wire;
 

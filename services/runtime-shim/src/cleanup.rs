@@ -28,24 +28,27 @@ pub fn delete(bundle: &Path) -> Result<ExitStatus, ShimError> {
         .enable_time()
         .build()
         .map_err(|e| ShimError::io(bundle, e))?;
-    let killed = rt.block_on(kill_all(&cgroup))?;
+    rt.block_on(kill_all(&cgroup))?;
     let status = match exit::read(bundle) {
         Some(s) => s,
         None => {
-            let s = if killed {
-                ExitStatus {
-                    signal: Some(9),
-                    ..ExitStatus::failed(137)
-                }
-            } else {
-                ExitStatus::failed(255)
-            };
+            let s = unrecorded_exit();
             exit::write(bundle, &s).map_err(|e| ShimError::io(bundle, e))?;
             s
         }
     };
     daemon::remove_files(&cfg, bundle);
     Ok(status)
+}
+
+/// The exit of a container whose shim died before recording one: 137, as if SIGKILLed,
+/// whether or not something was left to kill (containerd's runc shim cleanup answers
+/// `128 + SIGKILL` alike, and dockerd records that).
+fn unrecorded_exit() -> ExitStatus {
+    ExitStatus {
+        signal: Some(9),
+        ..ExitStatus::failed(137)
+    }
 }
 
 /// The shim's pid from shim.pid, if that process is still a berth-shim.
@@ -88,5 +91,17 @@ async fn kill_all(cgroup: &Cgroup) -> Result<bool, ShimError> {
             ));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unrecorded_exit_is_a_sigkill() {
+        let s = unrecorded_exit();
+        assert_eq!((s.exit_code, s.signal, s.oom_killed), (137, Some(9), false));
+        assert!(!s.exited_at.is_empty());
     }
 }

@@ -384,9 +384,20 @@ impl Shim {
         Ok(st)
     }
 
+    /// Removes the cgroup. What outlives the main process in it (a daemon of a container
+    /// that shares the host's pid namespace) is killed first, as containerd's shim kills all
+    /// on the exit of such a container: a stopped container runs nothing.
     async fn remove_cgroup(&self) -> Result<(), ShimError> {
         let mut last = Ok(());
         for _ in 0..100 {
+            let left = self.cgroup.procs();
+            for pid in &left {
+                let _ = nix::sys::signal::kill(*pid, Signal::SIGKILL);
+            }
+            // A frozen cgroup's processes die only once thawed.
+            if !left.is_empty() && self.cgroup.frozen() {
+                let _ = self.cgroup.set_frozen(false);
+            }
             last = self.cgroup.remove();
             if last.is_ok() {
                 return Ok(());

@@ -43,6 +43,10 @@ pub(crate) struct State {
     pub(crate) exits: u64,
     /// Stopped or killed by a user: not restarted by the restart policy until started again.
     pub(crate) stopped_by_user: bool,
+    /// Signalled by a user's kill or stop: not restarted by `unless-stopped` until started
+    /// again (dockerd's HasBeenManuallyStopped; `stopped_by_user` is its restart manager's
+    /// cancel).
+    pub(crate) manually_stopped: bool,
     /// Set once a container with a health check has started.
     pub(crate) health: Option<crate::health::Health>,
     /// Running with its cgroup frozen (docker pause); the status stays Running, as dockerd
@@ -166,6 +170,7 @@ impl Container {
                 oom_killed: s.oom_killed,
                 exits: s.exits,
                 stopped_by_user: s.stopped_by_user,
+                manually_stopped: s.manually_stopped,
                 health: s.health.as_ref().map(crate::health::Health::to_proto),
             }),
             restart_count: self.restart_count,
@@ -197,6 +202,7 @@ impl Container {
                 oom_killed: s.oom_killed,
                 exits: s.exits,
                 stopped_by_user: s.stopped_by_user,
+                manually_stopped: s.manually_stopped,
                 health: s.health.map(crate::health::Health::from_proto),
                 paused,
             },

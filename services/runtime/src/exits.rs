@@ -34,11 +34,18 @@ impl Containers {
                 None => {
                     tracing::warn!(id, "the container's shim is gone; cleaning up after it");
                     delete_dead_shim(&bundle).await;
-                    shim::exit_file(&bundle).unwrap_or((255, String::new(), false))
+                    // As containerd's dead-shim cleanup: 137, as if SIGKILLed.
+                    shim::exit_file(&bundle).unwrap_or((137, String::new(), false))
                 }
             };
-            if let Err(e) = this.record_exit(&id, exit).await {
-                tracing::error!(error = %e, id, "recording an exit");
+            match this.record_exit(&id, exit).await {
+                // Recorded: the shim has nothing left to tell, and exits.
+                Ok(()) => {
+                    crate::failpoint::hit("exit-after-record");
+                    this.release_shim(&id).await;
+                }
+                // Kept, so that the exit can be learned again from it.
+                Err(e) => tracing::error!(error = %e, id, "recording an exit"),
             }
             let auto_remove = matches!(this.store.get(&id), Ok(Some(c))
                 if !c.state.running() && c.auto_remove());
@@ -217,7 +224,7 @@ async fn wait_on_shim(bundle: &Path) -> Option<(i64, String, bool)> {
 }
 
 /// Whether the process in the bundle's shim.pid is still this bundle's berth-shim.
-fn shim_alive(bundle: &Path) -> bool {
+pub(crate) fn shim_alive(bundle: &Path) -> bool {
     let Some(pid) = std::fs::read_to_string(bundle.join("shim.pid"))
         .ok()
         .and_then(|p| p.trim().parse::<u32>().ok())
@@ -235,7 +242,7 @@ fn shim_alive(bundle: &Path) -> bool {
 }
 
 /// `berth-shim delete --bundle DIR` for a bundle whose shim died.
-async fn delete_dead_shim(bundle: &Path) {
+pub(crate) async fn delete_dead_shim(bundle: &Path) {
     let out = tokio::process::Command::new(shim::shim_binary())
         .args(["delete", "--bundle"])
         .arg(bundle)

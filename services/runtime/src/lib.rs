@@ -35,6 +35,7 @@ mod prune;
 mod restart;
 mod seccomp;
 mod shim;
+mod shim_release;
 mod spec;
 mod start;
 mod stats;
@@ -83,6 +84,7 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
         ctx.data_dir.clone(),
     ));
     containers.reconnect()?;
+    containers.release_stopped_shims()?;
     containers.resume_restarts()?;
     containers.reconcile_networks().await;
     let gc = containers.clone();

@@ -291,10 +291,10 @@ impl Containers {
                 c.id
             )));
         }
-        // A kill that ends the container is a user's stop: the restart policy leaves it.
-        if sig == SIGKILL || parse_signal(&c.stop_signal()).ok() == Some(sig) {
-            self.mark_stopped_by_user(&c.id).await?;
-        }
+        // Marked before the signal, so that the exit it causes finds the mark: a kill is a
+        // manual stop, and cancels the restart policy when dockerd's would.
+        let cancel = crate::restart::kill_cancels_restart(&c.spec.stop_signal, sig);
+        self.mark_signalled_by_user(&c.id, cancel).await?;
         self.signal(&c, sig, false).await?;
         if sig != SIGKILL {
             return Ok(());

@@ -177,6 +177,7 @@ pub(crate) fn container(bytes: &[u8]) -> anyhow::Result<Container> {
             oom_killed: l.state.oom_killed,
             exits: l.state.exits,
             stopped_by_user: false,
+            manually_stopped: false,
             health: None,
             paused: false,
         },

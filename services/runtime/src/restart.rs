@@ -33,13 +33,26 @@ pub(crate) fn should_restart(c: &Container) -> bool {
     }
     match Mode::try_from(p.mode).unwrap_or(Mode::No) {
         Mode::No => false,
-        Mode::Always | Mode::UnlessStopped => true,
+        Mode::Always => true,
+        Mode::UnlessStopped => !c.state.manually_stopped,
         Mode::OnFailure => {
             c.state.exit_code != 0
                 && (p.maximum_retry_count <= 0
                     || c.restart_count < u64::try_from(p.maximum_retry_count).unwrap_or(0))
         }
     }
+}
+
+/// Whether a user's kill with `signal` cancels the restart policy, as dockerd's
+/// killWithSignal decides (daemon/kill.go, `ExitOnNext`): SIGKILL does, and so does any
+/// signal when the container has no stop signal of its own (from its config or its image);
+/// with one, only that signal does. Any other kill still counts as a manual stop for
+/// `unless-stopped`.
+pub(crate) fn kill_cancels_restart(own_stop_signal: &str, signal: i32) -> bool {
+    const SIGKILL: i32 = 9;
+    signal == SIGKILL
+        || own_stop_signal.is_empty()
+        || crate::lifecycle::parse_signal(own_stop_signal).ok() == Some(signal)
 }
 
 /// The next delay after `previous`, given how long the last run lasted.
@@ -114,15 +127,27 @@ impl Containers {
     /// Marks a user's stop or kill, so that the policy does not undo it; a container waiting
     /// to restart is stopped for good. True when it was waiting.
     pub(crate) async fn mark_stopped_by_user(&self, id: &str) -> Result<bool, ContainerError> {
+        self.mark_signalled_by_user(id, true).await
+    }
+
+    /// Marks a user's kill or stop (dockerd's killWithSignal): `unless-stopped` leaves the
+    /// container from now on; with `cancel` (see `kill_cancels_restart`) every policy does,
+    /// and a container waiting to restart is stopped for good. True when it was waiting.
+    pub(crate) async fn mark_signalled_by_user(
+        &self,
+        id: &str,
+        cancel: bool,
+    ) -> Result<bool, ContainerError> {
         let _guard = self.lock.lock().await;
         let Some(mut c) = self.store.get(id)? else {
             return Ok(false);
         };
-        let waiting = c.state.status == Status::Restarting;
+        c.state.manually_stopped = true;
+        let waiting = cancel && c.state.status == Status::Restarting;
         if waiting {
             c.state.status = Status::Exited;
         }
-        c.state.stopped_by_user = true;
+        c.state.stopped_by_user |= cancel;
         self.store.put(&c)?;
         self.bump();
         Ok(waiting)
@@ -158,6 +183,35 @@ mod tests {
         let mut c = with_policy(Mode::Always, 0, 0, 0);
         c.state.stopped_by_user = true;
         assert!(!should_restart(&c));
+    }
+
+    /// A kill that does not cancel the policy still counts as a manual stop: `always` and
+    /// `on-failure` restart, `unless-stopped` does not (moby's restartmanager).
+    #[test]
+    fn a_manual_stop_leaves_only_unless_stopped() {
+        for (mode, exit, restarts) in [
+            (Mode::Always, 0, true),
+            (Mode::OnFailure, 1, true),
+            (Mode::UnlessStopped, 0, false),
+        ] {
+            let mut c = with_policy(mode, 0, exit, 0);
+            c.state.manually_stopped = true;
+            assert_eq!(should_restart(&c), restarts, "{mode:?}");
+        }
+    }
+
+    #[test]
+    fn which_kills_cancel_the_policy_as_dockerd() {
+        // No stop signal of its own: every kill cancels.
+        assert!(kill_cancels_restart("", 9));
+        assert!(kill_cancels_restart("", 15));
+        assert!(kill_cancels_restart("", 1));
+        // Its own stop signal: that one and SIGKILL.
+        assert!(kill_cancels_restart("SIGUSR1", 9));
+        assert!(kill_cancels_restart("SIGUSR1", 10));
+        assert!(kill_cancels_restart("USR1", 10));
+        assert!(!kill_cancels_restart("SIGUSR1", 15));
+        assert!(!kill_cancels_restart("SIGUSR1", 1));
     }
 
     #[test]

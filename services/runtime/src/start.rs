@@ -286,6 +286,7 @@ impl Containers {
                 c.state.paused = false;
                 if !by_policy {
                     c.state.stopped_by_user = false;
+                    c.state.manually_stopped = false;
                 }
                 c.network = net.state;
                 c.state.pid = st.pid;

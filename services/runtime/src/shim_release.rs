@@ -1,0 +1,63 @@
+//! A stopped container holds no process, as dockerd deletes the task when the process exits:
+//! once the exit is recorded (the record is the shim's acknowledgment), the shim is asked to
+//! clean up and exit. `docker start` spawns a new one; the logs, the bundle's exit.json and the
+//! snapshot (for `cp`, `diff`, `export` and `commit` of a stopped container) stay.
+
+use std::{sync::Arc, time::Duration};
+
+use crate::{lifecycle::Containers, shim};
+
+/// How long a shim has to answer Delete; a shim that does not is left for `docker rm` or the
+/// next start (both delete it again) rather than holding the records' lock.
+const DELETE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Containers {
+    /// Deletes the shim of `id` if the container is recorded as stopped. Under the records'
+    /// lock: a start (which holds it until the new run is recorded) cannot be under way, so
+    /// the shim deleted is the stopped run's, never a new one at the same socket.
+    pub(crate) async fn release_shim(&self, id: &str) {
+        let _guard = self.lock.lock().await;
+        match self.store.get(id) {
+            Ok(Some(c)) if !c.state.running() => {}
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, id, "releasing the shim: reading the record");
+                return;
+            }
+        }
+        let bundle = self.bundle(id);
+        if !holds_shim(&bundle) {
+            return;
+        }
+        if !crate::exits::shim_alive(&bundle) {
+            // Killed after the exit: what it would have removed (its cgroup, its files) goes
+            // as for any dead shim.
+            crate::exits::delete_dead_shim(&bundle).await;
+            return;
+        }
+        let deleted =
+            tokio::time::timeout(DELETE_TIMEOUT, crate::lifecycle::delete_shim(&bundle)).await;
+        if deleted.is_err() {
+            tracing::warn!(id, "the shim of a stopped container did not answer Delete");
+        }
+    }
+
+    /// On start: the shims of containers recorded as stopped (the runtime died between an
+    /// exit's record and the shim's release) are released.
+    pub(crate) fn release_stopped_shims(
+        self: &Arc<Self>,
+    ) -> Result<(), crate::container_error::ContainerError> {
+        for c in self.store.all()? {
+            if !c.state.running() && holds_shim(&self.bundle(&c.id)) {
+                let this = self.clone();
+                tokio::spawn(async move { this.release_shim(&c.id).await });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether the bundle still has a shim's files (a shim that exited after Delete removed them).
+fn holds_shim(bundle: &std::path::Path) -> bool {
+    shim::address(bundle).is_some() || bundle.join(berth_bundle::PID_FILE).exists()
+}
