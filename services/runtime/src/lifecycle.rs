@@ -130,7 +130,7 @@ impl Containers {
             removed: std::sync::Mutex::new(std::collections::VecDeque::new()),
             pruning: std::sync::atomic::AtomicBool::new(false),
             fs_locks: std::sync::Mutex::new(HashMap::new()),
-            seccomp: crate::seccomp::SeccompCache::new(),
+            seccomp: crate::seccomp::SeccompCache::new(cfg.seccomp_profile.clone()),
         }
     }
 
