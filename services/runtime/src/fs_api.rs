@@ -138,7 +138,7 @@ impl Containers {
             }
         }
         let guard = match src {
-            Source::Running(_) => None,
+            Source::Running { .. } => None,
             Source::Stopped { .. } => Some(guard),
         };
         Ok((c, src, guard))
