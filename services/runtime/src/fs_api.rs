@@ -314,25 +314,18 @@ impl Containers {
         Ok(rx)
     }
 
-    /// docker diff.
-    pub(crate) async fn changes(&self, id: &str) -> Result<pb::ChangesResponse, ContainerError> {
+    /// docker diff: the images service's answer, as it is.
+    pub(crate) async fn changes(
+        &self,
+        id: &str,
+    ) -> Result<images::ChangesResponse, ContainerError> {
         let c = self.find(id)?;
-        let r = self
+        Ok(self
             .images_client()
             .changes(images::SnapshotKey { key: c.id.clone() })
             .await
             .map_err(|e| ContainerError::upstream(&e))?
-            .into_inner();
-        Ok(pb::ChangesResponse {
-            changes: r
-                .changes
-                .into_iter()
-                .map(|ch| pb::FileChange {
-                    path: ch.path,
-                    kind: ch.kind,
-                })
-                .collect(),
-        })
+            .into_inner())
     }
 
     /// docker commit. It runs in a task of its own, so that a client that goes away
