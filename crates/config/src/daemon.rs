@@ -8,7 +8,7 @@ use std::{
 
 use berth_types::ServiceName;
 
-use crate::{Host, Ipv4Cidr, ServiceAddress};
+use crate::{Host, Ipv4Cidr, SeccompProfile, ServiceAddress};
 
 /// The validated configuration. Every field has a value; defaults are applied by the parser.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +38,8 @@ pub struct DaemonConfig {
     pub log_level: LogLevel,
     pub metrics_addr: Option<SocketAddr>,
     pub labels: Vec<String>,
+    /// `seccomp-profile`: the profile of containers that name none.
+    pub seccomp_profile: SeccompProfile,
     pub berth: BerthConfig,
     /// Docker keys that were present and are accepted, but that Berth does not act on yet.
     pub ignored_keys: Vec<String>,

@@ -8,6 +8,7 @@ mod flags;
 mod host;
 mod net;
 mod raw;
+mod seccomp;
 
 pub use daemon::{
     AddressPool, BerthConfig, DEFAULT_NATS_URL, DaemonConfig, LogLevel, ServiceEndpoint,
@@ -16,6 +17,7 @@ pub use daemon::{
 pub use flags::CommonFlags;
 pub use host::{Host, ServiceAddress};
 pub use net::Ipv4Cidr;
+pub use seccomp::SeccompProfile;
 
 use std::path::{Path, PathBuf};
 

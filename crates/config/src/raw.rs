@@ -39,6 +39,7 @@ const USED_KEYS: &[&str] = &[
     "log-level",
     "metrics-addr",
     "labels",
+    "seccomp-profile",
     "berth",
 ];
 
@@ -91,7 +92,6 @@ const DOCKER_KEYS: &[&str] = &[
     "proxies",
     "raw-logs",
     "runtimes",
-    "seccomp-profile",
     "selinux-enabled",
     "shutdown-timeout",
     "storage-opts",
@@ -126,6 +126,7 @@ struct Raw {
     log_level: Option<String>,
     metrics_addr: Option<String>,
     labels: Option<Vec<String>>,
+    seccomp_profile: Option<String>,
     berth: Option<RawBerth>,
 }
 
@@ -333,6 +334,9 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<DaemonConfig, ConfigError
         .transpose()
         .map_err(|r| invalid("metrics-addr", r))?;
 
+    let seccomp_profile = crate::seccomp::parse(raw.seccomp_profile.as_deref())
+        .map_err(|r| invalid("seccomp-profile", r))?;
+
     let berth = berth_section(raw.berth.unwrap_or_default(), &invalid)?;
 
     Ok(DaemonConfig {
@@ -357,6 +361,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<DaemonConfig, ConfigError
         log_level,
         metrics_addr,
         labels: raw.labels.unwrap_or_default(),
+        seccomp_profile,
         berth,
         ignored_keys,
     })
@@ -585,6 +590,10 @@ mod tests {
             (
                 r#"{"berth": {"services": {"runtime": {"address": "tcp://10.0.0.2:7000"}}}}"#,
                 "\"berth.tls\"",
+            ),
+            (
+                r#"{"seccomp-profile": "/nonexistent/profile.json"}"#,
+                "invalid value for \"seccomp-profile\": opening seccomp profile (/nonexistent/profile.json) failed",
             ),
             (r#"[1]"#, "must be a JSON object"),
             (r#"{"debug": tru"#, "not valid JSON"),

@@ -368,7 +368,7 @@ pub trait ContainersBackend: Send + Sync + 'static {
     async fn export(&self, _id: String) -> Answer<ArchiveStream> {
         Err(Status::unimplemented("export"))
     }
-    async fn changes(&self, _id: String) -> Answer<runtime::ChangesResponse> {
+    async fn changes(&self, _id: String) -> Answer<images::ChangesResponse> {
         Err(Status::unimplemented("changes"))
     }
     async fn commit(&self, _req: runtime::CommitRequest) -> Answer<runtime::CommitResponse> {
@@ -545,7 +545,7 @@ impl ContainersBackend for GrpcBackends {
         ))
     }
 
-    async fn changes(&self, id: String) -> Answer<runtime::ChangesResponse> {
+    async fn changes(&self, id: String) -> Answer<images::ChangesResponse> {
         Ok(self
             .runtime_client()
             .changes(long(runtime::ContainerRef { id }))

@@ -428,6 +428,8 @@ impl ImageService {
             build_key: None,
         };
         let rec = self.commit_image(rec, tag.as_ref(), None)?;
+        // moby's CommitImage: an image `create` event named by the ID, then the tag's.
+        self.event("create", &id.to_string(), &id.to_string());
         if let Some(t) = &tag {
             self.event("tag", &id.to_string(), &t.familiar_string());
         }

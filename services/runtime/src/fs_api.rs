@@ -3,10 +3,14 @@
 //! (`archive-path`, `extract-to-dir`, `export`); diff and commit ask the images service, which
 //! owns the snapshot, with the container's config for a commit (event `commit`).
 //!
-//! Commit's `pause`: Berth has no freezer yet, so the container is committed while it runs,
-//! which is what dockerd does when its pause fails (it ignores the error).
+//! Commit's `pause` (the default): a running container is frozen while the images service
+//! reads its writable layer and thawed after, as dockerd does (with its `pause` and
+//! `unpause` events); a failed pause is ignored, as dockerd ignores it.
 
-use std::io::{self, Write};
+use std::{
+    io::{self, Write},
+    sync::Arc,
+};
 
 use berth_proto::{images::v1 as images, runtime::v1 as pb};
 use tokio::sync::mpsc;
@@ -137,7 +141,7 @@ impl Containers {
             }
         }
         let guard = match src {
-            Source::Running(_) => None,
+            Source::Running { .. } => None,
             Source::Stopped { .. } => Some(guard),
         };
         Ok((c, src, guard))
@@ -313,35 +317,45 @@ impl Containers {
         Ok(rx)
     }
 
-    /// docker diff.
-    pub(crate) async fn changes(&self, id: &str) -> Result<pb::ChangesResponse, ContainerError> {
+    /// docker diff: the images service's answer, as it is.
+    pub(crate) async fn changes(
+        &self,
+        id: &str,
+    ) -> Result<images::ChangesResponse, ContainerError> {
         let c = self.find(id)?;
-        let r = self
+        Ok(self
             .images_client()
             .changes(images::SnapshotKey { key: c.id.clone() })
             .await
             .map_err(|e| ContainerError::upstream(&e))?
-            .into_inner();
-        Ok(pb::ChangesResponse {
-            changes: r
-                .changes
-                .into_iter()
-                .map(|ch| pb::FileChange {
-                    path: ch.path,
-                    kind: ch.kind,
-                })
-                .collect(),
-        })
+            .into_inner())
     }
 
-    /// docker commit.
+    /// docker commit. It runs in a task of its own, so that a client that goes away
+    /// mid-commit does not leave the container paused.
     pub(crate) async fn commit(
-        &self,
+        self: &Arc<Self>,
         req: &pb::CommitRequest,
     ) -> Result<pb::CommitResponse, ContainerError> {
         let c = self.find(&req.id)?;
         refuse_dead(&c, "commit")?;
-        let container = crate::commit_config::image_config(&c);
+        let this = self.clone();
+        let req = req.clone();
+        tokio::spawn(async move {
+            let work = this.commit_snapshot(&c, &req);
+            this.paused_during(&c, req.pause, work).await
+        })
+        .await
+        .map_err(|e| ContainerError::Internal(e.into()))?
+    }
+
+    /// The commit itself: the images service makes the image; then the event.
+    async fn commit_snapshot(
+        &self,
+        c: &Container,
+        req: &pb::CommitRequest,
+    ) -> Result<pb::CommitResponse, ContainerError> {
+        let container = crate::commit_config::image_config(c);
         let (config, defaults) = match &req.config {
             Some(user) => (crate::commit_config::from_request(user), Some(container)),
             None => (container, None),
@@ -364,7 +378,7 @@ impl Containers {
                     .map(|l| l.values.join(" "))
                     .unwrap_or_default(),
                 container_id: c.id.clone(),
-                container: Some(crate::commit_config::fields(&c)),
+                container: Some(crate::commit_config::fields(c)),
             })
             .await
             .map_err(|e| ContainerError::upstream(&e))?
@@ -380,7 +394,7 @@ impl Containers {
             format!("{}:{tag}", req.repo)
         };
         self.event(
-            &c,
+            c,
             "commit",
             &[
                 ("comment", req.comment.clone()),

@@ -4,8 +4,10 @@
 //! meanwhile reaches nothing outside it, CVE-2018-15664). As moby's `openContainerFS`:
 //!
 //! - a running container: the thread joins the container's mount namespace, takes a private
-//!   copy of it (so the container never sees what the view does), and unmounts /proc, /sys
-//!   and /dev there: the view holds the root filesystem, the volumes, binds and tmpfs mounts;
+//!   copy of it (so the container never sees what the view does), and unmounts /proc, /sys,
+//!   /dev and the tmpfs mounts there: the view holds the root filesystem, the volumes and
+//!   binds, as moby's (which never has the tmpfs mounts: a copy at a tmpfs path reads and
+//!   writes the root filesystem's directory under it, running or not);
 //! - a container that is not running (it has no shim, nothing is mounted): the thread leaves
 //!   the host's mount namespace, mounts the snapshot (read-write, through the mount the images
 //!   service prepared) and binds the volumes and bind mounts at their destinations (resolved
@@ -27,8 +29,9 @@ use crate::container::Container;
 /// Where the view comes from.
 #[derive(Debug, Clone)]
 pub(crate) enum Source {
-    /// The host pid of a running container's main process.
-    Running(u32),
+    /// A running container: the host pid of its main process, and its tmpfs mounts'
+    /// destinations (left out of the view).
+    Running { pid: u32, tmpfs: Vec<String> },
     /// A container that is not running: its snapshot mount and its mounts, mounted at
     /// `scratch` (a directory the runtime owns, removed after the view).
     Stopped {
@@ -42,7 +45,10 @@ impl Source {
     /// The view of `c`; `scratch` is used when it does not run.
     pub(crate) fn of(c: &Container, scratch: PathBuf) -> Result<Source, String> {
         if c.state.running() && c.state.pid > 0 {
-            return Ok(Source::Running(c.state.pid));
+            return Ok(Source::Running {
+                pid: c.state.pid,
+                tmpfs: tmpfs_destinations(c),
+            });
         }
         let rootfs = c
             .rootfs
@@ -56,6 +62,26 @@ impl Source {
     }
 }
 
+/// The destinations of the container's tmpfs mounts (`--tmpfs`, `--mount type=tmpfs`), the
+/// deepest first.
+fn tmpfs_destinations(c: &Container) -> Vec<String> {
+    let mut d: Vec<String> = c
+        .spec
+        .tmpfs
+        .keys()
+        .cloned()
+        .chain(
+            c.mount_points
+                .iter()
+                .filter(|m| m.r#type == pb::mount_spec::Type::Tmpfs as i32)
+                .map(|m| m.destination.clone()),
+        )
+        .collect();
+    d.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    d.dedup();
+    d
+}
+
 fn errno(what: &str) -> impl Fn(nix::Error) -> String + '_ {
     move |e| format!("{what}: {e}")
 }
@@ -63,7 +89,7 @@ fn errno(what: &str) -> impl Fn(nix::Error) -> String + '_ {
 /// Makes the calling thread's root the container's filesystem.
 fn enter(src: &Source) -> Result<(), String> {
     match src {
-        Source::Running(pid) => {
+        Source::Running { pid, tmpfs } => {
             let ns = std::fs::File::open(format!("/proc/{pid}/ns/mnt"))
                 .map_err(|e| format!("opening the container's mount namespace: {e}"))?;
             unshare(CloneFlags::CLONE_FS).map_err(errno("unshare"))?;
@@ -79,6 +105,11 @@ fn enter(src: &Source) -> Result<(), String> {
             .map_err(errno("making / a slave"))?;
             for fs in ["/proc", "/sys", "/dev"] {
                 let _ = umount2(fs, MntFlags::MNT_DETACH);
+            }
+            // Not detached: one with a volume or bind mounted below it stays (busy), so that
+            // the view keeps that mount.
+            for t in tmpfs {
+                let _ = umount2(t.as_str(), MntFlags::UMOUNT_NOFOLLOW);
             }
         }
         Source::Stopped {
@@ -190,7 +221,7 @@ pub(crate) fn spawn<T: Send + 'static>(
     let (tx, rx) = tokio::sync::oneshot::channel();
     let scratch = match &src {
         Source::Stopped { scratch, .. } => Some(scratch.clone()),
-        Source::Running(_) => None,
+        Source::Running { .. } => None,
     };
     std::thread::spawn(move || {
         // The view's thread, so its namespace, ends with `f`; the scratch directory is removed
@@ -204,4 +235,39 @@ pub(crate) fn spawn<T: Send + 'static>(
         let _ = tx.send(r);
     });
     rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tmpfs_mounts_of_both_kinds_deepest_first() {
+        let mut c = crate::container::tests::sample('a', "t");
+        c.spec.tmpfs.insert("/run".to_owned(), String::new());
+        c.spec
+            .tmpfs
+            .insert("/run/a/b".to_owned(), "size=1m".to_owned());
+        c.mount_points.push(pb::MountPoint {
+            r#type: pb::mount_spec::Type::Tmpfs as i32,
+            destination: "/run/a".to_owned(),
+            ..Default::default()
+        });
+        c.mount_points.push(pb::MountPoint {
+            r#type: pb::mount_spec::Type::Volume as i32,
+            source: "/var/lib/v/_data".to_owned(),
+            destination: "/data".to_owned(),
+            ..Default::default()
+        });
+        assert_eq!(tmpfs_destinations(&c), ["/run/a/b", "/run/a", "/run"]);
+        c.state.status = crate::container::Status::Running;
+        c.state.pid = 42;
+        match Source::of(&c, PathBuf::new()).unwrap() {
+            Source::Running { pid, tmpfs } => {
+                assert_eq!(pid, 42);
+                assert_eq!(tmpfs.len(), 3);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -336,7 +336,7 @@ impl runtime_server::Runtime for GrpcRuntime {
     async fn changes(
         &self,
         req: Request<pb::ContainerRef>,
-    ) -> Result<Response<pb::ChangesResponse>, Status> {
+    ) -> Result<Response<berth_proto::images::v1::ChangesResponse>, Status> {
         respond(self.containers.changes(&req.get_ref().id).await)
     }
 

@@ -18,6 +18,7 @@ pub(crate) struct Runtime {
     engine_id: EngineId,
     logging_driver: String,
     live_restore: bool,
+    seccomp_profile: berth_config::SeccompProfile,
 }
 
 impl Runtime {
@@ -33,12 +34,16 @@ impl Runtime {
             engine_id,
             logging_driver: cfg.log_driver.clone(),
             live_restore: cfg.live_restore,
+            seccomp_profile: cfg.seccomp_profile.clone(),
         }
     }
 
     pub(crate) fn info(&self) -> Result<pb::InfoResponse, RuntimeError> {
         let counts = self.store.counts()?;
         let cg = &self.cgroups;
+        let seccomp = crate::seccomp::info_entry(&self.seccomp_profile);
+        let mut warnings = cg.warnings.clone();
+        warnings.extend(seccomp.iter().filter_map(|s| s.1).map(str::to_owned));
         Ok(pb::InfoResponse {
             containers: counts.total,
             running: counts.running,
@@ -55,15 +60,12 @@ impl Runtime {
             pids_limit: cg.pids_limit,
             oom_kill_disable: cg.oom_kill_disable,
             kernel_memory_tcp: cg.kernel_memory_tcp,
-            security_options: crate::seccomp::info_entry()
-                .into_iter()
-                .map(str::to_owned)
-                .collect(),
+            security_options: seccomp.into_iter().map(|s| s.0).collect(),
             logging_driver: self.logging_driver.clone(),
             live_restore: self.live_restore,
             default_runtime: "berth".to_owned(),
             init_binary: String::new(),
-            warnings: cg.warnings.clone(),
+            warnings,
             engine_id: self.engine_id.to_string(),
         })
     }

@@ -78,6 +78,8 @@ pub(crate) struct Containers {
     pub(crate) fs_locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::RwLock<()>>>>,
     /// Compiled seccomp filters.
     pub(crate) seccomp: crate::seccomp::SeccompCache,
+    /// Per container: serializes freezing and thawing its cgroup (`pause.rs`).
+    pub(crate) freeze_locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// SIGKILL's number.
@@ -130,7 +132,8 @@ impl Containers {
             removed: std::sync::Mutex::new(std::collections::VecDeque::new()),
             pruning: std::sync::atomic::AtomicBool::new(false),
             fs_locks: std::sync::Mutex::new(HashMap::new()),
-            seccomp: crate::seccomp::SeccompCache::new(),
+            seccomp: crate::seccomp::SeccompCache::new(cfg.seccomp_profile.clone()),
+            freeze_locks: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -484,6 +487,7 @@ impl Containers {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .remove(&c.id);
         }
+        self.forget_freezer(&c.id);
         self.release_volumes(&c.id, req.volumes).await;
         self.removing
             .lock()

@@ -9,6 +9,7 @@ use std::{
 };
 
 use berth_bundle::{BpfInsn, Seccomp};
+use berth_config::SeccompProfile;
 use berth_proto::runtime::v1 as pb;
 use berth_seccomp::{Arch, Profile, Target};
 use sha2::{Digest, Sha256};
@@ -27,9 +28,9 @@ pub(crate) enum Choice<'a> {
 }
 
 /// What the container's security options choose (the last `seccomp=` entry wins, as in
-/// moby's parseSecurityOpt). `--privileged` runs unconfined unless a profile is named
-/// (moby's WithSeccomp).
-pub(crate) fn choice(sec: &pb::SecuritySpec) -> Choice<'_> {
+/// moby's parseSecurityOpt), else the daemon's `seccomp-profile`. `--privileged` runs
+/// unconfined unless a profile is named (moby's WithSeccomp).
+pub(crate) fn choice<'a>(sec: &'a pb::SecuritySpec, daemon: &'a SeccompProfile) -> Choice<'a> {
     match sec
         .security_opt
         .iter()
@@ -38,8 +39,13 @@ pub(crate) fn choice(sec: &pb::SecuritySpec) -> Choice<'_> {
     {
         Some("unconfined") => Choice::Unconfined,
         None if sec.privileged => Choice::Unconfined,
-        Some("builtin") | None => Choice::Default,
+        Some("builtin") => Choice::Default,
         Some(json) => Choice::Custom(json),
+        None => match daemon {
+            SeccompProfile::Builtin => Choice::Default,
+            SeccompProfile::Unconfined => Choice::Unconfined,
+            SeccompProfile::File { json, .. } => Choice::Custom(json),
+        },
     }
 }
 
@@ -47,16 +53,19 @@ type Key = ([u8; 32], Vec<String>, Arch);
 
 /// Compiled filters by (profile digest, sorted capabilities, architecture).
 pub(crate) struct SeccompCache {
+    /// The daemon's `seccomp-profile`.
+    daemon: SeccompProfile,
     arch: Option<Arch>,
     kernel: (u64, u64),
     programs: Mutex<HashMap<Key, Option<Arc<Seccomp>>>>,
 }
 
 impl SeccompCache {
-    /// For this host: its architecture and kernel.
-    pub(crate) fn new() -> SeccompCache {
+    /// For this host (its architecture and kernel) and the daemon's profile.
+    pub(crate) fn new(daemon: SeccompProfile) -> SeccompCache {
         let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
         SeccompCache {
+            daemon,
             arch: host_arch(),
             kernel: berth_seccomp::kernel_version(release.trim()),
             programs: Mutex::new(HashMap::new()),
@@ -70,16 +79,23 @@ impl SeccompCache {
         sec: &pb::SecuritySpec,
         caps: Option<&[String]>,
     ) -> Result<Option<Arc<Seccomp>>, ContainerError> {
-        let json = match choice(sec) {
+        let choice = choice(sec, &self.daemon);
+        let json = match choice {
             Choice::Unconfined => return Ok(None),
             Choice::Default => berth_seccomp::DEFAULT_PROFILE_JSON,
             Choice::Custom(json) => json,
         };
         let Some(arch) = self.arch else {
             // As dockerd on a kernel without seccomp (here: no syscall table for the host):
-            // the default profile is skipped, a custom one refused.
-            return match choice(sec) {
-                Choice::Custom(_) => Err(ContainerError::invalid(
+            // the default profile (or the daemon's) is skipped, one the container names
+            // refused.
+            let named = sec
+                .security_opt
+                .iter()
+                .rev()
+                .find_map(|o| o.strip_prefix("seccomp="));
+            return match named {
+                Some(p) if p != "builtin" => Err(ContainerError::invalid(
                     "seccomp is not enabled in your kernel, cannot run a custom seccomp profile",
                 )),
                 _ => Ok(None),
@@ -95,7 +111,7 @@ impl SeccompCache {
         caps.sort();
         caps.dedup();
         // The built-in profile's key needs no hashing of its 10 KiB.
-        let digest = match choice(sec) {
+        let digest = match choice {
             Choice::Custom(json) => Sha256::digest(json.as_bytes()).into(),
             _ => [0; 32],
         };
@@ -122,9 +138,16 @@ fn host_arch() -> Option<Arch> {
     Arch::native().filter(|_| kernel_has_seccomp())
 }
 
-/// `docker info`'s SecurityOptions entry, when containers get the default profile.
-pub(crate) fn info_entry() -> Option<&'static str> {
-    host_arch().map(|_| "name=seccomp,profile=builtin")
+/// `docker info`'s SecurityOptions entry and warning, as moby's fillSecurityOptions: none
+/// when the host cannot filter.
+pub(crate) fn info_entry(daemon: &SeccompProfile) -> Option<(String, Option<&'static str>)> {
+    host_arch()?;
+    let warning = (*daemon != SeccompProfile::Builtin)
+        .then_some("WARNING: daemon is not using the default seccomp profile");
+    Some((
+        format!("name=seccomp,profile={}", daemon.info_name()),
+        warning,
+    ))
 }
 
 /// Whether the kernel filters syscalls (moby reads `Seccomp:` in /proc/self/status).
@@ -173,6 +196,8 @@ pub(crate) fn compile(
 mod tests {
     use super::*;
 
+    const BUILTIN: SeccompProfile = SeccompProfile::Builtin;
+
     fn sec(opts: &[&str], privileged: bool) -> pb::SecuritySpec {
         pb::SecuritySpec {
             security_opt: opts.iter().map(|o| (*o).to_owned()).collect(),
@@ -183,25 +208,28 @@ mod tests {
 
     #[test]
     fn dockerd_chooses_the_profile() {
-        assert_eq!(choice(&sec(&[], false)), Choice::Default);
+        assert_eq!(choice(&sec(&[], false), &BUILTIN), Choice::Default);
         assert_eq!(
-            choice(&sec(&["seccomp=unconfined"], false)),
+            choice(&sec(&["seccomp=unconfined"], false), &BUILTIN),
             Choice::Unconfined
         );
-        assert_eq!(choice(&sec(&[], true)), Choice::Unconfined);
-        assert_eq!(choice(&sec(&["seccomp={}"], true)), Choice::Custom("{}"));
+        assert_eq!(choice(&sec(&[], true), &BUILTIN), Choice::Unconfined);
         assert_eq!(
-            choice(&sec(
-                &["no-new-privileges=true", "seccomp={\"a\":1}"],
-                false
-            )),
+            choice(&sec(&["seccomp={}"], true), &BUILTIN),
+            Choice::Custom("{}")
+        );
+        assert_eq!(
+            choice(
+                &sec(&["no-new-privileges=true", "seccomp={\"a\":1}"], false),
+                &BUILTIN
+            ),
             Choice::Custom("{\"a\":1}")
         );
     }
 
     #[test]
     fn compiled_once_per_profile_and_caps() {
-        let cache = SeccompCache::new();
+        let cache = SeccompCache::new(SeccompProfile::Builtin);
         if cache.arch.is_none() {
             return;
         }
@@ -234,5 +262,58 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("unknown action"), "{e}");
         assert_eq!(cache.lock().len(), 2);
+    }
+
+    #[test]
+    fn the_daemon_profile_is_the_default() {
+        let file = SeccompProfile::File {
+            path: "/etc/p.json".into(),
+            json: "{\"d\":1}".to_owned(),
+        };
+        // No seccomp= option: the daemon's choice; privileged stays unconfined.
+        assert_eq!(choice(&sec(&[], false), &file), Choice::Custom("{\"d\":1}"));
+        assert_eq!(
+            choice(&sec(&[], false), &SeccompProfile::Unconfined),
+            Choice::Unconfined
+        );
+        assert_eq!(choice(&sec(&[], true), &file), Choice::Unconfined);
+        // The container's option wins, `builtin` naming Docker's default.
+        for daemon in [&file, &SeccompProfile::Unconfined] {
+            assert_eq!(
+                choice(&sec(&["seccomp=unconfined"], false), daemon),
+                Choice::Unconfined
+            );
+            assert_eq!(
+                choice(&sec(&["seccomp=builtin"], false), daemon),
+                Choice::Default
+            );
+            assert_eq!(
+                choice(&sec(&["seccomp={}"], false), daemon),
+                Choice::Custom("{}")
+            );
+        }
+    }
+
+    #[test]
+    fn info_names_the_daemon_profile() {
+        if host_arch().is_none() {
+            assert_eq!(info_entry(&BUILTIN), None);
+            return;
+        }
+        assert_eq!(
+            info_entry(&BUILTIN),
+            Some(("name=seccomp,profile=builtin".to_owned(), None))
+        );
+        let (entry, warning) = info_entry(&SeccompProfile::Unconfined).unwrap();
+        assert_eq!(entry, "name=seccomp,profile=unconfined");
+        assert!(warning.is_some());
+        let file = SeccompProfile::File {
+            path: "/etc/p.json".into(),
+            json: String::new(),
+        };
+        assert_eq!(
+            info_entry(&file).unwrap().0,
+            "name=seccomp,profile=/etc/p.json"
+        );
     }
 }

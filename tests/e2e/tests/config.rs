@@ -43,3 +43,41 @@ fn a_missing_named_config_file_is_an_error() {
         text(&out)
     );
 }
+
+#[test]
+fn an_unusable_seccomp_profile_stops_the_engine_from_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad-profile.json");
+    std::fs::write(&bad, r#"{"defaultAction": "SCMP_ACT_SOMETIMES"}"#).unwrap();
+    let missing = dir.path().join("missing.json");
+    for (profile, want) in [
+        (
+            &missing,
+            format!("opening seccomp profile ({}) failed", missing.display()),
+        ),
+        (&bad, "unknown action".to_owned()),
+    ] {
+        let config = serde_json::json!({ "seccomp-profile": profile }).to_string();
+        let (ok, err) = start_with(&config);
+        assert!(!ok);
+        assert!(
+            err.contains("invalid value for \"seccomp-profile\""),
+            "{err}"
+        );
+        assert!(err.contains(&want), "{err}");
+        // `berth up` refuses before it starts anything.
+        let path = dir.path().join("daemon.json");
+        std::fs::write(&path, &config).unwrap();
+        let out = run(std::process::Command::new(bin("berth"))
+            .arg("up")
+            .arg("--config")
+            .arg(&path)
+            .arg("--data-root")
+            .arg(dir.path().join("data"))
+            .arg("--run-root")
+            .arg(dir.path().join("run")));
+        assert!(!out.status.success());
+        let err = text(&out).1;
+        assert!(err.contains(&want), "{err}");
+    }
+}

@@ -7,7 +7,7 @@
 
 use std::{path::Path, process::Command};
 
-use berth_testutil::BusyboxEngine;
+use berth_testutil::{BusyboxEngine, EngineOptions};
 
 /// `/proc/self/status` field `key` inside a container run with `flags`.
 fn status_field(s: &BusyboxEngine, flags: &[&str], key: &str) -> String {
@@ -162,6 +162,79 @@ fn a_custom_profile_and_a_bad_one() {
         &s.image,
     ]);
     assert!(out.contains("unknown action"), "{out}");
+}
+
+/// daemon.json's `seccomp-profile` is the profile of containers that name none; their own
+/// `seccomp=` option still wins, and `docker info` names the file with dockerd's warning.
+#[test]
+fn the_daemon_profile_is_the_containers_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("daemon-no-mkdir.json");
+    std::fs::write(
+        &profile,
+        r#"{
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [
+                {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}
+            ]
+        }"#,
+    )
+    .unwrap();
+    let s = BusyboxEngine::with_options(
+        &[],
+        EngineOptions {
+            config: Some(serde_json::json!({"seccomp-profile": profile})),
+            ..EngineOptions::default()
+        },
+    );
+    let (code, out) = run(&s, &[], "mkdir /x");
+    assert_ne!(code, 0);
+    assert!(out.contains("Operation not permitted"), "{out}");
+    // An exec in such a container is filtered the same way.
+    let id = s.docker(&["run", "-d", &s.image, "sleep", "60"]);
+    let (code, _, err) = s.status(&["exec", &id, "mkdir", "/y"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("Operation not permitted"), "{err}");
+    s.docker(&["rm", "-f", &id]);
+    // The container's own choice wins: off, or Docker's default.
+    let (code, out) = run(
+        &s,
+        &["--security-opt", "seccomp=unconfined"],
+        "mkdir /x && grep ^Seccomp: /proc/self/status",
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.trim_end().ends_with('0'), "{out}");
+    let (code, out) = run(
+        &s,
+        &["--security-opt", "seccomp=builtin"],
+        "mkdir /x && grep ^Seccomp: /proc/self/status",
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.trim_end().ends_with('2'), "{out}");
+    // --privileged runs unconfined, as with dockerd.
+    let (code, out) = run(&s, &["--privileged"], "mkdir /x");
+    assert_eq!(code, 0, "{out}");
+
+    let info = s.api_get("/info");
+    let entry = format!("name=seccomp,profile={}", profile.display());
+    assert!(
+        info["SecurityOptions"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(entry)),
+        "{}",
+        info["SecurityOptions"]
+    );
+    assert!(
+        info["Warnings"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(
+                "WARNING: daemon is not using the default seccomp profile"
+            )),
+        "{}",
+        info["Warnings"]
+    );
 }
 
 /// A static glibc program: a thread (glibc tries clone3 first and falls back to clone on
