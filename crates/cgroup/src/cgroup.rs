@@ -13,6 +13,9 @@ use crate::{CgroupVersion, Error, Stats, mountinfo, stats, v1, v2, write};
 pub struct Cgroup {
     /// `<mount point>/<path>` for every hierarchy, first the v2 one if any.
     dirs: Vec<Hierarchy>,
+    /// Parents are left at removal (a `--cgroup-parent` the user named, which dockerd
+    /// leaves in place too).
+    keep_parents: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -59,7 +62,16 @@ impl Cgroup {
                 controllers: if m.v2 { Vec::new() } else { m.options },
             })
             .collect();
-        Cgroup { dirs }
+        Cgroup {
+            dirs,
+            keep_parents: false,
+        }
+    }
+
+    /// The same cgroup, whose parents [`Cgroup::remove`] leaves in place.
+    pub fn keeping_parents(mut self, keep: bool) -> Cgroup {
+        self.keep_parents = keep;
+        self
     }
 
     /// A cgroup in one v2 hierarchy whose root is `root` (a fixture tree, or a v2 mount).
@@ -71,6 +83,7 @@ impl Cgroup {
                 v2: true,
                 controllers: Vec::new(),
             }],
+            keep_parents: false,
         }
     }
 
@@ -253,14 +266,17 @@ impl Cgroup {
     }
 
     /// Removes the directories, then their parents up to the hierarchy's root when nothing
-    /// else is in them (the `berth` parent goes with the last container). Fails with EBUSY
-    /// while processes remain.
+    /// else is in them (the `berth` parent goes with the last container) unless they are
+    /// kept. Fails with EBUSY while processes remain.
     pub fn remove(&self) -> Result<(), Error> {
         for h in &self.dirs {
             match std::fs::remove_dir(&h.dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io(&h.dir, e)),
+            }
+            if self.keep_parents {
+                continue;
             }
             // A parent still holding another container's cgroup is not empty: rmdir refuses.
             for parent in h.dir.ancestors().skip(1).take(h.levels.saturating_sub(1)) {

@@ -10,8 +10,8 @@ mod net;
 mod raw;
 
 pub use daemon::{
-    AddressPool, BerthConfig, DEFAULT_NATS_URL, DaemonConfig, LogLevel, ServiceEndpoint,
-    ServiceTls, TlsFiles,
+    AddressPool, BerthConfig, CgroupDriver, DEFAULT_NATS_URL, DaemonConfig, LogLevel,
+    ServiceEndpoint, ServiceTls, TlsFiles,
 };
 pub use flags::CommonFlags;
 pub use host::{Host, ServiceAddress};

@@ -27,26 +27,12 @@ fn every_flag_not_applied_is_refused_by_name() {
     for (flags, flag) in [
         (&["--volumes-from", "other"][..], "--volumes-from"),
         (&["--oom-score-adj", "100"][..], "--oom-score-adj"),
-        (&["--cgroup-parent", "mine"][..], "--cgroup-parent"),
         (&["--cpu-rt-runtime", "1000"][..], "--cpu-rt-runtime"),
-        (
-            &["--blkio-weight-device", "/dev/null:100"][..],
-            "--blkio-weight-device",
-        ),
-        (
-            &["--device-read-bps", "/dev/null:1mb"][..],
-            "--device-read-bps",
-        ),
         (&["--annotation", "a=b"][..], "--annotation"),
         (
             &["--security-opt", "label=disable"][..],
             "--security-opt label",
         ),
-        (
-            &["--device-write-iops", "/dev/null:10"][..],
-            "--device-write-iops",
-        ),
-        (&["--cgroupns", "host"][..], "--cgroupns"),
         (&["--log-opt", "compress=true"][..], "--log-opt compress"),
         (&["--log-driver", "syslog"][..], "--log-driver syslog"),
     ] {
