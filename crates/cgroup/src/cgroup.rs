@@ -161,23 +161,30 @@ impl Cgroup {
 
     /// Whether the kernel's OOM killer killed a process in this cgroup.
     pub fn oom_killed(&self) -> bool {
-        self.dirs.iter().any(|h| {
-            let file = if h.v2 {
-                "memory.events"
-            } else if h.has("memory") {
-                "memory.oom_control"
-            } else {
-                return false;
-            };
-            crate::read(&h.dir, file)
-                .unwrap_or_default()
-                .lines()
-                .any(|l| {
-                    l.strip_prefix("oom_kill ")
-                        .and_then(|n| n.trim().parse::<u64>().ok())
-                        .is_some_and(|n| n > 0)
-                })
-        })
+        self.oom_kills() > 0
+    }
+
+    /// How many processes of this cgroup the kernel's OOM killer killed (`oom_kill` of v1
+    /// memory.oom_control or v2 memory.events).
+    pub fn oom_kills(&self) -> u64 {
+        self.dirs
+            .iter()
+            .map(|h| {
+                let file = if h.v2 {
+                    "memory.events"
+                } else if h.has("memory") {
+                    "memory.oom_control"
+                } else {
+                    return 0;
+                };
+                crate::read(&h.dir, file)
+                    .unwrap_or_default()
+                    .lines()
+                    .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse::<u64>().ok())
+                    .unwrap_or(0)
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// The v1 hierarchy with `controller`, else the v2 one when its cgroup has the
@@ -398,8 +405,9 @@ mod tests {
         let cg = Cgroup::v2_at(dir.path(), "x");
         let d = dir.path().join("x");
         std::fs::create_dir(&d).unwrap();
-        std::fs::write(d.join("memory.events"), "low 0\noom 1\noom_kill 1\n").unwrap();
+        std::fs::write(d.join("memory.events"), "low 0\noom 1\noom_kill 2\n").unwrap();
         assert!(cg.oom_killed());
+        assert_eq!(cg.oom_kills(), 2);
         std::fs::write(d.join("memory.events"), "oom_kill 0\n").unwrap();
         assert!(!cg.oom_killed());
     }

@@ -26,6 +26,7 @@ mod lifecycle;
 mod limits;
 mod list;
 mod logs;
+mod metrics;
 mod migrate;
 mod mounts;
 mod names;
@@ -79,6 +80,8 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
         &ctx.cfg.service_address(ServiceName::Volumes),
         ctx.cfg.berth.service_tls.as_ref(),
     )?;
+    ctx.metrics
+        .register_collector(metrics::ContainerCollector::new(store.clone()));
     let containers = std::sync::Arc::new(lifecycle::Containers::new(
         store,
         images,

@@ -273,3 +273,49 @@ fn the_systemd_cgroup_driver_is_refused_by_name() {
         "{err}"
     );
 }
+
+/// The runtime's /metrics has each running container's numbers from its cgroup, labelled by
+/// ID and name; a stopped container drops out.
+#[test]
+fn per_container_metrics_on_the_runtime() {
+    let s = BusyboxEngine::new();
+    let id = s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "metered",
+        "--memory",
+        "64m",
+        &s.image,
+        "sh",
+        "-c",
+        "sleep 60 & sleep 60",
+    ]);
+    let url = s.engine.metrics_url("runtime");
+    let labels = format!(r#"{{id="{id}",name="metered"}}"#);
+    let value = |text: &str, metric: &str| -> Option<f64> {
+        let prefix = format!("{metric}{labels} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+    };
+    let text = berth_testutil::eventually_explained("the container's metrics", || {
+        let text = berth_testutil::http_get(&url);
+        if value(&text, "berth_container_pids").is_some_and(|p| p >= 2.0) {
+            Ok(text)
+        } else {
+            Err(text)
+        }
+    });
+    assert_eq!(
+        value(&text, "berth_container_memory_limit_bytes"),
+        Some(67_108_864.0),
+        "{text}"
+    );
+    assert!(value(&text, "berth_container_memory_usage_bytes").is_some_and(|m| m > 0.0));
+    assert!(value(&text, "berth_container_cpu_seconds_total").is_some());
+    assert_eq!(value(&text, "berth_container_restarts_total"), Some(0.0));
+    assert_eq!(value(&text, "berth_container_oom_kills_total"), Some(0.0));
+    s.docker(&["rm", "-f", &id]);
+    let text = berth_testutil::http_get(&url);
+    assert!(!text.contains(&labels), "{text}");
+}
