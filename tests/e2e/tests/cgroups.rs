@@ -319,3 +319,51 @@ fn per_container_metrics_on_the_runtime() {
     let text = berth_testutil::http_get(&url);
     assert!(!text.contains(&labels), "{text}");
 }
+
+/// docker-py sets the cgroup namespace, parent and a device throttle and reads them back; a
+/// bad namespace mode is dockerd's 400.
+#[test]
+fn docker_py_sets_cgroupns_parent_and_throttles() {
+    let s = BusyboxEngine::new();
+    let parent = Parent::new("py");
+    let dev = block_device();
+    let script = r#"
+import sys, docker
+c = docker.DockerClient(base_url=sys.argv[1], version="auto")
+image, parent, dev = sys.argv[2], sys.argv[3], sys.argv[4]
+out = c.containers.run(image, ["sh", "-c", "cat /proc/self/cgroup; cat /sys/fs/cgroup/blkio/blkio.throttle.write_bps_device"],
+                       cgroupns="private", cgroup_parent=parent, name="py",
+                       device_write_bps=[{"Path": dev, "Rate": 4096}])
+lines = out.decode().splitlines()
+assert any(l.endswith(":memory:/") for l in lines), lines
+assert any(l.endswith(" 4096") for l in lines), lines
+hc = c.containers.get("py").attrs["HostConfig"]
+assert hc["CgroupnsMode"] == "private", hc["CgroupnsMode"]
+assert hc["CgroupParent"] == parent, hc["CgroupParent"]
+assert hc["BlkioDeviceWriteBps"] == [{"Path": dev, "Rate": 4096}], hc["BlkioDeviceWriteBps"]
+c.containers.get("py").remove()
+try:
+    c.containers.create(image, "true", cgroupns="shared")
+except docker.errors.APIError as e:
+    assert e.status_code == 400, e.status_code
+    assert e.explanation == "invalid cgroup namespace mode: shared", e.explanation
+else:
+    raise AssertionError("accepted cgroupns=shared")
+assert c.containers.list(all=True) == []
+print("ok")
+"#;
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            script,
+            &s.engine.docker_host,
+            &s.image,
+            &parent.0,
+            &dev,
+        ])
+        .output()
+        .expect("python3");
+    let (o, e) = text(&out);
+    assert!(out.status.success(), "{o}\n{e}");
+    assert_eq!(o.trim(), "ok");
+}
