@@ -185,6 +185,11 @@ pub struct Config {
     #[serde(default)]
     pub readonly_rootfs: bool,
     pub cgroup_path: String,
+    /// The parents of `cgroup_path` are the user's (`--cgroup-parent`): made when missing and
+    /// left in place at removal, as dockerd leaves them. Otherwise (Berth's own `berth`
+    /// parent) they go when the last container leaves them empty.
+    #[serde(default)]
+    pub cgroup_keep_parents: bool,
     #[serde(default)]
     pub rlimits: Vec<Rlimit>,
     /// None: output is not logged (`--log-driver none`).
@@ -475,6 +480,7 @@ impl Config {
             readonly_paths: default_readonly(),
             readonly_rootfs: false,
             cgroup_path: cgroup_path.into(),
+            cgroup_keep_parents: false,
             rlimits: Vec::new(),
             log: None,
             stop_signal: default_stop_signal(),

@@ -39,7 +39,7 @@ pub use error::BundleError;
 pub use exit::{EXIT_FILE, ExitStatus, exit_path, rfc3339_nano};
 pub use fs::{write_atomic, write_atomic_mode};
 pub use path::secure_join;
-pub use resources::{Resources, shares_to_weight};
+pub use resources::{DeviceRate, DeviceWeight, Resources, blkio_to_io_weight, shares_to_weight};
 pub use seccomp::{BpfInsn, Seccomp};
 pub use start_error::{START_ERROR_FILE, StartError, StartErrorKind, start_error_path};
 

@@ -28,6 +28,50 @@ pub struct Resources {
     pub pids_limit: Option<i64>,
     /// Block I/O weight, 10 to 1000 (v2: converted to io.weight); 0 unset.
     pub blkio_weight: u16,
+    /// Per-device weights (`--blkio-weight-device`).
+    pub blkio_weight_device: Vec<DeviceWeight>,
+    /// Per-device throttles: bytes per second (`--device-read-bps`, `--device-write-bps`)
+    /// and operations per second (`--device-read-iops`, `--device-write-iops`).
+    pub device_read_bps: Vec<DeviceRate>,
+    pub device_write_bps: Vec<DeviceRate>,
+    pub device_read_iops: Vec<DeviceRate>,
+    pub device_write_iops: Vec<DeviceRate>,
+}
+
+/// A block device's weight, 10 to 1000.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceWeight {
+    pub major: u64,
+    pub minor: u64,
+    pub weight: u16,
+}
+
+/// A block device's throttle (bytes or operations per second).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceRate {
+    pub major: u64,
+    pub minor: u64,
+    pub rate: u64,
+}
+
+impl Resources {
+    /// The four throttle lists with their v1 file (`blkio.throttle.<name>`) and v2 `io.max`
+    /// key.
+    pub fn throttles(&self) -> [(&[DeviceRate], &'static str, &'static str); 4] {
+        [
+            (&self.device_read_bps, "read_bps_device", "rbps"),
+            (&self.device_write_bps, "write_bps_device", "wbps"),
+            (&self.device_read_iops, "read_iops_device", "riops"),
+            (&self.device_write_iops, "write_iops_device", "wiops"),
+        ]
+    }
+
+    /// Whether any per-device block I/O setting is given.
+    pub fn has_device_io(&self) -> bool {
+        !self.blkio_weight_device.is_empty() || self.throttles().iter().any(|t| !t.0.is_empty())
+    }
 }
 
 impl Resources {
@@ -48,6 +92,11 @@ impl Resources {
         }
         Ok(())
     }
+}
+
+/// runc's conversion of a blkio weight (10..1000) to a v2 io.weight (1..10000).
+pub fn blkio_to_io_weight(weight: u16) -> u64 {
+    1 + (u64::from(weight).clamp(10, 1000) - 10) * 9999 / 990
 }
 
 /// Docker's (runc's) conversion of cpu shares (2..262144) to a v2 cpu.weight (1..10000).

@@ -13,6 +13,9 @@ use crate::{CgroupVersion, Error, Stats, mountinfo, stats, v1, v2, write};
 pub struct Cgroup {
     /// `<mount point>/<path>` for every hierarchy, first the v2 one if any.
     dirs: Vec<Hierarchy>,
+    /// Parents are left at removal (a `--cgroup-parent` the user named, which dockerd
+    /// leaves in place too).
+    keep_parents: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -59,7 +62,16 @@ impl Cgroup {
                 controllers: if m.v2 { Vec::new() } else { m.options },
             })
             .collect();
-        Cgroup { dirs }
+        Cgroup {
+            dirs,
+            keep_parents: false,
+        }
+    }
+
+    /// The same cgroup, whose parents [`Cgroup::remove`] leaves in place.
+    pub fn keeping_parents(mut self, keep: bool) -> Cgroup {
+        self.keep_parents = keep;
+        self
     }
 
     /// A cgroup in one v2 hierarchy whose root is `root` (a fixture tree, or a v2 mount).
@@ -71,6 +83,7 @@ impl Cgroup {
                 v2: true,
                 controllers: Vec::new(),
             }],
+            keep_parents: false,
         }
     }
 
@@ -148,23 +161,30 @@ impl Cgroup {
 
     /// Whether the kernel's OOM killer killed a process in this cgroup.
     pub fn oom_killed(&self) -> bool {
-        self.dirs.iter().any(|h| {
-            let file = if h.v2 {
-                "memory.events"
-            } else if h.has("memory") {
-                "memory.oom_control"
-            } else {
-                return false;
-            };
-            crate::read(&h.dir, file)
-                .unwrap_or_default()
-                .lines()
-                .any(|l| {
-                    l.strip_prefix("oom_kill ")
-                        .and_then(|n| n.trim().parse::<u64>().ok())
-                        .is_some_and(|n| n > 0)
-                })
-        })
+        self.oom_kills() > 0
+    }
+
+    /// How many processes of this cgroup the kernel's OOM killer killed (`oom_kill` of v1
+    /// memory.oom_control or v2 memory.events).
+    pub fn oom_kills(&self) -> u64 {
+        self.dirs
+            .iter()
+            .map(|h| {
+                let file = if h.v2 {
+                    "memory.events"
+                } else if h.has("memory") {
+                    "memory.oom_control"
+                } else {
+                    return 0;
+                };
+                crate::read(&h.dir, file)
+                    .unwrap_or_default()
+                    .lines()
+                    .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse::<u64>().ok())
+                    .unwrap_or(0)
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// The v1 hierarchy with `controller`, else the v2 one when its cgroup has the
@@ -253,14 +273,17 @@ impl Cgroup {
     }
 
     /// Removes the directories, then their parents up to the hierarchy's root when nothing
-    /// else is in them (the `berth` parent goes with the last container). Fails with EBUSY
-    /// while processes remain.
+    /// else is in them (the `berth` parent goes with the last container) unless they are
+    /// kept. Fails with EBUSY while processes remain.
     pub fn remove(&self) -> Result<(), Error> {
         for h in &self.dirs {
             match std::fs::remove_dir(&h.dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io(&h.dir, e)),
+            }
+            if self.keep_parents {
+                continue;
             }
             // A parent still holding another container's cgroup is not empty: rmdir refuses.
             for parent in h.dir.ancestors().skip(1).take(h.levels.saturating_sub(1)) {
@@ -382,8 +405,9 @@ mod tests {
         let cg = Cgroup::v2_at(dir.path(), "x");
         let d = dir.path().join("x");
         std::fs::create_dir(&d).unwrap();
-        std::fs::write(d.join("memory.events"), "low 0\noom 1\noom_kill 1\n").unwrap();
+        std::fs::write(d.join("memory.events"), "low 0\noom 1\noom_kill 2\n").unwrap();
         assert!(cg.oom_killed());
+        assert_eq!(cg.oom_kills(), 2);
         std::fs::write(d.join("memory.events"), "oom_kill 0\n").unwrap();
         assert!(!cg.oom_killed());
     }

@@ -48,6 +48,11 @@ pub struct CgroupInfo {
     pub oom_kill_disable: bool,
     pub kernel_memory_tcp: bool,
     pub blkio_weight: bool,
+    pub blkio_weight_device: bool,
+    pub blkio_read_bps_device: bool,
+    pub blkio_write_bps_device: bool,
+    pub blkio_read_iops_device: bool,
+    pub blkio_write_iops_device: bool,
     pub warnings: Vec<String>,
 }
 
@@ -82,6 +87,12 @@ fn v1(root: &Path) -> CgroupInfo {
         oom_kill_disable: has("memory/memory.oom_control"),
         kernel_memory_tcp: has("memory/memory.kmem.tcp.limit_in_bytes"),
         blkio_weight: has("blkio/blkio.weight") || has("blkio/blkio.bfq.weight"),
+        blkio_weight_device: has("blkio/blkio.weight_device")
+            || has("blkio/blkio.bfq.weight_device"),
+        blkio_read_bps_device: has("blkio/blkio.throttle.read_bps_device"),
+        blkio_write_bps_device: has("blkio/blkio.throttle.write_bps_device"),
+        blkio_read_iops_device: has("blkio/blkio.throttle.read_iops_device"),
+        blkio_write_iops_device: has("blkio/blkio.throttle.write_iops_device"),
         warnings: Vec::new(),
     };
     for (ok, what) in [
@@ -118,6 +129,11 @@ fn v2(root: &Path, controllers: &str) -> CgroupInfo {
         oom_kill_disable: false,
         kernel_memory_tcp: false,
         blkio_weight: has("io"),
+        blkio_weight_device: has("io"),
+        blkio_read_bps_device: has("io"),
+        blkio_write_bps_device: has("io"),
+        blkio_read_iops_device: has("io"),
+        blkio_write_iops_device: has("io"),
         warnings: Vec::new(),
     };
     for (ok, what) in [
@@ -164,6 +180,8 @@ mod tests {
         assert!(info.memory_limit && info.swap_limit && info.cpu_cfs_quota);
         assert!(info.cpu_set && info.pids_limit);
         assert!(!info.oom_kill_disable);
+        assert!(info.blkio_weight_device && info.blkio_read_bps_device);
+        assert!(info.blkio_write_iops_device);
         assert!(info.warnings.is_empty(), "{:?}", info.warnings);
     }
 
@@ -189,10 +207,14 @@ mod tests {
             ("cpu/cpu.shares", ""),
             ("cpuset/cpuset.cpus", ""),
             ("pids/cgroup.procs", ""),
+            ("blkio/blkio.throttle.read_bps_device", ""),
             ("unified/cgroup.controllers", ""),
         ]);
         let info = CgroupInfo::detect(&root);
         assert_eq!(info.version, CgroupVersion::V1);
+        // Throttles without CFQ/BFQ: no weight device.
+        assert!(info.blkio_read_bps_device && !info.blkio_write_bps_device);
+        assert!(!info.blkio_weight_device);
         assert!(info.memory_limit && !info.swap_limit && info.oom_kill_disable);
         assert_eq!(
             info.warnings,

@@ -18,11 +18,13 @@ mod mountinfo;
 pub mod stats;
 pub mod v1;
 pub mod v2;
+mod view;
 
 pub use cgroup::{Cgroup, Freezer};
 pub use error::Error;
 pub use host::{CgroupDriver, CgroupInfo, CgroupVersion};
 pub use stats::Stats;
+pub use view::{ViewMount, container_view, host_view};
 
 /// Reads a whole cgroup file.
 pub(crate) fn read(dir: &std::path::Path, file: &str) -> std::io::Result<String> {

@@ -55,6 +55,29 @@ pub fn apply(dir: &Path, controllers: &[String], r: &Resources) -> Result<(), Er
             .ok_or_else(|| Error::new(dir, "no blkio weight file: the kernel has no BFQ"))?;
         write(dir, file, &r.blkio_weight.to_string())?;
     }
+    if has("blkio") {
+        apply_device_io(dir, r)?;
+    }
+    Ok(())
+}
+
+/// The per-device weights and throttles, one line per device and file.
+fn apply_device_io(dir: &Path, r: &Resources) -> Result<(), Error> {
+    if !r.blkio_weight_device.is_empty() {
+        let file = ["blkio.weight_device", "blkio.bfq.weight_device"]
+            .into_iter()
+            .find(|f| dir.join(f).exists())
+            .ok_or_else(|| Error::new(dir, "no blkio weight_device file: the kernel has no BFQ"))?;
+        for d in &r.blkio_weight_device {
+            write(dir, file, &format!("{}:{} {}", d.major, d.minor, d.weight))?;
+        }
+    }
+    for (list, name, _) in r.throttles() {
+        for d in list {
+            let line = format!("{}:{} {}", d.major, d.minor, d.rate);
+            write(dir, &format!("blkio.throttle.{name}"), &line)?;
+        }
+    }
     Ok(())
 }
 
@@ -256,6 +279,40 @@ mod tests {
 
     fn opts(o: &[&str]) -> Vec<String> {
         o.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    /// The throttles land in blkio.throttle.*; a weight device without CFQ/BFQ is an error
+    /// (the runtime warns and discards it before, as dockerd).
+    #[test]
+    fn device_throttles() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path();
+        let rate = |rate| berth_bundle::DeviceRate {
+            major: 254,
+            minor: 0,
+            rate,
+        };
+        let r = Resources {
+            device_read_bps: vec![rate(1_048_576)],
+            device_write_iops: vec![rate(30)],
+            ..Default::default()
+        };
+        apply(dir, &opts(&["blkio"]), &r).unwrap();
+        assert_eq!(get(dir, "blkio.throttle.read_bps_device"), "254:0 1048576");
+        assert_eq!(get(dir, "blkio.throttle.write_iops_device"), "254:0 30");
+        assert!(!dir.join("blkio.throttle.write_bps_device").exists());
+        let w = Resources {
+            blkio_weight_device: vec![berth_bundle::DeviceWeight {
+                major: 254,
+                minor: 0,
+                weight: 300,
+            }],
+            ..Default::default()
+        };
+        assert!(apply(dir, &opts(&["blkio"]), &w).is_err());
+        std::fs::write(dir.join("blkio.weight_device"), "").unwrap();
+        apply(dir, &opts(&["blkio"]), &w).unwrap();
+        assert_eq!(get(dir, "blkio.weight_device"), "254:0 300");
     }
 
     #[test]

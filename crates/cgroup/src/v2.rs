@@ -27,7 +27,7 @@ fn needs(r: &Resources) -> Vec<&'static str> {
     if r.pids_limit.is_some() {
         out.push("pids");
     }
-    if r.blkio_weight > 0 {
+    if r.blkio_weight > 0 || r.has_device_io() {
         out.push("io");
     }
     out
@@ -108,15 +108,44 @@ pub fn apply(dir: &Path, levels: usize, r: &Resources) -> Result<(), Error> {
         };
         write(dir, "pids.max", &max)?;
     }
-    if on("io") {
+    if on("io") && r.blkio_weight > 0 {
         // blkio weights (10..1000) map onto io.weight (1..10000) as runc maps them.
-        let w = 1 + (u64::from(r.blkio_weight).clamp(10, 1000) - 10) * 9999 / 990;
+        let w = berth_bundle::blkio_to_io_weight(r.blkio_weight);
         let file = if dir.join("io.bfq.weight").exists() {
             "io.bfq.weight"
         } else {
             "io.weight"
         };
         write(dir, file, &w.to_string())?;
+    }
+    if on("io") {
+        apply_device_io(dir, r)?;
+    }
+    Ok(())
+}
+
+/// The per-device weights (io.bfq.weight takes blkio's 10..1000 as they are, io.weight its
+/// own scale) and the throttles in `io.max`.
+fn apply_device_io(dir: &Path, r: &Resources) -> Result<(), Error> {
+    let bfq = dir.join("io.bfq.weight").exists();
+    for d in &r.blkio_weight_device {
+        let (file, w) = if bfq {
+            ("io.bfq.weight", u64::from(d.weight))
+        } else {
+            ("io.weight", berth_bundle::blkio_to_io_weight(d.weight))
+        };
+        write(dir, file, &format!("{}:{} {w}", d.major, d.minor))?;
+    }
+    // One line per device with all its keys (the kernel keeps the keys a line leaves out).
+    let mut lines: std::collections::BTreeMap<(u64, u64), String> = Default::default();
+    for (list, _, key) in r.throttles() {
+        for d in list {
+            let line = lines.entry((d.major, d.minor)).or_default();
+            line.push_str(&format!(" {key}={}", d.rate));
+        }
+    }
+    for ((major, minor), keys) in lines {
+        write(dir, "io.max", &format!("{major}:{minor}{keys}"))?;
     }
     Ok(())
 }
@@ -316,6 +345,45 @@ mod tests {
         assert_eq!(get(&dir, "memory.swap.max"), "max");
         assert_eq!(get(&dir, "memory.max"), "67108864");
         assert_eq!(get(&dir, "io.weight"), "4950");
+    }
+
+    /// Per-device weights and throttles: io.weight on its own scale, one io.max line per
+    /// device, and the io controller enabled in the parents.
+    #[test]
+    fn device_weights_and_throttles() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        std::fs::write(root.join("cgroup.controllers"), "cpu io memory pids\n").unwrap();
+        let dir = root.join("berth/c");
+        std::fs::create_dir_all(&dir).unwrap();
+        let rate = |rate| berth_bundle::DeviceRate {
+            major: 8,
+            minor: 0,
+            rate,
+        };
+        let r = Resources {
+            blkio_weight_device: vec![berth_bundle::DeviceWeight {
+                major: 8,
+                minor: 0,
+                weight: 500,
+            }],
+            device_read_bps: vec![rate(1_048_576)],
+            device_write_bps: vec![rate(2_097_152)],
+            device_read_iops: vec![rate(100)],
+            device_write_iops: vec![rate(50)],
+            ..Default::default()
+        };
+        apply(&dir, 2, &r).unwrap();
+        assert_eq!(get(root, "cgroup.subtree_control"), "+io");
+        assert_eq!(get(&dir, "io.weight"), "8:0 4950");
+        assert_eq!(
+            get(&dir, "io.max"),
+            "8:0 rbps=1048576 wbps=2097152 riops=100 wiops=50"
+        );
+        // With BFQ the weight keeps blkio's scale.
+        std::fs::write(dir.join("io.bfq.weight"), "").unwrap();
+        apply(&dir, 2, &r).unwrap();
+        assert_eq!(get(&dir, "io.bfq.weight"), "8:0 500");
     }
 
     /// A hybrid host's v2 hierarchy offers no controller: nothing is written there.

@@ -40,9 +40,29 @@ pub struct DaemonConfig {
     pub labels: Vec<String>,
     /// `seccomp-profile`: the profile of containers that name none.
     pub seccomp_profile: SeccompProfile,
+    /// `exec-opts` `native.cgroupdriver`.
+    pub cgroup_driver: CgroupDriver,
     pub berth: BerthConfig,
     /// Docker keys that were present and are accepted, but that Berth does not act on yet.
     pub ignored_keys: Vec<String>,
+}
+
+/// How container cgroups are made: directly in cgroupfs, or through systemd (which the
+/// runtime refuses until it has a systemd driver).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CgroupDriver {
+    #[default]
+    Cgroupfs,
+    Systemd,
+}
+
+impl CgroupDriver {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CgroupDriver::Cgroupfs => "cgroupfs",
+            CgroupDriver::Systemd => "systemd",
+        }
+    }
 }
 
 /// `tlscacert`, `tlscert`, `tlskey`.

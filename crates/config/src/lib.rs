@@ -11,8 +11,8 @@ mod raw;
 mod seccomp;
 
 pub use daemon::{
-    AddressPool, BerthConfig, DEFAULT_NATS_URL, DaemonConfig, LogLevel, ServiceEndpoint,
-    ServiceTls, TlsFiles,
+    AddressPool, BerthConfig, CgroupDriver, DEFAULT_NATS_URL, DaemonConfig, LogLevel,
+    ServiceEndpoint, ServiceTls, TlsFiles,
 };
 pub use flags::CommonFlags;
 pub use host::{Host, ServiceAddress};

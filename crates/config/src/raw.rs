@@ -11,8 +11,8 @@ use berth_types::ServiceName;
 use serde::Deserialize;
 
 use crate::{
-    AddressPool, BerthConfig, ConfigError, DEFAULT_DATA_ROOT, DEFAULT_EXEC_ROOT, DaemonConfig,
-    Host, Ipv4Cidr, LogLevel, ServiceAddress, ServiceEndpoint, ServiceTls, TlsFiles,
+    AddressPool, BerthConfig, CgroupDriver, ConfigError, DEFAULT_DATA_ROOT, DEFAULT_EXEC_ROOT,
+    DaemonConfig, Host, Ipv4Cidr, LogLevel, ServiceAddress, ServiceEndpoint, ServiceTls, TlsFiles,
 };
 
 /// The keys Berth acts on.
@@ -40,6 +40,7 @@ const USED_KEYS: &[&str] = &[
     "metrics-addr",
     "labels",
     "seccomp-profile",
+    "exec-opts",
     "berth",
 ];
 
@@ -65,7 +66,6 @@ const DOCKER_KEYS: &[&str] = &[
     "dns",
     "dns-opts",
     "dns-search",
-    "exec-opts",
     "experimental",
     "features",
     "fixed-cidr",
@@ -127,6 +127,7 @@ struct Raw {
     metrics_addr: Option<String>,
     labels: Option<Vec<String>>,
     seccomp_profile: Option<String>,
+    exec_opts: Option<Vec<String>>,
     berth: Option<RawBerth>,
 }
 
@@ -337,6 +338,8 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<DaemonConfig, ConfigError
     let seccomp_profile = crate::seccomp::parse(raw.seccomp_profile.as_deref())
         .map_err(|r| invalid("seccomp-profile", r))?;
 
+    let cgroup_driver =
+        exec_opts(&raw.exec_opts.unwrap_or_default()).map_err(|r| invalid("exec-opts", r))?;
     let berth = berth_section(raw.berth.unwrap_or_default(), &invalid)?;
 
     Ok(DaemonConfig {
@@ -362,9 +365,47 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<DaemonConfig, ConfigError
         metrics_addr,
         labels: raw.labels.unwrap_or_default(),
         seccomp_profile,
+        cgroup_driver,
         berth,
         ignored_keys,
     })
+}
+
+/// `exec-opts` as dockerd reads them (`key=value`, the key case-insensitive), in its words;
+/// the cgroup driver they choose (cgroupfs unless `native.cgroupdriver=systemd`).
+fn exec_opts(opts: &[String]) -> Result<CgroupDriver, String> {
+    let mut driver = CgroupDriver::Cgroupfs;
+    for opt in opts {
+        let (k, v) = opt.split_once('=').unwrap_or((opt, ""));
+        let (k, v) = (k.trim().to_lowercase(), v.trim());
+        if !opt.contains('=') || k.is_empty() || v.is_empty() {
+            return Err(format!(
+                "invalid exec-opt ({opt}): must be formatted 'opt=value'"
+            ));
+        }
+        match k.as_str() {
+            "native.cgroupdriver" => {
+                driver = match v {
+                    "cgroupfs" => CgroupDriver::Cgroupfs,
+                    "systemd" => CgroupDriver::Systemd,
+                    "none" => {
+                        return Err(format!(
+                            "native.cgroupdriver option {v} is internally used and cannot be \
+                             specified manually"
+                        ));
+                    }
+                    _ => return Err(format!("native.cgroupdriver option {v} not supported")),
+                }
+            }
+            "isolation" => {
+                return Err(format!(
+                    "invalid exec-opt ({opt}): option '{k}' is only supported on windows"
+                ));
+            }
+            _ => return Err(format!("invalid exec-opt ({opt}): unknown option: '{k}'")),
+        }
+    }
+    Ok(driver)
 }
 
 fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {
@@ -534,6 +575,49 @@ mod tests {
             cfg.service_address(ServiceName::Images).to_string(),
             "unix:///tmp/i.sock"
         );
+    }
+
+    #[test]
+    fn exec_opts_choose_the_cgroup_driver_in_dockerds_words() {
+        assert_eq!(
+            parse_str("{}").unwrap().cgroup_driver,
+            CgroupDriver::Cgroupfs
+        );
+        let driver = |opts: &str| {
+            parse_str(&format!(r#"{{"exec-opts": [{opts}]}}"#)).map(|c| c.cgroup_driver)
+        };
+        assert_eq!(
+            driver(r#""native.cgroupdriver=cgroupfs""#).unwrap(),
+            CgroupDriver::Cgroupfs
+        );
+        assert_eq!(
+            driver(r#"" Native.CgroupDriver = systemd ""#).unwrap(),
+            CgroupDriver::Systemd
+        );
+        for (opts, want) in [
+            (
+                r#""native.cgroupdriver=lxc""#,
+                "native.cgroupdriver option lxc not supported",
+            ),
+            (
+                r#""native.cgroupdriver=none""#,
+                "native.cgroupdriver option none is internally used",
+            ),
+            (
+                r#""native.cgroupdriver""#,
+                "invalid exec-opt (native.cgroupdriver): must be formatted 'opt=value'",
+            ),
+            (
+                r#""colour=blue""#,
+                "invalid exec-opt (colour=blue): unknown option: 'colour'",
+            ),
+        ] {
+            let e = driver(opts).unwrap_err().to_string();
+            assert!(
+                e.contains("invalid value for \"exec-opts\"") && e.contains(want),
+                "{opts}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -939,8 +939,8 @@ async fn a_body_over_the_limit_is_a_json_413() {
 async fn refused_options_name_themselves() {
     for (body, words) in [
         (
-            r#"{"Image":"echo/x","HostConfig":{"BlkioWeightDevice":[{"Path":"/dev/sda","Weight":10}]}}"#,
-            "--blkio-weight-device is not supported by Berth yet (HostConfig.BlkioWeightDevice)",
+            r#"{"Image":"echo/x","HostConfig":{"CpuPercent":50}}"#,
+            "--cpu-percent is not supported by Berth yet (HostConfig.CpuPercent)",
         ),
         (
             r#"{"Image":"echo/x","HostConfig":{"Links":["db:db"]}}"#,

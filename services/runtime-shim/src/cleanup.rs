@@ -23,7 +23,7 @@ pub fn delete(bundle: &Path) -> Result<ExitStatus, ShimError> {
     if let Some(pid) = live_shim(bundle) {
         let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
     }
-    let cgroup = Cgroup::at(&cfg.cgroup_path)?;
+    let cgroup = Cgroup::at(&cfg.cgroup_path)?.keeping_parents(cfg.cgroup_keep_parents);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()

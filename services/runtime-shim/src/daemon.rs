@@ -46,7 +46,7 @@ pub(crate) fn run(cfg: Config, bundle: PathBuf, mut report: File) -> ! {
         let _ = report.write_all(&line);
     };
     let cgroup = match Cgroup::at(&cfg.cgroup_path) {
-        Ok(c) => c,
+        Ok(c) => c.keeping_parents(cfg.cgroup_keep_parents),
         Err(e) => fail(&bundle, &mut report, ShimError::from(e).into(), None),
     };
     let (spawned, listener, log) = match setup(&cfg, &bundle, &cgroup) {

@@ -12,6 +12,7 @@
 //! `reaper` collects exits; `exit` writes them; `cleanup` is `berth-shim delete`.
 
 pub mod capabilities;
+mod cgroupfs;
 pub mod cleanup;
 pub mod config;
 mod convert;

@@ -24,7 +24,11 @@ fn fail(what: impl std::fmt::Display, e: impl std::fmt::Display) -> StartError {
 
 /// Everything up to and including pivot_root into `rootfs`. With a terminal, /dev/console
 /// is created for the pty to be bound on it.
-pub(crate) fn prepare(cfg: &Config, rootfs: &Path) -> Result<(), StartError> {
+pub(crate) fn prepare(
+    cfg: &Config,
+    rootfs: &Path,
+    cgroup_view: &[berth_cgroup::ViewMount],
+) -> Result<(), StartError> {
     // Mounts made here must not propagate back to the host, unless a bind mount is to share
     // them (rshared, shared): then, as runc with Docker's rootfsPropagation=shared, / stays
     // shared and the parent of the root filesystem is made private instead, so that only the
@@ -63,6 +67,7 @@ pub(crate) fn prepare(cfg: &Config, rootfs: &Path) -> Result<(), StartError> {
     )
     .map_err(|e| fail("mounting /proc", e))?;
     mount_sys(&mkdir_in(rootfs, "/sys")?, cfg.writable_sysfs)?;
+    crate::cgroupfs::mount_view(cfg, rootfs, cgroup_view)?;
     devices::setup(rootfs, cfg.shm_size)?;
     devices::make_nodes(rootfs, &cfg.devices)?;
     if cfg.process.terminal {
@@ -379,7 +384,7 @@ fn parent_in(mountinfo: &str, path: &Path) -> PathBuf {
     best
 }
 
-fn bind(src: &Path, dst: &Path, extra: MsFlags) -> nix::Result<()> {
+pub(crate) fn bind(src: &Path, dst: &Path, extra: MsFlags) -> nix::Result<()> {
     mount(
         Some(src),
         dst,
@@ -391,7 +396,7 @@ fn bind(src: &Path, dst: &Path, extra: MsFlags) -> nix::Result<()> {
 
 /// Remounts the bind mount at `path` adding `flags`, keeping the flags it has (the kernel
 /// refuses to drop nosuid/nodev/noexec from a mount that has them locked).
-fn remount(path: &Path, flags: MsFlags) -> nix::Result<()> {
+pub(crate) fn remount(path: &Path, flags: MsFlags) -> nix::Result<()> {
     let mut keep = MsFlags::empty();
     if let Ok(st) = statvfs(path) {
         let f = st.flags();

@@ -101,6 +101,7 @@ impl Containers {
             };
             limit_warnings = crate::limits::check(r, &host).map_err(ContainerError::invalid)?;
         }
+        crate::cgroup_place::resolve(&mut spec, &self.cgroups).map_err(ContainerError::invalid)?;
         if let Some(field) = spec::unsupported(&spec) {
             return Err(ContainerError::invalid(format!(
                 "{field} is not supported by Berth yet"

@@ -12,7 +12,7 @@ use berth_shim_proto::v1 as shimpb;
 
 use crate::{
     attach::AttachReceiver,
-    container::{Status, now_nanos},
+    container::{Container, Status, now_nanos},
     container_error::ContainerError,
     health::{self, Health, HealthStatus, Output, Probe, Settings},
     lifecycle::Containers,
@@ -206,16 +206,7 @@ impl Containers {
     /// The health status of the run started at `started_at` and whether it is paused; None
     /// once that run is over.
     fn run_health(&self, id: &str, started_at: i64) -> Option<(HealthStatus, bool)> {
-        let c = self.store.get(id).ok().flatten()?;
-        let paused = match c.state.status {
-            Status::Running => false,
-            Status::Paused => true,
-            _ => return None,
-        };
-        (c.state.started_at == started_at).then(|| {
-            let status = c.state.health.as_ref().map(|h| h.status);
-            (status.unwrap_or(HealthStatus::Starting), paused)
-        })
+        run_health_of(&self.store.get(id).ok().flatten()?, started_at)
     }
 
     /// Records a probe of the run started at `started_at`: written to the record, then
@@ -233,9 +224,13 @@ impl Containers {
             let Some(mut c) = self.store.get(id)? else {
                 return Ok(false);
             };
-            let live = matches!(c.state.status, Status::Running | Status::Paused);
-            if !live || c.state.started_at != started_at {
+            let Some((_, paused)) = run_health_of(&c, started_at) else {
                 return Ok(false);
+            };
+            if paused {
+                // Paused while the probe ran: dropped, as dockerd's pause cancels the probe
+                // (its exec is refused or frozen); no failing streak from a pause.
+                return Ok(true);
             }
             let h = c.state.health.get_or_insert_with(|| Health::starting(None));
             let changed = h.record(probe, s, started_at);
@@ -250,9 +245,41 @@ impl Containers {
     }
 }
 
+/// The health status of `c`'s run started at `started_at`, and whether it is paused (a paused
+/// container stays Running in the record, with its flag); None once that run is over.
+fn run_health_of(c: &Container, started_at: i64) -> Option<(HealthStatus, bool)> {
+    let live = matches!(c.state.status, Status::Running | Status::Paused);
+    (live && c.state.started_at == started_at).then(|| {
+        let status = c.state.health.as_ref().map(|h| h.status);
+        (
+            status.unwrap_or(HealthStatus::Starting),
+            c.state.paused || c.state.status == Status::Paused,
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A paused container (Running with its flag, as the store gives it back) is not probed,
+    /// and a stopped one or another run ends the monitor.
+    #[test]
+    fn a_paused_run_is_not_probed() {
+        let mut c = crate::container::tests::sample('a', "h");
+        c.state.status = Status::Running;
+        c.state.started_at = 5;
+        assert_eq!(run_health_of(&c, 5), Some((HealthStatus::Starting, false)));
+        c.state.paused = true;
+        let back = Container::from_proto(c.to_proto());
+        assert_eq!(
+            run_health_of(&back, 5),
+            Some((HealthStatus::Starting, true))
+        );
+        assert_eq!(run_health_of(&back, 6), None);
+        c.state.status = Status::Exited;
+        assert_eq!(run_health_of(&c, 5), None);
+    }
 
     /// A probe that exits with `code` after writing `out`, or never exits until killed.
     struct Fake {

@@ -4,6 +4,7 @@
 mod archive;
 mod archive_user;
 mod attach;
+mod cgroup_place;
 mod commit_config;
 mod connect;
 mod container;
@@ -25,6 +26,7 @@ mod lifecycle;
 mod limits;
 mod list;
 mod logs;
+mod metrics;
 mod migrate;
 mod mounts;
 mod names;
@@ -58,6 +60,11 @@ use tonic::service::RoutesBuilder;
 
 /// Runs the runtime service until `launch.shutdown` resolves. Tests start it in-process.
 pub async fn serve(launch: Launch) -> anyhow::Result<()> {
+    cgroup_place::check_driver(
+        launch.cfg.cgroup_driver,
+        std::path::Path::new("/run/systemd/system"),
+    )
+    .map_err(anyhow::Error::msg)?;
     let ctx = ServiceContext::start(ServiceName::Runtime, launch).await?;
     let store = std::sync::Arc::new(store::Store::open(&ctx.data_dir)?);
     let cgroups = CgroupInfo::detect_host();
@@ -74,6 +81,8 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
         &ctx.cfg.service_address(ServiceName::Volumes),
         ctx.cfg.berth.service_tls.as_ref(),
     )?;
+    ctx.metrics
+        .register_collector(metrics::ContainerCollector::new(store.clone()));
     let containers = std::sync::Arc::new(lifecycle::Containers::new(
         store,
         images,

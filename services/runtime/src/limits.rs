@@ -146,6 +146,44 @@ pub(crate) fn check(r: &mut pb::Resources, host: &Host<'_>) -> Result<Vec<String
     ) {
         r.blkio_weight = 0;
     }
+    if discard(
+        !c.blkio_weight_device,
+        !r.blkio_weight_devices.is_empty(),
+        "Your kernel does not support Block I/O weight_device or the cgroup is not mounted. \
+         Weight-device discarded.",
+    ) {
+        r.blkio_weight_devices.clear();
+    }
+    for (supported, list, text) in [
+        (
+            c.blkio_read_bps_device,
+            &mut r.read_bps,
+            "Your kernel does not support BPS Block I/O read limit or the cgroup is not \
+             mounted. Block I/O BPS read limit discarded.",
+        ),
+        (
+            c.blkio_write_bps_device,
+            &mut r.write_bps,
+            "Your kernel does not support BPS Block I/O write limit or the cgroup is not \
+             mounted. Block I/O BPS write limit discarded.",
+        ),
+        (
+            c.blkio_read_iops_device,
+            &mut r.read_iops,
+            "Your kernel does not support IOPS Block read limit or the cgroup is not mounted. \
+             Block I/O IOPS read limit discarded.",
+        ),
+        (
+            c.blkio_write_iops_device,
+            &mut r.write_iops,
+            "Your kernel does not support IOPS Block write limit or the cgroup is not mounted. \
+             Block I/O IOPS write limit discarded.",
+        ),
+    ] {
+        if discard(!supported, !list.is_empty(), text) {
+            list.clear();
+        }
+    }
     if r.blkio_weight > 0 && !(10..=1000).contains(&r.blkio_weight) {
         return Err("Range of blkio weight is from 10 to 1000".to_owned());
     }
@@ -225,6 +263,53 @@ fn parse_list(s: &str) -> Option<Vec<u32>> {
     Some(out)
 }
 
+/// The per-device block I/O settings with each path's device numbers, read from the host
+/// at start as dockerd reads them (a path that is not there fails the start with its words).
+pub(crate) fn device_io(
+    r: &pb::Resources,
+    into: &mut berth_bundle::Resources,
+) -> Result<(), String> {
+    fn numbers(path: &str) -> Result<(u64, u64), String> {
+        let st = nix::sys::stat::stat(path).map_err(|e| {
+            // Go's words for the errno, lower case.
+            let text = e.desc();
+            let mut chars = text.chars();
+            let first = chars.next().map(|c| c.to_lowercase().collect::<String>());
+            format!(
+                "stat {path}: {}{}",
+                first.unwrap_or_default(),
+                chars.as_str()
+            )
+        })?;
+        let dev = st.st_rdev;
+        Ok((nix::sys::stat::major(dev), nix::sys::stat::minor(dev)))
+    }
+    for d in &r.blkio_weight_devices {
+        let (major, minor) = numbers(&d.path)?;
+        into.blkio_weight_device.push(berth_bundle::DeviceWeight {
+            major,
+            minor,
+            weight: u16::try_from(d.weight).unwrap_or(u16::MAX),
+        });
+    }
+    for (from, to) in [
+        (&r.read_bps, &mut into.device_read_bps),
+        (&r.write_bps, &mut into.device_write_bps),
+        (&r.read_iops, &mut into.device_read_iops),
+        (&r.write_iops, &mut into.device_write_iops),
+    ] {
+        for d in from {
+            let (major, minor) = numbers(&d.path)?;
+            to.push(berth_bundle::DeviceRate {
+                major,
+                minor,
+                rate: d.rate,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The shim's cgroup values for checked limits (`--cpus` as a quota over a 100 ms period).
 pub(crate) fn for_shim(r: &pb::Resources) -> berth_bundle::Resources {
     let (period, quota) = if r.nano_cpus > 0 {
@@ -245,6 +330,7 @@ pub(crate) fn for_shim(r: &pb::Resources) -> berth_bundle::Resources {
         cpuset_mems: r.cpuset_mems.clone(),
         pids_limit: r.pids_limit,
         blkio_weight: u16::try_from(r.blkio_weight).unwrap_or(0),
+        ..Default::default()
     }
 }
 
@@ -362,6 +448,62 @@ mod tests {
         assert!(
             w.iter().any(|w| w.contains("OomKillDisable discarded")),
             "{w:?}"
+        );
+    }
+
+    /// Device throttles the host lacks are discarded with dockerd's warnings; the ones it
+    /// has are kept; a device path is read into its numbers at start.
+    #[test]
+    fn device_io_checked_and_resolved() {
+        let mut h = host(true);
+        h.blkio_read_bps_device = true;
+        let dev = |rate| pb::ThrottleDevice {
+            path: "/dev/null".to_owned(),
+            rate,
+        };
+        let mut r = pb::Resources {
+            read_bps: vec![dev(1 << 20)],
+            write_iops: vec![dev(10)],
+            blkio_weight_devices: vec![pb::WeightDevice {
+                path: "/dev/null".to_owned(),
+                weight: 300,
+            }],
+            ..Default::default()
+        };
+        let w = check(
+            &mut r,
+            &Host {
+                cgroups: &h,
+                cpus: 2,
+                update: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            w,
+            [
+                "Your kernel does not support Block I/O weight_device or the cgroup is not \
+                 mounted. Weight-device discarded.",
+                "Your kernel does not support IOPS Block write limit or the cgroup is not \
+                 mounted. Block I/O IOPS write limit discarded."
+            ]
+        );
+        assert!(r.write_iops.is_empty() && r.blkio_weight_devices.is_empty());
+        let mut shim = for_shim(&r);
+        device_io(&r, &mut shim).unwrap();
+        // /dev/null is 1:3 on Linux.
+        assert_eq!(
+            shim.device_read_bps,
+            [berth_bundle::DeviceRate {
+                major: 1,
+                minor: 3,
+                rate: 1 << 20
+            }]
+        );
+        r.read_bps[0].path = "/dev/no-such-disk".to_owned();
+        assert_eq!(
+            device_io(&r, &mut shim).unwrap_err(),
+            "stat /dev/no-such-disk: no such file or directory"
         );
     }
 

@@ -9,16 +9,14 @@ use berth_types::ErrorKind;
 
 use crate::{container::Container, container_error::ContainerError, lifecycle::Containers};
 
-/// The container's cgroup below every hierarchy's root: the shim makes it at start, the
-/// runtime pauses, updates and reads it.
-pub(crate) fn cgroup_path(id: &str) -> String {
-    format!("berth/{id}")
-}
-
 impl Containers {
-    /// The container's cgroup in every hierarchy.
+    /// The container's cgroup in every hierarchy: the shim makes it at start, the runtime
+    /// pauses, updates and reads it.
     pub(crate) fn cgroup(c: &Container) -> Result<Cgroup, ContainerError> {
-        Cgroup::at(&cgroup_path(&c.id)).map_err(|e| ContainerError::Internal(e.into()))
+        let (path, keep) = crate::cgroup_place::cgroup_path(c);
+        Cgroup::at(&path)
+            .map(|cg| cg.keeping_parents(keep))
+            .map_err(|e| ContainerError::Internal(e.into()))
     }
 
     /// The lock that serializes freezing and thawing one container (pause, unpause, the

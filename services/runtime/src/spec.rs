@@ -160,6 +160,12 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
                     cpuset_mems: r.cpuset_mems.clone(),
                     pids_limit: r.pids_limit,
                     blkio_weight: r.blkio_weight,
+                    blkio_weight_devices: r.blkio_weight_devices.clone(),
+                    read_bps: r.read_bps.clone(),
+                    write_bps: r.write_bps.clone(),
+                    read_iops: r.read_iops.clone(),
+                    write_iops: r.write_iops.clone(),
+                    cgroup_parent: r.cgroup_parent.clone(),
                     ..Default::default()
                 }
             }),
@@ -177,7 +183,12 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
             "namespaces",
         )
     })
-    .or_else(|| d(!ns.cgroup.is_empty() || !ns.user.is_empty(), "namespaces"))
+    .or_else(|| {
+        d(
+            !matches!(ns.cgroup.as_str(), "" | "private" | "host") || !ns.user.is_empty(),
+            "namespaces",
+        )
+    })
     .or_else(|| {
         let mut rest = net.clone();
         rest.mode.clear();
@@ -464,10 +475,25 @@ mod tests {
         let mut spec = pb::ContainerSpec::default();
         assert_eq!(unsupported(&spec), None);
         spec.resources = Some(pb::Resources {
-            blkio_weight_devices: vec![pb::WeightDevice::default()],
+            cpu_count: 2,
             ..Default::default()
         });
         assert_eq!(unsupported(&spec).as_deref(), Some("resources"));
+        // Device I/O, the cgroup parent and namespace are honored.
+        spec.resources = Some(pb::Resources {
+            blkio_weight_devices: vec![pb::WeightDevice::default()],
+            read_iops: vec![pb::ThrottleDevice::default()],
+            cgroup_parent: "mine".to_owned(),
+            ..Default::default()
+        });
+        spec.namespaces = Some(pb::NamespaceSpec {
+            cgroup: "host".to_owned(),
+            ..Default::default()
+        });
+        assert_eq!(unsupported(&spec), None);
+        spec.namespaces.as_mut().unwrap().cgroup = "other".to_owned();
+        assert_eq!(unsupported(&spec).as_deref(), Some("namespaces"));
+        spec.namespaces = None;
         spec.resources = Some(pb::Resources {
             memory: 64 << 20,
             ..Default::default()

@@ -137,12 +137,10 @@ impl Containers {
             source: rootfs.source,
             options: rootfs.options,
         };
-        let mut config = berth_bundle::Config::new(
-            c.id.clone(),
-            rootfs,
-            process,
-            crate::pause::cgroup_path(&c.id),
-        );
+        let (cgroup_path, keep_parents) = crate::cgroup_place::cgroup_path(&c);
+        let mut config = berth_bundle::Config::new(c.id.clone(), rootfs, process, cgroup_path);
+        config.cgroup_keep_parents = keep_parents;
+        config.namespaces.cgroup = crate::cgroup_place::private_cgroupns(&c);
         config.hostname = c.spec.hostname.clone();
         config.domainname = c.spec.domainname.clone();
         crate::mounts::into_bundle(&c, &mut config);
@@ -163,6 +161,8 @@ impl Containers {
         }
         let res = c.spec.resources.clone().unwrap_or_default();
         config.resources = crate::limits::for_shim(&res);
+        crate::limits::device_io(&res, &mut config.resources)
+            .map_err(|e| ContainerError::new(ErrorKind::Internal, e))?;
         let (nodes, rules) = crate::devices::for_container(&sec, &res)?;
         config.devices = nodes;
         config.device_rules = rules;

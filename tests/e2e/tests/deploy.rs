@@ -42,4 +42,14 @@ fn grafana_dashboard_is_json_with_panels() {
     let text = std::fs::read_to_string(deploy().join("grafana/berth-dashboard.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert!(v["panels"].as_array().is_some_and(|p| p.len() >= 5), "{v}");
+    // The containers row plots the runtime's per-container metrics.
+    assert!(text.contains(r#""title": "Containers (runtime)""#));
+    for metric in [
+        "berth_container_cpu_seconds_total",
+        "berth_container_memory_usage_bytes",
+        "berth_container_restarts_total",
+        "berth_container_oom_kills_total",
+    ] {
+        assert!(text.contains(metric), "{metric} is not plotted");
+    }
 }

@@ -448,3 +448,61 @@ print("ok")
     assert!(out.status.success(), "{o}\n{e}");
     assert_eq!(o.trim(), "ok");
 }
+
+/// A paused container is not probed (dockerd stops its health monitor until unpause): no
+/// failing streak, its status and log stay as they were while another container's probes go
+/// on, and the probes resume after unpause.
+#[test]
+fn a_paused_container_is_not_probed() {
+    let s = Setup::new();
+    let run = |name: &str| {
+        s.docker(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--health-cmd",
+            "true",
+            "--health-interval",
+            "100ms",
+            "--health-retries",
+            "1",
+            &s.image,
+            "sleep",
+            "60",
+        ])
+    };
+    run("frozen");
+    run("clock");
+    wait_health(&s, "frozen", "healthy");
+    wait_health(&s, "clock", "healthy");
+    let since = unix_now();
+    s.docker(&["pause", "frozen"]);
+    let before = health(&s, "frozen");
+    let probes = |name: &str| {
+        s.container_events(since, name)
+            .iter()
+            .filter(|(a, _)| a == "exec_die")
+            .count()
+    };
+    // The other container's probes are the clock: three more of them, at the same interval,
+    // give the paused one's monitor time for as many.
+    let start = probes("clock");
+    eventually("three more probes of the running container", || {
+        (probes("clock") >= start + 3).then_some(())
+    });
+    let during = health(&s, "frozen");
+    assert_eq!(during, before, "probed while paused");
+    assert_eq!(during["Status"], "healthy");
+    assert_eq!(during["FailingStreak"], 0);
+    s.docker(&["unpause", "frozen"]);
+    eventually_explained("probes to resume after unpause", || {
+        let h = health(&s, "frozen");
+        if h["Log"] != before["Log"] && h["Status"] == "healthy" {
+            Ok(())
+        } else {
+            Err(h.to_string())
+        }
+    });
+    s.docker(&["rm", "-f", "frozen", "clock"]);
+}

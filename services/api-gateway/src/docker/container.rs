@@ -477,7 +477,8 @@ fn host_config_keys(spec: &pb::ContainerSpec) -> Value {
         "ConsoleSize": [p.console_height, p.console_width],
         "CapAdd": list_or_null(&sec.cap_add),
         "CapDrop": list_or_null(&sec.cap_drop),
-        "CgroupnsMode": "private",
+        // Stored at create (the host's default filled in); older records ran private.
+        "CgroupnsMode": if ns.cgroup.is_empty() { "private" } else { ns.cgroup.as_str() },
         "Dns": net.dns,
         "DnsOptions": net.dns_options,
         "DnsSearch": net.dns_search,
@@ -506,13 +507,15 @@ fn host_config_keys(spec: &pb::ContainerSpec) -> Value {
         "CpuShares": res.cpu_shares,
         "Memory": res.memory,
         "NanoCpus": res.nano_cpus,
-        "CgroupParent": "",
+        "CgroupParent": res.cgroup_parent,
         "BlkioWeight": res.blkio_weight,
-        "BlkioWeightDevice": [],
-        "BlkioDeviceReadBps": [],
-        "BlkioDeviceWriteBps": [],
-        "BlkioDeviceReadIOps": [],
-        "BlkioDeviceWriteIOps": [],
+        "BlkioWeightDevice": res.blkio_weight_devices.iter()
+            .map(|d| json!({"Path": d.path, "Weight": d.weight}))
+            .collect::<Vec<_>>(),
+        "BlkioDeviceReadBps": throttle_json(&res.read_bps),
+        "BlkioDeviceWriteBps": throttle_json(&res.write_bps),
+        "BlkioDeviceReadIOps": throttle_json(&res.read_iops),
+        "BlkioDeviceWriteIOps": throttle_json(&res.write_iops),
         "CpuPeriod": res.cpu_period,
         "CpuQuota": res.cpu_quota,
         "CpuRealtimePeriod": 0,
@@ -541,6 +544,13 @@ fn host_config_keys(spec: &pb::ContainerSpec) -> Value {
         },
         "Init": spec.init.then_some(true),
     })
+}
+
+/// A throttle list as Docker shows it (`[{"Path": ..., "Rate": ...}]`).
+fn throttle_json(l: &[pb::ThrottleDevice]) -> Vec<Value> {
+    l.iter()
+        .map(|d| json!({"Path": d.path, "Rate": d.rate}))
+        .collect()
 }
 
 /// Docker's RestartPolicy object.

@@ -106,6 +106,15 @@ struct HostConfig {
     cpuset_mems: String,
     pids_limit: Option<i64>,
     blkio_weight: u16,
+    blkio_weight_device: Option<Vec<WeightDevice>>,
+    blkio_device_read_bps: Option<Vec<ThrottleDevice>>,
+    blkio_device_write_bps: Option<Vec<ThrottleDevice>>,
+    #[serde(rename = "BlkioDeviceReadIOps")]
+    blkio_device_read_iops: Option<Vec<ThrottleDevice>>,
+    #[serde(rename = "BlkioDeviceWriteIOps")]
+    blkio_device_write_iops: Option<Vec<ThrottleDevice>>,
+    cgroup_parent: String,
+    cgroupns_mode: String,
     devices: Option<Vec<DeviceMapping>>,
     device_cgroup_rules: Option<Vec<String>>,
     port_bindings: Option<ports::PortBindings>,
@@ -121,6 +130,30 @@ struct HostConfig {
 struct RestartPolicy {
     name: String,
     maximum_retry_count: i32,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct WeightDevice {
+    path: String,
+    weight: u16,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct ThrottleDevice {
+    path: String,
+    rate: u64,
+}
+
+fn throttles(l: Option<Vec<ThrottleDevice>>) -> Vec<pb::ThrottleDevice> {
+    l.unwrap_or_default()
+        .into_iter()
+        .map(|d| pb::ThrottleDevice {
+            path: d.path,
+            rate: d.rate,
+        })
+        .collect()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -536,6 +569,7 @@ pub fn spec(
         pid: security::namespace_mode("PID", "--pid", &hc.pid_mode)?,
         ipc: security::namespace_mode("IPC", "--ipc", &hc.ipc_mode)?,
         uts,
+        cgroup: hc.cgroupns_mode,
         ..Default::default()
     };
     let paths = |p: Option<Vec<String>>| -> Result<Option<pb::StringList>, ApiError> {
@@ -575,6 +609,20 @@ pub fn spec(
         // 0 and -1 are unlimited.
         pids_limit: hc.pids_limit.filter(|n| *n > 0),
         blkio_weight: u32::from(hc.blkio_weight),
+        blkio_weight_devices: hc
+            .blkio_weight_device
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| pb::WeightDevice {
+                path: d.path,
+                weight: u32::from(d.weight),
+            })
+            .collect(),
+        read_bps: throttles(hc.blkio_device_read_bps),
+        write_bps: throttles(hc.blkio_device_write_bps),
+        read_iops: throttles(hc.blkio_device_read_iops),
+        write_iops: throttles(hc.blkio_device_write_iops),
+        cgroup_parent: hc.cgroup_parent,
         shm_size: hc.shm_size,
         devices: devices(hc.devices)?,
         device_cgroup_rules: hc.device_cgroup_rules.unwrap_or_default(),

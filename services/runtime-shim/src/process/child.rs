@@ -74,6 +74,9 @@ pub(crate) fn container_main(
     netns: Option<&OwnedFd>,
 ) -> Result<Infallible, StartError> {
     chan.wait_continue()?;
+    // Read in the host's cgroup namespace: in a new one, mountinfo shows the host's cgroup
+    // mounts relative to the new root.
+    let cgroup_view = crate::cgroupfs::view(cfg)?;
     // Now in the container's cgroup: a new cgroup namespace is rooted there.
     if cfg.namespaces.cgroup {
         unshare(CloneFlags::CLONE_NEWCGROUP).map_err(|e| fail("unshare cgroup namespace", e))?;
@@ -87,7 +90,7 @@ pub(crate) fn container_main(
             sys::setdomainname(&cfg.domainname).map_err(|e| fail("setdomainname", e))?;
         }
     }
-    rootfs::prepare(cfg, rootfs_dir)?;
+    rootfs::prepare(cfg, rootfs_dir, &cgroup_view)?;
     let tty = match io {
         ChildIo::Terminal(size) => {
             let t = open_pty(chan, *size)?;
