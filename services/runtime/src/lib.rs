@@ -37,6 +37,7 @@ mod seccomp;
 mod shim;
 mod spec;
 mod start;
+mod start_failure;
 mod stats;
 mod stdin;
 mod store;
