@@ -394,3 +394,33 @@ fn a_failed_start_is_recorded_and_releases_what_it_took() {
     s.docker(&["volume", "rm", "tv"]);
     no_mounts_under(s.engine.dir.path());
 }
+
+/// A start that fails in the shim (a bind source removed after create) removes an AutoRemove
+/// container, so a waiter for its removal wakes, and leaves no mounts behind.
+#[test]
+fn a_start_failing_in_the_shim_still_removes_an_auto_remove_container() {
+    let s = BusyboxEngine::new();
+    let img = s.image.as_str();
+    let src = s.engine.dir.path().join("gone");
+    std::fs::create_dir_all(&src).unwrap();
+    let bind = format!("type=bind,source={},target=/b", src.display());
+    let id = s.docker(&["create", "--rm", "--mount", &bind, img, "true"]);
+    std::fs::remove_dir(&src).unwrap();
+    let mut wait = s.engine.docker_cmd();
+    let mut wait = wait
+        .args(["wait", &id])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (_, out) = s.fails(&["start", &id]);
+    assert!(
+        out.to_lowercase().contains("no such file or directory"),
+        "{out}"
+    );
+    eventually("the container removed", || {
+        s.docker(&["ps", "-aq"]).is_empty().then_some(())
+    });
+    eventually("the waiter woke", || wait.try_wait().unwrap());
+    no_mounts_under(s.engine.dir.path());
+}
