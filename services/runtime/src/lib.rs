@@ -32,6 +32,7 @@ mod network;
 mod pause;
 mod propagation;
 mod prune;
+mod read_only;
 mod restart;
 mod seccomp;
 mod shim;

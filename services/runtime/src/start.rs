@@ -128,7 +128,7 @@ impl Containers {
         );
         config.hostname = c.spec.hostname.clone();
         config.domainname = c.spec.domainname.clone();
-        crate::mounts::into_bundle(&c, &mut config);
+        crate::mounts::into_bundle(&c, &mut config)?;
         config.init = c.spec.init;
         config.namespaces.net = net.netns.clone();
         let sec = c.spec.security.clone().unwrap_or_default();
