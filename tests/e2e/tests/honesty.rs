@@ -25,7 +25,6 @@ fn refused(s: &Setup, flags: &[&str], flag: &str) {
 fn every_flag_not_applied_is_refused_by_name() {
     let s = Setup::new();
     for (flags, flag) in [
-        (&["--volumes-from", "other"][..], "--volumes-from"),
         (&["--oom-score-adj", "100"][..], "--oom-score-adj"),
         (&["--cgroup-parent", "mine"][..], "--cgroup-parent"),
         (&["--cpu-rt-runtime", "1000"][..], "--cpu-rt-runtime"),
@@ -163,7 +162,7 @@ assert ct.attrs["Config"]["StopSignal"] == "SIGINT"
 assert ct.attrs["HostConfig"]["Memory"] == 0
 ct.remove()
 for kwargs, flag in [({"oom_score_adj": 100}, "--oom-score-adj"), ({"links": {"db": "db"}}, "--link"),
-                     ({"volumes_from": ["other"]}, "--volumes-from"), ({"blkio_weight_device": [{"Path": "/dev/null", "Weight": 100}]}, "--blkio-weight-device"),
+                     ({"blkio_weight_device": [{"Path": "/dev/null", "Weight": 100}]}, "--blkio-weight-device"),
                      ({"storage_opt": {"size": "1G"}}, "--storage-opt")]:
     try:
         c.containers.create(image, "true", **kwargs)
