@@ -14,6 +14,9 @@
 #   them; creating them (8 at a time) is setup, not timed.
 # - Idle footprint: the RSS of every Berth process (five services + nats-server) beside dockerd +
 #   containerd, both freshly started with no container (median of 5 samples after 10 s idle).
+# - Volumes (the volumes issue): `docker volume create` + `docker volume rm` latency (median of
+#   30 cycles per engine), and `docker run --rm -v fresh:/usr copyup true` whose fresh volume is
+#   filled by copy-up from the image's /usr (64 MiB of 4 KiB files; median of 5 runs).
 #
 # Run as root from anywhere; ONE command runs everything:
 #   scripts/bench.sh
@@ -21,6 +24,7 @@
 #   scripts/bench.sh --only containers                   # one part only: prints, RESULTS.md untouched
 #   scripts/bench.sh --only store --results              # one part only, replaced in RESULTS.md
 #   scripts/bench.sh --only idle --results               # the idle footprint only
+#   scripts/bench.sh --only volumes                      # volume create/rm and copy-up only
 #
 # It installs what is missing (nats-server, busybox-static, docker-registry, and docker.io for
 # dockerd, without starting Debian's docker or containerd services), builds the release

@@ -13,6 +13,8 @@
 //!   `docker run --rm` with it against `seccomp=unconfined` in both engines (`seccomp.rs`).
 //! - Idle footprint: the RSS of every Berth process (five services and nats-server) beside
 //!   dockerd + containerd, both engines up with no container (`idle.rs`).
+//! - Volumes (the volumes issue): `docker volume create` + `rm` latency, and `docker run -v
+//!   fresh:/usr` with copy-up of an image directory of many small files (`volumes.rs`).
 //!
 //! Run it as root with `scripts/bench.sh [--rounds N] [--runs N] ...`, which installs what is
 //! missing, builds the release binaries and runs this. It prints a table and rewrites
@@ -26,6 +28,7 @@ mod idle;
 mod report;
 mod seccomp;
 mod store;
+mod volumes;
 
 use std::{
     io::{BufRead, BufReader, Read},
@@ -48,6 +51,8 @@ use crate::{
 const IMAGE: &str = "large:latest";
 /// The repository and tag of the container benchmark's image.
 const BUSYBOX: &str = "busybox:latest";
+/// The repository and tag of the volumes benchmark's copy-up image.
+const COPYUP: &str = "copyup:latest";
 
 /// Which benchmarks to run.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +67,8 @@ enum Only {
     Seccomp,
     /// The idle footprint only (RSS of every process of both engines, no container running).
     Idle,
+    /// The volumes benchmark only (volume create + rm, docker run with copy-up).
+    Volumes,
 }
 
 #[derive(Parser, Debug)]
@@ -69,7 +76,8 @@ enum Only {
     name = "berth-bench",
     about = "Berth and Debian's dockerd side by side: cold docker pull of a large multi-layer \
              image from a local registry; docker run --rm latency, create + start throughput \
-             and shim memory; docker ps -a at 1,000 containers and docker rm of 300. Run as \
+             and shim memory; docker ps -a at 1,000 containers and docker rm of 300; volume \
+             create + rm and docker run with copy-up. Run as \
              root, through scripts/bench.sh."
 )]
 struct Args {
@@ -113,6 +121,19 @@ struct Args {
     /// Samples (one a second) of the idle footprint.
     #[arg(long, default_value_t = 5)]
     idle_samples: usize,
+    /// Timed `docker volume create` + `docker volume rm` per engine.
+    #[arg(long, default_value_t = 30)]
+    volume_cycles: usize,
+    /// Timed `docker run -v fresh:/usr` (copy-up) per engine.
+    #[arg(long, default_value_t = 5)]
+    copyup_runs: usize,
+    /// Size of the copy-up image's tree of small files, in MiB (the issue asks for 50 MB or
+    /// more).
+    #[arg(long, default_value_t = 64)]
+    copyup_mb: u64,
+    /// Size of each of its files, in KiB.
+    #[arg(long, default_value_t = 4)]
+    copyup_file_kib: u64,
     /// Compressed size of the image's random-data layers, in MiB (the issue asks for 50 MB or
     /// more; 64 MiB makes 3 random layers plus busybox).
     #[arg(long, default_value_t = 64)]
@@ -470,6 +491,15 @@ fn run(args: &Args) -> anyhow::Result<Results> {
         wants(Only::Seccomp),
         wants(Only::Idle),
     );
+    let do_volumes = wants(Only::Volumes);
+    ensure!(
+        args.volume_cycles >= 1 && args.copyup_runs >= 1,
+        "--volume-cycles and --copyup-runs must be at least 1"
+    );
+    ensure!(
+        args.copyup_mb >= 1 && args.copyup_file_kib >= 1,
+        "--copyup-mb and --copyup-file-kib must be at least 1"
+    );
     let cli = docker_cli(args.docker.as_deref())?;
     let bin_dir = berth_testutil::bin_dir();
     ensure!(
@@ -538,6 +568,25 @@ fn run(args: &Args) -> anyhow::Result<Results> {
         let image = registry.image(BUSYBOX);
         eprintln!("berth-bench: pushed {image}");
         Some((image, info.image_id().to_owned()))
+    } else {
+        None
+    };
+
+    let copyup = if do_volumes {
+        eprintln!(
+            "berth-bench: building the copy-up image ({} MiB of {} KiB files)...",
+            args.copyup_mb, args.copyup_file_kib
+        );
+        let (info, tree) = volumes::copyup_layout(
+            &work.path().join("copyup"),
+            args.copyup_mb << 20,
+            args.copyup_file_kib << 10,
+        );
+        push_layout(&info.layout, COPYUP, &registry, None).context("pushing the copy-up image")?;
+        std::fs::remove_dir_all(&info.layout).ok();
+        let image = registry.image(COPYUP);
+        eprintln!("berth-bench: pushed {image}");
+        Some((image, tree))
     } else {
         None
     };
@@ -714,6 +763,24 @@ fn run(args: &Args) -> anyhow::Result<Results> {
         _ => None,
     };
 
+    let volumes = match &copyup {
+        Some((image, tree)) => {
+            images_to_remove.push(image.clone());
+            for t in [&berth, &docker] {
+                t.docker_ok(&["pull", "-q", image])?;
+            }
+            let plan = volumes::Plan {
+                cycles: args.volume_cycles,
+                copyup_runs: args.copyup_runs,
+            };
+            Some(or_clean_up(
+                [&berth, &docker],
+                volumes::run([&berth, &docker], image, *tree, &plan),
+            )?)
+        }
+        None => None,
+    };
+
     // Teardown: remove the containers and images from both (so their stores go quietly), then
     // stop everything.
     for t in [&berth, &docker] {
@@ -783,6 +850,7 @@ fn run(args: &Args) -> anyhow::Result<Results> {
         store,
         seccomp,
         idle,
+        volumes,
         cleanup,
         leftovers,
     })

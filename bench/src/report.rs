@@ -249,6 +249,7 @@ pub(crate) struct Results {
     pub(crate) store: Option<StoreResults>,
     pub(crate) seccomp: Option<crate::seccomp::SeccompResults>,
     pub(crate) idle: Option<crate::idle::IdleResults>,
+    pub(crate) volumes: Option<crate::volumes::VolumeResults>,
     /// What the teardown did.
     pub(crate) cleanup: Vec<String>,
     /// What was left behind or changed (empty: nothing).
@@ -1006,17 +1007,19 @@ enum Part {
     Store,
     Seccomp,
     Idle,
+    Volumes,
 }
 
 impl Part {
     /// How many parts there are.
-    const COUNT: usize = 5;
+    const COUNT: usize = 6;
     const ALL: [Part; Part::COUNT] = [
         Part::Pull,
         Part::Containers,
         Part::Store,
         Part::Seccomp,
         Part::Idle,
+        Part::Volumes,
     ];
 
     /// Its section's heading and its name in the summary.
@@ -1027,6 +1030,7 @@ impl Part {
             Part::Store => "Store",
             Part::Seccomp => "Seccomp",
             Part::Idle => "Idle footprint",
+            Part::Volumes => "Volumes",
         }
     }
 }
@@ -1141,6 +1145,9 @@ impl Results {
         if let Some(i) = &self.idle {
             i.table(&mut t);
         }
+        if let Some(v) = &self.volumes {
+            v.table(&mut t);
+        }
         let _ = writeln!(
             t,
             "leftovers: {}",
@@ -1170,6 +1177,10 @@ impl Results {
                 .idle
                 .as_ref()
                 .map(crate::idle::IdleResults::summary_lines),
+            Part::Volumes => self
+                .volumes
+                .as_ref()
+                .map(crate::volumes::VolumeResults::summary_lines),
         }
     }
 
@@ -1183,6 +1194,7 @@ impl Results {
             Part::Store => self.store.as_ref()?.markdown(&mut s),
             Part::Seccomp => self.seccomp.as_ref()?.markdown(&mut s),
             Part::Idle => self.idle.as_ref()?.markdown(&mut s),
+            Part::Volumes => self.volumes.as_ref()?.markdown(&mut s),
         }
         Some(s)
     }
@@ -1382,5 +1394,21 @@ mod tests {
             p.section[Part::Store as usize].as_deref(),
             Some("## Store\n\n_Measured D2 by x; Berth y._\n\nSTORE\n\n")
         );
+    }
+
+    #[test]
+    fn previous_volumes_part_is_kept() {
+        let text = "- Date: D3\n- Machine: M\n- **Volumes** (measured D3):\n  - V1\n\n\
+            ## Volumes\n\n_Measured D3 by x; Berth y._\n\nVOLUMES\n\n## Machine\n";
+        let p = Previous::parse(text);
+        assert_eq!(
+            p.summary[Part::Volumes as usize],
+            ["- **Volumes** (measured D3):", "  - V1"]
+        );
+        assert_eq!(
+            p.section[Part::Volumes as usize].as_deref(),
+            Some("## Volumes\n\n_Measured D3 by x; Berth y._\n\nVOLUMES\n\n")
+        );
+        assert!(p.section[Part::Idle as usize].is_none());
     }
 }

@@ -339,9 +339,9 @@ pub enum NetNs {
     Path(PathBuf),
 }
 
-/// A bind mount from the host. Options: `ro`/`rw` (default rw), `rbind`/`bind` (default
-/// rbind), `nosuid`, `nodev`, `noexec`, and at most one propagation (`PROPAGATIONS`; default
-/// `rprivate`).
+/// A bind mount from the host. Options: `ro`/`rw` (default rw), `rro` (read-only with every
+/// submount, through mount_setattr), `rbind`/`bind` (default rbind), `nosuid`, `nodev`,
+/// `noexec`, and at most one propagation (`PROPAGATIONS`; default `rprivate`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct BindMount {
@@ -620,7 +620,10 @@ impl Config {
                 ));
             }
             for o in &m.options {
-                if !["ro", "rw", "bind", "rbind", "nosuid", "nodev", "noexec"].contains(&o.as_str())
+                if ![
+                    "ro", "rro", "rw", "bind", "rbind", "nosuid", "nodev", "noexec",
+                ]
+                .contains(&o.as_str())
                     && !PROPAGATIONS.contains(&o.as_str())
                 {
                     return Err(format!(

@@ -328,6 +328,16 @@ fn bind_mount(rootfs: &Path, m: &BindMount) -> Result<(), StartError> {
     if !extra.is_empty() {
         remount(&dest, extra).map_err(|e| fail(format_args!("remounting {}", m.destination), e))?;
     }
+    // Read-only down to every submount (runc's "rro"): the runtime asks only where the
+    // kernel can.
+    if m.has("rro") {
+        crate::sys::make_recursively_read_only(&dest).map_err(|e| {
+            fail(
+                format_args!("making {} recursively read-only", m.destination),
+                e,
+            )
+        })?;
+    }
     Ok(())
 }
 

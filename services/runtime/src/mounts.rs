@@ -31,6 +31,12 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
         if !m.subpath.is_empty() && kind != Kind::Volume {
             return Some(format!("mounts.subpath of a {} mount", kind.as_str_name()));
         }
+        if (m.read_only_non_recursive || m.read_only_force_recursive) && kind != Kind::Bind {
+            return Some(format!(
+                "mounts.read_only_*_recursive of a {} mount",
+                kind.as_str_name()
+            ));
+        }
         None
     })
 }
@@ -137,6 +143,9 @@ impl Containers {
                 mode: mode_of(m, kind),
                 read_only: m.read_only,
                 non_recursive: m.non_recursive,
+                read_only_non_recursive: m.read_only_non_recursive
+                    || (kind == Kind::Bind && m.read_only && spec.default_read_only_non_recursive),
+                read_only_force_recursive: m.read_only_force_recursive,
                 ..Default::default()
             };
             match kind {
@@ -446,7 +455,10 @@ async fn bind_source(m: &pb::MountSpec) -> Result<(), ContainerError> {
 
 /// The bundle's mounts for a container: binds of volumes' data and bind sources, tmpfs
 /// mounts from `--mount type=tmpfs` and `--tmpfs`.
-pub(crate) fn into_bundle(c: &Container, config: &mut berth_bundle::Config) {
+pub(crate) fn into_bundle(
+    c: &Container,
+    config: &mut berth_bundle::Config,
+) -> Result<(), ContainerError> {
     for p in &c.mount_points {
         let kind = Kind::try_from(p.r#type).unwrap_or(Kind::Unspecified);
         if kind == Kind::Tmpfs {
@@ -469,7 +481,7 @@ pub(crate) fn into_bundle(c: &Container, config: &mut berth_bundle::Config) {
         }
         let mut options = vec![if p.non_recursive { "bind" } else { "rbind" }.to_owned()];
         if p.read_only {
-            options.push("ro".to_owned());
+            options.push(crate::read_only::option(p)?.to_owned());
         }
         if berth_bundle::config::PROPAGATIONS.contains(&p.propagation.as_str()) {
             options.push(p.propagation.clone());
@@ -498,6 +510,7 @@ pub(crate) fn into_bundle(c: &Container, config: &mut berth_bundle::Config) {
             options,
         });
     }
+    Ok(())
 }
 
 /// Runs blocking work on the blocking pool.
@@ -522,6 +535,7 @@ mod tests {
                 source: "/v/_data".to_owned(),
                 destination: "/data".to_owned(),
                 read_only: true,
+                read_only_non_recursive: true,
                 ..Default::default()
             },
             pb::MountPoint {
@@ -544,7 +558,7 @@ mod tests {
             berth_bundle::Process::new(vec!["sh".to_owned()]),
             "berth/x".to_owned(),
         );
-        into_bundle(&c, &mut cfg);
+        into_bundle(&c, &mut cfg).unwrap();
         assert_eq!(cfg.mounts[0].options, ["rbind", "ro"]);
         assert_eq!(
             cfg.tmpfs[0].options,

@@ -3,7 +3,6 @@
 use std::{sync::Arc, time::Duration};
 
 use berth_errors::HasKind;
-use berth_proto::runtime::v1 as pb;
 use berth_shim_proto::v1 as shimpb;
 use berth_types::ErrorKind;
 
@@ -27,34 +26,18 @@ impl Containers {
     /// policy (which a user's stop since then cancels).
     async fn start_as(self: &Arc<Self>, name: &str, by_policy: bool) -> Result<(), ContainerError> {
         // No filesystem view of the stopped container has its snapshot mounted meanwhile.
-        let fs_guard = match self.find(name) {
-            Ok(c) => Some(self.fs_lock(&c.id).write_owned().await),
-            Err(_) => None,
+        let found = self.find(name).ok().map(|c| c.id);
+        let fs_guard = match &found {
+            Some(id) => Some(self.fs_lock(id).write_owned().await),
+            None => None,
         };
         let r = self.start_locked(name, by_policy).await;
         drop(fs_guard);
         if let Err(e) = &r
-            && !matches!(e.kind(), ErrorKind::NotModified | ErrorKind::NotFound)
-            && let Ok(c) = self.find(name)
-            && !c.state.running()
+            && e.kind() != ErrorKind::NotModified
+            && let Some(id) = &found
         {
-            self.network_down(&c.id).await;
-            self.unmount_volumes(&c.id, Vec::new()).await;
-        }
-        if let Err(e) = &r
-            && !matches!(e.kind(), ErrorKind::NotModified | ErrorKind::NotFound)
-            && let Ok(c) = self.find(name)
-            && !c.state.running()
-            && c.auto_remove()
-        {
-            let req = pb::RemoveRequest {
-                id: c.id.clone(),
-                force: true,
-                volumes: true,
-            };
-            if let Err(e) = self.remove(&req).await {
-                tracing::warn!(error = %e, id = %c.id, "auto-remove after a failed start");
-            }
+            self.after_failed_start(id, e).await;
         }
         r
     }
@@ -143,7 +126,7 @@ impl Containers {
         config.namespaces.cgroup = crate::cgroup_place::private_cgroupns(&c);
         config.hostname = c.spec.hostname.clone();
         config.domainname = c.spec.domainname.clone();
-        crate::mounts::into_bundle(&c, &mut config);
+        crate::mounts::into_bundle(&c, &mut config)?;
         config.init = c.spec.init;
         config.namespaces.net = net.netns.clone();
         let sec = c.spec.security.clone().unwrap_or_default();

@@ -6,6 +6,7 @@ mod hostmount;
 mod info;
 mod local;
 mod store;
+mod trash;
 mod volumes;
 
 pub use error::VolumesError;
@@ -21,6 +22,7 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
     let store = store::Store::open(&ctx.data_dir)?;
     let domain = info::Volumes::new(store, ctx.data_dir.clone(), Some(ctx.events.clone()));
     domain.reconcile_mounts();
+    trash::sweep(&ctx.data_dir);
     let mut routes = RoutesBuilder::default();
     routes.add_service(VolumesServer::new(grpc::GrpcVolumes::new(domain)));
     ctx.serve(routes).await

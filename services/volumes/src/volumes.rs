@@ -182,12 +182,7 @@ impl Volumes {
             tracing::warn!(volume = name, "a volume's data path is still mounted: kept");
             return;
         }
-        let dir = self.dir(name);
-        if let Err(e) = std::fs::remove_dir_all(&dir)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(error = %e, dir = %dir.display(), "removing a volume's directory");
-        }
+        crate::trash::remove(&self.root, &self.dir(name));
     }
 
     /// A new record, its directory made.

@@ -3,6 +3,8 @@
 //! volume over a host directory; dockerd's errors for bad options and a failed mount; the
 //! mount kept across a SIGKILL of the volumes service.
 
+use std::io::{Read, Write};
+
 use berth_testutil::{BusyboxEngine, eventually, unix_now};
 use nix::sys::signal::Signal;
 
@@ -265,7 +267,6 @@ fn a_tmpfs_volume_stays_mounted_across_a_volumes_service_kill() {
 }
 
 #[test]
-#[ignore = "a start whose volume-subpath is missing hangs instead of failing (issue 11, open)"]
 fn volume_subpath_mounts_a_subdirectory_that_stays_inside() {
     let s = BusyboxEngine::new();
     let img = s.image.as_str();
@@ -323,4 +324,103 @@ fn volume_subpath_mounts_a_subdirectory_that_stays_inside() {
     );
     s.docker(&["volume", "rm", "sp"]);
     assert_eq!(s.docker(&["ps", "-aq"]), "");
+}
+
+/// A start that fails before the process runs (here a 404: the subpath is missing) records
+/// its error and exit code 128 as dockerd does, gives back the volume it mounted, and ends
+/// the attaches waiting for it.
+#[test]
+fn a_failed_start_is_recorded_and_releases_what_it_took() {
+    let s = BusyboxEngine::new();
+    let img = s.image.as_str();
+    s.docker(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=tmpfs",
+        "--opt",
+        "device=tmpfs",
+        "tv",
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(&s.docker(&["volume", "inspect", "tv"])).unwrap();
+    let mp = v[0]["Mountpoint"].as_str().unwrap().to_owned();
+    s.docker(&[
+        "create",
+        "--name",
+        "fs",
+        "--mount",
+        "type=volume,source=tv,target=/t,volume-subpath=x",
+        img,
+        "true",
+    ]);
+    let want = format!("cannot access path {mp}/x: lstat {mp}/x: no such file or directory");
+    let (_, out) = s.fails(&["start", "-a", "fs"]);
+    assert!(out.contains(&want), "{out}");
+    assert_eq!(mounted_fs(&mp), None, "the tmpfs is unmounted again");
+    assert_eq!(
+        s.docker(&[
+            "inspect",
+            "-f",
+            "{{.State.ExitCode}} {{.State.Error}}",
+            "fs"
+        ]),
+        format!("128 {want}")
+    );
+    // An attach queued before the failed start ends with it (the CLI's attach refuses a
+    // container that is not running, so through the API as an SDK attaches).
+    let mut attach = s.engine.api_socket();
+    write!(
+        attach,
+        "POST /containers/fs/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: berth\r\n\
+         Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        attach
+            .read_exact(&mut b)
+            .expect("the attach's response head");
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
+    s.fails(&["start", "fs"]);
+    let mut rest = Vec::new();
+    attach
+        .read_to_end(&mut rest)
+        .expect("the attach ends with the failed start");
+    s.docker(&["rm", "fs"]);
+    s.docker(&["volume", "rm", "tv"]);
+    no_mounts_under(s.engine.dir.path());
+}
+
+/// A start that fails in the shim (a bind source removed after create) removes an AutoRemove
+/// container, so a waiter for its removal wakes, and leaves no mounts behind.
+#[test]
+fn a_start_failing_in_the_shim_still_removes_an_auto_remove_container() {
+    let s = BusyboxEngine::new();
+    let img = s.image.as_str();
+    let src = s.engine.dir.path().join("gone");
+    std::fs::create_dir_all(&src).unwrap();
+    let bind = format!("type=bind,source={},target=/b", src.display());
+    let id = s.docker(&["create", "--rm", "--mount", &bind, img, "true"]);
+    std::fs::remove_dir(&src).unwrap();
+    let mut wait = s.engine.docker_cmd();
+    let mut wait = wait
+        .args(["wait", &id])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (_, out) = s.fails(&["start", &id]);
+    assert!(
+        out.to_lowercase().contains("no such file or directory"),
+        "{out}"
+    );
+    eventually("the container removed", || {
+        s.docker(&["ps", "-aq"]).is_empty().then_some(())
+    });
+    eventually("the waiter woke", || wait.try_wait().unwrap());
+    no_mounts_under(s.engine.dir.path());
 }

@@ -286,12 +286,15 @@ fn anonymous_volumes_go_with_their_container_and_prune() {
     s.docker(&["rm", "holder"]);
     s.docker(&["volume", "rm", "inuse"]);
     assert_eq!(s.docker(&["volume", "ls", "-q"]), "");
-    // Nothing left in the volumes' directory but the store.
-    let left: Vec<String> = std::fs::read_dir(s.engine.data_root.join("volumes"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(left, ["state.redb"]);
+    // Nothing left in the volumes' directory but the store (the files of a removed volume
+    // are deleted in the background).
+    berth_testutil::eventually("only the store left", || {
+        let left: Vec<String> = std::fs::read_dir(s.engine.data_root.join("volumes"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        (left == ["state.redb"]).then_some(())
+    });
     no_mounts_under(s.engine.dir.path());
 }
 

@@ -223,6 +223,39 @@ fn for_version(body: &mut Value, version: ApiVersion) {
     {
         h.remove("StartInterval");
     }
+    if older(40)
+        && let Some(list) = body["HostConfig"]["Mounts"].as_array_mut()
+    {
+        for b in list.iter_mut().filter_map(|m| m.get_mut("BindOptions")) {
+            if let Some(b) = b.as_object_mut() {
+                b.remove("NonRecursive");
+            }
+        }
+    }
+}
+
+/// Before API 1.44 read-only binds were read-only only at the top, and a client asking to
+/// force them recursively read-only is refused rather than ignored (moby's router).
+fn read_only_recursion(body: &Value, version: ApiVersion) -> Result<bool, ApiError> {
+    if version
+        >= (ApiVersion {
+            major: 1,
+            minor: 44,
+        })
+    {
+        return Ok(false);
+    }
+    let forced = body["HostConfig"]["Mounts"].as_array().is_some_and(|l| {
+        l.iter().any(|m| {
+            m["Type"] == "bind" && m["BindOptions"]["ReadOnlyForceRecursive"] == Value::Bool(true)
+        })
+    });
+    if forced {
+        return Err(invalid(
+            "BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer",
+        ));
+    }
+    Ok(true)
 }
 
 /// Every field set in `body` that Berth does not honor yet: the first one is refused.
@@ -510,6 +543,7 @@ pub fn spec(
     {
         return Err(invalid("VolumeOptions.Subpath needs API v1.45 or newer"));
     }
+    let default_read_only_non_recursive = read_only_recursion(&body, version)?;
     check_restart(&body)?;
     if body["HostConfig"]["AutoRemove"].as_bool() == Some(true)
         && fields::is_set(
@@ -700,6 +734,7 @@ pub fn spec(
         image_volumes: parsed_mounts.volumes,
         volumes_from: parsed_mounts.volumes_from,
         tmpfs: parsed_mounts.tmpfs,
+        default_read_only_non_recursive,
         init: hc.init.unwrap_or(false),
         platform: platform.to_owned(),
         ..Default::default()
@@ -883,6 +918,33 @@ mod tests {
             "VolumeOptions.Subpath needs API v1.45 or newer"
         );
         assert_eq!(spec(sub, v(45), "").unwrap().mounts[0].subpath, "a");
+    }
+
+    #[test]
+    fn read_only_binds_recurse_from_api_1_44() {
+        let v = |minor| ApiVersion { major: 1, minor };
+        let bind = |opts: Value| {
+            json!({"Image": "b", "HostConfig": {"Binds": ["/h:/r:ro"], "Mounts": [{
+                "Type": "bind", "Source": "/s", "Target": "/m", "ReadOnly": true,
+                "BindOptions": opts}]}})
+        };
+        let s = spec(bind(json!({"NonRecursive": true})), v(44), "").unwrap();
+        assert!(!s.default_read_only_non_recursive);
+        assert!(s.mounts[1].non_recursive);
+        let s = spec(bind(json!({"NonRecursive": true})), v(43), "").unwrap();
+        assert!(s.default_read_only_non_recursive);
+        assert!(s.mounts[1].non_recursive);
+        // NonRecursive came with API 1.40.
+        let s = spec(bind(json!({"NonRecursive": true})), v(39), "").unwrap();
+        assert!(!s.mounts[1].non_recursive);
+        let forced = bind(json!({"ReadOnlyForceRecursive": true}));
+        assert_eq!(
+            spec(forced.clone(), v(43), "").unwrap_err().message,
+            "BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer"
+        );
+        assert!(spec(forced, v(44), "").unwrap().mounts[1].read_only_force_recursive);
+        let writable = spec(bind(json!({"ReadOnlyNonRecursive": true})), v(44), "").unwrap();
+        assert!(writable.mounts[1].read_only_non_recursive);
     }
 
     #[test]

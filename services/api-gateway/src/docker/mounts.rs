@@ -289,14 +289,10 @@ fn api_mount(m: ApiMount) -> Result<pb::MountSpec, ApiError> {
                     b.propagation
                 )));
             }
-            if b.read_only_non_recursive || b.read_only_force_recursive {
-                return Err(invalid(
-                    "--mount bind-recursive=readonly/writable is not supported by Berth yet \
-                     (HostConfig.Mounts.BindOptions)",
-                ));
-            }
             spec.propagation = b.propagation;
             spec.non_recursive = b.non_recursive;
+            spec.read_only_non_recursive = b.read_only_non_recursive;
+            spec.read_only_force_recursive = b.read_only_force_recursive;
             spec.create_source = b.create_mountpoint;
         }
         Kind::Volume => {
@@ -520,7 +516,13 @@ pub fn host_config(spec: &pb::ContainerSpec, v: &mut Value) {
             j["ReadOnly"] = json!(true);
         }
         match kind {
-            Kind::Bind if !m.propagation.is_empty() || m.non_recursive || m.create_source => {
+            Kind::Bind
+                if !m.propagation.is_empty()
+                    || m.non_recursive
+                    || m.create_source
+                    || m.read_only_non_recursive
+                    || m.read_only_force_recursive =>
+            {
                 let mut b = json!({});
                 if !m.propagation.is_empty() {
                     b["Propagation"] = json!(m.propagation);
@@ -530,6 +532,12 @@ pub fn host_config(spec: &pb::ContainerSpec, v: &mut Value) {
                 }
                 if m.create_source {
                     b["CreateMountpoint"] = json!(true);
+                }
+                if m.read_only_non_recursive {
+                    b["ReadOnlyNonRecursive"] = json!(true);
+                }
+                if m.read_only_force_recursive {
+                    b["ReadOnlyForceRecursive"] = json!(true);
                 }
                 j["BindOptions"] = b;
             }
@@ -721,5 +729,25 @@ mod tests {
         let mut v = json!({"Binds": null});
         host_config(&spec, &mut v);
         assert_eq!(v["Binds"], json!(["data:/data", "/host:/h:ro"]));
+    }
+
+    #[test]
+    fn bind_recursion_options_are_kept_and_shown() {
+        let opts = json!({"NonRecursive": true, "ReadOnlyNonRecursive": true,
+            "ReadOnlyForceRecursive": true});
+        let p = parse(
+            &json!({"HostConfig": {"Mounts": [{"Type": "bind", "Source": "/s",
+            "Target": "/m", "ReadOnly": true, "BindOptions": opts}]}}),
+        )
+        .unwrap();
+        let m = &p.mounts[0];
+        assert!(m.non_recursive && m.read_only_non_recursive && m.read_only_force_recursive);
+        let spec = pb::ContainerSpec {
+            mounts: p.mounts,
+            ..Default::default()
+        };
+        let mut v = json!({});
+        host_config(&spec, &mut v);
+        assert_eq!(v["Mounts"][0]["BindOptions"], opts);
     }
 }
