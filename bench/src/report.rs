@@ -249,6 +249,7 @@ pub(crate) struct Results {
     pub(crate) store: Option<StoreResults>,
     pub(crate) seccomp: Option<crate::seccomp::SeccompResults>,
     pub(crate) idle: Option<crate::idle::IdleResults>,
+    pub(crate) build: Option<crate::build::BuildResults>,
     /// What the teardown did.
     pub(crate) cleanup: Vec<String>,
     /// What was left behind or changed (empty: nothing).
@@ -1006,17 +1007,19 @@ enum Part {
     Store,
     Seccomp,
     Idle,
+    Build,
 }
 
 impl Part {
     /// How many parts there are.
-    const COUNT: usize = 5;
+    const COUNT: usize = 6;
     const ALL: [Part; Part::COUNT] = [
         Part::Pull,
         Part::Containers,
         Part::Store,
         Part::Seccomp,
         Part::Idle,
+        Part::Build,
     ];
 
     /// Its section's heading and its name in the summary.
@@ -1027,6 +1030,7 @@ impl Part {
             Part::Store => "Store",
             Part::Seccomp => "Seccomp",
             Part::Idle => "Idle footprint",
+            Part::Build => "Build",
         }
     }
 }
@@ -1141,6 +1145,9 @@ impl Results {
         if let Some(i) = &self.idle {
             i.table(&mut t);
         }
+        if let Some(b) = &self.build {
+            b.table(&mut t);
+        }
         let _ = writeln!(
             t,
             "leftovers: {}",
@@ -1170,6 +1177,10 @@ impl Results {
                 .idle
                 .as_ref()
                 .map(crate::idle::IdleResults::summary_lines),
+            Part::Build => self
+                .build
+                .as_ref()
+                .map(crate::build::BuildResults::summary_lines),
         }
     }
 
@@ -1183,6 +1194,7 @@ impl Results {
             Part::Store => self.store.as_ref()?.markdown(&mut s),
             Part::Seccomp => self.seccomp.as_ref()?.markdown(&mut s),
             Part::Idle => self.idle.as_ref()?.markdown(&mut s),
+            Part::Build => self.build.as_ref()?.markdown(&mut s),
         }
         Some(s)
     }
