@@ -221,3 +221,64 @@ fn images_killed_mid_run_fails_the_build_and_leaves_no_container() {
     let out = classic_ok(&s, &["build", "-q", ctx.path().to_str().unwrap()]);
     assert!(out.starts_with("sha256:"), "{out}");
 }
+
+/// What a build leaves and what the prunes free: Berth and a reference dockerd (the classic
+/// builder) agree on every figure.
+#[test]
+fn prunes_after_a_build_agree_with_dockerd() {
+    assert!(
+        Path::new(berth_testutil::DOCKERD).is_file(),
+        "{} is missing: scripts/setup-debian.sh installs Debian's docker.io",
+        berth_testutil::DOCKERD
+    );
+    let s = BusyboxEngine::new();
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("busybox.tar");
+    s.docker(&["save", "-o", saved.to_str().unwrap(), &s.image]);
+    let dk = berth_testutil::Dockerd::start();
+    dk.docker_ok(&["load", "-i", saved.to_str().unwrap()]);
+    let ctx = dir.path().join("ctx");
+    write(
+        &ctx,
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM {img} AS first\nRUN echo one > /one\nFROM {img}\nCOPY --from=first /one /one\nRUN echo two > /two\n",
+                img = s.image
+            ),
+        )],
+    );
+    let ctx = ctx.to_str().unwrap();
+    let figures = |docker: &dyn Fn(&[&str]) -> std::process::Output| {
+        let ok = |args: &[&str]| {
+            let out = docker(args);
+            let (o, e) = text(&out);
+            assert!(out.status.success(), "docker {args:?}: {o}\n{e}");
+            o
+        };
+        let count = || ok(&["images", "-aq"]).lines().count();
+        ok(&["build", "-t", "pruned:1", ctx]);
+        let built = count();
+        let builder = ok(&["builder", "prune", "-f"]);
+        let system = ok(&["system", "prune", "-f"]);
+        let after = count();
+        let rebuild = ok(&["build", "-t", "pruned:1", ctx]);
+        ok(&["rmi", "pruned:1"]);
+        ok(&["image", "prune", "-f"]);
+        (
+            built,
+            builder.trim().to_owned(),
+            system.matches("deleted: sha256:").count() > 0,
+            after,
+            rebuild.matches(" ---> Using cache").count(),
+            count(),
+        )
+    };
+    let berth =
+        figures(&|a: &[&str]| run(s.engine.docker_cmd().env("DOCKER_BUILDKIT", "0").args(a)));
+    let dockerd = figures(&|a: &[&str]| dk.docker(a));
+    assert_eq!(
+        berth, dockerd,
+        "(images after the build, builder prune, system prune deleted some, images after, cached steps on rebuild, images left)"
+    );
+}
