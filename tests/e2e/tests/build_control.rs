@@ -76,6 +76,20 @@ fn builder_and_system_prune_report_as_dockerd() {
         code != 0 && err.contains("filter expects a duration"),
         "{err}"
     );
+    // docker-py's prune_builds.
+    let out = run(std::process::Command::new("python3").args([
+        "-c",
+        r#"
+import sys, docker
+c = docker.APIClient(base_url=sys.argv[1], version="auto")
+r = c.prune_builds(filters={"until": "24h"}, keep_storage=1000000, all=True)
+assert r == {"CachesDeleted": [], "SpaceReclaimed": 0}, r
+print("ok")
+"#,
+        &s.engine.docker_host,
+    ]));
+    let (o, e) = text(&out);
+    assert!(out.status.success() && o.contains("ok"), "{o}\n{e}");
 
     let df = s.api_get("/system/df?type=build-cache");
     assert_eq!(df["BuildCache"], serde_json::json!([]), "{df}");
