@@ -205,7 +205,36 @@ async fn intermediate_images_go_with_the_image_they_lead_to() {
         "a tagged image's cache stays"
     );
 
-    // noprune keeps the parents (dangling now); a plain rmi takes them.
+    // prune -a: the built image with its cache, then its base, now without children; an
+    // untagged image too.
+    let loose = import(&svc, "", "loose", &[]);
+    let (deleted, _) = svc
+        .prune(&pb::ImageFilters {
+            dangling: Some(false),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(!deleted.is_empty());
+    for r in [&base, &mid1, &mid2, &top, &loose] {
+        assert!(!exists(r), "{} left", r.id);
+    }
+}
+
+/// docker rmi: the untagged parents go too, unless noprune; a tagged parent stays.
+#[tokio::test]
+async fn rmi_prunes_untagged_parents_unless_told_not_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(dir.path()).await;
+    let base = import(&svc, "test/base:1", "base", &[]);
+    let mid1 = import(&svc, "", "mid1", &[]);
+    let mid2 = import(&svc, "", "mid2", &[]);
+    let top = import(&svc, "test/top:1", "top", &[]);
+    for (child, parent) in [(&mid1, &base), (&mid2, &mid1), (&top, &mid2)] {
+        let mut c = svc.store.image(&child.id).unwrap().unwrap();
+        c.parent = Some(parent.id.clone());
+        svc.store.update(|tx| tx.put_image(&c)).unwrap();
+    }
+    let exists = |r: &ImageRecord| svc.store.image(&r.id).unwrap().is_some();
     svc.remove_pruning("test/top:1", false, false).unwrap();
     assert!(!exists(&top) && exists(&mid2));
     svc.remove(&mid2.id.to_string(), false).unwrap();
