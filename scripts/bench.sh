@@ -12,6 +12,8 @@
 # - Store (the container store): with 1,000 created (never started) busybox containers in each
 #   engine, `docker ps -a` latency (median of 10 runs per engine), then ONE `docker rm` of 300 of
 #   them; creating them (8 at a time) is setup, not timed.
+# - Build: `DOCKER_BUILDKIT=0 docker build --network none` of a 10-step Dockerfile with a 20 MiB
+#   COPY context and RUNs that write files, cold (--no-cache) and fully cached (3 rounds).
 # - Idle footprint: the RSS of every Berth process (five services + nats-server) beside dockerd +
 #   containerd, both freshly started with no container (median of 5 samples after 10 s idle).
 # - Volumes (the volumes issue): `docker volume create` + `docker volume rm` latency (median of
@@ -25,6 +27,7 @@
 #   scripts/bench.sh --only store --results              # one part only, replaced in RESULTS.md
 #   scripts/bench.sh --only idle --results               # the idle footprint only
 #   scripts/bench.sh --only volumes                      # volume create/rm and copy-up only
+#   scripts/bench.sh --only build --results              # the build benchmark only
 #
 # It installs what is missing (nats-server, busybox-static, docker-registry, and docker.io for
 # dockerd, without starting Debian's docker or containerd services), builds the release

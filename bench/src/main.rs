@@ -11,6 +11,8 @@
 //!   latency, then one `docker rm` of 300 stopped containers (`store.rs`).
 //! - Seccomp: compiling Docker's default profile, carrying it in the bundle and loading it, and
 //!   `docker run --rm` with it against `seccomp=unconfined` in both engines (`seccomp.rs`).
+//! - Build: `DOCKER_BUILDKIT=0 docker build` of a 10-step Dockerfile with a 20 MiB COPY,
+//!   cold and fully cached (`build.rs`).
 //! - Idle footprint: the RSS of every Berth process (five services and nats-server) beside
 //!   dockerd + containerd, both engines up with no container (`idle.rs`).
 //! - Volumes (the volumes issue): `docker volume create` + `rm` latency, and `docker run -v
@@ -21,6 +23,7 @@
 //! `bench/RESULTS.md`; `--only <part> --results` measures one part and replaces only that
 //! part's rows there, keeping the others' last measured values.
 
+mod build;
 mod containers;
 mod dockerd;
 mod host;
@@ -69,6 +72,8 @@ enum Only {
     Idle,
     /// The volumes benchmark only (volume create + rm, docker run with copy-up).
     Volumes,
+    /// The build benchmark only (classic builder, cold and cached).
+    Build,
 }
 
 #[derive(Parser, Debug)]
@@ -118,6 +123,12 @@ struct Args {
     /// Seconds both engines sit idle before the idle footprint's first sample.
     #[arg(long, default_value_t = 10)]
     idle_settle_secs: u64,
+    /// Timed cold + cached build pairs per engine in the build benchmark.
+    #[arg(long, default_value_t = 3)]
+    build_rounds: usize,
+    /// Size of the build benchmark's COPY context, in MiB.
+    #[arg(long, default_value_t = 20)]
+    build_context_mb: usize,
     /// Samples (one a second) of the idle footprint.
     #[arg(long, default_value_t = 5)]
     idle_samples: usize,
@@ -500,6 +511,8 @@ fn run(args: &Args) -> anyhow::Result<Results> {
         args.copyup_mb >= 1 && args.copyup_file_kib >= 1,
         "--copyup-mb and --copyup-file-kib must be at least 1"
     );
+    let do_build = wants(Only::Build);
+    ensure!(args.build_rounds >= 1, "--build-rounds must be at least 1");
     let cli = docker_cli(args.docker.as_deref())?;
     let bin_dir = berth_testutil::bin_dir();
     ensure!(
@@ -561,7 +574,7 @@ fn run(args: &Args) -> anyhow::Result<Results> {
     } else {
         None
     };
-    let busybox = if do_containers || do_store || do_seccomp {
+    let busybox = if do_containers || do_store || do_seccomp || do_build {
         let info = images::busybox_layout(&work.path().join("busybox"), MediaTypes::Docker);
         push_layout(&info.layout, BUSYBOX, &registry, None).context("pushing busybox")?;
         std::fs::remove_dir_all(&info.layout).ok();
@@ -750,6 +763,20 @@ fn run(args: &Args) -> anyhow::Result<Results> {
         _ => None,
     };
 
+    let build = match &busybox {
+        Some((image, _)) if do_build => {
+            let plan = build::Plan {
+                rounds: args.build_rounds,
+                context_mib: args.build_context_mb,
+            };
+            Some(or_clean_up(
+                [&berth, &docker],
+                build::run([&berth, &docker], image, &plan),
+            )?)
+        }
+        _ => None,
+    };
+
     let seccomp = match &busybox {
         Some((image, _)) if do_seccomp => {
             eprintln!("berth-bench: seccomp...");
@@ -851,6 +878,7 @@ fn run(args: &Args) -> anyhow::Result<Results> {
         seccomp,
         idle,
         volumes,
+        build,
         cleanup,
         leftovers,
     })

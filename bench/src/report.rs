@@ -250,6 +250,7 @@ pub(crate) struct Results {
     pub(crate) seccomp: Option<crate::seccomp::SeccompResults>,
     pub(crate) idle: Option<crate::idle::IdleResults>,
     pub(crate) volumes: Option<crate::volumes::VolumeResults>,
+    pub(crate) build: Option<crate::build::BuildResults>,
     /// What the teardown did.
     pub(crate) cleanup: Vec<String>,
     /// What was left behind or changed (empty: nothing).
@@ -1008,11 +1009,12 @@ enum Part {
     Seccomp,
     Idle,
     Volumes,
+    Build,
 }
 
 impl Part {
     /// How many parts there are.
-    const COUNT: usize = 6;
+    const COUNT: usize = 7;
     const ALL: [Part; Part::COUNT] = [
         Part::Pull,
         Part::Containers,
@@ -1020,6 +1022,7 @@ impl Part {
         Part::Seccomp,
         Part::Idle,
         Part::Volumes,
+        Part::Build,
     ];
 
     /// Its section's heading and its name in the summary.
@@ -1031,6 +1034,7 @@ impl Part {
             Part::Seccomp => "Seccomp",
             Part::Idle => "Idle footprint",
             Part::Volumes => "Volumes",
+            Part::Build => "Build",
         }
     }
 }
@@ -1148,6 +1152,9 @@ impl Results {
         if let Some(v) = &self.volumes {
             v.table(&mut t);
         }
+        if let Some(b) = &self.build {
+            b.table(&mut t);
+        }
         let _ = writeln!(
             t,
             "leftovers: {}",
@@ -1181,6 +1188,10 @@ impl Results {
                 .volumes
                 .as_ref()
                 .map(crate::volumes::VolumeResults::summary_lines),
+            Part::Build => self
+                .build
+                .as_ref()
+                .map(crate::build::BuildResults::summary_lines),
         }
     }
 
@@ -1195,6 +1206,7 @@ impl Results {
             Part::Seccomp => self.seccomp.as_ref()?.markdown(&mut s),
             Part::Idle => self.idle.as_ref()?.markdown(&mut s),
             Part::Volumes => self.volumes.as_ref()?.markdown(&mut s),
+            Part::Build => self.build.as_ref()?.markdown(&mut s),
         }
         Some(s)
     }

@@ -164,6 +164,14 @@ pub trait ImagesBackend: Send + Sync + 'static {
         drop(body);
         Err(Status::unimplemented("build"))
     }
+    /// POST /build/cancel: stops the running builds with that `buildid`.
+    async fn cancel_build(
+        &self,
+        req: images::CancelBuildRequest,
+    ) -> Answer<images::CancelBuildResponse> {
+        drop(req);
+        Err(Status::unimplemented("build cancel"))
+    }
 }
 
 /// The lines of a build.
@@ -296,6 +304,17 @@ impl ImagesBackend for GrpcBackends {
         Ok(Box::pin(
             self.images_client().build(long(body)).await?.into_inner(),
         ))
+    }
+
+    async fn cancel_build(
+        &self,
+        req: images::CancelBuildRequest,
+    ) -> Answer<images::CancelBuildResponse> {
+        Ok(self
+            .images_client()
+            .cancel_build(request(req))
+            .await?
+            .into_inner())
     }
 }
 

@@ -50,6 +50,7 @@ pub fn app(state: AppState, metrics: Option<&berth_telemetry::Metrics>) -> Route
         .merge(routes::distribution::router())
         .merge(routes::buildkit::router())
         .merge(routes::build::router())
+        .merge(routes::build_control::router())
         .merge(routes::networks::router())
         .merge(routes::volumes::router())
         .fallback(not_found)

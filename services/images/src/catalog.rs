@@ -271,7 +271,19 @@ impl ImageService {
     }
 
     /// `docker rmi`, with Docker's conflict rules. Returns the Untagged/Deleted lines.
+    /// `docker rmi`, the untagged parents nothing else keeps going too.
     pub(crate) fn remove(&self, name: &str, force: bool) -> Result<Vec<pb::Deleted>, ImagesError> {
+        self.remove_pruning(name, force, true)
+    }
+
+    /// `docker rmi`; with `prune` (unless `noprune`), the untagged parents nothing else keeps
+    /// go too.
+    pub(crate) fn remove_pruning(
+        &self,
+        name: &str,
+        force: bool,
+        prune: bool,
+    ) -> Result<Vec<pb::Deleted>, ImagesError> {
         let rec = self.find(name)?;
         let named = (!ImageRef::looks_like_id(name))
             .then(|| name.parse::<ImageRef>().ok())
@@ -346,6 +358,9 @@ impl ImageService {
             return Ok(out);
         }
         out.extend(self.delete_image(&rec)?);
+        if prune {
+            out.extend(self.prune_parents(rec.parent.clone())?);
+        }
         Ok(out)
     }
 
@@ -372,7 +387,7 @@ impl ImageService {
     }
 
     /// Removes the image, its references, and the layers and blobs nothing else uses.
-    fn delete_image(&self, rec: &ImageRecord) -> Result<Vec<pb::Deleted>, ImagesError> {
+    pub(crate) fn delete_image(&self, rec: &ImageRecord) -> Result<Vec<pb::Deleted>, ImagesError> {
         let mut out = Vec::new();
         self.store.update(|tx| {
             for r in rec.repo_tags.iter().chain(&rec.repo_digests) {
@@ -423,22 +438,50 @@ impl ImageService {
         &self,
         filters: &pb::ImageFilters,
     ) -> Result<(Vec<pb::Deleted>, u64), ImagesError> {
-        let selection = self.select(filters)?;
+        // moby: dangling=false (prune -a) takes every unused image, tagged or not.
+        let mut filters = filters.clone();
+        filters.dangling = match filters.dangling {
+            Some(false) => None,
+            _ => Some(true),
+        };
+        let selection = self.select(&filters)?;
         let mut out = Vec::new();
         let mut reclaimed = 0u64;
-        for rec in self.store.images()? {
-            let labels = self.config_of(&rec).labels();
-            let tags: Vec<String> = rec.repo_tags.iter().map(|t| familiar(t)).collect();
-            if !selection.matches(Some(true), &tags, self.created_of(&rec), &labels) {
-                continue;
+        // Passes until one deletes nothing: an image whose children went in a pass (with -a,
+        // a tagged base image of a pruned build) can go in the next.
+        loop {
+            let images = self.store.images()?;
+            // Intermediate images go with the image they lead to, not on their own.
+            let intermediates = crate::parents::intermediates(&images);
+            let mut gone: HashSet<Digest> = HashSet::new();
+            for rec in images {
+                if intermediates.contains(&rec.id) || gone.contains(&rec.id) {
+                    continue;
+                }
+                let labels = self.config_of(&rec).labels();
+                let tags: Vec<String> = rec.repo_tags.iter().map(|t| familiar(t)).collect();
+                if !selection.matches(None, &tags, self.created_of(&rec), &labels) {
+                    continue;
+                }
+                if !self.snapshots_of(&rec.id)?.is_empty() {
+                    continue;
+                }
+                // An image with children stays (moby: a conflict, skipped by the prune).
+                if crate::parents::has_children(&self.store.images()?, &rec.id) {
+                    continue;
+                }
+                let before: u64 = self.store.layers()?.iter().map(|l| l.size).sum();
+                out.extend(self.delete_image(&rec)?);
+                gone.insert(rec.id.clone());
+                let parents = self.prune_parents(rec.parent.clone())?;
+                gone.extend(parents.iter().filter_map(|d| d.deleted.parse().ok()));
+                out.extend(parents);
+                let after: u64 = self.store.layers()?.iter().map(|l| l.size).sum();
+                reclaimed += before.saturating_sub(after);
             }
-            if !self.snapshots_of(&rec.id)?.is_empty() {
-                continue;
+            if gone.is_empty() {
+                break;
             }
-            let before: u64 = self.store.layers()?.iter().map(|l| l.size).sum();
-            out.extend(self.delete_image(&rec)?);
-            let after: u64 = self.store.layers()?.iter().map(|l| l.size).sum();
-            reclaimed += before.saturating_sub(after);
         }
         self.event("prune", "", "");
         Ok((out, reclaimed))

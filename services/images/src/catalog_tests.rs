@@ -164,3 +164,80 @@ async fn inspect_is_typed() {
     let u = svc.inspect(&untagged.id.to_string()).unwrap();
     assert!(u.last_tag_time.is_empty() && u.repo_tags.is_empty());
 }
+
+/// The classic builder's cache: intermediate images stay while the image below them lives, go
+/// with the dangling image they lead to (prune) or the image removed (rmi, unless noprune).
+#[tokio::test]
+async fn intermediate_images_go_with_the_image_they_lead_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(dir.path()).await;
+    let base = import(&svc, "test/base:1", "base", &[]);
+    let mid1 = import(&svc, "", "mid1", &[]);
+    let mid2 = import(&svc, "", "mid2", &[]);
+    let top = import(&svc, "test/top:1", "top", &[]);
+    let stage_mid = import(&svc, "", "stage-mid", &[]);
+    let stage = import(&svc, "", "stage", &[]);
+    let link = |child: &ImageRecord, parent: &ImageRecord| {
+        let mut c = svc.store.image(&child.id).unwrap().unwrap();
+        c.parent = Some(parent.id.clone());
+        svc.store.update(|tx| tx.put_image(&c)).unwrap();
+    };
+    link(&mid1, &base);
+    link(&mid2, &mid1);
+    link(&top, &mid2);
+    link(&stage_mid, &base);
+    link(&stage, &stage_mid);
+    let exists = |r: &ImageRecord| svc.store.image(&r.id).unwrap().is_some();
+
+    let (deleted, _) = svc.prune(&pb::ImageFilters::default()).unwrap();
+    let deleted: Vec<&str> = deleted.iter().map(|d| d.deleted.as_str()).collect();
+    assert!(
+        deleted.contains(&stage.id.to_string().as_str()),
+        "{deleted:?}"
+    );
+    assert!(
+        deleted.contains(&stage_mid.id.to_string().as_str()),
+        "{deleted:?}"
+    );
+    assert!(!exists(&stage) && !exists(&stage_mid));
+    assert!(
+        exists(&mid1) && exists(&mid2),
+        "a tagged image's cache stays"
+    );
+
+    // prune -a: the built image with its cache, then its base, now without children; an
+    // untagged image too.
+    let loose = import(&svc, "", "loose", &[]);
+    let (deleted, _) = svc
+        .prune(&pb::ImageFilters {
+            dangling: Some(false),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(!deleted.is_empty());
+    for r in [&base, &mid1, &mid2, &top, &loose] {
+        assert!(!exists(r), "{} left", r.id);
+    }
+}
+
+/// docker rmi: the untagged parents go too, unless noprune; a tagged parent stays.
+#[tokio::test]
+async fn rmi_prunes_untagged_parents_unless_told_not_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(dir.path()).await;
+    let base = import(&svc, "test/base:1", "base", &[]);
+    let mid1 = import(&svc, "", "mid1", &[]);
+    let mid2 = import(&svc, "", "mid2", &[]);
+    let top = import(&svc, "test/top:1", "top", &[]);
+    for (child, parent) in [(&mid1, &base), (&mid2, &mid1), (&top, &mid2)] {
+        let mut c = svc.store.image(&child.id).unwrap().unwrap();
+        c.parent = Some(parent.id.clone());
+        svc.store.update(|tx| tx.put_image(&c)).unwrap();
+    }
+    let exists = |r: &ImageRecord| svc.store.image(&r.id).unwrap().is_some();
+    svc.remove_pruning("test/top:1", false, false).unwrap();
+    assert!(!exists(&top) && exists(&mid2));
+    svc.remove(&mid2.id.to_string(), false).unwrap();
+    assert!(!exists(&mid2) && !exists(&mid1));
+    assert!(exists(&base), "a tagged parent stays");
+}

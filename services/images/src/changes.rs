@@ -1,9 +1,10 @@
 //! Dockerfile instructions applied to an image's container config, as `docker import --change`
 //! and `docker commit --change` take them (moby's `BuildFromConfig`): CMD, ENTRYPOINT, ENV,
-//! EXPOSE, HEALTHCHECK, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME and WORKDIR. Words are split
-//! and unquoted as the Dockerfile shell lexer does, with `$VAR`/`${VAR}` taken from the config's
-//! Env for the instructions that expand them.
+//! EXPOSE, HEALTHCHECK, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME and WORKDIR. Each line is
+//! parsed by the Dockerfile parser (`berth_dockerfile`) and its variables expanded from the
+//! config's Env, as the builder does for these instructions.
 
+use berth_dockerfile::{Instruction, ShellCommand, lex::EnvList};
 use serde_json::{Map, Value, json};
 
 use crate::ImagesError;
@@ -79,9 +80,7 @@ pub(crate) fn apply(
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (word, rest) = line
-                .split_once(char::is_whitespace)
-                .map_or((line, ""), |(w, r)| (w, r.trim()));
+            let word = line.split(char::is_whitespace).next().unwrap_or(line);
             let instruction = word.to_lowercase();
             if !INSTRUCTIONS.contains(&instruction.as_str()) {
                 return Err(invalid(format!(
@@ -95,76 +94,93 @@ pub(crate) fn apply(
                     word.to_uppercase()
                 )));
             }
-            if rest.is_empty() {
+            if line[word.len()..].trim().is_empty() {
                 return Err(invalid(format!(
                     "{} requires at least one argument",
                     word.to_uppercase()
                 )));
             }
-            apply_one(config, &instruction, rest, &mut cmd_set)?;
+            // The Dockerfile parser's words, quotes and variables (from the config's Env as
+            // it is before the instruction), as the builder's dispatch sees them.
+            let mut parsed = berth_dockerfile::parse_trigger(line)
+                .map_err(|e| invalid(e.message))?
+                .instruction;
+            parsed
+                .expand('\\', &EnvList(env_of(config)))
+                .map_err(invalid)?;
+            apply_one(config, parsed, &mut cmd_set)?;
         }
     }
     Ok(())
 }
 
+/// CMD/ENTRYPOINT: the exec form's words, or the shell form run by the config's SHELL
+/// (`/bin/sh -c` without one).
+fn command(config: &Map<String, Value>, c: ShellCommand) -> Vec<String> {
+    if !c.prepend_shell {
+        return c.args;
+    }
+    let mut shell = strings(config.get("Shell"));
+    if shell.is_empty() {
+        shell = vec!["/bin/sh".to_owned(), "-c".to_owned()];
+    }
+    shell.push(c.args.join(" "));
+    shell
+}
+
 fn apply_one(
     config: &mut Map<String, Value>,
-    instruction: &str,
-    rest: &str,
+    instruction: Instruction,
     cmd_set: &mut bool,
 ) -> Result<(), ImagesError> {
-    let env = env_of(config);
     match instruction {
-        "cmd" => {
-            config.insert("Cmd".to_owned(), json!(command(rest)));
+        Instruction::Cmd(c) => {
+            let cmd = command(config, c);
+            config.insert("Cmd".to_owned(), json!(cmd));
             *cmd_set = true;
         }
-        "entrypoint" => {
-            config.insert("Entrypoint".to_owned(), json!(command(rest)));
+        Instruction::Entrypoint(c) => {
+            let entrypoint = command(config, c);
+            config.insert("Entrypoint".to_owned(), json!(entrypoint));
             // As in a build: an ENTRYPOINT resets a CMD this change set did not give.
             if !*cmd_set {
                 config.insert("Cmd".to_owned(), Value::Null);
             }
         }
-        "env" => {
-            let mut env = env;
-            for (k, v) in pairs(rest, &env, "ENV")? {
-                env.retain(|e| e.split_once('=').map_or(e.as_str(), |(ek, _)| ek) != k);
-                env.push(format!("{k}={v}"));
+        Instruction::Env(kvs) => {
+            let mut env = env_of(config);
+            for kv in kvs {
+                env.retain(|e| e.split_once('=').map_or(e.as_str(), |(ek, _)| ek) != kv.key);
+                env.push(format!("{}={}", kv.key, kv.value));
             }
             config.insert("Env".to_owned(), json!(env));
         }
-        "label" => {
+        Instruction::Label(kvs) => {
             let mut labels = match config.remove("Labels") {
                 Some(Value::Object(m)) => m,
                 _ => Map::new(),
             };
-            for (k, v) in pairs(rest, &env, "LABEL")? {
-                labels.insert(k, json!(v));
+            for kv in kvs {
+                labels.insert(kv.key, json!(kv.value));
             }
             config.insert("Labels".to_owned(), Value::Object(labels));
         }
-        "expose" => {
+        Instruction::Expose(specs) => {
             let mut ports = match config.remove("ExposedPorts") {
                 Some(Value::Object(m)) => m,
                 _ => Map::new(),
             };
-            for spec in words(rest, Some(&env))? {
+            for spec in specs {
                 for p in port_specs(&spec)? {
                     ports.insert(p, json!({}));
                 }
             }
             config.insert("ExposedPorts".to_owned(), Value::Object(ports));
         }
-        "user" => {
-            let user = words(rest, Some(&env))?.join(" ");
+        Instruction::User(user) => {
             config.insert("User".to_owned(), json!(user));
         }
-        "volume" => {
-            let list = match json_array(rest) {
-                Some(a) => a,
-                None => words(rest, Some(&env))?,
-            };
+        Instruction::Volume(list) => {
             let mut volumes = match config.remove("Volumes") {
                 Some(Value::Object(m)) => m,
                 _ => Map::new(),
@@ -178,56 +194,50 @@ fn apply_one(
             }
             config.insert("Volumes".to_owned(), Value::Object(volumes));
         }
-        "workdir" => {
-            let dir = words(rest, Some(&env))?.join(" ");
+        Instruction::Workdir(dir) => {
             let current = config["WorkingDir"].as_str().unwrap_or_default().to_owned();
             config.insert("WorkingDir".to_owned(), json!(workdir(&current, &dir)));
         }
-        "stopsignal" => {
-            let sig = words(rest, Some(&env))?.join(" ");
+        Instruction::StopSignal(sig) => {
             if !valid_signal(&sig) {
                 return Err(invalid(format!("Invalid signal: {sig}")));
             }
             config.insert("StopSignal".to_owned(), json!(sig));
         }
-        "onbuild" => {
-            let (trigger, _) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-            match trigger.to_lowercase().as_str() {
-                "onbuild" => {
-                    return Err(invalid(
-                        "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
-                    ));
-                }
-                t @ ("from" | "maintainer") => {
-                    return Err(invalid(format!(
-                        "{} isn't allowed as an ONBUILD trigger",
-                        t.to_uppercase()
-                    )));
-                }
-                t if !INSTRUCTIONS.contains(&t) => {
-                    return Err(invalid(format!(
-                        "unknown instruction: {}",
-                        t.to_uppercase()
-                    )));
-                }
-                _ => {}
-            }
+        Instruction::Onbuild(trigger) => {
             let mut list: Vec<Value> = config["OnBuild"].as_array().cloned().unwrap_or_default();
-            list.push(json!(rest));
+            list.push(json!(trigger));
             config.insert("OnBuild".to_owned(), Value::Array(list));
         }
-        "healthcheck" => {
-            config.insert("Healthcheck".to_owned(), healthcheck(rest)?);
+        Instruction::Healthcheck(h) => {
+            // moby's HealthConfig: zero fields are left out.
+            let mut hc = Map::new();
+            hc.insert("Test".to_owned(), json!(h.test));
+            for (key, v) in [
+                ("Interval", h.interval),
+                ("Timeout", h.timeout),
+                ("StartPeriod", h.start_period),
+                ("StartInterval", h.start_interval),
+                ("Retries", h.retries),
+            ] {
+                if v != 0 {
+                    hc.insert(key.to_owned(), json!(v));
+                }
+            }
+            config.insert("Healthcheck".to_owned(), Value::Object(hc));
         }
-        _ => unreachable!("only allowed instructions reach here"),
+        other => {
+            return Err(invalid(format!(
+                "{} is not a valid change command",
+                other.name()
+            )));
+        }
     }
     Ok(())
 }
 
-fn env_of(config: &Map<String, Value>) -> Vec<String> {
-    config
-        .get("Env")
-        .and_then(Value::as_array)
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
         .map(|a| {
             a.iter()
                 .filter_map(|v| v.as_str().map(str::to_owned))
@@ -236,139 +246,8 @@ fn env_of(config: &Map<String, Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// `["a","b"]` as strings; `None` if it is not a JSON array of strings.
-fn json_array(s: &str) -> Option<Vec<String>> {
-    if !s.starts_with('[') {
-        return None;
-    }
-    serde_json::from_str(s).ok()
-}
-
-/// CMD/ENTRYPOINT: the JSON (exec) form, or the shell form run by `/bin/sh -c`.
-fn command(rest: &str) -> Vec<String> {
-    json_array(rest).unwrap_or_else(|| vec!["/bin/sh".to_owned(), "-c".to_owned(), rest.to_owned()])
-}
-
-/// `k=v k2="v 2"` pairs, or the legacy `KEY value with spaces`.
-fn pairs(rest: &str, env: &[String], what: &str) -> Result<Vec<(String, String)>, ImagesError> {
-    let first = rest.split_whitespace().next().unwrap_or_default();
-    if !first.contains('=') {
-        let (k, v) = rest
-            .split_once(char::is_whitespace)
-            .ok_or_else(|| invalid(format!("{what} must have two arguments")))?;
-        let v = words(v.trim(), Some(env))?.join(" ");
-        return Ok(vec![(k.to_owned(), v)]);
-    }
-    let mut out = Vec::new();
-    for w in raw_words(rest)? {
-        let (k, v) = w
-            .split_once('=')
-            .ok_or_else(|| invalid(format!("{what} names can not be blank: {w}")))?;
-        let k = unquote(k, None)?;
-        if k.is_empty() {
-            return Err(invalid(format!("{what} names can not be blank")));
-        }
-        out.push((k, unquote(v, Some(env))?));
-    }
-    Ok(out)
-}
-
-/// Splits on unquoted whitespace, keeping quotes and escapes in the words.
-fn raw_words(s: &str) -> Result<Vec<String>, ImagesError> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quote: Option<char> = None;
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (None, c) if c.is_whitespace() => {
-                if !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                }
-            }
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                cur.push(c);
-            }
-            (Some(q), c) if c == q => {
-                quote = None;
-                cur.push(c);
-            }
-            (q, '\\') if q != Some('\'') => {
-                cur.push(c);
-                if let Some(n) = chars.next() {
-                    cur.push(n);
-                }
-            }
-            (_, c) => cur.push(c),
-        }
-    }
-    if quote.is_some() {
-        return Err(invalid(format!(
-            "unexpected end of statement while looking for matching quote: {s}"
-        )));
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    Ok(out)
-}
-
-/// Words with quotes removed and, given an environment, variables expanded.
-fn words(s: &str, env: Option<&[String]>) -> Result<Vec<String>, ImagesError> {
-    raw_words(s)?.iter().map(|w| unquote(w, env)).collect()
-}
-
-/// Removes quotes and escapes from one word; expands `$VAR`/`${VAR}` outside single quotes.
-fn unquote(w: &str, env: Option<&[String]>) -> Result<String, ImagesError> {
-    let mut out = String::new();
-    let mut quote: Option<char> = None;
-    let mut chars = w.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (None, '\'' | '"') => quote = Some(c),
-            (Some(q), c) if c == q => quote = None,
-            (Some('\''), c) => out.push(c),
-            (_, '\\') => {
-                if let Some(n) = chars.next() {
-                    out.push(n);
-                }
-            }
-            (_, '$') if env.is_some() => {
-                let braced = chars.peek() == Some(&'{');
-                if braced {
-                    chars.next();
-                }
-                let mut name = String::new();
-                while let Some(&n) = chars.peek() {
-                    if n.is_ascii_alphanumeric() || n == '_' {
-                        name.push(n);
-                        chars.next();
-                    } else {
-                        break;
-                    }
-                }
-                if braced && chars.next() != Some('}') {
-                    return Err(invalid(format!("missing '}}' in {w}")));
-                }
-                if name.is_empty() {
-                    out.push('$');
-                    continue;
-                }
-                let prefix = format!("{name}=");
-                if let Some(v) = env
-                    .unwrap_or_default()
-                    .iter()
-                    .rev()
-                    .find_map(|e| e.strip_prefix(&prefix))
-                {
-                    out.push_str(v);
-                }
-            }
-            (_, c) => out.push(c),
-        }
-    }
-    Ok(out)
+fn env_of(config: &Map<String, Value>) -> Vec<String> {
+    strings(config.get("Env"))
 }
 
 /// `80`, `80/udp`, `8000-8002/tcp` → `80/tcp`, ...
@@ -427,87 +306,6 @@ fn valid_signal(s: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '+' || c == '-')
-}
-
-/// A Go duration (`1m30s`, `500ms`) in nanoseconds.
-fn go_duration(s: &str) -> Option<i64> {
-    if s == "0" {
-        return Some(0);
-    }
-    let mut total: f64 = 0.0;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        let (num, tail) = rest.split_at(num_len);
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, next) = tail.split_at(unit_len);
-        let n: f64 = num.parse().ok()?;
-        let scale = match unit {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += n * scale;
-        rest = next;
-    }
-    Some(total as i64)
-}
-
-/// `HEALTHCHECK NONE` or `HEALTHCHECK [--interval=..] [--timeout=..] [--start-period=..]
-/// [--start-interval=..] [--retries=..] CMD command`.
-fn healthcheck(rest: &str) -> Result<Value, ImagesError> {
-    if rest.eq_ignore_ascii_case("none") {
-        return Ok(json!({"Test": ["NONE"]}));
-    }
-    let mut hc = Map::new();
-    let mut rest = rest.trim_start();
-    while let Some(flag) = rest.strip_prefix("--") {
-        let (f, tail) = flag.split_once(char::is_whitespace).unwrap_or((flag, ""));
-        rest = tail.trim_start();
-        let (name, value) = f
-            .split_once('=')
-            .ok_or_else(|| invalid(format!("missing a value on flag: --{f}")))?;
-        let key = match name {
-            "interval" => "Interval",
-            "timeout" => "Timeout",
-            "start-period" => "StartPeriod",
-            "start-interval" => "StartInterval",
-            "retries" => {
-                let n: i64 = value
-                    .parse()
-                    .map_err(|_| invalid(format!("invalid value for --retries: {value}")))?;
-                hc.insert("Retries".to_owned(), json!(n));
-                continue;
-            }
-            other => return Err(invalid(format!("unknown flag: --{other}"))),
-        };
-        let ns = go_duration(value)
-            .ok_or_else(|| invalid(format!("time: invalid duration \"{value}\"")))?;
-        hc.insert(key.to_owned(), json!(ns));
-    }
-    let (word, cmd) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-    if !word.eq_ignore_ascii_case("cmd") {
-        return Err(invalid(format!(
-            "Unknown type \"{}\" in HEALTHCHECK (try CMD)",
-            word.to_uppercase()
-        )));
-    }
-    let cmd = cmd.trim();
-    if cmd.is_empty() {
-        return Err(invalid("Missing command after HEALTHCHECK CMD"));
-    }
-    let test: Vec<String> = match json_array(cmd) {
-        Some(a) => std::iter::once("CMD".to_owned()).chain(a).collect(),
-        None => vec!["CMD-SHELL".to_owned(), cmd.to_owned()],
-    };
-    hc.insert("Test".to_owned(), json!(test));
-    Ok(Value::Object(hc))
 }
 
 #[cfg(test)]
@@ -594,18 +392,18 @@ mod tests {
         assert_eq!(err(&["from busybox"]), "FROM is not a valid change command");
         assert_eq!(err(&["CMD"]), "CMD requires at least one argument");
         assert!(err(&["EXPOSE eighty"]).contains("invalid containerPort"));
-        assert!(err(&["ENV A=\"open"]).contains("matching quote"));
+        assert!(err(&["ENV A=\"open"]).contains("matching double-quote"));
         assert!(err(&["ONBUILD ONBUILD RUN x"]).contains("isn't allowed"));
         assert!(err(&["HEALTHCHECK --interval=soon CMD x"]).contains("invalid duration"));
+        // The builder's lexer, and its words.
+        assert!(
+            err(&["LABEL a=${B"]).starts_with(r#"failed to process "${B": unsupported modifier"#)
+        );
         assert!(err(&["STOPSIGNAL kill me"]).contains("Invalid signal"));
     }
 
     #[test]
-    fn durations_and_workdirs() {
-        assert_eq!(go_duration("1m30s"), Some(90_000_000_000));
-        assert_eq!(go_duration("500ms"), Some(500_000_000));
-        assert_eq!(go_duration("1.5h"), Some(5_400_000_000_000));
-        assert_eq!(go_duration("5x"), None);
+    fn workdirs() {
         assert_eq!(workdir("", "app"), "/app");
         assert_eq!(workdir("/a/b", "../c"), "/a/c");
         assert_eq!(workdir("/a", "/x/./y/"), "/x/y");

@@ -253,16 +253,10 @@ impl ImageService {
         Ok(diff::changes(&self.snapshot_upper(key), &lowers))
     }
 
-    /// A build step's layer: the snapshot's writable layer as an uncompressed tar (overlay
-    /// whiteouts turned into OCI ones) in the content store, its digest its diff ID; `None`
-    /// when nothing changed. Blocking.
-    pub(crate) fn snapshot_layer(
-        &self,
-        key: &str,
-    ) -> Result<Option<crate::build::NewLayer>, ImagesError> {
-        self.snapshot(key)?;
+    /// The writable layer of snapshot `key` as a tar (overlay whiteouts turned into OCI ones)
+    /// written into `w`: `w` back, the tar's digest (its diff ID), and whether it is empty.
+    fn upper_tar<W: Write>(&self, key: &str, w: W) -> Result<(W, Digest, bool), ImagesError> {
         let upper = self.snapshot_upper(key);
-        let w = self.content.writer()?;
         let mut t = TreeTar::new(
             Hashing {
                 inner: w,
@@ -272,13 +266,25 @@ impl ImageService {
         );
         t.append_tree(&upper, "")
             .map_err(|e| ImagesError::io(&upper, e))?;
-        if t.entries() == 0 {
+        let empty = t.entries() == 0;
+        let hashing = t.finish().map_err(|e| ImagesError::io(&upper, e))?;
+        Ok((hashing.inner, hashing.digester.finish(), empty))
+    }
+
+    /// A build step's layer: the snapshot's writable layer as an uncompressed tar (overlay
+    /// whiteouts turned into OCI ones) in the content store, its digest its diff ID; `None`
+    /// when nothing changed. Blocking.
+    pub(crate) fn snapshot_layer(
+        &self,
+        key: &str,
+    ) -> Result<Option<crate::build::NewLayer>, ImagesError> {
+        self.snapshot(key)?;
+        let (mut w, diff_id, empty) = self.upper_tar(key, self.content.writer()?)?;
+        if empty {
             return Ok(None);
         }
-        let hashing = t.finish().map_err(|e| ImagesError::io(&upper, e))?;
-        let diff_id = hashing.digester.finish();
-        let mut w = hashing.inner;
-        w.flush().map_err(|e| ImagesError::io(&upper, e))?;
+        w.flush()
+            .map_err(|e| ImagesError::io(&self.snapshot_upper(key), e))?;
         let size = w.written();
         if self.content.exists(&diff_id) {
             drop(w);
@@ -321,24 +327,9 @@ impl ImageService {
 
         // The layer: tar → diff_id → gzip → blob.
         let upper = self.snapshot_upper(&spec.key);
-        let w = self.content.writer()?;
-        let gz = flate2::write::GzEncoder::new(w, flate2::Compression::fast());
-        let mut t = TreeTar::new(
-            Hashing {
-                inner: gz,
-                digester: Sha256Digester::new(),
-            },
-            Whiteouts::Oci,
-        );
-        t.append_tree(&upper, "")
-            .map_err(|e| ImagesError::io(&upper, e))?;
-        let empty = t.entries() == 0;
-        let hashing = t.finish().map_err(|e| ImagesError::io(&upper, e))?;
-        let diff_id = hashing.digester.finish();
-        let mut w = hashing
-            .inner
-            .finish()
-            .map_err(|e| ImagesError::io(&upper, e))?;
+        let gz = flate2::write::GzEncoder::new(self.content.writer()?, flate2::Compression::fast());
+        let (gz, diff_id, empty) = self.upper_tar(&spec.key, gz)?;
+        let mut w = gz.finish().map_err(|e| ImagesError::io(&upper, e))?;
         w.flush().map_err(|e| ImagesError::io(&upper, e))?;
 
         let mut diff_ids = parent.diff_ids.clone();

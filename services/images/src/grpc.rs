@@ -26,11 +26,24 @@ pub(crate) struct GrpcImages {
     domain: Arc<ImageService>,
     /// The runtime service, for RUN steps (connected lazily).
     runtime: berth_service::Channel,
+    /// The running builds that have an ID (`POST /build/cancel`).
+    builds: Arc<crate::build::cancel::BuildJobs>,
+    /// The labels of this instance's RUN containers.
+    owner: crate::build::reap::Owner,
 }
 
 impl GrpcImages {
-    pub(crate) fn new(domain: Arc<ImageService>, runtime: berth_service::Channel) -> GrpcImages {
-        GrpcImages { domain, runtime }
+    pub(crate) fn new(
+        domain: Arc<ImageService>,
+        runtime: berth_service::Channel,
+        owner: crate::build::reap::Owner,
+    ) -> GrpcImages {
+        GrpcImages {
+            domain,
+            runtime,
+            builds: Arc::default(),
+            owner,
+        }
     }
 }
 
@@ -197,8 +210,12 @@ impl images_server::Images for GrpcImages {
         req: Request<pb::RemoveRequest>,
     ) -> Result<Response<pb::RemoveResponse>, Status> {
         let r = req.into_inner();
-        self.domain
-            .remove(&r.name, r.force)
+        let removed = if r.no_prune {
+            self.domain.remove_pruning(&r.name, r.force, false)
+        } else {
+            self.domain.remove(&r.name, r.force)
+        };
+        removed
             .map(|items| Response::new(pb::RemoveResponse { items }))
             .map_err(|e| status_from(&e))
     }
@@ -411,7 +428,24 @@ impl images_server::Images for GrpcImages {
         &self,
         req: Request<tonic::Streaming<pb::BuildRequest>>,
     ) -> Result<Response<Self::BuildStream>, Status> {
-        crate::grpc_build::build(self.domain.clone(), self.runtime.clone(), req).await
+        crate::grpc_build::build(
+            self.domain.clone(),
+            self.runtime.clone(),
+            self.builds.clone(),
+            self.owner.labels(),
+            req,
+        )
+        .await
+    }
+
+    async fn cancel_build(
+        &self,
+        req: Request<pb::CancelBuildRequest>,
+    ) -> Result<Response<pb::CancelBuildResponse>, Status> {
+        Ok(Response::new(crate::grpc_build::cancel(
+            &self.builds,
+            req.into_inner(),
+        )))
     }
 
     type PushStream = crate::grpc_streams::MessageStream;

@@ -12,7 +12,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
-    build::{BuildOut, BuildSpec, runtime_runner::RuntimeRunner},
+    build::{
+        self, BuildOut, BuildSpec,
+        cancel::{BuildJobs, Cancel},
+        runtime_runner::RuntimeRunner,
+    },
     grpc_streams,
     service::ImageService,
 };
@@ -22,6 +26,8 @@ pub(crate) type BuildStream = Pin<Box<dyn Stream<Item = Result<pb::BuildMessage,
 pub(crate) async fn build(
     domain: Arc<ImageService>,
     runtime: berth_service::Channel,
+    jobs: Arc<BuildJobs>,
+    labels: std::collections::HashMap<String, String>,
     req: Request<Streaming<pb::BuildRequest>>,
 ) -> Result<Response<BuildStream>, Status> {
     let mut input = req.into_inner();
@@ -39,13 +45,14 @@ pub(crate) async fn build(
             .await
             .map_err(|e| status_from(&e))?
     };
+    let cancel = (!spec.build_id.is_empty()).then(|| jobs.register(&spec.build_id));
     let (tx, rx) = mpsc::channel::<pb::BuildMessage>(64);
     let rt = tokio::runtime::Handle::current();
     let guard = tx.clone();
     let output = tx.clone();
     let task = tokio::task::spawn_blocking(move || {
         let mut out = BuildOut::new(tx, spec.quiet);
-        let runner = RuntimeRunner::new(runtime, rt.clone(), output);
+        let runner = RuntimeRunner::new(runtime, rt.clone(), output, labels);
         match domain.run_build(prepared, &spec, &mut out, &runner, &rt) {
             Ok(id) => out.done(&id),
             Err((e, code)) => out.failed(&e, code),
@@ -63,6 +70,63 @@ pub(crate) async fn build(
             let _ = guard.send(pb::BuildMessage { line: Some(line) }).await;
         }
     });
-    let stream = futures::StreamExt::map(ReceiverStream::new(rx), Ok);
+    let (out_tx, out_rx) = mpsc::channel::<pb::BuildMessage>(64);
+    tokio::spawn(forward(rx, out_tx, cancel));
+    let stream = futures::StreamExt::map(ReceiverStream::new(out_rx), Ok);
     Ok(Response::new(Box::pin(stream)))
+}
+
+/// Relays the build's lines to the client until the build ends, the client goes away, or
+/// `POST /build/cancel` cancels it. Either of the last two drops `rx`: the build sees its
+/// output closed and stops, removing the running step's container (as moby's builder does
+/// when its context is cancelled).
+async fn forward(
+    mut rx: mpsc::Receiver<pb::BuildMessage>,
+    out: mpsc::Sender<pb::BuildMessage>,
+    mut cancel: Option<Cancel>,
+) {
+    let cancelled = async {
+        match cancel.as_mut() {
+            Some(c) => c.cancelled().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(cancelled);
+    loop {
+        tokio::select! {
+            m = rx.recv() => match m {
+                Some(m) => {
+                    if out.send(m).await.is_err() {
+                        return;
+                    }
+                }
+                None => return,
+            },
+            () = out.closed() => return,
+            () = &mut cancelled => break,
+        }
+    }
+    drop(rx);
+    // moby's words when the client's context ends mid-build.
+    let _ = out
+        .send(build::message(pb::build_message::Line::Stream(
+            "Build cancelled\n".to_owned(),
+        )))
+        .await;
+    let _ = out
+        .send(build::message(pb::build_message::Line::Error(
+            pb::BuildError {
+                message: "Build cancelled".to_owned(),
+                kind: berth_types::ErrorKind::Internal.as_str().to_owned(),
+                code: 0,
+            },
+        )))
+        .await;
+}
+
+/// `POST /build/cancel`.
+pub(crate) fn cancel(jobs: &BuildJobs, req: pb::CancelBuildRequest) -> pb::CancelBuildResponse {
+    pb::CancelBuildResponse {
+        cancelled: jobs.cancel(&req.id),
+    }
 }

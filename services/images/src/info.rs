@@ -58,7 +58,9 @@ impl ImageService {
 
     pub(crate) fn disk_usage(&self) -> Result<pb::DiskUsageResponse, ImagesError> {
         let layers: u64 = self.store.layers()?.iter().map(|l| l.size).sum();
-        let images = self.summaries(true)?;
+        // As dockerd: the images `docker images` lists, not the builds' intermediate images
+        // (their layers count in `layers_size`).
+        let images = self.summaries(false)?;
         Ok(pb::DiskUsageResponse {
             layers_size: layers as i64,
             images,

@@ -26,6 +26,7 @@ mod load;
 mod load_archive;
 mod login;
 mod manifest;
+mod parents;
 mod pipe;
 mod platform;
 mod progress;
@@ -67,8 +68,21 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
     )?;
     let mut routes = RoutesBuilder::default();
     let jobs = jobs::spawn(domain.clone(), ctx.bus.clone());
-    routes.add_service(ImagesServer::new(grpc::GrpcImages::new(domain, runtime)));
+    // RUN containers of builds a crash interrupted go once the runtime answers.
+    let owner = build::reap::Owner::new(&ctx.data_dir);
+    // Its own channel: the builds' connects at their first RUN.
+    let reaper = build::reap::spawn(
+        berth_service::channel(
+            &ctx.cfg.service_address(ServiceName::Runtime),
+            ctx.cfg.berth.service_tls.as_ref(),
+        )?,
+        owner.clone(),
+    );
+    routes.add_service(ImagesServer::new(grpc::GrpcImages::new(
+        domain, runtime, owner,
+    )));
     let result = ctx.serve(routes).await;
     jobs.abort();
+    reaper.abort();
     result
 }

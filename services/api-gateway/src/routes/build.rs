@@ -125,19 +125,14 @@ fn options(
             ));
         }
     }
-    for (k, what) in [
-        ("session", "BuildKit sessions"),
-        ("buildid", "build IDs (for POST /build/cancel)"),
-    ] {
-        if !q.get(k).is_empty() {
-            return Err(ApiError::new(
-                ErrorKind::NotImplemented,
-                format!(
-                    "{what} are not supported by Berth's classic builder ({k}={})",
-                    q.get(k)
-                ),
-            ));
-        }
+    if !q.get("session").is_empty() {
+        return Err(ApiError::new(
+            ErrorKind::NotImplemented,
+            format!(
+                "BuildKit sessions are not supported by Berth's classic builder (session={})",
+                q.get("session")
+            ),
+        ));
     }
     match q.get("isolation") {
         "" | "default" => {}
@@ -212,6 +207,7 @@ fn options(
         }),
         auths: auth_configs(headers),
         want_aux: version >= "1.30".parse().expect("a version"),
+        build_id: q.get("buildid").to_owned(),
     })
 }
 
@@ -267,7 +263,8 @@ pub fn render(m: &pb::BuildMessage) -> Bytes {
         Some(Line::AuxId(id)) => json!({"aux": {"ID": id}}),
         Some(Line::Progress(p)) => return jsonmessage::line(p),
         Some(Line::Error(e)) => error_json(&e.message, e.code),
-        None => return Bytes::new(),
+        // The end of a successful build: nothing to show.
+        Some(Line::Result(_)) | None => return Bytes::new(),
     };
     let mut out = serde_json::to_vec(&v).unwrap_or_default();
     out.push(b'\n');
@@ -312,18 +309,48 @@ async fn build(
             return Err(ApiError::from_status(&e));
         }
     };
-    let lines = stream.map(|item| {
-        Ok::<_, std::io::Error>(match item {
-            Ok(m) => render(&m),
+    Ok(jsonmessage::stream_response(lines(stream)).into_response())
+}
+
+/// What the client reads when the build's stream breaks or ends with neither its result nor
+/// an error (the images service stopped mid-build).
+pub const NO_RESULT: &str =
+    "the build ended without a result: the images service stopped before it finished";
+
+/// The build's lines as dockerd writes them. A stream that ends without the build's result
+/// ends with an error line: a client must never take a broken build for a success.
+fn lines(stream: BuildStream) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = finished.clone();
+    let error_line = |message: &str| {
+        let mut out = serde_json::to_vec(&error_json(message, 0)).unwrap_or_default();
+        out.push(b'\n');
+        Bytes::from(out)
+    };
+    stream
+        .map(move |item| match item {
+            Ok(m) => {
+                if matches!(m.line, Some(Line::Result(_) | Line::Error(_))) {
+                    seen.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                render(&m)
+            }
+            // The images service sends its errors as lines: a broken stream is the service
+            // (or the connection to it) gone.
             Err(status) => {
-                let mut out =
-                    serde_json::to_vec(&error_json(status.message(), 0)).unwrap_or_default();
-                out.push(b'\n');
-                Bytes::from(out)
+                seen.store(true, std::sync::atomic::Ordering::Relaxed);
+                error_line(&format!("{NO_RESULT} ({})", status.message()))
             }
         })
-    });
-    Ok(jsonmessage::stream_response(lines).into_response())
+        .chain(futures::stream::once(async move {
+            if finished.load(std::sync::atomic::Ordering::Relaxed) {
+                Bytes::new()
+            } else {
+                error_line(NO_RESULT)
+            }
+        }))
+        .filter(|b| std::future::ready(!b.is_empty()))
+        .map(Ok)
 }
 
 #[cfg(test)]
@@ -353,6 +380,7 @@ mod tests {
         );
         assert_eq!(run.ulimits[0].hard, 2);
         assert!(opts("").unwrap().remove, "rm defaults to true");
+        assert_eq!(opts("buildid=b1").unwrap().build_id, "b1");
         assert_eq!(opts("version=2").unwrap_err().message, NO_BUILDKIT);
         assert_eq!(
             opts("version=3").unwrap_err().message,
@@ -387,6 +415,51 @@ mod tests {
                 .unwrap_err()
                 .message
                 .contains("outputs")
+        );
+    }
+
+    async fn collect(messages: Vec<Result<pb::BuildMessage, tonic::Status>>) -> Vec<Value> {
+        let out: Vec<_> = lines(Box::pin(futures::stream::iter(messages)))
+            .collect()
+            .await;
+        out.into_iter()
+            .map(|b| serde_json::from_slice(&b.unwrap()).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_stream_without_its_result_ends_with_an_error() {
+        let m = |l: Line| Ok(pb::BuildMessage { line: Some(l) });
+        let step = || m(Line::Stream("Step 1/1 : RUN x\n".into()));
+        assert_eq!(
+            collect(vec![step()]).await,
+            [
+                json!({"stream": "Step 1/1 : RUN x\n"}),
+                error_json(NO_RESULT, 0)
+            ]
+        );
+        assert_eq!(
+            collect(vec![step(), m(Line::Result("sha256:ab".into()))]).await,
+            [json!({"stream": "Step 1/1 : RUN x\n"})],
+            "the result is not shown"
+        );
+        let failed = pb::BuildError {
+            message: "boom".into(),
+            kind: String::new(),
+            code: 1,
+        };
+        assert_eq!(
+            collect(vec![step(), m(Line::Error(failed))]).await.len(),
+            2,
+            "an error is the end"
+        );
+        assert_eq!(
+            collect(vec![
+                step(),
+                Err(tonic::Status::unknown("h2 protocol error"))
+            ])
+            .await[1],
+            error_json(&format!("{NO_RESULT} (h2 protocol error)"), 0)
         );
     }
 

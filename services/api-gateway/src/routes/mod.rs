@@ -2,6 +2,7 @@
 
 pub mod archive;
 pub mod build;
+pub mod build_control;
 pub mod buildkit;
 pub mod container_fs;
 pub mod containers;

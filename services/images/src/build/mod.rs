@@ -5,11 +5,13 @@
 
 mod args;
 mod builder;
+pub(crate) mod cancel;
 mod context;
 mod copy;
 mod dispatch;
 mod fs;
 mod ignore;
+pub(crate) mod reap;
 mod run_step;
 pub(crate) mod runner;
 pub(crate) mod runtime_runner;
@@ -53,6 +55,8 @@ pub(crate) struct BuildSpec {
     pub(crate) run: pb::BuildRunOptions,
     pub(crate) auths: HashMap<String, Credentials>,
     pub(crate) want_aux: bool,
+    /// The client's ID for `POST /build/cancel` (`buildid`); empty: none.
+    pub(crate) build_id: String,
 }
 
 impl BuildSpec {
@@ -111,6 +115,7 @@ impl BuildSpec {
             run: o.run.unwrap_or_default(),
             auths,
             want_aux: o.want_aux,
+            build_id: o.build_id,
         })
     }
 }
@@ -123,7 +128,7 @@ pub(crate) struct BuildOut {
     held: Vec<pb::BuildMessage>,
 }
 
-pub(super) fn message(line: pb::build_message::Line) -> pb::BuildMessage {
+pub(crate) fn message(line: pb::build_message::Line) -> pb::BuildMessage {
     pb::BuildMessage { line: Some(line) }
 }
 
@@ -161,7 +166,7 @@ impl BuildOut {
         self.tx.is_closed()
     }
 
-    /// The end of a successful build.
+    /// The end of a successful build; the `result` line says so to the gateway.
     pub(crate) fn done(mut self, id: &Digest) {
         if self.quiet {
             let _ = self
@@ -169,6 +174,9 @@ impl BuildOut {
                 .blocking_send(message(pb::build_message::Line::Stream(format!("{id}\n"))));
         }
         self.held.clear();
+        let _ = self
+            .tx
+            .blocking_send(message(pb::build_message::Line::Result(id.to_string())));
     }
 
     /// The end of a failed build: what was held back, then the error.

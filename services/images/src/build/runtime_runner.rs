@@ -19,6 +19,8 @@ pub(crate) struct RuntimeRunner {
     /// The build's output: once its reader is gone (the client went away), a running step's
     /// container is removed, as moby does on cancellation.
     output: tokio::sync::mpsc::Sender<berth_proto::images::v1::BuildMessage>,
+    /// Which service instance made the container ([`super::reap`]).
+    labels: std::collections::HashMap<String, String>,
 }
 
 impl RuntimeRunner {
@@ -26,11 +28,13 @@ impl RuntimeRunner {
         channel: Channel,
         rt: tokio::runtime::Handle,
         output: tokio::sync::mpsc::Sender<berth_proto::images::v1::BuildMessage>,
+        labels: std::collections::HashMap<String, String>,
     ) -> RuntimeRunner {
         RuntimeRunner {
             client: RuntimeClient::new(channel),
             rt,
             output,
+            labels,
         }
     }
 }
@@ -140,9 +144,11 @@ pub(crate) fn spec_of(step: &RunStep<'_>) -> rpb::ContainerSpec {
 impl StepRunner for RuntimeRunner {
     fn create(&self, step: &RunStep<'_>) -> Result<String, ImagesError> {
         let mut client = self.client.clone();
+        let mut spec = spec_of(step);
+        spec.labels.extend(self.labels.clone());
         let req = rpb::CreateRequest {
             name: String::new(),
-            spec: Some(spec_of(step)),
+            spec: Some(spec),
         };
         self.rt
             .block_on(client.create(req))

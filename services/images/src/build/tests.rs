@@ -60,14 +60,22 @@ async fn build(
             }
         };
         let mut lines = Vec::new();
+        let mut result = None;
         while let Ok(m) = rx.try_recv() {
+            assert!(result.is_none(), "the result is the last message");
             lines.push(match m.line {
+                Some(Line::Result(id)) => {
+                    result = Some(id);
+                    continue;
+                }
                 Some(Line::Stream(s)) => s,
                 Some(Line::AuxId(id)) => format!("aux:{id}"),
                 Some(Line::Error(e)) => format!("E:{}", e.message),
                 other => format!("{other:?}"),
             });
         }
+        // A successful build ends with its result, a failed one without.
+        assert_eq!(result.as_ref(), r.as_ref().ok());
         (lines, r)
     })
     .await
