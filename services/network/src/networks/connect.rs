@@ -6,7 +6,12 @@ use std::{net::Ipv4Addr, path::PathBuf};
 
 use berth_proto::network::v1 as pb;
 
-use super::{Networks, Who, endpoint_rule, kernel, port_rules, resolv_conf};
+use super::{
+    Networks, Who,
+    files::resolv_conf,
+    kernel,
+    rules::{endpoint_rule, port_rules},
+};
 use crate::{
     NetworkError, dns, ipam,
     netlink::{self, Inside},
