@@ -99,6 +99,9 @@ pub(crate) fn endpoint(e: netpb::Endpoint) -> pb::ContainerEndpoint {
         gateway: e.gateway,
         mac_address: e.mac_address,
         interface: e.interface,
+        ipv6_address: e.ipv6_address,
+        ipv6_prefix_len: e.ipv6_prefix_len,
+        ipv6_gateway: e.ipv6_gateway,
     }
 }
 

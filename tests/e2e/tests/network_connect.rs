@@ -238,7 +238,7 @@ fn fixed_addresses_and_their_refusals() {
         ),
         (
             vec!["--network", "fx", "--ip6", "fd00::9"],
-            "--ip6 is not supported by Berth yet",
+            "network fx does not have IPv6 enabled (--ipv6)",
         ),
         (
             vec!["--network", "fx", "--ip", "10.248.0.1"],

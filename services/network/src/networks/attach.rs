@@ -7,7 +7,7 @@ use berth_proto::network::v1 as pb;
 
 use super::{
     Networks, Who, connect, files, kernel, new_id,
-    rules::{endpoint_rule, pools_of, port_rules},
+    rules::{endpoint_rule, pools_of, port_rules, want6_of},
 };
 use crate::{
     NetworkError, dns, ipam,
@@ -100,7 +100,11 @@ impl Networks {
                 return Err(e);
             }
         }
-        let addresses: Vec<String> = endpoints.iter().map(|e| e.ipv4_address.clone()).collect();
+        let addresses: Vec<String> = endpoints
+            .iter()
+            .flat_map(|e| [e.ipv4_address.clone(), e.ipv6_address.clone()])
+            .filter(|a| !a.is_empty())
+            .collect();
         Ok(pb::AttachResponse {
             resolv_conf: dns::resolv_conf(
                 &files::resolv_conf(&host),
@@ -133,6 +137,7 @@ impl Networks {
             )));
         }
         let (fixed, mac) = connect::check_endpoint(&n, want)?;
+        let v6 = want6_of(&n, connect::check_ipv6(&n, want)?)?;
         let pools = pools_of(&n)?;
         let others = self.store.container_endpoints(who.id)?;
         let interface = (0..)
@@ -164,10 +169,11 @@ impl Networks {
             fixed_address: fixed.is_some(),
             default_route,
             hostname: who.hostname.to_owned(),
+            ..Default::default()
         };
         let ep = match self
             .store
-            .add_endpoint_at(&n, who.id, &pools, fixed, make)?
+            .add_endpoint_at(&n, who.id, &pools, fixed, v6.as_ref(), make)?
         {
             Ok(ep) => ep,
             Err(NoAddress::Exhausted) => {
@@ -183,6 +189,18 @@ impl Networks {
                 return Err(NetworkError::invalid(format!(
                     "no configured subnet contains IP address {}",
                     want.ipv4_address
+                )));
+            }
+            Err(NoAddress::Exhausted6) => {
+                return Err(NetworkError::forbidden(format!(
+                    "no available IPv6 addresses on this network's address pools: {} ({})",
+                    n.name, n.id
+                )));
+            }
+            Err(NoAddress::OutOfRange6) => {
+                return Err(NetworkError::invalid(format!(
+                    "no configured subnet contains IP address {}",
+                    want.ipv6_address
                 )));
             }
         };
@@ -206,6 +224,8 @@ impl Networks {
                 ip,
                 prefix: u8::try_from(ep.ipv4_prefix_len).unwrap_or(32),
                 gateway,
+                ip6: netlink::ip6_of(&ep),
+                gateway6: ep.ipv6_gateway.parse().ok().filter(|_| ep.default_route),
             }],
         )
         .await

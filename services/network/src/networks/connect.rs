@@ -2,7 +2,10 @@
 //! or out while it runs), the checks of an endpoint's settings that dockerd makes at create and
 //! connect, and `docker rename` (the names the embedded DNS server answers).
 
-use std::{net::Ipv4Addr, path::PathBuf};
+use std::{
+    net::{Ipv4Addr, Ipv6Addr},
+    path::PathBuf,
+};
 
 use berth_proto::network::v1 as pb;
 
@@ -25,11 +28,6 @@ pub(crate) fn check_endpoint(
     if !want.aliases.is_empty() && n.predefined {
         return Err(NetworkError::invalid(
             "network-scoped alias is supported only for containers in user defined networks",
-        ));
-    }
-    if !want.ipv6_address.is_empty() {
-        return Err(NetworkError::invalid(
-            "--ip6 is not supported by Berth yet (IPv6 networks; IPAMConfig.IPv6Address)",
         ));
     }
     let fixed = if want.ipv4_address.is_empty() {
@@ -62,6 +60,41 @@ pub(crate) fn check_endpoint(
         })?)
     };
     Ok((fixed, mac))
+}
+
+/// The fixed IPv6 address an endpoint asks for (`--ip6`), checked against its network: one
+/// with IPv6 and a subnet the user gave, as dockerd requires.
+pub(crate) fn check_ipv6(
+    n: &pb::NetworkRecord,
+    want: &pb::EndpointRequest,
+) -> Result<Option<Ipv6Addr>, NetworkError> {
+    if want.ipv6_address.is_empty() {
+        return Ok(None);
+    }
+    let ip: Ipv6Addr = want.ipv6_address.parse().map_err(|_| {
+        NetworkError::invalid(format!("invalid IPv6 address: {}", want.ipv6_address))
+    })?;
+    if ip.is_unspecified() {
+        return Err(NetworkError::invalid(format!("invalid IPv6 address: {ip}")));
+    }
+    if n.predefined {
+        return Err(NetworkError::invalid(
+            "user specified IP address is supported on user defined networks only",
+        ));
+    }
+    if !n.enable_ipv6 {
+        return Err(NetworkError::invalid(format!(
+            "network {} does not have IPv6 enabled (--ipv6): --ip6 {ip} cannot be used",
+            n.name
+        )));
+    }
+    if !n.subnet6_given {
+        return Err(NetworkError::invalid(
+            "user specified IP address is supported only when connecting to networks with \
+             user configured subnets",
+        ));
+    }
+    Ok(Some(ip))
 }
 
 fn check_container(id: &str, netns: &str) -> Result<PathBuf, NetworkError> {
@@ -249,6 +282,8 @@ impl Networks {
                 ip,
                 prefix: u8::try_from(e.ipv4_prefix_len).unwrap_or(32),
                 gateway: Some(gw),
+                ip6: netlink::ip6_of(e),
+                gateway6: e.ipv6_gateway.parse().ok(),
             };
             if let Err(err) = netlink::configure_inside(netns.to_owned(), vec![inside]).await {
                 tracing::warn!(error = %err, container = cid, "moving the default route");
@@ -323,6 +358,31 @@ mod tests {
             ipv6_address: "fd00::5".to_owned(),
             ..Default::default()
         };
-        assert!(err(&user, six).contains("--ip6"));
+        let err6 = |n: &pb::NetworkRecord, w: &pb::EndpointRequest| {
+            check_ipv6(n, w).unwrap_err().to_string()
+        };
+        assert!(err6(&user, &six).contains("does not have IPv6 enabled (--ipv6)"));
+        let v6 = pb::NetworkRecord {
+            enable_ipv6: true,
+            subnet6_given: true,
+            ..user.clone()
+        };
+        assert_eq!(
+            check_ipv6(&v6, &six).unwrap(),
+            Some("fd00::5".parse().unwrap())
+        );
+        assert_eq!(check_ipv6(&v6, &aliased).unwrap(), None);
+        let v6_picked = pb::NetworkRecord {
+            subnet6_given: false,
+            ..v6.clone()
+        };
+        assert!(err6(&v6_picked, &six).contains("user configured subnets"));
+        let bad = pb::EndpointRequest {
+            ipv6_address: "fd00::zz".to_owned(),
+            ..Default::default()
+        };
+        assert!(err6(&v6, &bad).contains("invalid IPv6 address"));
+        // IPv4 checks do not look at --ip6.
+        assert!(check_endpoint(&user, &six).is_ok());
     }
 }

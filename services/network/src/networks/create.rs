@@ -1,17 +1,19 @@
 //! `docker network create`: the request checked and turned into a network record (driver,
 //! options, IPAM), then recorded, its bridge made and its rules added.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use berth_proto::network::v1 as pb;
 
 use super::{
     BRIDGE_PREFIX, Networks, OPT_BRIDGE_NAME, OPT_MTU, host_lock, kernel, new_id, now_nanos,
+    rules::is_v6,
     rules::{pools_of, rule_of},
 };
 use crate::{
     NetworkError,
     ipam::{self, Ipv4Net},
+    ipam6::{self, Ipv6Net},
     store::Refusal,
 };
 
@@ -20,6 +22,84 @@ fn valid_ifname(n: &str) -> bool {
         && n.len() <= 15
         && n.bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
+/// The IPv6 subnets of the networks with IPv6.
+fn subnets6(networks: &[pb::NetworkRecord]) -> Vec<Ipv6Net> {
+    networks
+        .iter()
+        .filter(|n| n.enable_ipv6)
+        .flat_map(|n| &n.ipam)
+        .filter(|c| is_v6(c))
+        .filter_map(|c| c.subnet.parse().ok())
+        .collect()
+}
+
+/// A network's IPv6 IPAM configuration checked: the subnet (a /126 at most, overlapping no
+/// other network's), the gateway (default: its first address), the auxiliary addresses.
+fn check_ipam6(
+    c: &pb::IpamConfig,
+    others: &[pb::NetworkRecord],
+) -> Result<pb::IpamConfig, NetworkError> {
+    if c.subnet.is_empty() {
+        return Err(NetworkError::invalid(
+            "a gateway, an IP range or auxiliary addresses need a subnet (--subnet)",
+        ));
+    }
+    let subnet: Ipv6Net = c.subnet.parse().map_err(NetworkError::invalid)?;
+    if subnet.prefix() > ipam6::MAX_PREFIX {
+        return Err(NetworkError::invalid(format!(
+            "subnet {subnet} is too small: at least a /{} is needed",
+            ipam6::MAX_PREFIX
+        )));
+    }
+    if !c.ip_range.is_empty() {
+        return Err(NetworkError::invalid(
+            "--ip-range for an IPv6 subnet is not supported by Berth yet",
+        ));
+    }
+    for o in others.iter().filter(|o| o.enable_ipv6) {
+        for p in subnets6(std::slice::from_ref(o)) {
+            if p.overlaps(&subnet) {
+                return Err(NetworkError::forbidden(format!(
+                    "invalid pool request: Pool overlaps with other one on this address space ({p} of network {})",
+                    o.name
+                )));
+            }
+        }
+    }
+    let gateway = if c.gateway.is_empty() {
+        subnet
+            .first_host()
+            .ok_or_else(|| NetworkError::invalid("invalid subnet"))?
+    } else {
+        let g: Ipv6Addr = c
+            .gateway
+            .parse()
+            .map_err(|_| NetworkError::invalid(format!("invalid gateway {}", c.gateway)))?;
+        if !subnet.contains(g) {
+            return Err(NetworkError::invalid(format!(
+                "no matching subnet for gateway {g}"
+            )));
+        }
+        g
+    };
+    for (k, a) in &c.aux_addresses {
+        let ip: Ipv6Addr = a
+            .parse()
+            .map_err(|_| NetworkError::invalid(format!("invalid auxiliary address {k}={a}")))?;
+        if !subnet.contains(ip) {
+            return Err(NetworkError::invalid(format!(
+                "no matching subnet for aux-address {ip}"
+            )));
+        }
+    }
+    Ok(pb::IpamConfig {
+        subnet: subnet.to_string(),
+        ip_range: String::new(),
+        gateway: gateway.to_string(),
+        aux_addresses: c.aux_addresses.clone(),
+    })
 }
 
 impl Networks {
@@ -61,11 +141,6 @@ impl Networks {
                 "--ipam-opt {k} is not supported by Berth yet"
             )));
         }
-        if req.enable_ipv6 {
-            return Err(NetworkError::invalid(
-                "--ipv6 is not supported by Berth yet (EnableIPv6)",
-            ));
-        }
         let id = new_id();
         let mut bridge = format!("{BRIDGE_PREFIX}{}", &id[..9]);
         let mut mtu = self.settings.mtu;
@@ -101,12 +176,46 @@ impl Networks {
                 o.name
             )));
         }
-        if req.ipam.len() > 1 {
+        let (v6, v4): (Vec<&pb::IpamConfig>, Vec<&pb::IpamConfig>) =
+            req.ipam.iter().partition(|c| is_v6(c));
+        if v4.len() > 1 || v6.len() > 1 {
             return Err(NetworkError::invalid(
-                "more than one IPAM configuration is not supported by Berth yet",
+                "more than one IPAM configuration per address family is not supported by Berth yet",
             ));
         }
-        let ipam = match req.ipam.first() {
+        if let Some(c) = v6.first()
+            && !req.enable_ipv6
+        {
+            return Err(NetworkError::invalid(format!(
+                "IPv6 subnet {} given, but IPv6 is not enabled on the network (--ipv6)",
+                c.subnet
+            )));
+        }
+        let ipam6 = if req.enable_ipv6 {
+            Some(match v6.first() {
+                Some(c) => check_ipam6(c, &others)?,
+                None => {
+                    let taken = subnets6(&others);
+                    let subnet = ipam6::pick_ula(&taken).ok_or_else(|| {
+                        NetworkError::forbidden(
+                            "could not find an available, non-overlapping IPv6 address pool \
+                             among the defaults to assign to the network",
+                        )
+                    })?;
+                    pb::IpamConfig {
+                        subnet: subnet.to_string(),
+                        gateway: subnet
+                            .first_host()
+                            .map(|g| g.to_string())
+                            .unwrap_or_default(),
+                        ..Default::default()
+                    }
+                }
+            })
+        } else {
+            None
+        };
+        let ipam = match v4.first().copied() {
             None => {
                 let taken = self.taken_subnets(&[]).await?;
                 let subnet = ipam::pick_subnet(&self.settings.pools, &taken).ok_or_else(|| {
@@ -129,14 +238,15 @@ impl Networks {
             created: now_nanos(),
             internal: req.internal,
             attachable: req.attachable,
-            enable_ipv6: false,
-            ipam: vec![ipam],
+            enable_ipv6: req.enable_ipv6,
+            ipam: std::iter::once(ipam).chain(ipam6).collect(),
             options: req.options.clone(),
             labels: req.labels.clone(),
             bridge,
             mtu,
             predefined: false,
-            subnet_given: !req.ipam.is_empty(),
+            subnet_given: !v4.is_empty(),
+            subnet6_given: !v6.is_empty(),
         })
     }
 
@@ -148,11 +258,6 @@ impl Networks {
         if c.subnet.is_empty() {
             return Err(NetworkError::invalid(
                 "a gateway, an IP range or auxiliary addresses need a subnet (--subnet)",
-            ));
-        }
-        if c.subnet.contains(':') {
-            return Err(NetworkError::invalid(
-                "IPv6 subnets are not supported by Berth yet",
             ));
         }
         let subnet: Ipv4Net = c.subnet.parse().map_err(NetworkError::invalid)?;

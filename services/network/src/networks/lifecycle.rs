@@ -12,7 +12,7 @@ use berth_proto::network::v1 as pb;
 
 use super::{
     Networks, OPT_BRIDGE_NAME, OPT_DEFAULT_BRIDGE, OPT_MTU, host_lock, kernel, new_id, now_nanos,
-    rules::{endpoint_rule, pools_of, port_rules, rule_of},
+    rules::{endpoint_rule, pools_of, port_rules, rule_of, want6_of},
 };
 use crate::{
     NetworkError,
@@ -129,9 +129,20 @@ impl Networks {
             .into_iter()
             .next()
             .ok_or_else(|| NetworkError::Store(anyhow::anyhow!("{} has no subnet", n.name)))?;
+        let v6 = want6_of(n, None)?;
+        let gateway6 = v6.as_ref().map(|w| (w.gateway, w.subnet.prefix()));
+        if v6.is_some() {
+            crate::sysctl::ipv6_forwarding_on();
+        }
         let index = self
             .links
-            .ensure_bridge(&n.bridge, pool.gateway, pool.subnet.prefix(), n.mtu)
+            .ensure_bridge(
+                &n.bridge,
+                pool.gateway,
+                pool.subnet.prefix(),
+                gateway6,
+                n.mtu,
+            )
             .await
             .map_err(kernel)?;
         // Published ports answer on 127.0.0.1: loopback-sourced packets may leave through it.
