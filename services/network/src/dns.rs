@@ -164,7 +164,16 @@ impl Resolver {
                 let hit = names
                     .iter()
                     .any(|n| *n == name || format!("{n}.{net}") == name);
-                if hit {
+                // A legacy link of the asking container names a peer on this network.
+                let linked = own.links.iter().any(|l| {
+                    l.split_once(':').is_some_and(|(to, alias)| {
+                        to == e.container_name && {
+                            let alias = alias.to_ascii_lowercase();
+                            alias == name || format!("{alias}.{net}") == name
+                        }
+                    })
+                });
+                if hit || linked {
                     out.extend(e.ipv4_address.parse::<Ipv4Addr>().ok().map(IpAddr::V4));
                     out.extend(e.ipv6_address.parse::<Ipv6Addr>().ok().map(IpAddr::V6));
                 }

@@ -23,6 +23,7 @@ mod connect;
 mod create;
 mod files;
 mod lifecycle;
+mod links;
 mod manage;
 mod publish;
 mod rules;

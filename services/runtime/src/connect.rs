@@ -94,6 +94,7 @@ impl Containers {
             ipv4_address: want.ipv4_address.clone(),
             mac_address: want.mac_address.clone(),
             ipv6_address: want.ipv6_address.clone(),
+            links: want.links.clone(),
         };
         let n = self
             .net_client()

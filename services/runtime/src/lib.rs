@@ -23,6 +23,7 @@ mod health_monitor;
 mod info;
 mod lifecycle;
 mod limits;
+mod links;
 mod list;
 mod logs;
 mod migrate;

@@ -188,10 +188,11 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
         rest.dns_search.clear();
         rest.dns_options.clear();
         rest.extra_hosts.clear();
+        rest.links.clear();
         rest.mac_address.clear();
         rest.endpoints_listed = false;
-        // An endpoint with aliases, fixed IPv4 and IPv6 addresses and a MAC address is
-        // honored.
+        // An endpoint with aliases, fixed IPv4 and IPv6 addresses, a MAC address and links
+        // is honored.
         rest.endpoints.retain(|e| {
             *e != pb::EndpointSpec {
                 network: e.network.clone(),
@@ -199,6 +200,7 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
                 ipv4_address: e.ipv4_address.clone(),
                 ipv6_address: e.ipv6_address.clone(),
                 mac_address: e.mac_address.clone(),
+                links: e.links.clone(),
                 ..Default::default()
             }
         });

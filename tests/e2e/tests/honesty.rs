@@ -162,7 +162,7 @@ ct = c.containers.create(image, "true", name="pyc", stop_signal="SIGINT", tty=Tr
 assert ct.attrs["Config"]["StopSignal"] == "SIGINT"
 assert ct.attrs["HostConfig"]["Memory"] == 0
 ct.remove()
-for kwargs, flag in [({"oom_score_adj": 100}, "--oom-score-adj"), ({"links": {"db": "db"}}, "--link"),
+for kwargs, flag in [({"oom_score_adj": 100}, "--oom-score-adj"), ({"cgroup_parent": "x"}, "--cgroup-parent"),
                      ({"volumes_from": ["other"]}, "--volumes-from"), ({"blkio_weight_device": [{"Path": "/dev/null", "Weight": 100}]}, "--blkio-weight-device"),
                      ({"storage_opt": {"size": "1G"}}, "--storage-opt")]:
     try:

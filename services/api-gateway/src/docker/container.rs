@@ -628,6 +628,14 @@ pub fn inspect(info: &pb::ContainerInfo) -> Value {
     if let Some(h) = &s.health {
         v["State"]["Health"] = crate::docker::health::inspect(h);
     }
+    if let Some(links) = spec
+        .network
+        .as_ref()
+        .map(|n| super::links::inspect(&n.links, &c.name))
+        .filter(|l| !l.is_empty())
+    {
+        v["HostConfig"]["Links"] = json!(links);
+    }
     if let Some(rw) = info.size_rw {
         v["SizeRw"] = rw.into();
     }

@@ -65,7 +65,9 @@ impl Networks {
             .first()
             .map(|e| e.gateway.clone())
             .unwrap_or_default();
-        let extra = dns::extra_hosts(&req.extra_hosts, &gateway).map_err(NetworkError::invalid);
+        let extra = dns::extra_hosts(&req.extra_hosts, &gateway)
+            .map_err(NetworkError::invalid)
+            .and_then(|e| Ok(e + &self.link_hosts(&endpoints, &req.endpoints)?));
         let extra = match extra {
             Ok(e) => e,
             Err(e) => {
@@ -169,6 +171,11 @@ impl Networks {
             fixed_address: fixed.is_some(),
             default_route,
             hostname: who.hostname.to_owned(),
+            links: if n.predefined {
+                Vec::new()
+            } else {
+                want.links.clone()
+            },
             ..Default::default()
         };
         let ep = match self

@@ -121,6 +121,7 @@ impl Networks {
     ) -> Result<pb::NetworkRecord, NetworkError> {
         let n = self.find(&want.network)?;
         check_endpoint(&n, want)?;
+        check_ipv6(&n, want)?;
         Ok(n)
     }
 
