@@ -167,7 +167,22 @@ impl Containers {
         req: &pb::DisconnectRequest,
     ) -> Result<(), ContainerError> {
         let _guard = self.lock.lock().await;
-        let mut c = self.find(&req.id)?;
+        let mut c = match self.find(&req.id) {
+            Ok(c) => c,
+            // dockerd's ForceEndpointDelete: a stale endpoint of a container that is gone.
+            Err(e) if req.force => {
+                let deleted = self
+                    .net_client()
+                    .disconnect_container(netpb::DisconnectRequest {
+                        container_id: req.id.clone(),
+                        network: req.network.clone(),
+                        netns_path: String::new(),
+                    })
+                    .await;
+                return deleted.map(|_| ()).map_err(|_| e);
+            }
+            Err(e) => return Err(e),
+        };
         let found = self
             .net_client()
             .inspect_network(netpb::NetworkRef {
@@ -179,10 +194,11 @@ impl Containers {
                 let n = info.into_inner().network.unwrap_or_default();
                 (n.name, n.driver)
             }
-            // A network removed meanwhile is forgotten by force.
-            Err(_) if req.force && !c.state.running() => (req.network.clone(), String::new()),
+            // A network removed meanwhile is forgotten by force, running or not (dockerd).
+            Err(_) if req.force => (req.network.clone(), String::new()),
             Err(e) => return Err(ContainerError::upstream(&e)),
         };
+        let removed = driver.is_empty();
         if c.network_mode() == "host" && driver == "host" {
             return Err(ContainerError::invalid(
                 "cannot disconnect container from host network - container was created in host network mode",
@@ -190,7 +206,16 @@ impl Containers {
         }
         let mut list = networks_of(&c.spec);
         let listed = list.iter().position(|e| e.network == name);
-        if c.state.running() {
+        if c.state.running() && removed {
+            let state = c.network.get_or_insert_with(Default::default);
+            state.endpoints.retain(|e| e.network_name != name);
+            if listed.is_none() {
+                return Err(ContainerError::Internal(anyhow::anyhow!(
+                    "container {} is not connected to the network {name}",
+                    c.id
+                )));
+            }
+        } else if c.state.running() {
             let state = c.network.get_or_insert_with(Default::default);
             let Some(pos) = state.endpoints.iter().position(|e| e.network_name == name) else {
                 return Err(ContainerError::Internal(anyhow::anyhow!(

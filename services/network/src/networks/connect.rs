@@ -97,6 +97,29 @@ pub(crate) fn check_ipv6(
     Ok(Some(ip))
 }
 
+/// The container ID of the endpoint on a network that `who` names: its container's ID, a
+/// unique ID prefix, or its name.
+fn stale_owner(eps: &[pb::Endpoint], who: &str) -> Option<String> {
+    if who.is_empty() || eps.iter().any(|e| e.container_id == who) {
+        return None;
+    }
+    if let Some(e) = eps
+        .iter()
+        .find(|e| e.container_name == who.trim_start_matches('/'))
+    {
+        return Some(e.container_id.clone());
+    }
+    match eps
+        .iter()
+        .filter(|e| e.container_id.starts_with(who))
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [one] => Some(one.container_id.clone()),
+        _ => None,
+    }
+}
+
 fn check_container(id: &str, netns: &str) -> Result<PathBuf, NetworkError> {
     if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(NetworkError::invalid(format!(
@@ -197,17 +220,19 @@ impl Networks {
         let netns = PathBuf::from(&req.netns_path);
         let _g = self.lock.lock().await;
         let n = self.find(&req.network)?;
-        self.unplug(&req.container_id, &n, &netns)
-            .await
-            .ok_or_else(|| {
-                NetworkError::Client(
-                    berth_types::ErrorKind::Internal,
-                    format!(
-                        "container {} is not connected to network {}",
-                        req.container_id, n.name
-                    ),
-                )
-            })
+        // dockerd's ForceEndpointDelete: a stale endpoint whose container is gone is named by
+        // the container's name (or ID prefix) that it was made for.
+        let eps = self.store.network_endpoints(&n.id)?;
+        let cid = stale_owner(&eps, &req.container_id).unwrap_or(req.container_id.clone());
+        self.unplug(&cid, &n, &netns).await.ok_or_else(|| {
+            NetworkError::Client(
+                berth_types::ErrorKind::Internal,
+                format!(
+                    "container {} is not connected to network {}",
+                    req.container_id, n.name
+                ),
+            )
+        })
     }
 
     /// Removes the container's endpoint on `n`: its ports, link, element and address. The
@@ -385,5 +410,21 @@ mod tests {
         assert!(err6(&v6, &bad).contains("invalid IPv6 address"));
         // IPv4 checks do not look at --ip6.
         assert!(check_endpoint(&user, &six).is_ok());
+    }
+
+    #[test]
+    fn stale_endpoints_are_found_by_name_or_id_prefix() {
+        let ep = |id: &str, name: &str| pb::Endpoint {
+            container_id: id.to_owned(),
+            container_name: name.to_owned(),
+            ..Default::default()
+        };
+        let eps = [ep("abc123", "web"), ep("abd456", "db")];
+        assert_eq!(stale_owner(&eps, "web").as_deref(), Some("abc123"));
+        assert_eq!(stale_owner(&eps, "/db").as_deref(), Some("abd456"));
+        assert_eq!(stale_owner(&eps, "abc").as_deref(), Some("abc123"));
+        assert_eq!(stale_owner(&eps, "ab"), None, "ambiguous");
+        assert_eq!(stale_owner(&eps, "abc123"), None, "already an ID");
+        assert_eq!(stale_owner(&eps, "nosuch"), None);
     }
 }
