@@ -139,7 +139,10 @@ impl Containers {
                 .map_err(|e| ContainerError::upstream(&e))?
                 .into_inner();
             let ep = r.endpoint.unwrap_or_default();
-            let line = hosts_line(&c.spec, &ep.ipv4_address);
+            let mut line = hosts_line(&c.spec, &ep.ipv4_address);
+            if !ep.ipv6_address.is_empty() {
+                line += &hosts_line(&c.spec, &ep.ipv6_address);
+            }
             self.rewrite_etc(&c.id, "hosts", |old| old + &line);
             if !r.resolv_conf.is_empty() {
                 self.rewrite_etc(&c.id, "resolv.conf", |_| r.resolv_conf.clone());
@@ -233,9 +236,13 @@ impl Containers {
                 .map_err(|e| ContainerError::upstream(&e))?;
             let gone = state.endpoints.remove(pos);
             let prefix = format!("{}\t", gone.ipv4_address);
+            let prefix6 = format!("{}\t", gone.ipv6_address);
             self.rewrite_etc(&c.id, "hosts", |old| {
                 old.lines()
-                    .filter(|l| !l.starts_with(&prefix))
+                    .filter(|l| {
+                        !l.starts_with(&prefix)
+                            && (gone.ipv6_address.is_empty() || !l.starts_with(&prefix6))
+                    })
                     .map(|l| format!("{l}\n"))
                     .collect()
             });

@@ -130,6 +130,11 @@ fn ipv6_networks_give_addresses_routes_dns_and_isolation() {
     assert_eq!(v6_of(&s, "c3", "v6a"), "fd00:b37:6::42");
     let a = s.docker(&["exec", "c3", "ip", "-6", "addr", "show", "eth1"]);
     assert!(a.contains("inet6 fd00:b37:6::42/64"), "{a}");
+    let hosts = s.docker(&["exec", "c3", "cat", "/etc/hosts"]);
+    assert!(
+        hosts.contains("fd00:b37:6::42\t"),
+        "a hot connect adds the line: {hosts}"
+    );
     eventually_explained("c3 to reach c1 once connected", || {
         let (code, out, err) =
             s.status(&["exec", "c3", "ping", "-6", "-c1", "-W1", "fd00:b37:6::2"]);
@@ -139,6 +144,13 @@ fn ipv6_networks_give_addresses_routes_dns_and_isolation() {
             Err(format!("{out}{err}"))
         }
     });
+
+    s.docker(&["network", "disconnect", "v6a", "c3"]);
+    let hosts = s.docker(&["exec", "c3", "cat", "/etc/hosts"]);
+    assert!(
+        !hosts.contains("fd00:b37:6::42"),
+        "a disconnect removes it: {hosts}"
+    );
 
     // Without a subnet: a unique local /64.
     s.docker(&["network", "create", "--ipv6", "v6auto"]);
