@@ -943,8 +943,8 @@ async fn refused_options_name_themselves() {
             "--cpu-percent is not supported by Berth yet (HostConfig.CpuPercent)",
         ),
         (
-            r#"{"Image":"echo/x","HostConfig":{"Links":["db:db"]}}"#,
-            "--link is not supported by Berth yet (HostConfig.Links)",
+            r#"{"Image":"echo/x","HostConfig":{"CgroupParent":"x"}}"#,
+            "--cgroup-parent is not supported by Berth yet (HostConfig.CgroupParent)",
         ),
         (
             r#"{"Image":"echo/x","HostConfig":{"VolumesFrom":["other:rshared"]}}"#,

@@ -7,7 +7,7 @@
 
 use std::{
     collections::HashMap,
-    net::{Ipv4Addr, SocketAddr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
     time::Duration,
@@ -15,7 +15,10 @@ use std::{
 
 use hickory_proto::{
     op::{Message, MessageType, ResponseCode},
-    rr::{RData, Record, RecordType, rdata::A},
+    rr::{
+        RData, Record, RecordType,
+        rdata::{A, AAAA},
+    },
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -119,6 +122,19 @@ pub(crate) fn extra_hosts(entries: &[String], gateway: &str) -> Result<String, S
     Ok(out)
 }
 
+/// The records that answer a query of `kind` for a name with these addresses: A for IPv4,
+/// AAAA for IPv6 (both for ANY). A name known without an address of the kind asked gets an
+/// empty answer (no error), as dockerd's resolver gives.
+fn answers(kind: RecordType, ips: &[IpAddr]) -> Vec<RData> {
+    ips.iter()
+        .filter_map(|ip| match (kind, ip) {
+            (RecordType::A | RecordType::ANY, IpAddr::V4(v4)) => Some(RData::A(A(*v4))),
+            (RecordType::AAAA | RecordType::ANY, IpAddr::V6(v6)) => Some(RData::AAAA(AAAA(*v6))),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Answers names from the store for one container.
 pub(crate) struct Resolver {
     store: Arc<Store>,
@@ -129,7 +145,7 @@ pub(crate) struct Resolver {
 impl Resolver {
     /// The addresses `name` has on the container's networks: None when no container there
     /// has that name.
-    fn lookup(&self, name: &str) -> Option<Vec<Ipv4Addr>> {
+    fn lookup(&self, name: &str) -> Option<Vec<IpAddr>> {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
         let mine = self.store.container_endpoints(&self.container).ok()?;
         let mut out = Vec::new();
@@ -148,8 +164,18 @@ impl Resolver {
                 let hit = names
                     .iter()
                     .any(|n| *n == name || format!("{n}.{net}") == name);
-                if hit && let Ok(ip) = e.ipv4_address.parse() {
-                    out.push(ip);
+                // A legacy link of the asking container names a peer on this network.
+                let linked = own.links.iter().any(|l| {
+                    l.split_once(':').is_some_and(|(to, alias)| {
+                        to == e.container_name && {
+                            let alias = alias.to_ascii_lowercase();
+                            alias == name || format!("{alias}.{net}") == name
+                        }
+                    })
+                });
+                if hit || linked {
+                    out.extend(e.ipv4_address.parse::<Ipv4Addr>().ok().map(IpAddr::V4));
+                    out.extend(e.ipv6_address.parse::<Ipv6Addr>().ok().map(IpAddr::V6));
                 }
             }
         }
@@ -182,10 +208,8 @@ impl Resolver {
             resp.metadata.recursion_available = true;
             resp.metadata.authoritative = true;
             resp.add_query(q.clone());
-            if q.query_type() == RecordType::A || q.query_type() == RecordType::ANY {
-                for ip in ips {
-                    resp.add_answer(Record::from_rdata(q.name().clone(), TTL, RData::A(A(ip))));
-                }
+            for rdata in answers(q.query_type(), &ips) {
+                resp.add_answer(Record::from_rdata(q.name().clone(), TTL, rdata));
             }
             return resp.to_vec().ok();
         }
@@ -391,5 +415,24 @@ mod tests {
             nameservers("search x\nnameserver 127.0.0.53\nnameserver 10.0.0.1 # c\n"),
             ["127.0.0.53", "10.0.0.1"]
         );
+    }
+
+    #[test]
+    fn names_get_a_and_aaaa_records_by_the_kind_asked() {
+        let v4: IpAddr = "172.18.0.2".parse().unwrap();
+        let v6: IpAddr = "fd00:1::2".parse().unwrap();
+        let both = [v4, v6];
+        assert_eq!(
+            answers(RecordType::A, &both),
+            vec![RData::A(A("172.18.0.2".parse().unwrap()))]
+        );
+        assert_eq!(
+            answers(RecordType::AAAA, &both),
+            vec![RData::AAAA(AAAA("fd00:1::2".parse().unwrap()))]
+        );
+        assert_eq!(answers(RecordType::ANY, &both).len(), 2);
+        // Known, but without an IPv6 address: no records (NOERROR), not a forward.
+        assert!(answers(RecordType::AAAA, &[v4]).is_empty());
+        assert!(answers(RecordType::MX, &both).is_empty());
     }
 }

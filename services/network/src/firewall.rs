@@ -9,13 +9,15 @@
 
 use std::{fmt::Write as _, net::Ipv4Addr};
 
-use crate::{ipam::Ipv4Net, ports::PortRule};
+use crate::{ipam::Ipv4Net, ipam6::Ipv6Net, ports::PortRule};
 
 /// A network as the rules see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct NetRule {
     pub(crate) bridge: String,
     pub(crate) subnet: Ipv4Net,
+    /// A network with IPv6: its IPv6 subnet, masqueraded as the IPv4 one (dockerd's default).
+    pub(crate) subnet6: Option<Ipv6Net>,
     pub(crate) internal: bool,
 }
 
@@ -57,6 +59,9 @@ fn network_elements(table: &str, verb: &str, n: &NetRule) -> String {
         let _ = writeln!(out, "{verb} element inet {table} internal {{ {b} }}");
     } else {
         let _ = writeln!(out, "{verb} element inet {table} masq {{ {} }}", n.subnet);
+        if let Some(s6) = n.subnet6 {
+            let _ = writeln!(out, "{verb} element inet {table} masq6 {{ {s6} }}");
+        }
     }
     out
 }
@@ -124,6 +129,11 @@ impl Firewall {
             .filter(|n| !n.internal)
             .map(|n| n.subnet.to_string())
             .collect();
+        let masq6: Vec<String> = nets
+            .iter()
+            .filter(|n| !n.internal)
+            .filter_map(|n| n.subnet6.map(|s| s.to_string()))
+            .collect();
         let endpoints: Vec<String> = eps
             .iter()
             .map(|e| format!("{} . {}", e.ip, q(&e.bridge)))
@@ -147,6 +157,7 @@ impl Firewall {
              \tset same {{ type ifname . ifname;{} }}\n\
              \tset internal {{ type ifname;{} }}\n\
              \tset masq {{ type ipv4_addr; flags interval;{} }}\n\
+             \tset masq6 {{ type ipv6_addr; flags interval;{} }}\n\
              \tset endpoints {{ type ipv4_addr . ifname;{} }}\n\
              \tmap ports_any {{ type inet_proto . inet_service : ipv4_addr . inet_service;{} }}\n\
              \tmap ports_ip {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service;{} }}\n\
@@ -165,6 +176,7 @@ impl Firewall {
              \tchain postrouting {{\n\
              \t\ttype nat hook postrouting priority srcnat; policy accept;\n\
              \t\tip saddr @masq oifname != @bridges masquerade\n\
+             \t\tip6 saddr @masq6 oifname != @bridges masquerade\n\
              \t\tct status dnat ip saddr 127.0.0.0/8 oifname @bridges masquerade\n\
              \t\tct status dnat ip saddr @masq oifname @bridges masquerade\n\
              \t}}\n\
@@ -181,6 +193,7 @@ impl Firewall {
             elements(&same),
             elements(&internal),
             elements(&masq),
+            elements(&masq6),
             elements(&endpoints),
             elements(&any),
             elements(&ip),
@@ -360,11 +373,13 @@ mod tests {
             NetRule {
                 bridge: "berth0".to_owned(),
                 subnet: "172.18.0.0/16".parse().unwrap(),
+                subnet6: Some("fd00:18::/64".parse().unwrap()),
                 internal: false,
             },
             NetRule {
                 bridge: "berth-abc".to_owned(),
                 subnet: "10.5.0.0/24".parse().unwrap(),
+                subnet6: Some("fd00:5::/64".parse().unwrap()),
                 internal: true,
             },
         ]
@@ -389,6 +404,12 @@ mod tests {
         assert!(text.contains("flags interval; elements = { 172.18.0.0/16 }; }"));
         assert!(text.contains("elements = { 172.18.0.2 . \"berth0\" }"));
         assert!(text.contains("ip saddr @masq oifname != @bridges masquerade"));
+        // IPv6 subnets are masqueraded as dockerd does (also unique local ones), never an
+        // internal network's.
+        assert!(text.contains(
+            "set masq6 { type ipv6_addr; flags interval; elements = { fd00:18::/64 }; }"
+        ));
+        assert!(text.contains("ip6 saddr @masq6 oifname != @bridges masquerade"));
         // An internal network reaches the host only at its own bridge's address.
         assert!(text.contains(
             "iifname @internal fib daddr . iif type != { local, broadcast, multicast } drop"
@@ -421,10 +442,12 @@ mod tests {
         assert!(rm.lines().nth(1).unwrap().starts_with("delete element"));
         let add = fw.add_network_text(&nets()[0]);
         assert!(add.contains("add element inet berth_t masq { 172.18.0.0/16 }"));
+        assert!(add.contains("add element inet berth_t masq6 { fd00:18::/64 }"));
         assert!(!add.contains("internal"));
         let rm = fw.remove_network_text(&nets()[1]);
         assert!(rm.contains("delete element inet berth_t internal { \"berth-abc\" }"));
         assert!(rm.lines().all(|l| l.contains(" element ")));
+        assert!(!rm.contains("masq6"));
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod firewall;
 mod grpc;
 mod info;
 mod ipam;
+mod ipam6;
 mod netlink;
 mod networks;
 mod ports;

@@ -4,13 +4,14 @@
 //! it, with its own netlink socket (a socket stays in the netns it was created in).
 
 use std::{
-    net::{IpAddr, Ipv4Addr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     os::fd::AsRawFd,
     path::{Path, PathBuf},
 };
 
 use futures::TryStreamExt;
 use netlink_packet_route::{
+    address::AddressHeaderFlags,
     link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage},
     route::{RouteAddress, RouteAttribute},
 };
@@ -38,6 +39,31 @@ pub(crate) struct Inside {
     pub(crate) prefix: u8,
     /// The default route (the first endpoint only).
     pub(crate) gateway: Option<Ipv4Addr>,
+    /// On a network with IPv6: the address and prefix length, and the default IPv6 route's
+    /// gateway (with `gateway`).
+    pub(crate) ip6: Option<(Ipv6Addr, u8)>,
+    pub(crate) gateway6: Option<Ipv6Addr>,
+}
+
+/// An endpoint's IPv6 address and prefix length, on a network with IPv6.
+pub(crate) fn ip6_of(e: &berth_proto::network::v1::Endpoint) -> Option<(Ipv6Addr, u8)> {
+    let ip = e.ipv6_address.parse().ok()?;
+    Some((ip, u8::try_from(e.ipv6_prefix_len).ok()?))
+}
+
+/// Adds an address (an existing one is fine). IPv6 addresses skip duplicate address
+/// detection: the subnet's addresses are handed out by the service, and an address still
+/// tentative could not be used at once (dockerd sets the same flag).
+async fn add_address(handle: &Handle, index: u32, ip: IpAddr, prefix: u8) -> Result<(), String> {
+    let mut req = handle.address().add(index, ip, prefix);
+    if ip.is_ipv6() {
+        req.message_mut().header.flags = AddressHeaderFlags::Nodad;
+    }
+    match req.execute().await {
+        Ok(()) => Ok(()),
+        Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn errno(e: &rtnetlink::Error) -> Option<i32> {
@@ -129,6 +155,7 @@ impl Links {
         name: &str,
         gateway: Ipv4Addr,
         prefix: u8,
+        gateway6: Option<(Ipv6Addr, u8)>,
         mtu: u32,
     ) -> anyhow::Result<u32> {
         let index = match self.index(name).await {
@@ -150,16 +177,13 @@ impl Links {
                     .ok_or_else(|| anyhow::anyhow!("the bridge {name} vanished"))?
             }
         };
-        let addr = self
-            .handle
-            .address()
-            .add(index, IpAddr::V4(gateway), prefix)
-            .execute()
-            .await;
-        match addr {
-            Ok(()) => {}
-            Err(e) if errno(&e) == Some(EEXIST) => {}
-            Err(e) => anyhow::bail!("adding {gateway}/{prefix} to {name}: {e}"),
+        add_address(&self.handle, index, IpAddr::V4(gateway), prefix)
+            .await
+            .map_err(|e| anyhow::anyhow!("adding {gateway}/{prefix} to {name}: {e}"))?;
+        if let Some((gw6, prefix6)) = gateway6 {
+            add_address(&self.handle, index, IpAddr::V6(gw6), prefix6)
+                .await
+                .map_err(|e| anyhow::anyhow!("adding {gw6}/{prefix6} to {name}: {e}"))?;
         }
         self.handle
             .link()
@@ -257,16 +281,17 @@ fn in_netns(netns: &Path, ifaces: Vec<Inside>) -> anyhow::Result<()> {
                 .index(&i.interface)
                 .await
                 .ok_or_else(|| anyhow::anyhow!("no {} in the netns", i.interface))?;
-            let add = links
-                .handle
-                .address()
-                .add(index, IpAddr::V4(i.ip), i.prefix)
-                .execute()
-                .await;
-            match add {
-                Ok(()) => {}
-                Err(e) if errno(&e) == Some(EEXIST) => {}
-                Err(e) => anyhow::bail!("adding {}/{} to {}: {e}", i.ip, i.prefix, i.interface),
+            add_address(&links.handle, index, IpAddr::V4(i.ip), i.prefix)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("adding {}/{} to {}: {e}", i.ip, i.prefix, i.interface)
+                })?;
+            if let Some((ip6, prefix6)) = i.ip6 {
+                add_address(&links.handle, index, IpAddr::V6(ip6), prefix6)
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!("adding {ip6}/{prefix6} to {}: {e}", i.interface)
+                    })?;
             }
             links
                 .handle
@@ -283,6 +308,17 @@ fn in_netns(netns: &Path, ifaces: Vec<Inside>) -> anyhow::Result<()> {
                     Ok(()) => {}
                     Err(e) if errno(&e) == Some(EEXIST) => {}
                     Err(e) => anyhow::bail!("the default route via {gw}: {e}"),
+                }
+            }
+            if let Some(gw6) = i.gateway6 {
+                let route = RouteMessageBuilder::<Ipv6Addr>::new()
+                    .gateway(gw6)
+                    .output_interface(index)
+                    .build();
+                match links.handle.route().add(route).execute().await {
+                    Ok(()) => {}
+                    Err(e) if errno(&e) == Some(EEXIST) => {}
+                    Err(e) => anyhow::bail!("the default IPv6 route via {gw6}: {e}"),
                 }
             }
         }

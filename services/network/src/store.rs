@@ -8,7 +8,7 @@ use berth_proto::network::v1 as pb;
 use prost::Message;
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use crate::{NetworkError, ipam::Pool};
+use crate::{NetworkError, ipam::Pool, ipam6::Want6};
 
 /// Networks by ID; the value is the encoded `Network` message.
 const NETWORKS: TableDefinition<&str, &[u8]> = TableDefinition::new("networks");
@@ -75,6 +75,10 @@ pub(crate) enum NoAddress {
     InUse,
     /// The fixed address asked for is in none of the network's subnets.
     OutOfRange,
+    /// Every address of the IPv6 subnet is taken.
+    Exhausted6,
+    /// The fixed IPv6 address asked for is outside the network's IPv6 subnet.
+    OutOfRange6,
 }
 
 /// Why a network could not be recorded or removed.
@@ -221,20 +225,23 @@ impl Store {
         pools: &[Pool],
         make: impl FnOnce(Ipv4Addr, u8, Ipv4Addr) -> pb::Endpoint,
     ) -> Result<Option<pb::Endpoint>, NetworkError> {
-        match self.add_endpoint_at(network, container, pools, None, make)? {
+        match self.add_endpoint_at(network, container, pools, None, None, make)? {
             Ok(ep) => Ok(Some(ep)),
             Err(_) => Ok(None),
         }
     }
 
     /// As [`Store::add_endpoint`], with `fixed`: that address (inside a pool's subnet) or the
-    /// refusal (taken: by another endpoint, the gateway, an auxiliary address).
+    /// refusal (taken: by another endpoint, the gateway, an auxiliary address). With `v6` (a
+    /// network with IPv6), the endpoint also gets an IPv6 address in the same transaction: the
+    /// fixed one, or the lowest free one (the network's other endpoints hold theirs).
     pub(crate) fn add_endpoint_at(
         &self,
         network: &pb::NetworkRecord,
         container: &str,
         pools: &[Pool],
         fixed: Option<Ipv4Addr>,
+        v6: Option<&Want6>,
         make: impl FnOnce(Ipv4Addr, u8, Ipv4Addr) -> pb::Endpoint,
     ) -> Result<Result<pb::Endpoint, NoAddress>, NetworkError> {
         let write = || -> anyhow::Result<Result<pb::Endpoint, NoAddress>> {
@@ -269,7 +276,31 @@ impl Store {
                 let Some((ip, pool)) = picked else {
                     return Ok(Err(NoAddress::Exhausted));
                 };
-                let ep = make(ip, pool.subnet.prefix(), pool.gateway);
+                let mut ep = make(ip, pool.subnet.prefix(), pool.gateway);
+                if let Some(w) = v6 {
+                    let mut used: BTreeSet<std::net::Ipv6Addr> =
+                        endpoints_under(&eps, &network.id)?
+                            .iter()
+                            .filter_map(|e| e.ipv6_address.parse().ok())
+                            .collect();
+                    used.insert(w.gateway);
+                    used.extend(w.reserved.iter().copied());
+                    let ip6 = match w.fixed {
+                        Some(ip6) if !w.subnet.contains(ip6) => {
+                            return Ok(Err(NoAddress::OutOfRange6));
+                        }
+                        Some(ip6) if used.contains(&ip6) => return Ok(Err(NoAddress::InUse)),
+                        Some(ip6) => ip6,
+                        None => match w.subnet.allocate(&used) {
+                            Some(ip6) => ip6,
+                            None => return Ok(Err(NoAddress::Exhausted6)),
+                        },
+                    };
+                    ep.ipv6_address = ip6.to_string();
+                    ep.ipv6_prefix_len = u32::from(w.subnet.prefix());
+                    ep.ipv6_gateway = w.gateway.to_string();
+                    ep.fixed_ipv6 = w.fixed.is_some();
+                }
                 addrs.insert(addr_key(&network.id, ip).as_str(), container)?;
                 if fixed.is_none() {
                     last_table.insert(network.id.as_str(), u32::from(ip))?;
@@ -495,8 +526,15 @@ mod tests {
         assert_eq!(s.container_endpoints("c6").unwrap(), vec![c]);
         // A fixed address: taken, out of range, then free once its holder left.
         let at = |c: &str, ip: &str| {
-            s.add_endpoint_at(&network("n2", "b"), c, &pool(), ip.parse().ok(), make(c))
-                .unwrap()
+            s.add_endpoint_at(
+                &network("n2", "b"),
+                c,
+                &pool(),
+                ip.parse().ok(),
+                None,
+                make(c),
+            )
+            .unwrap()
         };
         assert_eq!(at("f1", "10.9.0.1"), Err(NoAddress::InUse));
         assert_eq!(at("f1", "10.8.0.5"), Err(NoAddress::OutOfRange));
@@ -514,5 +552,43 @@ mod tests {
         assert_eq!(s.network_endpoints("n1").unwrap().len(), 5);
         // And f2 on n2.
         assert_eq!(s.all_endpoints().unwrap().len(), 6);
+    }
+
+    #[test]
+    fn ipv6_addresses_are_given_once_with_the_endpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let n = network("n1", "a");
+        s.create_network(&n).unwrap().unwrap();
+        let want = |fixed: Option<&str>| Want6 {
+            subnet: "fd00:9::/126".parse().unwrap(),
+            gateway: "fd00:9::1".parse().unwrap(),
+            reserved: BTreeSet::new(),
+            fixed: fixed.map(|f| f.parse().unwrap()),
+        };
+        let add = |c: &str, fixed: Option<&str>| {
+            s.add_endpoint_at(&n, c, &pool(), None, Some(&want(fixed)), make(c))
+                .unwrap()
+        };
+        let a = add("c1", None).unwrap();
+        assert_eq!(
+            (
+                a.ipv6_address.as_str(),
+                a.ipv6_prefix_len,
+                a.ipv6_gateway.as_str()
+            ),
+            ("fd00:9::2", 126, "fd00:9::1")
+        );
+        assert!(!a.fixed_ipv6);
+        assert_eq!(add("c2", Some("fd00:9::2")), Err(NoAddress::InUse));
+        assert_eq!(add("c2", Some("fd00:9::1")), Err(NoAddress::InUse));
+        assert_eq!(add("c2", Some("fd00:8::5")), Err(NoAddress::OutOfRange6));
+        let b = add("c2", Some("fd00:9::3")).unwrap();
+        assert!(b.fixed_ipv6);
+        assert_eq!(add("c3", None), Err(NoAddress::Exhausted6));
+        // A failed endpoint holds nothing: its IPv4 address is free again.
+        assert_eq!(s.container_endpoints("c3").unwrap(), vec![]);
+        s.remove_endpoints("c1").unwrap();
+        assert_eq!(add("c3", None).unwrap().ipv6_address, "fd00:9::2");
     }
 }

@@ -25,6 +25,18 @@ impl Sysctl {
     }
 }
 
+/// Turns IPv6 forwarding on for a network with IPv6, as dockerd does (`net.ipv6.conf.all.
+/// forwarding`; a host that takes its own IPv6 route from router advertisements needs
+/// `accept_ra=2` on its uplink then).
+pub(crate) fn ipv6_forwarding_on() {
+    const KEY: &str = "/proc/sys/net/ipv6/conf/all/forwarding";
+    if std::fs::read_to_string(KEY).is_ok_and(|v| v.trim() != "1")
+        && let Err(e) = std::fs::write(KEY, "1")
+    {
+        tracing::warn!(error = %e, "could not turn IPv6 forwarding on");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

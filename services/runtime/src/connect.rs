@@ -94,6 +94,7 @@ impl Containers {
             ipv4_address: want.ipv4_address.clone(),
             mac_address: want.mac_address.clone(),
             ipv6_address: want.ipv6_address.clone(),
+            links: want.links.clone(),
         };
         let n = self
             .net_client()
@@ -138,7 +139,10 @@ impl Containers {
                 .map_err(|e| ContainerError::upstream(&e))?
                 .into_inner();
             let ep = r.endpoint.unwrap_or_default();
-            let line = hosts_line(&c.spec, &ep.ipv4_address);
+            let mut line = hosts_line(&c.spec, &ep.ipv4_address);
+            if !ep.ipv6_address.is_empty() {
+                line += &hosts_line(&c.spec, &ep.ipv6_address);
+            }
             self.rewrite_etc(&c.id, "hosts", |old| old + &line);
             if !r.resolv_conf.is_empty() {
                 self.rewrite_etc(&c.id, "resolv.conf", |_| r.resolv_conf.clone());
@@ -166,7 +170,22 @@ impl Containers {
         req: &pb::DisconnectRequest,
     ) -> Result<(), ContainerError> {
         let _guard = self.lock.lock().await;
-        let mut c = self.find(&req.id)?;
+        let mut c = match self.find(&req.id) {
+            Ok(c) => c,
+            // dockerd's ForceEndpointDelete: a stale endpoint of a container that is gone.
+            Err(e) if req.force => {
+                let deleted = self
+                    .net_client()
+                    .disconnect_container(netpb::DisconnectRequest {
+                        container_id: req.id.clone(),
+                        network: req.network.clone(),
+                        netns_path: String::new(),
+                    })
+                    .await;
+                return deleted.map(|_| ()).map_err(|_| e);
+            }
+            Err(e) => return Err(e),
+        };
         let found = self
             .net_client()
             .inspect_network(netpb::NetworkRef {
@@ -178,10 +197,11 @@ impl Containers {
                 let n = info.into_inner().network.unwrap_or_default();
                 (n.name, n.driver)
             }
-            // A network removed meanwhile is forgotten by force.
-            Err(_) if req.force && !c.state.running() => (req.network.clone(), String::new()),
+            // A network removed meanwhile is forgotten by force, running or not (dockerd).
+            Err(_) if req.force => (req.network.clone(), String::new()),
             Err(e) => return Err(ContainerError::upstream(&e)),
         };
+        let removed = driver.is_empty();
         if c.network_mode() == "host" && driver == "host" {
             return Err(ContainerError::invalid(
                 "cannot disconnect container from host network - container was created in host network mode",
@@ -189,7 +209,16 @@ impl Containers {
         }
         let mut list = networks_of(&c.spec);
         let listed = list.iter().position(|e| e.network == name);
-        if c.state.running() {
+        if c.state.running() && removed {
+            let state = c.network.get_or_insert_with(Default::default);
+            state.endpoints.retain(|e| e.network_name != name);
+            if listed.is_none() {
+                return Err(ContainerError::Internal(anyhow::anyhow!(
+                    "container {} is not connected to the network {name}",
+                    c.id
+                )));
+            }
+        } else if c.state.running() {
             let state = c.network.get_or_insert_with(Default::default);
             let Some(pos) = state.endpoints.iter().position(|e| e.network_name == name) else {
                 return Err(ContainerError::Internal(anyhow::anyhow!(
@@ -207,9 +236,13 @@ impl Containers {
                 .map_err(|e| ContainerError::upstream(&e))?;
             let gone = state.endpoints.remove(pos);
             let prefix = format!("{}\t", gone.ipv4_address);
+            let prefix6 = format!("{}\t", gone.ipv6_address);
             self.rewrite_etc(&c.id, "hosts", |old| {
                 old.lines()
-                    .filter(|l| !l.starts_with(&prefix))
+                    .filter(|l| {
+                        !l.starts_with(&prefix)
+                            && (gone.ipv6_address.is_empty() || !l.starts_with(&prefix6))
+                    })
                     .map(|l| format!("{l}\n"))
                     .collect()
             });

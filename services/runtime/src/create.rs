@@ -107,6 +107,7 @@ impl Containers {
                 "{field} is not supported by Berth yet"
             )));
         }
+        self.resolve_links(&mut spec)?;
         let requested = if req.name.is_empty() {
             None
         } else {

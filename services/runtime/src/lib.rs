@@ -24,6 +24,7 @@ mod health_monitor;
 mod info;
 mod lifecycle;
 mod limits;
+mod links;
 mod list;
 mod logs;
 mod metrics;

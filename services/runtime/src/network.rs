@@ -99,6 +99,9 @@ pub(crate) fn endpoint(e: netpb::Endpoint) -> pb::ContainerEndpoint {
         gateway: e.gateway,
         mac_address: e.mac_address,
         interface: e.interface,
+        ipv6_address: e.ipv6_address,
+        ipv6_prefix_len: e.ipv6_prefix_len,
+        ipv6_gateway: e.ipv6_gateway,
     }
 }
 
@@ -206,8 +209,17 @@ impl Containers {
                 ipv4_address: e.ipv4_address,
                 mac_address: e.mac_address,
                 ipv6_address: e.ipv6_address,
+                links: e.links,
             })
             .collect();
+        // Legacy links (HostConfig.Links) go with the mode's network (the container's first).
+        if let Some(first) = endpoints.first_mut() {
+            for l in &net.links {
+                if !first.links.contains(l) {
+                    first.links.push(l.clone());
+                }
+            }
+        }
         if let Some(first) = endpoints.first_mut()
             && first.mac_address.is_empty()
         {

@@ -199,15 +199,19 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
         rest.dns_search.clear();
         rest.dns_options.clear();
         rest.extra_hosts.clear();
+        rest.links.clear();
         rest.mac_address.clear();
         rest.endpoints_listed = false;
-        // An endpoint with aliases, a fixed IPv4 address and a MAC address is honored.
+        // An endpoint with aliases, fixed IPv4 and IPv6 addresses, a MAC address and links
+        // is honored.
         rest.endpoints.retain(|e| {
             *e != pb::EndpointSpec {
                 network: e.network.clone(),
                 aliases: e.aliases.clone(),
                 ipv4_address: e.ipv4_address.clone(),
+                ipv6_address: e.ipv6_address.clone(),
                 mac_address: e.mac_address.clone(),
+                links: e.links.clone(),
                 ..Default::default()
             }
         });
@@ -517,6 +521,7 @@ mod tests {
         spec.network.as_mut().unwrap().endpoints = vec![pb::EndpointSpec {
             network: "mynet".to_owned(),
             ipv4_address: "10.0.0.5".to_owned(),
+            ipv6_address: "fd00::5".to_owned(),
             mac_address: "02:42:0a:00:00:05".to_owned(),
             ..Default::default()
         }];

@@ -86,6 +86,7 @@ impl Containers {
         delete_shim(&bundle).await;
         // Execs belong to one run of the container.
         self.forget_execs(&c.id);
+        let link_env = self.links_env(&c)?;
         let net = self.network_up(&c).await?;
         let p = c.process();
         let user = process_user(&p.user, &p.additional_groups);
@@ -95,6 +96,7 @@ impl Containers {
                 .collect(),
         );
         process.env = crate::exec::exec_env(&p.env, &[], p.tty);
+        process.env.extend(link_env);
         if !p.working_dir.is_empty() {
             process.cwd = p.working_dir.clone();
         }

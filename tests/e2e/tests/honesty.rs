@@ -147,8 +147,7 @@ ct = c.containers.create(image, "true", name="pyc", stop_signal="SIGINT", tty=Tr
 assert ct.attrs["Config"]["StopSignal"] == "SIGINT"
 assert ct.attrs["HostConfig"]["Memory"] == 0
 ct.remove()
-for kwargs, flag in [({"oom_score_adj": 100}, "--oom-score-adj"), ({"links": {"db": "db"}}, "--link"),
-                     ({"cpu_percent": 50}, "--cpu-percent"),
+for kwargs, flag in [({"oom_score_adj": 100}, "--oom-score-adj"), ({"cpu_percent": 50}, "--cpu-percent"),
                      ({"storage_opt": {"size": "1G"}}, "--storage-opt")]:
     try:
         c.containers.create(image, "true", **kwargs)

@@ -238,7 +238,7 @@ fn fixed_addresses_and_their_refusals() {
         ),
         (
             vec!["--network", "fx", "--ip6", "fd00::9"],
-            "--ip6 is not supported by Berth yet",
+            "network fx does not have IPv6 enabled (--ipv6)",
         ),
         (
             vec!["--network", "fx", "--ip", "10.248.0.1"],
@@ -381,4 +381,72 @@ fn created_and_stopped_containers_keep_their_connections() {
 
     s.docker(&["rm", "-f", "k1", "k2new", "k3", "k4", "k5"]);
     s.docker(&["network", "rm", "kn1", "kn2"]);
+}
+
+#[test]
+fn forced_disconnect_forgets_a_removed_network_and_endpoint_options_are_refused_by_name() {
+    let s = BusyboxEngine::new();
+    s.docker(&["network", "create", "--subnet", "10.247.0.0/24", "gone"]);
+    s.docker(&["create", "--name", "f1", &s.image, "sleep", "1000"]);
+    s.docker(&["network", "connect", "gone", "f1"]);
+    // A stopped container holds no endpoint: the network can be removed under it.
+    s.docker(&["network", "rm", "gone"]);
+    let (_, err) = s.fails(&["network", "disconnect", "gone", "f1"]);
+    assert!(err.contains("network gone not found"), "{err}");
+    s.docker(&["network", "disconnect", "--force", "gone", "f1"]);
+    let nets = s.inspect("f1")["NetworkSettings"]["Networks"].clone();
+    assert!(nets.get("gone").is_none(), "{nets}");
+    s.docker(&["start", "f1"]);
+    // Neither a container nor an endpoint by that name: dockerd's error.
+    let (_, err) = s.fails(&["network", "disconnect", "--force", "bridge", "nosuch"]);
+    assert!(err.contains("No such container: nosuch"), "{err}");
+
+    // Endpoint options Berth does not apply are refused by their flag, never dropped.
+    s.docker(&["network", "create", "opts"]);
+    for (args, flag) in [
+        (vec!["--driver-opt", "com.example=1"], "--driver-opt"),
+        (vec!["--link-local-ip", "169.254.10.10"], "--link-local-ip"),
+    ] {
+        let mut cmd = vec!["network", "connect"];
+        cmd.extend_from_slice(&args);
+        cmd.extend_from_slice(&["opts", "f1"]);
+        let (_, err) = s.fails(&cmd);
+        assert!(
+            err.contains(&format!("{flag} is not supported by Berth")),
+            "{err}"
+        );
+    }
+    let (_, err) = s.fails(&[
+        "run",
+        "--rm",
+        "--network",
+        "opts",
+        "--link-local-ip",
+        "169.254.10.11",
+        &s.image,
+        "true",
+    ]);
+    assert!(
+        err.contains("--link-local-ip is not supported by Berth"),
+        "{err}"
+    );
+    // --gw-priority (API 1.48) through the API as a client sends it.
+    let script = r#"
+import sys, docker
+c = docker.APIClient(base_url=sys.argv[1], version="1.48")
+r = c._post_json(c._url("/networks/{0}/connect", "opts"),
+                 data={"Container": "f1", "EndpointConfig": {"GwPriority": 5}})
+print(r.status_code, r.text)
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &s.engine.docker_host])
+        .output()
+        .expect("python3");
+    let (o, e) = berth_testutil::text(&out);
+    assert!(
+        o.starts_with("400 ") && o.contains("--gw-priority is not supported by Berth"),
+        "{o}{e}"
+    );
+    s.docker(&["rm", "-f", "f1"]);
+    s.docker(&["network", "rm", "opts"]);
 }

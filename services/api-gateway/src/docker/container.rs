@@ -157,9 +157,9 @@ pub struct EndpointSettings<'a> {
     #[serde(rename = "IPPrefixLen")]
     ip_prefix_len: u32,
     #[serde(rename = "IPv6Gateway")]
-    ipv6_gateway: &'static str,
+    ipv6_gateway: &'a str,
     #[serde(rename = "GlobalIPv6Address")]
-    global_ipv6_address: &'static str,
+    global_ipv6_address: &'a str,
     #[serde(rename = "GlobalIPv6PrefixLen")]
     global_ipv6_prefix_len: u32,
     #[serde(rename = "DNSNames")]
@@ -203,9 +203,9 @@ fn endpoint_settings<'a>(
         gateway: e.map_or("", |e| e.gateway.as_str()),
         ip_address: e.map_or("", |e| e.ipv4_address.as_str()),
         ip_prefix_len: e.map_or(0, |e| e.ipv4_prefix_len),
-        ipv6_gateway: "",
-        global_ipv6_address: "",
-        global_ipv6_prefix_len: 0,
+        ipv6_gateway: e.map_or("", |e| e.ipv6_gateway.as_str()),
+        global_ipv6_address: e.map_or("", |e| e.ipv6_address.as_str()),
+        global_ipv6_prefix_len: e.map_or(0, |e| e.ipv6_prefix_len),
         dns_names: e.map(|e| e.dns_names.as_slice()).filter(non_empty),
     }
 }
@@ -272,11 +272,11 @@ fn network_settings(c: &pb::Container) -> Value {
         "SecondaryIPv6Addresses": null,
         "EndpointID": bridge.endpoint_id,
         "Gateway": bridge.gateway,
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
+        "GlobalIPv6Address": bridge.ipv6_address,
+        "GlobalIPv6PrefixLen": bridge.ipv6_prefix_len,
         "IPAddress": bridge.ipv4_address,
         "IPPrefixLen": bridge.ipv4_prefix_len,
-        "IPv6Gateway": "",
+        "IPv6Gateway": bridge.ipv6_gateway,
         "MacAddress": bridge.mac_address,
         "Networks": networks(c),
     })
@@ -637,6 +637,14 @@ pub fn inspect(info: &pb::ContainerInfo) -> Value {
     });
     if let Some(h) = &s.health {
         v["State"]["Health"] = crate::docker::health::inspect(h);
+    }
+    if let Some(links) = spec
+        .network
+        .as_ref()
+        .map(|n| super::links::inspect(&n.links, &c.name))
+        .filter(|l| !l.is_empty())
+    {
+        v["HostConfig"]["Links"] = json!(links);
     }
     if let Some(rw) = info.size_rw {
         v["SizeRw"] = rw.into();

@@ -123,6 +123,7 @@ struct HostConfig {
     dns_search: Option<Vec<String>>,
     dns_options: Option<Vec<String>>,
     extra_hosts: Option<Vec<String>>,
+    links: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -720,6 +721,7 @@ pub fn spec(
             dns_search: hc.dns_search.unwrap_or_default(),
             dns_options: hc.dns_options.unwrap_or_default(),
             extra_hosts: ports::extra_hosts(hc.extra_hosts)?,
+            links: super::links::parse(hc.links.unwrap_or_default())?,
             mode,
             exposed_ports: exposed,
             ..Default::default()

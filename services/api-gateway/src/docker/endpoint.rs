@@ -11,7 +11,6 @@ use crate::{docker::fields, error::ApiError};
 
 /// Settings Berth refuses until it implements them: the key, and the flag named.
 const REFUSED: &[(&str, &str)] = &[
-    ("Links", "--link"),
     ("DriverOpts", "--driver-opt"),
     ("GwPriority", "--gw-priority"),
 ];
@@ -54,9 +53,21 @@ pub fn spec(network: &str, v: &Value) -> Result<pb::EndpointSpec, ApiError> {
             .collect::<Result<_, _>>()?,
         _ => return Err(ApiError::invalid("invalid JSON: Aliases: not a list")),
     };
+    // Legacy links on a user-defined network (the CLI copies --link here): names the
+    // embedded DNS server answers for this container.
+    let links = match &v["Links"] {
+        Value::Null => Vec::new(),
+        Value::Array(a) => super::links::parse(
+            a.iter()
+                .map(|x| text(x, "Links"))
+                .collect::<Result<_, _>>()?,
+        )?,
+        _ => return Err(ApiError::invalid("invalid JSON: Links: not a list")),
+    };
     Ok(pb::EndpointSpec {
         network: network.to_owned(),
         aliases,
+        links,
         ipv4_address: text(&ipam["IPv4Address"], "IPv4Address")?,
         ipv6_address: text(&ipam["IPv6Address"], "IPv6Address")?,
         mac_address: text(&v["MacAddress"], "MacAddress")?,
@@ -85,7 +96,6 @@ mod tests {
         assert_eq!(s.mac_address, "02:42:0a:00:00:05");
         assert_eq!(spec("n", &Value::Null).unwrap().network, "n");
         let err = |v: Value| spec("n", &v).unwrap_err().message;
-        assert!(err(json!({"Links": ["a:b"]})).contains("--link"));
         assert!(err(json!({"GwPriority": 3})).contains("--gw-priority"));
         assert!(
             err(json!({"IPAMConfig": {"LinkLocalIPs": ["169.254.0.1"]}}))

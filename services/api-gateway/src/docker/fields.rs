@@ -201,12 +201,7 @@ pub const FIELDS: &[Field] = &[
         Refused(Resources),
         r#""container:x""#,
     ),
-    f(
-        "HostConfig.Links",
-        "--link",
-        Refused(Network),
-        r#"["db:db"]"#,
-    ),
+    f("HostConfig.Links", "--link", Honored, r#"["db:db"]"#),
     f(
         "HostConfig.OomScoreAdj",
         "--oom-score-adj",

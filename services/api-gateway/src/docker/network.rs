@@ -202,7 +202,11 @@ pub fn inspect(info: &pb::NetworkInfo, containers: bool) -> Value {
                     "EndpointID": e.endpoint_id,
                     "MacAddress": e.mac_address,
                     "IPv4Address": format!("{}/{}", e.ipv4_address, e.ipv4_prefix_len),
-                    "IPv6Address": "",
+                    "IPv6Address": if e.ipv6_address.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{}/{}", e.ipv6_address, e.ipv6_prefix_len)
+                    },
                 }),
             );
         }

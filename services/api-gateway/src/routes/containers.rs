@@ -118,6 +118,7 @@ async fn create(
                     ipv4_address: e.ipv4_address.clone(),
                     mac_address: e.mac_address.clone(),
                     ipv6_address: e.ipv6_address.clone(),
+                    links: Vec::new(),
                 })
                 .await
                 .map_err(|e| status(&e))?;

@@ -2,11 +2,19 @@
 //! or out while it runs), the checks of an endpoint's settings that dockerd makes at create and
 //! connect, and `docker rename` (the names the embedded DNS server answers).
 
-use std::{net::Ipv4Addr, path::PathBuf};
+use std::{
+    net::{Ipv4Addr, Ipv6Addr},
+    path::PathBuf,
+};
 
 use berth_proto::network::v1 as pb;
 
-use super::{Networks, Who, endpoint_rule, kernel, port_rules, resolv_conf};
+use super::{
+    Networks, Who,
+    files::resolv_conf,
+    kernel,
+    rules::{endpoint_rule, port_rules},
+};
 use crate::{
     NetworkError, dns, ipam,
     netlink::{self, Inside},
@@ -20,11 +28,6 @@ pub(crate) fn check_endpoint(
     if !want.aliases.is_empty() && n.predefined {
         return Err(NetworkError::invalid(
             "network-scoped alias is supported only for containers in user defined networks",
-        ));
-    }
-    if !want.ipv6_address.is_empty() {
-        return Err(NetworkError::invalid(
-            "--ip6 is not supported by Berth yet (IPv6 networks; IPAMConfig.IPv6Address)",
         ));
     }
     let fixed = if want.ipv4_address.is_empty() {
@@ -59,6 +62,64 @@ pub(crate) fn check_endpoint(
     Ok((fixed, mac))
 }
 
+/// The fixed IPv6 address an endpoint asks for (`--ip6`), checked against its network: one
+/// with IPv6 and a subnet the user gave, as dockerd requires.
+pub(crate) fn check_ipv6(
+    n: &pb::NetworkRecord,
+    want: &pb::EndpointRequest,
+) -> Result<Option<Ipv6Addr>, NetworkError> {
+    if want.ipv6_address.is_empty() {
+        return Ok(None);
+    }
+    let ip: Ipv6Addr = want.ipv6_address.parse().map_err(|_| {
+        NetworkError::invalid(format!("invalid IPv6 address: {}", want.ipv6_address))
+    })?;
+    if ip.is_unspecified() {
+        return Err(NetworkError::invalid(format!("invalid IPv6 address: {ip}")));
+    }
+    if n.predefined {
+        return Err(NetworkError::invalid(
+            "user specified IP address is supported on user defined networks only",
+        ));
+    }
+    if !n.enable_ipv6 {
+        return Err(NetworkError::invalid(format!(
+            "network {} does not have IPv6 enabled (--ipv6): --ip6 {ip} cannot be used",
+            n.name
+        )));
+    }
+    if !n.subnet6_given {
+        return Err(NetworkError::invalid(
+            "user specified IP address is supported only when connecting to networks with \
+             user configured subnets",
+        ));
+    }
+    Ok(Some(ip))
+}
+
+/// The container ID of the endpoint on a network that `who` names: its container's ID, a
+/// unique ID prefix, or its name.
+fn stale_owner(eps: &[pb::Endpoint], who: &str) -> Option<String> {
+    if who.is_empty() || eps.iter().any(|e| e.container_id == who) {
+        return None;
+    }
+    if let Some(e) = eps
+        .iter()
+        .find(|e| e.container_name == who.trim_start_matches('/'))
+    {
+        return Some(e.container_id.clone());
+    }
+    match eps
+        .iter()
+        .filter(|e| e.container_id.starts_with(who))
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [one] => Some(one.container_id.clone()),
+        _ => None,
+    }
+}
+
 fn check_container(id: &str, netns: &str) -> Result<PathBuf, NetworkError> {
     if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(NetworkError::invalid(format!(
@@ -83,6 +144,7 @@ impl Networks {
     ) -> Result<pb::NetworkRecord, NetworkError> {
         let n = self.find(&want.network)?;
         check_endpoint(&n, want)?;
+        check_ipv6(&n, want)?;
         Ok(n)
     }
 
@@ -158,17 +220,19 @@ impl Networks {
         let netns = PathBuf::from(&req.netns_path);
         let _g = self.lock.lock().await;
         let n = self.find(&req.network)?;
-        self.unplug(&req.container_id, &n, &netns)
-            .await
-            .ok_or_else(|| {
-                NetworkError::Client(
-                    berth_types::ErrorKind::Internal,
-                    format!(
-                        "container {} is not connected to network {}",
-                        req.container_id, n.name
-                    ),
-                )
-            })
+        // dockerd's ForceEndpointDelete: a stale endpoint whose container is gone is named by
+        // the container's name (or ID prefix) that it was made for.
+        let eps = self.store.network_endpoints(&n.id)?;
+        let cid = stale_owner(&eps, &req.container_id).unwrap_or(req.container_id.clone());
+        self.unplug(&cid, &n, &netns).await.ok_or_else(|| {
+            NetworkError::Client(
+                berth_types::ErrorKind::Internal,
+                format!(
+                    "container {} is not connected to network {}",
+                    req.container_id, n.name
+                ),
+            )
+        })
     }
 
     /// Removes the container's endpoint on `n`: its ports, link, element and address. The
@@ -244,6 +308,8 @@ impl Networks {
                 ip,
                 prefix: u8::try_from(e.ipv4_prefix_len).unwrap_or(32),
                 gateway: Some(gw),
+                ip6: netlink::ip6_of(e),
+                gateway6: e.ipv6_gateway.parse().ok(),
             };
             if let Err(err) = netlink::configure_inside(netns.to_owned(), vec![inside]).await {
                 tracing::warn!(error = %err, container = cid, "moving the default route");
@@ -318,6 +384,47 @@ mod tests {
             ipv6_address: "fd00::5".to_owned(),
             ..Default::default()
         };
-        assert!(err(&user, six).contains("--ip6"));
+        let err6 = |n: &pb::NetworkRecord, w: &pb::EndpointRequest| {
+            check_ipv6(n, w).unwrap_err().to_string()
+        };
+        assert!(err6(&user, &six).contains("does not have IPv6 enabled (--ipv6)"));
+        let v6 = pb::NetworkRecord {
+            enable_ipv6: true,
+            subnet6_given: true,
+            ..user.clone()
+        };
+        assert_eq!(
+            check_ipv6(&v6, &six).unwrap(),
+            Some("fd00::5".parse().unwrap())
+        );
+        assert_eq!(check_ipv6(&v6, &aliased).unwrap(), None);
+        let v6_picked = pb::NetworkRecord {
+            subnet6_given: false,
+            ..v6.clone()
+        };
+        assert!(err6(&v6_picked, &six).contains("user configured subnets"));
+        let bad = pb::EndpointRequest {
+            ipv6_address: "fd00::zz".to_owned(),
+            ..Default::default()
+        };
+        assert!(err6(&v6, &bad).contains("invalid IPv6 address"));
+        // IPv4 checks do not look at --ip6.
+        assert!(check_endpoint(&user, &six).is_ok());
+    }
+
+    #[test]
+    fn stale_endpoints_are_found_by_name_or_id_prefix() {
+        let ep = |id: &str, name: &str| pb::Endpoint {
+            container_id: id.to_owned(),
+            container_name: name.to_owned(),
+            ..Default::default()
+        };
+        let eps = [ep("abc123", "web"), ep("abd456", "db")];
+        assert_eq!(stale_owner(&eps, "web").as_deref(), Some("abc123"));
+        assert_eq!(stale_owner(&eps, "/db").as_deref(), Some("abd456"));
+        assert_eq!(stale_owner(&eps, "abc").as_deref(), Some("abc123"));
+        assert_eq!(stale_owner(&eps, "ab"), None, "ambiguous");
+        assert_eq!(stale_owner(&eps, "abc123"), None, "already an ID");
+        assert_eq!(stale_owner(&eps, "nosuch"), None);
     }
 }

@@ -1,0 +1,290 @@
+//! A container's Attach (its endpoints plugged in, ports published, the embedded DNS server
+//! started, its resolv.conf and hosts returned) and Detach.
+
+use std::{net::Ipv4Addr, path::PathBuf};
+
+use berth_proto::network::v1 as pb;
+
+use super::{
+    Networks, Who, connect, files, kernel, new_id,
+    rules::{endpoint_rule, pools_of, port_rules, want6_of},
+};
+use crate::{
+    NetworkError, dns, ipam,
+    netlink::{self, Inside, VETH_PREFIX},
+    store::NoAddress,
+};
+
+impl Networks {
+    /// Plugs the container into its networks; see the proto.
+    pub(crate) async fn attach(
+        &self,
+        req: &pb::AttachRequest,
+    ) -> Result<pb::AttachResponse, NetworkError> {
+        let cid = req.container_id.as_str();
+        if cid.len() != 64 || !cid.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(NetworkError::invalid(format!(
+                "invalid container ID {cid:?}"
+            )));
+        }
+        let netns = PathBuf::from(&req.netns_path);
+        if !netns.is_absolute() || !netns.exists() {
+            return Err(NetworkError::invalid(format!(
+                "no network namespace at {:?}",
+                req.netns_path
+            )));
+        }
+        let _g = self.lock.lock().await;
+        let who = Who {
+            id: cid,
+            name: &req.container_name,
+            hostname: &req.hostname,
+        };
+        let mut endpoints = Vec::new();
+        for want in &req.endpoints {
+            match self.plug(&who, &netns, want).await {
+                Ok(ep) => endpoints.push(ep),
+                Err(e) => {
+                    self.detach_locked(cid).await;
+                    return Err(e);
+                }
+            }
+        }
+        let published = match endpoints.first_mut() {
+            Some(first) if !req.ports.is_empty() => match self.publish(req, first).await {
+                Ok(p) => p,
+                Err(e) => {
+                    self.detach_locked(cid).await;
+                    return Err(e);
+                }
+            },
+            _ => Vec::new(),
+        };
+        let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let gateway = endpoints
+            .first()
+            .map(|e| e.gateway.clone())
+            .unwrap_or_default();
+        let extra = dns::extra_hosts(&req.extra_hosts, &gateway)
+            .map_err(NetworkError::invalid)
+            .and_then(|e| Ok(e + &self.link_hosts(&endpoints, &req.endpoints)?));
+        let extra = match extra {
+            Ok(e) => e,
+            Err(e) => {
+                self.detach_locked(cid).await;
+                return Err(e);
+            }
+        };
+        // Containers on a user-defined network get the embedded DNS server; the first such
+        // endpoint records where it serves.
+        let mut user_network = None;
+        for (i, e) in endpoints.iter().enumerate() {
+            if !self.find(&e.network_id)?.predefined {
+                user_network = Some(i);
+                break;
+            }
+        }
+        if let Some(first) = user_network.and_then(|i| endpoints.get_mut(i)) {
+            let upstreams = if req.dns.is_empty() {
+                dns::nameservers(&host)
+            } else {
+                req.dns.clone()
+            };
+            first.dns_netns = req.netns_path.clone();
+            first.dns_servers = upstreams.clone();
+            let started = self.store.update_endpoint(first).and_then(|()| {
+                self.dns
+                    .start(self.store.clone(), cid, netns.clone(), &upstreams)
+                    .map_err(|e| kernel(anyhow::anyhow!("starting the embedded DNS server: {e}")))
+            });
+            if let Err(e) = started {
+                self.detach_locked(cid).await;
+                return Err(e);
+            }
+        }
+        let addresses: Vec<String> = endpoints
+            .iter()
+            .flat_map(|e| [e.ipv4_address.clone(), e.ipv6_address.clone()])
+            .filter(|a| !a.is_empty())
+            .collect();
+        Ok(pb::AttachResponse {
+            resolv_conf: dns::resolv_conf(
+                &files::resolv_conf(&host),
+                user_network.is_some(),
+                &req.dns,
+                &req.dns_search,
+                &req.dns_options,
+            ),
+            hosts: files::hosts(&req.hostname, &req.domainname, &addresses) + &extra,
+            endpoints,
+            ports: published,
+        })
+    }
+
+    /// Plugs the container into one network: its endpoint recorded with its address (the
+    /// fixed one asked for, or the next free one), the veth made with its peer in the netns
+    /// (the next free ethN), the address and, when the container has no default route yet and
+    /// the network is not internal, the default route; the endpoint's element added.
+    pub(super) async fn plug(
+        &self,
+        who: &Who<'_>,
+        netns: &std::path::Path,
+        want: &pb::EndpointRequest,
+    ) -> Result<pb::Endpoint, NetworkError> {
+        let n = self.find(&want.network)?;
+        if n.driver != "bridge" {
+            return Err(NetworkError::invalid(format!(
+                "container cannot be attached to network {}: it is not a bridge network",
+                n.name
+            )));
+        }
+        let (fixed, mac) = connect::check_endpoint(&n, want)?;
+        let v6 = want6_of(&n, connect::check_ipv6(&n, want)?)?;
+        let pools = pools_of(&n)?;
+        let others = self.store.container_endpoints(who.id)?;
+        let interface = (0..)
+            .map(|i| format!("eth{i}"))
+            .find(|name| {
+                !others
+                    .iter()
+                    .any(|e| e.network_id != n.id && e.interface == *name)
+            })
+            .unwrap_or_default();
+        let default_route = !n.internal && !others.iter().any(|e| e.default_route);
+        let endpoint_id = new_id();
+        let make = |ip: Ipv4Addr, prefix: u8, gw: Ipv4Addr| pb::Endpoint {
+            host_interface: format!("{VETH_PREFIX}{}", &endpoint_id[..12]),
+            endpoint_id: endpoint_id.clone(),
+            network_id: n.id.clone(),
+            network_name: n.name.clone(),
+            container_id: who.id.to_owned(),
+            container_name: who.name.to_owned(),
+            interface: interface.clone(),
+            ipv4_address: ip.to_string(),
+            ipv4_prefix_len: u32::from(prefix),
+            gateway: gw.to_string(),
+            mac_address: ipam::mac_string(mac.unwrap_or_else(|| ipam::mac_for(ip))),
+            ports: Vec::new(),
+            aliases: want.aliases.clone(),
+            dns_netns: String::new(),
+            dns_servers: Vec::new(),
+            fixed_address: fixed.is_some(),
+            default_route,
+            hostname: who.hostname.to_owned(),
+            links: if n.predefined {
+                Vec::new()
+            } else {
+                want.links.clone()
+            },
+            ..Default::default()
+        };
+        let ep = match self
+            .store
+            .add_endpoint_at(&n, who.id, &pools, fixed, v6.as_ref(), make)?
+        {
+            Ok(ep) => ep,
+            Err(NoAddress::Exhausted) => {
+                return Err(NetworkError::forbidden(format!(
+                    "no available IPv4 addresses on this network's address pools: {} ({})",
+                    n.name, n.id
+                )));
+            }
+            Err(NoAddress::InUse) => {
+                return Err(NetworkError::forbidden("Address already in use"));
+            }
+            Err(NoAddress::OutOfRange) => {
+                return Err(NetworkError::invalid(format!(
+                    "no configured subnet contains IP address {}",
+                    want.ipv4_address
+                )));
+            }
+            Err(NoAddress::Exhausted6) => {
+                return Err(NetworkError::forbidden(format!(
+                    "no available IPv6 addresses on this network's address pools: {} ({})",
+                    n.name, n.id
+                )));
+            }
+            Err(NoAddress::OutOfRange6) => {
+                return Err(NetworkError::invalid(format!(
+                    "no configured subnet contains IP address {}",
+                    want.ipv6_address
+                )));
+            }
+        };
+        let ip: Ipv4Addr = ep
+            .ipv4_address
+            .parse()
+            .map_err(|_| NetworkError::Store(anyhow::anyhow!("bad address in the store")))?;
+        let mac = ipam::parse_mac(&ep.mac_address).unwrap_or_else(|| ipam::mac_for(ip));
+        let bridge = self.bridge_up(&n).await?;
+        if self.links.index(&ep.host_interface).await.is_none() {
+            self.links
+                .add_veth(&ep.host_interface, bridge, netns, &ep.interface, mac, n.mtu)
+                .await
+                .map_err(kernel)?;
+        }
+        let gateway = ep.gateway.parse().ok().filter(|_| ep.default_route);
+        netlink::configure_inside(
+            netns.to_owned(),
+            vec![Inside {
+                interface: ep.interface.clone(),
+                ip,
+                prefix: u8::try_from(ep.ipv4_prefix_len).unwrap_or(32),
+                gateway,
+                ip6: netlink::ip6_of(&ep),
+                gateway6: ep.ipv6_gateway.parse().ok().filter(|_| ep.default_route),
+            }],
+        )
+        .await
+        .map_err(kernel)?;
+        if let Some(rule) = endpoint_rule(&n, &ep) {
+            self.fw
+                .nft(&self.fw.add_endpoint_text(&rule))
+                .await
+                .map_err(kernel)?;
+        }
+        self.event(&n, "connect", Some(who.id));
+        Ok(ep)
+    }
+
+    /// Unplugs every endpoint of a container.
+    pub(crate) async fn detach(&self, container: &str) -> Result<(), NetworkError> {
+        let _g = self.lock.lock().await;
+        self.detach_locked(container).await;
+        Ok(())
+    }
+
+    pub(super) async fn detach_locked(&self, container: &str) {
+        let removed = match self.store.remove_endpoints(container) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, container, "releasing endpoints");
+                return;
+            }
+        };
+        let ports: String = removed
+            .iter()
+            .flat_map(port_rules)
+            .map(|r| self.fw.remove_port_text(&r))
+            .collect();
+        if let Err(e) = self.fw.nft(&ports).await {
+            tracing::warn!(error = %e, container, "removing published ports' elements");
+        }
+        self.held.release(container).await;
+        self.dns.stop(container);
+        for ep in removed {
+            if let Err(e) = self.links.delete(&ep.host_interface).await {
+                tracing::warn!(error = %e, link = ep.host_interface, "removing a veth");
+            }
+            let Ok(n) = self.find(&ep.network_id) else {
+                continue;
+            };
+            if let Some(rule) = endpoint_rule(&n, &ep)
+                && let Err(e) = self.fw.nft(&self.fw.remove_endpoint_text(&rule)).await
+            {
+                tracing::warn!(error = %e, "removing an endpoint's element");
+            }
+            self.event(&n, "disconnect", Some(container));
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! What the firewall and IPAM need from a network and its endpoints.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use berth_proto::network::v1 as pb;
+
+use crate::{
+    NetworkError,
+    firewall::{EndpointRule, NetRule},
+    ipam::{Ipv4Net, Pool},
+    ipam6::{Ipv6Net, Want6},
+    ports::PortRule,
+};
+
+/// Whether an IPAM configuration is the IPv6 one of a network with IPv6.
+pub(crate) fn is_v6(c: &pb::IpamConfig) -> bool {
+    c.subnet.contains(':') || (c.subnet.is_empty() && c.gateway.contains(':'))
+}
+
+/// The IPv4 IPAM pools of a network.
+pub(crate) fn pools_of(n: &pb::NetworkRecord) -> Result<Vec<Pool>, NetworkError> {
+    let bad = |e: String| NetworkError::Store(anyhow::anyhow!("network {}: {e}", n.name));
+    n.ipam
+        .iter()
+        .filter(|c| !is_v6(c))
+        .map(|c| {
+            let subnet: Ipv4Net = c.subnet.parse().map_err(bad)?;
+            let range = if c.ip_range.is_empty() {
+                subnet
+            } else {
+                c.ip_range.parse().map_err(bad)?
+            };
+            let gateway: Ipv4Addr = c.gateway.parse().map_err(|_| bad(c.gateway.clone()))?;
+            let reserved = c
+                .aux_addresses
+                .values()
+                .filter_map(|a| a.parse().ok())
+                .collect();
+            Ok(Pool {
+                subnet,
+                range,
+                gateway,
+                reserved,
+            })
+        })
+        .collect()
+}
+
+/// The IPv6 subnet of a network with IPv6, its gateway and auxiliary addresses (`fixed`: the
+/// address an endpoint asks for). None for an IPv4-only network.
+pub(crate) fn want6_of(
+    n: &pb::NetworkRecord,
+    fixed: Option<Ipv6Addr>,
+) -> Result<Option<Want6>, NetworkError> {
+    let Some(c) = n.ipam.iter().find(|c| is_v6(c)).filter(|_| n.enable_ipv6) else {
+        return Ok(None);
+    };
+    let bad = |e: String| NetworkError::Store(anyhow::anyhow!("network {}: {e}", n.name));
+    let subnet: Ipv6Net = c.subnet.parse().map_err(bad)?;
+    let gateway: Ipv6Addr = c.gateway.parse().map_err(|_| bad(c.gateway.clone()))?;
+    Ok(Some(Want6 {
+        subnet,
+        gateway,
+        reserved: c
+            .aux_addresses
+            .values()
+            .filter_map(|a| a.parse().ok())
+            .collect(),
+        fixed,
+    }))
+}
+
+pub(super) fn rule_of(n: &pb::NetworkRecord) -> Option<NetRule> {
+    let subnet = n.ipam.iter().find(|c| !is_v6(c))?.subnet.parse().ok()?;
+    let subnet6 = n
+        .ipam
+        .iter()
+        .find(|c| is_v6(c))
+        .filter(|_| n.enable_ipv6)
+        .and_then(|c| c.subnet.parse().ok());
+    (n.driver == "bridge").then(|| NetRule {
+        bridge: n.bridge.clone(),
+        subnet,
+        subnet6,
+        internal: n.internal,
+    })
+}
+
+/// The DNAT elements of an endpoint's published ports.
+pub(super) fn port_rules(e: &pb::Endpoint) -> Vec<PortRule> {
+    let Ok(target) = e.ipv4_address.parse() else {
+        return Vec::new();
+    };
+    e.ports
+        .iter()
+        .filter_map(|p| PortRule::of(target, p))
+        .collect()
+}
+
+pub(super) fn endpoint_rule(n: &pb::NetworkRecord, e: &pb::Endpoint) -> Option<EndpointRule> {
+    Some(EndpointRule {
+        bridge: n.bridge.clone(),
+        ip: e.ipv4_address.parse().ok()?,
+    })
+}
