@@ -283,7 +283,20 @@ impl Networks {
         }
     }
 
+    /// Publishes a network event (durably, through the store's outbox once attached).
     fn event(&self, n: &pb::NetworkRecord, action: &str, container: Option<&str>) {
+        for ev in self.network_event(n, action, container) {
+            self.events.publish(&ev);
+        }
+    }
+
+    /// A network event (none if `action` is malformed).
+    fn network_event(
+        &self,
+        n: &pb::NetworkRecord,
+        action: &str,
+        container: Option<&str>,
+    ) -> Vec<Event> {
         let mut actor = Actor {
             id: n.id.clone(),
             ..Actor::default()
@@ -296,10 +309,11 @@ impl Networks {
                 .insert("container".to_owned(), c.to_owned());
         }
         match action.parse() {
-            Ok(a) => self
-                .events
-                .publish(&Event::new(EventType::Network, a, actor, now_nanos())),
-            Err(e) => tracing::error!(error = %e, "bad event action"),
+            Ok(a) => vec![Event::new(EventType::Network, a, actor, now_nanos())],
+            Err(e) => {
+                tracing::error!(error = %e, "bad event action");
+                Vec::new()
+            }
         }
     }
 
@@ -766,7 +780,7 @@ impl Networks {
         };
         if let Err(e) = up.await {
             let _ = self.links.delete(&n.bridge).await;
-            let _ = self.store.remove_network(&n.id);
+            let _ = self.store.remove_network(&n.id, &[]);
             return Err(e);
         }
         self.event(&n, "create", None);
@@ -787,7 +801,8 @@ impl Networks {
                 n.name
             )));
         }
-        if let Err(Refusal::InUse(_)) = self.store.remove_network(&n.id)? {
+        let destroyed = self.network_event(n, "destroy", None);
+        if let Err(Refusal::InUse(_)) = self.store.remove_network(&n.id, &destroyed)? {
             return Err(NetworkError::forbidden(format!(
                 "error while removing network: network {} id {} has active endpoints",
                 n.name, n.id
@@ -801,7 +816,6 @@ impl Networks {
         }
         self.fw.forget_in_docker_user(&n.bridge).await;
         self.links.delete(&n.bridge).await.map_err(kernel)?;
-        self.event(n, "destroy", None);
         Ok(())
     }
 

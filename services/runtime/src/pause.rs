@@ -39,9 +39,9 @@ impl Containers {
             .await
             .map_err(|e| internal(format!("Cannot pause container {}: {e}", c.id)))?;
         c.state.paused = true;
-        self.store.put(&c)?;
+        self.store
+            .put_with(&c, &self.container_event(&c, "pause", &[]))?;
         self.bump();
-        self.event(&c, "pause", &[]);
         Ok(())
     }
 
@@ -57,9 +57,9 @@ impl Containers {
             .await
             .map_err(|e| internal(format!("Cannot unpause container {}: {e}", c.id)))?;
         c.state.paused = false;
-        self.store.put(&c)?;
+        self.store
+            .put_with(&c, &self.container_event(&c, "unpause", &[]))?;
         self.bump();
-        self.event(&c, "unpause", &[]);
         Ok(())
     }
 
