@@ -300,15 +300,18 @@ impl ImageService {
                             .cloned(),
                     );
                 }
-                let mut updated = rec.clone();
-                updated.repo_tags.retain(|t| !gone.contains(t));
-                updated.repo_digests.retain(|t| !gone.contains(t));
-                self.store.update(|tx| {
+                let updated = self.store.update(|tx| {
                     for g in &gone {
                         tx.delete_ref(g)?;
                         tx.emit(self.image_event("untag", &rec.id.to_string(), &familiar(g)));
                     }
-                    tx.put_image(&updated)
+                    // The record as it is now: a tag added since `rec` was read stays (a
+                    // write of `rec` would drop it from the record but not from the refs).
+                    let mut updated = tx.image(&rec.id)?.unwrap_or_else(|| rec.clone());
+                    updated.repo_tags.retain(|t| !gone.contains(t));
+                    updated.repo_digests.retain(|t| !gone.contains(t));
+                    tx.put_image(&updated)?;
+                    Ok(updated)
                 })?;
                 for g in &gone {
                     out.push(pb::Deleted {
