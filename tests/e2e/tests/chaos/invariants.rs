@@ -244,7 +244,6 @@ pub(crate) fn check(
         eventually_explained("nothing left of the removed containers", &mut check_left)
     }))
     .is_ok();
-    drop(check_left);
     let why = leftovers.join(", ");
     if !clean {
         violations += 1;

@@ -183,15 +183,15 @@ pub(crate) fn client(
             life.stopped = stopped;
             life.removed = removed;
         }
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             let tag = format!("chaos-{n}:{i}");
             call(s, journal, kills, &["tag", &s.image, &tag]);
             call(s, journal, kills, &["rmi", &tag]);
         }
-        if i % 5 == 0 {
+        if i.is_multiple_of(5) {
             call(s, journal, kills, &["pull", "-q", &s.image]);
         }
-        if i % 4 == 0 {
+        if i.is_multiple_of(4) {
             let since = (unix_now() - 30).to_string();
             let until = unix_now().to_string();
             call(
