@@ -8,6 +8,7 @@ use async_nats::{HeaderMap, jetstream};
 use tokio::sync::Notify;
 
 use crate::{
+    Bus,
     outbox::{Outbox, Row},
     publisher::{PublisherMetrics, ensure_stream},
 };
@@ -26,14 +27,16 @@ pub(crate) trait Sink: Send + 'static {
 
 /// The event stream.
 pub(crate) struct JetStreamSink {
+    bus: Bus,
     js: jetstream::Context,
     stream_ready: bool,
 }
 
 impl JetStreamSink {
-    pub(crate) fn new(js: jetstream::Context) -> JetStreamSink {
+    pub(crate) fn new(bus: Bus) -> JetStreamSink {
         JetStreamSink {
-            js,
+            js: bus.jetstream(),
+            bus,
             stream_ready: false,
         }
     }
@@ -41,6 +44,11 @@ impl JetStreamSink {
 
 impl Sink for JetStreamSink {
     async fn send(&mut self, rows: &[Row]) -> usize {
+        // Nothing is handed to the client while it is disconnected: it would queue every retry
+        // and send them all on reconnect.
+        if !self.bus.is_connected() {
+            return 0;
+        }
         if !self.stream_ready {
             match ensure_stream(&self.js).await {
                 Ok(_) => self.stream_ready = true,

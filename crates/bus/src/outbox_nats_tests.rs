@@ -10,7 +10,7 @@ use std::{
 use berth_types::{Actor, Event, EventType};
 
 use super::*;
-use crate::{Bus, subjects};
+use crate::subjects;
 
 struct Server(Child);
 
@@ -65,7 +65,7 @@ async fn rows_sent_again_after_a_crash_are_stored_once() {
         .collect();
 
     // Published and acknowledged, then the process dies before deleting the rows.
-    let mut first = JetStreamSink::new(bus.jetstream());
+    let mut first = JetStreamSink::new(bus.clone());
     let deadline = Instant::now() + Duration::from_secs(20);
     while first.send(&rows).await < rows.len() {
         assert!(Instant::now() < deadline, "NATS never stored the events");
@@ -74,7 +74,7 @@ async fn rows_sent_again_after_a_crash_are_stored_once() {
     assert_eq!(outbox.len().unwrap(), 3);
 
     // The next run publishes them again, with the same IDs, and deletes them.
-    let mut second = JetStreamSink::new(bus.jetstream());
+    let mut second = JetStreamSink::new(bus.clone());
     assert_eq!(
         step(&outbox, &mut second).await.unwrap(),
         Step::Sent { acked: 3, of: 3 }

@@ -146,7 +146,7 @@ impl EventPublisher {
         if self.outbox.set(attached).is_ok() {
             tokio::spawn(outbox_drain::run(
                 outbox,
-                JetStreamSink::new(self.bus.jetstream()),
+                JetStreamSink::new(self.bus.clone()),
                 wake,
                 drained,
                 self.metrics.clone(),
