@@ -1,15 +1,18 @@
 //! Berth's event bus on NATS: typed subjects, the JetStream stream that keeps event history,
-//! a publisher that buffers while NATS is down, and service heartbeats.
+//! a publisher that writes events to the service's store (an outbox) and publishes them from
+//! there, and service heartbeats.
 
 mod connect;
 mod heartbeat;
+mod outbox;
+mod outbox_drain;
 mod publisher;
 mod replay;
 pub mod subjects;
 
 pub use connect::Bus;
 pub use heartbeat::{Heartbeat, HeartbeatTask, spawn_heartbeat};
-pub use publisher::{EventPublisher, PublisherMetrics};
+pub use publisher::{EventPublisher, PublisherMetrics, Staged};
 pub use replay::{EventCursor, Next, Start, event_cursor};
 
 /// Errors talking to NATS.

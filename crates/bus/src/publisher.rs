@@ -1,10 +1,12 @@
-//! Publishing events: in order, stored by JetStream (acknowledged), buffered in memory while
-//! NATS is unreachable and sent on reconnect. Callers publish only after their state change is
-//! durable; `publish` itself never blocks a command.
+//! Publishing events: in order, stored by JetStream (acknowledged). Once a service has attached
+//! its store ([`EventPublisher::attach_outbox`]), events are written to the store's outbox (in
+//! the transaction of the state change they report, through [`EventPublisher::stage`]) and
+//! published from there, so that neither an outage of NATS nor a crash loses one. Before that
+//! (and in services without a store) they are buffered in memory while NATS is unreachable.
 
 use std::{
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicI64, Ordering},
     },
     time::Duration,
@@ -17,7 +19,12 @@ use bytes::Bytes;
 use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 use tokio::sync::{Notify, mpsc};
 
-use crate::{Bus, subjects};
+use crate::{
+    Bus,
+    outbox::Outbox,
+    outbox_drain::{self, JetStreamSink},
+    subjects,
+};
 
 /// How many events are held while NATS is down before new ones are dropped (and counted).
 const BUFFER: usize = 65_536;
@@ -50,6 +57,31 @@ impl PublisherMetrics {
         );
         m
     }
+
+    pub(crate) fn stored(&self, n: usize) {
+        self.published.inc_by(n as u64);
+    }
+
+    pub(crate) fn set_buffered(&self, n: u64) {
+        self.buffered.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+}
+
+/// An attached outbox and the handle that wakes its drain task.
+struct Attached {
+    outbox: Outbox,
+    wake: Arc<Notify>,
+    drained: Arc<Notify>,
+}
+
+/// Events written in a store transaction by [`EventPublisher::stage`]; hand it to
+/// [`EventPublisher::committed`] once the transaction has committed.
+#[must_use = "pass it to EventPublisher::committed after the commit"]
+#[derive(Debug, Default)]
+pub struct Staged {
+    /// Events to publish from memory (no outbox attached).
+    memory: Vec<Event>,
+    staged: usize,
 }
 
 struct Outgoing {
@@ -65,6 +97,8 @@ pub struct EventPublisher {
     pending: Arc<AtomicI64>,
     drained: Arc<Notify>,
     metrics: PublisherMetrics,
+    bus: Bus,
+    outbox: Arc<OnceLock<Attached>>,
 }
 
 impl std::fmt::Debug for EventPublisher {
@@ -84,13 +118,102 @@ impl EventPublisher {
             pending: Arc::new(AtomicI64::new(0)),
             drained: Arc::new(Notify::new()),
             metrics,
+            bus: bus.clone(),
+            outbox: Arc::new(OnceLock::new()),
         };
         tokio::spawn(drain(bus, rx, publisher.clone()));
         publisher
     }
 
-    /// Queues `event`. Returns at once; the event is stored when NATS is reachable.
+    /// From now on, events go through the outbox table of `db` (the service's store), and the
+    /// rows a previous run left there are published. Idempotent.
+    pub fn attach_outbox(&self, db: Arc<redb::Database>) -> Result<(), redb::Error> {
+        if self.outbox.get().is_some() {
+            return Ok(());
+        }
+        let outbox = Outbox::open(db)?;
+        let waiting = outbox.len()?;
+        if waiting > 0 {
+            tracing::info!(events = waiting, "publishing the events left in the outbox");
+        }
+        self.metrics.set_buffered(waiting);
+        let attached = Attached {
+            outbox: outbox.clone(),
+            wake: Arc::new(Notify::new()),
+            drained: Arc::new(Notify::new()),
+        };
+        let (wake, drained) = (attached.wake.clone(), attached.drained.clone());
+        if self.outbox.set(attached).is_ok() {
+            tokio::spawn(outbox_drain::run(
+                outbox,
+                JetStreamSink::new(self.bus.clone()),
+                wake,
+                drained,
+                self.metrics.clone(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes `events` into the outbox in `tx`, a write transaction of the attached store, so
+    /// that they are stored (or lost) with the change they report. Without an outbox they are
+    /// kept for [`EventPublisher::committed`] to publish from memory.
+    pub fn stage(
+        &self,
+        tx: &redb::WriteTransaction,
+        events: &[Event],
+    ) -> Result<Staged, redb::Error> {
+        if self.outbox.get().is_none() {
+            return Ok(Staged {
+                memory: events.to_vec(),
+                staged: 0,
+            });
+        }
+        Outbox::stage(tx, events)?;
+        Ok(Staged {
+            memory: Vec::new(),
+            staged: events.len(),
+        })
+    }
+
+    /// How many events wait in the attached outbox (None without one).
+    pub fn waiting(&self) -> Option<u64> {
+        self.outbox.get().and_then(|a| a.outbox.len().ok())
+    }
+
+    /// After the commit of the transaction `staged` was written in: starts publishing.
+    pub fn committed(&self, staged: Staged) {
+        for ev in &staged.memory {
+            self.publish_memory(ev);
+        }
+        if staged.staged > 0
+            && let Some(a) = self.outbox.get()
+        {
+            self.metrics.buffered.inc_by(staged.staged as i64);
+            a.wake.notify_one();
+        }
+    }
+
+    /// Publishes `event`, which reports no stored change: through the outbox (in a transaction
+    /// of its own) once one is attached, else from memory. Never waits for NATS.
     pub fn publish(&self, event: &Event) {
+        if let Some(a) = self.outbox.get() {
+            match a.outbox.append(std::slice::from_ref(event)) {
+                Ok(()) => {
+                    self.metrics.buffered.inc();
+                    a.wake.notify_one();
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "event not written to the outbox; buffered in memory")
+                }
+            }
+        }
+        self.publish_memory(event);
+    }
+
+    /// Queues `event` in memory. Returns at once; the event is stored when NATS is reachable.
+    fn publish_memory(&self, event: &Event) {
         let payload = match serde_json::to_vec(event) {
             Ok(p) => Bytes::from(p),
             Err(e) => {
@@ -115,14 +238,25 @@ impl EventPublisher {
     }
 
     /// Waits until every queued event is stored, or `timeout` passes. Returns whether all were.
+    /// (Events in the outbox are kept when it returns false, and published on the next start.)
     pub async fn flush(&self, timeout: Duration) -> bool {
         let wait = async {
             loop {
                 let notified = self.drained.notified();
                 if self.pending.load(Ordering::SeqCst) == 0 {
-                    return;
+                    break;
                 }
                 notified.await;
+            }
+            if let Some(a) = self.outbox.get() {
+                loop {
+                    let notified = a.drained.notified();
+                    if a.outbox.len().is_ok_and(|n| n == 0) {
+                        break;
+                    }
+                    a.wake.notify_one();
+                    notified.await;
+                }
             }
         };
         tokio::time::timeout(timeout, wait).await.is_ok()

@@ -265,8 +265,8 @@ impl ImageService {
             .with_tag(tag)
             .map_err(|e| ImagesError::InvalidArgument(e.to_string()))?;
         rec.last_tag_time = Some(time::OffsetDateTime::now_utc().unix_timestamp());
-        self.commit_image(rec.clone(), Some(&target), None)?;
-        self.event("tag", &rec.id.to_string(), &target.familiar_string());
+        let tagged = self.image_event("tag", &rec.id.to_string(), &target.familiar_string());
+        self.commit_image_with(rec, Some(&target), None, tagged.into_iter().collect())?;
         Ok(())
     }
 
@@ -312,21 +312,24 @@ impl ImageService {
                             .cloned(),
                     );
                 }
-                let mut updated = rec.clone();
-                updated.repo_tags.retain(|t| !gone.contains(t));
-                updated.repo_digests.retain(|t| !gone.contains(t));
-                self.store.update(|tx| {
+                let updated = self.store.update(|tx| {
                     for g in &gone {
                         tx.delete_ref(g)?;
+                        tx.emit(self.image_event("untag", &rec.id.to_string(), &familiar(g)));
                     }
-                    tx.put_image(&updated)
+                    // The record as it is now: a tag added since `rec` was read stays (a
+                    // write of `rec` would drop it from the record but not from the refs).
+                    let mut updated = tx.image(&rec.id)?.unwrap_or_else(|| rec.clone());
+                    updated.repo_tags.retain(|t| !gone.contains(t));
+                    updated.repo_digests.retain(|t| !gone.contains(t));
+                    tx.put_image(&updated)?;
+                    Ok(updated)
                 })?;
                 for g in &gone {
                     out.push(pb::Deleted {
                         untagged: familiar(g),
                         deleted: String::new(),
                     });
-                    self.event("untag", &rec.id.to_string(), &familiar(g));
                 }
                 if !updated.repo_tags.is_empty() || !updated.repo_digests.is_empty() {
                     return Ok(out);
@@ -372,6 +375,7 @@ impl ImageService {
         self.store.update(|tx| {
             for r in rec.repo_tags.iter().chain(&rec.repo_digests) {
                 tx.delete_ref(r)?;
+                tx.emit(self.image_event("untag", &rec.id.to_string(), &familiar(r)));
             }
             tx.put_image(&bare)
         })?;
@@ -381,7 +385,6 @@ impl ImageService {
                 untagged: familiar(r),
                 deleted: String::new(),
             });
-            self.event("untag", &rec.id.to_string(), &familiar(r));
         }
         Ok(out)
     }
@@ -395,7 +398,10 @@ impl ImageService {
                 if tx.resolve(r)?.as_ref() == Some(&rec.id) {
                     tx.delete_ref(r)?;
                 }
+                tx.emit(self.image_event("untag", &rec.id.to_string(), &familiar(r)));
             }
+            let id = rec.id.to_string();
+            tx.emit(self.image_event("delete", &id, &id));
             tx.delete_image(&rec.id)
         })?;
         for r in rec.repo_tags.iter().chain(&rec.repo_digests) {
@@ -403,7 +409,6 @@ impl ImageService {
                 untagged: familiar(r),
                 deleted: String::new(),
             });
-            self.event("untag", &rec.id.to_string(), &familiar(r));
         }
         out.push(pb::Deleted {
             untagged: String::new(),
@@ -429,7 +434,6 @@ impl ImageService {
                 self.content.delete(b)?;
             }
         }
-        self.event("delete", &rec.id.to_string(), &rec.id.to_string());
         Ok(out)
     }
 

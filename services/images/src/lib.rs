@@ -24,6 +24,9 @@ mod jobs;
 mod layers;
 mod load;
 mod load_archive;
+mod load_v1;
+#[cfg(test)]
+mod load_v1_tests;
 mod login;
 mod manifest;
 mod parents;

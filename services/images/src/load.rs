@@ -1,7 +1,8 @@
 //! `docker load`: an archive as `docker save` writes it, in any of its forms: Docker's legacy
 //! format (`manifest.json` naming a config and `<id>/layer.tar` layers, as dockerd 20.10
 //! writes it), an OCI image layout (`index.json`, `blobs/sha256/...`), or both (moby 25 and
-//! later, and Berth). The archive is read once as it streams in (see `load_archive`); then every
+//! later, and Berth), or the layout before Docker 1.10 (`repositories`, `<id>/json`; see
+//! `load_v1`). The archive is read once as it streams in (see `load_archive`); then every
 //! image is checked (config, layer count, references) before any layer is unpacked, layers are
 //! unpacked in chain order against the config's diff_ids, and only then are the images
 //! recorded and tagged. A failure anywhere leaves nothing behind.
@@ -207,6 +208,11 @@ impl ImageService {
                     self.candidate(&config, layers, oci_tags(&entry.annotations)?, added)?;
                 c.manifest = Some(m.0);
                 out.push(c);
+            }
+        } else if let Some(raw) = staged.metadata("repositories") {
+            // The layout before Docker 1.10.
+            for image in crate::load_v1::images(staged, raw, parse_tag)? {
+                out.push(self.candidate(&image.config, image.layers, image.tags, added)?);
             }
         } else {
             return Err(invalid(

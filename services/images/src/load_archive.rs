@@ -79,15 +79,18 @@ fn blob_name(path: &str) -> Result<Option<Digest>, ImagesError> {
         .map_err(|e| invalid(format!("{path} is not named by a digest: {e}")))
 }
 
-/// Whether a file is metadata read whole rather than stored as a blob.
+/// Whether a file is metadata read whole rather than stored as a blob (a v1 config,
+/// `<id>/json`, too: the layout before Docker 1.10 has no other).
 fn is_metadata(path: &str) -> bool {
-    !path.contains('/')
-        && (path.ends_with(".json") || path == "repositories" || path == "oci-layout")
+    match path.split_once('/') {
+        None => path.ends_with(".json") || path == "repositories" || path == "oci-layout",
+        Some((dir, file)) => dir != "blobs" && file == "json",
+    }
 }
 
-/// Legacy per-layer files nothing reads (`<id>/json`, `<id>/VERSION`).
+/// Legacy per-layer files nothing reads (`<id>/VERSION`).
 fn is_ignored(path: &str) -> bool {
-    !path.starts_with("blobs/") && (path.ends_with("/json") || path.ends_with("/VERSION"))
+    !path.starts_with("blobs/") && path.ends_with("/VERSION")
 }
 
 impl Staged {

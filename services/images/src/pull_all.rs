@@ -23,18 +23,32 @@ impl ImageService {
                 "tag can't be used with --all-tags/-a".to_owned(),
             ));
         }
-        let endpoint = self
-            .registries
-            .endpoints(&r)
-            .pop()
-            .expect("the registry itself is always an endpoint");
-        let client = self.registries.client(&endpoint);
-        let reference = oci_reference(&r.clone().with_default_tag(), &endpoint);
-        let tags = client
-            .list_tags(&reference, &spec.credentials.to_auth(), None, None)
-            .await
-            .map_err(|e| registry_error(&r, e))?
-            .tags;
+        // As dockerd: Docker Hub mirrors first, then the registry itself; the first that
+        // answers lists the tags.
+        let mut tags = None;
+        let mut last_error = None;
+        for endpoint in self.registries.endpoints(&r) {
+            let client = self.registries.client(&endpoint);
+            let reference = oci_reference(&r.clone().with_default_tag(), &endpoint);
+            match client
+                .list_tags(&reference, &spec.credentials.to_auth(), None, None)
+                .await
+            {
+                Ok(list) => {
+                    tags = Some(list.tags);
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!(registry = endpoint.registry, error = %e, "listing tags");
+                    last_error = Some(e);
+                }
+            }
+        }
+        let tags = match (tags, last_error) {
+            (Some(tags), _) => tags,
+            (None, Some(e)) => return Err(registry_error(&r, e)),
+            (None, None) => Vec::new(),
+        };
         if tags.is_empty() {
             return Err(ImagesError::NotFound(format!(
                 "repository {} has no tags",

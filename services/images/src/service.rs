@@ -38,6 +38,7 @@ impl ImageService {
         events: EventPublisher,
     ) -> anyhow::Result<Arc<ImageService>> {
         let store = Store::open(root)?;
+        store.attach_events(events.clone())?;
         let content = ContentStore::open(root)?;
         let layers = LayerDirs::new(root)?;
         let facts = InfoFacts::probe(root, cfg)?;
@@ -60,8 +61,16 @@ impl ImageService {
         locks.entry(digest.clone()).or_default().clone()
     }
 
-    /// Publishes an image event (after the change is committed).
+    /// Publishes an image event that reports no stored change (those are given to the
+    /// change's transaction, from [`ImageService::image_event`]).
     pub(crate) fn event(&self, action: &str, id: &str, name: &str) {
+        if let Some(ev) = self.image_event(action, id, name) {
+            self.events.publish(&ev);
+        }
+    }
+
+    /// An image event (none if `action` is malformed).
+    pub(crate) fn image_event(&self, action: &str, id: &str, name: &str) -> Option<Event> {
         let mut actor = Actor {
             id: id.to_owned(),
             ..Actor::default()
@@ -69,10 +78,11 @@ impl ImageService {
         actor.attributes.insert("name".to_owned(), name.to_owned());
         let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64;
         match action.parse() {
-            Ok(a) => self
-                .events
-                .publish(&Event::new(EventType::Image, a, actor, now)),
-            Err(e) => tracing::error!(error = %e, "bad event action"),
+            Ok(a) => Some(Event::new(EventType::Image, a, actor, now)),
+            Err(e) => {
+                tracing::error!(error = %e, "bad event action");
+                None
+            }
         }
     }
 
@@ -118,11 +128,23 @@ impl ImageService {
     /// Returns the images that lost a tag (for untag events).
     pub(crate) fn commit_image(
         &self,
-        mut rec: ImageRecord,
+        rec: ImageRecord,
         tag: Option<&ImageRef>,
         digest_ref: Option<&ImageRef>,
     ) -> Result<ImageRecord, ImagesError> {
+        self.commit_image_with(rec, tag, digest_ref, Vec::new())
+    }
+
+    /// [`ImageService::commit_image`] with the events that report it, in its transaction.
+    pub(crate) fn commit_image_with(
+        &self,
+        mut rec: ImageRecord,
+        tag: Option<&ImageRef>,
+        digest_ref: Option<&ImageRef>,
+        events: Vec<Event>,
+    ) -> Result<ImageRecord, ImagesError> {
         self.store.update(|tx| {
+            tx.emit(events);
             if let Some(existing) = tx.image(&rec.id)? {
                 rec.repo_tags = existing.repo_tags;
                 rec.repo_digests = existing.repo_digests;

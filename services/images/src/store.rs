@@ -2,9 +2,13 @@
 //! name them, and unpacked layers with their reference counts. One write transaction per state
 //! change, so a crash leaves either the old state or the new one.
 
-use std::path::Path;
+use std::{
+    path::Path,
+    sync::{Arc, OnceLock},
+};
 
-use berth_types::Digest;
+use berth_bus::{EventPublisher, Staged};
+use berth_types::{Digest, Event};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
@@ -63,7 +67,9 @@ pub(crate) struct LayerRecord {
 }
 
 pub(crate) struct Store {
-    db: redb::Database,
+    db: Arc<redb::Database>,
+    /// Once attached: the events of an update are written in its transaction (the outbox).
+    events: OnceLock<EventPublisher>,
 }
 
 fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, ImagesError> {
@@ -83,7 +89,17 @@ impl Store {
         tx.open_table(LAYERS)?;
         tx.open_table(SNAPSHOTS)?;
         tx.commit()?;
-        Ok(Store { db })
+        Ok(Store {
+            db: Arc::new(db),
+            events: OnceLock::new(),
+        })
+    }
+
+    /// From now on the events given to [`Tx::emit`] go through `events`, from this store.
+    pub(crate) fn attach_events(&self, events: EventPublisher) -> anyhow::Result<()> {
+        events.attach_outbox(self.db.clone())?;
+        let _ = self.events.set(events);
+        Ok(())
     }
 
     pub(crate) fn count(&self) -> Result<u64, ImagesError> {
@@ -168,16 +184,25 @@ impl Store {
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, ImagesError>,
     ) -> Result<T, ImagesError> {
         let tx = self.db.begin_write().map_err(ImagesError::store)?;
-        let out = {
+        let (out, events) = {
             let mut t = Tx {
                 images: tx.open_table(IMAGES).map_err(ImagesError::store)?,
                 refs: tx.open_table(REFS).map_err(ImagesError::store)?,
                 layers: tx.open_table(LAYERS).map_err(ImagesError::store)?,
                 snapshots: tx.open_table(SNAPSHOTS).map_err(ImagesError::store)?,
+                events: Vec::new(),
             };
-            f(&mut t)?
+            let out = f(&mut t)?;
+            (out, t.events)
+        };
+        let staged = match self.events.get() {
+            Some(p) => p.stage(&tx, &events).map_err(ImagesError::store)?,
+            None => Staged::default(),
         };
         tx.commit().map_err(ImagesError::store)?;
+        if let Some(p) = self.events.get() {
+            p.committed(staged);
+        }
         Ok(out)
     }
 }
@@ -188,9 +213,15 @@ pub(crate) struct Tx<'a> {
     refs: redb::Table<'a, &'static str, &'static str>,
     layers: redb::Table<'a, &'static str, &'static [u8]>,
     snapshots: redb::Table<'a, &'static str, &'static [u8]>,
+    events: Vec<Event>,
 }
 
 impl Tx<'_> {
+    /// Events that report this transaction's change, stored with it.
+    pub(crate) fn emit(&mut self, events: impl IntoIterator<Item = Event>) {
+        self.events.extend(events);
+    }
+
     pub(crate) fn image(&self, id: &Digest) -> Result<Option<ImageRecord>, ImagesError> {
         self.images
             .get(id.to_string().as_str())

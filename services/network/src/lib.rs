@@ -26,6 +26,7 @@ use tonic::service::RoutesBuilder;
 pub async fn serve(launch: Launch) -> anyhow::Result<()> {
     let ctx = ServiceContext::start(ServiceName::Network, launch).await?;
     let store = Arc::new(store::Store::open(&ctx.data_dir)?);
+    store.attach_events(ctx.events.clone())?;
     let info = info::Network::new(store.clone(), sysctl::Sysctl::host());
     let networks = Arc::new(networks::Networks::new(
         store,

@@ -151,7 +151,20 @@ impl Networks {
         }
     }
 
+    /// Publishes a network event (durably, through the store's outbox once attached).
     fn event(&self, n: &pb::NetworkRecord, action: &str, container: Option<&str>) {
+        for ev in self.network_event(n, action, container) {
+            self.events.publish(&ev);
+        }
+    }
+
+    /// A network event (none if `action` is malformed).
+    fn network_event(
+        &self,
+        n: &pb::NetworkRecord,
+        action: &str,
+        container: Option<&str>,
+    ) -> Vec<Event> {
         let mut actor = Actor {
             id: n.id.clone(),
             ..Actor::default()
@@ -164,10 +177,11 @@ impl Networks {
                 .insert("container".to_owned(), c.to_owned());
         }
         match action.parse() {
-            Ok(a) => self
-                .events
-                .publish(&Event::new(EventType::Network, a, actor, now_nanos())),
-            Err(e) => tracing::error!(error = %e, "bad event action"),
+            Ok(a) => vec![Event::new(EventType::Network, a, actor, now_nanos())],
+            Err(e) => {
+                tracing::error!(error = %e, "bad event action");
+                Vec::new()
+            }
         }
     }
 }

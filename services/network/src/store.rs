@@ -2,9 +2,16 @@
 //! addresses handed out. An endpoint and its address are written (and released) in one
 //! transaction, so an address is never handed out twice, also across restarts.
 
-use std::{collections::BTreeSet, net::Ipv4Addr, path::Path};
+use std::{
+    collections::BTreeSet,
+    net::Ipv4Addr,
+    path::Path,
+    sync::{Arc, OnceLock},
+};
 
+use berth_bus::{EventPublisher, Staged};
 use berth_proto::network::v1 as pb;
+use berth_types::Event;
 use prost::Message;
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
@@ -22,7 +29,9 @@ const ADDRESSES: TableDefinition<&str, &str> = TableDefinition::new("addresses")
 const LAST: TableDefinition<&str, u32> = TableDefinition::new("last_address");
 
 pub(crate) struct Store {
-    db: redb::Database,
+    db: Arc<redb::Database>,
+    /// Once attached: the events given to a write are written in its transaction (the outbox).
+    events: OnceLock<EventPublisher>,
 }
 
 fn store_err(e: impl Into<anyhow::Error>) -> NetworkError {
@@ -100,7 +109,30 @@ impl Store {
         tx.open_table(ADDRESSES)?;
         tx.open_table(LAST)?;
         tx.commit()?;
-        Ok(Store { db })
+        Ok(Store {
+            db: Arc::new(db),
+            events: OnceLock::new(),
+        })
+    }
+
+    /// From now on the events given to writes go through `events`, from this store.
+    pub(crate) fn attach_events(&self, events: EventPublisher) -> anyhow::Result<()> {
+        events.attach_outbox(self.db.clone())?;
+        let _ = self.events.set(events);
+        Ok(())
+    }
+
+    fn stage(&self, tx: &redb::WriteTransaction, events: &[Event]) -> anyhow::Result<Staged> {
+        match self.events.get() {
+            Some(p) => Ok(p.stage(tx, events)?),
+            None => Ok(Staged::default()),
+        }
+    }
+
+    fn committed(&self, staged: Staged) {
+        if let Some(p) = self.events.get() {
+            p.committed(staged);
+        }
     }
 
     pub(crate) fn count(&self) -> Result<u64, NetworkError> {
@@ -148,8 +180,13 @@ impl Store {
         write().map_err(store_err)
     }
 
-    /// Removes a network without endpoints, with its allocation state.
-    pub(crate) fn remove_network(&self, id: &str) -> Result<Result<(), Refusal>, NetworkError> {
+    /// Removes a network without endpoints, with its allocation state (and the events that
+    /// report it).
+    pub(crate) fn remove_network(
+        &self,
+        id: &str,
+        events: &[Event],
+    ) -> Result<Result<(), Refusal>, NetworkError> {
         let write = || -> anyhow::Result<Result<(), Refusal>> {
             let tx = self.db.begin_write()?;
             {
@@ -167,7 +204,9 @@ impl Store {
                 tx.open_table(LAST)?.remove(id)?;
                 tx.open_table(NETWORKS)?.remove(id)?;
             }
+            let staged = self.stage(&tx, events)?;
             tx.commit()?;
+            self.committed(staged);
             Ok(Ok(()))
         };
         write().map_err(store_err)
@@ -478,11 +517,11 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(
-            s.remove_network("n1").unwrap(),
+            s.remove_network("n1", &[]).unwrap(),
             Err(Refusal::InUse(vec!["c1".to_owned()]))
         );
         s.remove_endpoints("c1").unwrap();
-        s.remove_network("n1").unwrap().unwrap();
+        s.remove_network("n1", &[]).unwrap().unwrap();
         assert_eq!(s.count().unwrap(), 0);
     }
 

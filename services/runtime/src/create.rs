@@ -52,7 +52,10 @@ impl Drop for Creating<'_> {
 impl Containers {
     /// Records a new container with its name, in one transaction.
     fn record(&self, c: &Container) -> Result<(), ContainerError> {
-        match self.store.create(c)? {
+        match self
+            .store
+            .create(c, &self.container_event(c, "create", &[]))?
+        {
             Ok(()) => Ok(()),
             Err(other) => Err(names::conflict(&c.name, &other)),
         }
@@ -216,7 +219,6 @@ impl Containers {
         }
         failpoint::hit("create-after-record");
         self.bump();
-        self.event(&c, "create", &[]);
         Ok(pb::CreateResponse { id, warnings })
     }
 }

@@ -91,9 +91,10 @@ impl Containers {
         self.network_down(id).await;
         self.unmount_volumes(id, Vec::new()).await;
         c.network = None;
-        self.store.put(&c)?;
-        // Published before waiters wake, so that `die` comes before the `stop` they publish.
-        self.event(&c, "die", &[("exitCode", code.to_string())]);
+        // Written with the exit (and published before waiters wake, so that `die` comes before
+        // the `stop` they publish).
+        let die = self.container_event(&c, "die", &[("exitCode", code.to_string())]);
+        self.store.put_with(&c, &die)?;
         self.volume_events(&c, "unmount");
         self.bump();
         Ok(())

@@ -219,7 +219,7 @@ impl Containers {
         probe: Probe,
         s: &Settings,
     ) -> Result<bool, ContainerError> {
-        let (c, changed) = {
+        {
             let _guard = self.lock.lock().await;
             let Some(mut c) = self.store.get(id)? else {
                 return Ok(false);
@@ -234,13 +234,15 @@ impl Containers {
             }
             let h = c.state.health.get_or_insert_with(|| Health::starting(None));
             let changed = h.record(probe, s, started_at);
-            self.store.put(&c)?;
-            (c, changed)
-        };
-        self.bump();
-        if let Some(status) = changed {
-            self.event(&c, &format!("health_status: {}", status.as_str()), &[]);
+            let events = match changed {
+                Some(status) => {
+                    self.container_event(&c, &format!("health_status: {}", status.as_str()), &[])
+                }
+                None => Vec::new(),
+            };
+            self.store.put_with(&c, &events)?;
         }
+        self.bump();
         Ok(true)
     }
 }

@@ -70,6 +70,7 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
     .map_err(anyhow::Error::msg)?;
     let ctx = ServiceContext::start(ServiceName::Runtime, launch).await?;
     let store = std::sync::Arc::new(store::Store::open(&ctx.data_dir)?);
+    store.attach_events(ctx.events.clone())?;
     let cgroups = CgroupInfo::detect_host();
     let domain = info::Runtime::new(store.clone(), cgroups, ctx.engine_id.clone(), &ctx.cfg);
     let images = berth_service::channel(

@@ -163,8 +163,21 @@ impl Containers {
         self.changed.send_modify(|n| *n += 1);
     }
 
-    /// Publishes a container event with the name and image attributes.
+    /// Publishes a container event with the name and image attributes (one that reports no
+    /// stored change: those are written with the change, from [`Containers::container_event`]).
     pub(crate) fn event(&self, c: &Container, action: &str, extra: &[(&str, String)]) {
+        for ev in self.container_event(c, action, extra) {
+            self.events.publish(&ev);
+        }
+    }
+
+    /// A container event with the name and image attributes (none if `action` is malformed).
+    pub(crate) fn container_event(
+        &self,
+        c: &Container,
+        action: &str,
+        extra: &[(&str, String)],
+    ) -> Vec<Event> {
         let mut actor = Actor {
             id: c.id.clone(),
             ..Actor::default()
@@ -183,10 +196,11 @@ impl Containers {
         }
         let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64;
         match action.parse() {
-            Ok(a) => self
-                .events
-                .publish(&Event::new(EventType::Container, a, actor, now)),
-            Err(e) => tracing::error!(error = %e, "bad event action"),
+            Ok(a) => vec![Event::new(EventType::Container, a, actor, now)],
+            Err(e) => {
+                tracing::error!(error = %e, "bad event action");
+                Vec::new()
+            }
         }
     }
 
@@ -412,7 +426,11 @@ impl Containers {
             ));
         }
         let old = std::mem::replace(&mut c.name, new);
-        if let Err(other) = self.store.rename(&c, old.trim_start_matches('/'))? {
+        let renamed = self.container_event(&c, "rename", &[("oldName", old.clone())]);
+        if let Err(other) = self
+            .store
+            .rename(&c, old.trim_start_matches('/'), &renamed)?
+        {
             return Err(crate::names::conflict(&c.name, &other));
         }
         if c.network.is_some() {
@@ -421,7 +439,6 @@ impl Containers {
             self.store.put(&c)?;
         }
         self.bump();
-        self.event(&c, "rename", &[("oldName", old)]);
         Ok(())
     }
 
@@ -460,7 +477,8 @@ impl Containers {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .insert(now.id.clone());
-            self.store.delete(&now)?;
+            self.store
+                .delete(&now, &self.container_event(&now, "destroy", &[]))?;
             let mut removed = self
                 .removed
                 .lock()
@@ -494,7 +512,6 @@ impl Containers {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&c.id);
         self.bump();
-        self.event(&c, "destroy", &[]);
         Ok(())
     }
 

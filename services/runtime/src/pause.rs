@@ -79,9 +79,9 @@ impl Containers {
             )));
         }
         now.state.paused = true;
-        self.store.put(&now)?;
+        self.store
+            .put_with(&now, &self.container_event(&now, "pause", &[]))?;
         self.bump();
-        self.event(&now, "pause", &[]);
         Ok(())
     }
 
@@ -105,9 +105,9 @@ impl Containers {
             return Ok(());
         }
         now.state.paused = false;
-        self.store.put(&now)?;
+        self.store
+            .put_with(&now, &self.container_event(&now, "unpause", &[]))?;
         self.bump();
-        self.event(&now, "unpause", &[]);
         Ok(())
     }
 

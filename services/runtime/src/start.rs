@@ -282,10 +282,10 @@ impl Containers {
                 if crate::health::Settings::of(&c.spec).is_some() {
                     c.state.health = Some(crate::health::Health::starting(c.state.health.take()));
                 }
-                self.store.put(&c)?;
+                self.store
+                    .put_with(&c, &self.container_event(&c, "start", &[]))?;
                 self.bump();
                 self.volume_events(&c, "mount");
-                self.event(&c, "start", &[]);
                 self.watch_exit(c.id.clone());
                 self.monitor_health(&c);
                 Ok(())

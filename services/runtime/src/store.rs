@@ -7,8 +7,11 @@
 use std::{
     collections::BTreeMap,
     path::Path,
-    sync::{Arc, RwLock, RwLockWriteGuard},
+    sync::{Arc, OnceLock, RwLock, RwLockWriteGuard},
 };
+
+use berth_bus::{EventPublisher, Staged};
+use berth_types::Event;
 
 use berth_proto::runtime::v1 as pb;
 use prost::Message;
@@ -22,7 +25,9 @@ const CONTAINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("container
 const NAMES: TableDefinition<&str, &str> = TableDefinition::new("names");
 
 pub(crate) struct Store {
-    db: redb::Database,
+    db: Arc<redb::Database>,
+    /// Once attached: events are written in the outbox in the transaction of their change.
+    events: OnceLock<EventPublisher>,
     /// Every record, decoded, once a list has asked for them all: written through by every
     /// write while its transaction commits (the lock is held across both), so that `docker ps`
     /// of thousands neither reads nor decodes them again.
@@ -87,9 +92,30 @@ impl Store {
         }
         tx.commit()?;
         Ok(Store {
-            db,
+            db: Arc::new(db),
+            events: OnceLock::new(),
             cache: RwLock::new(None),
         })
+    }
+
+    /// Events given to the writes below go through `events`, from the outbox of this store.
+    pub(crate) fn attach_events(&self, events: EventPublisher) -> anyhow::Result<()> {
+        events.attach_outbox(self.db.clone())?;
+        let _ = self.events.set(events);
+        Ok(())
+    }
+
+    fn stage(&self, tx: &redb::WriteTransaction, events: &[Event]) -> anyhow::Result<Staged> {
+        match self.events.get() {
+            Some(p) => Ok(p.stage(tx, events)?),
+            None => Ok(Staged::default()),
+        }
+    }
+
+    fn committed(&self, staged: Staged) {
+        if let Some(p) = self.events.get() {
+            p.committed(staged);
+        }
     }
 
     fn cache_write(&self) -> RwLockWriteGuard<'_, Cache> {
@@ -193,8 +219,12 @@ impl Store {
 
     /// Records a new container and reserves its name, in one transaction. Err(id) when the
     /// name belongs to container `id`.
-    pub(crate) fn create(&self, c: &Container) -> Result<Result<(), String>, RuntimeError> {
-        self.write_named(c, None)
+    pub(crate) fn create(
+        &self,
+        c: &Container,
+        events: &[Event],
+    ) -> Result<Result<(), String>, RuntimeError> {
+        self.write_named(c, None, events)
     }
 
     /// Writes `c`'s record with its name reserved (and `old`, its previous name, released), in
@@ -203,11 +233,12 @@ impl Store {
         &self,
         c: &Container,
         old: Option<&str>,
+        events: &[Event],
     ) -> Result<Result<(), String>, RuntimeError> {
         let mut cache = self.cache_write();
         let write = || -> anyhow::Result<Result<(), String>> {
             let tx = self.db.begin_write()?;
-            {
+            let staged = {
                 let mut names = tx.open_table(NAMES)?;
                 if let Some(other) = names.get(c.short_name())? {
                     return Ok(Err(other.value().to_owned()));
@@ -218,8 +249,11 @@ impl Store {
                 names.insert(c.short_name(), c.id.as_str())?;
                 let mut table = tx.open_table(CONTAINERS)?;
                 table.insert(c.id.as_str(), encode(c).as_slice())?;
-            }
+                drop(table);
+                self.stage(&tx, events)?
+            };
             tx.commit()?;
+            self.committed(staged);
             Ok(Ok(()))
         };
         let done = write().map_err(RuntimeError::Store)?;
@@ -231,6 +265,11 @@ impl Store {
 
     /// Writes the record durably (its name unchanged).
     pub(crate) fn put(&self, c: &Container) -> Result<(), RuntimeError> {
+        self.put_with(c, &[])
+    }
+
+    /// Writes the record durably (its name unchanged) with the events that report the change.
+    pub(crate) fn put_with(&self, c: &Container, events: &[Event]) -> Result<(), RuntimeError> {
         let bytes = encode(c);
         let mut cache = self.cache_write();
         let write = || -> anyhow::Result<()> {
@@ -239,7 +278,9 @@ impl Store {
                 let mut table = tx.open_table(CONTAINERS)?;
                 table.insert(c.id.as_str(), bytes.as_slice())?;
             }
+            let staged = self.stage(&tx, events)?;
             tx.commit()?;
+            self.committed(staged);
             Ok(())
         };
         write().map_err(RuntimeError::Store)?;
@@ -255,12 +296,13 @@ impl Store {
         &self,
         c: &Container,
         old: &str,
+        events: &[Event],
     ) -> Result<Result<(), String>, RuntimeError> {
-        self.write_named(c, Some(old))
+        self.write_named(c, Some(old), events)
     }
 
-    /// Removes the record and its name, in one transaction.
-    pub(crate) fn delete(&self, c: &Container) -> Result<(), RuntimeError> {
+    /// Removes the record and its name, with the events that report it, in one transaction.
+    pub(crate) fn delete(&self, c: &Container, events: &[Event]) -> Result<(), RuntimeError> {
         let mut cache = self.cache_write();
         let write = || -> anyhow::Result<()> {
             let tx = self.db.begin_write()?;
@@ -275,7 +317,9 @@ impl Store {
                 let mut table = tx.open_table(CONTAINERS)?;
                 table.remove(c.id.as_str())?;
             }
+            let staged = self.stage(&tx, events)?;
             tx.commit()?;
+            self.committed(staged);
             Ok(())
         };
         write().map_err(RuntimeError::Store)?;
@@ -320,7 +364,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let mut c = sample('b', "new");
         c.state.status = Status::Running;
-        store.create(&c).unwrap().unwrap();
+        store.create(&c, &[]).unwrap().unwrap();
         assert_eq!(store.get(&c.id).unwrap(), Some(c.clone()));
         store.put_raw(&"a".repeat(64), migrate::tests::LEGACY.as_bytes());
         drop(store);
@@ -335,28 +379,63 @@ mod tests {
         assert_eq!(store.id_by_name("old").unwrap(), Some("a".repeat(64)));
     }
 
+    /// Each event is written in the transaction of the change it reports (the outbox): a
+    /// write refused for a taken name leaves none.
+    #[tokio::test]
+    async fn events_are_stored_with_their_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // NATS is not reachable: nothing leaves the outbox.
+        let bus = berth_bus::Bus::connect("nats://127.0.0.1:1", "test")
+            .await
+            .unwrap();
+        let events = EventPublisher::spawn(bus, Default::default());
+        store.attach_events(events.clone()).unwrap();
+        let ev = |c: &Container, action: &str| {
+            let actor = berth_types::Actor {
+                id: c.id.clone(),
+                ..Default::default()
+            };
+            vec![Event::new(
+                berth_types::EventType::Container,
+                action.parse().unwrap(),
+                actor,
+                1,
+            )]
+        };
+        let a = sample('a', "web");
+        let b = sample('b', "web");
+        store.create(&a, &ev(&a, "create")).unwrap().unwrap();
+        assert_eq!(events.waiting(), Some(1));
+        assert!(store.create(&b, &ev(&b, "create")).unwrap().is_err());
+        assert_eq!(events.waiting(), Some(1), "a refused create has no event");
+        store.put_with(&a, &ev(&a, "start")).unwrap();
+        store.delete(&a, &ev(&a, "destroy")).unwrap();
+        assert_eq!(events.waiting(), Some(3));
+    }
+
     #[test]
     fn names_are_reserved_with_their_record() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let a = sample('a', "web");
         let b = sample('b', "web");
-        store.create(&a).unwrap().unwrap();
-        assert_eq!(store.create(&b).unwrap(), Err(a.id.clone()));
+        store.create(&a, &[]).unwrap().unwrap();
+        assert_eq!(store.create(&b, &[]).unwrap(), Err(a.id.clone()));
         assert_eq!(store.get(&b.id).unwrap(), None);
         assert_eq!(store.id_by_name("web").unwrap(), Some(a.id.clone()));
 
         let mut renamed = a.clone();
         renamed.name = "/api".to_owned();
-        store.rename(&renamed, "web").unwrap().unwrap();
+        store.rename(&renamed, "web", &[]).unwrap().unwrap();
         assert_eq!(store.id_by_name("web").unwrap(), None);
         assert_eq!(store.id_by_name("api").unwrap(), Some(a.id.clone()));
-        store.create(&b).unwrap().unwrap();
+        store.create(&b, &[]).unwrap().unwrap();
         let mut clash = renamed.clone();
         clash.name = "/web".to_owned();
-        assert_eq!(store.rename(&clash, "api").unwrap(), Err(b.id.clone()));
+        assert_eq!(store.rename(&clash, "api", &[]).unwrap(), Err(b.id.clone()));
 
-        store.delete(&renamed).unwrap();
+        store.delete(&renamed, &[]).unwrap();
         assert_eq!(store.id_by_name("api").unwrap(), None);
         assert_eq!(store.get(&a.id).unwrap(), None);
         assert_eq!(store.id_by_name("web").unwrap(), Some(b.id.clone()));
@@ -370,8 +449,8 @@ mod tests {
         a.id = format!("ab{}", "0".repeat(62));
         let mut b = sample('a', "two");
         b.id = format!("ac{}", "0".repeat(62));
-        store.create(&a).unwrap().unwrap();
-        store.create(&b).unwrap().unwrap();
+        store.create(&a, &[]).unwrap().unwrap();
+        store.create(&b, &[]).unwrap().unwrap();
         assert_eq!(store.by_prefix("ab").unwrap(), Prefix::One(a.id.clone()));
         assert_eq!(store.by_prefix("a").unwrap(), Prefix::Many);
         assert_eq!(store.by_prefix("b").unwrap(), Prefix::None);
@@ -394,21 +473,21 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let a = sample('a', "web");
-        store.create(&a).unwrap().unwrap();
+        store.create(&a, &[]).unwrap().unwrap();
         assert_eq!(store.all().unwrap(), on_disk(&store));
         let mut b = sample('b', "db");
-        store.create(&b).unwrap().unwrap();
+        store.create(&b, &[]).unwrap().unwrap();
         b.state.status = Status::Running;
         store.put(&b).unwrap();
         assert_eq!(store.counts().unwrap().running, 1);
         let clash = sample('c', "web");
-        assert_eq!(store.create(&clash).unwrap(), Err(a.id.clone()));
+        assert_eq!(store.create(&clash, &[]).unwrap(), Err(a.id.clone()));
         let mut renamed = a.clone();
         renamed.name = "/api".to_owned();
-        store.rename(&renamed, "web").unwrap().unwrap();
+        store.rename(&renamed, "web", &[]).unwrap().unwrap();
         assert_eq!(store.all().unwrap(), on_disk(&store));
         assert_eq!(store.all().unwrap(), vec![renamed.clone(), b.clone()]);
-        store.delete(&renamed).unwrap();
+        store.delete(&renamed, &[]).unwrap();
         assert_eq!(store.all().unwrap(), on_disk(&store));
         assert_eq!(store.all().unwrap(), vec![b]);
     }

@@ -66,9 +66,9 @@ impl Containers {
                 .map_err(|e| cannot(ErrorKind::Internal, &e))?
                 .map_err(|e| cannot(ErrorKind::Internal, &e))?;
         }
-        self.store.put(&c)?;
+        self.store
+            .put_with(&c, &self.container_event(&c, "update", &[]))?;
         self.bump();
-        self.event(&c, "update", &[]);
         Ok(pb::UpdateResponse { warnings })
     }
 }

@@ -5,6 +5,8 @@ mod grpc;
 mod hostmount;
 mod info;
 mod local;
+#[cfg(test)]
+mod outbox_tests;
 mod store;
 mod trash;
 mod volumes;
@@ -20,6 +22,7 @@ use tonic::service::RoutesBuilder;
 pub async fn serve(launch: Launch) -> anyhow::Result<()> {
     let ctx = ServiceContext::start(ServiceName::Volumes, launch).await?;
     let store = store::Store::open(&ctx.data_dir)?;
+    store.attach_events(ctx.events.clone())?;
     let domain = info::Volumes::new(store, ctx.data_dir.clone(), Some(ctx.events.clone()));
     domain.reconcile_mounts();
     trash::sweep(&ctx.data_dir);

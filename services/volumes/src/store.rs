@@ -5,7 +5,11 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::Path,
+    sync::{Arc, OnceLock},
 };
+
+use berth_bus::{EventPublisher, Staged};
+use berth_types::Event;
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -40,15 +44,23 @@ pub(crate) struct VolumeRecord {
 }
 
 pub(crate) struct Store {
-    db: redb::Database,
+    db: Arc<redb::Database>,
+    /// Once attached: the events of a write are written in its transaction (the outbox).
+    events: OnceLock<EventPublisher>,
 }
 
 /// A write transaction's view of the volumes table.
 pub(crate) struct Tx<'a> {
     table: redb::Table<'a, &'static str, &'static [u8]>,
+    events: Vec<Event>,
 }
 
 impl Tx<'_> {
+    /// Events that report this transaction's change, stored with it.
+    pub(crate) fn emit(&mut self, events: impl IntoIterator<Item = Event>) {
+        self.events.extend(events);
+    }
+
     pub(crate) fn get(&self, name: &str) -> anyhow::Result<Option<VolumeRecord>> {
         match self.table.get(name)? {
             Some(v) => Ok(Some(serde_json::from_slice(v.value())?)),
@@ -81,7 +93,17 @@ impl Store {
         let tx = db.begin_write()?;
         tx.open_table(VOLUMES)?;
         tx.commit()?;
-        Ok(Store { db })
+        Ok(Store {
+            db: Arc::new(db),
+            events: OnceLock::new(),
+        })
+    }
+
+    /// From now on the events given to [`Tx::emit`] go through `events`, from this store.
+    pub(crate) fn attach_events(&self, events: EventPublisher) -> anyhow::Result<()> {
+        events.attach_outbox(self.db.clone())?;
+        let _ = self.events.set(events);
+        Ok(())
     }
 
     pub(crate) fn count(&self) -> Result<u64, VolumesError> {
@@ -125,14 +147,27 @@ impl Store {
             .db
             .begin_write()
             .map_err(|e| VolumesError::Store(e.into()))?;
-        let out = {
+        let (out, events) = {
             let table = tx
                 .open_table(VOLUMES)
                 .map_err(|e| VolumesError::Store(e.into()))?;
-            let mut t = Tx { table };
-            f(&mut t)?
+            let mut t = Tx {
+                table,
+                events: Vec::new(),
+            };
+            let out = f(&mut t)?;
+            (out, t.events)
+        };
+        let staged = match self.events.get() {
+            Some(p) => p
+                .stage(&tx, &events)
+                .map_err(|e| VolumesError::Store(e.into()))?,
+            None => Staged::default(),
         };
         tx.commit().map_err(|e| VolumesError::Store(e.into()))?;
+        if let Some(p) = self.events.get() {
+            p.committed(staged);
+        }
         Ok(out)
     }
 

@@ -128,18 +128,11 @@ impl Volumes {
         }
     }
 
+    /// Publishes an event that reports no stored change.
     fn event(&self, action: &str, name: &str, attrs: &[(&str, String)]) {
         let Some(events) = &self.events else { return };
-        let mut actor = Actor {
-            id: name.to_owned(),
-            ..Actor::default()
-        };
-        for (k, v) in attrs {
-            actor.attributes.insert((*k).to_owned(), v.clone());
-        }
-        match action.parse() {
-            Ok(a) => events.publish(&Event::new(EventType::Volume, a, actor, now_nanos())),
-            Err(e) => tracing::error!(error = %e, "bad event action"),
+        if let Some(ev) = volume_event(action, name, attrs) {
+            events.publish(&ev);
         }
     }
 
@@ -220,9 +213,9 @@ impl Volumes {
         validate_name(&name)?;
         let options: BTreeMap<String, String> = req.options.into_iter().collect();
         check_driver(&name, &req.driver, &options)?;
-        let (v, created) = self.store.write(|tx| {
+        let v = self.store.write(|tx| {
             if let Some(v) = tx.get(&name)? {
-                return Ok((v, false));
+                return Ok(v);
             }
             let v = self.new_record(
                 &name,
@@ -231,11 +224,13 @@ impl Volumes {
                 options,
             )?;
             tx.put(&v)?;
-            Ok((v, true))
+            tx.emit(volume_event(
+                "create",
+                &v.name,
+                &[("driver", v.driver.clone())],
+            ));
+            Ok(v)
         })?;
-        if created {
-            self.event("create", &v.name, &[("driver", v.driver.clone())]);
-        }
         Ok(self.to_proto(&v))
     }
 
@@ -280,11 +275,15 @@ impl Volumes {
                 return Err(Self::in_use(name, &v));
             }
             tx.delete(name)?;
+            tx.emit(volume_event(
+                "destroy",
+                name,
+                &[("driver", LOCAL.to_owned())],
+            ));
             Ok(Some(v))
         })?;
         if let Some(v) = removed {
             self.remove_dirs(&v);
-            self.event("destroy", name, &[("driver", LOCAL.to_owned())]);
         }
         Ok(())
     }
@@ -298,6 +297,11 @@ impl Volumes {
             for v in tx.all()? {
                 if v.containers.is_empty() && (req.all || v.anonymous) && matches(&f, &v) {
                     tx.delete(&v.name)?;
+                    tx.emit(volume_event(
+                        "destroy",
+                        &v.name,
+                        &[("driver", LOCAL.to_owned())],
+                    ));
                     gone.push(v);
                 }
             }
@@ -307,7 +311,6 @@ impl Volumes {
         for v in &gone {
             reclaimed += berth_service::disk_usage(&self.mountpoint(&v.name)).unwrap_or(0);
             self.remove_dirs(v);
-            self.event("destroy", &v.name, &[("driver", LOCAL.to_owned())]);
         }
         let gone: Vec<String> = gone.into_iter().map(|v| v.name).collect();
         self.event("prune", "", &[("reclaimed", reclaimed.to_string())]);
@@ -362,6 +365,13 @@ impl Volumes {
                 };
                 v.containers.insert(container.clone());
                 tx.put(&v)?;
+                if created {
+                    tx.emit(volume_event(
+                        "create",
+                        &name,
+                        &[("driver", v.driver.clone())],
+                    ));
+                }
                 out.push(pb::Acquired {
                     own_filesystem: crate::local::needs_mount(&v.options),
                     mountpoint: self.mountpoint(&name).display().to_string(),
@@ -372,9 +382,6 @@ impl Volumes {
             }
             Ok(out)
         })?;
-        for a in acquired.iter().filter(|a| a.created) {
-            self.event("create", &a.name, &[("driver", a.driver.clone())]);
-        }
         Ok(pb::AcquireResponse { volumes: acquired })
     }
 
@@ -394,6 +401,11 @@ impl Volumes {
                 }
                 if req.remove_anonymous && v.anonymous && v.containers.is_empty() {
                     tx.delete(&v.name)?;
+                    tx.emit(volume_event(
+                        "destroy",
+                        &v.name,
+                        &[("driver", LOCAL.to_owned())],
+                    ));
                     removed.push(v);
                 } else {
                     tx.put(&v)?;
@@ -410,10 +422,27 @@ impl Volumes {
         }
         for v in &removed {
             self.remove_dirs(v);
-            self.event("destroy", &v.name, &[("driver", LOCAL.to_owned())]);
         }
         let removed = removed.into_iter().map(|v| v.name).collect();
         Ok(pb::ReleaseResponse { removed })
+    }
+}
+
+/// A volume event (none if `action` is malformed).
+fn volume_event(action: &str, name: &str, attrs: &[(&str, String)]) -> Option<Event> {
+    let mut actor = Actor {
+        id: name.to_owned(),
+        ..Actor::default()
+    };
+    for (k, v) in attrs {
+        actor.attributes.insert((*k).to_owned(), v.clone());
+    }
+    match action.parse() {
+        Ok(a) => Some(Event::new(EventType::Volume, a, actor, now_nanos())),
+        Err(e) => {
+            tracing::error!(error = %e, "bad event action");
+            None
+        }
     }
 }
 

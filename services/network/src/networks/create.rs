@@ -342,7 +342,7 @@ impl Networks {
         };
         if let Err(e) = up.await {
             let _ = self.links.delete(&n.bridge).await;
-            let _ = self.store.remove_network(&n.id);
+            let _ = self.store.remove_network(&n.id, &[]);
             return Err(e);
         }
         self.event(&n, "create", None);

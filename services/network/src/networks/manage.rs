@@ -106,7 +106,8 @@ impl Networks {
                 n.name
             )));
         }
-        if let Err(Refusal::InUse(_)) = self.store.remove_network(&n.id)? {
+        let destroyed = self.network_event(n, "destroy", None);
+        if let Err(Refusal::InUse(_)) = self.store.remove_network(&n.id, &destroyed)? {
             return Err(NetworkError::forbidden(format!(
                 "error while removing network: network {} id {} has active endpoints",
                 n.name, n.id
@@ -120,7 +121,6 @@ impl Networks {
         }
         self.fw.forget_in_docker_user(&n.bridge).await;
         self.links.delete(&n.bridge).await.map_err(kernel)?;
-        self.event(n, "destroy", None);
         Ok(())
     }
 

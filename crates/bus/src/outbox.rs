@@ -1,0 +1,203 @@
+//! The events outbox: a table in a service's own store where each event is written in the same
+//! transaction as the state change it reports, and from which the drain task publishes it.
+//! A row is deleted only once JetStream has acknowledged it; its message ID (a UUID chosen when
+//! the row is written) is sent as `Nats-Msg-Id`, so that a row published again after a crash
+//! is stored once.
+
+use std::sync::Arc;
+
+use berth_types::Event;
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::subjects;
+
+/// Events waiting to be stored in NATS, by sequence (the order they were written in).
+const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("berth_events_outbox");
+
+/// One event waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Row {
+    /// The JetStream message ID (`Nats-Msg-Id`), the same every time the row is published.
+    pub(crate) id: String,
+    pub(crate) subject: String,
+    /// Trace context of the request that caused the event.
+    #[serde(default)]
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) event: Event,
+}
+
+impl Row {
+    pub(crate) fn new(event: &Event) -> Row {
+        let mut headers = Vec::new();
+        berth_telemetry::inject_context(|k, v| headers.push((k.to_owned(), v.to_owned())));
+        Row {
+            id: uuid::Uuid::new_v4().to_string(),
+            subject: subjects::event(event),
+            headers,
+            event: event.clone(),
+        }
+    }
+}
+
+/// The outbox of one store.
+#[derive(Clone)]
+pub(crate) struct Outbox {
+    db: Arc<redb::Database>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox").finish_non_exhaustive()
+    }
+}
+
+impl Outbox {
+    /// Creates the table if needed.
+    pub(crate) fn open(db: Arc<redb::Database>) -> Result<Outbox, redb::Error> {
+        let tx = db.begin_write()?;
+        tx.open_table(OUTBOX)?;
+        tx.commit()?;
+        Ok(Outbox { db })
+    }
+
+    /// Writes `events` in the caller's transaction, after every row already there.
+    pub(crate) fn stage(tx: &redb::WriteTransaction, events: &[Event]) -> Result<(), redb::Error> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut table = tx.open_table(OUTBOX)?;
+        let first = table.last()?.map_or(0, |(k, _)| k.value()) + 1;
+        for (key, ev) in (first..).zip(events) {
+            let row = serde_json::to_vec(&Row::new(ev))
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+            table.insert(key, row.as_slice())?;
+        }
+        Ok(())
+    }
+
+    /// Writes `events` in a transaction of their own (events that report no stored change).
+    pub(crate) fn append(&self, events: &[Event]) -> Result<(), redb::Error> {
+        let tx = self.db.begin_write()?;
+        Outbox::stage(&tx, events)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The first `limit` rows, oldest first. A row that cannot be read is dropped (logged).
+    pub(crate) fn pending(&self, limit: usize) -> Result<Vec<(u64, Row)>, redb::Error> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(OUTBOX)?;
+        let mut out = Vec::new();
+        let mut bad = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            match serde_json::from_slice::<Row>(v.value()) {
+                Ok(row) => out.push((k.value(), row)),
+                Err(e) => {
+                    tracing::error!(error = %e, key = k.value(), "unreadable outbox row dropped");
+                    bad.push(k.value());
+                }
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        drop(table);
+        drop(tx);
+        if !bad.is_empty() {
+            self.delete(&bad)?;
+        }
+        Ok(out)
+    }
+
+    /// Deletes acknowledged rows, in one transaction.
+    pub(crate) fn delete(&self, keys: &[u64]) -> Result<(), redb::Error> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut table = tx.open_table(OUTBOX)?;
+            for k in keys {
+                table.remove(*k)?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// How many rows wait.
+    pub(crate) fn len(&self) -> Result<u64, redb::Error> {
+        let tx = self.db.begin_read()?;
+        Ok(tx.open_table(OUTBOX)?.len()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use berth_types::{Actor, EventType};
+
+    use super::*;
+
+    fn ev(action: &str, id: &str) -> Event {
+        let actor = Actor {
+            id: id.to_owned(),
+            ..Actor::default()
+        };
+        Event::new(EventType::Volume, action.parse().unwrap(), actor, 1)
+    }
+
+    pub(crate) fn db() -> (tempfile::TempDir, Arc<redb::Database>) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = redb::Database::create(dir.path().join("state.redb")).unwrap();
+        (dir, Arc::new(db))
+    }
+
+    #[test]
+    fn staged_rows_commit_or_roll_back_with_the_transaction() {
+        let (_d, db) = db();
+        let outbox = Outbox::open(db.clone()).unwrap();
+        let tx = db.begin_write().unwrap();
+        Outbox::stage(&tx, &[ev("create", "a"), ev("remove", "a")]).unwrap();
+        tx.abort().unwrap();
+        assert_eq!(outbox.len().unwrap(), 0);
+
+        let tx = db.begin_write().unwrap();
+        Outbox::stage(&tx, &[ev("create", "a"), ev("remove", "a")]).unwrap();
+        tx.commit().unwrap();
+        outbox.append(&[ev("create", "b")]).unwrap();
+        let rows = outbox.pending(10).unwrap();
+        let order: Vec<_> = rows
+            .iter()
+            .map(|(_, r)| (r.event.action.to_string(), r.event.actor.id.clone()))
+            .collect();
+        assert_eq!(
+            order,
+            [("create", "a"), ("remove", "a"), ("create", "b")]
+                .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        );
+        assert_eq!(rows[0].1.subject, "berth.events.volume.create");
+        let ids: std::collections::BTreeSet<_> = rows.iter().map(|(_, r)| &r.id).collect();
+        assert_eq!(ids.len(), 3, "each row has its own message ID");
+        assert_eq!(outbox.pending(2).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn rows_survive_reopening_and_are_deleted_by_key() {
+        let (dir, db) = db();
+        let outbox = Outbox::open(db.clone()).unwrap();
+        outbox
+            .append(&[ev("create", "a"), ev("create", "b")])
+            .unwrap();
+        let before = outbox.pending(10).unwrap();
+        drop(outbox);
+        drop(db);
+        let db = Arc::new(redb::Database::create(dir.path().join("state.redb")).unwrap());
+        let outbox = Outbox::open(db).unwrap();
+        assert_eq!(outbox.pending(10).unwrap(), before);
+        outbox.delete(&[before[0].0]).unwrap();
+        assert_eq!(outbox.pending(10).unwrap(), before[1..]);
+        // Sequence numbers keep growing after the last row.
+        outbox.append(&[ev("create", "c")]).unwrap();
+        let rows = outbox.pending(10).unwrap();
+        assert!(rows[1].0 > rows[0].0);
+    }
+}

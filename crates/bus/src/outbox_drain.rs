@@ -1,0 +1,290 @@
+//! The task that empties an outbox into JetStream: oldest rows first, a batch at a time, each
+//! row deleted once its publication is acknowledged. After a crash the rows not yet deleted
+//! are published again with their message IDs, which JetStream's duplicate window drops.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use async_nats::{HeaderMap, jetstream};
+use tokio::sync::Notify;
+
+use crate::{
+    Bus,
+    outbox::{Outbox, Row},
+    publisher::{PublisherMetrics, ensure_stream},
+};
+
+/// Rows published before their acknowledgements are awaited.
+const BATCH: usize = 256;
+/// How often the outbox is looked at without being woken (a wake-up lost to a crash between
+/// a commit and its wake-up cannot happen, but rows written before the task started can).
+const IDLE_CHECK: Duration = Duration::from_secs(5);
+
+/// Where rows are published.
+pub(crate) trait Sink: Send + 'static {
+    /// Publishes `rows` in order; returns how many of them, from the first, were acknowledged.
+    fn send(&mut self, rows: &[Row]) -> impl Future<Output = usize> + Send;
+}
+
+/// The event stream.
+pub(crate) struct JetStreamSink {
+    bus: Bus,
+    js: jetstream::Context,
+    stream_ready: bool,
+}
+
+impl JetStreamSink {
+    pub(crate) fn new(bus: Bus) -> JetStreamSink {
+        JetStreamSink {
+            js: bus.jetstream(),
+            bus,
+            stream_ready: false,
+        }
+    }
+}
+
+impl Sink for JetStreamSink {
+    async fn send(&mut self, rows: &[Row]) -> usize {
+        // Nothing is handed to the client while it is disconnected: it would queue every retry
+        // and send them all on reconnect.
+        if !self.bus.is_connected() {
+            return 0;
+        }
+        if !self.stream_ready {
+            match ensure_stream(&self.js).await {
+                Ok(_) => self.stream_ready = true,
+                Err(e) => {
+                    tracing::debug!(error = %e, "event stream not ready");
+                    return 0;
+                }
+            }
+        }
+        let mut acks = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut headers = HeaderMap::new();
+            for (k, v) in &row.headers {
+                headers.insert(k.as_str(), v.as_str());
+            }
+            headers.insert("Nats-Msg-Id", row.id.as_str());
+            let payload = match serde_json::to_vec(&row.event) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, "event not serializable");
+                    break;
+                }
+            };
+            match self
+                .js
+                .publish_with_headers(row.subject.clone(), headers, payload.into())
+                .await
+            {
+                Ok(ack) => acks.push(ack),
+                Err(e) => {
+                    tracing::debug!(error = %e, "event not sent yet");
+                    break;
+                }
+            }
+        }
+        let mut acked = 0;
+        for ack in acks {
+            match ack.await {
+                Ok(_) => acked += 1,
+                Err(e) => {
+                    tracing::debug!(error = %e, "event not stored yet; retrying");
+                    self.stream_ready = false;
+                    break;
+                }
+            }
+        }
+        acked
+    }
+}
+
+/// What one pass of the drain did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    Empty,
+    Sent { acked: usize, of: usize },
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, redb::Error> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Publishes the oldest batch and deletes the rows acknowledged.
+pub(crate) async fn step(outbox: &Outbox, sink: &mut impl Sink) -> Result<Step, String> {
+    let o = outbox.clone();
+    let batch = blocking(move || o.pending(BATCH)).await?;
+    if batch.is_empty() {
+        return Ok(Step::Empty);
+    }
+    let rows: Vec<Row> = batch.iter().map(|(_, r)| r.clone()).collect();
+    let acked = sink.send(&rows).await.min(rows.len());
+    if acked > 0 {
+        let keys: Vec<u64> = batch[..acked].iter().map(|(k, _)| *k).collect();
+        let o = outbox.clone();
+        blocking(move || o.delete(&keys)).await?;
+    }
+    Ok(Step::Sent {
+        acked,
+        of: rows.len(),
+    })
+}
+
+/// Drains `outbox` into `sink` forever: woken by `wake`, signalling `drained` after every
+/// pass that deleted rows or found none.
+pub(crate) async fn run(
+    outbox: Outbox,
+    mut sink: impl Sink,
+    wake: Arc<Notify>,
+    drained: Arc<Notify>,
+    metrics: PublisherMetrics,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match step(&outbox, &mut sink).await {
+            Ok(Step::Empty) => {
+                metrics.set_buffered(0);
+                drained.notify_waiters();
+                let _ = tokio::time::timeout(IDLE_CHECK, wake.notified()).await;
+            }
+            Ok(Step::Sent { acked, of }) => {
+                metrics.stored(acked);
+                if let Ok(n) = outbox.len() {
+                    metrics.set_buffered(n);
+                }
+                drained.notify_waiters();
+                if acked < of {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                } else {
+                    backoff = Duration::from_millis(100);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "events outbox not readable; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use berth_types::{Actor, Event, EventType};
+
+    use super::*;
+
+    /// Records what it is given; acknowledges at most `ack` rows per call.
+    struct Fake {
+        sent: Vec<Row>,
+        ack: usize,
+    }
+
+    impl Sink for Fake {
+        async fn send(&mut self, rows: &[Row]) -> usize {
+            self.sent.extend_from_slice(rows);
+            self.ack.min(rows.len())
+        }
+    }
+
+    fn ev(action: &str) -> Event {
+        Event::new(
+            EventType::Container,
+            action.parse().unwrap(),
+            Actor::default(),
+            1,
+        )
+    }
+
+    fn outbox() -> (tempfile::TempDir, Outbox) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = redb::Database::create(dir.path().join("state.redb")).unwrap();
+        (dir, Outbox::open(Arc::new(db)).unwrap())
+    }
+
+    #[tokio::test]
+    async fn drains_in_order_and_deletes_what_was_acknowledged() {
+        let (_d, outbox) = outbox();
+        outbox
+            .append(&[ev("create"), ev("start"), ev("die")])
+            .unwrap();
+        let mut sink = Fake {
+            sent: Vec::new(),
+            ack: usize::MAX,
+        };
+        assert_eq!(
+            step(&outbox, &mut sink).await.unwrap(),
+            Step::Sent { acked: 3, of: 3 }
+        );
+        let actions: Vec<_> = sink
+            .sent
+            .iter()
+            .map(|r| r.event.action.to_string())
+            .collect();
+        assert_eq!(actions, ["create", "start", "die"]);
+        assert_eq!(outbox.len().unwrap(), 0);
+        assert_eq!(step(&outbox, &mut sink).await.unwrap(), Step::Empty);
+        assert_eq!(sink.sent.len(), 3, "nothing sent twice");
+    }
+
+    #[tokio::test]
+    async fn unacknowledged_rows_are_sent_again_with_the_same_ids() {
+        let (_d, outbox) = outbox();
+        outbox
+            .append(&[ev("create"), ev("start"), ev("die")])
+            .unwrap();
+        // NATS stored only the first: the other two stay.
+        let mut sink = Fake {
+            sent: Vec::new(),
+            ack: 1,
+        };
+        assert_eq!(
+            step(&outbox, &mut sink).await.unwrap(),
+            Step::Sent { acked: 1, of: 3 }
+        );
+        assert_eq!(outbox.len().unwrap(), 2);
+        let first: Vec<_> = sink.sent.iter().map(|r| r.id.clone()).collect();
+        sink.ack = usize::MAX;
+        step(&outbox, &mut sink).await.unwrap();
+        let again: Vec<_> = sink.sent[3..].iter().map(|r| r.id.clone()).collect();
+        assert_eq!(again, first[1..], "the same message IDs");
+        assert_eq!(outbox.len().unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_crash_before_the_acknowledgement_republishes_with_the_same_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        let first_ids = {
+            let outbox = Outbox::open(Arc::new(redb::Database::create(&path).unwrap())).unwrap();
+            outbox.append(&[ev("create"), ev("destroy")]).unwrap();
+            // Published, then the process dies before any acknowledgement.
+            let mut sink = Fake {
+                sent: Vec::new(),
+                ack: 0,
+            };
+            step(&outbox, &mut sink).await.unwrap();
+            sink.sent.into_iter().map(|r| r.id).collect::<Vec<_>>()
+        };
+        let outbox = Outbox::open(Arc::new(redb::Database::create(&path).unwrap())).unwrap();
+        let mut sink = Fake {
+            sent: Vec::new(),
+            ack: usize::MAX,
+        };
+        step(&outbox, &mut sink).await.unwrap();
+        let ids: Vec<_> = sink.sent.iter().map(|r| r.id.clone()).collect();
+        assert_eq!(ids, first_ids);
+        assert_eq!(outbox.len().unwrap(), 0);
+    }
+}
+
+/// Against a real nats-server.
+#[cfg(test)]
+#[path = "outbox_nats_tests.rs"]
+mod nats_tests;
