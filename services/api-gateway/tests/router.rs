@@ -943,8 +943,9 @@ async fn refused_options_name_themselves() {
             "--cpu-percent is not supported by Berth yet (HostConfig.CpuPercent)",
         ),
         (
-            r#"{"Image":"echo/x","HostConfig":{"CgroupParent":"x"}}"#,
-            "--cgroup-parent is not supported by Berth yet (HostConfig.CgroupParent)",
+            // docker-py's spelling: Go reads keys case-insensitively.
+            r#"{"Image":"echo/x","HostConfig":{"CPURealtimeRuntime":1000}}"#,
+            "--cpu-rt-runtime is not supported by Berth yet (HostConfig.CpuRealtimeRuntime)",
         ),
         (
             r#"{"Image":"echo/x","HostConfig":{"VolumesFrom":["other:rshared"]}}"#,

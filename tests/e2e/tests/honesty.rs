@@ -148,6 +148,7 @@ assert ct.attrs["Config"]["StopSignal"] == "SIGINT"
 assert ct.attrs["HostConfig"]["Memory"] == 0
 ct.remove()
 for kwargs, flag in [({"oom_score_adj": 100}, "--oom-score-adj"), ({"cpu_percent": 50}, "--cpu-percent"),
+                     ({"cpu_rt_runtime": 1000}, "--cpu-rt-runtime"),
                      ({"storage_opt": {"size": "1G"}}, "--storage-opt")]:
     try:
         c.containers.create(image, "true", **kwargs)
