@@ -175,6 +175,19 @@ pub fn respond(
     res
 }
 
+/// The error of a start that failed after the 101, as moby's exec router writes it: its
+/// message and CRLF to stdout, which is a stdout frame when the stream is multiplexed (raw
+/// text there would break the client's demultiplexing).
+fn start_error(raw: bool, message: &str) -> Bytes {
+    encode(
+        raw,
+        pb::AttachFrame {
+            stream: 1,
+            data: format!("{message}\r\n").into_bytes(),
+        },
+    )
+}
+
 fn encode(raw: bool, f: pb::AttachFrame) -> Bytes {
     if raw {
         Bytes::from(f.data)
@@ -203,9 +216,7 @@ where
             Ok(s) => output = Some(s),
             Err(e) => {
                 // The 101 is out: the error goes in the stream, as dockerd writes it.
-                let _ = wr
-                    .write_all(format!("{}\r\n", e.message()).as_bytes())
-                    .await;
+                let _ = wr.write_all(&start_error(raw, e.message())).await;
                 let _ = wr.shutdown().await;
                 return;
             }
@@ -263,6 +274,14 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_late_start_error_is_framed_unless_raw() {
+        assert_eq!(&start_error(true, "no such exec")[..], b"no such exec\r\n");
+        let framed = start_error(false, "no such exec");
+        assert_eq!(&framed[..8], &[1, 0, 0, 0, 0, 0, 0, 14]);
+        assert_eq!(&framed[8..], b"no such exec\r\n");
+    }
 
     #[test]
     fn detach_keys_parse() {
