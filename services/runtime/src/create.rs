@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use berth_proto::{images::v1 as images, runtime::v1 as pb};
+use berth_service::Channel;
 
 use crate::{
     container::{Container, State, now_nanos},
@@ -61,15 +62,14 @@ impl Containers {
         }
     }
 
-    /// Removes a container's snapshot; a failure is logged (the next start collects it).
+    /// Removes a container's snapshot. While the images service cannot be reached (restarted,
+    /// say) the removal is retried in the background, for a while; what is still left then
+    /// is collected at the runtime's next start.
     pub(crate) async fn remove_snapshot(&self, id: &str) {
-        if let Err(e) = self
-            .images_client()
-            .remove_snapshot(images::SnapshotKey { key: id.to_owned() })
-            .await
-            && e.code() != tonic::Code::NotFound
-        {
-            tracing::warn!(error = %e, id, "removing a snapshot; collected at the next start");
+        let client = self.images_client();
+        if let Err(e) = remove_snapshot_with(client.clone(), id).await {
+            tracing::warn!(error = %e, id, "removing a snapshot; retried in the background");
+            tokio::spawn(retry_snapshot_removal(client, id.to_owned()));
         }
     }
 
@@ -220,5 +220,50 @@ impl Containers {
         failpoint::hit("create-after-record");
         self.bump();
         Ok(pb::CreateResponse { id, warnings })
+    }
+}
+
+/// One removal of the snapshot `key`; one already gone counts as removed.
+async fn remove_snapshot_with(
+    mut client: images::images_client::ImagesClient<Channel>,
+    key: &str,
+) -> Result<(), tonic::Status> {
+    match client
+        .remove_snapshot(images::SnapshotKey { key: key.to_owned() })
+        .await
+    {
+        Err(e) if e.code() != tonic::Code::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// The delays between retries of a snapshot removal: doubling from 1 s up to a minute, about
+/// a quarter of an hour in all.
+fn snapshot_retry_delays() -> impl Iterator<Item = std::time::Duration> {
+    (0..20).map(|i| std::time::Duration::from_secs(1u64 << i.min(6)).min(std::time::Duration::from_secs(60)))
+}
+
+async fn retry_snapshot_removal(client: images::images_client::ImagesClient<Channel>, key: String) {
+    for delay in snapshot_retry_delays() {
+        tokio::time::sleep(delay).await;
+        match remove_snapshot_with(client.clone(), &key).await {
+            Ok(()) => {
+                tracing::info!(key, "removed a snapshot after the images service came back");
+                return;
+            }
+            Err(e) => tracing::debug!(error = %e, key, "removing a snapshot: still failing"),
+        }
+    }
+    tracing::warn!(key, "a snapshot is left for the next start's garbage collection");
+}
+
+#[cfg(test)]
+mod snapshot_retry_tests {
+    #[test]
+    fn retries_back_off_to_a_minute_for_about_a_quarter_hour() {
+        let d: Vec<u64> = super::snapshot_retry_delays().map(|d| d.as_secs()).collect();
+        assert_eq!(&d[..8], &[1, 2, 4, 8, 16, 32, 60, 60]);
+        let total: u64 = d.iter().sum();
+        assert!((600..=1200).contains(&total), "{total}");
     }
 }
