@@ -1,6 +1,7 @@
 //! Streamed uploads never fill the disk: with the data root on a small filesystem, `docker
-//! import`, `docker load` and `docker cp` of more than it holds stop with a clear error before
-//! the filesystem is full, keep nothing of the upload, and the engine goes on working.
+//! import`, `docker load`, `docker cp` and `docker build`'s context of more than it holds stop
+//! with a clear error before the filesystem is full, keep nothing of the upload, and the engine
+//! goes on working.
 
 use std::{io::Write, path::Path, process::Stdio};
 
@@ -98,6 +99,23 @@ fn uploads_stop_before_the_disk_is_full_and_keep_nothing() {
     let (o, err) = text(&out);
     assert_refused_for_space(out.status.success(), &format!("{o}{err}"), "docker cp");
     std::fs::remove_file(&src).expect("remove the sparse file");
+
+    // docker build sends its context the same way.
+    let ctx = e.dir.path().join("big-context");
+    std::fs::create_dir_all(&ctx).expect("context dir");
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY big /\n").expect("Dockerfile");
+    std::fs::File::create(ctx.join("big"))
+        .and_then(|f| f.set_len(BIG_MIB << 20))
+        .expect("sparse file");
+    let out = e
+        .docker_cmd()
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "-t", "big:2", &ctx.display().to_string()])
+        .output()
+        .expect("docker build");
+    let (o, err) = text(&out);
+    assert_refused_for_space(out.status.success(), &format!("{o}{err}"), "docker build");
+    std::fs::remove_dir_all(&ctx).expect("remove the context");
 
     // Nothing of the three uploads is kept (a little slack for the stores' own pages).
     let after = available(&e.data_root);

@@ -31,6 +31,15 @@ fn bad(e: impl std::fmt::Display) -> ImagesError {
     ImagesError::InvalidArgument(format!("failed to read the build context: {e}"))
 }
 
+/// An unreadable context, unless the disk reached Berth's free-space reserve while it was
+/// unpacked.
+fn bad_io(e: io::Error) -> ImagesError {
+    match berth_service::storage_full(&e) {
+        Some(msg) => ImagesError::NoSpace(msg),
+        None => bad(e),
+    }
+}
+
 /// The uncompressed tar of `input`: gzip, bzip2 and xz are recognised by their magic bytes.
 /// xz is decompressed into `spill` first (its decoder writes rather than reads).
 pub(crate) fn decompress<'a>(
@@ -54,7 +63,8 @@ pub(crate) fn decompress<'a>(
     } else if head.starts_with(b"BZh") {
         Box::new(bzip2::read::MultiBzDecoder::new(whole))
     } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
-        let mut out = std::fs::File::create(spill).map_err(|e| ImagesError::io(spill, e))?;
+        let out = std::fs::File::create(spill).map_err(|e| ImagesError::io(spill, e))?;
+        let mut out = berth_service::FreeSpace::new(spill.parent().unwrap_or(spill)).bound(out);
         lzma_rs::xz_decompress(&mut io::BufReader::new(whole), &mut out).map_err(bad)?;
         Box::new(std::fs::File::open(spill).map_err(|e| ImagesError::io(spill, e))?)
     } else {
@@ -70,17 +80,18 @@ impl Context {
         std::fs::create_dir_all(&dir).map_err(|e| ImagesError::io(&dir, e))?;
         let ctx = Context { scratch, dir };
         let tar = decompress(input, &ctx.scratch.join("context.tar"))?;
+        // Unpacked as it arrives: it stops at the free-space reserve of the service's disk.
         let mut archive = tar::Archive::new(Padded {
-            inner: tar,
+            inner: berth_service::FreeSpace::new(base).bound(tar),
             read: 0,
             pad: None,
         });
         archive.set_preserve_permissions(true);
         archive.set_overwrite(true);
-        for entry in archive.entries().map_err(bad)? {
-            let mut entry = entry.map_err(bad)?;
+        for entry in archive.entries().map_err(bad_io)? {
+            let mut entry = entry.map_err(bad_io)?;
             // A path that would leave the directory is skipped (unpack_in refuses it).
-            entry.unpack_in(&ctx.dir).map_err(bad)?;
+            entry.unpack_in(&ctx.dir).map_err(bad_io)?;
         }
         Ok(ctx)
     }
