@@ -528,6 +528,7 @@ pub fn spec(
     if !body.is_object() {
         return Err(invalid("invalid JSON: not an object"));
     }
+    fields::canonical_keys(&mut body).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
     for_version(&mut body, version);
     if version
         < (ApiVersion {
@@ -973,6 +974,24 @@ mod tests {
 
     /// Every row of the table: a refused field set to its sample is refused with a message
     /// naming its flag and path; an honored or ignored one is accepted.
+    #[test]
+    fn keys_in_another_case_are_the_fields_they_name() {
+        // docker-py sends CPURealtimeRuntime; Go reads it as CpuRealtimeRuntime.
+        let e = err(json!({"Image": "b", "HostConfig": {"CPURealtimeRuntime": 1000}}));
+        assert!(e.contains("--cpu-rt-runtime"), "{e}");
+        let s = spec(
+            json!({"image": "b", "hostconfig": {"memory": 8_388_608}, "TTY": true}),
+            V150,
+            "",
+        )
+        .unwrap();
+        assert_eq!(s.image, "b");
+        assert!(s.process.as_ref().is_some_and(|p| p.tty));
+        assert_eq!(s.resources.as_ref().map(|r| r.memory), Some(8_388_608));
+        let e = err(json!({"Image": "b", "HostConfig": {"Memory": 1, "memory": 2}}));
+        assert!(e.contains(r#"both "Memory" and "memory""#), "{e}");
+    }
+
     #[test]
     fn every_field_in_the_table() {
         for field in FIELDS {
