@@ -229,7 +229,9 @@ async fn remove_snapshot_with(
     key: &str,
 ) -> Result<(), tonic::Status> {
     match client
-        .remove_snapshot(images::SnapshotKey { key: key.to_owned() })
+        .remove_snapshot(images::SnapshotKey {
+            key: key.to_owned(),
+        })
         .await
     {
         Err(e) if e.code() != tonic::Code::NotFound => Err(e),
@@ -240,7 +242,9 @@ async fn remove_snapshot_with(
 /// The delays between retries of a snapshot removal: doubling from 1 s up to a minute, about
 /// a quarter of an hour in all.
 fn snapshot_retry_delays() -> impl Iterator<Item = std::time::Duration> {
-    (0..20).map(|i| std::time::Duration::from_secs(1u64 << i.min(6)).min(std::time::Duration::from_secs(60)))
+    (0..20).map(|i| {
+        std::time::Duration::from_secs(1u64 << i.min(6)).min(std::time::Duration::from_secs(60))
+    })
 }
 
 async fn retry_snapshot_removal(client: images::images_client::ImagesClient<Channel>, key: String) {
@@ -254,14 +258,19 @@ async fn retry_snapshot_removal(client: images::images_client::ImagesClient<Chan
             Err(e) => tracing::debug!(error = %e, key, "removing a snapshot: still failing"),
         }
     }
-    tracing::warn!(key, "a snapshot is left for the next start's garbage collection");
+    tracing::warn!(
+        key,
+        "a snapshot is left for the next start's garbage collection"
+    );
 }
 
 #[cfg(test)]
 mod snapshot_retry_tests {
     #[test]
     fn retries_back_off_to_a_minute_for_about_a_quarter_hour() {
-        let d: Vec<u64> = super::snapshot_retry_delays().map(|d| d.as_secs()).collect();
+        let d: Vec<u64> = super::snapshot_retry_delays()
+            .map(|d| d.as_secs())
+            .collect();
         assert_eq!(&d[..8], &[1, 2, 4, 8, 16, 32, 60, 60]);
         let total: u64 = d.iter().sum();
         assert!((600..=1200).contains(&total), "{total}");
