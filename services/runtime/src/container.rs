@@ -128,20 +128,23 @@ impl Container {
 
     /// The record as the store and the API carry it.
     pub(crate) fn to_proto(&self) -> pb::Container {
-        self.proto_with_spec(self.spec.clone())
+        self.proto_with_spec(self.spec.clone(), self.rootfs.clone())
     }
 
     /// The record as `docker ps` needs it: of the spec only the image, the labels and the
     /// network; no root filesystem, no health probe log. A list of a thousand copies no more
     /// than it shows.
     pub(crate) fn summary_proto(&self) -> pb::Container {
-        let mut p = self.proto_with_spec(pb::ContainerSpec {
-            image: self.spec.image.clone(),
-            labels: self.spec.labels.clone(),
-            network: self.spec.network.clone(),
-            ..Default::default()
-        });
-        p.rootfs = None;
+        // No root filesystem: its layer paths are the longest part of a record.
+        let mut p = self.proto_with_spec(
+            pb::ContainerSpec {
+                image: self.spec.image.clone(),
+                labels: self.spec.labels.clone(),
+                network: self.spec.network.clone(),
+                ..Default::default()
+            },
+            None,
+        );
         // The probes' log stays with inspect too.
         if let Some(h) = p.state.as_mut().and_then(|s| s.health.as_mut()) {
             h.log.clear();
@@ -149,7 +152,11 @@ impl Container {
         p
     }
 
-    fn proto_with_spec(&self, spec: pb::ContainerSpec) -> pb::Container {
+    fn proto_with_spec(
+        &self,
+        spec: pb::ContainerSpec,
+        rootfs: Option<pb::RootfsMount>,
+    ) -> pb::Container {
         let s = &self.state;
         pb::Container {
             id: self.id.clone(),
@@ -159,7 +166,7 @@ impl Container {
             image_id: self.image_id.clone(),
             path: self.path.clone(),
             args: self.args.clone(),
-            rootfs: self.rootfs.clone(),
+            rootfs,
             state: Some(pb::ContainerState {
                 status: s.shown() as i32,
                 pid: s.pid,
