@@ -4,35 +4,11 @@
 //! -q and --iidfile; -f outside the context; .dockerignore; a parse error; RUN steps (shell
 //! and exec form, build args, output, volumes, network mode, failures, cache).
 
-use std::path::Path;
-
 use berth_testutil::{BusyboxEngine, eventually, run, text};
 
-/// `DOCKER_BUILDKIT=0 docker <args>`: (exit code, stdout, stderr).
-fn classic(s: &BusyboxEngine, args: &[&str]) -> (i32, String, String) {
-    let out = run(s.engine.docker_cmd().env("DOCKER_BUILDKIT", "0").args(args));
-    let (o, e) = text(&out);
-    (out.status.code().unwrap_or(-1), o, e)
-}
-
-fn classic_ok(s: &BusyboxEngine, args: &[&str]) -> String {
-    let (code, out, err) = classic(s, args);
-    assert_eq!(
-        code,
-        0,
-        "docker {args:?} failed:\n{out}\n{err}\n--- engine ---\n{}",
-        s.engine.logs()
-    );
-    out
-}
-
-fn write(dir: &Path, files: &[(&str, &str)]) {
-    for (name, body) in files {
-        let p = dir.join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, body).unwrap();
-    }
-}
+#[path = "support/classic_build.rs"]
+mod classic_build;
+use classic_build::{classic, classic_ok, write};
 
 #[test]
 fn build_then_run_cache_and_history() {
