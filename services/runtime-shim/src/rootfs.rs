@@ -89,6 +89,11 @@ pub(crate) fn prepare(
         }
     }
     let etc = &cfg.etc_files;
+    // As dockerd: with a read-only root these files are read-only too.
+    let mut etc_options = vec!["bind".to_owned()];
+    if cfg.readonly_rootfs {
+        etc_options.push("ro".to_owned());
+    }
     for (src, dst) in [
         (&etc.hostname, "/etc/hostname"),
         (&etc.hosts, "/etc/hosts"),
@@ -98,7 +103,7 @@ pub(crate) fn prepare(
             let m = BindMount {
                 source: src.clone(),
                 destination: dst.to_owned(),
-                options: vec!["bind".to_owned()],
+                options: etc_options.clone(),
                 subpath: None,
             };
             bind_mount(rootfs, &m)?;
