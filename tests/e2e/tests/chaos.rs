@@ -75,8 +75,10 @@ fn chaos() {
                 next = Instant::now() + every;
                 let target = TARGETS[rng.below(TARGETS.len())];
                 if let Some(pid) = s.engine.pid_of(target) {
-                    let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+                    // Taken before the kill: a client may see its connection lost before
+                    // this thread runs again after the signal.
                     let at = Instant::now();
+                    let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
                     let gateway = target == "berth-api-gateway";
                     // Until it is back, the gateway counts as down.
                     let down_until = at + Duration::from_secs(if gateway { 3600 } else { 0 });
@@ -123,5 +125,12 @@ fn chaos() {
     let kills = kills.lock().unwrap();
     let report = invariants::check(&s, since, &journal, &kills);
     println!("{report}");
+    if report.failed() > 0 {
+        // The engine's logs outlive its temporary directory, to explain the violations.
+        let path = std::env::temp_dir().join("berth-chaos-engine.log");
+        if std::fs::write(&path, s.engine.logs()).is_ok() {
+            println!("engine logs: {}", path.display());
+        }
+    }
     assert_eq!(report.failed(), 0, "{report}");
 }

@@ -202,7 +202,15 @@ pub(crate) fn check(
         leftovers.clear();
         let shims = s.engine.shim_pids();
         if !shims.is_empty() {
-            leftovers.push(format!("{} shims", shims.len()));
+            // Their command lines name their bundles, to tell which step left them.
+            let cmds: Vec<String> = shims
+                .iter()
+                .map(|pid| {
+                    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                    String::from_utf8_lossy(&cmd).replace('\0', " ")
+                })
+                .collect();
+            leftovers.push(format!("{} shims {cmds:?}", shims.len()));
         }
         let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         for r in &roots {

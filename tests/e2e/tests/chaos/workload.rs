@@ -133,8 +133,13 @@ fn call(s: &BusyboxEngine, journal: &Mutex<Journal>, kills: &Kills, args: &[&str
         // A pull's error arrives in its progress stream, printed as is.
         j.docker_errors += 1;
     } else {
-        j.violations
-            .push(format!("docker {args:?}: {}: {stderr}", out.status));
+        // When, in the logs' clock, to find the engine's side of it.
+        let at = time::OffsetDateTime::now_utc();
+        j.violations.push(format!(
+            "docker {args:?} (ended {at}, took {:?}): {}: {stderr}",
+            ended - started,
+            out.status
+        ));
     }
     Outcome::Failed
 }
