@@ -610,13 +610,34 @@ pub(crate) struct Stopping {
     deadline: Option<Instant>,
 }
 
-/// Asks the bundle's shim (if one is there) to clean up and exit.
+/// Asks the bundle's shim (if one is there) to clean up and exit. Callers hold a record
+/// that is not running, so a process the shim still runs is a run that was never recorded
+/// (the runtime died between the shim's start and the record): it is killed first, or the
+/// shim would refuse and outlive its bundle.
 pub(crate) async fn delete_shim(bundle: &std::path::Path) {
     if let Some(address) = shim::address(bundle)
         && let Ok(client) = shim::connect(&address).await
-        && let Err(e) = client.delete(shimpb::DeleteRequest {}).await
     {
-        tracing::warn!(error = %e, bundle = %bundle.display(), "shim delete");
+        let mut r = client.delete(shimpb::DeleteRequest {}).await;
+        if matches!(&r, Err(e) if e.code() == berth_shim_proto::Code::FailedPrecondition) {
+            tracing::warn!(bundle = %bundle.display(), "killing a run that was never recorded");
+            let kill = shimpb::KillRequest {
+                exec_id: String::new(),
+                signal: SIGKILL as u32,
+                all: true,
+            };
+            if let Err(e) = client.kill(kill).await {
+                tracing::warn!(error = %e, bundle = %bundle.display(), "shim kill");
+            }
+            let waited = tokio::time::timeout(KILL_WAIT, client.wait(shimpb::WaitRequest {})).await;
+            if !matches!(waited, Ok(Ok(_))) {
+                tracing::warn!(bundle = %bundle.display(), "the killed run did not exit");
+            }
+            r = client.delete(shimpb::DeleteRequest {}).await;
+        }
+        if let Err(e) = r {
+            tracing::warn!(error = %e, bundle = %bundle.display(), "shim delete");
+        }
     }
     let _ = std::fs::remove_file(bundle.join("address"));
 }

@@ -267,6 +267,7 @@ impl Containers {
                     .state(shimpb::StateRequest {})
                     .await
                     .map_err(|e| ContainerError::Internal(anyhow::anyhow!("shim state: {e}")))?;
+                crate::failpoint::hit("start-after-shim");
                 c.state.status = Status::Running;
                 c.state.paused = false;
                 if !by_policy {

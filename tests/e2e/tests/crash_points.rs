@@ -132,3 +132,30 @@ fn create_killed_after_acquiring_volumes_leaves_no_reference() {
     s.docker(&["volume", "prune", "-f"]);
     assert_eq!(s.docker(&["volume", "ls", "-q"]), "");
 }
+
+#[test]
+fn start_killed_before_the_record_leaves_no_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("fired");
+    let s = engine_failing_at("start-after-shim", &marker);
+    let (code, _, _) = s.status(&["run", "-d", "--name", "c1", &s.image, "sleep", "300"]);
+    assert_ne!(code, 0, "the runtime died under the start");
+    assert!(marker.exists(), "the failpoint did not fire");
+    eventually("the runtime to answer again", || {
+        let (code, _, _) = s.status(&["ps", "-a"]);
+        (code == 0).then_some(())
+    });
+    // The run was never recorded: its process and shim go, and the container is as before.
+    eventually("the unrecorded run's shim gone", || {
+        s.engine.shim_pids().is_empty().then_some(())
+    });
+    assert_eq!(
+        s.docker(&["inspect", "-f", "{{.State.Status}}", "c1"]),
+        "created"
+    );
+    s.docker(&["start", "c1"]);
+    assert_eq!(s.engine.shim_pids().len(), 1);
+    s.docker(&["rm", "-f", "c1"]);
+    settled(&s);
+    assert!(s.engine.shim_pids().is_empty());
+}
