@@ -25,3 +25,7 @@ cargo test --workspace --locked --no-fail-fast
 echo "== deployed shim"
 scripts/build-shim.sh target/static
 BERTH_SHIM_BIN=$PWD/target/static/berth-shim cargo test --locked -p berth-shim --test shim --test user
+# Two minutes of chaos: a mixed workload while Berth's services and nats-server are killed at
+# random; the failure model's invariants must hold (scripts/chaos.sh).
+echo "== chaos (2 minutes)"
+scripts/chaos.sh 120
