@@ -38,6 +38,7 @@ mod prune;
 mod read_only;
 mod restart;
 mod seccomp;
+mod settle;
 mod shim;
 mod shim_release;
 mod spec;

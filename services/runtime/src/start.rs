@@ -63,7 +63,8 @@ impl Containers {
         name: &str,
         by_policy: bool,
     ) -> Result<(), ContainerError> {
-        let _guard = self.lock.lock().await;
+        // Once what its last run held is released (the exit's release would undo this run's).
+        let _guard = self.lock_settled(&self.find(name)?.id).await?;
         let mut c = self.find(name)?;
         if c.state.running() {
             return Err(ContainerError::new(ErrorKind::NotModified, ""));
