@@ -32,6 +32,7 @@ mod migrate;
 mod mounts;
 mod names;
 mod network;
+mod oci_error;
 mod pause;
 mod propagation;
 mod prune;
