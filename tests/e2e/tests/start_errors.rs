@@ -39,7 +39,11 @@ fn start_errors_read_and_exit_as_dockerds() {
         run.extend(&args);
         let (berth_code, berth) = refused(&s.engine.docker(&run));
         let (dockerd_code, dockerd) = refused(&dk.docker(&run));
-        assert_eq!((berth_code, dockerd_code), (code, code), "{args:?}: {berth}");
+        assert_eq!(
+            (berth_code, dockerd_code),
+            (code, code),
+            "{args:?}: {berth}"
+        );
         assert_eq!(
             berth,
             format!("failed to create task for container: {dockerd}"),
@@ -58,7 +62,10 @@ fn start_errors_read_and_exit_as_dockerds() {
         let (dockerd_code, dockerd) = refused(&dk.docker(&run));
         assert_eq!(berth_code, dockerd_code, "{args:?}: {berth}\n{dockerd}");
         assert!(!berth.contains("os error"), "{berth}");
-        assert!(!berth.contains(&s.engine.run_root.display().to_string()), "{berth}");
+        assert!(
+            !berth.contains(&s.engine.run_root.display().to_string()),
+            "{berth}"
+        );
     }
     // docker start: the same words.
     s.docker(&["create", "--name", "nocmd", img, "nosuchcmd"]);
