@@ -43,6 +43,7 @@ impl Containers {
                 // left to tell, exits.
                 Ok(c) => {
                     if let Some(c) = c {
+                        crate::failpoint::hit("exit-before-release");
                         this.release_run(&c).await;
                     }
                     crate::failpoint::hit("exit-after-record");
