@@ -56,6 +56,21 @@ macro_rules! methods {
     };
 }
 
+impl Method {
+    /// The largest request of this method a shim reads: stdin data (Write) and a process to
+    /// exec (Exec) come from gRPC messages of up to 4 MiB; every other request is a few
+    /// short fields. A longer claimed length is refused before its payload is read.
+    pub fn max_request(self) -> usize {
+        match self {
+            Method::Write | Method::Exec => MAX_FRAME,
+            _ => MAX_SMALL_REQUEST,
+        }
+    }
+}
+
+/// The largest request of the methods with only short fields.
+pub const MAX_SMALL_REQUEST: usize = 64 << 10;
+
 methods! {
     State = 1,
     Start = 2,

@@ -14,7 +14,8 @@ use tokio::{
 };
 
 use crate::{
-    CallError, Code, MAX_FRAME, Method, PROTOCOL_VERSION, ShimClient, server::Call, v1, wire,
+    CallError, Code, MAX_FRAME, MAX_SMALL_REQUEST, Method, PROTOCOL_VERSION, ShimClient,
+    server::Call, v1, wire,
 };
 
 fn rt() -> Runtime {
@@ -56,6 +57,58 @@ fn expected<const N: usize>(bytes: &[u8]) -> Option<([u8; N], Vec<u8>)> {
         return None;
     }
     Some((head, bytes.get(N + 4..N + 4 + len)?.to_vec()))
+}
+
+/// Bytes shaped like requests: mostly this version and a known method (or not), a length
+/// about the method's limit or small, and a payload that may be cut short.
+fn request_like() -> impl Strategy<Value = Vec<u8>> {
+    let shaped = (
+        prop_oneof![4 => Just(PROTOCOL_VERSION), 1 => any::<u8>()],
+        prop_oneof![4 => 1u8..=14, 1 => any::<u8>()],
+        prop_oneof![
+            0u32..64,
+            Just(MAX_SMALL_REQUEST as u32),
+            Just(MAX_SMALL_REQUEST as u32 + 1),
+            Just(MAX_FRAME as u32),
+            Just(MAX_FRAME as u32 + 1),
+            any::<u32>(),
+        ],
+        prop::collection::vec(any::<u8>(), 0..80),
+    )
+        .prop_map(|(version, method, len, payload)| {
+            let mut b = vec![version, method];
+            b.extend_from_slice(&len.to_be_bytes());
+            b.extend_from_slice(&payload);
+            b
+        });
+    prop_oneof![frame_like(2), shaped]
+}
+
+/// What a shim must make of request bytes, judging the head before reading any of the body.
+#[derive(Debug, PartialEq)]
+enum Judged {
+    /// Closed before a whole head, or before the whole body of a request it takes: no answer.
+    Nothing,
+    /// Another version, an unknown method, or longer than the method's limit: an error frame.
+    Refused,
+    /// A call of the method, with the body.
+    Call(Method, Vec<u8>),
+}
+
+fn judged(bytes: &[u8]) -> Judged {
+    let (Some(&[version, method]), Some(len)) = (bytes.get(..2), bytes.get(2..6)) else {
+        return Judged::Nothing;
+    };
+    let len = u32::from_be_bytes(len.try_into().expect("4 bytes")) as usize;
+    match Method::from_u8(method) {
+        Some(m) if version == PROTOCOL_VERSION && len <= m.max_request() => {
+            match bytes.get(6..6 + len) {
+                Some(body) => Judged::Call(m, body.to_vec()),
+                None => Judged::Nothing,
+            }
+        }
+        _ => Judged::Refused,
+    }
 }
 
 fn code() -> impl Strategy<Value = Code> {
@@ -246,30 +299,28 @@ proptest! {
     }
 
     /// What a shim accepts from any bytes on its socket: a call only from a whole request of
-    /// this version and a known method (whose body then decodes as any request or fails),
-    /// an InvalidArgument error frame for another version or method, nothing for the rest.
+    /// this version and a known method within its limit (whose body then decodes as any
+    /// request or fails), an InvalidArgument error frame for another version or method or a
+    /// claimed length past the method's limit (whatever follows), nothing for the rest.
     #[test]
-    fn the_shim_accepts_a_call_from_any_bytes(bytes in frame_like(2)) {
+    fn the_shim_accepts_a_call_from_any_bytes(bytes in request_like()) {
         let rt = rt();
         let (call, answer) = rt.block_on(accept(&bytes));
-        let want = expected::<2>(&bytes);
-        match (&call, &want) {
-            (Some(call), Some(([version, method], body))) => {
-                prop_assert_eq!(*version, PROTOCOL_VERSION);
-                prop_assert_eq!(Some(call.method()), Method::from_u8(*method));
+        match (&call, judged(&bytes)) {
+            (Some(call), Judged::Call(method, body)) => {
+                prop_assert_eq!(call.method(), method);
+                prop_assert!(body.len() <= method.max_request());
                 decode_as_every_request(call);
-                let _ = body;
             }
-            (None, Some(([version, method], _))) => {
-                prop_assert!(*version != PROTOCOL_VERSION || Method::from_u8(*method).is_none());
+            (None, Judged::Refused) => {
                 let ([tag], body) = rt
                     .block_on(wire::read_frame::<1, _>(&mut answer.as_slice()))
                     .expect("an error frame");
                 prop_assert_eq!(tag, wire::ERROR);
                 prop_assert_eq!(wire::decode_error(&body).code, Code::InvalidArgument);
             }
-            (None, None) => prop_assert!(answer.is_empty()),
-            (Some(_), None) => prop_assert!(false, "a call from an incomplete request"),
+            (None, Judged::Nothing) => prop_assert!(answer.is_empty()),
+            (call, want) => prop_assert!(false, "{:?} for {:?}", call.as_ref().map(Call::method), want),
         }
     }
 
@@ -332,4 +383,40 @@ proptest! {
         let _ = shim.answers.send(good);
         prop_assert_eq!(shim.rt.block_on(shim.client.wait(v1::WaitRequest {})), Ok(exit));
     }
+}
+
+/// A request claiming more than its method's limit is refused at once, before any of its
+/// body arrives (the connection stays open: a shim that waited for the body would hang here).
+#[test]
+fn an_oversized_request_is_refused_before_its_body() {
+    let rt = rt();
+    rt.block_on(async {
+        for (method, len) in [
+            (Method::State, MAX_FRAME),
+            (Method::Kill, MAX_SMALL_REQUEST + 1),
+            (Method::Write, MAX_FRAME + 1),
+        ] {
+            let (mut client, server) = UnixStream::pair().expect("socketpair");
+            let mut head = vec![PROTOCOL_VERSION, method as u8];
+            head.extend_from_slice(&(len as u32).to_be_bytes());
+            head.extend_from_slice(b"abc");
+            client.write_all(&head).await.expect("write");
+            let accepted =
+                tokio::time::timeout(std::time::Duration::from_secs(10), Call::accept(server))
+                    .await
+                    .expect("the shim waited for the body");
+            assert!(accepted.is_none());
+            let ([tag], body) = wire::read_frame::<1, _>(&mut client)
+                .await
+                .expect("an answer");
+            assert_eq!(tag, wire::ERROR);
+            let e = wire::decode_error(&body);
+            assert_eq!(e.code, Code::InvalidArgument);
+            assert!(
+                e.message
+                    .contains(&format!("request of {len} bytes is larger than")),
+                "{e}"
+            );
+        }
+    });
 }

@@ -37,21 +37,29 @@ impl Hangup {
 }
 
 impl Call {
-    /// Reads the request of a new connection. A request this side cannot take (another
-    /// protocol version, an unknown method) is answered with an error here, and gives `None`,
-    /// as does a connection closed before a whole request.
+    /// Reads the request of a new connection. Its head (version, method, length) is judged
+    /// before any of its body is read: a request this side cannot take (another protocol
+    /// version, an unknown method, longer than the method's requests can be) is answered with
+    /// an error here, and gives `None`, as does a connection closed before a whole request.
     pub async fn accept(conn: UnixStream) -> Option<(Call, Hangup)> {
         let (mut input, mut out) = conn.into_split();
-        let ([version, method], body) = wire::read_frame::<2, _>(&mut input).await.ok()?;
+        let ([version, method], len) = wire::read_head::<2, _>(&mut input).await.ok()?;
         let method = match Method::from_u8(method) {
-            Some(m) if version == PROTOCOL_VERSION => Ok(m),
-            Some(_) => Err(format!(
+            Some(_) if version != PROTOCOL_VERSION => Err(format!(
                 "unsupported shim protocol version {version} (this shim speaks {PROTOCOL_VERSION})"
             )),
+            Some(m) if len > m.max_request() => Err(format!(
+                "{m:?} request of {len} bytes is larger than {}",
+                m.max_request()
+            )),
+            Some(m) => Ok(m),
             None => Err(format!("unknown method {method}")),
         };
         match method {
-            Ok(method) => Some((Call { method, body, out }, Hangup { input })),
+            Ok(method) => {
+                let body = wire::read_payload(&mut input, len).await.ok()?;
+                Some((Call { method, body, out }, Hangup { input }))
+            }
             Err(msg) => {
                 let e = CallError::new(Code::InvalidArgument, msg);
                 let _ = wire::write_error(&mut out, &e).await;

@@ -60,18 +60,50 @@ fn frame(head: &[u8], len: usize, fill: impl FnOnce(&mut Vec<u8>)) -> io::Result
 pub(crate) async fn read_frame<const N: usize, R: AsyncRead + Unpin>(
     r: &mut R,
 ) -> io::Result<([u8; N], Vec<u8>)> {
+    let (head, len) = read_head::<N, _>(r).await?;
+    if len > MAX_FRAME {
+        return Err(too_large(len, MAX_FRAME));
+    }
+    Ok((head, read_payload(r, len).await?))
+}
+
+/// Reads the tag bytes and the claimed length of a frame, and nothing of its payload: the
+/// length is checked before anything is allocated for it.
+pub(crate) async fn read_head<const N: usize, R: AsyncRead + Unpin>(
+    r: &mut R,
+) -> io::Result<([u8; N], usize)> {
     let mut head = [0; N];
     r.read_exact(&mut head).await?;
-    let len = r.read_u32().await? as usize;
-    if len > MAX_FRAME {
+    let len = r.read_u32().await?;
+    Ok((head, usize::try_from(len).unwrap_or(usize::MAX)))
+}
+
+/// Reads a payload of `len` bytes (checked against its limit by the caller). The buffer grows
+/// with what arrives, so a peer that claims more than it sends costs only what it sent.
+pub(crate) async fn read_payload<R: AsyncRead + Unpin>(
+    r: &mut R,
+    len: usize,
+) -> io::Result<Vec<u8>> {
+    let mut body = Vec::with_capacity(len.min(INITIAL_BUFFER));
+    let want = u64::try_from(len).unwrap_or(u64::MAX);
+    let got = (&mut *r).take(want).read_to_end(&mut body).await?;
+    if got != len {
         return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("frame of {len} bytes is larger than {MAX_FRAME}"),
+            io::ErrorKind::UnexpectedEof,
+            format!("frame cut short: {got} of {len} bytes"),
         ));
     }
-    let mut body = vec![0; len];
-    r.read_exact(&mut body).await?;
-    Ok((head, body))
+    Ok(body)
+}
+
+/// What a payload buffer starts with, whatever length is claimed.
+const INITIAL_BUFFER: usize = 64 << 10;
+
+pub(crate) fn too_large(len: usize, max: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("frame of {len} bytes is larger than {max}"),
+    )
 }
 
 /// The call error an ERROR frame carries: its code, then the message.

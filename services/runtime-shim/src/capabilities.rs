@@ -22,7 +22,7 @@ pub(crate) fn wanted(configured: Option<&[String]>) -> CapsHashSet {
 }
 
 fn fail(what: &str, e: caps::errors::CapsError) -> StartError {
-    StartError::other(format!("{what}: {e}"))
+    StartError::other(format!("{what}: {}", crate::error::GoText::go_text(&e)))
 }
 
 /// Drops everything outside `keep` from the bounding set. Needs CAP_SETPCAP: call it before

@@ -23,8 +23,8 @@ use crate::{
     rootfs::{bind, remount},
 };
 
-fn fail(what: impl std::fmt::Display, e: impl std::fmt::Display) -> StartError {
-    StartError::other(format!("{what}: {e}"))
+fn fail(what: impl std::fmt::Display, e: impl crate::error::GoText) -> StartError {
+    StartError::other(format!("{what}: {}", e.go_text()))
 }
 
 const FLAGS: MsFlags = MsFlags::MS_NOSUID

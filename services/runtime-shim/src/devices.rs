@@ -29,8 +29,8 @@ const LINKS: &[(&str, &str)] = &[
     ("core", "/proc/kcore"),
 ];
 
-fn fail(what: impl std::fmt::Display, e: impl std::fmt::Display) -> StartError {
-    StartError::other(format!("{what}: {e}"))
+fn fail(what: impl std::fmt::Display, e: impl crate::error::GoText) -> StartError {
+    StartError::other(format!("{what}: {}", e.go_text()))
 }
 
 /// Makes the extra device nodes (`--device`, `--privileged`) under `rootfs`, as they are on the

@@ -9,7 +9,7 @@ pub use berth_bundle::{StartError, StartErrorKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShimError {
-    #[error("{path}: {source}")]
+    #[error("{}: {}", path.display(), source.go_text())]
     Io {
         path: PathBuf,
         #[source]
@@ -17,7 +17,7 @@ pub enum ShimError {
     },
     #[error("invalid {path}: {reason}")]
     Config { path: PathBuf, reason: String },
-    #[error("{what}")]
+    #[error("{what}: {}", source.go_text())]
     Sys {
         what: String,
         #[source]
@@ -50,16 +50,87 @@ impl ShimError {
         }
     }
 
-    /// The full message with its causes, for logs and start-error.json.
+    /// The full message with its causes (each once), for logs and start-error.json.
     pub fn chain(&self) -> String {
         let mut s = self.to_string();
-        let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(self);
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(self);
         while let Some(e) = cur {
-            s.push_str(": ");
-            s.push_str(&e.to_string());
+            let text = dyn_go_text(e);
+            if !s.ends_with(&text) {
+                s.push_str(": ");
+                s.push_str(&text);
+            }
             cur = e.source();
         }
         s
+    }
+}
+
+/// An error's text as dockerd's (Go's) reads, which clients match: an errno is its lowercase
+/// description alone (`no such file or directory`, `permission denied`), never Rust's
+/// `No such file or directory (os error 2)` nor nix's `ENOENT: No such file or directory`.
+/// The docker CLI picks `docker run`'s exit code from these words (127 for "no such file or
+/// directory", 126 for "permission denied" and "is a directory").
+pub trait GoText {
+    fn go_text(&self) -> String;
+}
+
+impl GoText for std::io::Error {
+    fn go_text(&self) -> String {
+        match self.raw_os_error() {
+            Some(n) => errno_text(nix::errno::Errno::from_raw(n)),
+            None => self.to_string(),
+        }
+    }
+}
+
+impl GoText for nix::Error {
+    fn go_text(&self) -> String {
+        errno_text(*self)
+    }
+}
+
+impl GoText for caps::errors::CapsError {
+    fn go_text(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl GoText for String {
+    fn go_text(&self) -> String {
+        self.clone()
+    }
+}
+
+impl GoText for &str {
+    fn go_text(&self) -> String {
+        (*self).to_owned()
+    }
+}
+
+impl GoText for berth_cgroup::Error {
+    fn go_text(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// Go's text of an errno: the C library's description with a lowercase first letter.
+pub fn errno_text(e: nix::errno::Errno) -> String {
+    let desc = e.desc();
+    let mut chars = desc.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => format!("errno {}", e as i32),
+    }
+}
+
+fn dyn_go_text(e: &(dyn std::error::Error + 'static)) -> String {
+    if let Some(io) = e.downcast_ref::<std::io::Error>() {
+        io.go_text()
+    } else if let Some(n) = e.downcast_ref::<nix::Error>() {
+        n.go_text()
+    } else {
+        e.to_string()
     }
 }
 
@@ -101,5 +172,21 @@ mod tests {
         assert_eq!(exec_errno_kind(Errno::ENOENT).exit_code(), 127);
         assert_eq!(exec_errno_kind(Errno::EACCES).exit_code(), 126);
         assert_eq!(exec_errno_kind(Errno::ENOMEM).exit_code(), 125);
+    }
+
+    /// Errors read as dockerd's, with the words the docker CLI picks exit codes from.
+    #[test]
+    fn errors_read_as_go_does() {
+        use nix::errno::Errno;
+        let io = std::io::Error::from_raw_os_error(2);
+        assert_eq!(io.go_text(), "no such file or directory");
+        assert_eq!(Errno::EACCES.go_text(), "permission denied");
+        assert_eq!(Errno::EISDIR.go_text(), "is a directory");
+        assert_eq!(Errno::ENOTDIR.go_text(), "not a directory");
+        let e = ShimError::io(Path::new("/x"), std::io::Error::from_raw_os_error(17));
+        assert_eq!(e.chain(), "/x: file exists");
+        let e = ShimError::sys("chdir /w", Errno::ENOTDIR);
+        assert_eq!(e.chain(), "chdir /w: not a directory");
+        assert!(!StartError::from(e).message.contains("os error"));
     }
 }

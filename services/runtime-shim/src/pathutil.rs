@@ -67,7 +67,10 @@ pub fn find_executable(arg0: &str, env: &[String], cwd: &Path) -> Result<PathBuf
 
 fn describe(arg0: &str, kind: StartErrorKind) -> String {
     match kind {
-        StartErrorKind::NotFound => format!("exec: \"{arg0}\": no such file or directory"),
+        // runc's words (dockerd's message): the path's stat failed.
+        StartErrorKind::NotFound => {
+            format!("exec: \"{arg0}\": stat {arg0}: no such file or directory")
+        }
         StartErrorKind::Permission => format!("exec: \"{arg0}\": permission denied"),
         StartErrorKind::Other => format!("exec: \"{arg0}\": cannot execute"),
     }

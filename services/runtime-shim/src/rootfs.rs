@@ -18,8 +18,8 @@ use crate::{
     pathutil::secure_join,
 };
 
-fn fail(what: impl std::fmt::Display, e: impl std::fmt::Display) -> StartError {
-    StartError::other(format!("{what}: {e}"))
+fn fail(what: impl std::fmt::Display, e: impl crate::error::GoText) -> StartError {
+    StartError::other(format!("{what}: {}", e.go_text()))
 }
 
 /// Everything up to and including pivot_root into `rootfs`. With a terminal, /dev/console
@@ -71,7 +71,7 @@ pub(crate) fn prepare(
     devices::setup(rootfs, cfg.shm_size)?;
     devices::make_nodes(rootfs, &cfg.devices)?;
     if cfg.process.terminal {
-        touch(&rootfs.join("dev/console"))?;
+        touch(&rootfs.join("dev/console")).map_err(|e| fail("making /dev/console", e))?;
     }
     // Parents before children (Docker sorts by depth), so a mount on /data does not hide one
     // on /data/sub; the sort is stable for mounts at the same depth.
@@ -84,8 +84,9 @@ pub(crate) fn prepare(
     mounts.sort_by_key(|(d, _)| Path::new(d).components().count());
     for (_, m) in mounts {
         match m {
-            Ok(b) => bind_mount(rootfs, b)?,
-            Err(t) => tmpfs_mount(rootfs, t)?,
+            Ok(b) => bind_mount(rootfs, b)
+                .map_err(|e| mounting(&b.source.display(), &b.destination, e))?,
+            Err(t) => tmpfs_mount(rootfs, t).map_err(|e| mounting(&"tmpfs", &t.destination, e))?,
         }
     }
     let etc = &cfg.etc_files;
@@ -285,12 +286,14 @@ fn bind_mount(rootfs: &Path, m: &BindMount) -> Result<(), StartError> {
         source,
         ..m.clone()
     };
-    let src_meta = std::fs::metadata(&m.source).map_err(|e| fail(m.source.display(), e))?;
+    let src_meta = std::fs::metadata(&m.source)
+        .map_err(|e| fail(format_args!("stat {}", m.source.display()), e))?;
     let dest = secure_join(rootfs, &m.destination);
     if src_meta.is_dir() {
-        std::fs::create_dir_all(&dest).map_err(|e| fail(dest.display(), e))?;
+        std::fs::create_dir_all(&dest)
+            .map_err(|e| fail(format_args!("mkdir {}", m.destination), e))?;
     } else {
-        touch(&dest)?;
+        touch(&dest).map_err(|e| fail(format_args!("mkdir {}", m.destination), e))?;
     }
     let rec = if m.has("bind") {
         MsFlags::empty()
@@ -349,7 +352,7 @@ fn bind_mount(rootfs: &Path, m: &BindMount) -> Result<(), StartError> {
 /// A tmpfs at its destination (made when missing, resolved inside the root).
 fn tmpfs_mount(rootfs: &Path, t: &TmpfsMount) -> Result<(), StartError> {
     let dest = secure_join(rootfs, &t.destination);
-    std::fs::create_dir_all(&dest).map_err(|e| fail(dest.display(), e))?;
+    std::fs::create_dir_all(&dest).map_err(|e| fail(format_args!("mkdir {}", t.destination), e))?;
     let mut flags = MsFlags::empty();
     let mut data: Vec<&str> = Vec::new();
     for o in &t.options {
@@ -496,18 +499,30 @@ fn enter_keeping_shared(rootfs: &Path) -> Result<(), StartError> {
     chdir("/").map_err(|e| fail("chdir /", e))
 }
 
+/// runc's words for a mount that failed (dockerd's message): `error mounting "<source>" to
+/// rootfs at "<destination>": <why>`.
+fn mounting(source: &dyn std::fmt::Display, destination: &str, e: StartError) -> StartError {
+    StartError {
+        message: format!(
+            "error mounting \"{source}\" to rootfs at \"{destination}\": {}",
+            e.message
+        ),
+        ..e
+    }
+}
+
 fn mkdir_in(rootfs: &Path, path: &str) -> Result<PathBuf, StartError> {
     let p = secure_join(rootfs, path);
     std::fs::create_dir_all(&p).map_err(|e| fail(p.display(), e))?;
     Ok(p)
 }
 
-fn touch(p: &Path) -> Result<(), StartError> {
+fn touch(p: &Path) -> std::io::Result<()> {
     if let Some(dir) = p.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| fail(dir.display(), e))?;
+        std::fs::create_dir_all(dir)?;
     }
     if std::fs::symlink_metadata(p).is_err() {
-        std::fs::File::create(p).map_err(|e| fail(p.display(), e))?;
+        std::fs::File::create(p)?;
     }
     Ok(())
 }

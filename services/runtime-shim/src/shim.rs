@@ -155,8 +155,8 @@ pub(crate) struct Shim {
     init: Arc<Proc>,
     execs: Mutex<HashMap<String, Arc<ExecEntry>>>,
     /// Exits reaped before their pid was known (an exec's process can exit before the shim has
-    /// read its pid); at most a few entries.
-    unclaimed: Mutex<HashMap<i32, WaitStatus>>,
+    /// read its pid), with when they were reaped; at most a few entries.
+    unclaimed: Mutex<HashMap<i32, (WaitStatus, std::time::Instant)>>,
     stop: watch::Sender<bool>,
     exec_seq: AtomicU64,
 }
@@ -217,10 +217,8 @@ impl Shim {
         let proc = if pid.as_raw() == self.init.pid.load(Ordering::SeqCst) {
             Some((self.init.clone(), true))
         } else {
-            lock(&self.execs)
-                .values()
-                .find(|e| e.proc.pid.load(Ordering::SeqCst) == pid.as_raw())
-                .map(|e| (e.proc.clone(), false))
+            let execs = lock(&self.execs);
+            live_with_pid(execs.values().map(|e| &e.proc), pid).map(|p| (p, false))
         };
         match proc {
             Some((p, main)) => {
@@ -234,7 +232,7 @@ impl Shim {
                 if u.len() >= 64 {
                     u.clear();
                 }
-                u.insert(pid.as_raw(), ws);
+                u.insert(pid.as_raw(), (ws, std::time::Instant::now()));
             }
         }
     }
@@ -254,10 +252,15 @@ impl Shim {
         p.status.send_replace(ProcStatus::Stopped(st));
     }
 
-    /// Registers `pid` for `p`, picking up an exit reaped before.
-    fn claim(self: &Arc<Self>, p: &Arc<Proc>, pid: Pid, main: bool) {
+    /// Registers `pid` for `p` (spawned at `spawned`), picking up an exit reaped before. An
+    /// exit reaped before the spawn is another process's that had the same pid (pids are
+    /// reused), not this one's.
+    fn claim(self: &Arc<Self>, p: &Arc<Proc>, pid: Pid, main: bool, spawned: std::time::Instant) {
         p.pid.store(pid.as_raw(), Ordering::SeqCst);
-        if let Some(ws) = lock(&self.unclaimed).remove(&pid.as_raw()) {
+        let reaped = lock(&self.unclaimed).remove(&pid.as_raw());
+        if let Some((ws, at)) = reaped
+            && at >= spawned
+        {
             tokio::spawn(self.clone().record_exit(p.clone(), ws, main));
         }
     }
@@ -340,6 +343,7 @@ impl Shim {
             ));
         }
         let init = Pid::from_raw(self.init.pid() as i32);
+        let spawned_at = std::time::Instant::now();
         let spawned = match process::spawn_exec(init, &entry.spec, &self.cfg, &self.cgroup) {
             Ok(s) => s,
             Err(e) => {
@@ -358,7 +362,7 @@ impl Shim {
             .attach_io(spawned.io, None)
             .map_err(|e| ShimError::io(&self.bundle, e))?;
         entry.proc.status.send_replace(ProcStatus::Running);
-        self.claim(&entry.proc, pid, false);
+        self.claim(&entry.proc, pid, false, spawned_at);
         Ok(Ok(pid.as_raw() as u32))
     }
 
@@ -422,5 +426,39 @@ impl Shim {
     pub(crate) async fn stopped(&self) {
         let mut rx = self.stop.subscribe();
         let _ = rx.wait_for(|s| *s).await;
+    }
+}
+
+/// The process not yet stopped that has `pid`. Execs are kept after they exit (for their
+/// state and exit code) and the host reuses pids: an exited exec with the same pid as a new
+/// one must not take the new one's exit, which would be lost (a health probe then runs into
+/// its timeout and fails).
+fn live_with_pid<'a>(procs: impl Iterator<Item = &'a Arc<Proc>>, pid: Pid) -> Option<Arc<Proc>> {
+    procs
+        .filter(|p| p.pid.load(Ordering::SeqCst) == pid.as_raw())
+        .find(|p| !matches!(p.status(), ProcStatus::Stopped(_)))
+        .cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exit_goes_to_the_live_process_of_a_reused_pid() {
+        let old = Proc::new(false, true);
+        old.pid.store(42, Ordering::SeqCst);
+        old.status
+            .send_replace(ProcStatus::Stopped(ExitStatus::failed(0)));
+        let new = Proc::new(false, true);
+        new.pid.store(42, Ordering::SeqCst);
+        new.status.send_replace(ProcStatus::Running);
+        let other = Proc::new(false, true);
+        other.pid.store(7, Ordering::SeqCst);
+        for order in [[&old, &new, &other], [&new, &old, &other]] {
+            let found = live_with_pid(order.into_iter(), Pid::from_raw(42)).unwrap();
+            assert!(Arc::ptr_eq(&found, &new));
+        }
+        assert!(live_with_pid([&old].into_iter(), Pid::from_raw(42)).is_none());
     }
 }

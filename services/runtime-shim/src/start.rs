@@ -45,8 +45,11 @@ pub fn start(bundle: &Path) -> Result<String, StartError> {
         }
     };
     let _ = std::fs::remove_file(bundle.join(EXIT_FILE));
-    let (r, w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| StartError::other(format!("pipe: {e}")))?;
-    match sys::fork().map_err(|e| StartError::other(format!("fork: {e}")))? {
+    let (r, w) = pipe2(OFlag::O_CLOEXEC)
+        .map_err(|e| StartError::other(format!("pipe: {}", crate::error::GoText::go_text(&e))))?;
+    match sys::fork()
+        .map_err(|e| StartError::other(format!("fork: {}", crate::error::GoText::go_text(&e))))?
+    {
         ForkResult::Parent { child } => {
             drop(w);
             let text = read_line(File::from(r));

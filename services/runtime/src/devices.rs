@@ -84,8 +84,18 @@ pub(crate) fn for_container(
     let mut rules = berth_bundle::default_device_rules();
     for d in &res.devices {
         let gathering = |e: std::io::Error| {
+            // Go's errno text, as dockerd's (the CLI exits 127 on "no such file or directory").
+            let why = e.raw_os_error().map_or_else(
+                || e.to_string(),
+                |n| {
+                    let desc = nix::errno::Errno::from_raw(n).desc();
+                    let mut c = desc.chars();
+                    c.next()
+                        .map_or_else(String::new, |f| f.to_lowercase().chain(c).collect())
+                },
+            );
             ContainerError::invalid(format!(
-                "error gathering device information while adding custom device {:?}: {e}",
+                "error gathering device information while adding custom device {:?}: {why}",
                 d.path_on_host
             ))
         };
@@ -156,9 +166,11 @@ mod tests {
             ..Default::default()
         };
         let e = for_container(&pb::SecuritySpec::default(), &missing).unwrap_err();
-        assert!(e.to_string().starts_with(
-            "error gathering device information while adding custom device \"/dev/nope\""
-        ));
+        assert_eq!(
+            e.to_string(),
+            "error gathering device information while adding custom device \"/dev/nope\": \
+             no such file or directory"
+        );
     }
 
     #[test]

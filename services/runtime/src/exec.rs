@@ -243,10 +243,7 @@ impl Containers {
             .await
             .map_err(|e| ContainerError::shim(&e))?;
         if let Some(err) = &started.error {
-            let text = format!(
-                "OCI runtime exec failed: exec failed: unable to start container process: {}",
-                err.message
-            );
+            let text = crate::oci_error::exec_failure(&err.message);
             let _ = tx
                 .send(Ok(pb::AttachFrame {
                     stream: 1,

@@ -39,8 +39,13 @@ impl Containers {
                 }
             };
             match this.record_exit(&id, exit).await {
-                // Recorded: the shim has nothing left to tell, and exits.
-                Ok(()) => {
+                // Recorded: what the run held is released, then the shim, which has nothing
+                // left to tell, exits.
+                Ok(c) => {
+                    if let Some(c) = c {
+                        crate::failpoint::hit("exit-before-release");
+                        this.release_run(&c).await;
+                    }
                     crate::failpoint::hit("exit-after-record");
                     this.release_shim(&id).await;
                 }
@@ -65,17 +70,20 @@ impl Containers {
         });
     }
 
-    async fn record_exit(
+    /// Records the exit of `id` if it is recorded as running, and marks it settling: the
+    /// record (with its `die`) is durable before anything is released, and the records' lock
+    /// is held for the record alone. The container recorded, when it was.
+    pub(crate) async fn record_exit(
         &self,
         id: &str,
         (code, at, oom): (i64, String, bool),
-    ) -> Result<(), ContainerError> {
+    ) -> Result<Option<Container>, ContainerError> {
         let _guard = self.lock.lock().await;
         let Some(mut c) = self.store.get(id)? else {
-            return Ok(());
+            return Ok(None);
         };
         if !c.state.running() {
-            return Ok(());
+            return Ok(None);
         }
         c.state.status = Status::Exited;
         c.state.paused = false;
@@ -87,17 +95,24 @@ impl Containers {
         if let Some(h) = &mut c.state.health {
             h.stopped();
         }
-        // Released before waiters wake, so that a restart finds the network free.
-        self.network_down(id).await;
-        self.unmount_volumes(id, Vec::new()).await;
+        // The run's network goes with it; its endpoints are unplugged right after (and by the
+        // next start if the runtime dies first).
         c.network = None;
         // Written with the exit (and published before waiters wake, so that `die` comes before
         // the `stop` they publish).
         let die = self.container_event(&c, "die", &[("exitCode", code.to_string())]);
         self.store.put_with(&c, &die)?;
-        self.volume_events(&c, "unmount");
-        self.bump();
-        Ok(())
+        self.set_settling(id, Some(crate::settle::Settling::Resources));
+        Ok(Some(c))
+    }
+
+    /// After the exit's record, outside the records' lock: the network unplugged and the
+    /// volumes unmounted, then the waiters woken (so that a restart finds the network free).
+    pub(crate) async fn release_run(&self, c: &Container) {
+        self.network_down(&c.id).await;
+        self.unmount_volumes(&c.id, Vec::new()).await;
+        self.volume_events(c, "unmount");
+        self.set_settling(&c.id, None);
     }
 
     /// On start: watch the containers recorded as running (their shims outlive us).
@@ -121,7 +136,7 @@ impl Containers {
         let deadline = deadline.map(tokio::time::Instant::from_std);
         let stopped = on_changes(self.changed.subscribe(), deadline, || {
             Ok(match self.store.get(id)? {
-                Some(c) if c.state.running() => None,
+                Some(c) if c.state.running() || self.exit_settling(id) => None,
                 _ => Some(()),
             })
         })
@@ -163,11 +178,12 @@ impl Containers {
                     error: String::new(),
                 }));
             };
-            let met = match cond {
-                "not-running" => !c.state.running(),
-                "next-exit" => c.state.exits > exits,
-                _ => false,
-            };
+            let met = !self.exit_settling(&c.id)
+                && match cond {
+                    "not-running" => !c.state.running(),
+                    "next-exit" => c.state.exits > exits,
+                    _ => false,
+                };
             last = c;
             Ok(met.then(|| pb::WaitResponse {
                 status_code: last.state.exit_code,

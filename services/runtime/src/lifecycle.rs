@@ -80,6 +80,9 @@ pub(crate) struct Containers {
     pub(crate) seccomp: crate::seccomp::SeccompCache,
     /// Per container: serializes freezing and thawing its cgroup (`pause.rs`).
     pub(crate) freeze_locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Containers whose exit is recorded and whose leftovers are being released outside
+    /// the records' lock (`settle.rs`).
+    pub(crate) settling: std::sync::Mutex<HashMap<String, crate::settle::Settling>>,
 }
 
 /// SIGKILL's number.
@@ -134,6 +137,7 @@ impl Containers {
             fs_locks: std::sync::Mutex::new(HashMap::new()),
             seccomp: crate::seccomp::SeccompCache::new(cfg.seccomp_profile.clone()),
             freeze_locks: std::sync::Mutex::new(HashMap::new()),
+            settling: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -465,7 +469,8 @@ impl Containers {
         // What the container leaves (shim files, logs, snapshot) goes after; if the runtime
         // dies before that, the next start collects it.
         {
-            let _guard = self.lock.lock().await;
+            // Once what its last run held is released.
+            let _guard = self.lock_settled(&c.id).await?;
             let now = self.find(&c.id)?;
             if now.state.running() {
                 return Err(ContainerError::conflict(format!(

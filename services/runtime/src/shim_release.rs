@@ -5,30 +5,42 @@
 
 use std::{sync::Arc, time::Duration};
 
-use crate::{lifecycle::Containers, shim};
+use crate::{lifecycle::Containers, settle::Settling, shim};
 
 /// How long a shim has to answer Delete; a shim that does not is left for `docker rm` or the
-/// next start (both delete it again) rather than holding the records' lock.
+/// next start (both delete it again); meanwhile only a start or a removal of that container
+/// waits.
 const DELETE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Containers {
-    /// Deletes the shim of `id` if the container is recorded as stopped. Under the records'
-    /// lock: a start (which holds it until the new run is recorded) cannot be under way, so
-    /// the shim deleted is the stopped run's, never a new one at the same socket.
+    /// Deletes the shim of `id` if the container is recorded as stopped. Checked and marked
+    /// settling under the records' lock, deleted outside it: a start (which waits until the
+    /// container has settled) cannot be under way meanwhile, so the shim deleted is the
+    /// stopped run's, never a new one at the same socket; and a shim that hangs holds up no
+    /// other container.
     pub(crate) async fn release_shim(&self, id: &str) {
-        let _guard = self.lock.lock().await;
-        match self.store.get(id) {
-            Ok(Some(c)) if !c.state.running() => {}
-            Ok(_) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, id, "releasing the shim: reading the record");
+        {
+            let _guard = self.lock.lock().await;
+            match self.store.get(id) {
+                Ok(Some(c)) if !c.state.running() => {}
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, id, "releasing the shim: reading the record");
+                    return;
+                }
+            }
+            // Another release of this container's leftovers is under way.
+            if self.settling(id).is_some() || !holds_shim(&self.bundle(id)) {
                 return;
             }
+            self.set_settling(id, Some(Settling::Shim));
         }
+        self.delete_stopped_shim(id).await;
+        self.set_settling(id, None);
+    }
+
+    async fn delete_stopped_shim(&self, id: &str) {
         let bundle = self.bundle(id);
-        if !holds_shim(&bundle) {
-            return;
-        }
         if !crate::exits::shim_alive(&bundle) {
             // Killed after the exit: what it would have removed (its cgroup, its files) goes
             // as for any dead shim.

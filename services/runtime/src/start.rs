@@ -63,7 +63,8 @@ impl Containers {
         name: &str,
         by_policy: bool,
     ) -> Result<(), ContainerError> {
-        let _guard = self.lock.lock().await;
+        // Once what its last run held is released (the exit's release would undo this run's).
+        let _guard = self.lock_settled(&self.find(name)?.id).await?;
         let mut c = self.find(name)?;
         if c.state.running() {
             return Err(ContainerError::new(ErrorKind::NotModified, ""));
@@ -209,24 +210,12 @@ impl Containers {
             .unwrap_or_default();
         match shim::start(&bundle).await {
             Err((kind, message)) => {
-                let code = match kind.as_str() {
-                    "not-found" => 127,
-                    "permission" => 126,
-                    _ => 125,
-                };
-                let text = format!("failed to create task for container: {message}");
+                let (code, class, text) = crate::oci_error::start_failure(&kind, &message);
                 c.state.exit_code = code;
                 c.state.error = text.clone();
                 self.store.put(&c)?;
                 self.bump();
-                Err(ContainerError::new(
-                    if code == 125 {
-                        ErrorKind::Internal
-                    } else {
-                        ErrorKind::InvalidArgument
-                    },
-                    text,
-                ))
+                Err(ContainerError::new(class, text))
             }
             Ok(address) => {
                 let client = shim::connect(&address).await?;
@@ -238,30 +227,19 @@ impl Containers {
                     .await
                     .map_err(|e| ContainerError::Internal(anyhow::anyhow!("shim start: {e}")))?;
                 if let Some(err) = started.error {
-                    let code = match err.kind.as_str() {
-                        "not-found" => 127,
-                        "permission" => 126,
-                        _ => 125,
-                    };
+                    let (code, class, text) =
+                        crate::oci_error::start_failure(&err.kind, &err.message);
                     let _ = tokio::time::timeout(
                         Duration::from_secs(5),
                         client.wait(shimpb::WaitRequest {}),
                     )
                     .await;
                     delete_shim(&bundle).await;
-                    let text = format!("failed to create task for container: {}", err.message);
                     c.state.exit_code = code;
                     c.state.error = text.clone();
                     self.store.put(&c)?;
                     self.bump();
-                    return Err(ContainerError::new(
-                        if code == 125 {
-                            ErrorKind::Internal
-                        } else {
-                            ErrorKind::InvalidArgument
-                        },
-                        text,
-                    ));
+                    return Err(ContainerError::new(class, text));
                 }
                 let st = client
                     .state(shimpb::StateRequest {})

@@ -159,3 +159,40 @@ fn start_killed_before_the_record_leaves_no_process() {
     settled(&s);
     assert!(s.engine.shim_pids().is_empty());
 }
+
+/// The runtime killed after an exit's record and before its network and volumes are
+/// released (which happen outside the records' lock): the restarted runtime releases them,
+/// and the container starts again on the same network and volume.
+#[test]
+fn exit_killed_before_its_release_is_released_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("fired");
+    let s = engine_failing_at("exit-before-release", &marker);
+    let id = s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "leaver",
+        "-v",
+        "keep:/data",
+        &s.image,
+        "sh",
+        "-c",
+        "while [ ! -e /go ]; do sleep 0.1; done; exit 5",
+    ]);
+    let netns = s.engine.run_root.join("netns").join(&id);
+    assert!(netns.exists());
+    // Its answer may be lost with the runtime.
+    let _ = s.status(&["exec", "leaver", "touch", "/go"]);
+    eventually("the failpoint to fire", || marker.exists().then_some(()));
+    eventually("the restarted runtime to release the network", || {
+        let (code, _, _) = s.status(&["ps", "-a"]);
+        (code == 0 && !netns.exists()).then_some(())
+    });
+    assert_eq!(s.inspect("leaver")["State"]["ExitCode"], 5);
+    assert_eq!(s.docker(&["wait", "leaver"]), "5");
+    s.docker(&["start", "leaver"]);
+    assert_eq!(s.docker(&["wait", "leaver"]), "5");
+    s.docker(&["rm", "leaver"]);
+    s.docker(&["volume", "rm", "keep"]);
+}

@@ -174,7 +174,12 @@ impl ChildEnd {
                     )));
                 }
                 Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(StartError::other(format!("waiting for {what}: {e}"))),
+                Err(e) => {
+                    return Err(StartError::other(format!(
+                        "waiting for {what}: {}",
+                        crate::error::GoText::go_text(&e)
+                    )));
+                }
             }
         }
     }

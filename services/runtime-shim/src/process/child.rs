@@ -50,8 +50,8 @@ pub(crate) struct ExecOpts<'a> {
     pub(crate) create_cwd: bool,
 }
 
-fn fail(what: impl std::fmt::Display, e: impl std::fmt::Display) -> StartError {
-    StartError::other(format!("{what}: {e}"))
+fn fail(what: impl std::fmt::Display, e: impl crate::error::GoText) -> StartError {
+    StartError::other(format!("{what}: {}", e.go_text()))
 }
 
 /// Reports `result`'s error, if any, and gives the exit code of the child.

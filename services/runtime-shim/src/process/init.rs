@@ -47,9 +47,15 @@ pub(crate) fn run(
     chan: &ChildEnd,
 ) -> Result<Infallible, StartError> {
     let set = forwarded();
-    set.thread_block()
-        .map_err(|e| StartError::other(format!("blocking signals: {e}")))?;
-    match sys::fork().map_err(|e| StartError::other(format!("fork: {e}")))? {
+    set.thread_block().map_err(|e| {
+        StartError::other(format!(
+            "blocking signals: {}",
+            crate::error::GoText::go_text(&e)
+        ))
+    })?;
+    match sys::fork()
+        .map_err(|e| StartError::other(format!("fork: {}", crate::error::GoText::go_text(&e))))?
+    {
         ForkResult::Child => {
             let _ = SigSet::all().thread_unblock();
             let e = execve(path, args, env).unwrap_err();

@@ -271,14 +271,18 @@ fn intermediate(
     let r = (|| -> Result<Pid, StartError> {
         chan.wait_continue()?;
         for (fd, flag) in namespaces {
-            nix::sched::setns(fd.as_fd(), *flag)
-                .map_err(|e| StartError::other(format!("setns {flag:?}: {e}")))?;
+            nix::sched::setns(fd.as_fd(), *flag).map_err(|e| {
+                StartError::other(format!(
+                    "setns {flag:?}: {}",
+                    crate::error::GoText::go_text(&e)
+                ))
+            })?;
         }
         sys::clone(
             Box::new(|| child::finish(chan, child::exec_main(spec, chan, io, opts))),
             CloneFlags::CLONE_PARENT,
         )
-        .map_err(|e| StartError::other(format!("clone: {e}")))
+        .map_err(|e| StartError::other(format!("clone: {}", crate::error::GoText::go_text(&e))))
     })();
     match r {
         Ok(pid) => {
