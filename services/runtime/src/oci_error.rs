@@ -3,7 +3,8 @@
 //! "executable file not found" or "no such file or directory", 126 for "permission denied"
 //! or "is a directory", 125 otherwise), so the shim's reasons read as runc's (Go's errno
 //! texts) and are wrapped as dockerd wraps runc's (daemon/start.go, with containerd's
-//! `OCI runtime create failed` and its `: unknown` class suffix).
+//! `OCI runtime create failed` and its `: unknown` class suffix). Only the runtime's own name
+//! differs: `berth-shim create failed` where dockerd says `runc create failed`.
 
 use berth_types::ErrorKind;
 
@@ -18,7 +19,7 @@ pub(crate) fn start_failure(kind: &str, message: &str) -> (i64, ErrorKind, Strin
     };
     let mut text = format!(
         "failed to create task for container: failed to create shim task: OCI runtime create \
-         failed: runc create failed: unable to start container process: {stage}{message}: unknown"
+         failed: berth-shim create failed: unable to start container process: {stage}{message}: unknown"
     );
     // dockerd's hint (translateContainerdStartErr), with its exit code.
     let not_a_dir = code == 125 && message.contains("not a directory");
@@ -54,7 +55,7 @@ mod tests {
     fn start_failures_read_as_dockerds() {
         let shape = |s: &str| {
             format!(
-                "failed to create task for container: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: {s}: unknown"
+                "failed to create task for container: failed to create shim task: OCI runtime create failed: berth-shim create failed: unable to start container process: {s}: unknown"
             )
         };
         let (code, class, text) = start_failure(

@@ -44,6 +44,8 @@ fn start_errors_read_and_exit_as_dockerds() {
             (code, code),
             "{args:?}: {berth}"
         );
+        // Berth names its own runtime where dockerd names runc.
+        let dockerd = dockerd.replace("runc create failed", "berth-shim create failed");
         assert_eq!(
             berth,
             format!("failed to create task for container: {dockerd}"),
@@ -74,7 +76,7 @@ fn start_errors_read_and_exit_as_dockerds() {
     assert!(
         text(&out).1.contains(
             "failed to create task for container: failed to create shim task: OCI runtime create \
-             failed: runc create failed: unable to start container process: exec: \"nosuchcmd\": \
+             failed: berth-shim create failed: unable to start container process: exec: \"nosuchcmd\": \
              executable file not found in $PATH: unknown"
         ),
         "{}",
