@@ -238,7 +238,7 @@ fn oom_score_adj_is_inherited_by_every_process_and_shown() {
     let out = s.docker(&["run", "--rm", &s.image, "cat", "/proc/self/oom_score_adj"]);
     assert_eq!(out, "0");
     for bad in ["1001", "-1001"] {
-        let (code, out) = s.fails(&["create", "--oom-score-adj", bad, &s.image]);
+        let (code, out) = s.fails(&["run", "--oom-score-adj", bad, &s.image, "true"]);
         assert_eq!(code, 125, "{out}");
         assert!(
             out.contains(&format!(
