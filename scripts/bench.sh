@@ -19,6 +19,8 @@
 # - Volumes (the volumes issue): `docker volume create` + `docker volume rm` latency (median of
 #   30 cycles per engine), and `docker run --rm -v fresh:/usr copyup true` whose fresh volume is
 #   filled by copy-up from the image's /usr (64 MiB of 4 KiB files; median of 5 runs).
+# - Stats (the runtime II issue): `docker stats --no-stream` with 50 running busybox containers
+#   in each engine, and `docker stats --no-stream <id>` of one (its first sample; median of 5).
 #
 # Run as root from anywhere; ONE command runs everything:
 #   scripts/bench.sh
@@ -28,6 +30,7 @@
 #   scripts/bench.sh --only idle --results               # the idle footprint only
 #   scripts/bench.sh --only volumes                      # volume create/rm and copy-up only
 #   scripts/bench.sh --only build --results              # the build benchmark only
+#   scripts/bench.sh --only stats --results              # docker stats only
 #
 # It installs what is missing (nats-server, busybox-static, docker-registry, and docker.io for
 # dockerd, without starting Debian's docker or containerd services), builds the release

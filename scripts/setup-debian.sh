@@ -9,6 +9,7 @@
 #   PATH (tests drive the real CLI; a newer one earlier in PATH is kept)
 # - docker-registry, busybox-static, skopeo, umoci: a local registry and test images
 # - systemd: systemd-analyze, which checks the units in deploy/
+# - dbus-daemon: a private bus on which the systemd cgroup driver's tests serve a fake systemd
 # - docker (PyPI, 7.x): the Python SDK, which the tests drive as a second real client
 # - cargo-deny and cargo-machete (crates.io, pinned, built once): the license, ban and
 #   unused-dependency checks of scripts/test.sh
@@ -20,7 +21,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-want=(nats-server prometheus curl nftables systemd ca-certificates docker-registry busybox-static skopeo umoci docker.io)
+want=(nats-server prometheus curl nftables systemd dbus-daemon ca-certificates docker-registry busybox-static skopeo umoci docker.io)
 
 missing=()
 for p in "${want[@]}"; do

@@ -17,6 +17,8 @@
 //!   dockerd + containerd, both engines up with no container (`idle.rs`).
 //! - Volumes (the volumes issue): `docker volume create` + `rm` latency, and `docker run -v
 //!   fresh:/usr` with copy-up of an image directory of many small files (`volumes.rs`).
+//! - Stats (the runtime II issue): `docker stats --no-stream` with 50 running containers, and
+//!   one container's first sample (`stats.rs`).
 //!
 //! Run it as root with `scripts/bench.sh [--rounds N] [--runs N] ...`, which installs what is
 //! missing, builds the release binaries and runs this. It prints a table and rewrites
@@ -30,6 +32,7 @@ mod host;
 mod idle;
 mod report;
 mod seccomp;
+mod stats;
 mod store;
 mod volumes;
 
@@ -74,6 +77,8 @@ enum Only {
     Volumes,
     /// The build benchmark only (classic builder, cold and cached).
     Build,
+    /// The stats benchmark only (docker stats --no-stream of many containers, and of one).
+    Stats,
 }
 
 #[derive(Parser, Debug)]
@@ -132,6 +137,12 @@ struct Args {
     /// Samples (one a second) of the idle footprint.
     #[arg(long, default_value_t = 5)]
     idle_samples: usize,
+    /// Containers running in each engine for the stats benchmark.
+    #[arg(long, default_value_t = 50)]
+    stats_containers: usize,
+    /// Timed `docker stats --no-stream` (of all, and of one) per engine.
+    #[arg(long, default_value_t = 5)]
+    stats_runs: usize,
     /// Timed `docker volume create` + `docker volume rm` per engine.
     #[arg(long, default_value_t = 30)]
     volume_cycles: usize,
@@ -512,6 +523,7 @@ fn run(args: &Args) -> anyhow::Result<Results> {
         "--copyup-mb and --copyup-file-kib must be at least 1"
     );
     let do_build = wants(Only::Build);
+    let do_stats = wants(Only::Stats);
     ensure!(args.build_rounds >= 1, "--build-rounds must be at least 1");
     let cli = docker_cli(args.docker.as_deref())?;
     let bin_dir = berth_testutil::bin_dir();
@@ -574,7 +586,7 @@ fn run(args: &Args) -> anyhow::Result<Results> {
     } else {
         None
     };
-    let busybox = if do_containers || do_store || do_seccomp || do_build {
+    let busybox = if do_containers || do_store || do_seccomp || do_build || do_stats {
         let info = images::busybox_layout(&work.path().join("busybox"), MediaTypes::Docker);
         push_layout(&info.layout, BUSYBOX, &registry, None).context("pushing busybox")?;
         std::fs::remove_dir_all(&info.layout).ok();
@@ -777,6 +789,20 @@ fn run(args: &Args) -> anyhow::Result<Results> {
         _ => None,
     };
 
+    let stats = match &busybox {
+        Some((image, _)) if do_stats => {
+            let plan = stats::Plan {
+                containers: args.stats_containers,
+                runs: args.stats_runs,
+            };
+            Some(or_clean_up(
+                [&berth, &docker],
+                stats::run([&berth, &docker], image, &plan),
+            )?)
+        }
+        _ => None,
+    };
+
     let seccomp = match &busybox {
         Some((image, _)) if do_seccomp => {
             eprintln!("berth-bench: seccomp...");
@@ -879,6 +905,7 @@ fn run(args: &Args) -> anyhow::Result<Results> {
         idle,
         volumes,
         build,
+        stats,
         cleanup,
         leftovers,
     })

@@ -251,6 +251,7 @@ pub(crate) struct Results {
     pub(crate) idle: Option<crate::idle::IdleResults>,
     pub(crate) volumes: Option<crate::volumes::VolumeResults>,
     pub(crate) build: Option<crate::build::BuildResults>,
+    pub(crate) stats: Option<crate::stats::StatsResults>,
     /// What the teardown did.
     pub(crate) cleanup: Vec<String>,
     /// What was left behind or changed (empty: nothing).
@@ -1010,11 +1011,12 @@ enum Part {
     Idle,
     Volumes,
     Build,
+    Stats,
 }
 
 impl Part {
     /// How many parts there are.
-    const COUNT: usize = 7;
+    const COUNT: usize = 8;
     const ALL: [Part; Part::COUNT] = [
         Part::Pull,
         Part::Containers,
@@ -1023,6 +1025,7 @@ impl Part {
         Part::Idle,
         Part::Volumes,
         Part::Build,
+        Part::Stats,
     ];
 
     /// Its section's heading and its name in the summary.
@@ -1035,6 +1038,7 @@ impl Part {
             Part::Idle => "Idle footprint",
             Part::Volumes => "Volumes",
             Part::Build => "Build",
+            Part::Stats => "Stats",
         }
     }
 }
@@ -1155,6 +1159,9 @@ impl Results {
         if let Some(b) = &self.build {
             b.table(&mut t);
         }
+        if let Some(st) = &self.stats {
+            st.table(&mut t);
+        }
         let _ = writeln!(
             t,
             "leftovers: {}",
@@ -1192,6 +1199,10 @@ impl Results {
                 .build
                 .as_ref()
                 .map(crate::build::BuildResults::summary_lines),
+            Part::Stats => self
+                .stats
+                .as_ref()
+                .map(crate::stats::StatsResults::summary_lines),
         }
     }
 
@@ -1207,6 +1218,7 @@ impl Results {
             Part::Idle => self.idle.as_ref()?.markdown(&mut s),
             Part::Volumes => self.volumes.as_ref()?.markdown(&mut s),
             Part::Build => self.build.as_ref()?.markdown(&mut s),
+            Part::Stats => self.stats.as_ref()?.markdown(&mut s),
         }
         Some(s)
     }

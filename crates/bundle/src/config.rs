@@ -40,7 +40,9 @@
 //!                 "pids_limit": 100},           // cgroup limits; absent ones unset
 //!   "device_rules": [{"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}],
 //!                                               // on top of nothing allowed; default: Docker's
-//!   "seccomp": {"filter": "2000…", "flags": 0}  // compiled BPF; null: unconfined (see `seccomp`)
+//!   "seccomp": {"filter": "2000…", "flags": 0}, // compiled BPF; null: unconfined (see `seccomp`)
+//!   "oom_score_adj": 500                        // -1000 to 1000, the container's processes';
+//!                                               // null: the shim's own, inherited
 //! }
 //! ```
 //!
@@ -229,6 +231,10 @@ pub struct Config {
     /// The compiled seccomp filter, loaded just before exec; None: unconfined.
     #[serde(default)]
     pub seccomp: Option<crate::seccomp::Seccomp>,
+    /// `/proc/<pid>/oom_score_adj` of the container's init and its execs (`--oom-score-adj`),
+    /// written before exec so that their children inherit it; None: inherited from the shim.
+    #[serde(default)]
+    pub oom_score_adj: Option<i32>,
 }
 
 /// One mount for mount(2), as the images service's `Prepare` returns it.
@@ -496,6 +502,7 @@ impl Config {
             writable_sysfs: false,
             resources: crate::resources::Resources::default(),
             seccomp: None,
+            oom_score_adj: None,
         }
     }
 
@@ -571,6 +578,11 @@ impl Config {
             d.validate()?;
         }
         self.resources.validate()?;
+        if let Some(n) = self.oom_score_adj
+            && !(-1000..=1000).contains(&n)
+        {
+            return Err(format!("oom_score_adj {n} is outside -1000 to 1000"));
+        }
         if let Some(s) = &self.seccomp {
             s.validate()?;
         }
@@ -809,6 +821,7 @@ mod tests {
         cfg.capabilities = Some(vec!["CAP_CHOWN".to_owned()]);
         cfg.socket = Some("/run/berth/s/x.sock".into());
         cfg.wait_for_start = true;
+        cfg.oom_score_adj = Some(-1000);
         cfg.write(dir.path()).unwrap();
 
         let path = dir.path().join(CONFIG_FILE);
@@ -918,6 +931,8 @@ mod tests {
             ),
             ("log", serde_json::json!({"path": "/l", "max_file": 0})),
             ("namespaces", serde_json::json!({"net": {"path": "rel"}})),
+            ("oom_score_adj", serde_json::json!(1001)),
+            ("oom_score_adj", serde_json::json!(-1001)),
         ] {
             let mut j = minimal();
             j[key] = val.clone();

@@ -87,7 +87,6 @@ const DOCKER_KEYS: &[&str] = &[
     "max-download-attempts",
     "no-new-privileges",
     "node-generic-resources",
-    "oom-score-adjust",
     "pidfile",
     "proxies",
     "raw-logs",
@@ -624,6 +623,11 @@ mod tests {
     fn errors_name_the_key() {
         let cases = [
             (r#"{"foo": 1}"#, "don't match any configuration option: foo"),
+            // Removed from dockerd in 26.0, refused by dockerd 28 as unknown.
+            (
+                r#"{"oom-score-adjust": -500}"#,
+                "don't match any configuration option: oom-score-adjust",
+            ),
             (r#"{"debug": "yes"}"#, "invalid value for \"debug\""),
             (r#"{"hosts": ["fd://"]}"#, "invalid value for \"hosts\""),
             (

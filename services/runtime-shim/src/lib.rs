@@ -21,6 +21,7 @@ mod devices;
 pub mod error;
 pub mod exit;
 pub mod logfile;
+mod oom;
 pub mod pathutil;
 mod process;
 mod reaper;

@@ -242,6 +242,13 @@ pub(crate) fn check(r: &mut pb::Resources, host: &Host<'_>) -> Result<Vec<String
             host.cpus.saturating_sub(1)
         ));
     }
+    // After the resources, as verifyPlatformContainerSettings checks it.
+    if !(-1000..=1000).contains(&r.oom_score_adj) {
+        return Err(format!(
+            "Invalid value {}, range for oom score adj is [-1000, 1000]",
+            r.oom_score_adj
+        ));
+    }
     Ok(warnings)
 }
 
@@ -402,6 +409,15 @@ mod tests {
             })
             .starts_with("Requested CPUs are not available")
         );
+        for n in [1001, -1001] {
+            assert_eq!(
+                err(pb::Resources {
+                    oom_score_adj: n,
+                    ..Default::default()
+                }),
+                format!("Invalid value {n}, range for oom score adj is [-1000, 1000]")
+            );
+        }
         // No swap accounting: a warning, and swap left unlimited.
         let h = host(false);
         let mut r = m(10 << 20, 20 << 20);

@@ -166,6 +166,7 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
                     read_iops: r.read_iops.clone(),
                     write_iops: r.write_iops.clone(),
                     cgroup_parent: r.cgroup_parent.clone(),
+                    oom_score_adj: r.oom_score_adj,
                     ..Default::default()
                 }
             }),

@@ -147,6 +147,8 @@ impl Containers {
         }
         let res = c.spec.resources.clone().unwrap_or_default();
         config.resources = crate::limits::for_shim(&res);
+        // Always written, 0 included, as dockerd sets process.oomScoreAdj.
+        config.oom_score_adj = Some(res.oom_score_adj);
         crate::limits::device_io(&res, &mut config.resources)
             .map_err(|e| ContainerError::new(ErrorKind::Internal, e))?;
         let (nodes, rules) = crate::devices::for_container(&sec, &res)?;

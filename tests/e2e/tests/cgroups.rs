@@ -320,10 +320,10 @@ fn per_container_metrics_on_the_runtime() {
     assert!(!text.contains(&labels), "{text}");
 }
 
-/// docker-py sets the cgroup namespace, parent and a device throttle and reads them back; a
-/// bad namespace mode is dockerd's 400.
+/// docker-py sets the cgroup namespace, parent, a device throttle and the OOM score
+/// adjustment and reads them back; a bad namespace mode or score is dockerd's 400.
 #[test]
-fn docker_py_sets_cgroupns_parent_and_throttles() {
+fn docker_py_sets_cgroupns_parent_throttles_and_oom_score() {
     let s = BusyboxEngine::new();
     let parent = Parent::new("py");
     let dev = block_device();
@@ -331,16 +331,18 @@ fn docker_py_sets_cgroupns_parent_and_throttles() {
 import sys, docker
 c = docker.DockerClient(base_url=sys.argv[1], version="auto")
 image, parent, dev = sys.argv[2], sys.argv[3], sys.argv[4]
-out = c.containers.run(image, ["sh", "-c", "cat /proc/self/cgroup; cat /sys/fs/cgroup/blkio/blkio.throttle.write_bps_device"],
-                       cgroupns="private", cgroup_parent=parent, name="py",
+out = c.containers.run(image, ["sh", "-c", "cat /proc/self/cgroup; cat /sys/fs/cgroup/blkio/blkio.throttle.write_bps_device; cat /proc/self/oom_score_adj"],
+                       cgroupns="private", cgroup_parent=parent, name="py", oom_score_adj=250,
                        device_write_bps=[{"Path": dev, "Rate": 4096}])
 lines = out.decode().splitlines()
 assert any(l.endswith(":memory:/") for l in lines), lines
 assert any(l.endswith(" 4096") for l in lines), lines
+assert lines[-1] == "250", lines
 hc = c.containers.get("py").attrs["HostConfig"]
 assert hc["CgroupnsMode"] == "private", hc["CgroupnsMode"]
 assert hc["CgroupParent"] == parent, hc["CgroupParent"]
 assert hc["BlkioDeviceWriteBps"] == [{"Path": dev, "Rate": 4096}], hc["BlkioDeviceWriteBps"]
+assert hc["OomScoreAdj"] == 250, hc["OomScoreAdj"]
 c.containers.get("py").remove()
 try:
     c.containers.create(image, "true", cgroupns="shared")
@@ -349,6 +351,13 @@ except docker.errors.APIError as e:
     assert e.explanation == "invalid cgroup namespace mode: shared", e.explanation
 else:
     raise AssertionError("accepted cgroupns=shared")
+try:
+    c.containers.create(image, "true", oom_score_adj=2000)
+except docker.errors.APIError as e:
+    assert e.status_code == 400, e.status_code
+    assert e.explanation == "Invalid value 2000, range for oom score adj is [-1000, 1000]", e.explanation
+else:
+    raise AssertionError("accepted oom_score_adj=2000")
 assert c.containers.list(all=True) == []
 print("ok")
 "#;

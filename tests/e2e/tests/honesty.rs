@@ -25,7 +25,6 @@ fn refused(s: &Setup, flags: &[&str], flag: &str) {
 fn every_flag_not_applied_is_refused_by_name() {
     let s = Setup::new();
     for (flags, flag) in [
-        (&["--oom-score-adj", "100"][..], "--oom-score-adj"),
         (&["--cpu-rt-runtime", "1000"][..], "--cpu-rt-runtime"),
         (&["--annotation", "a=b"][..], "--annotation"),
         (
@@ -147,7 +146,7 @@ ct = c.containers.create(image, "true", name="pyc", stop_signal="SIGINT", tty=Tr
 assert ct.attrs["Config"]["StopSignal"] == "SIGINT"
 assert ct.attrs["HostConfig"]["Memory"] == 0
 ct.remove()
-for kwargs, flag in [({"oom_score_adj": 100}, "--oom-score-adj"), ({"cpu_percent": 50}, "--cpu-percent"),
+for kwargs, flag in [({"cpu_percent": 50}, "--cpu-percent"),
                      ({"cpu_rt_runtime": 1000}, "--cpu-rt-runtime"),
                      ({"storage_opt": {"size": "1G"}}, "--storage-opt")]:
     try:

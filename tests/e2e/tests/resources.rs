@@ -200,3 +200,53 @@ fn restart_policies_restart_until_told_not_to() {
     let (_, out) = s.fails(&["create", "--restart", "always", "--rm", &s.image]);
     assert!(out.contains("conflicting options"), "{out}");
 }
+
+#[test]
+fn oom_score_adj_is_inherited_by_every_process_and_shown() {
+    let s = BusyboxEngine::new();
+    let out = s.docker(&[
+        "run",
+        "--rm",
+        "--oom-score-adj",
+        "500",
+        &s.image,
+        "cat",
+        "/proc/self/oom_score_adj",
+    ]);
+    assert_eq!(out, "500");
+    let id = s.docker(&[
+        "run",
+        "-d",
+        "--oom-score-adj",
+        "300",
+        &s.image,
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(s.inspect(&id)["HostConfig"]["OomScoreAdj"], 300);
+    // An exec, and the children of an exec, have the container's value.
+    let exec = s.docker(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "cat /proc/self/oom_score_adj; sh -c 'cat /proc/self/oom_score_adj'",
+    ]);
+    assert_eq!(exec, "300\n300");
+    s.docker(&["rm", "-f", &id]);
+    // Not asked: 0, as dockerd writes it.
+    let out = s.docker(&["run", "--rm", &s.image, "cat", "/proc/self/oom_score_adj"]);
+    assert_eq!(out, "0");
+    for bad in ["1001", "-1001"] {
+        let (code, out) = s.fails(&["run", "--oom-score-adj", bad, &s.image, "true"]);
+        assert_eq!(code, 125, "{out}");
+        assert!(
+            out.contains(&format!(
+                "Error response from daemon: Invalid value {bad}, range for oom score adj is \
+                 [-1000, 1000]"
+            )),
+            "{out}"
+        );
+    }
+    assert_eq!(s.docker(&["ps", "-aq"]), "");
+}

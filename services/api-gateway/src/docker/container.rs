@@ -487,7 +487,7 @@ fn host_config_keys(spec: &pb::ContainerSpec) -> Value {
         "IpcMode": if ns.ipc.is_empty() { "private" } else { ns.ipc.as_str() },
         "Cgroup": "",
         "Links": null,
-        "OomScoreAdj": 0,
+        "OomScoreAdj": res.oom_score_adj,
         "PidMode": ns.pid,
         "Privileged": sec.privileged,
         "PublishAllPorts": spec.network.as_ref().is_some_and(|n| n.publish_all),

@@ -114,6 +114,7 @@ struct HostConfig {
     #[serde(rename = "BlkioDeviceWriteIOps")]
     blkio_device_write_iops: Option<Vec<ThrottleDevice>>,
     cgroup_parent: String,
+    oom_score_adj: i64,
     cgroupns_mode: String,
     devices: Option<Vec<DeviceMapping>>,
     device_cgroup_rules: Option<Vec<String>>,
@@ -629,6 +630,14 @@ pub fn spec(
     if hc.shm_size < 0 {
         return Err(invalid("SHM size can not be less than 0"));
     }
+    // Wider than the spec's field: dockerd's message names the value as sent (the range
+    // itself is the runtime's check).
+    let oom_score_adj = i32::try_from(hc.oom_score_adj).map_err(|_| {
+        invalid(format!(
+            "Invalid value {}, range for oom score adj is [-1000, 1000]",
+            hc.oom_score_adj
+        ))
+    })?;
     let resources = pb::Resources {
         memory: hc.memory,
         memory_swap: hc.memory_swap,
@@ -659,6 +668,7 @@ pub fn spec(
         read_iops: throttles(hc.blkio_device_read_iops),
         write_iops: throttles(hc.blkio_device_write_iops),
         cgroup_parent: hc.cgroup_parent,
+        oom_score_adj,
         shm_size: hc.shm_size,
         devices: devices(hc.devices)?,
         device_cgroup_rules: hc.device_cgroup_rules.unwrap_or_default(),

@@ -270,3 +270,16 @@ fn every_field_in_the_table() {
         }
     }
 }
+
+#[test]
+fn oom_score_adj_reaches_the_spec() {
+    let body = |v: Value| json!({"Image": "b", "HostConfig": {"OomScoreAdj": v}});
+    let s = spec(body(json!(-500)), V150, "").unwrap();
+    assert_eq!(s.resources.map(|r| r.oom_score_adj), Some(-500));
+    // The runtime checks the range; what does not fit the spec's field is refused here, in
+    // dockerd's words.
+    assert_eq!(
+        err(body(json!(10_000_000_000_i64))),
+        "Invalid value 10000000000, range for oom score adj is [-1000, 1000]"
+    );
+}

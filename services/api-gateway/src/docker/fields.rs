@@ -202,12 +202,7 @@ pub const FIELDS: &[Field] = &[
         r#""container:x""#,
     ),
     f("HostConfig.Links", "--link", Honored, r#"["db:db"]"#),
-    f(
-        "HostConfig.OomScoreAdj",
-        "--oom-score-adj",
-        Refused(Resources),
-        "100",
-    ),
+    f("HostConfig.OomScoreAdj", "--oom-score-adj", Honored, "100"),
     f("HostConfig.PidMode", "--pid", Honored, r#""host""#),
     f("HostConfig.Privileged", "--privileged", Honored, "true"),
     f(

@@ -139,6 +139,7 @@ pub(crate) fn spawn_container(
     let r = cgroup
         .add(pid)
         .map_err(ShimError::from)
+        .and_then(|()| oom_score_adj(cfg, pid))
         .and_then(|()| parent.send_continue())
         .and_then(|()| handshake(parent, &mut spawned, !cfg.wait_for_start, false));
     if let Err(e) = r {
@@ -147,6 +148,16 @@ pub(crate) fn spawn_container(
         return Err(e);
     }
     Ok(spawned)
+}
+
+/// The container's `--oom-score-adj`, written while `pid` still waits for Continue: before it
+/// runs anything of the container (or, for an exec's intermediate, before it clones the
+/// process, which inherits the value).
+fn oom_score_adj(cfg: &Config, pid: Pid) -> Result<(), ShimError> {
+    match cfg.oom_score_adj {
+        Some(v) => crate::oom::set(Path::new("/proc"), pid, v),
+        None => Ok(()),
+    }
 }
 
 /// Lets a process created with wait_for_start exec; returns once it has.
@@ -249,6 +260,7 @@ pub(crate) fn spawn_exec(
     let r = cgroup
         .add(intermediate)
         .map_err(ShimError::from)
+        .and_then(|()| oom_score_adj(cfg, intermediate))
         .and_then(|()| parent.send_continue())
         .and_then(|()| handshake(parent, &mut spawned, true, true));
     if let Err(e) = r {
