@@ -632,3 +632,7 @@ mod tests {
         assert_eq!(add("c3", None).unwrap().ipv6_address, "fd00:9::2");
     }
 }
+
+#[cfg(test)]
+#[path = "store_events_tests.rs"]
+mod events_tests;
