@@ -8,12 +8,14 @@ mod outbox;
 mod outbox_drain;
 mod publisher;
 mod replay;
+mod store_events;
 pub mod subjects;
 
 pub use connect::Bus;
 pub use heartbeat::{Heartbeat, HeartbeatTask, spawn_heartbeat};
-pub use publisher::{EventPublisher, PublisherMetrics, Staged};
+pub use publisher::{EventPublisher, PublisherMetrics};
 pub use replay::{EventCursor, Next, Start, event_cursor};
+pub use store_events::StoreEvents;
 
 /// Errors talking to NATS.
 #[derive(Debug, thiserror::Error)]

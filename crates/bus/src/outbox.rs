@@ -3,8 +3,15 @@
 //! A row is deleted only once JetStream has acknowledged it; its message ID (a UUID chosen when
 //! the row is written) is sent as `Nats-Msg-Id`, so that a row published again after a crash
 //! is stored once.
+//!
+//! The outbox is bounded ([`CAP`] rows): dockerd never blocks or fails a call because of its
+//! events, so when NATS has been unreachable long enough to fill it, the oldest rows are
+//! dropped (logged and counted in `berth_events_dropped`), not the state change refused.
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
 
 use berth_types::Event;
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -40,10 +47,26 @@ impl Row {
     }
 }
 
+/// How many rows an outbox holds before the oldest are dropped.
+pub(crate) const CAP: u64 = 65_536;
+
+/// Where a stage left the outbox.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Written {
+    /// The key of the last row written (None when there were no events).
+    pub(crate) last: Option<u64>,
+    /// How many of the oldest rows were dropped to stay within the cap.
+    pub(crate) dropped: u64,
+}
+
 /// The outbox of one store.
 #[derive(Clone)]
 pub(crate) struct Outbox {
     db: Arc<redb::Database>,
+    /// The lowest key the next row may take: keys keep growing while the process lives, also
+    /// after the table has emptied, so that "every row up to key K is stored" stays meaningful.
+    next: Arc<AtomicU64>,
+    cap: u64,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -55,33 +78,69 @@ impl std::fmt::Debug for Outbox {
 impl Outbox {
     /// Creates the table if needed.
     pub(crate) fn open(db: Arc<redb::Database>) -> Result<Outbox, redb::Error> {
+        Outbox::open_with_cap(db, CAP)
+    }
+
+    pub(crate) fn open_with_cap(db: Arc<redb::Database>, cap: u64) -> Result<Outbox, redb::Error> {
         let tx = db.begin_write()?;
         tx.open_table(OUTBOX)?;
         tx.commit()?;
-        Ok(Outbox { db })
+        Ok(Outbox {
+            db,
+            next: Arc::new(AtomicU64::new(1)),
+            cap: cap.max(1),
+        })
     }
 
-    /// Writes `events` in the caller's transaction, after every row already there.
-    pub(crate) fn stage(tx: &redb::WriteTransaction, events: &[Event]) -> Result<(), redb::Error> {
+    /// Writes `events` in the caller's transaction, after every row already there, dropping
+    /// the oldest rows beyond the cap.
+    pub(crate) fn stage(
+        &self,
+        tx: &redb::WriteTransaction,
+        events: &[Event],
+    ) -> Result<Written, redb::Error> {
         if events.is_empty() {
-            return Ok(());
+            return Ok(Written::default());
         }
         let mut table = tx.open_table(OUTBOX)?;
-        let first = table.last()?.map_or(0, |(k, _)| k.value()) + 1;
+        // Write transactions are serialized: no other stage runs between this read and the
+        // update of `next` below.
+        let after_last = table.last()?.map_or(1, |(k, _)| k.value() + 1);
+        let first = after_last.max(self.next.load(Ordering::SeqCst));
+        let mut last = first;
         for (key, ev) in (first..).zip(events) {
             let row = serde_json::to_vec(&Row::new(ev))
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
             table.insert(key, row.as_slice())?;
+            last = key;
         }
-        Ok(())
+        self.next.fetch_max(last + 1, Ordering::SeqCst);
+        let mut dropped = 0;
+        while table.len()? > self.cap {
+            if table.pop_first()?.is_none() {
+                break;
+            }
+            dropped += 1;
+        }
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                cap = self.cap,
+                "events outbox full (NATS unreachable for long); the oldest events were dropped"
+            );
+        }
+        Ok(Written {
+            last: Some(last),
+            dropped,
+        })
     }
 
     /// Writes `events` in a transaction of their own (events that report no stored change).
-    pub(crate) fn append(&self, events: &[Event]) -> Result<(), redb::Error> {
+    pub(crate) fn append(&self, events: &[Event]) -> Result<Written, redb::Error> {
         let tx = self.db.begin_write()?;
-        Outbox::stage(&tx, events)?;
+        let written = self.stage(&tx, events)?;
         tx.commit()?;
-        Ok(())
+        Ok(written)
     }
 
     /// The first `limit` rows, oldest first. A row that cannot be read is dropped (logged).
@@ -156,12 +215,16 @@ mod tests {
         let (_d, db) = db();
         let outbox = Outbox::open(db.clone()).unwrap();
         let tx = db.begin_write().unwrap();
-        Outbox::stage(&tx, &[ev("create", "a"), ev("remove", "a")]).unwrap();
+        outbox
+            .stage(&tx, &[ev("create", "a"), ev("remove", "a")])
+            .unwrap();
         tx.abort().unwrap();
         assert_eq!(outbox.len().unwrap(), 0);
 
         let tx = db.begin_write().unwrap();
-        Outbox::stage(&tx, &[ev("create", "a"), ev("remove", "a")]).unwrap();
+        outbox
+            .stage(&tx, &[ev("create", "a"), ev("remove", "a")])
+            .unwrap();
         tx.commit().unwrap();
         outbox.append(&[ev("create", "b")]).unwrap();
         let rows = outbox.pending(10).unwrap();
@@ -199,5 +262,37 @@ mod tests {
         outbox.append(&[ev("create", "c")]).unwrap();
         let rows = outbox.pending(10).unwrap();
         assert!(rows[1].0 > rows[0].0);
+    }
+
+    #[test]
+    fn keys_keep_growing_after_the_outbox_emptied() {
+        let (_d, db) = db();
+        let outbox = Outbox::open(db).unwrap();
+        let first = outbox.append(&[ev("create", "a")]).unwrap().last.unwrap();
+        outbox.delete(&[first]).unwrap();
+        assert_eq!(outbox.len().unwrap(), 0);
+        let second = outbox.append(&[ev("create", "b")]).unwrap().last.unwrap();
+        assert!(second > first, "{second} after {first}");
+        assert_eq!(outbox.append(&[]).unwrap(), Written::default());
+    }
+
+    #[test]
+    fn the_oldest_rows_are_dropped_beyond_the_cap() {
+        let (_d, db) = db();
+        let outbox = Outbox::open_with_cap(db, 3).unwrap();
+        outbox
+            .append(&[ev("create", "a"), ev("create", "b")])
+            .unwrap();
+        let w = outbox
+            .append(&[ev("create", "c"), ev("create", "d"), ev("create", "e")])
+            .unwrap();
+        assert_eq!(w.dropped, 2);
+        let ids: Vec<_> = outbox
+            .pending(10)
+            .unwrap()
+            .into_iter()
+            .map(|(_, r)| r.event.actor.id)
+            .collect();
+        assert_eq!(ids, ["c", "d", "e"], "the newest are kept");
     }
 }

@@ -5,7 +5,7 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use async_nats::{HeaderMap, jetstream};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use crate::{
     Bus,
@@ -103,7 +103,63 @@ impl Sink for JetStreamSink {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Step {
     Empty,
-    Sent { acked: usize, of: usize },
+    Sent {
+        acked: usize,
+        of: usize,
+        /// The key of the last row acknowledged: every row up to it has left the outbox.
+        through: Option<u64>,
+    },
+}
+
+/// How far rows have been committed to the outbox and stored in NATS, by key (keys grow in
+/// commit order: write transactions are serialized).
+#[derive(Debug)]
+pub(crate) struct Progress {
+    /// The last key committed (as told after each commit).
+    committed: std::sync::atomic::AtomicU64,
+    /// Every row up to this key has been stored (or dropped) and deleted.
+    stored: watch::Sender<u64>,
+}
+
+impl Default for Progress {
+    fn default() -> Progress {
+        Progress {
+            committed: std::sync::atomic::AtomicU64::new(0),
+            stored: watch::Sender::new(0),
+        }
+    }
+}
+
+impl Progress {
+    pub(crate) fn committed(&self, key: u64) {
+        self.committed
+            .fetch_max(key, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub(crate) fn committed_through(&self) -> u64 {
+        self.committed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub(crate) fn stored_through(&self) -> u64 {
+        *self.stored.borrow()
+    }
+
+    fn stored(&self, key: u64) {
+        self.stored.send_if_modified(|s| {
+            let newer = key > *s;
+            if newer {
+                *s = key;
+            }
+            newer
+        });
+    }
+
+    /// Waits until every row committed so far has been stored.
+    pub(crate) async fn all_stored(&self) {
+        let target = self.committed_through();
+        let mut rx = self.stored.subscribe();
+        let _ = rx.wait_for(|s| *s >= target).await;
+    }
 }
 
 async fn blocking<T: Send + 'static>(
@@ -124,52 +180,75 @@ pub(crate) async fn step(outbox: &Outbox, sink: &mut impl Sink) -> Result<Step, 
     }
     let rows: Vec<Row> = batch.iter().map(|(_, r)| r.clone()).collect();
     let acked = sink.send(&rows).await.min(rows.len());
+    let mut through = None;
     if acked > 0 {
         let keys: Vec<u64> = batch[..acked].iter().map(|(k, _)| *k).collect();
+        through = keys.last().copied();
         let o = outbox.clone();
         blocking(move || o.delete(&keys)).await?;
     }
     Ok(Step::Sent {
         acked,
         of: rows.len(),
+        through,
     })
 }
 
-/// Drains `outbox` into `sink` forever: woken by `wake`, signalling `drained` after every
-/// pass that deleted rows or found none.
-pub(crate) async fn run(
-    outbox: Outbox,
-    mut sink: impl Sink,
-    wake: Arc<Notify>,
-    drained: Arc<Notify>,
-    metrics: PublisherMetrics,
-) {
+/// What a drain task is given.
+pub(crate) struct Drain {
+    pub(crate) outbox: Outbox,
+    pub(crate) wake: Arc<Notify>,
+    pub(crate) drained: Arc<Notify>,
+    pub(crate) progress: Arc<Progress>,
+    pub(crate) metrics: PublisherMetrics,
+}
+
+/// Drains the outbox into `sink` until `stop` turns true: woken by `wake`, signalling
+/// `drained` after every pass that deleted rows or found none.
+pub(crate) async fn run(d: Drain, mut sink: impl Sink, mut stop: watch::Receiver<bool>) {
     let mut backoff = Duration::from_millis(100);
-    loop {
-        match step(&outbox, &mut sink).await {
+    let stopped = |stop: &watch::Receiver<bool>| *stop.borrow();
+    while !stopped(&stop) {
+        // Rows committed before this pass that it finds gone are stored (or were dropped).
+        let floor = d.progress.committed_through();
+        let pause = match step(&d.outbox, &mut sink).await {
             Ok(Step::Empty) => {
-                metrics.set_buffered(0);
-                drained.notify_waiters();
-                let _ = tokio::time::timeout(IDLE_CHECK, wake.notified()).await;
-            }
-            Ok(Step::Sent { acked, of }) => {
-                metrics.stored(acked);
-                if let Ok(n) = outbox.len() {
-                    metrics.set_buffered(n);
+                d.progress.stored(floor);
+                d.metrics.set_buffered(0);
+                d.drained.notify_waiters();
+                tokio::select! {
+                    _ = tokio::time::timeout(IDLE_CHECK, d.wake.notified()) => {}
+                    _ = stop.changed() => {}
                 }
-                drained.notify_waiters();
+                None
+            }
+            Ok(Step::Sent { acked, of, through }) => {
+                if let Some(k) = through {
+                    d.progress.stored(k);
+                }
+                d.metrics.stored(acked);
+                if let Ok(n) = d.outbox.len() {
+                    d.metrics.set_buffered(n);
+                }
+                d.drained.notify_waiters();
                 if acked < of {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    Some(backoff)
                 } else {
                     backoff = Duration::from_millis(100);
+                    None
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, "events outbox not readable; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
+                Some(backoff)
             }
+        };
+        if let Some(p) = pause {
+            tokio::select! {
+                _ = tokio::time::sleep(p) => {}
+                _ = stop.changed() => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
         }
     }
 }
@@ -218,10 +297,14 @@ mod tests {
             sent: Vec::new(),
             ack: usize::MAX,
         };
-        assert_eq!(
-            step(&outbox, &mut sink).await.unwrap(),
-            Step::Sent { acked: 3, of: 3 }
-        );
+        let Step::Sent {
+            acked: 3,
+            of: 3,
+            through: Some(through),
+        } = step(&outbox, &mut sink).await.unwrap()
+        else {
+            panic!("not all sent");
+        };
         let actions: Vec<_> = sink
             .sent
             .iter()
@@ -229,6 +312,7 @@ mod tests {
             .collect();
         assert_eq!(actions, ["create", "start", "die"]);
         assert_eq!(outbox.len().unwrap(), 0);
+        assert_eq!(through, 3, "the key of the last row");
         assert_eq!(step(&outbox, &mut sink).await.unwrap(), Step::Empty);
         assert_eq!(sink.sent.len(), 3, "nothing sent twice");
     }
@@ -244,10 +328,14 @@ mod tests {
             sent: Vec::new(),
             ack: 1,
         };
-        assert_eq!(
+        assert!(matches!(
             step(&outbox, &mut sink).await.unwrap(),
-            Step::Sent { acked: 1, of: 3 }
-        );
+            Step::Sent {
+                acked: 1,
+                of: 3,
+                through: Some(_)
+            }
+        ));
         assert_eq!(outbox.len().unwrap(), 2);
         let first: Vec<_> = sink.sent.iter().map(|r| r.id.clone()).collect();
         sink.ack = usize::MAX;

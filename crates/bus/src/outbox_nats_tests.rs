@@ -36,22 +36,67 @@ fn ev(action: &str, id: &str) -> Event {
     Event::new(EventType::Container, action.parse().unwrap(), actor, 1)
 }
 
-#[tokio::test]
-async fn rows_sent_again_after_a_crash_are_stored_once() {
-    let dir = tempfile::tempdir().unwrap();
+async fn nats(dir: &std::path::Path) -> (Server, Bus) {
     let port = free_port();
     let child = Command::new("nats-server")
         .args(["--jetstream", "--store_dir"])
-        .arg(dir.path().join("nats"))
+        .arg(dir.join("nats"))
         .args(["--addr", "127.0.0.1", "--port", &port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("nats-server (apt-get install nats-server)");
-    let _server = Server(child);
+    let server = Server(child);
     let bus = Bus::connect(&format!("nats://127.0.0.1:{port}"), "outbox-test")
         .await
         .unwrap();
+    (server, bus)
+}
+
+/// Messages in the event stream (0 before it exists).
+async fn stored(bus: &Bus) -> u64 {
+    match bus.jetstream().get_stream(subjects::EVENTS_STREAM).await {
+        Ok(mut s) => s.info().await.map_or(0, |i| i.state.messages),
+        Err(_) => 0,
+    }
+}
+
+#[tokio::test]
+async fn once_settled_every_committed_event_is_in_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, bus) = nats(dir.path()).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !bus.is_connected() {
+        assert!(Instant::now() < deadline, "never connected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let db = Arc::new(redb::Database::create(dir.path().join("state.redb")).unwrap());
+    let publisher = crate::EventPublisher::spawn(bus.clone(), Default::default());
+    let store = crate::StoreEvents::new(db.clone());
+    store.attach(publisher.clone()).unwrap();
+    // The stream is created by the first publication; let it exist first.
+    let tx = db.begin_write().unwrap();
+    store.commit(tx, &[ev("create", "first")]).unwrap();
+    assert!(publisher.settled(Duration::from_secs(20)).await);
+    for round in 0..50u64 {
+        let tx = db.begin_write().unwrap();
+        store
+            .commit(tx, &[ev("start", "a"), ev("die", "a")])
+            .unwrap();
+        // What a call's reply waits for: no polling after it.
+        assert!(publisher.settled(Duration::from_secs(20)).await);
+        assert_eq!(stored(&bus).await, 3 + 2 * round, "round {round}");
+    }
+    // Nothing is pending: settled answers at once.
+    assert!(publisher.settled(Duration::ZERO).await);
+    assert!(publisher.close(Duration::from_secs(5)).await);
+    assert_eq!(publisher.waiting(), Some(0));
+}
+
+#[tokio::test]
+async fn rows_sent_again_after_a_crash_are_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, bus) = nats(dir.path()).await;
     let db = redb::Database::create(dir.path().join("state.redb")).unwrap();
     let outbox = Outbox::open(Arc::new(db)).unwrap();
     outbox
@@ -77,14 +122,12 @@ async fn rows_sent_again_after_a_crash_are_stored_once() {
     let mut second = JetStreamSink::new(bus.clone());
     assert_eq!(
         step(&outbox, &mut second).await.unwrap(),
-        Step::Sent { acked: 3, of: 3 }
+        Step::Sent {
+            acked: 3,
+            of: 3,
+            through: Some(3)
+        }
     );
     assert_eq!(outbox.len().unwrap(), 0);
-    let mut stream = bus
-        .jetstream()
-        .get_stream(subjects::EVENTS_STREAM)
-        .await
-        .unwrap();
-    let info = stream.info().await.unwrap();
-    assert_eq!(info.state.messages, 3, "each event stored once");
+    assert_eq!(stored(&bus).await, 3, "each event stored once");
 }

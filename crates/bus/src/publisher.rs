@@ -1,12 +1,16 @@
 //! Publishing events: in order, stored by JetStream (acknowledged). Once a service has attached
-//! its store ([`EventPublisher::attach_outbox`]), events are written to the store's outbox (in
-//! the transaction of the state change they report, through [`EventPublisher::stage`]) and
-//! published from there, so that neither an outage of NATS nor a crash loses one. Before that
-//! (and in services without a store) they are buffered in memory while NATS is unreachable.
+//! its store ([`crate::StoreEvents`]), events are written to the store's outbox (in the
+//! transaction of the state change they report) and published from there, so that neither an
+//! outage of NATS nor a crash loses one. Before that (and in services without a store) they
+//! are buffered in memory while NATS is unreachable.
+//!
+//! A call's events are visible to `docker events` once the call has returned, as with dockerd:
+//! the service's gRPC server waits ([`EventPublisher::settled`]) for the rows committed so far
+//! to be stored before it ends a response, for a short while and only while NATS is connected.
 
 use std::{
     sync::{
-        Arc, OnceLock,
+        Arc, Mutex, OnceLock,
         atomic::{AtomicI64, Ordering},
     },
     time::Duration,
@@ -17,12 +21,15 @@ use berth_telemetry::Metrics;
 use berth_types::Event;
 use bytes::Bytes;
 use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
-use tokio::sync::{Notify, mpsc};
+use tokio::{
+    sync::{Notify, mpsc, watch},
+    task::JoinHandle,
+};
 
 use crate::{
     Bus,
-    outbox::Outbox,
-    outbox_drain::{self, JetStreamSink},
+    outbox::{Outbox, Written},
+    outbox_drain::{self, Drain, JetStreamSink, Progress},
     subjects,
 };
 
@@ -65,23 +72,29 @@ impl PublisherMetrics {
     pub(crate) fn set_buffered(&self, n: u64) {
         self.buffered.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
+
+    pub(crate) fn dropped(&self, n: u64) {
+        self.dropped.inc_by(n);
+    }
 }
 
-/// An attached outbox and the handle that wakes its drain task.
+/// An attached outbox and the handles of its drain task.
 struct Attached {
     outbox: Outbox,
     wake: Arc<Notify>,
     drained: Arc<Notify>,
+    progress: Arc<Progress>,
 }
 
 /// Events written in a store transaction by [`EventPublisher::stage`]; hand it to
 /// [`EventPublisher::committed`] once the transaction has committed.
 #[must_use = "pass it to EventPublisher::committed after the commit"]
 #[derive(Debug, Default)]
-pub struct Staged {
+pub(crate) struct Staged {
     /// Events to publish from memory (no outbox attached).
     memory: Vec<Event>,
     staged: usize,
+    written: Written,
 }
 
 struct Outgoing {
@@ -99,6 +112,9 @@ pub struct EventPublisher {
     metrics: PublisherMetrics,
     bus: Bus,
     outbox: Arc<OnceLock<Attached>>,
+    /// Turns true when the service stops: the publishing tasks end.
+    stop: Arc<watch::Sender<bool>>,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
 impl std::fmt::Debug for EventPublisher {
@@ -120,14 +136,29 @@ impl EventPublisher {
             metrics,
             bus: bus.clone(),
             outbox: Arc::new(OnceLock::new()),
+            stop: Arc::new(watch::Sender::new(false)),
+            tasks: Arc::new(Mutex::new(Vec::new())),
         };
-        tokio::spawn(drain(bus, rx, publisher.clone()));
+        let task = tokio::spawn(drain(
+            bus,
+            rx,
+            publisher.clone(),
+            publisher.stop.subscribe(),
+        ));
+        publisher.keep(task);
         publisher
+    }
+
+    fn keep(&self, task: JoinHandle<()>) {
+        self.tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(task);
     }
 
     /// From now on, events go through the outbox table of `db` (the service's store), and the
     /// rows a previous run left there are published. Idempotent.
-    pub fn attach_outbox(&self, db: Arc<redb::Database>) -> Result<(), redb::Error> {
+    pub(crate) fn attach_outbox(&self, db: Arc<redb::Database>) -> Result<(), redb::Error> {
         if self.outbox.get().is_some() {
             return Ok(());
         }
@@ -141,16 +172,22 @@ impl EventPublisher {
             outbox: outbox.clone(),
             wake: Arc::new(Notify::new()),
             drained: Arc::new(Notify::new()),
+            progress: Arc::new(Progress::default()),
         };
-        let (wake, drained) = (attached.wake.clone(), attached.drained.clone());
+        let drain = Drain {
+            outbox,
+            wake: attached.wake.clone(),
+            drained: attached.drained.clone(),
+            progress: attached.progress.clone(),
+            metrics: self.metrics.clone(),
+        };
         if self.outbox.set(attached).is_ok() {
-            tokio::spawn(outbox_drain::run(
-                outbox,
+            let task = tokio::spawn(outbox_drain::run(
+                drain,
                 JetStreamSink::new(self.bus.clone()),
-                wake,
-                drained,
-                self.metrics.clone(),
+                self.stop.subscribe(),
             ));
+            self.keep(task);
         }
         Ok(())
     }
@@ -158,21 +195,22 @@ impl EventPublisher {
     /// Writes `events` into the outbox in `tx`, a write transaction of the attached store, so
     /// that they are stored (or lost) with the change they report. Without an outbox they are
     /// kept for [`EventPublisher::committed`] to publish from memory.
-    pub fn stage(
+    pub(crate) fn stage(
         &self,
         tx: &redb::WriteTransaction,
         events: &[Event],
     ) -> Result<Staged, redb::Error> {
-        if self.outbox.get().is_none() {
+        let Some(a) = self.outbox.get() else {
             return Ok(Staged {
                 memory: events.to_vec(),
-                staged: 0,
+                ..Staged::default()
             });
-        }
-        Outbox::stage(tx, events)?;
+        };
+        let written = a.outbox.stage(tx, events)?;
         Ok(Staged {
             memory: Vec::new(),
             staged: events.len(),
+            written,
         })
     }
 
@@ -182,16 +220,46 @@ impl EventPublisher {
     }
 
     /// After the commit of the transaction `staged` was written in: starts publishing.
-    pub fn committed(&self, staged: Staged) {
+    pub(crate) fn committed(&self, staged: Staged) {
         for ev in &staged.memory {
             self.publish_memory(ev);
         }
         if staged.staged > 0
             && let Some(a) = self.outbox.get()
         {
-            self.metrics.buffered.inc_by(staged.staged as i64);
-            a.wake.notify_one();
+            self.outbox_written(a, staged.staged, staged.written);
         }
+    }
+
+    fn outbox_written(&self, a: &Attached, rows: usize, written: Written) {
+        if let Some(last) = written.last {
+            a.progress.committed(last);
+        }
+        self.metrics.dropped(written.dropped);
+        let added = i64::try_from(rows).unwrap_or(i64::MAX);
+        let dropped = i64::try_from(written.dropped).unwrap_or(i64::MAX);
+        self.metrics.buffered.inc_by(added.saturating_sub(dropped));
+        a.wake.notify_one();
+    }
+
+    /// Waits until the events committed to the outbox so far are stored in NATS (so that a
+    /// call's events are visible to `docker events` once it returns), at most `bound`. Returns
+    /// at once, false, while NATS is not connected: the events stay in the outbox and are
+    /// published on reconnect. True when they are stored (or there is no outbox).
+    pub async fn settled(&self, bound: Duration) -> bool {
+        let Some(a) = self.outbox.get() else {
+            return true;
+        };
+        if a.progress.stored_through() >= a.progress.committed_through() {
+            return true;
+        }
+        if !self.bus.is_connected() {
+            return false;
+        }
+        a.wake.notify_one();
+        tokio::time::timeout(bound, a.progress.all_stored())
+            .await
+            .is_ok()
     }
 
     /// Publishes `event`, which reports no stored change: through the outbox (in a transaction
@@ -199,9 +267,8 @@ impl EventPublisher {
     pub fn publish(&self, event: &Event) {
         if let Some(a) = self.outbox.get() {
             match a.outbox.append(std::slice::from_ref(event)) {
-                Ok(()) => {
-                    self.metrics.buffered.inc();
-                    a.wake.notify_one();
+                Ok(written) => {
+                    self.outbox_written(a, 1, written);
                     return;
                 }
                 Err(e) => {
@@ -262,6 +329,25 @@ impl EventPublisher {
         tokio::time::timeout(timeout, wait).await.is_ok()
     }
 
+    /// At the service's stop: waits for the events not yet stored (at most `timeout`; those
+    /// in the outbox are published on the next start), then ends the publishing tasks and
+    /// waits for them, so that nothing of the service outlives its `serve()`. Returns whether
+    /// every event was stored.
+    pub async fn close(&self, timeout: Duration) -> bool {
+        let flushed = self.flush(timeout).await;
+        self.stop.send_replace(true);
+        let tasks = std::mem::take(
+            &mut *self
+                .tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for t in tasks {
+            let _ = t.await;
+        }
+        flushed
+    }
+
     fn done(&self, stored: bool) {
         if stored {
             self.metrics.published.inc();
@@ -292,15 +378,40 @@ pub(crate) async fn ensure_stream(
     .map_err(|e| e.to_string())
 }
 
-async fn drain(bus: Bus, mut rx: mpsc::Receiver<Outgoing>, publisher: EventPublisher) {
+async fn drain(
+    bus: Bus,
+    mut rx: mpsc::Receiver<Outgoing>,
+    publisher: EventPublisher,
+    mut stop: watch::Receiver<bool>,
+) {
     let js = bus.jetstream();
     let mut stream_ready = false;
-    while let Some(out) = rx.recv().await {
+    loop {
+        let out = tokio::select! {
+            out = rx.recv() => out,
+            _ = stop.wait_for(|s| *s) => None,
+        };
+        let Some(out) = out else { return };
+        tokio::select! {
+            () = store_one(&js, &mut stream_ready, out, &publisher) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Stores one event from memory, retrying until NATS acknowledges it.
+async fn store_one(
+    js: &jetstream::Context,
+    stream_ready: &mut bool,
+    out: Outgoing,
+    publisher: &EventPublisher,
+) {
+    {
         let mut backoff = Duration::from_millis(100);
         loop {
-            if !stream_ready {
-                match ensure_stream(&js).await {
-                    Ok(_) => stream_ready = true,
+            if !*stream_ready {
+                match ensure_stream(js).await {
+                    Ok(_) => *stream_ready = true,
                     Err(e) => {
                         tracing::debug!(error = %e, "event stream not ready");
                         tokio::time::sleep(backoff).await;
@@ -327,7 +438,7 @@ async fn drain(bus: Bus, mut rx: mpsc::Receiver<Outgoing>, publisher: EventPubli
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, subject = %out.subject, "event not stored yet; retrying");
-                    stream_ready = false;
+                    *stream_ready = false;
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }

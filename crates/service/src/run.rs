@@ -9,7 +9,9 @@ use berth_types::{Actor, EngineId, Event, EventType, ServiceName};
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tonic::{service::RoutesBuilder, transport::Server};
 
-use crate::{GrpcMetricsLayer, bind_unix, engine_id, write_atomic};
+use crate::{
+    GrpcMetricsLayer, SETTLE_BOUND, SettleEventsLayer, bind_unix, engine_id, write_atomic,
+};
 
 /// Berth's version, reported by every service.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -137,7 +139,8 @@ impl ServiceContext {
                 berth_telemetry::set_parent_from_http(&span, req.headers());
                 span
             })
-            .layer(GrpcMetricsLayer::register(&metrics));
+            .layer(GrpcMetricsLayer::register(&metrics))
+            .layer(SettleEventsLayer::new(events.clone(), SETTLE_BOUND));
         let server = match &address {
             ServiceAddress::Unix(path) => {
                 let listener = bind_unix(path, 0o660)?;
@@ -195,7 +198,7 @@ impl ServiceContext {
             Ok(Err(e)) => tracing::error!(error = %e, "gRPC server failed"),
             Err(e) => tracing::error!(error = %e, "gRPC server task failed"),
         }
-        if !events.flush(Duration::from_secs(2)).await {
+        if !events.close(Duration::from_secs(2)).await {
             tracing::warn!("stopping with events not yet stored in NATS");
         }
         if let ServiceAddress::Unix(path) = &address {

@@ -2,12 +2,9 @@
 //! name them, and unpacked layers with their reference counts. One write transaction per state
 //! change, so a crash leaves either the old state or the new one.
 
-use std::{
-    path::Path,
-    sync::{Arc, OnceLock},
-};
+use std::{path::Path, sync::Arc};
 
-use berth_bus::{EventPublisher, Staged};
+use berth_bus::{EventPublisher, StoreEvents};
 use berth_types::{Digest, Event};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -69,7 +66,7 @@ pub(crate) struct LayerRecord {
 pub(crate) struct Store {
     db: Arc<redb::Database>,
     /// Once attached: the events of an update are written in its transaction (the outbox).
-    events: OnceLock<EventPublisher>,
+    events: StoreEvents,
 }
 
 fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, ImagesError> {
@@ -89,17 +86,16 @@ impl Store {
         tx.open_table(LAYERS)?;
         tx.open_table(SNAPSHOTS)?;
         tx.commit()?;
+        let db = Arc::new(db);
         Ok(Store {
-            db: Arc::new(db),
-            events: OnceLock::new(),
+            events: StoreEvents::new(db.clone()),
+            db,
         })
     }
 
     /// From now on the events given to [`Tx::emit`] go through `events`, from this store.
     pub(crate) fn attach_events(&self, events: EventPublisher) -> anyhow::Result<()> {
-        events.attach_outbox(self.db.clone())?;
-        let _ = self.events.set(events);
-        Ok(())
+        Ok(self.events.attach(events)?)
     }
 
     pub(crate) fn count(&self) -> Result<u64, ImagesError> {
@@ -195,14 +191,9 @@ impl Store {
             let out = f(&mut t)?;
             (out, t.events)
         };
-        let staged = match self.events.get() {
-            Some(p) => p.stage(&tx, &events).map_err(ImagesError::store)?,
-            None => Staged::default(),
-        };
-        tx.commit().map_err(ImagesError::store)?;
-        if let Some(p) = self.events.get() {
-            p.committed(staged);
-        }
+        self.events
+            .commit(tx, &events)
+            .map_err(ImagesError::store)?;
         Ok(out)
     }
 }

@@ -31,7 +31,6 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
     let networks = Arc::new(networks::Networks::new(
         store,
         netlink::Links::connect()?,
-        ctx.events.clone(),
         networks::Settings::from_config(&ctx.cfg),
     ));
     networks.start().await?;

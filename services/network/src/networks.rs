@@ -4,7 +4,6 @@
 
 use std::{net::Ipv4Addr, sync::Arc};
 
-use berth_bus::EventPublisher;
 use berth_config::DaemonConfig;
 use berth_proto::network::v1 as pb;
 use berth_types::{Actor, Event, EventType};
@@ -86,7 +85,6 @@ pub(crate) struct Networks {
     store: Arc<Store>,
     links: Links,
     fw: Firewall,
-    events: EventPublisher,
     settings: Settings,
     /// The sockets that reserve published host ports.
     held: Held,
@@ -133,17 +131,11 @@ fn kernel(e: anyhow::Error) -> NetworkError {
 }
 
 impl Networks {
-    pub(crate) fn new(
-        store: Arc<Store>,
-        links: Links,
-        events: EventPublisher,
-        settings: Settings,
-    ) -> Networks {
+    pub(crate) fn new(store: Arc<Store>, links: Links, settings: Settings) -> Networks {
         Networks {
             store,
             links,
             fw: Firewall::new(settings.table()),
-            events,
             settings,
             held: Held::default(),
             dns: dns::Servers::default(),
@@ -151,14 +143,7 @@ impl Networks {
         }
     }
 
-    /// Publishes a network event (durably, through the store's outbox once attached).
-    fn event(&self, n: &pb::NetworkRecord, action: &str, container: Option<&str>) {
-        for ev in self.network_event(n, action, container) {
-            self.events.publish(&ev);
-        }
-    }
-
-    /// A network event (none if `action` is malformed).
+    /// A network event (none if `action` is malformed), written with the change it reports.
     fn network_event(
         &self,
         n: &pb::NetworkRecord,

@@ -2,14 +2,9 @@
 //! addresses handed out. An endpoint and its address are written (and released) in one
 //! transaction, so an address is never handed out twice, also across restarts.
 
-use std::{
-    collections::BTreeSet,
-    net::Ipv4Addr,
-    path::Path,
-    sync::{Arc, OnceLock},
-};
+use std::{collections::BTreeSet, net::Ipv4Addr, path::Path, sync::Arc};
 
-use berth_bus::{EventPublisher, Staged};
+use berth_bus::{EventPublisher, StoreEvents};
 use berth_proto::network::v1 as pb;
 use berth_types::Event;
 use prost::Message;
@@ -31,7 +26,7 @@ const LAST: TableDefinition<&str, u32> = TableDefinition::new("last_address");
 pub(crate) struct Store {
     db: Arc<redb::Database>,
     /// Once attached: the events given to a write are written in its transaction (the outbox).
-    events: OnceLock<EventPublisher>,
+    events: StoreEvents,
 }
 
 fn store_err(e: impl Into<anyhow::Error>) -> NetworkError {
@@ -109,30 +104,16 @@ impl Store {
         tx.open_table(ADDRESSES)?;
         tx.open_table(LAST)?;
         tx.commit()?;
+        let db = Arc::new(db);
         Ok(Store {
-            db: Arc::new(db),
-            events: OnceLock::new(),
+            events: StoreEvents::new(db.clone()),
+            db,
         })
     }
 
     /// From now on the events given to writes go through `events`, from this store.
     pub(crate) fn attach_events(&self, events: EventPublisher) -> anyhow::Result<()> {
-        events.attach_outbox(self.db.clone())?;
-        let _ = self.events.set(events);
-        Ok(())
-    }
-
-    fn stage(&self, tx: &redb::WriteTransaction, events: &[Event]) -> anyhow::Result<Staged> {
-        match self.events.get() {
-            Some(p) => Ok(p.stage(tx, events)?),
-            None => Ok(Staged::default()),
-        }
-    }
-
-    fn committed(&self, staged: Staged) {
-        if let Some(p) = self.events.get() {
-            p.committed(staged);
-        }
+        Ok(self.events.attach(events)?)
     }
 
     pub(crate) fn count(&self) -> Result<u64, NetworkError> {
@@ -157,10 +138,11 @@ impl Store {
         read().map_err(NetworkError::Store)
     }
 
-    /// Records a new network; its name must be free.
+    /// Records a new network (with the events that report it); its name must be free.
     pub(crate) fn create_network(
         &self,
         n: &pb::NetworkRecord,
+        events: &[Event],
     ) -> Result<Result<(), Refusal>, NetworkError> {
         let write = || -> anyhow::Result<Result<(), Refusal>> {
             let tx = self.db.begin_write()?;
@@ -174,7 +156,7 @@ impl Store {
                 }
                 table.insert(n.id.as_str(), n.encode_to_vec().as_slice())?;
             }
-            tx.commit()?;
+            self.events.commit(tx, events)?;
             Ok(Ok(()))
         };
         write().map_err(store_err)
@@ -204,9 +186,7 @@ impl Store {
                 tx.open_table(LAST)?.remove(id)?;
                 tx.open_table(NETWORKS)?.remove(id)?;
             }
-            let staged = self.stage(&tx, events)?;
-            tx.commit()?;
-            self.committed(staged);
+            self.events.commit(tx, events)?;
             Ok(Ok(()))
         };
         write().map_err(store_err)
@@ -264,7 +244,7 @@ impl Store {
         pools: &[Pool],
         make: impl FnOnce(Ipv4Addr, u8, Ipv4Addr) -> pb::Endpoint,
     ) -> Result<Option<pb::Endpoint>, NetworkError> {
-        match self.add_endpoint_at(network, container, pools, None, None, make)? {
+        match self.add_endpoint_at(network, container, pools, None, None, make, &[])? {
             Ok(ep) => Ok(Some(ep)),
             Err(_) => Ok(None),
         }
@@ -273,7 +253,9 @@ impl Store {
     /// As [`Store::add_endpoint`], with `fixed`: that address (inside a pool's subnet) or the
     /// refusal (taken: by another endpoint, the gateway, an auxiliary address). With `v6` (a
     /// network with IPv6), the endpoint also gets an IPv6 address in the same transaction: the
-    /// fixed one, or the lowest free one (the network's other endpoints hold theirs).
+    /// fixed one, or the lowest free one (the network's other endpoints hold theirs). A new
+    /// endpoint is recorded with `events` (its connect).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn add_endpoint_at(
         &self,
         network: &pb::NetworkRecord,
@@ -282,6 +264,7 @@ impl Store {
         fixed: Option<Ipv4Addr>,
         v6: Option<&Want6>,
         make: impl FnOnce(Ipv4Addr, u8, Ipv4Addr) -> pb::Endpoint,
+        events: &[Event],
     ) -> Result<Result<pb::Endpoint, NoAddress>, NetworkError> {
         let write = || -> anyhow::Result<Result<pb::Endpoint, NoAddress>> {
             let key = format!("{}/{container}", network.id);
@@ -351,7 +334,7 @@ impl Store {
                 )?;
                 ep
             };
-            tx.commit()?;
+            self.events.commit(tx, events)?;
             Ok(Ok(ep))
         };
         write().map_err(store_err)
@@ -375,11 +358,13 @@ impl Store {
     }
 
     /// Removes the container's endpoint on `network` and releases its address, in one
-    /// transaction. What was removed (None: there was none).
+    /// transaction with `events` (its disconnect). What was removed (None: there was none,
+    /// and no event).
     pub(crate) fn remove_endpoint(
         &self,
         container: &str,
         network: &str,
+        events: &[Event],
     ) -> Result<Option<pb::Endpoint>, NetworkError> {
         let write = || -> anyhow::Result<Option<pb::Endpoint>> {
             let tx = self.db.begin_write()?;
@@ -402,7 +387,8 @@ impl Store {
                     }
                 }
             };
-            tx.commit()?;
+            let events = if removed.is_some() { events } else { &[] };
+            self.events.commit(tx, events)?;
             Ok(removed)
         };
         write().map_err(store_err)
@@ -433,15 +419,19 @@ impl Store {
     }
 
     /// Removes every endpoint of the container and releases their addresses, in one
-    /// transaction. Returns what was removed.
+    /// transaction with the events `events_of` gives for each (on its network). Returns what
+    /// was removed.
     pub(crate) fn remove_endpoints(
         &self,
         container: &str,
+        events_of: impl Fn(&pb::NetworkRecord, &pb::Endpoint) -> Vec<Event>,
     ) -> Result<Vec<pb::Endpoint>, NetworkError> {
         let write = || -> anyhow::Result<Vec<pb::Endpoint>> {
             let tx = self.db.begin_write()?;
             let mut removed = Vec::new();
+            let mut events = Vec::new();
             {
+                let networks = tx.open_table(NETWORKS)?;
                 let mut index = tx.open_table(BY_CONTAINER)?;
                 let mut eps = tx.open_table(ENDPOINTS)?;
                 let mut addrs = tx.open_table(ADDRESSES)?;
@@ -458,10 +448,13 @@ impl Store {
                     if let Ok(ip) = ep.ipv4_address.parse::<Ipv4Addr>() {
                         addrs.remove(addr_key(&network, ip).as_str())?;
                     }
+                    if let Some(n) = networks.get(network.as_str())? {
+                        events.extend(events_of(&pb::NetworkRecord::decode(n.value())?, &ep));
+                    }
                     removed.push(ep);
                 }
             }
-            tx.commit()?;
+            self.events.commit(tx, &events)?;
             Ok(removed)
         };
         write().map_err(store_err)
@@ -507,9 +500,9 @@ mod tests {
     fn names_are_unique_and_networks_in_use_stay() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
-        s.create_network(&network("n1", "a")).unwrap().unwrap();
+        s.create_network(&network("n1", "a"), &[]).unwrap().unwrap();
         assert_eq!(
-            s.create_network(&network("n2", "a")).unwrap(),
+            s.create_network(&network("n2", "a"), &[]).unwrap(),
             Err(Refusal::NameTaken("n1".to_owned()))
         );
         let n = network("n1", "a");
@@ -520,7 +513,7 @@ mod tests {
             s.remove_network("n1", &[]).unwrap(),
             Err(Refusal::InUse(vec!["c1".to_owned()]))
         );
-        s.remove_endpoints("c1").unwrap();
+        s.remove_endpoints("c1", |_, _| Vec::new()).unwrap();
         s.remove_network("n1", &[]).unwrap().unwrap();
         assert_eq!(s.count().unwrap(), 0);
     }
@@ -531,7 +524,7 @@ mod tests {
         let n = network("n1", "a");
         {
             let s = Store::open(dir.path()).unwrap();
-            s.create_network(&n).unwrap().unwrap();
+            s.create_network(&n, &[]).unwrap().unwrap();
             let a = s
                 .add_endpoint(&n, "c1", &pool(), make("c1"))
                 .unwrap()
@@ -555,8 +548,15 @@ mod tests {
         }
         // .2–.6 are taken: the /29 is full.
         assert_eq!(s.add_endpoint(&n, "c6", &pool(), make("c6")).unwrap(), None);
-        assert_eq!(s.remove_endpoints("c2").unwrap().len(), 1);
-        assert!(s.remove_endpoints("c2").unwrap().is_empty());
+        assert_eq!(
+            s.remove_endpoints("c2", |_, _| Vec::new()).unwrap().len(),
+            1
+        );
+        assert!(
+            s.remove_endpoints("c2", |_, _| Vec::new())
+                .unwrap()
+                .is_empty()
+        );
         let c = s
             .add_endpoint(&n, "c6", &pool(), make("c6"))
             .unwrap()
@@ -572,6 +572,7 @@ mod tests {
                 ip.parse().ok(),
                 None,
                 make(c),
+                &[],
             )
             .unwrap()
         };
@@ -579,9 +580,9 @@ mod tests {
         assert_eq!(at("f1", "10.8.0.5"), Err(NoAddress::OutOfRange));
         assert_eq!(at("f1", "10.9.0.5").unwrap().ipv4_address, "10.9.0.5");
         assert_eq!(at("f2", "10.9.0.5"), Err(NoAddress::InUse));
-        let gone = s.remove_endpoint("f1", "n2").unwrap().unwrap();
+        let gone = s.remove_endpoint("f1", "n2", &[]).unwrap().unwrap();
         assert_eq!(gone.ipv4_address, "10.9.0.5");
-        assert_eq!(s.remove_endpoint("f1", "n2").unwrap(), None);
+        assert_eq!(s.remove_endpoint("f1", "n2", &[]).unwrap(), None);
         assert_eq!(at("f2", "10.9.0.5").unwrap().ipv4_address, "10.9.0.5");
         s.rename_container("f2", "new").unwrap();
         assert_eq!(
@@ -598,7 +599,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
         let n = network("n1", "a");
-        s.create_network(&n).unwrap().unwrap();
+        s.create_network(&n, &[]).unwrap().unwrap();
         let want = |fixed: Option<&str>| Want6 {
             subnet: "fd00:9::/126".parse().unwrap(),
             gateway: "fd00:9::1".parse().unwrap(),
@@ -606,7 +607,7 @@ mod tests {
             fixed: fixed.map(|f| f.parse().unwrap()),
         };
         let add = |c: &str, fixed: Option<&str>| {
-            s.add_endpoint_at(&n, c, &pool(), None, Some(&want(fixed)), make(c))
+            s.add_endpoint_at(&n, c, &pool(), None, Some(&want(fixed)), make(c), &[])
                 .unwrap()
         };
         let a = add("c1", None).unwrap();
@@ -627,7 +628,11 @@ mod tests {
         assert_eq!(add("c3", None), Err(NoAddress::Exhausted6));
         // A failed endpoint holds nothing: its IPv4 address is free again.
         assert_eq!(s.container_endpoints("c3").unwrap(), vec![]);
-        s.remove_endpoints("c1").unwrap();
+        s.remove_endpoints("c1", |_, _| Vec::new()).unwrap();
         assert_eq!(add("c3", None).unwrap().ipv6_address, "fd00:9::2");
     }
 }
+
+#[cfg(test)]
+#[path = "store_events_tests.rs"]
+mod events_tests;

@@ -7,10 +7,10 @@
 use std::{
     collections::BTreeMap,
     path::Path,
-    sync::{Arc, OnceLock, RwLock, RwLockWriteGuard},
+    sync::{Arc, RwLock, RwLockWriteGuard},
 };
 
-use berth_bus::{EventPublisher, Staged};
+use berth_bus::{EventPublisher, StoreEvents};
 use berth_types::Event;
 
 use berth_proto::runtime::v1 as pb;
@@ -27,7 +27,7 @@ const NAMES: TableDefinition<&str, &str> = TableDefinition::new("names");
 pub(crate) struct Store {
     db: Arc<redb::Database>,
     /// Once attached: events are written in the outbox in the transaction of their change.
-    events: OnceLock<EventPublisher>,
+    events: StoreEvents,
     /// Every record, decoded, once a list has asked for them all: written through by every
     /// write while its transaction commits (the lock is held across both), so that `docker ps`
     /// of thousands neither reads nor decodes them again.
@@ -91,31 +91,17 @@ impl Store {
             }
         }
         tx.commit()?;
+        let db = Arc::new(db);
         Ok(Store {
-            db: Arc::new(db),
-            events: OnceLock::new(),
+            events: StoreEvents::new(db.clone()),
+            db,
             cache: RwLock::new(None),
         })
     }
 
     /// Events given to the writes below go through `events`, from the outbox of this store.
     pub(crate) fn attach_events(&self, events: EventPublisher) -> anyhow::Result<()> {
-        events.attach_outbox(self.db.clone())?;
-        let _ = self.events.set(events);
-        Ok(())
-    }
-
-    fn stage(&self, tx: &redb::WriteTransaction, events: &[Event]) -> anyhow::Result<Staged> {
-        match self.events.get() {
-            Some(p) => Ok(p.stage(tx, events)?),
-            None => Ok(Staged::default()),
-        }
-    }
-
-    fn committed(&self, staged: Staged) {
-        if let Some(p) = self.events.get() {
-            p.committed(staged);
-        }
+        Ok(self.events.attach(events)?)
     }
 
     fn cache_write(&self) -> RwLockWriteGuard<'_, Cache> {
@@ -238,7 +224,7 @@ impl Store {
         let mut cache = self.cache_write();
         let write = || -> anyhow::Result<Result<(), String>> {
             let tx = self.db.begin_write()?;
-            let staged = {
+            {
                 let mut names = tx.open_table(NAMES)?;
                 if let Some(other) = names.get(c.short_name())? {
                     return Ok(Err(other.value().to_owned()));
@@ -249,11 +235,8 @@ impl Store {
                 names.insert(c.short_name(), c.id.as_str())?;
                 let mut table = tx.open_table(CONTAINERS)?;
                 table.insert(c.id.as_str(), encode(c).as_slice())?;
-                drop(table);
-                self.stage(&tx, events)?
-            };
-            tx.commit()?;
-            self.committed(staged);
+            }
+            self.events.commit(tx, events)?;
             Ok(Ok(()))
         };
         let done = write().map_err(RuntimeError::Store)?;
@@ -278,9 +261,7 @@ impl Store {
                 let mut table = tx.open_table(CONTAINERS)?;
                 table.insert(c.id.as_str(), bytes.as_slice())?;
             }
-            let staged = self.stage(&tx, events)?;
-            tx.commit()?;
-            self.committed(staged);
+            self.events.commit(tx, events)?;
             Ok(())
         };
         write().map_err(RuntimeError::Store)?;
@@ -317,9 +298,7 @@ impl Store {
                 let mut table = tx.open_table(CONTAINERS)?;
                 table.remove(c.id.as_str())?;
             }
-            let staged = self.stage(&tx, events)?;
-            tx.commit()?;
-            self.committed(staged);
+            self.events.commit(tx, events)?;
             Ok(())
         };
         write().map_err(RuntimeError::Store)?;

@@ -5,10 +5,10 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::Path,
-    sync::{Arc, OnceLock},
+    sync::Arc,
 };
 
-use berth_bus::{EventPublisher, Staged};
+use berth_bus::{EventPublisher, StoreEvents};
 use berth_types::Event;
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -46,7 +46,7 @@ pub(crate) struct VolumeRecord {
 pub(crate) struct Store {
     db: Arc<redb::Database>,
     /// Once attached: the events of a write are written in its transaction (the outbox).
-    events: OnceLock<EventPublisher>,
+    events: StoreEvents,
 }
 
 /// A write transaction's view of the volumes table.
@@ -93,17 +93,16 @@ impl Store {
         let tx = db.begin_write()?;
         tx.open_table(VOLUMES)?;
         tx.commit()?;
+        let db = Arc::new(db);
         Ok(Store {
-            db: Arc::new(db),
-            events: OnceLock::new(),
+            events: StoreEvents::new(db.clone()),
+            db,
         })
     }
 
     /// From now on the events given to [`Tx::emit`] go through `events`, from this store.
     pub(crate) fn attach_events(&self, events: EventPublisher) -> anyhow::Result<()> {
-        events.attach_outbox(self.db.clone())?;
-        let _ = self.events.set(events);
-        Ok(())
+        Ok(self.events.attach(events)?)
     }
 
     pub(crate) fn count(&self) -> Result<u64, VolumesError> {
@@ -158,16 +157,9 @@ impl Store {
             let out = f(&mut t)?;
             (out, t.events)
         };
-        let staged = match self.events.get() {
-            Some(p) => p
-                .stage(&tx, &events)
-                .map_err(|e| VolumesError::Store(e.into()))?,
-            None => Staged::default(),
-        };
-        tx.commit().map_err(|e| VolumesError::Store(e.into()))?;
-        if let Some(p) = self.events.get() {
-            p.committed(staged);
-        }
+        self.events
+            .commit(tx, &events)
+            .map_err(|e| VolumesError::Store(e.into()))?;
         Ok(out)
     }
 

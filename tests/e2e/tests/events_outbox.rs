@@ -96,3 +96,109 @@ fn events_of_an_outage_survive_a_killed_service_exactly_once() {
         assert_eq!(again.get(k), Some(&1), "{k:?} in {again:?}");
     }
 }
+
+/// A request on the engine's API socket, as a client that sends the next one at once: (status
+/// line, body).
+fn raw(s: &BusyboxEngine, method: &str, path: &str, body: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut sock = s.engine.api_socket();
+    write!(
+        sock,
+        "{method} {path} HTTP/1.0\r\nHost: docker\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("request");
+    let mut buf = Vec::new();
+    sock.read_to_end(&mut buf).expect("response");
+    let buf = String::from_utf8_lossy(&buf);
+    let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    (status, body.to_owned())
+}
+
+/// Now, as `seconds.nanoseconds`.
+fn now() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock");
+    format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
+}
+
+/// The events since `since` up to now whose `key` filter matches `value` (one JSON a line),
+/// asked right after the call they should report returned.
+fn history(s: &BusyboxEngine, since: &str, key: &str, value: &str) -> String {
+    let filters = format!("%7B%22{key}%22%3A%5B%22{value}%22%5D%7D");
+    let path = format!("/events?since={since}&until={}&filters={filters}", now());
+    let (status, body) = raw(s, "GET", &path, "");
+    assert!(status.contains(" 200 "), "{status}: {body}");
+    body
+}
+
+fn asserted(call: (String, String), want: &str) {
+    assert!(call.0.contains(want), "{} {}", call.0, call.1);
+}
+
+/// dockerd logs a call's events before it answers, and clients rely on it: `docker events
+/// --until now` right after a call shows the call's event. Each service holds the end of its
+/// answer until its events are stored; here with calls in parallel, each followed at once by
+/// the history up to that instant.
+#[test]
+fn a_calls_events_are_in_the_history_once_it_has_returned() {
+    let s = BusyboxEngine::new();
+    let since = now();
+    s.docker(&["run", "-d", "--name", "evc", &s.image, "sleep", "300"]);
+    let image = s.docker(&["inspect", "--format", "{{.Id}}", &s.image]);
+    let s = &s;
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let since = since.clone();
+            scope.spawn(move || {
+                for i in 0..10 {
+                    let name = format!("evv-{t}-{i}");
+                    let body = format!(r#"{{"Name":"{name}"}}"#);
+                    asserted(raw(s, "POST", "/volumes/create", &body), " 201 ");
+                    let ev = history(s, &since, "volume", &name);
+                    assert!(ev.contains(r#""Action":"create""#), "{name}: [{ev}]");
+                }
+            });
+        }
+    });
+    for i in 0..10 {
+        // The call that was seen without its event: a streamed answer.
+        let path = "/containers/evc/archive?path=/etc/hostname";
+        asserted(raw(s, "GET", path, ""), " 200 ");
+        let ev = history(s, &since, "container", "evc");
+        assert_eq!(
+            ev.matches(r#""Action":"archive-path""#).count(),
+            i + 1,
+            "[{ev}]"
+        );
+
+        let tag = format!("/images/{image}/tag?repo=evtag&tag=t{i}");
+        asserted(raw(s, "POST", &tag, ""), " 201 ");
+        let ev = history(s, &since, "type", "image");
+        assert!(ev.contains(&format!("evtag:t{i}")), "t{i}: [{ev}]");
+    }
+    // The network service's events are written with the change they report.
+    for i in 0..3 {
+        let name = format!("evn{i}");
+        let body = format!(r#"{{"Name":"{name}"}}"#);
+        asserted(raw(s, "POST", "/networks/create", &body), " 201 ");
+        let ev = history(s, &since, "network", &name);
+        assert!(ev.contains(r#""Action":"create""#), "{name}: [{ev}]");
+        let evc = r#"{"Container":"evc"}"#;
+        let connect = format!("/networks/{name}/connect");
+        asserted(raw(s, "POST", &connect, evc), " 200 ");
+        let ev = history(s, &since, "network", &name);
+        assert!(ev.contains(r#""Action":"connect""#), "{name}: [{ev}]");
+        let disconnect = format!("/networks/{name}/disconnect");
+        asserted(raw(s, "POST", &disconnect, evc), " 200 ");
+        let ev = history(s, &since, "network", &name);
+        assert!(ev.contains(r#""Action":"disconnect""#), "{name}: [{ev}]");
+        asserted(raw(s, "DELETE", &format!("/networks/{name}"), ""), " 204 ");
+        let ev = history(s, &since, "network", &name);
+        assert!(ev.contains(r#""Action":"destroy""#), "{name}: [{ev}]");
+    }
+    s.docker(&["rm", "-f", "evc"]);
+}

@@ -152,6 +152,9 @@ impl Networks {
             .unwrap_or_default();
         let default_route = !n.internal && !others.iter().any(|e| e.default_route);
         let endpoint_id = new_id();
+        // Recorded with the endpoint (a failure of the kernel work below removes it again,
+        // with its disconnect).
+        let connected = self.network_event(&n, "connect", Some(who.id));
         let make = |ip: Ipv4Addr, prefix: u8, gw: Ipv4Addr| pb::Endpoint {
             host_interface: format!("{VETH_PREFIX}{}", &endpoint_id[..12]),
             endpoint_id: endpoint_id.clone(),
@@ -178,10 +181,15 @@ impl Networks {
             },
             ..Default::default()
         };
-        let ep = match self
-            .store
-            .add_endpoint_at(&n, who.id, &pools, fixed, v6.as_ref(), make)?
-        {
+        let ep = match self.store.add_endpoint_at(
+            &n,
+            who.id,
+            &pools,
+            fixed,
+            v6.as_ref(),
+            make,
+            &connected,
+        )? {
             Ok(ep) => ep,
             Err(NoAddress::Exhausted) => {
                 return Err(NetworkError::forbidden(format!(
@@ -243,7 +251,6 @@ impl Networks {
                 .await
                 .map_err(kernel)?;
         }
-        self.event(&n, "connect", Some(who.id));
         Ok(ep)
     }
 
@@ -255,7 +262,9 @@ impl Networks {
     }
 
     pub(super) async fn detach_locked(&self, container: &str) {
-        let removed = match self.store.remove_endpoints(container) {
+        let removed = match self.store.remove_endpoints(container, |n, _| {
+            self.network_event(n, "disconnect", Some(container))
+        }) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, container, "releasing endpoints");
@@ -284,7 +293,6 @@ impl Networks {
             {
                 tracing::warn!(error = %e, "removing an endpoint's element");
             }
-            self.event(&n, "disconnect", Some(container));
         }
     }
 }

@@ -243,7 +243,8 @@ impl Networks {
         n: &pb::NetworkRecord,
         netns: &std::path::Path,
     ) -> Option<pb::Endpoint> {
-        let ep = match self.store.remove_endpoint(cid, &n.id) {
+        let disconnected = self.network_event(n, "disconnect", Some(cid));
+        let ep = match self.store.remove_endpoint(cid, &n.id, &disconnected) {
             Ok(ep) => ep?,
             Err(e) => {
                 tracing::error!(error = %e, container = cid, "releasing an endpoint");
@@ -268,7 +269,6 @@ impl Networks {
         {
             tracing::warn!(error = %e, "removing an endpoint's element");
         }
-        self.event(n, "disconnect", Some(cid));
         let rest = self.store.container_endpoints(cid).unwrap_or_default();
         if !ep.dns_netns.is_empty() {
             match rest.first() {

@@ -324,7 +324,10 @@ impl Networks {
         let _g = self.lock.lock().await;
         let _host = host_lock().await;
         let n = self.plan(req).await?;
-        if let Err(Refusal::NameTaken(_)) = self.store.create_network(&n)? {
+        // The record is the truth (a restart brings its bridge up): its event goes with it. A
+        // failure of the kernel work below removes it again, reported by a destroy.
+        let created = self.network_event(&n, "create", None);
+        if let Err(Refusal::NameTaken(_)) = self.store.create_network(&n, &created)? {
             return Err(NetworkError::conflict(format!(
                 "network with name {} already exists",
                 n.name
@@ -342,10 +345,10 @@ impl Networks {
         };
         if let Err(e) = up.await {
             let _ = self.links.delete(&n.bridge).await;
-            let _ = self.store.remove_network(&n.id, &[]);
+            let destroyed = self.network_event(&n, "destroy", None);
+            let _ = self.store.remove_network(&n.id, &destroyed);
             return Err(e);
         }
-        self.event(&n, "create", None);
         self.info(n)
     }
 }

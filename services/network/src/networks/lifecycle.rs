@@ -223,7 +223,7 @@ impl Networks {
                 ]
                 .into();
             }
-            if let Err(Refusal::NameTaken(_)) = self.store.create_network(&n)? {
+            if let Err(Refusal::NameTaken(_)) = self.store.create_network(&n, &[])? {
                 continue;
             }
             tracing::info!(name, id = n.id, "created a predefined network");
