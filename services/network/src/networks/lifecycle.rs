@@ -145,6 +145,7 @@ impl Networks {
             )
             .await
             .map_err(kernel)?;
+        crate::sysctl::bridge_accept_ra_off(&n.bridge);
         // Published ports answer on 127.0.0.1: loopback-sourced packets may leave through it.
         let localnet = format!("/proc/sys/net/ipv4/conf/{}/route_localnet", n.bridge);
         if std::fs::read_to_string(&localnet).is_ok_and(|v| v.trim() != "1")

@@ -58,8 +58,14 @@ pub(crate) fn want6_of(
     let bad = |e: String| NetworkError::Store(anyhow::anyhow!("network {}: {e}", n.name));
     let subnet: Ipv6Net = c.subnet.parse().map_err(bad)?;
     let gateway: Ipv6Addr = c.gateway.parse().map_err(|_| bad(c.gateway.clone()))?;
+    let range = if c.ip_range.is_empty() {
+        subnet
+    } else {
+        c.ip_range.parse().map_err(bad)?
+    };
     Ok(Some(Want6 {
         subnet,
+        range,
         gateway,
         reserved: c
             .aux_addresses
@@ -101,5 +107,9 @@ pub(super) fn endpoint_rule(n: &pb::NetworkRecord, e: &pb::Endpoint) -> Option<E
     Some(EndpointRule {
         bridge: n.bridge.clone(),
         ip: e.ipv4_address.parse().ok()?,
+        more: std::iter::once(&e.ipv6_address)
+            .chain(&e.link_local_ips)
+            .filter_map(|a| a.parse().ok())
+            .collect(),
     })
 }
