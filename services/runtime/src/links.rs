@@ -180,7 +180,10 @@ impl Containers {
         for link in links {
             let (name, alias) = split(link);
             let path = format!("/{}/{alias}", c.short_name());
-            let child = self.find(name)?;
+            // A removed container is no longer linked (dockerd drops it from its link index).
+            let Ok(child) = self.find(name) else {
+                continue;
+            };
             if !child.state.running() {
                 return Err(ContainerError::new(
                     ErrorKind::Internal,

@@ -303,6 +303,45 @@ fn ipv6_ip_range_and_source_addresses() {
     }
     let table = host(&["nft", "list", "table", "inet", &s.engine.nft_table()]);
     assert!(table.contains("fd00:b37:9::100 . \""), "{table}");
+
+    // A port published by a container with IPv6 reaches its IPv6 address from [::1] (the
+    // server listens there only), as dockerd's userland proxy connects.
+    s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "web6",
+        "--network",
+        "v6r",
+        "--ip6",
+        "fd00:b37:9::80",
+        "-p",
+        "80",
+        &s.image,
+        "sh",
+        "-c",
+        "echo hi6 > /tmp/i && httpd -f -p [fd00:b37:9::80]:80 -h /tmp",
+    ]);
+    let port = s
+        .docker(&["port", "web6", "80/tcp"])
+        .lines()
+        .find(|l| l.starts_with("[::]:"))
+        .map(|l| l.trim_start_matches("[::]:").to_owned())
+        .expect("a [::] binding");
+    let url = format!("http://[::1]:{port}/i");
+    eventually_explained("the published port answers on [::1]", || {
+        let out = Command::new("curl")
+            .args(["-sS", "-g", "--max-time", "2", &url])
+            .output()
+            .expect("curl");
+        let body = String::from_utf8_lossy(&out.stdout).into_owned();
+        if body.trim() == "hi6" {
+            Ok(())
+        } else {
+            Err(format!("{body}{}", String::from_utf8_lossy(&out.stderr)))
+        }
+    });
+    s.docker(&["rm", "-f", "web6"]);
     s.docker(&["rm", "-f", "r1", "r2"]);
     s.docker(&["network", "rm", "v6r"]);
     let table = host(&["nft", "list", "table", "inet", &s.engine.nft_table()]);

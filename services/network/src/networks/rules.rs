@@ -92,6 +92,17 @@ pub(super) fn rule_of(n: &pb::NetworkRecord) -> Option<NetRule> {
     })
 }
 
+/// Where the IPv6 proxy of an endpoint's published port connects: its IPv6 address when it
+/// has one, else its IPv4 one (dockerd's userland proxy).
+pub(super) fn proxy_target(e: &pb::Endpoint, container_port: u32) -> Option<std::net::SocketAddr> {
+    let port = u16::try_from(container_port).ok()?;
+    let ip: std::net::IpAddr = match e.ipv6_address.parse::<Ipv6Addr>() {
+        Ok(v6) => v6.into(),
+        Err(_) => e.ipv4_address.parse::<Ipv4Addr>().ok()?.into(),
+    };
+    Some(std::net::SocketAddr::new(ip, port))
+}
+
 /// The DNAT elements of an endpoint's published ports.
 pub(super) fn port_rules(e: &pb::Endpoint) -> Vec<PortRule> {
     let Ok(target) = e.ipv4_address.parse() else {
