@@ -446,3 +446,69 @@ print("ok")
     s.docker(&["rm", "-f", "f1"]);
     s.docker(&["network", "rm", "opts"]);
 }
+
+/// An endpoint the network service holds for a container the runtime does not know (a
+/// stale one, as after a crash between the two services): it keeps `docker network rm` from
+/// removing the network (dockerd's error), until `docker network disconnect
+/// --force` removes it by the container's name; then the network and its bridge go.
+#[test]
+fn a_stale_endpoint_blocks_network_rm_until_a_forced_disconnect() {
+    use berth_proto::network::v1 as netpb;
+    let s = BusyboxEngine::new();
+    s.docker(&["network", "create", "stale"]);
+    let id = s.inspect("stale")["Id"].as_str().unwrap().to_owned();
+    let bridge = format!("berth-{}", &id[..9]);
+    // A running container lends its netns; the endpoint is made for a container ID nobody
+    // has, directly through the network service.
+    s.docker(&["run", "-d", "--name", "host1", &s.image, "sleep", "1000"]);
+    let netns = s.inspect("host1")["NetworkSettings"]["SandboxKey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let socket = s.engine.run_root.join("network.sock");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let address: berth_config::ServiceAddress =
+            format!("unix://{}", socket.display()).parse().unwrap();
+        let ch = berth_service::channel(&address, None).unwrap();
+        let mut net = netpb::network_client::NetworkClient::new(ch);
+        net.attach(netpb::AttachRequest {
+            container_id: "f".repeat(64),
+            container_name: "ghost".to_owned(),
+            netns_path: netns.clone(),
+            endpoints: vec![netpb::EndpointRequest {
+                network: "stale".to_owned(),
+                // Beside host1's own eth0.
+                driver_opts: [(
+                    "com.docker.network.endpoint.ifname".to_owned(),
+                    "ghost0".to_owned(),
+                )]
+                .into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("attach");
+    });
+    let (_, err) = s.fails(&["network", "rm", "stale"]);
+    assert!(err.contains("has active endpoints"), "{err}");
+    s.docker(&["network", "disconnect", "--force", "stale", "ghost"]);
+    let members = s.inspect("stale")["Containers"].clone();
+    assert!(
+        members.as_object().is_none_or(|m| m.is_empty()),
+        "{members}"
+    );
+    s.docker(&["network", "rm", "stale"]);
+    let links = std::process::Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .expect("ip");
+    assert!(
+        !String::from_utf8_lossy(&links.stdout).contains(&bridge),
+        "the bridge {bridge} is gone"
+    );
+    let inside = s.docker(&["exec", "host1", "ip", "-o", "link", "show"]);
+    assert!(!inside.contains("ghost0"), "the veth went too: {inside}");
+    s.docker(&["rm", "-f", "host1"]);
+}
