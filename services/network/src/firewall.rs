@@ -7,7 +7,10 @@
 //! store: that is the reconciliation), then every operation adds or deletes elements, in one
 //! `nft -f -` transaction, without reading the table back. Other tables are never touched.
 
-use std::{fmt::Write as _, net::Ipv4Addr};
+use std::{
+    fmt::Write as _,
+    net::{IpAddr, Ipv4Addr},
+};
 
 use crate::{ipam::Ipv4Net, ipam6::Ipv6Net, ports::PortRule};
 
@@ -21,11 +24,32 @@ pub(crate) struct NetRule {
     pub(crate) internal: bool,
 }
 
-/// An endpoint as the rules see it: its address on its bridge.
+/// An endpoint as the rules see it: its addresses on its bridge (the only sources its packets
+/// may carry).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct EndpointRule {
     pub(crate) bridge: String,
     pub(crate) ip: Ipv4Addr,
+    /// Its IPv6 address and its link-local ones (`--link-local-ip`).
+    pub(crate) more: Vec<IpAddr>,
+}
+
+impl EndpointRule {
+    /// The elements of `endpoints` and of `endpoints6`. IPv6 link-local sources (neighbour
+    /// discovery) are never checked, so those addresses need none.
+    fn keys(&self) -> (Vec<String>, Vec<String>) {
+        let b = q(&self.bridge);
+        let mut v4 = vec![format!("{} . {b}", self.ip)];
+        let mut v6 = Vec::new();
+        for a in &self.more {
+            match a {
+                IpAddr::V4(a) => v4.push(format!("{a} . {b}")),
+                IpAddr::V6(a) if !a.is_unicast_link_local() => v6.push(format!("{a} . {b}")),
+                IpAddr::V6(_) => {}
+            }
+        }
+        (v4, v6)
+    }
 }
 
 /// The table's name and the commands that change it.
@@ -67,11 +91,19 @@ fn network_elements(table: &str, verb: &str, n: &NetRule) -> String {
 }
 
 fn endpoint_element(table: &str, verb: &str, e: &EndpointRule) -> String {
-    format!(
-        "{verb} element inet {table} endpoints {{ {} . {} }}\n",
-        e.ip,
-        q(&e.bridge)
-    )
+    let (v4, v6) = e.keys();
+    let mut out = format!(
+        "{verb} element inet {table} endpoints {{ {} }}\n",
+        v4.join(", ")
+    );
+    if !v6.is_empty() {
+        let _ = writeln!(
+            out,
+            "{verb} element inet {table} endpoints6 {{ {} }}",
+            v6.join(", ")
+        );
+    }
+    out
 }
 
 /// The map and the key of a published port: `ports_any` (every local address) or `ports_ip`.
@@ -134,10 +166,12 @@ impl Firewall {
             .filter(|n| !n.internal)
             .filter_map(|n| n.subnet6.map(|s| s.to_string()))
             .collect();
-        let endpoints: Vec<String> = eps
-            .iter()
-            .map(|e| format!("{} . {}", e.ip, q(&e.bridge)))
-            .collect();
+        let (mut endpoints, mut endpoints6) = (Vec::new(), Vec::new());
+        for e in eps {
+            let (v4, v6) = e.keys();
+            endpoints.extend(v4);
+            endpoints6.extend(v6);
+        }
         let (any, ip): (Vec<&PortRule>, Vec<&PortRule>) =
             ports.iter().partition(|p| p.host_ip.is_unspecified());
         let any: Vec<String> = any.into_iter().map(port_element).collect();
@@ -159,11 +193,13 @@ impl Firewall {
              \tset masq {{ type ipv4_addr; flags interval;{} }}\n\
              \tset masq6 {{ type ipv6_addr; flags interval;{} }}\n\
              \tset endpoints {{ type ipv4_addr . ifname;{} }}\n\
+             \tset endpoints6 {{ type ipv6_addr . ifname;{} }}\n\
              \tmap ports_any {{ type inet_proto . inet_service : ipv4_addr . inet_service;{} }}\n\
              \tmap ports_ip {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service;{} }}\n\
              \tchain forward {{\n\
              \t\ttype filter hook forward priority filter; policy accept;\n\
              \t\tiifname @bridges ip saddr . iifname != @endpoints drop\n\
+             \t\tiifname @bridges ip6 saddr != {{ ::, fe80::/10 }} ip6 saddr . iifname != @endpoints6 drop\n\
              \t\tiifname @internal oifname != @internal drop\n\
              \t\toifname @internal iifname != @internal drop\n\
              \t\tct status dnat accept\n\
@@ -195,6 +231,7 @@ impl Firewall {
             elements(&masq),
             elements(&masq6),
             elements(&endpoints),
+            elements(&endpoints6),
             elements(&any),
             elements(&ip),
         )
@@ -391,6 +428,11 @@ mod tests {
         let eps = [EndpointRule {
             bridge: "berth0".to_owned(),
             ip: "172.18.0.2".parse().unwrap(),
+            more: vec![
+                "fd00:18::2".parse().unwrap(),
+                "fe80::2".parse().unwrap(),
+                "169.254.0.2".parse().unwrap(),
+            ],
         }];
         let text = fw.ruleset(&nets(), &eps, &[]);
         assert!(text.starts_with("add table inet berth\ndelete table inet berth\n"));
@@ -402,7 +444,18 @@ mod tests {
         );
         assert!(text.contains("set internal { type ifname; elements = { \"berth-abc\" }; }"));
         assert!(text.contains("flags interval; elements = { 172.18.0.0/16 }; }"));
-        assert!(text.contains("elements = { 172.18.0.2 . \"berth0\" }"));
+        assert!(text.contains(
+            "set endpoints { type ipv4_addr . ifname; elements = { 172.18.0.2 . \"berth0\", \
+             169.254.0.2 . \"berth0\" }; }"
+        ));
+        // IPv6 sources are checked as the IPv4 ones (link-local ones, for neighbour
+        // discovery, are not).
+        assert!(text.contains(
+            "set endpoints6 { type ipv6_addr . ifname; elements = { fd00:18::2 . \"berth0\" }; }"
+        ));
+        assert!(text.contains(
+            "iifname @bridges ip6 saddr != { ::, fe80::/10 } ip6 saddr . iifname != @endpoints6 drop"
+        ));
         assert!(text.contains("ip saddr @masq oifname != @bridges masquerade"));
         // IPv6 subnets are masqueraded as dockerd does (also unique local ones), never an
         // internal network's.
@@ -429,17 +482,24 @@ mod tests {
     #[test]
     fn operations_are_element_changes_only() {
         let fw = Firewall::offline("berth_t");
-        let e = EndpointRule {
+        let mut e = EndpointRule {
             bridge: "berth0".to_owned(),
             ip: "172.18.0.9".parse().unwrap(),
+            more: Vec::new(),
         };
         assert_eq!(
             fw.add_endpoint_text(&e),
             "add element inet berth_t endpoints { 172.18.0.9 . \"berth0\" }\n"
         );
+        e.more.push("fd00::9".parse().unwrap());
+        assert_eq!(
+            fw.add_endpoint_text(&e),
+            "add element inet berth_t endpoints { 172.18.0.9 . \"berth0\" }\n\
+             add element inet berth_t endpoints6 { fd00::9 . \"berth0\" }\n"
+        );
         let rm = fw.remove_endpoint_text(&e);
-        assert_eq!(rm.lines().count(), 2);
-        assert!(rm.lines().nth(1).unwrap().starts_with("delete element"));
+        assert_eq!(rm.lines().count(), 4);
+        assert!(rm.lines().nth(2).unwrap().starts_with("delete element"));
         let add = fw.add_network_text(&nets()[0]);
         assert!(add.contains("add element inet berth_t masq { 172.18.0.0/16 }"));
         assert!(add.contains("add element inet berth_t masq6 { fd00:18::/64 }"));

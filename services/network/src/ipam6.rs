@@ -31,6 +31,11 @@ impl Ipv6Net {
         u128::from(ip) & mask(self.prefix) == u128::from(self.addr)
     }
 
+    /// Whether `other` lies inside this subnet.
+    pub(crate) fn covers(&self, other: &Ipv6Net) -> bool {
+        other.prefix >= self.prefix && self.contains(other.addr)
+    }
+
     pub(crate) fn overlaps(&self, other: &Ipv6Net) -> bool {
         self.contains(other.addr) || other.contains(self.addr)
     }
@@ -46,16 +51,21 @@ impl Ipv6Net {
         self.nth(1)
     }
 
-    /// The lowest address that is not the subnet-router anycast address, not taken (`used`:
-    /// containers, the gateway, auxiliary addresses). None when the subnet is full.
-    pub(crate) fn allocate(&self, used: &BTreeSet<Ipv6Addr>) -> Option<Ipv6Addr> {
-        // A /64 holds 2^64 addresses; the first `used.len() + 1` candidates hold a free one.
+    /// The lowest address of `range` (`--ip-range`, inside this subnet; else the subnet) that
+    /// is not the subnet-router anycast address, not taken (`used`: containers, the gateway,
+    /// auxiliary addresses). None when the range is full.
+    pub(crate) fn allocate_in(
+        &self,
+        range: &Ipv6Net,
+        used: &BTreeSet<Ipv6Addr>,
+    ) -> Option<Ipv6Addr> {
+        // A /64 holds 2^64 addresses; the first `used.len() + 2` candidates hold a free one.
         let tries = u128::try_from(used.len())
             .unwrap_or(u128::MAX)
             .saturating_add(1);
-        (1..=tries)
-            .map_while(|n| self.nth(n))
-            .find(|ip| !used.contains(ip))
+        (0..=tries)
+            .map_while(|n| range.nth(n))
+            .find(|ip| *ip != self.addr && !used.contains(ip))
     }
 }
 
@@ -90,6 +100,8 @@ impl FromStr for Ipv6Net {
 #[derive(Debug, Clone)]
 pub(crate) struct Want6 {
     pub(crate) subnet: Ipv6Net,
+    /// Where dynamic addresses come from (`--ip-range`; else the subnet).
+    pub(crate) range: Ipv6Net,
     pub(crate) gateway: Ipv6Addr,
     pub(crate) reserved: BTreeSet<Ipv6Addr>,
     pub(crate) fixed: Option<Ipv6Addr>,
@@ -132,13 +144,22 @@ mod tests {
     fn addresses_are_handed_out_in_order_skipping_the_taken() {
         let n: Ipv6Net = "fd00::/64".parse().unwrap();
         let mut used = BTreeSet::from([ip("fd00::1")]);
-        assert_eq!(n.allocate(&used), Some(ip("fd00::2")));
+        assert_eq!(n.allocate_in(&n, &used), Some(ip("fd00::2")));
         used.insert(ip("fd00::2"));
         used.insert(ip("fd00::4"));
-        assert_eq!(n.allocate(&used), Some(ip("fd00::3")));
+        assert_eq!(n.allocate_in(&n, &used), Some(ip("fd00::3")));
         let tiny: Ipv6Net = "fd00::/126".parse().unwrap();
         let full = BTreeSet::from([ip("fd00::1"), ip("fd00::2"), ip("fd00::3")]);
-        assert_eq!(tiny.allocate(&full), None);
+        assert_eq!(tiny.allocate_in(&tiny, &full), None);
+        // From an --ip-range only, its first address included.
+        let range: Ipv6Net = "fd00::100/120".parse().unwrap();
+        assert!(n.covers(&range) && !range.covers(&n));
+        assert_eq!(n.allocate_in(&range, &used), Some(ip("fd00::100")));
+        used.insert(ip("fd00::100"));
+        assert_eq!(n.allocate_in(&range, &used), Some(ip("fd00::101")));
+        assert_eq!(n.allocate_in(&n, &used), Some(ip("fd00::3")));
+        let one: Ipv6Net = "fd00::100/128".parse().unwrap();
+        assert_eq!(n.allocate_in(&one, &used), None);
     }
 
     #[test]

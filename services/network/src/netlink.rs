@@ -43,6 +43,11 @@ pub(crate) struct Inside {
     /// gateway (with `gateway`).
     pub(crate) ip6: Option<(Ipv6Addr, u8)>,
     pub(crate) gateway6: Option<Ipv6Addr>,
+    /// More addresses (`--link-local-ip`) with their prefix lengths.
+    pub(crate) link_local: Vec<(IpAddr, u8)>,
+    /// Interface sysctls (`com.docker.network.endpoint.sysctls`): the file under `/proc/sys`
+    /// (with the interface's name in it) and the value.
+    pub(crate) sysctls: Vec<(String, String)>,
 }
 
 /// An endpoint's IPv6 address and prefix length, on a network with IPv6.
@@ -256,6 +261,19 @@ pub(crate) async fn configure_inside(netns: PathBuf, ifaces: Vec<Inside>) -> any
         .map_err(|_| anyhow::anyhow!("the netns thread ended early"))?
 }
 
+/// Writes an interface sysctl of the netns the calling thread is in (`/proc/sys/net` follows
+/// the thread's netns), as dockerd does: a value already right is not written again.
+fn set_sysctl(path: &str, value: &str) -> anyhow::Result<()> {
+    let path = Path::new(path);
+    let cur = std::fs::read_to_string(path)
+        .map_err(|_| anyhow::anyhow!("{} is not a sysctl file", path.display()))?;
+    if cur.trim() != value {
+        std::fs::write(path, value)
+            .map_err(|e| anyhow::anyhow!("unable to write to '{}': {e}", path.display()))?;
+    }
+    Ok(())
+}
+
 fn in_netns(netns: &Path, ifaces: Vec<Inside>) -> anyhow::Result<()> {
     let ns = std::fs::File::open(netns)
         .map_err(|e| anyhow::anyhow!("opening the netns {}: {e}", netns.display()))?;
@@ -293,18 +311,28 @@ fn in_netns(netns: &Path, ifaces: Vec<Inside>) -> anyhow::Result<()> {
                         anyhow::anyhow!("adding {ip6}/{prefix6} to {}: {e}", i.interface)
                     })?;
             }
+            for &(ll, prefix) in &i.link_local {
+                add_address(&links.handle, index, ll, prefix)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("adding {ll}/{prefix} to {}: {e}", i.interface))?;
+            }
+            for (key, value) in &i.sysctls {
+                set_sysctl(key, value)?;
+            }
             links
                 .handle
                 .link()
                 .set(LinkUnspec::new_with_index(index).up().build())
                 .execute()
                 .await?;
+            // Replacing: the default route moves here from another interface (a higher
+            // --gw-priority), as dockerd moves it.
             if let Some(gw) = i.gateway {
                 let route = RouteMessageBuilder::<Ipv4Addr>::new()
                     .gateway(gw)
                     .output_interface(index)
                     .build();
-                match links.handle.route().add(route).execute().await {
+                match links.handle.route().add(route).replace().execute().await {
                     Ok(()) => {}
                     Err(e) if errno(&e) == Some(EEXIST) => {}
                     Err(e) => anyhow::bail!("the default route via {gw}: {e}"),
@@ -315,7 +343,7 @@ fn in_netns(netns: &Path, ifaces: Vec<Inside>) -> anyhow::Result<()> {
                     .gateway(gw6)
                     .output_interface(index)
                     .build();
-                match links.handle.route().add(route).execute().await {
+                match links.handle.route().add(route).replace().execute().await {
                     Ok(()) => {}
                     Err(e) if errno(&e) == Some(EEXIST) => {}
                     Err(e) => anyhow::bail!("the default IPv6 route via {gw6}: {e}"),

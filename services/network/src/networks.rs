@@ -21,9 +21,11 @@ mod attach;
 mod connect;
 mod create;
 mod files;
+mod gateway;
 mod lifecycle;
 mod links;
 mod manage;
+mod opts;
 mod publish;
 mod rules;
 

@@ -177,11 +177,14 @@ impl Drop for Proxy {
     }
 }
 
-/// What the kernel cannot forward: `[::]:port` (IPv6 clients, `[::1]`) to an IPv4-only
-/// container. A listener on `[::]` only (V6ONLY, so the IPv4 socket keeps its own space),
-/// each connection spliced to `target` by a task of the service. None where the host has no
-/// IPv6.
-pub(crate) fn proxy_v6(port: u16, target: SocketAddrV4) -> Result<Option<Proxy>, NetworkError> {
+/// What the kernel does not forward: `[::]:port` (IPv6 clients, `[::1]`) to the container's
+/// IPv6 address (`target`; an IPv4-only container's IPv4 one), as dockerd's userland proxy
+/// does. A listener on `[::]` only (V6ONLY, so the IPv4 socket keeps its own space), each
+/// connection spliced to `target` by a task of the service. None where the host has no IPv6.
+pub(crate) fn proxy_v6(
+    port: u16,
+    target: std::net::SocketAddr,
+) -> Result<Option<Proxy>, NetworkError> {
     let open = || -> Result<OwnedFd, Errno> {
         let fd = socket(
             AddressFamily::Inet6,

@@ -313,7 +313,7 @@ impl Store {
                         }
                         Some(ip6) if used.contains(&ip6) => return Ok(Err(NoAddress::InUse)),
                         Some(ip6) => ip6,
-                        None => match w.subnet.allocate(&used) {
+                        None => match w.subnet.allocate_in(&w.range, &used) {
                             Some(ip6) => ip6,
                             None => return Ok(Err(NoAddress::Exhausted6)),
                         },
@@ -602,6 +602,7 @@ mod tests {
         s.create_network(&n, &[]).unwrap().unwrap();
         let want = |fixed: Option<&str>| Want6 {
             subnet: "fd00:9::/126".parse().unwrap(),
+            range: "fd00:9::/126".parse().unwrap(),
             gateway: "fd00:9::1".parse().unwrap(),
             reserved: BTreeSet::new(),
             fixed: fixed.map(|f| f.parse().unwrap()),

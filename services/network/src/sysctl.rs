@@ -25,15 +25,30 @@ impl Sysctl {
     }
 }
 
-/// Turns IPv6 forwarding on for a network with IPv6, as dockerd does (`net.ipv6.conf.all.
-/// forwarding`; a host that takes its own IPv6 route from router advertisements needs
-/// `accept_ra=2` on its uplink then).
+/// Turns IPv6 forwarding on for a network with IPv6, as dockerd does (`net.ipv6.conf.default.
+/// forwarding` and `all.forwarding`; like dockerd, no interface's `accept_ra` is changed: a
+/// host that takes its own IPv6 route from router advertisements needs `accept_ra=2` on its
+/// uplink then).
 pub(crate) fn ipv6_forwarding_on() {
-    const KEY: &str = "/proc/sys/net/ipv6/conf/all/forwarding";
-    if std::fs::read_to_string(KEY).is_ok_and(|v| v.trim() != "1")
-        && let Err(e) = std::fs::write(KEY, "1")
+    for key in [
+        "/proc/sys/net/ipv6/conf/default/forwarding",
+        "/proc/sys/net/ipv6/conf/all/forwarding",
+    ] {
+        write_if_different(key, "1");
+    }
+}
+
+/// A bridge takes no router advertisement (dockerd's `setupDefaultSysctl`): its addresses
+/// are the service's.
+pub(crate) fn bridge_accept_ra_off(bridge: &str) {
+    write_if_different(&format!("/proc/sys/net/ipv6/conf/{bridge}/accept_ra"), "0");
+}
+
+fn write_if_different(key: &str, value: &str) {
+    if std::fs::read_to_string(key).is_ok_and(|v| v.trim() != value)
+        && let Err(e) = std::fs::write(key, value)
     {
-        tracing::warn!(error = %e, "could not turn IPv6 forwarding on");
+        tracing::warn!(error = %e, key, "could not set a sysctl");
     }
 }
 

@@ -70,7 +70,7 @@ impl Containers {
     }
 
     /// Rewrites one of the container's etc files in place (its inode stays: it is bind-mounted).
-    fn rewrite_etc(&self, id: &str, file: &str, f: impl FnOnce(String) -> String) {
+    pub(crate) fn rewrite_etc(&self, id: &str, file: &str, f: impl FnOnce(String) -> String) {
         let path = self.bundle(id).join("etc").join(file);
         let Ok(old) = std::fs::read_to_string(&path) else {
             return;
@@ -95,6 +95,9 @@ impl Containers {
             mac_address: want.mac_address.clone(),
             ipv6_address: want.ipv6_address.clone(),
             links: want.links.clone(),
+            gw_priority: want.gw_priority,
+            link_local_ips: want.link_local_ips.clone(),
+            driver_opts: want.driver_opts.clone(),
         };
         let n = self
             .net_client()

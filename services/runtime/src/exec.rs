@@ -160,9 +160,12 @@ impl Containers {
             exit_code: None,
             created: std::time::Instant::now(),
         };
+        // Legacy links' variables, as the container's process has them (dockerd's exec).
+        let mut env = p.env.clone();
+        env.extend(self.links_env(&c)?);
         let process = shimpb::ProcessSpec {
             args: cmd,
-            env: exec_env(&p.env, &spec.env, tty),
+            env: exec_env(&env, &spec.env, tty),
             cwd,
             user: Some(process_user(&user, &p.additional_groups)),
             terminal: tty,

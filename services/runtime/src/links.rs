@@ -14,6 +14,25 @@ fn split(link: &str) -> (&str, &str) {
     link.split_once(':').unwrap_or((link, link))
 }
 
+/// `hosts` with the address of every line whose first name is `alias` replaced by `ip` (an
+/// IPv4 line by an IPv4 address), as dockerd's `UpdateHostsEntry` rewrites a linking
+/// container's file when the linked one starts with a new address.
+pub(crate) fn update_hosts(hosts: &str, alias: &str, ip: &str) -> String {
+    let v6 = ip.contains(':');
+    hosts
+        .split_inclusive('\n')
+        .map(|line| {
+            let mut f = line.split_whitespace();
+            match (f.next(), f.next()) {
+                (Some(old), Some(first)) if first == alias && old.contains(':') == v6 => {
+                    line.replacen(old, ip, 1)
+                }
+                _ => line.to_owned(),
+            }
+        })
+        .collect()
+}
+
 /// The environment of one link as dockerd's `Link.ToEnv` builds it: `path` is the link's
 /// full name (`/me/alias`), `ip` the linked container's address on the default bridge,
 /// `env` and `exposed` (`80/tcp`) its configuration.
@@ -108,6 +127,43 @@ impl Containers {
         Ok(())
     }
 
+    /// After `c` started on the default bridge: the running containers that link to it there
+    /// get its new address in their /etc/hosts (dockerd's legacy-link update).
+    pub(crate) fn refresh_link_parents(&self, c: &Container) {
+        let Some(ep) = c
+            .network
+            .as_ref()
+            .and_then(|n| n.endpoints.iter().find(|e| e.network_name == "bridge"))
+        else {
+            return;
+        };
+        let Ok(all) = self.store.all_shared() else {
+            return;
+        };
+        for p in all.iter().filter(|p| p.state.running() && p.id != c.id) {
+            let links = p
+                .spec
+                .network
+                .as_ref()
+                .map(|n| n.links.as_slice())
+                .unwrap_or_default();
+            if links.is_empty() || p.network_mode() != "bridge" {
+                continue;
+            }
+            for (_, alias) in links
+                .iter()
+                .map(|l| split(l))
+                .filter(|(name, _)| *name == c.short_name())
+            {
+                for ip in [&ep.ipv4_address, &ep.ipv6_address] {
+                    if !ip.is_empty() {
+                        self.rewrite_etc(&p.id, "hosts", |old| update_hosts(&old, alias, ip));
+                    }
+                }
+            }
+        }
+    }
+
     /// At a start on the default bridge: every linked container runs there; the variables of
     /// its links. Elsewhere none (links are DNS names on user-defined networks).
     pub(crate) fn links_env(&self, c: &Container) -> Result<Vec<String>, ContainerError> {
@@ -124,7 +180,10 @@ impl Containers {
         for link in links {
             let (name, alias) = split(link);
             let path = format!("/{}/{alias}", c.short_name());
-            let child = self.find(name)?;
+            // A removed container is no longer linked (dockerd drops it from its link index).
+            let Ok(child) = self.find(name) else {
+                continue;
+            };
             if !child.state.running() {
                 return Err(ContainerError::new(
                     ErrorKind::Internal,
@@ -163,6 +222,22 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| (*x).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_linked_containers_new_address_replaces_its_lines() {
+        let hosts = "127.0.0.1\tlocalhost\n172.17.0.3\tstore dbhost db\n\
+                     fd00::3\tstore dbhost db\n172.17.0.4\tother store\n";
+        assert_eq!(
+            update_hosts(hosts, "store", "172.17.0.9"),
+            "127.0.0.1\tlocalhost\n172.17.0.9\tstore dbhost db\n\
+             fd00::3\tstore dbhost db\n172.17.0.4\tother store\n"
+        );
+        assert_eq!(
+            update_hosts(hosts, "store", "fd00::9"),
+            hosts.replace("fd00::3", "fd00::9")
+        );
+        assert_eq!(update_hosts(hosts, "nosuch", "10.0.0.1"), hosts);
     }
 
     #[test]

@@ -210,6 +210,9 @@ impl Containers {
                 mac_address: e.mac_address,
                 ipv6_address: e.ipv6_address,
                 links: e.links,
+                gw_priority: e.gw_priority,
+                link_local_ips: e.link_local_ips,
+                driver_opts: e.driver_opts,
             })
             .collect();
         // Legacy links (HostConfig.Links) go with the mode's network (the container's first).

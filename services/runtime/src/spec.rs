@@ -203,8 +203,9 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
         rest.links.clear();
         rest.mac_address.clear();
         rest.endpoints_listed = false;
-        // An endpoint with aliases, fixed IPv4 and IPv6 addresses, a MAC address and links
-        // is honored.
+        // An endpoint with aliases, fixed IPv4 and IPv6 addresses, link-local addresses, a
+        // MAC address, links, driver options (checked by the network service) and a gateway
+        // priority is honored.
         rest.endpoints.retain(|e| {
             *e != pb::EndpointSpec {
                 network: e.network.clone(),
@@ -213,7 +214,9 @@ pub(crate) fn unsupported(spec: &pb::ContainerSpec) -> Option<String> {
                 ipv6_address: e.ipv6_address.clone(),
                 mac_address: e.mac_address.clone(),
                 links: e.links.clone(),
-                ..Default::default()
+                link_local_ips: e.link_local_ips.clone(),
+                driver_opts: e.driver_opts.clone(),
+                gw_priority: e.gw_priority,
             }
         });
         d(rest != pb::NetworkSpec::default(), "network")
@@ -527,8 +530,15 @@ mod tests {
             ..Default::default()
         }];
         assert_eq!(unsupported(&spec), None);
-        spec.network.as_mut().unwrap().endpoints[0].gw_priority = 5;
-        assert_eq!(unsupported(&spec).as_deref(), Some("network"));
+        let ep = &mut spec.network.as_mut().unwrap().endpoints[0];
+        ep.gw_priority = 5;
+        ep.link_local_ips = vec!["169.254.1.1".to_owned()];
+        ep.driver_opts = [(
+            "com.docker.network.endpoint.ifname".to_owned(),
+            "x0".to_owned(),
+        )]
+        .into();
+        assert_eq!(unsupported(&spec), None);
     }
 
     #[test]

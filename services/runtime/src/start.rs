@@ -266,6 +266,7 @@ impl Containers {
                 self.store
                     .put_with(&c, &self.container_event(&c, "start", &[]))?;
                 self.bump();
+                self.refresh_link_parents(&c);
                 self.volume_events(&c, "mount");
                 self.watch_exit(c.id.clone());
                 self.monitor_health(&c);

@@ -384,7 +384,7 @@ fn created_and_stopped_containers_keep_their_connections() {
 }
 
 #[test]
-fn forced_disconnect_forgets_a_removed_network_and_endpoint_options_are_refused_by_name() {
+fn forced_disconnect_forgets_a_removed_network_and_endpoint_options_by_api_version() {
     let s = BusyboxEngine::new();
     s.docker(&["network", "create", "--subnet", "10.247.0.0/24", "gone"]);
     s.docker(&["create", "--name", "f1", &s.image, "sleep", "1000"]);
@@ -401,52 +401,114 @@ fn forced_disconnect_forgets_a_removed_network_and_endpoint_options_are_refused_
     let (_, err) = s.fails(&["network", "disconnect", "--force", "bridge", "nosuch"]);
     assert!(err.contains("No such container: nosuch"), "{err}");
 
-    // Endpoint options Berth does not apply are refused by their flag, never dropped.
+    // Driver options the bridge driver does not know are refused by name, never dropped.
     s.docker(&["network", "create", "opts"]);
-    for (args, flag) in [
-        (vec!["--driver-opt", "com.example=1"], "--driver-opt"),
-        (vec!["--link-local-ip", "169.254.10.10"], "--link-local-ip"),
-    ] {
-        let mut cmd = vec!["network", "connect"];
-        cmd.extend_from_slice(&args);
-        cmd.extend_from_slice(&["opts", "f1"]);
-        let (_, err) = s.fails(&cmd);
-        assert!(
-            err.contains(&format!("{flag} is not supported by Berth")),
-            "{err}"
-        );
-    }
     let (_, err) = s.fails(&[
-        "run",
-        "--rm",
-        "--network",
+        "network",
+        "connect",
+        "--driver-opt",
+        "com.example=1",
         "opts",
-        "--link-local-ip",
-        "169.254.10.11",
-        &s.image,
-        "true",
+        "f1",
     ]);
     assert!(
-        err.contains("--link-local-ip is not supported by Berth"),
+        err.contains("--driver-opt com.example is not supported by Berth"),
         "{err}"
     );
-    // --gw-priority (API 1.48) through the API as a client sends it.
+    // --gw-priority (API 1.48) through the API as a client sends it; before 1.48 a create
+    // resets it, as dockerd's router does.
     let script = r#"
 import sys, docker
 c = docker.APIClient(base_url=sys.argv[1], version="1.48")
 r = c._post_json(c._url("/networks/{0}/connect", "opts"),
                  data={"Container": "f1", "EndpointConfig": {"GwPriority": 5}})
-print(r.status_code, r.text)
+assert r.status_code == 200, r.text
+ep = c.inspect_container("f1")["NetworkSettings"]["Networks"]["opts"]
+assert ep["GwPriority"] == 5, ep
+for version, want in (("1.48", 7), ("1.47", 0)):
+    c = docker.APIClient(base_url=sys.argv[1], version=version)
+    body = {"Image": sys.argv[2], "Cmd": ["true"], "HostConfig": {"NetworkMode": "opts"},
+            "NetworkingConfig": {"EndpointsConfig": {"opts": {"GwPriority": 7}}}}
+    r = c._post_json(c._url("/containers/create"), data=body)
+    assert r.status_code == 201, r.text
+    cid = r.json()["Id"]
+    ep = c.inspect_container(cid)["NetworkSettings"]["Networks"]["opts"]
+    assert ep["GwPriority"] == want, (version, ep)
+    c.remove_container(cid)
+print("ok")
 "#;
     let out = Command::new("python3")
-        .args(["-c", script, &s.engine.docker_host])
+        .args(["-c", script, &s.engine.docker_host, &s.image])
         .output()
         .expect("python3");
     let (o, e) = berth_testutil::text(&out);
-    assert!(
-        o.starts_with("400 ") && o.contains("--gw-priority is not supported by Berth"),
-        "{o}{e}"
-    );
+    assert!(out.status.success() && o.contains("ok"), "{o}{e}");
     s.docker(&["rm", "-f", "f1"]);
     s.docker(&["network", "rm", "opts"]);
+}
+
+/// An endpoint the network service holds for a container the runtime does not know (a
+/// stale one, as after a crash between the two services): it keeps `docker network rm` from
+/// removing the network (dockerd's error), until `docker network disconnect
+/// --force` removes it by the container's name; then the network and its bridge go.
+#[test]
+fn a_stale_endpoint_blocks_network_rm_until_a_forced_disconnect() {
+    use berth_proto::network::v1 as netpb;
+    let s = BusyboxEngine::new();
+    s.docker(&["network", "create", "stale"]);
+    let id = s.inspect("stale")["Id"].as_str().unwrap().to_owned();
+    let bridge = format!("berth-{}", &id[..9]);
+    // A running container lends its netns; the endpoint is made for a container ID nobody
+    // has, directly through the network service.
+    s.docker(&["run", "-d", "--name", "host1", &s.image, "sleep", "1000"]);
+    let netns = s.inspect("host1")["NetworkSettings"]["SandboxKey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let socket = s.engine.run_root.join("network.sock");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let address: berth_config::ServiceAddress =
+            format!("unix://{}", socket.display()).parse().unwrap();
+        let ch = berth_service::channel(&address, None).unwrap();
+        let mut net = netpb::network_client::NetworkClient::new(ch);
+        net.attach(netpb::AttachRequest {
+            container_id: "f".repeat(64),
+            container_name: "ghost".to_owned(),
+            netns_path: netns.clone(),
+            endpoints: vec![netpb::EndpointRequest {
+                network: "stale".to_owned(),
+                // Beside host1's own eth0.
+                driver_opts: [(
+                    "com.docker.network.endpoint.ifname".to_owned(),
+                    "ghost0".to_owned(),
+                )]
+                .into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("attach");
+    });
+    let (_, err) = s.fails(&["network", "rm", "stale"]);
+    assert!(err.contains("has active endpoints"), "{err}");
+    s.docker(&["network", "disconnect", "--force", "stale", "ghost"]);
+    let members = s.inspect("stale")["Containers"].clone();
+    assert!(
+        members.as_object().is_none_or(|m| m.is_empty()),
+        "{members}"
+    );
+    s.docker(&["network", "rm", "stale"]);
+    let links = std::process::Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .expect("ip");
+    assert!(
+        !String::from_utf8_lossy(&links.stdout).contains(&bridge),
+        "the bridge {bridge} is gone"
+    );
+    let inside = s.docker(&["exec", "host1", "ip", "-o", "link", "show"]);
+    assert!(!inside.contains("ghost0"), "the veth went too: {inside}");
+    s.docker(&["rm", "-f", "host1"]);
 }

@@ -219,3 +219,131 @@ fn ipv6_networks_give_addresses_routes_dns_and_isolation() {
     let table = host(&["nft", "list", "table", "inet", &s.engine.nft_table()]);
     assert!(!table.contains("fd00:b37:"), "{table}");
 }
+
+#[test]
+fn ipv6_ip_range_and_source_addresses() {
+    if !host_has_ipv6() {
+        eprintln!("SKIPPED: this host has IPv6 disabled (net.ipv6.conf.all.disable_ipv6)");
+        return;
+    }
+    let s = BusyboxEngine::new();
+    // Dynamic addresses come from --ip-range only; a fixed one may lie outside it.
+    s.docker(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "fd00:b37:9::/64",
+        "--ip-range",
+        "fd00:b37:9::100/120",
+        "v6r",
+    ]);
+    let net = s.inspect("v6r");
+    assert_eq!(
+        net["IPAM"]["Config"][1]["IPRange"], "fd00:b37:9::100/120",
+        "{net}"
+    );
+    // (No duplicate address detection, so that an address added inside is usable at once.)
+    sleeper(
+        &s,
+        "r1",
+        &[
+            "--network",
+            "name=v6r,driver-opt=com.docker.network.endpoint.sysctls=net.ipv6.conf.IFNAME.accept_dad=0",
+            "--cap-add",
+            "NET_ADMIN",
+        ],
+    );
+    sleeper(&s, "r2", &["--network", "v6r", "--ip6", "fd00:b37:9::5"]);
+    assert_eq!(v6_of(&s, "r1", "v6r"), "fd00:b37:9::100");
+    let (_, err) = s.fails(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "fd00:b37:a::/64",
+        "--ip-range",
+        "fd00:b37:b::/80",
+        "v6bad",
+    ]);
+    assert!(err.contains("no matching subnet for range"), "{err}");
+
+    // A container's IPv6 packets carry its own address, as its IPv4 ones: another source is
+    // dropped where they are forwarded (with br_netfilter, also between two containers on
+    // one bridge).
+    s.docker(&["exec", "r1", "ping", "-6", "-c1", "-W2", "fd00:b37:9::5"]);
+    let bridged = std::fs::read_to_string("/proc/sys/net/bridge/bridge-nf-call-ip6tables")
+        .is_ok_and(|v| v.trim() == "1");
+    s.docker(&[
+        "exec",
+        "r1",
+        "ip",
+        "-6",
+        "addr",
+        "add",
+        "fd00:b37:9::77/64",
+        "dev",
+        "eth0",
+    ]);
+    let addrs = s.docker(&["exec", "r1", "ip", "-6", "addr", "show", "dev", "eth0"]);
+    assert!(!addrs.contains("tentative"), "{addrs}");
+    let (code, out, _) = s.status(&[
+        "exec",
+        "r1",
+        "ping",
+        "-6",
+        "-c1",
+        "-W2",
+        "-I",
+        "fd00:b37:9::77",
+        "fd00:b37:9::5",
+    ]);
+    if bridged {
+        assert_ne!(code, 0, "a spoofed source is dropped: {out}");
+    }
+    let table = host(&["nft", "list", "table", "inet", &s.engine.nft_table()]);
+    assert!(table.contains("fd00:b37:9::100 . \""), "{table}");
+
+    // A port published by a container with IPv6 reaches its IPv6 address from [::1] (the
+    // server listens there only), as dockerd's userland proxy connects.
+    s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "web6",
+        "--network",
+        "v6r",
+        "--ip6",
+        "fd00:b37:9::80",
+        "-p",
+        "80",
+        &s.image,
+        "sh",
+        "-c",
+        "echo hi6 > /tmp/i && httpd -f -p [fd00:b37:9::80]:80 -h /tmp",
+    ]);
+    let port = s
+        .docker(&["port", "web6", "80/tcp"])
+        .lines()
+        .find(|l| l.starts_with("[::]:"))
+        .map(|l| l.trim_start_matches("[::]:").to_owned())
+        .expect("a [::] binding");
+    let url = format!("http://[::1]:{port}/i");
+    eventually_explained("the published port answers on [::1]", || {
+        let out = Command::new("curl")
+            .args(["-sS", "-g", "--max-time", "2", &url])
+            .output()
+            .expect("curl");
+        let body = String::from_utf8_lossy(&out.stdout).into_owned();
+        if body.trim() == "hi6" {
+            Ok(())
+        } else {
+            Err(format!("{body}{}", String::from_utf8_lossy(&out.stderr)))
+        }
+    });
+    s.docker(&["rm", "-f", "web6"]);
+    s.docker(&["rm", "-f", "r1", "r2"]);
+    s.docker(&["network", "rm", "v6r"]);
+    let table = host(&["nft", "list", "table", "inet", &s.engine.nft_table()]);
+    assert!(!table.contains("fd00:b37:9"), "{table}");
+}

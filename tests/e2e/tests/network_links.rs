@@ -91,6 +91,29 @@ print("ok")
     s.docker(&[
         "run", "--rm", "--link", "db", &s.image, "ping", "-c1", "-W2", "db",
     ]);
+    // `docker exec` gets the link variables too (dockerd's exec environment).
+    sleeper(&s, "app2", &["--link", "db:store"]);
+    let out = s.docker(&["exec", "-e", "STORE_ENV_SECRET=mine", "app2", "env"]);
+    for want in [
+        "STORE_NAME=/app2/store".to_owned(),
+        format!("STORE_PORT_5432_TCP_ADDR={db_ip}"),
+        "STORE_ENV_SECRET=mine".to_owned(),
+    ] {
+        assert!(out.lines().any(|l| l == want), "{want}: {out}");
+    }
+    // The linked container restarted with a new address: the line follows it.
+    s.docker(&["restart", "-t", "0", "db"]);
+    let new_ip = ip_of(&s, "db", "bridge");
+    let hosts = s.docker(&["exec", "app2", "cat", "/etc/hosts"]);
+    assert!(
+        hosts
+            .lines()
+            .any(|l| l == format!("{new_ip}\tstore dbhost db")),
+        "{new_ip}: {hosts}"
+    );
+    assert_ne!(new_ip, db_ip, "addresses are handed out after the last one");
+    assert!(!hosts.contains(&format!("{db_ip}\t")), "{hosts}");
+    s.docker(&["rm", "-f", "app2"]);
 
     // dockerd's refusals.
     let (_, err) = s.fails(&["run", "--rm", "--link", "nosuch:x", &s.image, "true"]);

@@ -145,8 +145,8 @@ pub struct EndpointSettings<'a> {
     links: Option<()>,
     aliases: Option<&'a [String]>,
     mac_address: &'a str,
-    driver_opts: Option<()>,
-    gw_priority: i32,
+    driver_opts: Option<&'a HashMap<String, String>>,
+    gw_priority: i64,
     #[serde(rename = "NetworkID")]
     network_id: &'a str,
     #[serde(rename = "EndpointID")]
@@ -173,6 +173,8 @@ pub struct IpamConfig<'a> {
     ipv4: &'a str,
     #[serde(rename = "IPv6Address", skip_serializing_if = "str::is_empty")]
     ipv6: &'a str,
+    #[serde(rename = "LinkLocalIPs", skip_serializing_if = "<[String]>::is_empty")]
+    link_local: &'a [String],
 }
 
 static NO_ENDPOINT: std::sync::LazyLock<pb::EndpointSpec> =
@@ -183,7 +185,9 @@ fn endpoint_settings<'a>(
     want: &'a pb::EndpointSpec,
 ) -> EndpointSettings<'a> {
     let non_empty = |v: &&[String]| !v.is_empty();
-    let fixed = !want.ipv4_address.is_empty() || !want.ipv6_address.is_empty();
+    let fixed = !want.ipv4_address.is_empty()
+        || !want.ipv6_address.is_empty()
+        || !want.link_local_ips.is_empty();
     let aliases = match e {
         Some(e) if !e.aliases.is_empty() => e.aliases.as_slice(),
         _ => want.aliases.as_slice(),
@@ -192,12 +196,13 @@ fn endpoint_settings<'a>(
         ipam_config: fixed.then_some(IpamConfig {
             ipv4: &want.ipv4_address,
             ipv6: &want.ipv6_address,
+            link_local: &want.link_local_ips,
         }),
         links: None,
         aliases: Some(aliases).filter(non_empty),
         mac_address: e.map_or("", |e| e.mac_address.as_str()),
-        driver_opts: None,
-        gw_priority: 0,
+        driver_opts: Some(&want.driver_opts).filter(|o| !o.is_empty()),
+        gw_priority: want.gw_priority,
         network_id: e.map_or("", |e| e.network_id.as_str()),
         endpoint_id: e.map_or("", |e| e.endpoint_id.as_str()),
         gateway: e.map_or("", |e| e.gateway.as_str()),

@@ -210,6 +210,14 @@ fn invalid(msg: impl Into<String>) -> ApiError {
 /// The body with the fields an API version ignores cleared, as moby's router does.
 fn for_version(body: &mut Value, version: ApiVersion) {
     let older = |minor: u32| version < ApiVersion { major: 1, minor };
+    if older(48)
+        && let Some(eps) = body["NetworkingConfig"]["EndpointsConfig"].as_object_mut()
+    {
+        // Before 1.48 every endpoint had the same priority (moby's router resets it).
+        for ep in eps.values_mut().filter_map(Value::as_object_mut) {
+            ep.remove("GwPriority");
+        }
+    }
     let hc = &mut body["HostConfig"];
     if !hc.is_object() {
         return;

@@ -1,19 +1,16 @@
 //! Docker's `EndpointSettings` (a create body's `NetworkingConfig.EndpointsConfig` entries and
 //! `POST /networks/{id}/connect`'s `EndpointConfig`) into Berth's endpoint spec: aliases, a
-//! fixed address (`--ip`, `--ip6`) and a MAC address; what Berth cannot do yet is refused by
-//! the flag that sets it. The operational fields (`IPAddress`, `EndpointID`, ... that clients
+//! fixed address (`--ip`, `--ip6`), link-local addresses (`--link-local-ip`), a MAC address,
+//! driver options (`--driver-opt`, checked by the network service) and the gateway priority
+//! (`--gw-priority`). The operational fields (`IPAddress`, `EndpointID`, ... that clients
 //! echo back from an inspect) are ignored, as dockerd ignores them.
+
+use std::collections::HashMap;
 
 use berth_proto::runtime::v1 as pb;
 use serde_json::Value;
 
-use crate::{docker::fields, error::ApiError};
-
-/// Settings Berth refuses until it implements them: the key, and the flag named.
-const REFUSED: &[(&str, &str)] = &[
-    ("DriverOpts", "--driver-opt"),
-    ("GwPriority", "--gw-priority"),
-];
+use crate::error::ApiError;
 
 fn text(v: &Value, what: &str) -> Result<String, ApiError> {
     match v {
@@ -32,26 +29,32 @@ pub fn spec(network: &str, v: &Value) -> Result<pb::EndpointSpec, ApiError> {
             "invalid JSON: EndpointSettings: not an object",
         ));
     }
-    for (key, flag) in REFUSED {
-        if fields::is_set(key, &v[key]) {
-            return Err(ApiError::invalid(format!(
-                "{flag} is not supported by Berth yet (EndpointSettings.{key})"
-            )));
-        }
-    }
     let ipam = &v["IPAMConfig"];
-    if fields::is_set("", &ipam["LinkLocalIPs"]) {
-        return Err(ApiError::invalid(
-            "--link-local-ip is not supported by Berth yet (IPAMConfig.LinkLocalIPs)",
-        ));
-    }
-    let aliases = match &v["Aliases"] {
-        Value::Null => Vec::new(),
-        Value::Array(a) => a
+    let list = |v: &Value, what: &str| -> Result<Vec<String>, ApiError> {
+        match v {
+            Value::Null => Ok(Vec::new()),
+            Value::Array(a) => a.iter().map(|x| text(x, what)).collect(),
+            _ => Err(ApiError::invalid(format!(
+                "invalid JSON: {what}: not a list"
+            ))),
+        }
+    };
+    let aliases = list(&v["Aliases"], "Aliases")?;
+    let link_local_ips = list(&ipam["LinkLocalIPs"], "LinkLocalIPs")?;
+    let driver_opts = match &v["DriverOpts"] {
+        Value::Null => HashMap::new(),
+        Value::Object(m) => m
             .iter()
-            .map(|x| text(x, "Aliases"))
-            .collect::<Result<_, _>>()?,
-        _ => return Err(ApiError::invalid("invalid JSON: Aliases: not a list")),
+            .map(|(k, x)| Ok((k.clone(), text(x, "DriverOpts")?)))
+            .collect::<Result<_, ApiError>>()?,
+        _ => return Err(ApiError::invalid("invalid JSON: DriverOpts: not a map")),
+    };
+    let gw_priority = match &v["GwPriority"] {
+        Value::Null => 0,
+        x => x
+            .as_i64()
+            .filter(|p| i32::try_from(*p).is_ok())
+            .ok_or_else(|| ApiError::invalid("invalid JSON: GwPriority: not an integer"))?,
     };
     // Legacy links on a user-defined network (the CLI copies --link here): names the
     // embedded DNS server answers for this container.
@@ -71,7 +74,9 @@ pub fn spec(network: &str, v: &Value) -> Result<pb::EndpointSpec, ApiError> {
         ipv4_address: text(&ipam["IPv4Address"], "IPv4Address")?,
         ipv6_address: text(&ipam["IPv6Address"], "IPv6Address")?,
         mac_address: text(&v["MacAddress"], "MacAddress")?,
-        ..Default::default()
+        link_local_ips,
+        driver_opts,
+        gw_priority,
     })
 }
 
@@ -95,12 +100,18 @@ mod tests {
         assert_eq!(s.ipv4_address, "10.0.0.5");
         assert_eq!(s.mac_address, "02:42:0a:00:00:05");
         assert_eq!(spec("n", &Value::Null).unwrap().network, "n");
+        let s = spec(
+            "n",
+            &json!({"GwPriority": -3, "IPAMConfig": {"LinkLocalIPs": ["169.254.0.1"]},
+                    "DriverOpts": {"com.docker.network.endpoint.ifname": "foo0"}}),
+        )
+        .unwrap();
+        assert_eq!(s.gw_priority, -3);
+        assert_eq!(s.link_local_ips, ["169.254.0.1"]);
+        assert_eq!(s.driver_opts["com.docker.network.endpoint.ifname"], "foo0");
         let err = |v: Value| spec("n", &v).unwrap_err().message;
-        assert!(err(json!({"GwPriority": 3})).contains("--gw-priority"));
-        assert!(
-            err(json!({"IPAMConfig": {"LinkLocalIPs": ["169.254.0.1"]}}))
-                .contains("--link-local-ip")
-        );
+        assert!(err(json!({"GwPriority": "3"})).contains("GwPriority"));
+        assert!(err(json!({"DriverOpts": {"a": 1}})).contains("DriverOpts"));
         assert!(err(json!({"Aliases": "x"})).contains("Aliases"));
     }
 }

@@ -105,7 +105,9 @@ async fn create(
             let plain = e.aliases.is_empty()
                 && e.ipv4_address.is_empty()
                 && e.ipv6_address.is_empty()
-                && e.mac_address.is_empty();
+                && e.mac_address.is_empty()
+                && e.link_local_ips.is_empty()
+                && e.driver_opts.is_empty();
             if plain && matches!(e.network.as_str(), "bridge" | "host" | "none") {
                 // The predefined networks exist; nothing to check (no call on the hot path).
                 continue;
@@ -119,6 +121,9 @@ async fn create(
                     mac_address: e.mac_address.clone(),
                     ipv6_address: e.ipv6_address.clone(),
                     links: Vec::new(),
+                    gw_priority: e.gw_priority,
+                    link_local_ips: e.link_local_ips.clone(),
+                    driver_opts: e.driver_opts.clone(),
                 })
                 .await
                 .map_err(|e| status(&e))?;

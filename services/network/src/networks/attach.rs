@@ -6,7 +6,7 @@ use std::{net::Ipv4Addr, path::PathBuf};
 use berth_proto::network::v1 as pb;
 
 use super::{
-    Networks, Who, connect, files, kernel, new_id,
+    Networks, Who, connect, files, kernel, new_id, opts,
     rules::{endpoint_rule, pools_of, port_rules, want6_of},
 };
 use crate::{
@@ -47,6 +47,17 @@ impl Networks {
                 Err(e) => {
                     self.detach_locked(cid).await;
                     return Err(e);
+                }
+            }
+        }
+        // A later endpoint may have taken the default routes over from an earlier one.
+        if endpoints.len() > 1
+            && let Ok(stored) = self.store.container_endpoints(cid)
+        {
+            for e in &mut endpoints {
+                if let Some(s) = stored.iter().find(|s| s.network_id == e.network_id) {
+                    e.default_route = s.default_route;
+                    e.default_route6 = s.default_route6;
                 }
             }
         }
@@ -140,17 +151,35 @@ impl Networks {
         }
         let (fixed, mac) = connect::check_endpoint(&n, want)?;
         let v6 = want6_of(&n, connect::check_ipv6(&n, want)?)?;
+        opts::check(want)?;
+        let link_local = opts::link_local(want)?;
         let pools = pools_of(&n)?;
-        let others = self.store.container_endpoints(who.id)?;
-        let interface = (0..)
-            .map(|i| format!("eth{i}"))
-            .find(|name| {
-                !others
-                    .iter()
-                    .any(|e| e.network_id != n.id && e.interface == *name)
-            })
-            .unwrap_or_default();
-        let default_route = !n.internal && !others.iter().any(|e| e.default_route);
+        let mut others = self.store.container_endpoints(who.id)?;
+        others.retain(|e| e.network_id != n.id);
+        let taken = |name: &str| others.iter().any(|e| e.interface == name);
+        let interface = match want.driver_opts.get(opts::IFNAME) {
+            Some(name) if taken(name) => {
+                return Err(NetworkError::invalid(format!(
+                    "network interface name {name} is already in use in the container"
+                )));
+            }
+            Some(name) => name.clone(),
+            None => (0..)
+                .map(|i| format!("eth{i}"))
+                .find(|name| !taken(name))
+                .unwrap_or_default(),
+        };
+        let sysctls = opts::sysctls(want, &interface)?;
+        // The default routes: this endpoint's (a higher --gw-priority takes them over) and
+        // the ones the others keep.
+        others.push(pb::Endpoint {
+            network_id: n.id.clone(),
+            gw_priority: want.gw_priority,
+            ..Default::default()
+        });
+        let routes = self.routes_of(&others);
+        others.pop();
+        let (default_route, default_route6) = routes.last().copied().unwrap_or_default();
         let endpoint_id = new_id();
         // Recorded with the endpoint (a failure of the kernel work below removes it again,
         // with its disconnect).
@@ -173,6 +202,9 @@ impl Networks {
             dns_servers: Vec::new(),
             fixed_address: fixed.is_some(),
             default_route,
+            default_route6,
+            gw_priority: want.gw_priority,
+            link_local_ips: want.link_local_ips.clone(),
             hostname: who.hostname.to_owned(),
             links: if n.predefined {
                 Vec::new()
@@ -240,7 +272,9 @@ impl Networks {
                 prefix: u8::try_from(ep.ipv4_prefix_len).unwrap_or(32),
                 gateway,
                 ip6: netlink::ip6_of(&ep),
-                gateway6: ep.ipv6_gateway.parse().ok().filter(|_| ep.default_route),
+                gateway6: ep.ipv6_gateway.parse().ok().filter(|_| ep.default_route6),
+                link_local,
+                sysctls,
             }],
         )
         .await
@@ -251,6 +285,8 @@ impl Networks {
                 .await
                 .map_err(kernel)?;
         }
+        // The others lose the routes this endpoint took over (the kernel's were replaced).
+        self.apply_routes(who.id, &others, &routes, None).await;
         Ok(ep)
     }
 

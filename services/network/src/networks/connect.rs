@@ -15,10 +15,7 @@ use super::{
     kernel,
     rules::{endpoint_rule, port_rules},
 };
-use crate::{
-    NetworkError, dns, ipam,
-    netlink::{self, Inside},
-};
+use crate::{NetworkError, dns, ipam};
 
 /// An endpoint's settings checked against its network: the fixed address and MAC asked for.
 pub(crate) fn check_endpoint(
@@ -145,6 +142,8 @@ impl Networks {
         let n = self.find(&want.network)?;
         check_endpoint(&n, want)?;
         check_ipv6(&n, want)?;
+        super::opts::check(want)?;
+        super::opts::link_local(want)?;
         Ok(n)
     }
 
@@ -285,45 +284,11 @@ impl Networks {
                 None => self.dns.stop(cid),
             }
         }
-        if ep.default_route && netns.exists() {
-            self.reroute(cid, &rest, netns).await;
+        if (ep.default_route || ep.default_route6) && netns.exists() {
+            let routes = self.routes_of(&rest);
+            self.apply_routes(cid, &rest, &routes, Some(netns)).await;
         }
         Some(ep)
-    }
-
-    /// The default route through the first endpoint left on a network that is not internal.
-    async fn reroute(&self, cid: &str, rest: &[pb::Endpoint], netns: &std::path::Path) {
-        for e in rest {
-            let Ok(n) = self.find(&e.network_id) else {
-                continue;
-            };
-            let (Ok(ip), Ok(gw)) = (e.ipv4_address.parse(), e.gateway.parse()) else {
-                continue;
-            };
-            if n.internal {
-                continue;
-            }
-            let inside = Inside {
-                interface: e.interface.clone(),
-                ip,
-                prefix: u8::try_from(e.ipv4_prefix_len).unwrap_or(32),
-                gateway: Some(gw),
-                ip6: netlink::ip6_of(e),
-                gateway6: e.ipv6_gateway.parse().ok(),
-            };
-            if let Err(err) = netlink::configure_inside(netns.to_owned(), vec![inside]).await {
-                tracing::warn!(error = %err, container = cid, "moving the default route");
-                return;
-            }
-            let moved = pb::Endpoint {
-                default_route: true,
-                ..e.clone()
-            };
-            if let Err(err) = self.store.update_endpoint(&moved) {
-                tracing::warn!(error = %err, container = cid, "recording the default route");
-            }
-            return;
-        }
     }
 
     /// docker rename: the endpoints take the new name, which DNS answers from now on.

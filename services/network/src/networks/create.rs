@@ -1,7 +1,7 @@
 //! `docker network create`: the request checked and turned into a network record (driver,
 //! options, IPAM), then recorded, its bridge made and its rules added.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::{fmt::Display, str::FromStr};
 
 use berth_proto::network::v1 as pb;
 
@@ -22,6 +22,40 @@ fn valid_ifname(n: &str) -> bool {
         && n.len() <= 15
         && n.bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
+/// The gateway of an IPAM configuration (default: `first`, the subnet's first address) with
+/// its auxiliary addresses checked: each an address of the subnet (`contains`).
+fn gateway_and_aux<A: FromStr + Display + Copy>(
+    c: &pb::IpamConfig,
+    first: A,
+    contains: impl Fn(A) -> bool,
+) -> Result<A, NetworkError> {
+    let gateway = if c.gateway.is_empty() {
+        first
+    } else {
+        let g: A = c
+            .gateway
+            .parse()
+            .map_err(|_| NetworkError::invalid(format!("invalid gateway {}", c.gateway)))?;
+        if !contains(g) {
+            return Err(NetworkError::invalid(format!(
+                "no matching subnet for gateway {g}"
+            )));
+        }
+        g
+    };
+    for (k, a) in &c.aux_addresses {
+        let ip: A = a
+            .parse()
+            .map_err(|_| NetworkError::invalid(format!("invalid auxiliary address {k}={a}")))?;
+        if !contains(ip) {
+            return Err(NetworkError::invalid(format!(
+                "no matching subnet for aux-address {ip}"
+            )));
+        }
+    }
+    Ok(gateway)
 }
 
 /// The IPv6 subnets of the networks with IPv6.
@@ -54,9 +88,12 @@ fn check_ipam6(
         )));
     }
     if !c.ip_range.is_empty() {
-        return Err(NetworkError::invalid(
-            "--ip-range for an IPv6 subnet is not supported by Berth yet",
-        ));
+        let r: Ipv6Net = c.ip_range.parse().map_err(NetworkError::invalid)?;
+        if !subnet.covers(&r) {
+            return Err(NetworkError::invalid(format!(
+                "no matching subnet for range {r}"
+            )));
+        }
     }
     for o in others.iter().filter(|o| o.enable_ipv6) {
         for p in subnets6(std::slice::from_ref(o)) {
@@ -68,35 +105,17 @@ fn check_ipam6(
             }
         }
     }
-    let gateway = if c.gateway.is_empty() {
-        subnet
-            .first_host()
-            .ok_or_else(|| NetworkError::invalid("invalid subnet"))?
-    } else {
-        let g: Ipv6Addr = c
-            .gateway
-            .parse()
-            .map_err(|_| NetworkError::invalid(format!("invalid gateway {}", c.gateway)))?;
-        if !subnet.contains(g) {
-            return Err(NetworkError::invalid(format!(
-                "no matching subnet for gateway {g}"
-            )));
-        }
-        g
-    };
-    for (k, a) in &c.aux_addresses {
-        let ip: Ipv6Addr = a
-            .parse()
-            .map_err(|_| NetworkError::invalid(format!("invalid auxiliary address {k}={a}")))?;
-        if !subnet.contains(ip) {
-            return Err(NetworkError::invalid(format!(
-                "no matching subnet for aux-address {ip}"
-            )));
-        }
-    }
+    let first = subnet
+        .first_host()
+        .ok_or_else(|| NetworkError::invalid("invalid subnet"))?;
+    let gateway = gateway_and_aux(c, first, |ip| subnet.contains(ip))?;
     Ok(pb::IpamConfig {
         subnet: subnet.to_string(),
-        ip_range: String::new(),
+        ip_range: c
+            .ip_range
+            .parse::<Ipv6Net>()
+            .map(|r| r.to_string())
+            .unwrap_or_default(),
         gateway: gateway.to_string(),
         aux_addresses: c.aux_addresses.clone(),
     })
@@ -276,35 +295,14 @@ impl Networks {
                 }
             }
         }
-        let gateway = if c.gateway.is_empty() {
-            subnet.first_host().unwrap_or(subnet.addr())
-        } else {
-            let g: Ipv4Addr = c
-                .gateway
-                .parse()
-                .map_err(|_| NetworkError::invalid(format!("invalid gateway {}", c.gateway)))?;
-            if !subnet.contains(g) {
-                return Err(NetworkError::invalid(format!(
-                    "no matching subnet for gateway {g}"
-                )));
-            }
-            g
-        };
+        let gateway = gateway_and_aux(c, subnet.first_host().unwrap_or(subnet.addr()), |ip| {
+            subnet.contains(ip)
+        })?;
         if !c.ip_range.is_empty() {
             let r: Ipv4Net = c.ip_range.parse().map_err(NetworkError::invalid)?;
             if !subnet.covers(&r) {
                 return Err(NetworkError::invalid(format!(
                     "no matching subnet for range {r}"
-                )));
-            }
-        }
-        for (k, a) in &c.aux_addresses {
-            let ip: Ipv4Addr = a
-                .parse()
-                .map_err(|_| NetworkError::invalid(format!("invalid auxiliary address {k}={a}")))?;
-            if !subnet.contains(ip) {
-                return Err(NetworkError::invalid(format!(
-                    "no matching subnet for aux-address {ip}"
                 )));
             }
         }

@@ -2,17 +2,13 @@
 //! rewritten from the store, published ports and DNS servers of running containers back,
 //! orphaned veths removed) and its clean stop; the bridges.
 
-use std::{
-    collections::BTreeSet,
-    net::{Ipv4Addr, SocketAddrV4},
-    path::PathBuf,
-};
+use std::{collections::BTreeSet, path::PathBuf};
 
 use berth_proto::network::v1 as pb;
 
 use super::{
     Networks, OPT_BRIDGE_NAME, OPT_DEFAULT_BRIDGE, OPT_MTU, host_lock, kernel, new_id, now_nanos,
-    rules::{endpoint_rule, pools_of, port_rules, rule_of, want6_of},
+    rules::{endpoint_rule, pools_of, port_rules, proxy_target, rule_of, want6_of},
 };
 use crate::{
     NetworkError,
@@ -53,13 +49,12 @@ impl Networks {
         self.fw.reset(&rules, &eps, &port_rules).await?;
         // The published ports of containers that kept running stay reserved.
         for e in &endpoints {
-            let target: Ipv4Addr = e.ipv4_address.parse().unwrap_or(Ipv4Addr::UNSPECIFIED);
             let fds = e
                 .ports
                 .iter()
                 .filter_map(|p| match p.host_ip.as_str() {
                     "::" => u16::try_from(p.host_port).ok().and_then(|port| {
-                        let to = SocketAddrV4::new(target, u16::try_from(p.container_port).ok()?);
+                        let to = proxy_target(e, p.container_port)?;
                         ports::proxy_v6(port, to).ok().flatten().map(Holder::Proxy)
                     }),
                     _ => match ports::rebind(p) {
@@ -145,6 +140,7 @@ impl Networks {
             )
             .await
             .map_err(kernel)?;
+        crate::sysctl::bridge_accept_ra_off(&n.bridge);
         // Published ports answer on 127.0.0.1: loopback-sourced packets may leave through it.
         let localnet = format!("/proc/sys/net/ipv4/conf/{}/route_localnet", n.bridge);
         if std::fs::read_to_string(&localnet).is_ok_and(|v| v.trim() != "1")

@@ -1,10 +1,11 @@
 //! Publishing a container's ports: host ports bound and held, DNAT elements added.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
-
 use berth_proto::network::v1 as pb;
 
-use super::{Networks, kernel, rules::port_rules};
+use super::{
+    Networks, kernel,
+    rules::{port_rules, proxy_target},
+};
 use crate::{
     NetworkError,
     ports::{self, Holder},
@@ -36,16 +37,11 @@ impl Networks {
                 other => other,
             })?;
             fds.push(Holder::Socket(fd));
-            // Every address: IPv6 clients too, through a proxy task.
+            // Every address: IPv6 clients too, through a proxy task (to the container's IPv6
+            // address when it has one).
             if port.host_ip == "0.0.0.0" && port.protocol == "tcp" {
-                let target: Ipv4Addr = ep
-                    .ipv4_address
-                    .parse()
-                    .map_err(|_| NetworkError::Store(anyhow::anyhow!("bad endpoint address")))?;
-                let to = SocketAddrV4::new(
-                    target,
-                    u16::try_from(port.container_port).unwrap_or_default(),
-                );
+                let to = proxy_target(ep, port.container_port)
+                    .ok_or_else(|| NetworkError::Store(anyhow::anyhow!("bad endpoint address")))?;
                 let host_port = u16::try_from(port.host_port).unwrap_or_default();
                 let v6 = pb::PublishedPort {
                     host_ip: "::".to_owned(),

@@ -58,8 +58,14 @@ pub(crate) fn want6_of(
     let bad = |e: String| NetworkError::Store(anyhow::anyhow!("network {}: {e}", n.name));
     let subnet: Ipv6Net = c.subnet.parse().map_err(bad)?;
     let gateway: Ipv6Addr = c.gateway.parse().map_err(|_| bad(c.gateway.clone()))?;
+    let range = if c.ip_range.is_empty() {
+        subnet
+    } else {
+        c.ip_range.parse().map_err(bad)?
+    };
     Ok(Some(Want6 {
         subnet,
+        range,
         gateway,
         reserved: c
             .aux_addresses
@@ -86,6 +92,17 @@ pub(super) fn rule_of(n: &pb::NetworkRecord) -> Option<NetRule> {
     })
 }
 
+/// Where the IPv6 proxy of an endpoint's published port connects: its IPv6 address when it
+/// has one, else its IPv4 one (dockerd's userland proxy).
+pub(super) fn proxy_target(e: &pb::Endpoint, container_port: u32) -> Option<std::net::SocketAddr> {
+    let port = u16::try_from(container_port).ok()?;
+    let ip: std::net::IpAddr = match e.ipv6_address.parse::<Ipv6Addr>() {
+        Ok(v6) => v6.into(),
+        Err(_) => e.ipv4_address.parse::<Ipv4Addr>().ok()?.into(),
+    };
+    Some(std::net::SocketAddr::new(ip, port))
+}
+
 /// The DNAT elements of an endpoint's published ports.
 pub(super) fn port_rules(e: &pb::Endpoint) -> Vec<PortRule> {
     let Ok(target) = e.ipv4_address.parse() else {
@@ -101,5 +118,9 @@ pub(super) fn endpoint_rule(n: &pb::NetworkRecord, e: &pb::Endpoint) -> Option<E
     Some(EndpointRule {
         bridge: n.bridge.clone(),
         ip: e.ipv4_address.parse().ok()?,
+        more: std::iter::once(&e.ipv6_address)
+            .chain(&e.link_local_ips)
+            .filter_map(|a| a.parse().ok())
+            .collect(),
     })
 }
