@@ -4,25 +4,59 @@
 //! the flag that sets it. The operational fields (`IPAddress`, `EndpointID`, ... that clients
 //! echo back from an inspect) are ignored, as dockerd ignores them.
 
+use std::collections::HashMap;
+
 use berth_proto::runtime::v1 as pb;
+use serde::{Deserialize, de::IgnoredAny};
 use serde_json::Value;
 
-use crate::{docker::fields, error::ApiError};
+use crate::{docker::keys, error::ApiError};
 
-/// Settings Berth refuses until it implements them: the key, and the flag named.
-const REFUSED: &[(&str, &str)] = &[
-    ("DriverOpts", "--driver-opt"),
-    ("GwPriority", "--gw-priority"),
-];
+/// Docker's EndpointSettings. The operational fields a client echoes back from an inspect are
+/// listed so that they are known keys, and ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct EndpointSettings {
+    #[serde(rename = "IPAMConfig")]
+    ipam_config: Option<IpamConfig>,
+    links: Option<Vec<String>>,
+    aliases: Option<Vec<String>>,
+    mac_address: String,
+    driver_opts: Option<HashMap<String, String>>,
+    gw_priority: i64,
+    #[serde(rename = "NetworkID")]
+    network_id: IgnoredAny,
+    #[serde(rename = "EndpointID")]
+    endpoint_id: IgnoredAny,
+    gateway: IgnoredAny,
+    #[serde(rename = "IPAddress")]
+    ip_address: IgnoredAny,
+    #[serde(rename = "IPPrefixLen")]
+    ip_prefix_len: IgnoredAny,
+    #[serde(rename = "IPv6Gateway")]
+    ipv6_gateway: IgnoredAny,
+    #[serde(rename = "GlobalIPv6Address")]
+    global_ipv6_address: IgnoredAny,
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    global_ipv6_prefix_len: IgnoredAny,
+    #[serde(rename = "DNSNames")]
+    dns_names: IgnoredAny,
+}
 
-fn text(v: &Value, what: &str) -> Result<String, ApiError> {
-    match v {
-        Value::Null => Ok(String::new()),
-        Value::String(s) => Ok(s.clone()),
-        _ => Err(ApiError::invalid(format!(
-            "invalid JSON: {what}: not a string"
-        ))),
-    }
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct IpamConfig {
+    #[serde(rename = "IPv4Address")]
+    ipv4_address: String,
+    #[serde(rename = "IPv6Address")]
+    ipv6_address: String,
+    #[serde(rename = "LinkLocalIPs")]
+    link_local_ips: Option<Vec<String>>,
+}
+
+/// The keys of an EndpointSettings object (see `keys.rs`).
+pub fn schema() -> keys::Schema {
+    keys::Schema::of::<EndpointSettings>()
 }
 
 /// One endpoint's settings for `network` (as the client named it).
@@ -32,45 +66,37 @@ pub fn spec(network: &str, v: &Value) -> Result<pb::EndpointSpec, ApiError> {
             "invalid JSON: EndpointSettings: not an object",
         ));
     }
-    for (key, flag) in REFUSED {
-        if fields::is_set(key, &v[key]) {
-            return Err(ApiError::invalid(format!(
-                "{flag} is not supported by Berth yet (EndpointSettings.{key})"
-            )));
-        }
+    let e: EndpointSettings = if v.is_null() {
+        EndpointSettings::default()
+    } else {
+        keys::parse(v.clone()).map_err(ApiError::invalid)?
+    };
+    if e.driver_opts.is_some_and(|o| !o.is_empty()) {
+        return Err(ApiError::invalid(
+            "--driver-opt is not supported by Berth yet (EndpointSettings.DriverOpts)",
+        ));
     }
-    let ipam = &v["IPAMConfig"];
-    if fields::is_set("", &ipam["LinkLocalIPs"]) {
+    if e.gw_priority != 0 {
+        return Err(ApiError::invalid(
+            "--gw-priority is not supported by Berth yet (EndpointSettings.GwPriority)",
+        ));
+    }
+    let ipam = e.ipam_config.unwrap_or_default();
+    if ipam.link_local_ips.is_some_and(|l| !l.is_empty()) {
         return Err(ApiError::invalid(
             "--link-local-ip is not supported by Berth yet (IPAMConfig.LinkLocalIPs)",
         ));
     }
-    let aliases = match &v["Aliases"] {
-        Value::Null => Vec::new(),
-        Value::Array(a) => a
-            .iter()
-            .map(|x| text(x, "Aliases"))
-            .collect::<Result<_, _>>()?,
-        _ => return Err(ApiError::invalid("invalid JSON: Aliases: not a list")),
-    };
     // Legacy links on a user-defined network (the CLI copies --link here): names the
     // embedded DNS server answers for this container.
-    let links = match &v["Links"] {
-        Value::Null => Vec::new(),
-        Value::Array(a) => super::links::parse(
-            a.iter()
-                .map(|x| text(x, "Links"))
-                .collect::<Result<_, _>>()?,
-        )?,
-        _ => return Err(ApiError::invalid("invalid JSON: Links: not a list")),
-    };
+    let links = super::links::parse(e.links.unwrap_or_default())?;
     Ok(pb::EndpointSpec {
         network: network.to_owned(),
-        aliases,
+        aliases: e.aliases.unwrap_or_default(),
         links,
-        ipv4_address: text(&ipam["IPv4Address"], "IPv4Address")?,
-        ipv6_address: text(&ipam["IPv6Address"], "IPv6Address")?,
-        mac_address: text(&v["MacAddress"], "MacAddress")?,
+        ipv4_address: ipam.ipv4_address,
+        ipv6_address: ipam.ipv6_address,
+        mac_address: e.mac_address,
         ..Default::default()
     })
 }
@@ -102,5 +128,16 @@ mod tests {
                 .contains("--link-local-ip")
         );
         assert!(err(json!({"Aliases": "x"})).contains("Aliases"));
+        // Keys in another case are the fields they name, as Go decodes them.
+        let s = spec(
+            "n",
+            &json!({"aliases": ["db"], "ipamconfig": {"ipv4address": "10.0.0.5"},
+                    "MACADDRESS": "02:42:0a:00:00:05", "ipaddress": null}),
+        )
+        .unwrap();
+        assert_eq!(s.aliases, ["db"]);
+        assert_eq!(s.ipv4_address, "10.0.0.5");
+        assert_eq!(s.mac_address, "02:42:0a:00:00:05");
+        assert!(err(json!({"gwpriority": 3})).contains("--gw-priority"));
     }
 }
