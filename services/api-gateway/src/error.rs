@@ -42,7 +42,20 @@ impl ApiError {
 
 /// A JSON response with the exact content type the Docker clients test for.
 pub fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    json_response_sized(status, body, 128)
+}
+
+/// [`json_response`] written into a buffer of `capacity` bytes to start with: a large body
+/// (`docker ps -a` of a thousand containers is some 700 KB) is not copied as it grows.
+pub fn json_response_sized(
+    status: StatusCode,
+    body: &impl serde::Serialize,
+    capacity: usize,
+) -> Response {
+    let mut bytes = Vec::with_capacity(capacity);
+    if serde_json::to_writer(&mut bytes, body).is_err() {
+        bytes = b"{}".to_vec();
+    }
     let mut res = (status, bytes).into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,

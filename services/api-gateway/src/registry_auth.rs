@@ -43,9 +43,19 @@ pub fn decode(header: Option<&str>) -> Result<pb::Auth, ApiError> {
         .or_else(|_| base64::engine::general_purpose::STANDARD.decode(h))
         .map_err(|_| ApiError::invalid("invalid X-Registry-Auth header: not base64"))?;
     // `{}` and `null` are anonymous.
-    let cfg: Option<AuthConfig> = serde_json::from_slice(&bytes)
+    let v: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::invalid(format!("invalid X-Registry-Auth header: {e}")))?;
-    Ok(cfg.unwrap_or_default().into())
+    Ok(parse(v)
+        .map_err(|e| ApiError::invalid(format!("invalid X-Registry-Auth header: {e}")))?
+        .into())
+}
+
+/// An AuthConfig object (null: anonymous), keys in any case as Go decodes them.
+pub fn parse(v: serde_json::Value) -> Result<AuthConfig, String> {
+    if v.is_null() {
+        return Ok(AuthConfig::default());
+    }
+    crate::docker::keys::parse(v)
 }
 
 #[cfg(test)]
@@ -64,5 +74,12 @@ mod tests {
         let empty = base64::engine::general_purpose::URL_SAFE.encode(b"{}");
         assert_eq!(decode(Some(&empty)).unwrap(), pb::Auth::default());
         assert!(decode(Some("%%%")).is_err());
+        let camel = br#"{"userName":"u","serverAddress":"r","identityToken":"t"}"#;
+        let a = decode(Some(
+            &base64::engine::general_purpose::URL_SAFE.encode(camel),
+        ))
+        .unwrap();
+        assert_eq!((a.username.as_str(), a.server_address.as_str()), ("u", "r"));
+        assert_eq!(a.identity_token, "t");
     }
 }

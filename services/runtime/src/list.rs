@@ -44,7 +44,12 @@ impl Containers {
         let containers = chosen
             .iter()
             .map(|c| {
-                let sizes = sizes.remove(&c.id);
+                // No lookup (a SipHash of the ID) when no size was asked for.
+                let sizes = if sizes.is_empty() {
+                    None
+                } else {
+                    sizes.remove(&c.id)
+                };
                 pb::ContainerInfo {
                     container: Some(c.summary_proto()),
                     size_rw: sizes.map(|s| s.rw),

@@ -117,16 +117,20 @@ pub fn status_text(c: &pb::Container) -> String {
 /// The summary's Command: the path and the arguments, those with a space in single quotes
 /// (as moby shows them).
 pub fn command(c: &pb::Container) -> String {
-    std::iter::once(c.path.clone())
-        .chain(c.args.iter().map(|a| {
-            if a.contains(' ') {
-                format!("'{a}'")
-            } else {
-                a.clone()
-            }
-        }))
-        .collect::<Vec<_>>()
-        .join(" ")
+    let len = c.path.len() + c.args.iter().map(|a| a.len() + 3).sum::<usize>();
+    let mut out = String::with_capacity(len);
+    out.push_str(&c.path);
+    for a in &c.args {
+        out.push(' ');
+        if a.contains(' ') {
+            out.push('\'');
+            out.push_str(a);
+            out.push('\'');
+        } else {
+            out.push_str(a);
+        }
+    }
+    out
 }
 
 fn network_mode(spec: Option<&pb::ContainerSpec>) -> &str {
@@ -328,6 +332,15 @@ static NO_CONTAINER: std::sync::LazyLock<pb::Container> =
     std::sync::LazyLock::new(pb::Container::default);
 static NO_LABELS: std::sync::LazyLock<HashMap<String, String>> =
     std::sync::LazyLock::new(HashMap::new);
+
+/// GET /containers/json's list, each summary made as it is written (none held in a list).
+pub struct Summaries<'a>(pub &'a [pb::ContainerInfo]);
+
+impl Serialize for Summaries<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(summary))
+    }
+}
 
 pub fn summary(info: &pb::ContainerInfo) -> Summary<'_> {
     let c = info.container.as_ref().unwrap_or(&NO_CONTAINER);
@@ -745,6 +758,10 @@ mod tests {
         let s = serde_json::to_value(summary(&i)).unwrap();
         assert!(s.get("SizeRw").is_none());
         assert_eq!(s["SizeRootFs"], 42);
+        // The list is the summaries, written one after the other.
+        let list = [info(), i];
+        let all = serde_json::to_value(Summaries(&list)).unwrap();
+        assert_eq!(all, json!([summary(&list[0]), summary(&list[1])]));
     }
 
     #[test]

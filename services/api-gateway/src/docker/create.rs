@@ -13,7 +13,9 @@ use crate::{
     docker::{
         endpoint,
         fields::{self, FIELDS, Support},
-        health, mounts, ports, security,
+        health,
+        keys::Schema,
+        mounts, ports, security,
     },
     error::ApiError,
 };
@@ -38,8 +40,7 @@ impl StrSlice {
     }
 }
 
-/// The honored fields of Config, as Go decodes them (case-insensitive keys are not needed:
-/// every client sends Docker's casing).
+/// The honored fields of Config, as Go decodes them (keys in any case: see `keys.rs`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 struct Config {
@@ -528,6 +529,21 @@ fn strip_nulls(v: &mut Value) {
     }
 }
 
+/// Every key of a create body Berth knows, at every level: the typed Config, the table's
+/// rows, the mounts and the endpoint settings (read apart from Config).
+fn body_schema() -> &'static Schema {
+    static SCHEMA: std::sync::OnceLock<Schema> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        Schema::of::<Config>()
+            .merge(fields::schema())
+            .with("HostConfig.Mounts", mounts::schema())
+            .with(
+                "NetworkingConfig.EndpointsConfig",
+                Schema::Map(Box::new(endpoint::schema())),
+            )
+    })
+}
+
 /// The spec for a create body. `platform` is the query parameter.
 pub fn spec(
     mut body: Value,
@@ -537,7 +553,9 @@ pub fn spec(
     if !body.is_object() {
         return Err(invalid("invalid JSON: not an object"));
     }
-    fields::canonical_keys(&mut body).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
+    body_schema()
+        .canonicalize(&mut body)
+        .map_err(|e| invalid(format!("invalid JSON: {e}")))?;
     for_version(&mut body, version);
     if version
         < (ApiVersion {

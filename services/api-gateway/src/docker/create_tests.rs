@@ -283,3 +283,54 @@ fn oom_score_adj_reaches_the_spec() {
         "Invalid value 10000000000, range for oom score adj is [-1000, 1000]"
     );
 }
+
+/// Go matches keys case-insensitively at every level, not only at the top and in HostConfig:
+/// a nested object's key in another case is the field it names.
+#[test]
+fn nested_keys_in_another_case_are_the_fields_they_name() {
+    let s = spec(
+        json!({"Image": "b", "HostConfig": {"RestartPolicy": {"name": "always"}}}),
+        V150,
+        "",
+    )
+    .unwrap();
+    assert_eq!(
+        s.restart_policy.map(|p| p.mode),
+        Some(pb::restart_policy::Mode::Always as i32)
+    );
+    let e = err(json!({"Image": "b", "HostConfig": {"restartpolicy": {"name": "bogus"}}}));
+    assert!(e.contains("unknown policy 'bogus'"), "{e}");
+    let e = err(json!({"Image": "b", "HostConfig": {"LogConfig": {"type": "syslog"}}}));
+    assert!(e.contains("--log-driver syslog"), "{e}");
+    let e = err(
+        json!({"Image": "b", "HostConfig": {"RestartPolicy": {"Name": "no", "name": "always"}}}),
+    );
+    assert!(e.contains(r#"both "Name" and "name""#), "{e}");
+    let s = spec(
+        json!({"Image": "b", "healthcheck": {"test": ["CMD", "true"], "interval": 2_000_000},
+               "HostConfig": {
+                   "mounts": [{"type": "tmpfs", "target": "/t",
+                               "tmpfsoptions": {"sizebytes": 4096}}],
+                   "portbindings": {"80/tcp": [{"hostport": "8080"}]},
+                   "ulimits": [{"name": "nofile", "soft": 10, "hard": 20}],
+                   "devices": [{"pathonhost": "/dev/null", "cgrouppermissions": "rwm"}],
+                   "blkioWeightDevice": [{"path": "/dev/sda", "weight": 10}]},
+               "networkingconfig": {"endpointsconfig": {"bridge": {
+                   "ipamconfig": {"ipv4address": "172.17.0.9"}, "macaddress": "02:42:ac:11:00:09"}}}}),
+        V150,
+        "",
+    )
+    .unwrap();
+    assert_eq!(s.health_check.map(|h| h.interval), Some(2_000_000));
+    let m = &s.mounts[0];
+    assert_eq!((m.target.as_str(), m.tmpfs_size), ("/t", 4096));
+    let net = s.network.unwrap();
+    assert_eq!(net.port_bindings[0].host_port, "8080");
+    assert_eq!(net.endpoints[0].ipv4_address, "172.17.0.9");
+    assert_eq!(net.endpoints[0].mac_address, "02:42:ac:11:00:09");
+    let p = s.process.unwrap();
+    assert_eq!((p.rlimits[0].soft, p.rlimits[0].hard), (10, 20));
+    let r = s.resources.unwrap();
+    assert_eq!(r.devices[0].path_on_host, "/dev/null");
+    assert_eq!(r.blkio_weight_devices[0].weight, 10);
+}

@@ -8,18 +8,56 @@
 use std::collections::HashMap;
 
 use berth_proto::runtime::v1 as pb;
+use serde::{Deserialize, de::IgnoredAny};
 use serde_json::Value;
 
-use crate::error::ApiError;
+use crate::{docker::keys, error::ApiError};
 
-fn text(v: &Value, what: &str) -> Result<String, ApiError> {
-    match v {
-        Value::Null => Ok(String::new()),
-        Value::String(s) => Ok(s.clone()),
-        _ => Err(ApiError::invalid(format!(
-            "invalid JSON: {what}: not a string"
-        ))),
-    }
+/// Docker's EndpointSettings. The operational fields a client echoes back from an inspect are
+/// listed so that they are known keys, and ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct EndpointSettings {
+    #[serde(rename = "IPAMConfig")]
+    ipam_config: Option<IpamConfig>,
+    links: Option<Vec<String>>,
+    aliases: Option<Vec<String>>,
+    mac_address: String,
+    driver_opts: Option<HashMap<String, String>>,
+    gw_priority: i64,
+    #[serde(rename = "NetworkID")]
+    network_id: IgnoredAny,
+    #[serde(rename = "EndpointID")]
+    endpoint_id: IgnoredAny,
+    gateway: IgnoredAny,
+    #[serde(rename = "IPAddress")]
+    ip_address: IgnoredAny,
+    #[serde(rename = "IPPrefixLen")]
+    ip_prefix_len: IgnoredAny,
+    #[serde(rename = "IPv6Gateway")]
+    ipv6_gateway: IgnoredAny,
+    #[serde(rename = "GlobalIPv6Address")]
+    global_ipv6_address: IgnoredAny,
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    global_ipv6_prefix_len: IgnoredAny,
+    #[serde(rename = "DNSNames")]
+    dns_names: IgnoredAny,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct IpamConfig {
+    #[serde(rename = "IPv4Address")]
+    ipv4_address: String,
+    #[serde(rename = "IPv6Address")]
+    ipv6_address: String,
+    #[serde(rename = "LinkLocalIPs")]
+    link_local_ips: Option<Vec<String>>,
+}
+
+/// The keys of an EndpointSettings object (see `keys.rs`).
+pub fn schema() -> keys::Schema {
+    keys::Schema::of::<EndpointSettings>()
 }
 
 /// One endpoint's settings for `network` (as the client named it).
@@ -29,54 +67,27 @@ pub fn spec(network: &str, v: &Value) -> Result<pb::EndpointSpec, ApiError> {
             "invalid JSON: EndpointSettings: not an object",
         ));
     }
-    let ipam = &v["IPAMConfig"];
-    let list = |v: &Value, what: &str| -> Result<Vec<String>, ApiError> {
-        match v {
-            Value::Null => Ok(Vec::new()),
-            Value::Array(a) => a.iter().map(|x| text(x, what)).collect(),
-            _ => Err(ApiError::invalid(format!(
-                "invalid JSON: {what}: not a list"
-            ))),
-        }
+    let e: EndpointSettings = if v.is_null() {
+        EndpointSettings::default()
+    } else {
+        keys::parse(v.clone()).map_err(ApiError::invalid)?
     };
-    let aliases = list(&v["Aliases"], "Aliases")?;
-    let link_local_ips = list(&ipam["LinkLocalIPs"], "LinkLocalIPs")?;
-    let driver_opts = match &v["DriverOpts"] {
-        Value::Null => HashMap::new(),
-        Value::Object(m) => m
-            .iter()
-            .map(|(k, x)| Ok((k.clone(), text(x, "DriverOpts")?)))
-            .collect::<Result<_, ApiError>>()?,
-        _ => return Err(ApiError::invalid("invalid JSON: DriverOpts: not a map")),
-    };
-    let gw_priority = match &v["GwPriority"] {
-        Value::Null => 0,
-        x => x
-            .as_i64()
-            .filter(|p| i32::try_from(*p).is_ok())
-            .ok_or_else(|| ApiError::invalid("invalid JSON: GwPriority: not an integer"))?,
-    };
+    let gw_priority = i32::try_from(e.gw_priority)
+        .map_err(|_| ApiError::invalid("invalid JSON: GwPriority: not a 32-bit integer"))?;
+    let ipam = e.ipam_config.unwrap_or_default();
     // Legacy links on a user-defined network (the CLI copies --link here): names the
     // embedded DNS server answers for this container.
-    let links = match &v["Links"] {
-        Value::Null => Vec::new(),
-        Value::Array(a) => super::links::parse(
-            a.iter()
-                .map(|x| text(x, "Links"))
-                .collect::<Result<_, _>>()?,
-        )?,
-        _ => return Err(ApiError::invalid("invalid JSON: Links: not a list")),
-    };
+    let links = super::links::parse(e.links.unwrap_or_default())?;
     Ok(pb::EndpointSpec {
         network: network.to_owned(),
-        aliases,
+        aliases: e.aliases.unwrap_or_default(),
         links,
-        ipv4_address: text(&ipam["IPv4Address"], "IPv4Address")?,
-        ipv6_address: text(&ipam["IPv6Address"], "IPv6Address")?,
-        mac_address: text(&v["MacAddress"], "MacAddress")?,
-        link_local_ips,
-        driver_opts,
-        gw_priority,
+        ipv4_address: ipam.ipv4_address,
+        ipv6_address: ipam.ipv6_address,
+        mac_address: e.mac_address,
+        link_local_ips: ipam.link_local_ips.unwrap_or_default(),
+        driver_opts: e.driver_opts.unwrap_or_default(),
+        gw_priority: gw_priority.into(),
     })
 }
 
@@ -110,8 +121,20 @@ mod tests {
         assert_eq!(s.link_local_ips, ["169.254.0.1"]);
         assert_eq!(s.driver_opts["com.docker.network.endpoint.ifname"], "foo0");
         let err = |v: Value| spec("n", &v).unwrap_err().message;
-        assert!(err(json!({"GwPriority": "3"})).contains("GwPriority"));
-        assert!(err(json!({"DriverOpts": {"a": 1}})).contains("DriverOpts"));
+        assert!(spec("n", &json!({"GwPriority": "3"})).is_err());
+        assert!(spec("n", &json!({"DriverOpts": {"a": 1}})).is_err());
+        assert!(err(json!({"GwPriority": 1i64 << 40})).contains("GwPriority"));
         assert!(err(json!({"Aliases": "x"})).contains("Aliases"));
+        // Keys in another case are the fields they name, as Go decodes them.
+        let s = spec(
+            "n",
+            &json!({"aliases": ["db"], "ipamconfig": {"ipv4address": "10.0.0.5"},
+                    "MACADDRESS": "02:42:0a:00:00:05", "ipaddress": null}),
+        )
+        .unwrap();
+        assert_eq!(s.aliases, ["db"]);
+        assert_eq!(s.ipv4_address, "10.0.0.5");
+        assert_eq!(s.mac_address, "02:42:0a:00:00:05");
+        assert_eq!(spec("n", &json!({"gwpriority": 3})).unwrap().gw_priority, 3);
     }
 }

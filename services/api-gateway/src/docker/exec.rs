@@ -5,7 +5,7 @@ use berth_proto::runtime::v1 as pb;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::error::ApiError;
+use crate::{docker::keys, error::ApiError};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -25,8 +25,7 @@ struct ExecConfig {
 
 /// The exec spec for a create body.
 pub fn spec(body: Value) -> Result<pb::ExecSpec, ApiError> {
-    let e: ExecConfig = serde_path_to_error::deserialize(body)
-        .map_err(|e| ApiError::invalid(format!("invalid JSON: {}: {}", e.path(), e.inner())))?;
+    let e: ExecConfig = keys::parse(body).map_err(ApiError::invalid)?;
     if e.privileged {
         return Err(ApiError::invalid(
             "--privileged is not supported by Berth yet (Privileged)",
@@ -72,8 +71,7 @@ pub struct ExecStart {
 
 /// An exec start body (`{}` when empty).
 pub fn start(body: Value) -> Result<ExecStart, ApiError> {
-    let s: ExecStartConfig = serde_path_to_error::deserialize(body)
-        .map_err(|e| ApiError::invalid(format!("invalid JSON: {}: {}", e.path(), e.inner())))?;
+    let s: ExecStartConfig = keys::parse(body).map_err(ApiError::invalid)?;
     let [height, width] = s.console_size.unwrap_or_default();
     Ok(ExecStart {
         detach: s.detach,

@@ -6,6 +6,8 @@
 
 use serde_json::Value;
 
+use crate::docker::keys::Schema;
+
 /// What Berth does with a field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Support {
@@ -402,53 +404,13 @@ pub const FIELDS: &[Field] = &[
     f("HostConfig.Init", "--init", Honored, "true"),
 ];
 
-/// Objects of the create body whose keys are not in [`FIELDS`] but are read all the same.
-const OTHER_KEYS: &[&str] = &["HostConfig", "NetworkingConfig"];
-
-/// Renames the keys of the create body and of its `HostConfig` that name a known field in
-/// another case (`CPURealtimeRuntime`, as docker-py sends it) to the field's own name, as Go's
-/// `encoding/json` matches keys case-insensitively: a field sent so is honored or refused like
-/// any other, never dropped. A key given twice in two cases is refused, naming both.
-pub fn canonical_keys(body: &mut Value) -> Result<(), String> {
-    let top: Vec<&str> = FIELDS
+/// The table's fields as a key schema (see `keys.rs`): those that no type reads (the
+/// refused ones) are known all the same, so that a refused field sent in another case is
+/// refused like any other.
+pub fn schema() -> Schema {
+    FIELDS
         .iter()
-        .map(|f| f.path.split('.').next().unwrap_or(f.path))
-        .chain(OTHER_KEYS.iter().copied())
-        .collect();
-    canonical_in(body, &top)?;
-    let host: Vec<&str> = FIELDS
-        .iter()
-        .filter_map(|f| f.path.strip_prefix("HostConfig."))
-        .collect();
-    match body.get_mut("HostConfig") {
-        Some(hc) => canonical_in(hc, &host),
-        None => Ok(()),
-    }
-}
-
-fn canonical_in(v: &mut Value, names: &[&str]) -> Result<(), String> {
-    let Value::Object(map) = v else {
-        return Ok(());
-    };
-    let renames: Vec<(String, &str)> = map
-        .keys()
-        .filter(|k| !names.contains(&k.as_str()))
-        .filter_map(|k| {
-            let name = names.iter().find(|n| n.eq_ignore_ascii_case(k))?;
-            Some((k.clone(), *name))
-        })
-        .collect();
-    for (key, name) in renames {
-        if map.contains_key(name) {
-            return Err(format!(
-                "both {name:?} and {key:?} are set: they name one field"
-            ));
-        }
-        if let Some(value) = map.remove(&key) {
-            map.insert(name.to_owned(), value);
-        }
-    }
-    Ok(())
+        .fold(Schema::fields([]), |s, f| s.with(f.path, Schema::Leaf))
 }
 
 /// The value at a dotted path (`HostConfig.Memory`); None when absent.

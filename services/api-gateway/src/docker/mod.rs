@@ -10,6 +10,7 @@ pub mod fields;
 pub mod health;
 pub mod image;
 pub mod image_filters;
+pub mod keys;
 pub mod links;
 pub mod mounts;
 pub mod network;

@@ -392,6 +392,11 @@ fn tmpfs_options(opts: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The keys of `HostConfig.Mounts` (see `keys.rs`).
+pub fn schema() -> super::keys::Schema {
+    super::keys::Schema::of::<Vec<ApiMount>>()
+}
+
 /// The mount fields of a create body.
 pub fn parse(body: &Value) -> Result<Parsed, ApiError> {
     let hc = &body["HostConfig"];

@@ -9,7 +9,10 @@ use berth_types::Filters;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::{docker::container::rfc3339, error::ApiError};
+use crate::{
+    docker::{container::rfc3339, keys},
+    error::ApiError,
+};
 
 /// Filter keys `GET /networks` accepts.
 const LIST_FILTERS: &[&str] = &["dangling", "driver", "id", "label", "name", "scope", "type"];
@@ -107,25 +110,31 @@ struct ConfigFrom {
     network: String,
 }
 
-fn strip_nulls(v: &mut Value) {
-    match v {
-        Value::Object(m) => {
-            m.retain(|_, x| !x.is_null());
-            m.values_mut().for_each(strip_nulls);
-        }
-        Value::Array(a) => a.iter_mut().for_each(strip_nulls),
-        _ => {}
-    }
+/// `POST /networks/{id}/connect`'s and `/disconnect`'s body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct AttachBody {
+    pub container: String,
+    /// Connect: the EndpointSettings (`endpoint::spec` reads them).
+    pub endpoint_config: Value,
+    /// Disconnect.
+    pub force: bool,
 }
 
-/// `POST /networks/create`'s body.
-pub fn create_request(mut body: Value) -> Result<pb::CreateNetworkRequest, ApiError> {
+/// A connect or disconnect body, keys in any case as Go decodes them.
+pub fn attach_body(body: Value) -> Result<AttachBody, ApiError> {
     if !body.is_object() {
         return Err(ApiError::invalid("invalid JSON: not an object"));
     }
-    strip_nulls(&mut body);
-    let b: CreateBody = serde_path_to_error::deserialize(body)
-        .map_err(|e| ApiError::invalid(format!("invalid JSON: {}: {}", e.path(), e.inner())))?;
+    keys::parse(body).map_err(ApiError::invalid)
+}
+
+/// `POST /networks/create`'s body.
+pub fn create_request(body: Value) -> Result<pb::CreateNetworkRequest, ApiError> {
+    if !body.is_object() {
+        return Err(ApiError::invalid("invalid JSON: not an object"));
+    }
+    let b: CreateBody = keys::parse(body).map_err(ApiError::invalid)?;
     if b.name.trim().is_empty() {
         return Err(ApiError::invalid("network name must not be empty"));
     }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::{
-    docker::{create::check_restart_policy, fields},
+    docker::{create::check_restart_policy, fields, keys},
     error::ApiError,
 };
 
@@ -70,11 +70,15 @@ pub fn parse(id: String, body: &Value) -> Result<pb::UpdateRequest, ApiError> {
             None => refuse_if_set(k, v)?,
         }
     }
+    // And so inside the RestartPolicy object.
+    let mut canonical = Value::Object(canonical);
+    keys::Schema::of::<UpdateConfig>()
+        .canonicalize(&mut canonical)
+        .map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))?;
     if let Some(rp) = canonical.get("RestartPolicy") {
         check_restart_policy(rp)?;
     }
-    let u: UpdateConfig = serde_path_to_error::deserialize(Value::Object(canonical))
-        .map_err(|e| ApiError::invalid(format!("invalid JSON: {}: {}", e.path(), e.inner())))?;
+    let u: UpdateConfig = keys::parse(canonical).map_err(ApiError::invalid)?;
     let restart_policy = u.restart_policy.filter(|p| !p.name.is_empty()).map(|p| {
         use pb::restart_policy::Mode;
         let mode = match p.name.as_str() {
@@ -177,5 +181,15 @@ mod tests {
         let mut b = cli_body();
         b["RestartPolicy"] = json!({"Name": "", "MaximumRetryCount": 0});
         assert!(parse("x".to_owned(), &b).unwrap().restart_policy.is_none());
+        // A nested key in another case is the field it names, as Go decodes it.
+        let mut b = cli_body();
+        b["restartpolicy"] = json!({"name": "on-failure", "maximumretrycount": 3});
+        b.as_object_mut().unwrap().remove("RestartPolicy");
+        let p = parse("x".to_owned(), &b).unwrap().restart_policy.unwrap();
+        assert_eq!(p.mode, pb::restart_policy::Mode::OnFailure as i32);
+        assert_eq!(p.maximum_retry_count, 3);
+        b["restartpolicy"] = json!({"name": "sometimes"});
+        let e = parse("x".to_owned(), &b).unwrap_err();
+        assert!(e.message.contains("unknown policy 'sometimes'"), "{e:?}");
     }
 }

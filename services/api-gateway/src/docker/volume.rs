@@ -9,7 +9,7 @@ use berth_types::Filters;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::error::ApiError;
+use crate::{docker::keys, error::ApiError};
 
 /// Filter keys `GET /volumes` accepts.
 const LIST_FILTERS: &[&str] = &["dangling", "driver", "label", "name"];
@@ -63,8 +63,7 @@ struct CreateBody {
 
 /// `POST /volumes/create`'s body.
 pub fn create_request(body: Value) -> Result<pb::CreateRequest, ApiError> {
-    let b: CreateBody = serde_json::from_value(body)
-        .map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))?;
+    let b: CreateBody = keys::parse(body).map_err(ApiError::invalid)?;
     if b.cluster_volume_spec.is_some_and(|v| !v.is_null()) {
         return Err(ApiError::invalid(
             "cluster volumes are not supported by Berth (ClusterVolumeSpec)",

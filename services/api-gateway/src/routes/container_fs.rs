@@ -18,7 +18,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::{
-    docker::container::rfc3339,
+    docker::{container::rfc3339, health::HealthConfig, keys::Schema},
     error::{ApiError, json_response},
     routes::{
         archive::{Pump, body_bytes},
@@ -222,15 +222,6 @@ fn string_list(v: Option<&Value>) -> Option<pb::StringList> {
 /// The Config of a POST /commit body. Fields that only matter to a container (and that
 /// Berth does not carry into the image) are refused when set, naming them.
 fn commit_config(v: &Value) -> Result<Option<pb::CommitConfig>, ApiError> {
-    let Some(o) = v.as_object() else {
-        return if v.is_null() {
-            Ok(None)
-        } else {
-            Err(ApiError::invalid(
-                "invalid JSON: the commit config must be an object",
-            ))
-        };
-    };
     const HONORED: &[&str] = &[
         "User",
         "ExposedPorts",
@@ -245,6 +236,23 @@ fn commit_config(v: &Value) -> Result<Option<pb::CommitConfig>, ApiError> {
         "OnBuild",
         "Shell",
     ];
+    // Keys in any case, as Go decodes them (see `docker/keys.rs`).
+    let mut v = v.clone();
+    HONORED
+        .iter()
+        .fold(Schema::fields([]), |s, k| s.with(k, Schema::Leaf))
+        .with("Healthcheck", Schema::of::<HealthConfig>())
+        .canonicalize(&mut v)
+        .map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))?;
+    let Some(o) = v.as_object() else {
+        return if v.is_null() {
+            Ok(None)
+        } else {
+            Err(ApiError::invalid(
+                "invalid JSON: the commit config must be an object",
+            ))
+        };
+    };
     for (k, val) in o {
         let set = match val {
             Value::Null | Value::Bool(false) => false,
@@ -352,6 +360,14 @@ mod tests {
         assert!(commit_config(&json!(null)).unwrap().is_none());
         let e = commit_config(&json!({"Tty": true})).unwrap_err();
         assert!(e.message.contains("Config.Tty"), "{}", e.message);
+        // Keys in another case are the fields they name, nested ones too.
+        let c = commit_config(
+            &json!({"cmd": ["sh"], "healthcheck": {"test": ["CMD", "true"], "retries": 2}}),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.cmd.unwrap().values, ["sh"]);
+        assert_eq!(c.health_check.unwrap().retries, 2);
     }
 
     #[test]

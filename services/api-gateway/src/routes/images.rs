@@ -230,8 +230,9 @@ async fn prune(State(st): State<AppState>, Query(q): Q) -> Result<Response, ApiE
 
 /// `POST /auth`: docker login.
 async fn auth(State(st): State<AppState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
-    let cfg: registry_auth::AuthConfig = serde_json::from_slice(&body)
+    let cfg: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))?;
+    let cfg = registry_auth::parse(cfg).map_err(ApiError::invalid)?;
     let res = st.images.login(cfg.into()).await.map_err(|e| status(&e))?;
     Ok(json_response(
         StatusCode::OK,

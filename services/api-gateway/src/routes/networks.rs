@@ -128,11 +128,11 @@ async fn connect(
     check_json(&headers, &body)?;
     let body: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))?;
-    let container = body["Container"].as_str().unwrap_or_default().to_owned();
-    let endpoint = endpoint::spec(&id, &body["EndpointConfig"])?;
+    let body = network::attach_body(body)?;
+    let endpoint = endpoint::spec(&id, &body.endpoint_config)?;
     st.containers
         .network_connect(runtime::ConnectRequest {
-            id: container,
+            id: body.container,
             endpoint: Some(endpoint),
         })
         .await
@@ -150,11 +150,12 @@ async fn disconnect(
     check_json(&headers, &body)?;
     let body: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))?;
+    let body = network::attach_body(body)?;
     st.containers
         .network_disconnect(runtime::DisconnectRequest {
-            id: body["Container"].as_str().unwrap_or_default().to_owned(),
+            id: body.container,
             network: id,
-            force: body["Force"].as_bool().unwrap_or(false),
+            force: body.force,
         })
         .await
         .map_err(|e| status(&e))?;
