@@ -22,6 +22,7 @@ pub mod error;
 pub mod exit;
 pub mod logfile;
 pub mod pathutil;
+pub mod probe;
 mod process;
 mod reaper;
 pub mod rlimits;
