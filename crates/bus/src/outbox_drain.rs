@@ -18,6 +18,8 @@ const BATCH: usize = 256;
 /// How often the outbox is looked at without being woken (a wake-up lost to a crash between
 /// a commit and its wake-up cannot happen, but rows written before the task started can).
 const IDLE_CHECK: Duration = Duration::from_secs(5);
+/// How long the drain waits, idle, before it syncs its deletions to disk itself.
+const SYNC_AFTER: Duration = Duration::from_secs(1);
 
 /// Where rows are published.
 pub(crate) trait Sink: Send + 'static {
@@ -145,14 +147,30 @@ pub(crate) async fn run(
     metrics: PublisherMetrics,
 ) {
     let mut backoff = Duration::from_millis(100);
+    // Deletions committed but not yet synced to disk.
+    let mut unsynced = false;
     loop {
         match step(&outbox, &mut sink).await {
             Ok(Step::Empty) => {
                 metrics.set_buffered(0);
                 drained.notify_waiters();
+                if unsynced {
+                    if tokio::time::timeout(SYNC_AFTER, wake.notified())
+                        .await
+                        .is_err()
+                    {
+                        let o = outbox.clone();
+                        match blocking(move || o.sync()).await {
+                            Ok(()) => unsynced = false,
+                            Err(e) => tracing::warn!(error = %e, "syncing the events outbox"),
+                        }
+                    }
+                    continue;
+                }
                 let _ = tokio::time::timeout(IDLE_CHECK, wake.notified()).await;
             }
             Ok(Step::Sent { acked, of }) => {
+                unsynced |= acked > 0;
                 metrics.stored(acked);
                 if let Ok(n) = outbox.len() {
                     metrics.set_buffered(n);
@@ -231,6 +249,25 @@ mod tests {
         assert_eq!(outbox.len().unwrap(), 0);
         assert_eq!(step(&outbox, &mut sink).await.unwrap(), Step::Empty);
         assert_eq!(sink.sent.len(), 3, "nothing sent twice");
+    }
+
+    #[tokio::test]
+    async fn synced_deletions_stay_deleted_when_the_store_is_opened_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        {
+            let db = redb::Database::create(&path).unwrap();
+            let outbox = Outbox::open(Arc::new(db)).unwrap();
+            outbox.append(&[ev("create"), ev("destroy")]).unwrap();
+            let mut sink = Fake {
+                sent: Vec::new(),
+                ack: usize::MAX,
+            };
+            step(&outbox, &mut sink).await.unwrap();
+            outbox.sync().unwrap();
+        }
+        let db = redb::Database::create(&path).unwrap();
+        assert_eq!(Outbox::open(Arc::new(db)).unwrap().len().unwrap(), 0);
     }
 
     #[tokio::test]
