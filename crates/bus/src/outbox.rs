@@ -170,9 +170,14 @@ impl Outbox {
         Ok(out)
     }
 
-    /// Deletes acknowledged rows, in one transaction.
+    /// Deletes acknowledged rows, in one transaction. Not synced to disk on its own: it is
+    /// with the service's next change, or by [`Outbox::sync`] once the drain is idle. Rows a
+    /// crash brings back meanwhile are published again under their message IDs, which
+    /// JetStream stores once; the fsync stays off the write lock that the service's own
+    /// changes (a docker volume rm right after a create) wait for.
     pub(crate) fn delete(&self, keys: &[u64]) -> Result<(), redb::Error> {
-        let tx = self.db.begin_write()?;
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(redb::Durability::None)?;
         {
             let mut table = tx.open_table(OUTBOX)?;
             for k in keys {
@@ -180,6 +185,12 @@ impl Outbox {
             }
         }
         tx.commit()?;
+        Ok(())
+    }
+
+    /// Makes the deletions committed so far durable: an empty durable commit.
+    pub(crate) fn sync(&self) -> Result<(), redb::Error> {
+        self.db.begin_write()?.commit()?;
         Ok(())
     }
 

@@ -18,6 +18,8 @@ const BATCH: usize = 256;
 /// How often the outbox is looked at without being woken (a wake-up lost to a crash between
 /// a commit and its wake-up cannot happen, but rows written before the task started can).
 const IDLE_CHECK: Duration = Duration::from_secs(5);
+/// How long the drain waits, idle, before it syncs its deletions to disk itself.
+const SYNC_AFTER: Duration = Duration::from_secs(1);
 
 /// Where rows are published.
 pub(crate) trait Sink: Send + 'static {
@@ -213,6 +215,8 @@ pub(crate) struct Drain {
 /// `drained` after every pass that deleted rows or found none.
 pub(crate) async fn run(d: Drain, mut sink: impl Sink, mut stop: watch::Receiver<bool>) {
     let mut backoff = Duration::from_millis(100);
+    // Deletions committed but not yet synced to disk.
+    let mut unsynced = false;
     let stopped = |stop: &watch::Receiver<bool>| *stop.borrow();
     while !stopped(&stop) {
         // Rows committed before this pass that it finds gone are stored (or were dropped).
@@ -222,13 +226,20 @@ pub(crate) async fn run(d: Drain, mut sink: impl Sink, mut stop: watch::Receiver
                 d.progress.stored(floor);
                 d.metrics.set_buffered(0);
                 d.drained.notify_waiters();
-                tokio::select! {
-                    _ = tokio::time::timeout(IDLE_CHECK, d.wake.notified()) => {}
-                    _ = stop.changed() => {}
+                // Idle: the deletions are synced after a quiet second, then the outbox is
+                // looked at now and then.
+                let wait = if unsynced { SYNC_AFTER } else { IDLE_CHECK };
+                let woken = tokio::select! {
+                    r = tokio::time::timeout(wait, d.wake.notified()) => r.is_ok(),
+                    _ = stop.changed() => true,
+                };
+                if unsynced && !woken {
+                    unsynced = !sync(&d.outbox).await;
                 }
                 None
             }
             Ok(Step::Sent { acked, of, through }) => {
+                unsynced |= acked > 0;
                 if let Some(k) = through {
                     d.progress.stored(k);
                 }
@@ -255,6 +266,21 @@ pub(crate) async fn run(d: Drain, mut sink: impl Sink, mut stop: watch::Receiver
                 _ = stop.changed() => {}
             }
             backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+    if unsynced {
+        sync(&d.outbox).await;
+    }
+}
+
+/// Makes the drain's deletions durable; whether it did.
+async fn sync(outbox: &Outbox) -> bool {
+    let o = outbox.clone();
+    match blocking(move || o.sync()).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "syncing the events outbox");
+            false
         }
     }
 }
@@ -360,6 +386,25 @@ mod tests {
         assert_eq!(through, 3, "the key of the last row");
         assert_eq!(step(&outbox, &mut sink).await.unwrap(), Step::Empty);
         assert_eq!(sink.sent.len(), 3, "nothing sent twice");
+    }
+
+    #[tokio::test]
+    async fn synced_deletions_stay_deleted_when_the_store_is_opened_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        {
+            let db = redb::Database::create(&path).unwrap();
+            let outbox = Outbox::open(Arc::new(db)).unwrap();
+            outbox.append(&[ev("create"), ev("destroy")]).unwrap();
+            let mut sink = Fake {
+                sent: Vec::new(),
+                ack: usize::MAX,
+            };
+            step(&outbox, &mut sink).await.unwrap();
+            outbox.sync().unwrap();
+        }
+        let db = redb::Database::create(&path).unwrap();
+        assert_eq!(Outbox::open(Arc::new(db)).unwrap().len().unwrap(), 0);
     }
 
     #[tokio::test]

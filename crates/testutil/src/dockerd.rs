@@ -89,16 +89,21 @@ impl Dockerd {
         std::fs::read_to_string(self.dir.path().join("dockerd.log")).unwrap_or_default()
     }
 
+    /// The docker CLI pointed at this dockerd.
+    pub fn docker_cmd(&self) -> Command {
+        let mut cmd = Command::new("docker");
+        cmd.env(
+            "DOCKER_HOST",
+            format!("unix://{}", self.dir.path().join("docker.sock").display()),
+        )
+        .env("DOCKER_CONFIG", &self.config)
+        .env_remove("DOCKER_API_VERSION")
+        .stdin(Stdio::null());
+        cmd
+    }
+
     pub fn docker(&self, args: &[&str]) -> std::process::Output {
-        run(Command::new("docker")
-            .env(
-                "DOCKER_HOST",
-                format!("unix://{}", self.dir.path().join("docker.sock").display()),
-            )
-            .env("DOCKER_CONFIG", &self.config)
-            .env_remove("DOCKER_API_VERSION")
-            .stdin(Stdio::null())
-            .args(args))
+        run(self.docker_cmd().args(args))
     }
 
     pub fn docker_ok(&self, args: &[&str]) -> String {

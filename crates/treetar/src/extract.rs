@@ -161,9 +161,9 @@ pub fn extract(input: impl Read, dest: &Path, opts: ExtractOptions) -> Result<()
             }
             if !(existing.is_dir() && is_dir) {
                 if existing.is_dir() {
-                    fs::remove_dir_all(&path)?;
+                    fs::remove_dir_all(&path).map_err(at("unlinkat", &path))?;
                 } else {
-                    fs::remove_file(&path)?;
+                    fs::remove_file(&path).map_err(at("unlinkat", &path))?;
                 }
             }
         }
@@ -172,7 +172,10 @@ pub fn extract(input: impl Read, dest: &Path, opts: ExtractOptions) -> Result<()
         match kind {
             tar::EntryType::Directory => {
                 if !path.is_dir() {
-                    fs::DirBuilder::new().mode(mode).create(&path)?;
+                    fs::DirBuilder::new()
+                        .mode(mode)
+                        .create(&path)
+                        .map_err(at("mkdir", &path))?;
                 }
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
@@ -181,7 +184,8 @@ pub fn extract(input: impl Read, dest: &Path, opts: ExtractOptions) -> Result<()
                     .create_new(true)
                     .mode(mode)
                     .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-                    .open(&path)?;
+                    .open(&path)
+                    .map_err(at("open", &path))?;
                 if let Err(e) = io::copy(&mut entry, &mut f) {
                     // A file cut short is not kept: it would only hold the space it took.
                     drop(f);
@@ -205,7 +209,11 @@ pub fn extract(input: impl Read, dest: &Path, opts: ExtractOptions) -> Result<()
                         target.display().to_string()
                     )));
                 }
-                std::os::unix::fs::symlink(&target, &path)?;
+                std::os::unix::fs::symlink(&target, &path).map_err(go_error(format!(
+                    "symlink {} {}",
+                    target.display(),
+                    path.display()
+                )))?;
             }
             tar::EntryType::Link => {
                 let target = h
@@ -225,7 +233,11 @@ pub fn extract(input: impl Read, dest: &Path, opts: ExtractOptions) -> Result<()
                         target.display().to_string()
                     )));
                 }
-                fs::hard_link(&real, &path)?;
+                fs::hard_link(&real, &path).map_err(go_error(format!(
+                    "link {} {}",
+                    real.display(),
+                    path.display()
+                )))?;
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
                 let ft = match kind {
@@ -265,10 +277,10 @@ pub fn extract(input: impl Read, dest: &Path, opts: ExtractOptions) -> Result<()
             Some(rustix::fs::Gid::from_raw(gid)),
             AtFlags::SYMLINK_NOFOLLOW,
         )
-        .map_err(io::Error::from)?;
+        .map_err(|e| at("lchown", &path)(e.into()))?;
         if kind != tar::EntryType::Symlink && kind != tar::EntryType::Link {
             rustix::fs::chmodat(CWD, &path, Mode::from_raw_mode(mode), AtFlags::empty())
-                .map_err(io::Error::from)?;
+                .map_err(|e| at("chmod", &path)(e.into()))?;
         }
         if let Some(exts) = entry.pax_extensions().map_err(bad)? {
             for ext in exts {
@@ -291,6 +303,26 @@ pub fn extract(input: impl Read, dest: &Path, opts: ExtractOptions) -> Result<()
         set_times(dir, *mtime)?;
     }
     Ok(())
+}
+
+/// A failed operation on `path` as Go's `*PathError` reads (what dockerd answers):
+/// `open /data/f: read-only file system`; the kind is kept.
+fn at(op: &'static str, path: &Path) -> impl Fn(io::Error) -> io::Error {
+    go_error(format!("{op} {}", path.display()))
+}
+
+/// `e` after `what` as Go writes an errno: lower case, no "(os error N)".
+fn go_error(what: String) -> impl Fn(io::Error) -> io::Error {
+    move |e| {
+        let text = e.to_string();
+        let text = text.split(" (os error").next().unwrap_or(&text);
+        let mut chars = text.chars();
+        let text: String = chars
+            .next()
+            .map(|f| f.to_lowercase().chain(chars).collect())
+            .unwrap_or_default();
+        io::Error::new(e.kind(), format!("{what}: {text}"))
+    }
 }
 
 fn set_times(path: &Path, mtime: i64) -> io::Result<()> {
@@ -330,7 +362,10 @@ fn make_parents(dest: &Path, dir: &Path) -> io::Result<()> {
                 ));
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::DirBuilder::new().mode(0o755).create(&cur)?;
+                fs::DirBuilder::new()
+                    .mode(0o755)
+                    .create(&cur)
+                    .map_err(at("mkdir", &cur))?;
             }
             Err(e) => return Err(e),
         }

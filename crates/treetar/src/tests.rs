@@ -246,3 +246,27 @@ fn names_keep_dot_slash_and_long_names_survive() {
         long.as_bytes()
     );
 }
+
+#[test]
+fn failed_writes_read_as_dockerds_errors() {
+    let dest = tempfile::tempdir().unwrap();
+    let long = "a".repeat(300);
+    let real = fs::canonicalize(dest.path()).unwrap();
+    for (kind, what) in [
+        (tar::EntryType::Regular, "open"),
+        (tar::EntryType::Directory, "mkdir"),
+    ] {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(0o755);
+        h.set_size(0);
+        b.append_data(&mut h, &long, std::io::empty()).unwrap();
+        let t = b.into_inner().unwrap();
+        let e = extract(t.as_slice(), dest.path(), ExtractOptions::default()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("{what} {}/{long}: file name too long", real.display())
+        );
+    }
+}

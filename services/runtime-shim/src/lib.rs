@@ -23,6 +23,7 @@ pub mod exit;
 pub mod logfile;
 mod oom;
 pub mod pathutil;
+pub mod probe;
 mod process;
 mod reaper;
 pub mod rlimits;

@@ -1,8 +1,10 @@
-//! `berth-shim start --bundle DIR` | `berth-shim delete --bundle DIR` | `berth-shim --version`.
+//! `berth-shim start --bundle DIR` | `berth-shim delete --bundle DIR` | `berth-shim probe rro`
+//! | `berth-shim --version`.
 
 use std::path::PathBuf;
 
-const USAGE: &str = "usage: berth-shim start --bundle DIR | berth-shim delete --bundle DIR";
+const USAGE: &str =
+    "usage: berth-shim start --bundle DIR | berth-shim delete --bundle DIR | berth-shim probe rro";
 
 fn bundle_arg(args: &[String]) -> Option<PathBuf> {
     match args {
@@ -20,6 +22,14 @@ fn main() {
     };
     if cmd == "--version" {
         println!("berth-shim {}", env!("CARGO_PKG_VERSION"));
+        return;
+    }
+    if cmd == "probe" && rest == ["rro"] {
+        // Nothing on success; why not on stderr.
+        if let Err(why) = berth_shim::probe::recursive_read_only() {
+            eprintln!("{why}");
+            std::process::exit(1);
+        }
         return;
     }
     let Some(bundle) = bundle_arg(rest) else {

@@ -145,18 +145,25 @@ pub(crate) struct Extract {
     pub(crate) readonly_rootfs: bool,
 }
 
-/// moby's `checkWritablePath`.
+/// moby's `checkWritablePath`: the mount the path is in decides, else the root filesystem.
+/// Of nested mounts (a read-only volume under a writable one) the deepest holds the path
+/// (moby takes the first its map yields, in a random order).
 fn check_writable(path: &str, x: &Extract) -> Result<(), FsError> {
-    for m in &x.mounts {
-        let dest = m.destination.trim_end_matches('/');
-        if path == dest || path.starts_with(&format!("{dest}/")) {
-            if m.read_only {
-                return Err(FsError::Invalid(
-                    "mounted volume is marked read-only".to_owned(),
-                ));
-            }
-            return Ok(());
+    let holding = x
+        .mounts
+        .iter()
+        .filter(|m| {
+            let dest = m.destination.trim_end_matches('/');
+            path == dest || path.starts_with(&format!("{dest}/"))
+        })
+        .max_by_key(|m| m.destination.trim_end_matches('/').len());
+    if let Some(m) = holding {
+        if m.read_only {
+            return Err(FsError::Invalid(
+                "mounted volume is marked read-only".to_owned(),
+            ));
         }
+        return Ok(());
     }
     if x.readonly_rootfs {
         return Err(FsError::Invalid(
@@ -251,5 +258,39 @@ mod tests {
         assert_eq!(e("/data/x"), "mounted volume is marked read-only");
         assert_eq!(e("/tmp"), "container rootfs is marked read-only");
         assert_eq!(e("/database"), "container rootfs is marked read-only");
+    }
+
+    #[test]
+    fn the_deepest_of_nested_mounts_decides() {
+        let point = |d: &str, ro| pb::MountPoint {
+            destination: d.into(),
+            read_only: ro,
+            ..Default::default()
+        };
+        // Listed parent first and child first.
+        for mounts in [
+            vec![
+                point("/data", false),
+                point("/data/ro", true),
+                point("/data/ro/rw/", false),
+            ],
+            vec![
+                point("/data/ro/rw/", false),
+                point("/data/ro", true),
+                point("/data", false),
+            ],
+        ] {
+            let x = Extract {
+                mounts,
+                ..Default::default()
+            };
+            let ok = |p| check_writable(p, &x).is_ok();
+            assert!(ok("/data"));
+            assert!(ok("/data/rox"));
+            assert!(!ok("/data/ro"));
+            assert!(!ok("/data/ro/sub"));
+            assert!(ok("/data/ro/rw"));
+            assert!(ok("/data/ro/rw/x"));
+        }
     }
 }

@@ -93,7 +93,7 @@ impl Containers {
         if let Some(sec) = &spec.security {
             // A bad profile is refused now rather than at start; the program is cached.
             self.seccomp
-                .for_container(sec, spec::capabilities(sec).as_deref())?;
+                .check(sec, spec::capabilities(sec).as_deref())?;
         }
         let mut limit_warnings = Vec::new();
         if let Some(r) = spec.resources.as_mut() {

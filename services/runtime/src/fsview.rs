@@ -128,7 +128,7 @@ fn enter(src: &Source) -> Result<(), String> {
             .map_err(errno("making / a slave"))?;
             std::fs::create_dir_all(scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
             mount_rootfs(rootfs, scratch)?;
-            for m in mounts {
+            for m in by_depth(mounts) {
                 bind(scratch, m)?;
             }
             nix::unistd::chroot(scratch.as_path()).map_err(errno("chroot"))?;
@@ -200,16 +200,70 @@ fn bind(root: &Path, m: &pb::MountPoint) -> Result<(), String> {
     )
     .map_err(errno("binding a mount"))?;
     if m.read_only {
-        mount(
-            None::<&str>,
-            &target,
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-            None::<&str>,
-        )
-        .map_err(errno("remounting read-only"))?;
+        read_only(&target)?;
+        // As in the container: every mount below it too, where it is made so there.
+        if !m.non_recursive && crate::read_only::option(m).is_ok_and(|o| o == "rro") {
+            let info = std::fs::read_to_string("/proc/thread-self/mountinfo")
+                .map_err(|e| format!("reading the view's mounts: {e}"))?;
+            for below in mounts_below(&info, &target) {
+                read_only(&below)?;
+            }
+        }
     }
     Ok(())
+}
+
+fn read_only(target: &Path) -> Result<(), String> {
+    mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
+    .map_err(errno("remounting read-only"))
+}
+
+/// Parents before children (as the shim mounts them), so that a mount on /data does not
+/// hide one on /data/sub; stable for mounts at the same depth.
+fn by_depth(mounts: &[pb::MountPoint]) -> Vec<&pb::MountPoint> {
+    let mut ordered: Vec<&pb::MountPoint> = mounts.iter().collect();
+    ordered.sort_by_key(|m| Path::new(&m.destination).components().count());
+    ordered
+}
+
+/// The mount points strictly below `top` in `mountinfo` (its fifth field, with the kernel's
+/// octal escapes of spaces, tabs, newlines and backslashes undone).
+fn mounts_below(mountinfo: &str, top: &Path) -> Vec<PathBuf> {
+    mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| PathBuf::from(unescape(p)))
+        .filter(|p| p != top && p.starts_with(top))
+        .collect()
+}
+
+fn unescape(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    let mut rest = p;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        let code = rest
+            .get(i + 1..i + 4)
+            .and_then(|o| u8::from_str_radix(o, 8).ok());
+        match code {
+            Some(c) => {
+                out.push(char::from(c));
+                rest = &rest[i + 4..];
+            }
+            None => {
+                out.push('\\');
+                rest = &rest[i + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Runs `f` in a view of `src` on a thread of its own; the answer is `f`'s result, or why the
@@ -240,6 +294,34 @@ pub(crate) fn spawn<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binds_parents_first_and_the_mounts_below_one() {
+        let point = |d: &str| pb::MountPoint {
+            destination: d.to_owned(),
+            ..Default::default()
+        };
+        let mounts = [point("/data/ro"), point("/a"), point("/data"), point("/b")];
+        let order: Vec<&str> = by_depth(&mounts)
+            .iter()
+            .map(|m| m.destination.as_str())
+            .collect();
+        assert_eq!(order, ["/a", "/data", "/b", "/data/ro"]);
+        let info = "\
+22 1 0:21 / / rw - ext4 /dev/sda1 rw
+30 22 0:30 / /s/data rw - ext4 /dev/sda1 rw
+31 30 0:31 / /s/data/sub rw - tmpfs tmpfs rw
+32 31 0:32 / /s/data/sub/with\\040space rw - tmpfs tmpfs rw
+33 22 0:33 / /s/database rw - tmpfs tmpfs rw
+";
+        assert_eq!(
+            mounts_below(info, Path::new("/s/data")),
+            [
+                PathBuf::from("/s/data/sub"),
+                PathBuf::from("/s/data/sub/with space")
+            ]
+        );
+    }
 
     #[test]
     fn tmpfs_mounts_of_both_kinds_deepest_first() {

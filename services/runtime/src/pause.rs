@@ -49,6 +49,15 @@ impl Containers {
     /// docker pause. The freeze (which may take seconds) runs outside the records' lock, so
     /// that the rest of the engine goes on meanwhile.
     pub(crate) async fn pause(&self, id: &str) -> Result<(), ContainerError> {
+        self.pause_with(id, set_frozen).await
+    }
+
+    /// docker pause with `freeze` freezing and thawing the cgroup (the tests' seam).
+    async fn pause_with<F: Future<Output = Result<(), String>>>(
+        &self,
+        id: &str,
+        freeze: impl Fn(&Container, bool) -> F,
+    ) -> Result<(), ContainerError> {
         let id = self.find(id)?.id;
         let freezer = self.freezer(&id);
         let _freezing = freezer.lock().await;
@@ -65,14 +74,14 @@ impl Containers {
                 c.id
             )));
         }
-        set_frozen(&c, true)
+        freeze(&c, true)
             .await
             .map_err(|e| internal(format!("Cannot pause container {}: {e}", c.id)))?;
         let _guard = self.lock.lock().await;
         let mut now = self.current(&id)?;
         if !(now.state.running() && now.state.exits == c.state.exits) {
             // It ended while freezing: nothing of that run is left to pause.
-            let _ = set_frozen(&c, false).await;
+            let _ = freeze(&c, false).await;
             return Err(ContainerError::conflict(format!(
                 "container {} is not running",
                 c.id
@@ -190,13 +199,19 @@ fn internal(message: String) -> ContainerError {
 }
 
 /// Freezes or thaws in a blocking task (the kernel may take a while to freeze).
-async fn set_frozen(c: &Container, frozen: bool) -> Result<(), String> {
-    let cg = Containers::cgroup(c).map_err(|e| e.to_string())?;
-    tokio::task::spawn_blocking(move || cg.set_frozen(frozen))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+fn set_frozen(c: &Container, frozen: bool) -> impl Future<Output = Result<(), String>> + use<> {
+    let cg = Containers::cgroup(c).map_err(|e| e.to_string());
+    async move {
+        let cg = cg?;
+        tokio::task::spawn_blocking(move || cg.set_frozen(frozen))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    }
 }
+
+#[cfg(test)]
+mod freeze_tests;
 
 #[cfg(test)]
 mod tests {

@@ -1,8 +1,8 @@
 //! How a read-only bind or volume is made read-only, as dockerd's `WithMounts` decides: down
 //! to every submount (runc's `rro`, mount_setattr with AT_RECURSIVE, Linux 5.12) unless the
 //! mount asks for the top only (`bind-recursive=writable`, and every read-only bind of a
-//! client before API 1.44); where the kernel cannot, only the top, unless the mount insists
-//! (`bind-recursive=readonly`), which then fails the start.
+//! client before API 1.44); where the kernel cannot (found by trying, once), only the top,
+//! unless the mount insists (`bind-recursive=readonly`), which then fails the start.
 
 use std::sync::OnceLock;
 
@@ -11,36 +11,44 @@ use berth_types::ErrorKind;
 
 use crate::container_error::ContainerError;
 
-/// Linux 5.12 brought mount_setattr(2).
-const RRO_KERNEL: (u32, u32) = (5, 12);
-
-/// `release` (uname -r: "6.1.0-13-amd64") as major and minor.
-fn kernel_version(release: &str) -> Option<(u32, u32)> {
-    let mut parts = release.split(['.', '-', '+']);
-    let major = parts.next()?.parse().ok()?;
-    let minor = parts.next()?.parse().ok()?;
-    Some((major, minor))
-}
-
-/// Why this host cannot make a mount recursively read-only, if it cannot.
-fn rro_unsupported(release: &str) -> Option<String> {
-    match kernel_version(release) {
-        Some(v) if v >= RRO_KERNEL => None,
-        _ => Some(format!(
-            "rro is not supported: kernel {release} has no mount_setattr (kernel is older than 5.12?)"
-        )),
-    }
-}
-
+/// Why this host cannot make a mount recursively read-only, if it cannot: found once by
+/// trying (`berth-shim probe rro`, which mounts a tmpfs in a private mount namespace and
+/// calls mount_setattr on it, as moby's `kernelSupportsRecursivelyReadOnly`), and kept.
 fn host_rro_unsupported() -> Option<&'static str> {
     static WHY: OnceLock<Option<String>> = OnceLock::new();
-    WHY.get_or_init(|| {
-        let release = nix::sys::utsname::uname()
-            .map(|u| u.release().to_string_lossy().into_owned())
-            .unwrap_or_default();
-        rro_unsupported(&release)
-    })
-    .as_deref()
+    WHY.get_or_init(|| unsupported_because(probe())).as_deref()
+}
+
+/// Probes ahead of a start that needs the answer, off the async threads (the probe runs a
+/// process once).
+pub(crate) async fn probe_once() {
+    let _ = tokio::task::spawn_blocking(host_rro_unsupported).await;
+}
+
+/// Whether making `p` read-only needs the probe's answer.
+pub(crate) fn asks_recursion(p: &pb::MountPoint) -> bool {
+    p.read_only && !p.read_only_non_recursive && p.r#type != pb::mount_spec::Type::Tmpfs as i32
+}
+
+/// Runs the shim's probe: its error text when the kernel cannot.
+fn probe() -> Result<(), String> {
+    #[allow(clippy::disallowed_methods)]
+    let out = std::process::Command::new(crate::shim::shim_binary())
+        .args(["probe", "rro"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("failed to run the shim's probe: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+}
+
+/// moby's `supportsRecursivelyReadOnly` message for a probe that failed.
+fn unsupported_because(probe: Result<(), String>) -> Option<String> {
+    probe
+        .err()
+        .map(|why| format!("rro is not supported: {why} (kernel is older than 5.12?)"))
 }
 
 /// The bundle option that makes the read-only mount `p` read-only: `rro` or `ro`.
@@ -87,14 +95,18 @@ mod tests {
 
     #[test]
     fn recursive_where_the_kernel_can_unless_asked_otherwise() {
-        let old = rro_unsupported("5.10.0-28-amd64");
-        assert!(
-            old.as_deref()
-                .is_some_and(|w| w.contains("older than 5.12"))
+        // What a kernel without mount_setattr answers the probe.
+        let old = unsupported_because(Err(
+            "failed to call mount_setattr: function not implemented".to_owned(),
+        ));
+        assert_eq!(
+            old.as_deref(),
+            Some(
+                "rro is not supported: failed to call mount_setattr: function not implemented \
+                 (kernel is older than 5.12?)"
+            )
         );
-        assert_eq!(rro_unsupported("5.12.0"), None);
-        assert_eq!(rro_unsupported("6.18.44-fc-v1272"), None);
-        assert!(rro_unsupported("").is_some());
+        assert_eq!(unsupported_because(Ok(())), None);
 
         assert_eq!(option_on(&point(false, false), None).unwrap(), "rro");
         assert_eq!(option_on(&point(false, true), None).unwrap(), "rro");

@@ -63,10 +63,15 @@ pub(crate) struct SeccompCache {
 impl SeccompCache {
     /// For this host (its architecture and kernel) and the daemon's profile.
     pub(crate) fn new(daemon: SeccompProfile) -> SeccompCache {
+        Self::with_arch(daemon, host_arch())
+    }
+
+    /// With filters built for `arch`; None: a kernel without seccomp.
+    fn with_arch(daemon: SeccompProfile, arch: Option<Arch>) -> SeccompCache {
         let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
         SeccompCache {
             daemon,
-            arch: host_arch(),
+            arch,
             kernel: berth_seccomp::kernel_version(release.trim()),
             programs: Mutex::new(HashMap::new()),
         }
@@ -86,19 +91,26 @@ impl SeccompCache {
             Choice::Custom(json) => json,
         };
         let Some(arch) = self.arch else {
-            // As dockerd on a kernel without seccomp (here: no syscall table for the host):
-            // the default profile (or the daemon's) is skipped, one the container names
-            // refused.
+            // As dockerd's WithSeccomp on a kernel without seccomp (here: or no syscall table
+            // for the host): the default profile (or the daemon's) is skipped with a warning,
+            // one the container names refused (a start's error: a 500).
             let named = sec
                 .security_opt
                 .iter()
                 .rev()
                 .find_map(|o| o.strip_prefix("seccomp="));
             return match named {
-                Some(p) if p != "builtin" => Err(ContainerError::invalid(
+                Some(p) if p != "builtin" => Err(ContainerError::new(
+                    berth_types::ErrorKind::Internal,
                     "seccomp is not enabled in your kernel, cannot run a custom seccomp profile",
                 )),
-                _ => Ok(None),
+                _ => {
+                    tracing::warn!(
+                        "seccomp is not enabled in your kernel, running container without \
+                         default profile"
+                    );
+                    Ok(None)
+                }
             };
         };
         let mut caps: Vec<String> = match caps {
@@ -128,6 +140,20 @@ impl SeccompCache {
         Ok(program)
     }
 
+    /// The check at create: a profile that does not compile is refused now rather than at
+    /// start. Without seccomp in the kernel nothing is compiled, and dockerd refuses a named
+    /// profile only when the container starts.
+    pub(crate) fn check(
+        &self,
+        sec: &pb::SecuritySpec,
+        caps: Option<&[String]>,
+    ) -> Result<(), ContainerError> {
+        if self.arch.is_none() {
+            return Ok(());
+        }
+        self.for_container(sec, caps).map(drop)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Option<Arc<Seccomp>>>> {
         self.programs.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -141,7 +167,13 @@ fn host_arch() -> Option<Arch> {
 /// `docker info`'s SecurityOptions entry and warning, as moby's fillSecurityOptions: none
 /// when the host cannot filter.
 pub(crate) fn info_entry(daemon: &SeccompProfile) -> Option<(String, Option<&'static str>)> {
-    host_arch()?;
+    info_entry_on(daemon, host_arch().is_some())
+}
+
+fn info_entry_on(daemon: &SeccompProfile, seccomp: bool) -> Option<(String, Option<&'static str>)> {
+    if !seccomp {
+        return None;
+    }
     let warning = (*daemon != SeccompProfile::Builtin)
         .then_some("WARNING: daemon is not using the default seccomp profile");
     Some((
@@ -295,11 +327,49 @@ mod tests {
     }
 
     #[test]
-    fn info_names_the_daemon_profile() {
-        if host_arch().is_none() {
-            assert_eq!(info_entry(&BUILTIN), None);
-            return;
+    fn without_seccomp_in_the_kernel_containers_run_unconfined() {
+        let file = SeccompProfile::File {
+            path: "/etc/p.json".into(),
+            json: "{\"defaultAction\":\"SCMP_ACT_ALLOW\"}".to_owned(),
+        };
+        for daemon in [BUILTIN, file.clone()] {
+            let cache = SeccompCache::with_arch(daemon.clone(), None);
+            // Docker's default profile, or the daemon's: skipped, the container starts.
+            for opts in [&[][..], &["seccomp=builtin"], &["seccomp=unconfined"]] {
+                assert!(
+                    cache
+                        .for_container(&sec(opts, false), None)
+                        .unwrap()
+                        .is_none()
+                );
+                assert!(cache.check(&sec(opts, false), None).is_ok());
+            }
+            assert!(
+                cache
+                    .for_container(&sec(&[], true), None)
+                    .unwrap()
+                    .is_none()
+            );
+            // A profile the container names: created, then refused at start (a 500).
+            let named = sec(&["seccomp={\"defaultAction\":\"SCMP_ACT_ALLOW\"}"], false);
+            assert!(cache.check(&named, None).is_ok());
+            let e = cache.for_container(&named, None).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "seccomp is not enabled in your kernel, cannot run a custom seccomp profile"
+            );
+            assert_eq!(
+                berth_errors::HasKind::kind(&e),
+                berth_types::ErrorKind::Internal
+            );
+            // And docker info names no seccomp, with no warning.
+            assert_eq!(info_entry_on(&daemon, false), None);
         }
+    }
+
+    #[test]
+    fn info_names_the_daemon_profile() {
+        let info_entry = |d: &SeccompProfile| info_entry_on(d, true);
         assert_eq!(
             info_entry(&BUILTIN),
             Some(("name=seccomp,profile=builtin".to_owned(), None))

@@ -83,6 +83,9 @@ impl Containers {
         self.mount_volumes(&c.id, crate::volume_use::volume_names(&c))
             .await?;
         crate::subpath::check(&c.mount_points)?;
+        if c.mount_points.iter().any(crate::read_only::asks_recursion) {
+            crate::read_only::probe_once().await;
+        }
         let bundle = self.bundle(&c.id);
         delete_shim(&bundle).await;
         // Execs belong to one run of the container.

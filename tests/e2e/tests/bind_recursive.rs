@@ -132,3 +132,59 @@ fn each_bind_recursive_mode_as_dockerd_makes_it() {
     assert_eq!(s.docker(&["ps", "-aq"]), "");
     drop(tmpfs);
 }
+
+/// A kernel without mount_setattr, as the runtime finds it by trying (`berth-shim probe rro`,
+/// here a wrapper that answers as such a kernel does and runs the real shim otherwise):
+/// read-only binds fall back to the top only, and a mount that insists on recursion is
+/// refused with dockerd's error.
+#[test]
+fn without_recursive_read_only_in_the_kernel_the_top_only_or_dockerds_error() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = dir.path().join("berth-shim");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n\
+             if [ \"$1\" = probe ]; then\n\
+             echo 'failed to call mount_setattr: function not implemented' >&2; exit 1\n\
+             fi\n\
+             exec {} \"$@\"\n",
+            berth_testutil::bin("berth-shim").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let s = BusyboxEngine::with_options(
+        &[],
+        berth_testutil::EngineOptions {
+            env: vec![("BERTH_SHIM_BIN".to_owned(), wrapper.display().to_string())],
+            ..Default::default()
+        },
+    );
+    let img = s.image.as_str();
+    let host = s.engine.dir.path().join("host");
+    std::fs::create_dir_all(host.join("sub")).unwrap();
+    let tmpfs = Tmpfs::at(&host.join("sub"));
+    std::fs::write(host.join("sub/on-tmpfs"), "").unwrap();
+    let src = host.display().to_string();
+    let v = format!("{src}:/m:ro");
+    assert_eq!(
+        s.docker(&["run", "--rm", "-v", &v, img, "sh", "-c", PROBE]),
+        "on-tmpfs /m:ro /m/sub:rw"
+    );
+    let m = format!(
+        "type=bind,source={src},target=/m,readonly,bind-recursive=readonly,bind-propagation=rprivate"
+    );
+    let (_, err) = s.fails(&["run", "--rm", "--mount", &m, img, "true"]);
+    assert!(
+        err.contains(
+            "rro is not supported: failed to call mount_setattr: function not implemented \
+             (kernel is older than 5.12?)"
+        ),
+        "{err}"
+    );
+    s.docker(&["container", "prune", "-f"]);
+    drop(tmpfs);
+}

@@ -34,10 +34,7 @@ fn bad(e: impl std::fmt::Display) -> ImagesError {
 /// An unreadable context, unless the disk reached Berth's free-space reserve while it was
 /// unpacked.
 fn bad_io(e: io::Error) -> ImagesError {
-    match berth_service::storage_full(&e) {
-        Some(msg) => ImagesError::NoSpace(msg),
-        None => bad(e),
-    }
+    ImagesError::unless_full(e, bad)
 }
 
 /// The uncompressed tar of `input`: gzip, bzip2 and xz are recognised by their magic bytes.
@@ -280,6 +277,16 @@ mod tests {
             b.append_data(&mut h, name, body.as_bytes()).unwrap();
         }
         b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn an_unreadable_context_unless_the_disk_is_full() {
+        let full = io::Error::new(io::ErrorKind::StorageFull, "down to the reserve");
+        assert!(matches!(bad_io(full), ImagesError::NoSpace(m) if m == "down to the reserve"));
+        assert_eq!(
+            bad_io(io::Error::other("truncated")).to_string(),
+            "failed to read the build context: truncated"
+        );
     }
 
     #[test]
