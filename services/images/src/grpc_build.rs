@@ -53,10 +53,14 @@ pub(crate) async fn build(
     let task = tokio::task::spawn_blocking(move || {
         let mut out = BuildOut::new(tx, spec.quiet);
         let runner = RuntimeRunner::new(runtime, rt.clone(), output, labels);
-        match domain.run_build(prepared, &spec, &mut out, &runner, &rt) {
+        match domain.run_build(&prepared, &spec, &mut out, &runner, &rt) {
             Ok(id) => out.done(&id),
             Err((e, code)) => out.failed(&e, code),
         }
+        drop(runner);
+        // The context's directory is removed after the answer: the client's stream ends as
+        // the build's last line is sent.
+        rt.spawn_blocking(move || drop(prepared));
     });
     // A build that died (a bug) ends with an error, never as if it had succeeded.
     tokio::spawn(async move {
