@@ -127,3 +127,31 @@ fn a_build_emits_image_events_as_dockerd() {
     );
     s.docker(&["rmi", "ev:1", "ev:2"]);
 }
+
+/// `docker builder prune` is reported as dockerd reports it (moby `PruneCache`): a `builder`
+/// event `prune` with the bytes reclaimed.
+#[test]
+fn builder_prune_emits_its_event() {
+    let s = BusyboxEngine::new();
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let since = now() - 0.001;
+    s.docker(&["builder", "prune", "-f"]);
+    let until = now() + 0.001;
+    let seen = s.docker(&[
+        "events",
+        "--since",
+        &format!("{since:.3}"),
+        "--until",
+        &format!("{until:.3}"),
+        "--filter",
+        "type=builder",
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.ID}}{{json .Actor.Attributes}}",
+    ]);
+    assert_eq!(seen, "builder prune {\"reclaimed\":\"0\"}");
+}
