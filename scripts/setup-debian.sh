@@ -8,6 +8,7 @@
 #   benchmarks (always run on its own socket and data root); also the docker CLI when none is on
 #   PATH (tests drive the real CLI; a newer one earlier in PATH is kept)
 # - docker-registry, busybox-static, skopeo, umoci: a local registry and test images
+# - docker-compose: Debian's compose 1.29, which the build tests drive (`docker-compose build`)
 # - systemd: systemd-analyze, which checks the units in deploy/
 # - dbus-daemon: a private bus on which the systemd cgroup driver's tests serve a fake systemd
 # - docker (PyPI, 7.x): the Python SDK, which the tests drive as a second real client
@@ -21,7 +22,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-want=(nats-server prometheus curl nftables systemd dbus-daemon ca-certificates docker-registry busybox-static skopeo umoci docker.io)
+want=(nats-server prometheus curl nftables systemd dbus-daemon ca-certificates docker-registry busybox-static skopeo umoci docker.io docker-compose)
 
 missing=()
 for p in "${want[@]}"; do

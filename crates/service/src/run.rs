@@ -132,7 +132,11 @@ impl ServiceContext {
         let stop = async {
             let _ = stop_rx.await;
         };
+        // Receive windows large enough for bulk uploads (a build context, an image load) to
+        // stream without waiting for a window update every 64 KiB.
         let mut builder = Server::builder()
+            .initial_stream_window_size(Some(2 << 20))
+            .initial_connection_window_size(Some(8 << 20))
             .trace_fn(move |req| {
                 let span =
                     tracing::info_span!("grpc", service = %service, method = %req.uri().path());

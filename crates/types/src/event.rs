@@ -17,16 +17,18 @@ pub enum EventType {
     Network,
     Daemon,
     Plugin,
+    Builder,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 6] = [
+    pub const ALL: [EventType; 7] = [
         EventType::Container,
         EventType::Image,
         EventType::Volume,
         EventType::Network,
         EventType::Daemon,
         EventType::Plugin,
+        EventType::Builder,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +39,7 @@ impl EventType {
             EventType::Network => "network",
             EventType::Daemon => "daemon",
             EventType::Plugin => "plugin",
+            EventType::Builder => "builder",
         }
     }
 }

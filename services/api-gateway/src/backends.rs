@@ -172,6 +172,13 @@ pub trait ImagesBackend: Send + Sync + 'static {
         drop(req);
         Err(Status::unimplemented("build cancel"))
     }
+    /// POST /build/prune: the build cache pruned, with its event.
+    async fn prune_build_cache(
+        &self,
+        _req: images::PruneBuildCacheRequest,
+    ) -> Answer<images::PruneBuildCacheResponse> {
+        Err(Status::unimplemented("build cache prune"))
+    }
 }
 
 /// The lines of a build.
@@ -313,6 +320,17 @@ impl ImagesBackend for GrpcBackends {
         Ok(self
             .images_client()
             .cancel_build(request(req))
+            .await?
+            .into_inner())
+    }
+
+    async fn prune_build_cache(
+        &self,
+        req: images::PruneBuildCacheRequest,
+    ) -> Answer<images::PruneBuildCacheResponse> {
+        Ok(self
+            .images_client()
+            .prune_build_cache(request(req))
             .await?
             .into_inner())
     }

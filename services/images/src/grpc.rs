@@ -448,6 +448,13 @@ impl images_server::Images for GrpcImages {
         )))
     }
 
+    async fn prune_build_cache(
+        &self,
+        _req: Request<pb::PruneBuildCacheRequest>,
+    ) -> Result<Response<pb::PruneBuildCacheResponse>, Status> {
+        Ok(Response::new(crate::grpc_build::prune_cache(&self.domain)))
+    }
+
     type PushStream = crate::grpc_streams::MessageStream;
 
     async fn push(

@@ -53,10 +53,14 @@ pub(crate) async fn build(
     let task = tokio::task::spawn_blocking(move || {
         let mut out = BuildOut::new(tx, spec.quiet);
         let runner = RuntimeRunner::new(runtime, rt.clone(), output, labels);
-        match domain.run_build(prepared, &spec, &mut out, &runner, &rt) {
+        match domain.run_build(&prepared, &spec, &mut out, &runner, &rt) {
             Ok(id) => out.done(&id),
             Err((e, code)) => out.failed(&e, code),
         }
+        drop(runner);
+        // The context's directory is removed after the answer: the client's stream ends as
+        // the build's last line is sent.
+        rt.spawn_blocking(move || drop(prepared));
     });
     // A build that died (a bug) ends with an error, never as if it had succeeded.
     tokio::spawn(async move {
@@ -128,5 +132,29 @@ async fn forward(
 pub(crate) fn cancel(jobs: &BuildJobs, req: pb::CancelBuildRequest) -> pb::CancelBuildResponse {
     pb::CancelBuildResponse {
         cancelled: jobs.cancel(&req.id),
+    }
+}
+
+/// `POST /build/prune`: the classic builder's cache is its intermediate images, which go with
+/// the images they lead to; nothing is freed. Reported as moby's `PruneCache` does: a
+/// `builder` `prune` event with the bytes reclaimed.
+pub(crate) fn prune_cache(domain: &ImageService) -> pb::PruneBuildCacheResponse {
+    let reclaimed: u64 = 0;
+    let actor = berth_types::Actor {
+        id: String::new(),
+        attributes: [("reclaimed".to_owned(), reclaimed.to_string())].into(),
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64;
+    if let Ok(action) = "prune".parse() {
+        domain.events.publish(&berth_types::Event::new(
+            berth_types::EventType::Builder,
+            action,
+            actor,
+            now,
+        ));
+    }
+    pb::PruneBuildCacheResponse {
+        space_reclaimed: reclaimed,
+        caches_deleted: Vec::new(),
     }
 }

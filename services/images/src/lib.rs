@@ -80,6 +80,7 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
             ctx.cfg.berth.service_tls.as_ref(),
         )?,
         owner.clone(),
+        domain.clone(),
     );
     routes.add_service(ImagesServer::new(grpc::GrpcImages::new(
         domain, runtime, owner,

@@ -19,6 +19,9 @@ const REFS: TableDefinition<&str, &str> = TableDefinition::new("refs");
 const LAYERS: TableDefinition<&str, &[u8]> = TableDefinition::new("layers");
 /// Container snapshots by key; the value is a [`SnapshotRecord`] (JSON).
 const SNAPSHOTS: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshots");
+/// RUN containers a build kept on purpose (a failed step's without `forcerm`, any step's
+/// with `rm=false`): the restarted service's reaper leaves them, as dockerd keeps them.
+const KEPT_RUN: TableDefinition<&str, u8> = TableDefinition::new("kept_run_containers");
 
 /// One image.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -85,6 +88,7 @@ impl Store {
         tx.open_table(REFS)?;
         tx.open_table(LAYERS)?;
         tx.open_table(SNAPSHOTS)?;
+        tx.open_table(KEPT_RUN)?;
         tx.commit()?;
         let db = Arc::new(db);
         Ok(Store {
@@ -96,6 +100,42 @@ impl Store {
     /// From now on the events given to [`Tx::emit`] go through `events`, from this store.
     pub(crate) fn attach_events(&self, events: EventPublisher) -> anyhow::Result<()> {
         Ok(self.events.attach(events)?)
+    }
+
+    /// Records a RUN container its build keeps (see [`KEPT_RUN`]).
+    pub(crate) fn keep_run_container(&self, id: &str) -> Result<(), ImagesError> {
+        let tx = self.db.begin_write().map_err(ImagesError::store)?;
+        tx.open_table(KEPT_RUN)
+            .map_err(ImagesError::store)?
+            .insert(id, 1)
+            .map_err(ImagesError::store)?;
+        tx.commit().map_err(ImagesError::store)
+    }
+
+    /// The kept RUN containers among `existing`; the others (removed since) are forgotten.
+    pub(crate) fn kept_run_containers(
+        &self,
+        existing: &std::collections::HashSet<String>,
+    ) -> Result<std::collections::HashSet<String>, ImagesError> {
+        let tx = self.db.begin_write().map_err(ImagesError::store)?;
+        let mut kept = std::collections::HashSet::new();
+        {
+            let mut t = tx.open_table(KEPT_RUN).map_err(ImagesError::store)?;
+            let mut gone = Vec::new();
+            for row in t.iter().map_err(ImagesError::store)? {
+                let id = row.map_err(ImagesError::store)?.0.value().to_owned();
+                if existing.contains(&id) {
+                    kept.insert(id);
+                } else {
+                    gone.push(id);
+                }
+            }
+            for id in gone {
+                t.remove(id.as_str()).map_err(ImagesError::store)?;
+            }
+        }
+        tx.commit().map_err(ImagesError::store)?;
+        Ok(kept)
     }
 
     pub(crate) fn count(&self) -> Result<u64, ImagesError> {

@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 
 #[path = "support/classic_build.rs"]
 mod classic_build;
-use classic_build::{classic_ok, write};
+use classic_build::{classic, classic_ok, write};
 
 /// Every container the engine lists.
 fn containers(s: &BusyboxEngine) -> Vec<String> {
@@ -162,11 +162,20 @@ fn build_cancel_stops_the_build_and_removes_its_container() {
 }
 
 /// The images service killed while a RUN runs: the client reads an error (never a success),
-/// and the restarted service removes the RUN container it had created.
+/// and the restarted service removes the RUN container it had created, but not the one an
+/// earlier build kept on purpose (a failed step's, as dockerd keeps it).
 #[test]
 fn images_killed_mid_run_fails_the_build_and_leaves_no_container() {
     let s = BusyboxEngine::new();
     let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        &[("Dockerfile", &format!("FROM {}\nRUN exit 4\n", s.image))],
+    );
+    let (code, out, _) = classic(&s, &["build", ctx.path().to_str().unwrap()]);
+    assert_eq!(code, 4, "{out}");
+    let kept = containers(&s);
+    assert_eq!(kept.len(), 1, "the failed step's container is kept: {out}");
     write(
         ctx.path(),
         &[("Dockerfile", &format!("FROM {}\nRUN sleep 300\n", s.image))],
@@ -205,6 +214,8 @@ fn images_killed_mid_run_fails_the_build_and_leaves_no_container() {
         "the RUN container removed by the restarted images service",
         || (!containers(&s).contains(&id.trim().to_owned())).then_some(()),
     );
+    assert_eq!(containers(&s), kept, "the kept container stays");
+    s.docker(&["rm", &kept[0]]);
     // The engine builds again.
     write(
         ctx.path(),

@@ -170,8 +170,10 @@ fn prune_options(q: &str, version: ApiVersion) -> Result<PruneOptions, ApiError>
     Ok(o)
 }
 
-/// `POST /build/prune`: the options checked; nothing to free (see the module's comment).
+/// `POST /build/prune`: the options checked; nothing to free (see the module's comment); the
+/// images service reports the prune with its `builder prune` event.
 async fn prune(
+    State(st): State<AppState>,
     RawQuery(q): RawQuery,
     version: Option<axum::Extension<ApiVersion>>,
 ) -> Result<Response, ApiError> {
@@ -181,7 +183,16 @@ async fn prune(
         ?opts,
         "build cache prune: the classic builder keeps no build cache"
     );
-    Ok(Json(json!({"CachesDeleted": [], "SpaceReclaimed": 0})).into_response())
+    let r = st
+        .images
+        .prune_build_cache(pb::PruneBuildCacheRequest {})
+        .await
+        .map_err(|e| ApiError::from_status(&e))?;
+    Ok(Json(json!({
+        "CachesDeleted": r.caches_deleted,
+        "SpaceReclaimed": r.space_reclaimed,
+    }))
+    .into_response())
 }
 
 /// `POST /build/cancel?id=`: stops the running builds started with that `buildid`; an unknown

@@ -7,7 +7,7 @@ use std::{
     path::{Component, Path, PathBuf},
 };
 
-use super::ignore::Ignore;
+use super::{hashed::Digests, ignore::Ignore};
 use crate::ImagesError;
 
 pub(crate) struct Context {
@@ -15,6 +15,8 @@ pub(crate) struct Context {
     scratch: PathBuf,
     /// The unpacked context.
     pub(crate) dir: PathBuf,
+    /// The content digests of its files, taken as they were unpacked.
+    pub(crate) digests: Digests,
 }
 
 impl Drop for Context {
@@ -75,20 +77,28 @@ impl Context {
         let scratch = base.join(format!("build-{}", uuid::Uuid::new_v4()));
         let dir = scratch.join("context");
         std::fs::create_dir_all(&dir).map_err(|e| ImagesError::io(&dir, e))?;
-        let ctx = Context { scratch, dir };
+        let mut ctx = Context {
+            scratch,
+            dir,
+            digests: Digests::default(),
+        };
         let tar = decompress(input, &ctx.scratch.join("context.tar"))?;
         // Unpacked as it arrives: it stops at the free-space reserve of the service's disk.
-        let mut archive = tar::Archive::new(Padded {
+        // Each file is hashed on the way (its digest keys the cache of a COPY).
+        let (tap, hashing) = super::hashed::tap(Padded {
             inner: berth_service::FreeSpace::new(base).bound(tar),
             read: 0,
             pad: None,
         });
+        let mut archive = tar::Archive::new(tap);
         archive.set_preserve_permissions(true);
         archive.set_overwrite(true);
         for entry in archive.entries().map_err(bad_io)? {
             let mut entry = entry.map_err(bad_io)?;
             // A path that would leave the directory is skipped (unpack_in refuses it).
-            entry.unpack_in(&ctx.dir).map_err(bad_io)?;
+            hashing
+                .unpack(&mut entry, &ctx.dir, &mut ctx.digests)
+                .map_err(bad_io)?;
         }
         Ok(ctx)
     }

@@ -13,7 +13,10 @@ use std::{
 
 use berth_types::{Digest, Sha256Digester};
 
-use super::fs::Tree;
+use super::{
+    fs::Tree,
+    hashed::{Digests, file_digest},
+};
 use crate::ImagesError;
 
 fn invalid(msg: impl Into<String>) -> ImagesError {
@@ -131,25 +134,32 @@ fn is_archive(path: &Path) -> bool {
         || (n >= 262 && &head[257..262] == b"ustar")
 }
 
-/// Hashes a host path's metadata and content (not its times), as the cache key needs.
-fn hash_entry(d: &mut Sha256Digester, name: &str, host: &Path) -> io::Result<()> {
+/// Hashes a host path's metadata and content (not its times), as the cache key needs: a
+/// file's content by its digest, `known` when it was hashed as the context was unpacked.
+fn hash_entry(
+    d: &mut Sha256Digester,
+    name: &str,
+    host: &Path,
+    known: Option<&Digests>,
+) -> io::Result<()> {
     let m = std::fs::symlink_metadata(host)?;
     d.update(format!("{name}\0{:o}\0{}\0", m.mode(), m.len()).as_bytes());
     if m.file_type().is_symlink() {
         d.update(std::fs::read_link(host)?.to_string_lossy().as_bytes());
     } else if m.is_file() {
-        io::copy(&mut std::fs::File::open(host)?, d)?;
+        d.update(file_digest(host, &m, known)?.hex().as_bytes());
     }
     Ok(())
 }
 
 impl CopyPlan {
     /// Resolves the sources in `src` and where each goes in an image whose files are
-    /// `image`.
+    /// `image`. `known`: the digests of `src`'s files (the context's), if taken already.
     pub(crate) fn new(
         req: CopyRequest<'_>,
         src: &Tree,
         image: &Tree,
+        known: Option<&Digests>,
     ) -> Result<CopyPlan, ImagesError> {
         let cmd = if req.add { "ADD" } else { "COPY" };
         let dest = normalize_dest(req.workdir, req.dest);
@@ -212,7 +222,7 @@ impl CopyPlan {
             let m = std::fs::metadata(&host).map_err(|e| ImagesError::io(&host, e))?;
             if m.is_dir() {
                 for (rel, h) in src.walk(&tp) {
-                    hash_entry(&mut d, &rel, &h).map_err(|e| ImagesError::io(&h, e))?;
+                    hash_entry(&mut d, &rel, &h, known).map_err(|e| ImagesError::io(&h, e))?;
                 }
                 hashes.push(format!("dir:{}", d.finish().hex()));
                 sources.push(Source::Dir {
@@ -224,14 +234,14 @@ impl CopyPlan {
                     },
                 });
             } else if req.add && is_archive(&host) {
-                hash_entry(&mut d, "", &host).map_err(|e| ImagesError::io(&host, e))?;
+                hash_entry(&mut d, "", &host, known).map_err(|e| ImagesError::io(&host, e))?;
                 hashes.push(format!("file:{}", d.finish().hex()));
                 sources.push(Source::Archive {
                     host,
                     target: dest_dir.clone(),
                 });
             } else {
-                hash_entry(&mut d, "", &host).map_err(|e| ImagesError::io(&host, e))?;
+                hash_entry(&mut d, "", &host, known).map_err(|e| ImagesError::io(&host, e))?;
                 hashes.push(format!("file:{}", d.finish().hex()));
                 sources.push(Source::File {
                     host,
@@ -241,7 +251,7 @@ impl CopyPlan {
         }
         for (name, host) in req.downloads {
             let mut d = Sha256Digester::new();
-            hash_entry(&mut d, "", &host).map_err(|e| ImagesError::io(&host, e))?;
+            hash_entry(&mut d, "", &host, None).map_err(|e| ImagesError::io(&host, e))?;
             hashes.push(format!("file:{}", d.finish().hex()));
             sources.push(Source::File {
                 host,

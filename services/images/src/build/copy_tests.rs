@@ -50,6 +50,7 @@ fn copy_semantics() {
             },
             &src,
             &image,
+            None,
         )
     };
     let names = |p: &CopyPlan| {

@@ -10,6 +10,7 @@ mod context;
 mod copy;
 mod dispatch;
 mod fs;
+mod hashed;
 mod ignore;
 pub(crate) mod reap;
 mod run_step;
@@ -248,7 +249,7 @@ impl ImageService {
     /// Runs the build; returns the image. Blocking; `rt` runs the pulls it needs.
     pub(crate) fn run_build(
         self: &Arc<Self>,
-        prepared: Prepared,
+        prepared: &Prepared,
         spec: &BuildSpec,
         out: &mut BuildOut,
         runner: &dyn StepRunner,
@@ -270,6 +271,10 @@ impl ImageService {
             escape: prepared.df.escape,
         };
         let id = b.build(&prepared.df)?;
+        let blob = match self.content.read(&id).map(|b| serde_json::from_slice(&b)) {
+            Ok(Ok(serde_json::Value::Object(m))) => m,
+            _ => serde_json::Map::new(),
+        };
         for t in &spec.tags {
             self.commit_image(
                 self.store
@@ -280,7 +285,9 @@ impl ImageService {
                 None,
             )
             .map_err(|e| (e, 0))?;
-            self.event("tag", &id.to_string(), &t.familiar_string());
+            if let Some(ev) = self.labeled_event("tag", &id, &t.familiar_string(), &blob) {
+                self.events.publish(&ev);
+            }
             b.out
                 .stream(format!("Successfully tagged {}\n", t.familiar_string()));
         }

@@ -48,13 +48,18 @@ impl Owner {
     }
 }
 
-/// Removes the RUN containers of earlier instances: once, as soon as the runtime answers.
-pub(crate) fn spawn(runtime: Channel, owner: Owner) -> tokio::task::JoinHandle<()> {
+/// Removes the RUN containers of earlier instances, but those their builds kept (recorded in
+/// `store`): once, as soon as the runtime answers.
+pub(crate) fn spawn(
+    runtime: Channel,
+    owner: Owner,
+    svc: std::sync::Arc<crate::service::ImageService>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut client = RuntimeClient::new(runtime);
         let mut wait = Duration::from_millis(100);
         loop {
-            match reap(&mut client, &owner).await {
+            match reap(&mut client, &owner, &svc.store).await {
                 Ok(n) => {
                     if n > 0 {
                         tracing::info!(removed = n, "removed RUN containers of interrupted builds");
@@ -74,7 +79,11 @@ pub(crate) fn spawn(runtime: Channel, owner: Owner) -> tokio::task::JoinHandle<(
     })
 }
 
-async fn reap(client: &mut RuntimeClient<Channel>, owner: &Owner) -> Result<usize, tonic::Status> {
+async fn reap(
+    client: &mut RuntimeClient<Channel>,
+    owner: &Owner,
+    store: &crate::store::Store,
+) -> Result<usize, tonic::Status> {
     let list = client
         .list(rpb::ListRequest {
             all: true,
@@ -89,8 +98,20 @@ async fn reap(client: &mut RuntimeClient<Channel>, owner: &Owner) -> Result<usiz
         })
         .await?
         .into_inner();
+    let containers: Vec<_> = list
+        .containers
+        .into_iter()
+        .filter_map(|i| i.container)
+        .collect();
+    let existing = containers.iter().map(|c| c.id.clone()).collect();
+    let kept = store
+        .kept_run_containers(&existing)
+        .map_err(|e| tonic::Status::internal(e.to_string()))?;
     let mut n = 0;
-    for c in list.containers.into_iter().filter_map(|i| i.container) {
+    for c in containers {
+        if kept.contains(&c.id) {
+            continue;
+        }
         let labels = c
             .spec
             .as_ref()

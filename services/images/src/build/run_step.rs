@@ -94,10 +94,13 @@ impl Builder<'_> {
         Ok(id)
     }
 
-    /// After the step: its container removed as `rm` (on success) and `forcerm` (always) say.
+    /// After the step: its container removed as `rm` (on success) and `forcerm` (always) say;
+    /// one kept is recorded so that a restarted service does not take it for an orphan.
     pub(super) fn release_intermediate(&mut self, id: &str, ok: bool) {
         if self.spec.force_remove || (self.spec.remove && ok) {
             self.remove_container(id);
+        } else if let Err(e) = self.svc.store.keep_run_container(id) {
+            tracing::warn!(container = id, error = %e, "recording a kept RUN container");
         }
     }
 

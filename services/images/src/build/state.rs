@@ -179,6 +179,30 @@ impl ImageService {
         Tree::new(dirs)
     }
 
+    /// An image event as moby's `LogImageEvent` writes it: the image's labels, then `name`.
+    pub(crate) fn labeled_event(
+        &self,
+        action: &str,
+        id: &Digest,
+        name: &str,
+        blob: &Map<String, Value>,
+    ) -> Option<berth_types::Event> {
+        let mut ev = self.image_event(action, &id.to_string(), name)?;
+        let labels = blob
+            .get("config")
+            .and_then(|c| c.get("Labels"))
+            .and_then(Value::as_object);
+        for (k, v) in labels.into_iter().flatten() {
+            if let Some(v) = v.as_str() {
+                ev.actor
+                    .attributes
+                    .entry(k.clone())
+                    .or_insert_with(|| v.to_owned());
+            }
+        }
+        Some(ev)
+    }
+
     /// The step key of the stage's config with `cmd` as its command.
     pub(crate) fn step_key(st: &StageState, cmd: &[String]) -> (Map<String, Value>, String) {
         let mut cc = st.config().clone();
@@ -318,7 +342,10 @@ impl ImageService {
             parent: parent.map(|p| p.id),
             build_key: Some(key),
         };
-        let rec = self.commit_image(rec, None, None)?;
+        // moby's CommitBuildStep: an image `create` event per committed step, named by the
+        // ID, with the image's labels.
+        let event = self.labeled_event("create", &rec.id, &rec.id.to_string(), &blob);
+        let rec = self.commit_image_with(rec, None, None, event.into_iter().collect())?;
         st.blob = blob;
         st.image = Some(rec);
         Ok(())

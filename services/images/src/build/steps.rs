@@ -55,6 +55,7 @@ impl Builder<'_> {
                 },
                 &Tree::new(vec![empty.clone()]),
                 &image,
+                None,
             )?;
             let layer = self.write_layer(&plan, &Tree::new(vec![empty.clone()]), &image);
             let _ = std::fs::remove_dir_all(&empty);
@@ -107,7 +108,8 @@ impl Builder<'_> {
         } else {
             Some((0, 0))
         };
-        let src = if c.from.is_empty() {
+        let from_context = c.from.is_empty();
+        let src = if from_context {
             Tree::new(vec![self.ctx.dir.clone()])
         } else {
             let rec = self
@@ -142,6 +144,7 @@ impl Builder<'_> {
             },
             &src,
             &image,
+            from_context.then_some(&self.ctx.digests),
         )?;
         let chown = if c.chown.is_empty() {
             String::new()

@@ -47,7 +47,7 @@ async fn build(
         };
         let (tx, mut rx) = mpsc::channel(1024);
         let mut out = BuildOut::new(tx, spec.quiet);
-        let r = svc.run_build(prepared, &spec, &mut out, &Unsupported, &rt);
+        let r = svc.run_build(&prepared, &spec, &mut out, &Unsupported, &rt);
         let r = match r {
             Ok(id) => {
                 out.done(&id);
