@@ -353,7 +353,11 @@ mod tests {
         outbox.append(&[ev("create")]).unwrap();
         assert!(matches!(
             rt.block_on(step(&outbox, &mut sink)),
-            Ok(Step::Sent { acked: 1, of: 1, .. })
+            Ok(Step::Sent {
+                acked: 1,
+                of: 1,
+                ..
+            })
         ));
         assert!(threads_named(NAME) > 0);
     }
