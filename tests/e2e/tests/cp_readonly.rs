@@ -254,15 +254,25 @@ fn copies_into_read_only_submounts_are_refused_as_dockerd_refuses_them() {
         }
     }
     // The same refusals and the same data written: where dockerd's map order let the
-    // writable parent decide, its kernel refuses the write instead.
+    // writable parent decide, its kernel refuses the write instead, except under the bind's
+    // submount, which dockerd 20.10 leaves writable.
     assert_eq!(dockerd.len(), want.len(), "{dockerd:#?}");
-    for (d, b) in dockerd.iter().zip(&want) {
+    let sub_written = dockerd
+        .iter()
+        .any(|d| d.ends_with(" to cpro:/data/bind/sub/: ok"));
+    for (i, (d, b)) in dockerd.iter().zip(&want).enumerate() {
+        if sub_written && i == want.len() - 2 {
+            // What the bind's submount holds, then with the file dockerd wrote there.
+            assert_eq!(*d, format!("{b} sub/f"), "{dockerd:#?}");
+            continue;
+        }
         if d != b {
             let (head, _) = b
                 .rsplit_once(REFUSED)
                 .unwrap_or_else(|| panic!("dockerd: {d}\nberth: {b}"));
+            let writable_sub = head.contains(" to cpro:/data/bind/sub/: ") && d.ends_with(": ok");
             assert!(
-                d.starts_with(head) && d.ends_with(": read-only file system"),
+                d.starts_with(head) && (d.ends_with(": read-only file system") || writable_sub),
                 "dockerd: {d}\nberth: {b}"
             );
         }
