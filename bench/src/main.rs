@@ -25,6 +25,7 @@
 //! `bench/RESULTS.md`; `--only <part> --results` measures one part and replaces only that
 //! part's rows there, keeping the others' last measured values.
 
+mod api;
 mod build;
 mod containers;
 mod dockerd;
