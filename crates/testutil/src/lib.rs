@@ -103,6 +103,21 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
+/// The major and minor of the block device holding the host's root filesystem.
+pub fn root_disk() -> (u32, u32) {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let line = mi
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/"))
+        .expect("the root mount");
+    let (major, minor) = line
+        .split(' ')
+        .nth(2)
+        .and_then(|d| d.split_once(':'))
+        .expect("major:minor");
+    (major.parse().expect("major"), minor.parse().expect("minor"))
+}
+
 /// Output as text, for assertions and failure messages.
 pub fn text(out: &Output) -> (String, String) {
     (

@@ -4,17 +4,6 @@
 
 use berth_testutil::BusyboxEngine;
 
-/// The major and minor of the block device holding the host's root filesystem.
-fn root_disk() -> (u32, u32) {
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let line = mi
-        .lines()
-        .find(|l| l.split(' ').nth(4) == Some("/"))
-        .expect("the root mount");
-    let (major, minor) = line.split(' ').nth(2).unwrap().split_once(':').unwrap();
-    (major.parse().unwrap(), minor.parse().unwrap())
-}
-
 #[test]
 fn only_dockers_default_devices_are_usable() {
     let s = BusyboxEngine::new();
@@ -30,7 +19,7 @@ fn only_dockers_default_devices_are_usable() {
     assert_ne!(code, 0);
     assert!(err.contains("Operation not permitted"), "{err}");
     // The host's disk: the node can be made, not read.
-    let (major, minor) = root_disk();
+    let (major, minor) = berth_testutil::root_disk();
     let (code, _, err) = s.status(&[
         "run",
         "--rm",

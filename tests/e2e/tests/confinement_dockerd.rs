@@ -5,17 +5,6 @@
 
 use berth_testutil::{BusyboxEngine, Dockerd};
 
-/// The major and minor of the block device holding the host's root filesystem.
-fn root_disk() -> String {
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let line = mi
-        .lines()
-        .find(|l| l.split(' ').nth(4) == Some("/"))
-        .expect("the root mount");
-    let (major, minor) = line.split(' ').nth(2).unwrap().split_once(':').unwrap();
-    format!("{major} {minor}")
-}
-
 /// (what is compared, `docker run` flags, the script run by `sh -c`).
 fn cases(profile: &str) -> Vec<(&'static str, Vec<String>, String)> {
     let status = "grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/self/status".to_owned();
@@ -51,14 +40,13 @@ fn cases(profile: &str) -> Vec<(&'static str, Vec<String>, String)> {
             flags(&[]),
             "mknod /dev/k c 1 11 && echo made; echo hi > /dev/k; echo $?".to_owned(),
         ),
-        (
-            "the host's disk: made, not readable",
-            flags(&[]),
+        ("the host's disk: made, not readable", flags(&[]), {
+            let (major, minor) = berth_testutil::root_disk();
             format!(
-                "mknod /dev/d b {} && echo made; head -c1 /dev/d > /dev/null; echo $?",
-                root_disk()
-            ),
-        ),
+                "mknod /dev/d b {major} {minor} && echo made; head -c1 /dev/d > /dev/null; \
+                     echo $?"
+            )
+        }),
         (
             "user namespace under the default profile",
             flags(&[]),
