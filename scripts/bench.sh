@@ -44,7 +44,7 @@
 # It installs what is missing (nats-server, busybox-static, docker-registry, and docker.io for
 # dockerd, without starting Debian's docker or containerd services), builds the release
 # binaries and runs target/release/berth-bench. dockerd runs on its own socket, data root and exec root, with its
-# own containerd, no bridge and no iptables; everything the run starts lives under one temporary
+# own containerd, no bridge and no iptables (but see Network above); everything the run starts lives under one temporary
 # directory and is stopped, unmounted and removed at the end, even on Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -150,12 +150,18 @@ sweep() {
     umount -l "$m" || true
   done
   rm -rf -- "$work"
+  # berth-bench takes dockerd's iptables chains and rules out when it stops dockerd; killed
+  # before that, it cannot.
+  if [ "$(iptables-save 2>/dev/null | grep -v '^#' | sed 's/ \[[0-9]*:[0-9]*\]$//')" != "$iptables_before" ]; then
+    echo "bench.sh: iptables changed during the run (dockerd's DOCKER* chains?): check iptables-save" >&2
+  fi
   if [ ! -S /run/containerd/containerd.sock ] && ! pgrep -x dockerd >/dev/null; then
     for p in "${absent[@]}"; do
       if [ -d "$p" ]; then rmdir "$p" 2>/dev/null || true; else rm -f "$p"; fi
     done
   fi
 }
+iptables_before=$(iptables-save 2>/dev/null | grep -v '^#' | sed 's/ \[[0-9]*:[0-9]*\]$//' || true)
 trap sweep EXIT
 
 args=("$@")

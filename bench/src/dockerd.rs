@@ -20,6 +20,9 @@ use nix::{sys::signal::Signal, unistd::Pid};
 use crate::host;
 
 const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
+/// dockerd with iptables loads br_netfilter, whose default is 1 here (bridged traffic goes
+/// through iptables).
+const BRIDGE_NF: &str = "/proc/sys/net/bridge/bridge-nf-call-iptables";
 
 /// Files and directories dockerd 20.10 creates outside its roots whatever its flags say.
 const HOST_PATHS: [&str; 3] = ["/etc/docker/key.json", "/run/docker/plugins", "/run/docker"];
@@ -38,6 +41,8 @@ pub(crate) enum Networking {
 struct HostNet {
     iptables: String,
     ip_forward: String,
+    /// `None`: br_netfilter was not loaded.
+    bridge_nf: Option<String>,
 }
 
 pub(crate) struct Dockerd {
@@ -109,6 +114,9 @@ impl Dockerd {
                         .unwrap_or_default()
                         .trim()
                         .to_owned(),
+                    bridge_nf: std::fs::read_to_string(BRIDGE_NF)
+                        .ok()
+                        .map(|v| v.trim().to_owned()),
                 }),
                 &["--iptables=true", "--ip-forward=true", "--ip-masq=true"],
             ),
@@ -304,6 +312,22 @@ impl Dockerd {
                     "removed the iptables table {table} dockerd created"
                 ));
             }
+        }
+        let nf_now = std::fs::read_to_string(BRIDGE_NF).ok();
+        match (&net.bridge_nf, nf_now) {
+            (Some(was), Some(now)) if now.trim() != was => match std::fs::write(BRIDGE_NF, was) {
+                Ok(()) => t
+                    .notes
+                    .push(format!("bridge-nf-call-iptables set back to {was}")),
+                Err(e) => t
+                    .problems
+                    .push(format!("setting bridge-nf-call-iptables back: {e}")),
+            },
+            (None, Some(now)) => t.notes.push(format!(
+                "dockerd loaded br_netfilter (bridge-nf-call-iptables {}); left loaded",
+                now.trim()
+            )),
+            _ => {}
         }
         let now = std::fs::read_to_string(IP_FORWARD).unwrap_or_default();
         if !net.ip_forward.is_empty() && now.trim() != net.ip_forward {
