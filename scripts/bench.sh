@@ -21,6 +21,14 @@
 #   filled by copy-up from the image's /usr (64 MiB of 4 KiB files; median of 5 runs).
 # - Stats (the runtime II issue): `docker stats --no-stream` with 50 running busybox containers
 #   in each engine, and `docker stats --no-stream <id>` of one (its first sample; median of 5).
+# - Network (the network issue): `docker run --rm busybox true` on the default network (median
+#   of 30), attach time (`POST /networks/{id}/connect`) at 1, 100 and 500 running containers
+#   (--net-containers), 50 concurrent `docker run -d` on one user network resolving each other
+#   (busybox nslookup), one container publishing 100 ports (start; berth-network's RSS growth vs
+#   dockerd's docker-proxy processes), and DNS back after a SIGKILL of berth-network (Berth
+#   only). With this part dockerd runs in Docker's default network configuration (iptables, IP
+#   forwarding, masquerade, userland proxy) on its own bridge; what it adds to iptables is taken
+#   out again and ip_forward set back when it stops.
 #
 # Run as root from anywhere; ONE command runs everything:
 #   scripts/bench.sh
@@ -31,11 +39,12 @@
 #   scripts/bench.sh --only volumes                      # volume create/rm and copy-up only
 #   scripts/bench.sh --only build --results              # the build benchmark only
 #   scripts/bench.sh --only stats --results              # docker stats only
+#   scripts/bench.sh --only network --net-containers 1,100,500 --results  # networking only
 #
 # It installs what is missing (nats-server, busybox-static, docker-registry, and docker.io for
 # dockerd, without starting Debian's docker or containerd services), builds the release
 # binaries and runs target/release/berth-bench. dockerd runs on its own socket, data root and exec root, with its
-# own containerd, no bridge and no iptables; everything the run starts lives under one temporary
+# own containerd, no bridge and no iptables (but see Network above); everything the run starts lives under one temporary
 # directory and is stopped, unmounted and removed at the end, even on Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -141,12 +150,18 @@ sweep() {
     umount -l "$m" || true
   done
   rm -rf -- "$work"
+  # berth-bench takes dockerd's iptables chains and rules out when it stops dockerd; killed
+  # before that, it cannot.
+  if [ "$(iptables-save 2>/dev/null | grep -v '^#' | sed 's/ \[[0-9]*:[0-9]*\]$//')" != "$iptables_before" ]; then
+    echo "bench.sh: iptables changed during the run (dockerd's DOCKER* chains?): check iptables-save" >&2
+  fi
   if [ ! -S /run/containerd/containerd.sock ] && ! pgrep -x dockerd >/dev/null; then
     for p in "${absent[@]}"; do
       if [ -d "$p" ]; then rmdir "$p" 2>/dev/null || true; else rm -f "$p"; fi
     done
   fi
 }
+iptables_before=$(iptables-save 2>/dev/null | grep -v '^#' | sed 's/ \[[0-9]*:[0-9]*\]$//' || true)
 trap sweep EXIT
 
 args=("$@")

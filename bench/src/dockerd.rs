@@ -2,6 +2,10 @@
 //! which dockerd starts with its state under the exec and data roots), on a bridge of its own
 //! (with `--bridge none` dockerd deletes the host's docker0), no iptables, no IP forwarding:
 //! it touches no firewall rule and no link but its bridge, removed with it.
+//! With [`Networking::Default`] (the network benchmark) it runs as Docker's default
+//! configuration does: iptables, IP forwarding, IP masquerade and the userland proxy, still on
+//! a bridge of its own; what it adds to iptables is taken out again on stop
+//! ([`crate::iptables::undo`]), and `ip_forward` set back.
 //! Stopped, unmounted and removed by [`Dockerd::stop`] (or on drop).
 
 use std::{
@@ -15,8 +19,31 @@ use nix::{sys::signal::Signal, unistd::Pid};
 
 use crate::host;
 
+const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
+/// dockerd with iptables loads br_netfilter, whose default is 1 here (bridged traffic goes
+/// through iptables).
+const BRIDGE_NF: &str = "/proc/sys/net/bridge/bridge-nf-call-iptables";
+
 /// Files and directories dockerd 20.10 creates outside its roots whatever its flags say.
 const HOST_PATHS: [&str; 3] = ["/etc/docker/key.json", "/run/docker/plugins", "/run/docker"];
+
+/// How dockerd's networking is set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Networking {
+    /// No iptables, no IP forwarding, no masquerade: it touches nothing but its bridge.
+    Isolated,
+    /// Docker's defaults (iptables, IP forwarding, masquerade, userland proxy) on its bridge.
+    Default,
+}
+
+/// The host's firewall and forwarding as they were before dockerd started with
+/// [`Networking::Default`].
+struct HostNet {
+    iptables: String,
+    ip_forward: String,
+    /// `None`: br_netfilter was not loaded.
+    bridge_nf: Option<String>,
+}
 
 pub(crate) struct Dockerd {
     dir: Option<tempfile::TempDir>,
@@ -26,6 +53,10 @@ pub(crate) struct Dockerd {
     pub(crate) host: String,
     /// Which of [`HOST_PATHS`] did not exist before dockerd started (removed on stop).
     absent_before: Vec<&'static str>,
+    /// With [`Networking::Default`]: what to put back on stop.
+    host_net: Option<HostNet>,
+    /// Its bridge's name.
+    bridge: String,
     /// Its bridge, removed on drop (after dockerd stopped: fields drop after `drop`).
     _bridge: berth_testutil::TestBridge,
 }
@@ -39,7 +70,12 @@ pub(crate) struct Teardown {
 
 impl Dockerd {
     /// Starts `dockerd` and waits until the docker CLI `cli` gets an answer from it.
-    pub(crate) fn start(dockerd: &Path, cli: &Path, registry: &str) -> anyhow::Result<Dockerd> {
+    pub(crate) fn start(
+        dockerd: &Path,
+        cli: &Path,
+        registry: &str,
+        networking: Networking,
+    ) -> anyhow::Result<Dockerd> {
         if !dockerd.is_file() {
             bail!(
                 "{} is missing (apt-get install docker.io)",
@@ -61,6 +97,30 @@ impl Dockerd {
         let log = std::fs::File::create(path.join("dockerd.log"))?;
         let host = format!("unix://{}", path.join("docker.sock").display());
         let bridge = berth_testutil::TestBridge::create().context("a bridge for dockerd")?;
+        let (host_net, net_flags): (_, &[&str]) = match networking {
+            Networking::Isolated => (
+                None,
+                &[
+                    "--iptables=false",
+                    "--ip6tables=false",
+                    "--ip-forward=false",
+                    "--ip-masq=false",
+                ],
+            ),
+            Networking::Default => (
+                Some(HostNet {
+                    iptables: crate::iptables::save()?,
+                    ip_forward: std::fs::read_to_string(IP_FORWARD)
+                        .unwrap_or_default()
+                        .trim()
+                        .to_owned(),
+                    bridge_nf: std::fs::read_to_string(BRIDGE_NF)
+                        .ok()
+                        .map(|v| v.trim().to_owned()),
+                }),
+                &["--iptables=true", "--ip-forward=true", "--ip-masq=true"],
+            ),
+        };
         let child = Command::new(dockerd)
             .arg("--config-file")
             .arg(&config)
@@ -72,15 +132,9 @@ impl Dockerd {
             .arg(path.join("exec"))
             .arg("--pidfile")
             .arg(path.join("docker.pid"))
+            .args(["--storage-driver", "overlay2", "--bridge", &bridge.name])
+            .args(net_flags)
             .args([
-                "--storage-driver",
-                "overlay2",
-                "--bridge",
-                &bridge.name,
-                "--iptables=false",
-                "--ip6tables=false",
-                "--ip-forward=false",
-                "--ip-masq=false",
                 "--containerd-namespace",
                 "berth-bench",
                 "--containerd-plugins-namespace",
@@ -100,6 +154,8 @@ impl Dockerd {
             child: Some(child),
             host,
             absent_before,
+            host_net,
+            bridge: bridge.name.clone(),
             _bridge: bridge,
         };
         let ready = host::poll_until("dockerd to answer", Duration::from_secs(25), || {
@@ -210,11 +266,79 @@ impl Dockerd {
                 t.problems.push(format!("could not remove {}", p.display()));
             }
         }
+        if let Some(net) = self.host_net.take() {
+            self.restore_host_net(&net, &mut t);
+        }
         let path = dir.keep();
         if let Err(e) = std::fs::remove_dir_all(&path) {
             t.problems.push(format!("removing {}: {e}", path.display()));
         }
         t
+    }
+}
+
+impl Dockerd {
+    /// Takes out of iptables what dockerd added (its chains, the rules naming them or its
+    /// bridge, the FORWARD policy) and sets `ip_forward` back.
+    fn restore_host_net(&self, net: &HostNet, t: &mut Teardown) {
+        let after = match crate::iptables::save() {
+            Ok(a) => a,
+            Err(e) => {
+                t.problems
+                    .push(format!("reading iptables after dockerd: {e:#}"));
+                return;
+            }
+        };
+        let script = crate::iptables::undo(&net.iptables, &after, &self.bridge);
+        if !script.is_empty() {
+            match crate::iptables::restore(&script) {
+                Ok(()) => t.notes.push(format!(
+                    "removed dockerd's iptables chains and rules ({} lines of iptables-restore)",
+                    script.lines().count()
+                )),
+                Err(e) => t.problems.push(format!("{e:#}")),
+            }
+        }
+        // On the nf_tables backend a table iptables created stays, empty.
+        for table in crate::iptables::new_tables(&net.iptables, &after) {
+            let ok = Command::new("nft")
+                .args(["delete", "table", "ip", &table])
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                t.notes.push(format!(
+                    "removed the iptables table {table} dockerd created"
+                ));
+            }
+        }
+        let nf_now = std::fs::read_to_string(BRIDGE_NF).ok();
+        match (&net.bridge_nf, nf_now) {
+            (Some(was), Some(now)) if now.trim() != was => match std::fs::write(BRIDGE_NF, was) {
+                Ok(()) => t
+                    .notes
+                    .push(format!("bridge-nf-call-iptables set back to {was}")),
+                Err(e) => t
+                    .problems
+                    .push(format!("setting bridge-nf-call-iptables back: {e}")),
+            },
+            (None, Some(now)) => t.notes.push(format!(
+                "dockerd loaded br_netfilter (bridge-nf-call-iptables {}); left loaded",
+                now.trim()
+            )),
+            _ => {}
+        }
+        let now = std::fs::read_to_string(IP_FORWARD).unwrap_or_default();
+        if !net.ip_forward.is_empty() && now.trim() != net.ip_forward {
+            match std::fs::write(IP_FORWARD, &net.ip_forward) {
+                Ok(()) => t.notes.push(format!(
+                    "net.ipv4.ip_forward set back to {} (dockerd turned it on)",
+                    net.ip_forward
+                )),
+                Err(e) => t.problems.push(format!("setting ip_forward back: {e}")),
+            }
+        }
     }
 }
 

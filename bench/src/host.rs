@@ -38,6 +38,14 @@ pub(crate) fn alive(pid: i32) -> bool {
     })
 }
 
+/// A process's parent's pid.
+pub(crate) fn parent(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // pid (comm) S ppid ...
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Sends `sig` to every process mentioning `needle`, then SIGKILL to those still there after
 /// `grace`; returns the argv of every process it had to signal.
 pub(crate) fn kill_processes_with(needle: &str, sig: Signal, grace: Duration) -> Vec<String> {
@@ -320,6 +328,7 @@ mod tests {
         assert!(m.anon + m.file <= m.rss + slack, "{m:?}");
         assert!(m.pss.is_some_and(|p| p > 0));
         assert!(alive(me));
+        assert_eq!(parent(me), Some(nix::unistd::getppid().as_raw()));
         assert!(
             mounts_under(Path::new("/"))
                 .iter()

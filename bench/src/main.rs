@@ -19,6 +19,10 @@
 //!   fresh:/usr` with copy-up of an image directory of many small files (`volumes.rs`).
 //! - Stats (the runtime II issue): `docker stats --no-stream` with 50 running containers, and
 //!   one container's first sample (`stats.rs`).
+//! - Network (the network issue): `docker run --rm` on the default network, attach time at 1,
+//!   100 and 500 running containers, 50 concurrent `docker run -d` resolving each other, one
+//!   container publishing 100 ports, and DNS back after a SIGKILL of berth-network
+//!   (`network.rs`); dockerd then runs in Docker's default network configuration.
 //!
 //! Run it as root with `scripts/bench.sh [--rounds N] [--runs N] ...`, which installs what is
 //! missing, builds the release binaries and runs this. It prints a table and rewrites
@@ -31,6 +35,9 @@ mod containers;
 mod dockerd;
 mod host;
 mod idle;
+mod iptables;
+mod network;
+mod network_report;
 mod report;
 mod seccomp;
 mod stats;
@@ -49,7 +56,7 @@ use berth_testutil::{Engine, EngineOptions, MediaTypes, Registry, images, push_l
 use clap::Parser;
 
 use crate::{
-    dockerd::Dockerd,
+    dockerd::{Dockerd, Networking},
     host::{HostState, Machine},
     report::{ImageSummary, Pull, PullResults, Results, Versions},
 };
@@ -80,6 +87,8 @@ enum Only {
     Build,
     /// The stats benchmark only (docker stats --no-stream of many containers, and of one).
     Stats,
+    /// The network benchmark only (default-network run, attach, concurrency, ports, DNS).
+    Network,
 }
 
 #[derive(Parser, Debug)]
@@ -144,6 +153,33 @@ struct Args {
     /// Timed `docker stats --no-stream` (of all, and of one) per engine.
     #[arg(long, default_value_t = 5)]
     stats_runs: usize,
+    /// Timed `docker run --rm busybox true` on the default network per engine.
+    #[arg(long, default_value_t = 30)]
+    net_runs: usize,
+    /// Counts of running containers on one network at which attaches are timed (ascending).
+    #[arg(long, value_delimiter = ',', default_value = "1,100,500")]
+    net_containers: Vec<usize>,
+    /// Timed attaches (`POST /networks/{id}/connect`) at each count.
+    #[arg(long, default_value_t = 20)]
+    net_attaches: usize,
+    /// `docker run -d` started at once on one user network.
+    #[arg(long, default_value_t = 50)]
+    net_concurrent: usize,
+    /// How many of those look up all the others with nslookup.
+    #[arg(long, default_value_t = 3)]
+    net_resolvers: usize,
+    /// Ports published by one container.
+    #[arg(long, default_value_t = 100)]
+    net_ports: u16,
+    /// The first host port tried for them (then +100 until the range is free).
+    #[arg(long, default_value_t = 20000)]
+    net_port_base: u16,
+    /// Timed starts of the container with published ports per engine.
+    #[arg(long, default_value_t = 3)]
+    net_port_runs: usize,
+    /// SIGKILLs of berth-network, each timed until a container's DNS answers again.
+    #[arg(long, default_value_t = 3)]
+    net_kills: usize,
     /// Timed `docker volume create` + `docker volume rm` per engine.
     #[arg(long, default_value_t = 30)]
     volume_cycles: usize,
@@ -525,6 +561,11 @@ fn run(args: &Args) -> anyhow::Result<Results> {
     );
     let do_build = wants(Only::Build);
     let do_stats = wants(Only::Stats);
+    let do_network = wants(Only::Network);
+    ensure!(
+        args.net_ports >= 1 && args.net_concurrent >= 2 && args.net_port_runs >= 1,
+        "--net-ports and --net-port-runs must be at least 1, --net-concurrent at least 2"
+    );
     ensure!(args.build_rounds >= 1, "--build-rounds must be at least 1");
     let cli = docker_cli(args.docker.as_deref())?;
     let bin_dir = berth_testutil::bin_dir();
@@ -587,7 +628,7 @@ fn run(args: &Args) -> anyhow::Result<Results> {
     } else {
         None
     };
-    let busybox = if do_containers || do_store || do_seccomp || do_build || do_stats {
+    let busybox = if do_containers || do_store || do_seccomp || do_build || do_stats || do_network {
         let info = images::busybox_layout(&work.path().join("busybox"), MediaTypes::Docker);
         push_layout(&info.layout, BUSYBOX, &registry, None).context("pushing busybox")?;
         std::fs::remove_dir_all(&info.layout).ok();
@@ -619,7 +660,14 @@ fn run(args: &Args) -> anyhow::Result<Results> {
 
     eprintln!("berth-bench: starting Berth (berth up) and dockerd...");
     let mut engine = Engine::up(EngineOptions::default());
-    let mut dockerd = Dockerd::start(&args.dockerd, &cli, &registry.addr())?;
+    // The network benchmark compares with Docker's default network configuration; the other
+    // parts run no container on a network.
+    let networking = if do_network {
+        Networking::Default
+    } else {
+        Networking::Isolated
+    };
+    let mut dockerd = Dockerd::start(&args.dockerd, &cli, &registry.addr(), networking)?;
     let engine_dir = engine.dir.path().to_owned();
     let dockerd_dir = dockerd.dir().to_owned();
     let registry_dir = registry
@@ -835,6 +883,35 @@ fn run(args: &Args) -> anyhow::Result<Results> {
         None => None,
     };
 
+    let network = match &busybox {
+        Some((image, _)) if do_network => {
+            let plan = network::Plan {
+                runs: args.net_runs,
+                warmup: args.warmup,
+                counts: args.net_containers.clone(),
+                attaches: args.net_attaches,
+                concurrent: args.net_concurrent,
+                resolvers: args.net_resolvers,
+                ports: args.net_ports,
+                port_base: args.net_port_base,
+                port_runs: args.net_port_runs,
+                kills: args.net_kills,
+                jobs: args.create_jobs,
+            };
+            let berth_network = || engine.pid_of("berth-network");
+            let engines = network::Engines {
+                targets: [&berth, &docker],
+                berth_network: &berth_network,
+                dockerd_pid: dockerd.pid(),
+            };
+            Some(or_clean_up(
+                [&berth, &docker],
+                network::run(&engines, image, &plan),
+            )?)
+        }
+        _ => None,
+    };
+
     // Teardown: remove the containers and images from both (so their stores go quietly), then
     // stop everything.
     for t in [&berth, &docker] {
@@ -907,6 +984,7 @@ fn run(args: &Args) -> anyhow::Result<Results> {
         volumes,
         build,
         stats,
+        network,
         cleanup,
         leftovers,
     })

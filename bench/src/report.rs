@@ -252,6 +252,7 @@ pub(crate) struct Results {
     pub(crate) volumes: Option<crate::volumes::VolumeResults>,
     pub(crate) build: Option<crate::build::BuildResults>,
     pub(crate) stats: Option<crate::stats::StatsResults>,
+    pub(crate) network: Option<crate::network::NetworkResults>,
     /// What the teardown did.
     pub(crate) cleanup: Vec<String>,
     /// What was left behind or changed (empty: nothing).
@@ -1012,11 +1013,12 @@ enum Part {
     Volumes,
     Build,
     Stats,
+    Network,
 }
 
 impl Part {
     /// How many parts there are.
-    const COUNT: usize = 8;
+    const COUNT: usize = 9;
     const ALL: [Part; Part::COUNT] = [
         Part::Pull,
         Part::Containers,
@@ -1026,6 +1028,7 @@ impl Part {
         Part::Volumes,
         Part::Build,
         Part::Stats,
+        Part::Network,
     ];
 
     /// Its section's heading and its name in the summary.
@@ -1039,6 +1042,7 @@ impl Part {
             Part::Volumes => "Volumes",
             Part::Build => "Build",
             Part::Stats => "Stats",
+            Part::Network => "Network",
         }
     }
 }
@@ -1162,6 +1166,9 @@ impl Results {
         if let Some(st) = &self.stats {
             st.table(&mut t);
         }
+        if let Some(n) = &self.network {
+            n.table(&mut t);
+        }
         let _ = writeln!(
             t,
             "leftovers: {}",
@@ -1203,6 +1210,10 @@ impl Results {
                 .stats
                 .as_ref()
                 .map(crate::stats::StatsResults::summary_lines),
+            Part::Network => self
+                .network
+                .as_ref()
+                .map(crate::network::NetworkResults::summary_lines),
         }
     }
 
@@ -1219,6 +1230,7 @@ impl Results {
             Part::Volumes => self.volumes.as_ref()?.markdown(&mut s),
             Part::Build => self.build.as_ref()?.markdown(&mut s),
             Part::Stats => self.stats.as_ref()?.markdown(&mut s),
+            Part::Network => self.network.as_ref()?.markdown(&mut s),
         }
         Some(s)
     }
@@ -1315,6 +1327,15 @@ impl Results {
              containerd, `--bridge none`, `--iptables=false`, `--ip-forward=false`. Images come \
              from a private `docker-registry` on 127.0.0.1 (plain HTTP).\n"
         );
+        if self.network.is_some() {
+            let _ = writeln!(
+                s,
+                "This run measured the network part: dockerd ran in Docker's default network \
+                 configuration instead (iptables, IP forwarding, masquerade, userland proxy) on a \
+                 bridge of its own; the iptables chains and rules it added were taken out and \
+                 `ip_forward` set back when it stopped.\n"
+            );
+        }
         for n in &self.cleanup {
             let _ = writeln!(s, "- {n}");
         }
@@ -1434,5 +1455,23 @@ mod tests {
             Some("## Volumes\n\n_Measured D3 by x; Berth y._\n\nVOLUMES\n\n")
         );
         assert!(p.section[Part::Idle as usize].is_none());
+    }
+
+    #[test]
+    fn previous_network_part_is_kept() {
+        let text = "- Date: D4\n- Machine: M\n- **Stats** (measured D3):\n  - S1\n\
+            - **Network** (measured D4):\n  - N1\n  - N2\n\n## Stats\n\nSTATS\n\n\
+            ## Network\n\n_Measured D4 by x; Berth y._\n\nNET\n\n### Method\n\nM\n\n## Machine\n";
+        let p = Previous::parse(text);
+        assert_eq!(
+            p.summary[Part::Network as usize],
+            ["- **Network** (measured D4):", "  - N1", "  - N2"]
+        );
+        assert_eq!(p.summary[Part::Stats as usize].len(), 2);
+        assert_eq!(
+            p.section[Part::Network as usize].as_deref(),
+            Some("## Network\n\n_Measured D4 by x; Berth y._\n\nNET\n\n### Method\n\nM\n\n")
+        );
+        assert_eq!(Part::ALL[Part::COUNT - 1], Part::Network);
     }
 }
