@@ -234,6 +234,40 @@ fn start_many(
     })
 }
 
+/// `docker network rm NAME` once its containers are gone. dockerd 20.10 may still list
+/// endpoints of removed containers for a while after a burst of `rm -f` ("has active
+/// endpoints"): those are disconnected with `--force`, and the removal retried for 30 s.
+fn remove_network(t: &Target<'_>, name: &str) -> anyhow::Result<()> {
+    let mut last = String::new();
+    let removed = host::poll_until("a network removed", Duration::from_secs(30), || {
+        match t.docker(&["network", "rm", name]) {
+            Ok((true, _, _)) => return true,
+            Ok((false, out, err)) => last = format!("{out}{err}"),
+            Err(e) => last = e.to_string(),
+        }
+        let stale = t
+            .docker(&[
+                "network",
+                "inspect",
+                "-f",
+                "{{range $k, $v := .Containers}}{{$v.Name}} {{end}}",
+                name,
+            ])
+            .map(|(_, out, _)| out)
+            .unwrap_or_default();
+        for endpoint in stale.split_whitespace() {
+            let _ = t.docker(&["network", "disconnect", "--force", name, endpoint]);
+        }
+        false
+    });
+    ensure!(
+        removed,
+        "{}: docker network rm {name}: {last}",
+        t.kind.name()
+    );
+    Ok(())
+}
+
 /// Attach times at each count of containers running on `bench-attach`.
 fn attaches(t: &Target<'_>, image: &str, plan: &Plan) -> anyhow::Result<Vec<Attach>> {
     t.docker_ok(&["network", "create", "bench-attach"])?;
@@ -282,7 +316,7 @@ fn attaches(t: &Target<'_>, image: &str, plan: &Plan) -> anyhow::Result<Vec<Atta
         });
     }
     remove_all(t)?;
-    t.docker_ok(&["network", "rm", "bench-attach"])?;
+    remove_network(t, "bench-attach")?;
     Ok(out)
 }
 
@@ -336,7 +370,7 @@ fn concurrent(t: &Target<'_>, image: &str, plan: &Plan) -> anyhow::Result<Concur
         c.answered += out.lines().filter(|l| l.starts_with("OK ")).count();
     }
     remove_all(t)?;
-    t.docker_ok(&["network", "rm", "bench-many"])?;
+    remove_network(t, "bench-many")?;
     Ok(c)
 }
 
@@ -442,6 +476,6 @@ fn dns_back(e: &Engines<'_, '_>, image: &str, plan: &Plan) -> anyhow::Result<Vec
         ensure!(back, "berth-network was not restarted after its SIGKILL");
     }
     remove_all(t)?;
-    t.docker_ok(&["network", "rm", "bench-dns"])?;
+    remove_network(t, "bench-dns")?;
     Ok(out)
 }
