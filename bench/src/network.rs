@@ -235,8 +235,9 @@ fn start_many(
 }
 
 /// `docker network rm NAME` once its containers are gone. dockerd 20.10 may still list
-/// endpoints of removed containers for a while after a burst of `rm -f` ("has active
-/// endpoints"): those are disconnected with `--force`, and the removal retried for 30 s.
+/// endpoints of removed containers after a burst of `rm -f` ("has active endpoints"): those
+/// it lists are disconnected with `--force` and the removal retried for 30 s; if it still
+/// refuses, its network is left to its data root's removal. Berth must remove its own.
 fn remove_network(t: &Target<'_>, name: &str) -> anyhow::Result<()> {
     let mut last = String::new();
     let removed = host::poll_until("a network removed", Duration::from_secs(30), || {
@@ -260,6 +261,11 @@ fn remove_network(t: &Target<'_>, name: &str) -> anyhow::Result<()> {
         }
         false
     });
+    if !removed && t.kind == Kind::Dockerd {
+        // dockerd's stale endpoints stay until it restarts; its data root goes at the end.
+        eprintln!("berth-bench: dockerd kept network {name} (its stale endpoints): {last}");
+        return Ok(());
+    }
     ensure!(
         removed,
         "{}: docker network rm {name}: {last}",
