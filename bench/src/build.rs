@@ -10,7 +10,7 @@ use anyhow::{Context, ensure};
 
 use crate::{
     Target,
-    report::{Stats, stats},
+    report::{Stats, median_ratio, stats, verdict},
 };
 
 /// The cold build's target: Berth's median at most this fraction of dockerd's.
@@ -169,22 +169,6 @@ pub(crate) fn run(
         clean(t)?;
     }
     Ok(r)
-}
-
-fn median_ratio(b: &[f64], d: &[f64]) -> Option<f64> {
-    Some(stats(b)?.median / stats(d)?.median)
-}
-
-fn verdict(r: Option<f64>, target: f64) -> String {
-    r.map_or_else(
-        || "n/a".to_owned(),
-        |r| {
-            format!(
-                "{r:.3}× (target ≤ {target}×: {})",
-                if r <= target { "met" } else { "not met" }
-            )
-        },
-    )
 }
 
 fn median(v: &[f64]) -> String {

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::{
     network::{Attach, EngineNetwork, NetworkResults},
-    report::stats,
+    report::{met, stats, verdict},
 };
 
 /// The network issue's target: Berth's median `docker run --rm` on the default network at most
@@ -16,10 +16,6 @@ pub(crate) const ATTACH_TARGET_SECS: f64 = 0.005;
 pub(crate) const ATTACH_FLAT_RATIO: f64 = 1.5;
 /// The issue's goal for DNS back after a SIGKILL of the network service, seconds.
 pub(crate) const DNS_BACK_GOAL_SECS: f64 = 1.0;
-
-fn met(ok: bool) -> &'static str {
-    if ok { "met" } else { "not met" }
-}
 
 fn median(v: &[f64]) -> Option<f64> {
     stats(v).map(|s| s.median)
@@ -104,13 +100,7 @@ impl NetworkResults {
                 self.plan.runs,
                 secs3(median(&b.run)),
                 secs3(median(&d.run)),
-                self.run_ratio().map_or_else(
-                    || "n/a".to_owned(),
-                    |r| format!(
-                        "{r:.3}× (target ≤ {NET_RUN_TARGET_RATIO}×: {})",
-                        met(r <= NET_RUN_TARGET_RATIO)
-                    )
-                )
+                verdict(self.run_ratio(), NET_RUN_TARGET_RATIO)
             ),
             format!(
                 "Attach (`POST /networks/{{id}}/connect`), p50 by running containers: Berth {}; \

@@ -259,16 +259,21 @@ pub(crate) struct Results {
     pub(crate) leftovers: Vec<String>,
 }
 
-fn met(ok: bool) -> &'static str {
+pub(crate) fn met(ok: bool) -> &'static str {
     if ok { "met" } else { "not met" }
 }
 
 /// A Berth/dockerd ratio and whether it is at most `target`.
-fn verdict(ratio: Option<f64>, target: f64) -> String {
+pub(crate) fn verdict(ratio: Option<f64>, target: f64) -> String {
     ratio.map_or_else(
         || "n/a".to_owned(),
         |r| format!("{r:.3}× (target ≤ {target}×: {})", met(r <= target)),
     )
+}
+
+/// Berth's median over dockerd's.
+pub(crate) fn median_ratio(berth: &[f64], dockerd: &[f64]) -> Option<f64> {
+    Some(stats(berth)?.median / stats(dockerd)?.median)
 }
 
 fn mib(kib: Option<u64>) -> String {

@@ -10,7 +10,7 @@ use anyhow::ensure;
 use crate::{
     Target,
     containers::{ensure_none, remove_all, timed},
-    report::{Stats, stats},
+    report::{Stats, median_ratio, stats, verdict},
 };
 
 /// The target: Berth at most this fraction of dockerd.
@@ -135,22 +135,11 @@ impl StatsResults {
     }
 
     fn ratio(&self, f: Pick) -> Option<f64> {
-        let (b, d) = self.medians(f);
-        Some(b?.median / d?.median)
+        median_ratio(f(&self.berth), f(&self.dockerd))
     }
 
     fn verdict(r: Option<f64>) -> String {
-        r.map_or_else(
-            || "n/a".to_owned(),
-            |r| {
-                let met = if r <= STATS_TARGET_RATIO {
-                    "met"
-                } else {
-                    "not met"
-                };
-                format!("{r:.3}× (target ≤ {STATS_TARGET_RATIO}×: {met})")
-            },
-        )
+        verdict(r, STATS_TARGET_RATIO)
     }
 
     /// The rows: a name, the timings, Berth's and dockerd's median seconds.

@@ -16,7 +16,7 @@ use berth_testutil::{
 use crate::{
     Target,
     containers::timed,
-    report::{Stats, stats},
+    report::{Stats, median_ratio, stats, verdict},
 };
 
 /// The volumes issue's target: Berth at most this fraction of dockerd, for both measurements.
@@ -253,22 +253,11 @@ impl VolumeResults {
     }
 
     fn ratio(&self, f: impl Fn(&EngineVolumes) -> &Vec<f64>) -> Option<f64> {
-        let (b, d) = self.medians(f);
-        Some(b?.median / d?.median)
+        median_ratio(f(&self.berth), f(&self.dockerd))
     }
 
     fn verdict(r: Option<f64>) -> String {
-        r.map_or_else(
-            || "n/a".to_owned(),
-            |r| {
-                let met = if r <= VOLUME_TARGET_RATIO {
-                    "met"
-                } else {
-                    "not met"
-                };
-                format!("{r:.3}× (target ≤ {VOLUME_TARGET_RATIO}×: {met})")
-            },
-        )
+        verdict(r, VOLUME_TARGET_RATIO)
     }
 
     /// The rows: a name, Berth's and dockerd's median seconds.
