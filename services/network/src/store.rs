@@ -466,7 +466,7 @@ mod tests {
     use super::*;
     use crate::ipam::Ipv4Net;
 
-    fn network(id: &str, name: &str) -> pb::NetworkRecord {
+    pub(super) fn network(id: &str, name: &str) -> pb::NetworkRecord {
         pb::NetworkRecord {
             id: id.to_owned(),
             name: name.to_owned(),
@@ -475,7 +475,7 @@ mod tests {
         }
     }
 
-    fn pool() -> Vec<Pool> {
+    pub(super) fn pool() -> Vec<Pool> {
         let subnet: Ipv4Net = "10.9.0.0/29".parse().unwrap();
         vec![Pool {
             subnet,
@@ -485,7 +485,7 @@ mod tests {
         }]
     }
 
-    fn make(c: &str) -> impl FnOnce(Ipv4Addr, u8, Ipv4Addr) -> pb::Endpoint + '_ {
+    pub(super) fn make(c: &str) -> impl FnOnce(Ipv4Addr, u8, Ipv4Addr) -> pb::Endpoint + '_ {
         move |ip, prefix, gw| pb::Endpoint {
             container_id: c.to_owned(),
             network_id: "n1".to_owned(),

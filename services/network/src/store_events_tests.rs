@@ -2,14 +2,14 @@
 //! commits leaves its event in the outbox (published when NATS is reachable, here never), a
 //! refused or idle one leaves none.
 
-use std::{collections::BTreeSet, net::Ipv4Addr};
-
 use berth_bus::{Bus, EventPublisher};
 use berth_proto::network::v1 as pb;
 use berth_types::{Actor, Event, EventType};
 
-use super::Store;
-use crate::ipam::{Ipv4Net, Pool};
+use super::{
+    Store,
+    tests::{make, network, pool},
+};
 
 fn ev(action: &str, id: &str) -> Vec<Event> {
     let actor = Actor {
@@ -24,27 +24,6 @@ fn ev(action: &str, id: &str) -> Vec<Event> {
     )]
 }
 
-fn pool() -> Vec<Pool> {
-    let subnet: Ipv4Net = "10.9.0.0/29".parse().unwrap();
-    vec![Pool {
-        subnet,
-        range: subnet,
-        gateway: "10.9.0.1".parse().unwrap(),
-        reserved: BTreeSet::new(),
-    }]
-}
-
-fn endpoint(c: &str) -> impl FnOnce(Ipv4Addr, u8, Ipv4Addr) -> pb::Endpoint + '_ {
-    move |ip, prefix, gw| pb::Endpoint {
-        container_id: c.to_owned(),
-        network_id: "n1".to_owned(),
-        ipv4_address: ip.to_string(),
-        ipv4_prefix_len: u32::from(prefix),
-        gateway: gw.to_string(),
-        ..Default::default()
-    }
-}
-
 #[tokio::test]
 async fn create_connect_and_disconnect_are_stored_with_their_records() {
     let dir = tempfile::tempdir().unwrap();
@@ -53,12 +32,7 @@ async fn create_connect_and_disconnect_are_stored_with_their_records() {
     let events = EventPublisher::spawn(bus, Default::default());
     let s = Store::open(dir.path()).unwrap();
     s.attach_events(events.clone()).unwrap();
-    let n = pb::NetworkRecord {
-        id: "n1".to_owned(),
-        name: "a".to_owned(),
-        driver: "bridge".to_owned(),
-        ..Default::default()
-    };
+    let n = network("n1", "a");
     s.create_network(&n, &ev("create", "n1")).unwrap().unwrap();
     assert_eq!(events.waiting(), Some(1), "create");
     let taken = pb::NetworkRecord {
@@ -71,17 +45,9 @@ async fn create_connect_and_disconnect_are_stored_with_their_records() {
     assert_eq!(events.waiting(), Some(1), "a refused create has no event");
 
     let plug = |c: &'static str| {
-        s.add_endpoint_at(
-            &n,
-            c,
-            &pool(),
-            None,
-            None,
-            endpoint(c),
-            &ev("connect", "n1"),
-        )
-        .unwrap()
-        .unwrap()
+        s.add_endpoint_at(&n, c, &pool(), None, None, make(c), &ev("connect", "n1"))
+            .unwrap()
+            .unwrap()
     };
     plug("c1");
     assert_eq!(events.waiting(), Some(2), "connect");
