@@ -48,6 +48,14 @@ impl BusyboxEngine {
         self.engine.docker_ok(args).trim().to_owned()
     }
 
+    /// `docker run -d --name NAME EXTRA... IMAGE sleep 1000`.
+    pub fn sleeper(&self, name: &str, extra: &[&str]) {
+        let mut args = vec!["run", "-d", "--name", name];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[&self.image, "sleep", "1000"]);
+        self.docker(&args);
+    }
+
     /// Runs docker; (exit code, stdout, stderr).
     pub fn status(&self, args: &[&str]) -> (i32, String, String) {
         let out = self.engine.docker(args);

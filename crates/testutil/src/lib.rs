@@ -103,6 +103,12 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
+/// Whether the host runs IPv6 at all (a kernel booted with ipv6.disable=1 has no such file).
+pub fn host_has_ipv6() -> bool {
+    std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/disable_ipv6")
+        .is_ok_and(|v| v.trim() == "0")
+}
+
 /// The major and minor of the block device holding the host's root filesystem.
 pub fn root_disk() -> (u32, u32) {
     let mi = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");

@@ -36,21 +36,14 @@ fn lookup(s: &BusyboxEngine, from: &str, name: &str) -> Option<String> {
     (code == 0).then_some(out)
 }
 
-fn sleeper(s: &BusyboxEngine, name: &str, extra: &[&str]) {
-    let mut args = vec!["run", "-d", "--name", name];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&[&s.image, "sleep", "1000"]);
-    s.docker(&args);
-}
-
 #[test]
 fn connect_and_disconnect_a_running_container() {
     let s = BusyboxEngine::new();
     let start = unix_now();
     s.docker(&["network", "create", "--subnet", "10.245.0.0/24", "cn1"]);
     s.docker(&["network", "create", "--subnet", "10.246.0.0/24", "cn2"]);
-    sleeper(&s, "c1", &["--network", "cn1"]);
-    sleeper(&s, "c2", &["--network", "cn2", "--hostname", "c2host"]);
+    s.sleeper("c1", &["--network", "cn1"]);
+    s.sleeper("c2", &["--network", "cn2", "--hostname", "c2host"]);
     let c1_id = s.inspect("c1")["Id"].as_str().unwrap().to_owned();
     let ip2 = ip_of(&s, "c2", "cn2");
     assert!(lookup(&s, "c2", "c1").is_none(), "c1 is not on cn2 yet");
@@ -161,7 +154,7 @@ fn connect_and_disconnect_a_running_container() {
 
     // A container on the default bridge gets the embedded DNS server with its first
     // user-defined network.
-    sleeper(&s, "b1", &[]);
+    s.sleeper("b1", &[]);
     s.docker(&["network", "connect", "cn2", "b1"]);
     let resolv = s.docker(&["exec", "b1", "cat", "/etc/resolv.conf"]);
     assert!(resolv.contains("nameserver 127.0.0.11"), "{resolv}");
@@ -201,8 +194,7 @@ fn fixed_addresses_and_their_refusals() {
     let s = BusyboxEngine::new();
     s.docker(&["network", "create", "--subnet", "10.248.0.0/24", "fx"]);
     s.docker(&["network", "create", "picked"]);
-    sleeper(
-        &s,
+    s.sleeper(
         "f1",
         &[
             "--network",
@@ -293,7 +285,7 @@ fn created_and_stopped_containers_keep_their_connections() {
         addr.contains("eth1") && addr.contains("10.250.0.60"),
         "{addr}"
     );
-    sleeper(&s, "k2", &["--network", "kn1"]);
+    s.sleeper("k2", &["--network", "kn1"]);
     let out = lookup(&s, "k2", "alpha").unwrap_or_default();
     assert!(out.contains(&ip_of(&s, "k1", "kn1")), "{out}");
 
@@ -325,7 +317,7 @@ fn created_and_stopped_containers_keep_their_connections() {
             Err(format!("{out}{err}"))
         }
     });
-    sleeper(&s, "k3", &["--network", "kn2"]);
+    s.sleeper("k3", &["--network", "kn2"]);
     s.docker(&["network", "connect", "kn1", "k3"]);
     let taken = [
         ip_of(&s, "k2", "kn2"),
@@ -350,7 +342,7 @@ fn created_and_stopped_containers_keep_their_connections() {
     );
 
     // docker run with two --network flags: both, the first one's first.
-    sleeper(&s, "k4", &["--network", "kn2", "--network", "kn1"]);
+    s.sleeper("k4", &["--network", "kn2", "--network", "kn1"]);
     let addr = s.docker(&["exec", "k4", "ip", "addr"]);
     let (a, b) = (ip_of(&s, "k4", "kn2"), ip_of(&s, "k4", "kn1"));
     assert!(

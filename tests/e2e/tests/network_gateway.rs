@@ -6,18 +6,6 @@
 
 use berth_testutil::BusyboxEngine;
 
-fn host_has_ipv6() -> bool {
-    std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/disable_ipv6")
-        .is_ok_and(|v| v.trim() == "0")
-}
-
-fn sleeper(s: &BusyboxEngine, name: &str, extra: &[&str]) {
-    let mut args = vec!["run", "-d", "--name", name];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&[&s.image, "sleep", "1000"]);
-    s.docker(&args);
-}
-
 /// The `default via ...` line of the container's IPv4 (`-4`) or IPv6 (`-6`) routes.
 fn default_route(s: &BusyboxEngine, name: &str, family: &str) -> String {
     let routes = s.docker(&["exec", name, "ip", family, "route"]);
@@ -46,8 +34,7 @@ fn gw_priority_chooses_the_default_gateway() {
         s.docker(&["network", "create", n]);
     }
     // Equal priorities would give the route to gwa (by name, and first); 5 wins.
-    sleeper(
-        &s,
+    s.sleeper(
         "p1",
         &[
             "--network",
@@ -98,7 +85,7 @@ fn gw_priority_chooses_the_default_gateway() {
 
 #[test]
 fn ipv6_default_route_is_chosen_as_dockerd_28_does() {
-    if !host_has_ipv6() {
+    if !berth_testutil::host_has_ipv6() {
         eprintln!("SKIPPED: this host has IPv6 disabled (net.ipv6.conf.all.disable_ipv6)");
         return;
     }
@@ -107,8 +94,7 @@ fn ipv6_default_route_is_chosen_as_dockerd_28_does() {
     s.docker(&["network", "create", "--ipv6", "g6"]);
     // g4 comes first by name and priority, but dockerd 28 gives both routes to the first
     // dual-stack endpoint.
-    sleeper(
-        &s,
+    s.sleeper(
         "q1",
         &["--network", "name=g4,gw-priority=5", "--network", "name=g6"],
     );
@@ -120,7 +106,7 @@ fn ipv6_default_route_is_chosen_as_dockerd_28_does() {
     assert!(route6.contains(&format!("via {gw6_6} ")), "{route6}");
 
     // A container on the IPv4-only network gains the IPv6 route on a connect.
-    sleeper(&s, "q2", &["--network", "g4"]);
+    s.sleeper("q2", &["--network", "g4"]);
     assert_eq!(default_route(&s, "q2", "-6"), "");
     s.docker(&["network", "connect", "g6", "q2"]);
     let route6 = default_route(&s, "q2", "-6");
@@ -140,12 +126,12 @@ fn ipv6_default_route_is_chosen_as_dockerd_28_does() {
 fn link_local_ips_and_driver_options() {
     let s = BusyboxEngine::new();
     s.docker(&["network", "create", "ll"]);
-    let v6 = host_has_ipv6();
+    let v6 = berth_testutil::host_has_ipv6();
     let mut extra = vec!["--network", "ll", "--link-local-ip", "169.254.8.9"];
     if v6 {
         extra.extend_from_slice(&["--link-local-ip", "fe80::8:9"]);
     }
-    sleeper(&s, "l1", &extra);
+    s.sleeper("l1", &extra);
     let addrs = s.docker(&["exec", "l1", "ip", "addr", "show", "eth0"]);
     assert!(addrs.contains("inet 169.254.8.9/16"), "{addrs}");
     if v6 {
@@ -181,9 +167,8 @@ fn link_local_ips_and_driver_options() {
     );
 
     // Interface sysctls and name, as the bridge driver takes them.
-    sleeper(
-        &s,
-        "d1",
+    s.sleeper(
+                "d1",
         &[
             "--network",
             "name=ll,driver-opt=com.docker.network.endpoint.sysctls=net.ipv4.conf.IFNAME.log_martians=1",

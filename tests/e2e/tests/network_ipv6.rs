@@ -9,19 +9,6 @@ use std::process::Command;
 
 use berth_testutil::{BusyboxEngine, eventually_explained};
 
-/// Whether the host runs IPv6 at all (a kernel booted with ipv6.disable=1 has no such file).
-fn host_has_ipv6() -> bool {
-    std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/disable_ipv6")
-        .is_ok_and(|v| v.trim() == "0")
-}
-
-fn sleeper(s: &BusyboxEngine, name: &str, extra: &[&str]) {
-    let mut args = vec!["run", "-d", "--name", name];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&[&s.image, "sleep", "1000"]);
-    s.docker(&args);
-}
-
 fn v6_of(s: &BusyboxEngine, name: &str, network: &str) -> String {
     s.inspect(name)["NetworkSettings"]["Networks"][network]["GlobalIPv6Address"]
         .as_str()
@@ -44,7 +31,7 @@ fn host(args: &[&str]) -> String {
 
 #[test]
 fn ipv6_networks_give_addresses_routes_dns_and_isolation() {
-    if !host_has_ipv6() {
+    if !berth_testutil::host_has_ipv6() {
         eprintln!("SKIPPED: this host has IPv6 disabled (net.ipv6.conf.all.disable_ipv6)");
         return;
     }
@@ -71,8 +58,8 @@ fn ipv6_networks_give_addresses_routes_dns_and_isolation() {
     let addrs = host(&["ip", "-6", "addr", "show", "dev", &bridge]);
     assert!(addrs.contains("inet6 fd00:b37:6::1/64"), "{addrs}");
 
-    sleeper(&s, "c1", &["--network", "v6a"]);
-    sleeper(&s, "c2", &["--network", "v6a", "--ip6", "fd00:b37:6::99"]);
+    s.sleeper("c1", &["--network", "v6a"]);
+    s.sleeper("c2", &["--network", "v6a", "--ip6", "fd00:b37:6::99"]);
     let c1 = s.inspect("c1");
     let ep = &c1["NetworkSettings"]["Networks"]["v6a"];
     assert_eq!(ep["GlobalIPv6Address"], "fd00:b37:6::2", "{ep}");
@@ -122,7 +109,7 @@ fn ipv6_networks_give_addresses_routes_dns_and_isolation() {
         "fd00:b37:7::/64",
         "v6b",
     ]);
-    sleeper(&s, "c3", &["--network", "v6b"]);
+    s.sleeper("c3", &["--network", "v6b"]);
     assert_eq!(v6_of(&s, "c3", "v6b"), "fd00:b37:7::2");
     let (code, _, _) = s.status(&["exec", "c3", "ping", "-6", "-c1", "-W1", "fd00:b37:6::2"]);
     assert_ne!(code, 0, "networks are isolated for IPv6 too");
@@ -222,7 +209,7 @@ fn ipv6_networks_give_addresses_routes_dns_and_isolation() {
 
 #[test]
 fn ipv6_ip_range_and_source_addresses() {
-    if !host_has_ipv6() {
+    if !berth_testutil::host_has_ipv6() {
         eprintln!("SKIPPED: this host has IPv6 disabled (net.ipv6.conf.all.disable_ipv6)");
         return;
     }
@@ -244,9 +231,8 @@ fn ipv6_ip_range_and_source_addresses() {
         "{net}"
     );
     // (No duplicate address detection, so that an address added inside is usable at once.)
-    sleeper(
-        &s,
-        "r1",
+    s.sleeper(
+                "r1",
         &[
             "--network",
             "name=v6r,driver-opt=com.docker.network.endpoint.sysctls=net.ipv6.conf.IFNAME.accept_dad=0",
@@ -254,7 +240,7 @@ fn ipv6_ip_range_and_source_addresses() {
             "NET_ADMIN",
         ],
     );
-    sleeper(&s, "r2", &["--network", "v6r", "--ip6", "fd00:b37:9::5"]);
+    s.sleeper("r2", &["--network", "v6r", "--ip6", "fd00:b37:9::5"]);
     assert_eq!(v6_of(&s, "r1", "v6r"), "fd00:b37:9::100");
     let (_, err) = s.fails(&[
         "network",

@@ -6,13 +6,6 @@
 
 use berth_testutil::BusyboxEngine;
 
-fn sleeper(s: &BusyboxEngine, name: &str, extra: &[&str]) {
-    let mut args = vec!["run", "-d", "--name", name];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&[&s.image, "sleep", "1000"]);
-    s.docker(&args);
-}
-
 fn ip_of(s: &BusyboxEngine, name: &str, network: &str) -> String {
     s.inspect(name)["NetworkSettings"]["Networks"][network]["IPAddress"]
         .as_str()
@@ -23,8 +16,7 @@ fn ip_of(s: &BusyboxEngine, name: &str, network: &str) -> String {
 #[test]
 fn links_on_the_default_bridge_give_hosts_and_environment() {
     let s = BusyboxEngine::new();
-    sleeper(
-        &s,
+    s.sleeper(
         "db",
         &[
             "--hostname",
@@ -92,7 +84,7 @@ print("ok")
         "run", "--rm", "--link", "db", &s.image, "ping", "-c1", "-W2", "db",
     ]);
     // `docker exec` gets the link variables too (dockerd's exec environment).
-    sleeper(&s, "app2", &["--link", "db:store"]);
+    s.sleeper("app2", &["--link", "db:store"]);
     let out = s.docker(&["exec", "-e", "STORE_ENV_SECRET=mine", "app2", "env"]);
     for want in [
         "STORE_NAME=/app2/store".to_owned(),
@@ -144,9 +136,9 @@ print("ok")
 fn links_on_a_user_network_are_dns_names_of_the_linking_container() {
     let s = BusyboxEngine::new();
     s.docker(&["network", "create", "--subnet", "10.249.0.0/24", "lnet"]);
-    sleeper(&s, "db", &["--network", "lnet"]);
-    sleeper(&s, "app", &["--network", "lnet", "--link", "db:store"]);
-    sleeper(&s, "other", &["--network", "lnet"]);
+    s.sleeper("db", &["--network", "lnet"]);
+    s.sleeper("app", &["--network", "lnet", "--link", "db:store"]);
+    s.sleeper("other", &["--network", "lnet"]);
     let db_ip = ip_of(&s, "db", "lnet");
     let (code, out, _) = s.status(&["exec", "app", "nslookup", "store", "127.0.0.11"]);
     assert_eq!(code, 0, "{out}");

@@ -15,13 +15,6 @@ fn ip_of(s: &BusyboxEngine, name: &str, network: &str) -> String {
         .to_owned()
 }
 
-fn sleeper(s: &BusyboxEngine, name: &str, extra: &[&str]) {
-    let mut args = vec!["run", "-d", "--name", name];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&[&s.image, "sleep", "1000"]);
-    s.docker(&args);
-}
-
 /// A DNS server on `addr` answering every A query with 10.9.8.7.
 fn fake_upstream(addr: &str) {
     let sock = UdpSocket::bind(addr).expect("bind the fake upstream");
@@ -63,8 +56,7 @@ fn internal_networks_have_no_way_out() {
     s.docker(&["network", "create", "--subnet", "10.253.0.0/24", "outnet"]);
     let upstream = format!("127.0.1.{}", 10 + std::process::id() % 200);
     fake_upstream(&format!("{upstream}:53"));
-    sleeper(
-        &s,
+    s.sleeper(
         "i1",
         &[
             "--network",
@@ -75,8 +67,8 @@ fn internal_networks_have_no_way_out() {
             &upstream,
         ],
     );
-    sleeper(&s, "i2", &["--network", "inet"]);
-    sleeper(&s, "d1", &[]);
+    s.sleeper("i2", &["--network", "inet"]);
+    s.sleeper("d1", &[]);
     let host_addr = s.inspect("bridge")["IPAM"]["Config"][0]["Gateway"]
         .as_str()
         .unwrap()
@@ -127,7 +119,7 @@ fn internal_networks_have_no_way_out() {
 fn container_network_mode_shares_the_netns() {
     let s = BusyboxEngine::new();
     s.docker(&["network", "create", "--subnet", "10.254.0.0/24", "cmnet"]);
-    sleeper(&s, "web", &["--network", "cmnet"]);
+    s.sleeper("web", &["--network", "cmnet"]);
     let ip = ip_of(&s, "web", "cmnet");
     let out = s.docker(&[
         "run",
