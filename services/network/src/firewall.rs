@@ -106,16 +106,37 @@ fn endpoint_element(table: &str, verb: &str, e: &EndpointRule) -> String {
     out
 }
 
-/// The map and the key of a published port: `ports_any` (every local address) or `ports_ip`.
+/// The map and the key of a published port: `ports_any` (every local address) or `ports_ip`,
+/// and their IPv6 twins `ports6_any` and `ports6_ip`, keyed alike.
 fn port_key(p: &PortRule) -> (&'static str, String) {
+    let (any, one) = if p.host_ip.is_ipv4() {
+        ("ports_any", "ports_ip")
+    } else {
+        ("ports6_any", "ports6_ip")
+    };
     if p.host_ip.is_unspecified() {
-        ("ports_any", format!("{} . {}", p.protocol, p.host_port))
+        (any, format!("{} . {}", p.protocol, p.host_port))
     } else {
         (
-            "ports_ip",
+            one,
             format!("{} . {} . {}", p.host_ip, p.protocol, p.host_port),
         )
     }
+}
+
+/// The elements of each port map, by name.
+fn port_maps(ports: &[PortRule]) -> [Vec<String>; 4] {
+    let mut maps: [Vec<String>; 4] = Default::default();
+    for p in ports {
+        let i = match port_key(p).0 {
+            "ports_any" => 0,
+            "ports_ip" => 1,
+            "ports6_any" => 2,
+            _ => 3,
+        };
+        maps[i].push(port_element(p));
+    }
+    maps
 }
 
 fn port_element(p: &PortRule) -> String {
@@ -172,17 +193,22 @@ impl Firewall {
             endpoints.extend(v4);
             endpoints6.extend(v6);
         }
-        let (any, ip): (Vec<&PortRule>, Vec<&PortRule>) =
-            ports.iter().partition(|p| p.host_ip.is_unspecified());
-        let any: Vec<String> = any.into_iter().map(port_element).collect();
-        let ip: Vec<String> = ip.into_iter().map(port_element).collect();
+        let [any, ip, any6, ip6] = port_maps(ports);
         // Published ports: traffic to a local address (from other hosts in prerouting, from
         // the host itself in output) is forwarded through the maps; what comes from loopback
         // (route_localnet on the bridges) or from a container (hairpin) is masqueraded so that
         // the reply comes back through the host; forwarded connections cross networks, never
         // into or out of an internal one.
+        //
+        // IPv6 alike, except what the kernel cannot forward: `::1` (no route_localnet) and
+        // link-local sources stay with the service's proxy listener. Connections from a
+        // container to its own network (hairpin; with br_netfilter they are bridged, with no
+        // input interface in postrouting) are masqueraded; from another network they keep
+        // their source (the reply is routed back through the host).
         let dnat = "\t\tfib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @ports_ip\n\
-                    \t\tfib daddr type local dnat ip to meta l4proto . th dport map @ports_any\n";
+                    \t\tfib daddr type local dnat ip to meta l4proto . th dport map @ports_any\n\
+                    \t\tip6 daddr != ::1 ip6 saddr != fe80::/10 fib daddr type local dnat ip6 to ip6 daddr . meta l4proto . th dport map @ports6_ip\n\
+                    \t\tip6 daddr != ::1 ip6 saddr != fe80::/10 fib daddr type local dnat ip6 to meta l4proto . th dport map @ports6_any\n";
         format!(
             "add table inet {t}\n\
              delete table inet {t}\n\
@@ -196,6 +222,8 @@ impl Firewall {
              \tset endpoints6 {{ type ipv6_addr . ifname;{} }}\n\
              \tmap ports_any {{ type inet_proto . inet_service : ipv4_addr . inet_service;{} }}\n\
              \tmap ports_ip {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service;{} }}\n\
+             \tmap ports6_any {{ type inet_proto . inet_service : ipv6_addr . inet_service;{} }}\n\
+             \tmap ports6_ip {{ type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service;{} }}\n\
              \tchain forward {{\n\
              \t\ttype filter hook forward priority filter; policy accept;\n\
              \t\tiifname @bridges ip saddr . iifname != @endpoints drop\n\
@@ -215,6 +243,7 @@ impl Firewall {
              \t\tip6 saddr @masq6 oifname != @bridges masquerade\n\
              \t\tct status dnat ip saddr 127.0.0.0/8 oifname @bridges masquerade\n\
              \t\tct status dnat ip saddr @masq oifname @bridges masquerade\n\
+             \t\tct status dnat ip6 saddr . oifname @endpoints6 masquerade\n\
              \t}}\n\
              \tchain prerouting {{\n\
              \t\ttype nat hook prerouting priority dstnat; policy accept;\n\
@@ -234,6 +263,8 @@ impl Firewall {
             elements(&endpoints6),
             elements(&any),
             elements(&ip),
+            elements(&any6),
+            elements(&ip6),
         )
     }
 
@@ -514,7 +545,7 @@ mod tests {
     fn published_ports_are_map_elements() {
         let fw = Firewall::offline("berth_t");
         let any = PortRule {
-            host_ip: std::net::Ipv4Addr::UNSPECIFIED,
+            host_ip: std::net::Ipv4Addr::UNSPECIFIED.into(),
             protocol: "tcp".to_owned(),
             host_port: 18080,
             target: "172.18.0.2".parse().unwrap(),
@@ -534,5 +565,74 @@ mod tests {
         let text = fw.ruleset(&nets(), &[], &[any, one]);
         assert!(text.contains("elements = { tcp . 18080 : 172.18.0.2 . 80 }"));
         assert!(text.contains("elements = { 127.0.0.1 . udp . 18080 : 172.18.0.2 . 80 }"));
+    }
+
+    #[test]
+    fn ipv6_published_ports_are_elements_of_their_own_maps() {
+        let fw = Firewall::offline("berth_t");
+        let any = PortRule {
+            host_ip: std::net::Ipv6Addr::UNSPECIFIED.into(),
+            protocol: "tcp".to_owned(),
+            host_port: 18080,
+            target: "fd00:18::2".parse().unwrap(),
+            container_port: 80,
+        };
+        let one = PortRule {
+            host_ip: "fd00:18::1".parse().unwrap(),
+            protocol: "udp".to_owned(),
+            host_port: 5353,
+            container_port: 53,
+            ..any.clone()
+        };
+        let v4 = PortRule {
+            host_ip: std::net::Ipv4Addr::UNSPECIFIED.into(),
+            target: "172.18.0.2".parse().unwrap(),
+            ..any.clone()
+        };
+        assert_eq!(
+            fw.add_port_text(&any),
+            "add element inet berth_t ports6_any { tcp . 18080 : fd00:18::2 . 80 }\n"
+        );
+        assert_eq!(
+            fw.add_port_text(&one),
+            "add element inet berth_t ports6_ip { fd00:18::1 . udp . 5353 : fd00:18::2 . 53 }\n"
+        );
+        // Removal is idempotent (added, then deleted, in one transaction) and by key.
+        assert_eq!(
+            fw.remove_port_text(&any),
+            "add element inet berth_t ports6_any { tcp . 18080 : fd00:18::2 . 80 }\n\
+             delete element inet berth_t ports6_any { tcp . 18080 }\n"
+        );
+        assert!(
+            fw.remove_port_text(&one)
+                .ends_with("delete element inet berth_t ports6_ip { fd00:18::1 . udp . 5353 }\n")
+        );
+        // The same host port in both families: one element in each family's map.
+        let text = fw.ruleset(&nets(), &[], &[v4, any, one]);
+        assert!(text.contains(
+            "map ports_any { type inet_proto . inet_service : ipv4_addr . inet_service; \
+             elements = { tcp . 18080 : 172.18.0.2 . 80 }; }"
+        ));
+        assert!(text.contains(
+            "map ports6_any { type inet_proto . inet_service : ipv6_addr . inet_service; \
+             elements = { tcp . 18080 : fd00:18::2 . 80 }; }"
+        ));
+        assert!(text.contains(
+            "map ports6_ip { type ipv6_addr . inet_proto . inet_service : ipv6_addr . \
+             inet_service; elements = { fd00:18::1 . udp . 5353 : fd00:18::2 . 53 }; }"
+        ));
+        // The fixed rules: DNAT from both hooks except from ::1 and link-local sources (the
+        // proxy's), and masquerade only within one bridge (hairpin), so that a client from
+        // another network keeps its address.
+        let dnat6 = "ip6 daddr != ::1 ip6 saddr != fe80::/10 fib daddr type local dnat ip6 to \
+                     meta l4proto . th dport map @ports6_any";
+        assert_eq!(text.matches(dnat6).count(), 2, "{text}");
+        assert_eq!(text.matches("map @ports6_ip").count(), 2, "{text}");
+        assert!(text.contains("ct status dnat ip6 saddr . oifname @endpoints6 masquerade"));
+        assert!(text.contains("ct status dnat accept"));
+        let empty = fw.ruleset(&[], &[], &[]);
+        assert!(empty.contains(
+            "map ports6_any { type inet_proto . inet_service : ipv6_addr . inet_service; }"
+        ));
     }
 }

@@ -70,16 +70,8 @@ pub fn parse(bindings: Option<PortBindings>) -> Result<Vec<pb::PortBinding>, Api
         let (port, protocol) = container_port(&key)?;
         for b in list.unwrap_or_default() {
             let ip = b.host_ip.trim_start_matches('[').trim_end_matches(']');
-            if !ip.is_empty() {
-                match ip.parse::<std::net::IpAddr>() {
-                    Ok(std::net::IpAddr::V4(_)) => {}
-                    Ok(std::net::IpAddr::V6(_)) => {
-                        return Err(invalid(format!(
-                            "publishing on the IPv6 address {ip} is not supported by Berth yet"
-                        )));
-                    }
-                    Err(_) => return Err(invalid(format!("invalid IP address: {ip}"))),
-                }
+            if !ip.is_empty() && ip.parse::<std::net::IpAddr>().is_err() {
+                return Err(invalid(format!("invalid IP address: {ip}")));
             }
             host_port(&b.host_port)?;
             out.push(pb::PortBinding {
@@ -220,7 +212,13 @@ mod tests {
         assert_eq!(b[1].host_port, "18080");
         assert!(parse(body(json!({"x/tcp": []}))).is_err());
         assert!(parse(body(json!({"80/tcp": [{"HostPort": "9-1"}]}))).is_err());
-        assert!(parse(body(json!({"80/tcp": [{"HostIp": "::1"}]}))).is_err());
+        assert!(parse(body(json!({"80/tcp": [{"HostIp": "::1:x"}]}))).is_err());
+        // IPv6 host addresses are published (brackets as the CLI may send them dropped).
+        let v6 = parse(body(
+            json!({"80/tcp": [{"HostIp": "[::]", "HostPort": "8080"}]}),
+        ))
+        .unwrap();
+        assert_eq!(v6[0].host_ip, "::");
 
         let net = pb::NetworkSpec {
             exposed_ports: vec!["443/tcp".to_owned(), "80/tcp".to_owned()],

@@ -8,14 +8,14 @@ use berth_proto::network::v1 as pb;
 
 use super::{
     Networks, OPT_BRIDGE_NAME, OPT_DEFAULT_BRIDGE, OPT_MTU, host_lock, kernel, new_id, now_nanos,
-    rules::{endpoint_rule, pools_of, port_rules, proxy_target, rule_of, want6_of},
+    rules::{endpoint_rule, pools_of, port_rules, rule_of, want6_of},
 };
 use crate::{
     NetworkError,
     firewall::{EndpointRule, NetRule},
     ipam::{self, Ipv4Net},
     netlink::VETH_PREFIX,
-    ports::{self, Holder, PortRule},
+    ports::PortRule,
     store::Refusal,
 };
 
@@ -52,18 +52,12 @@ impl Networks {
             let fds = e
                 .ports
                 .iter()
-                .filter_map(|p| match p.host_ip.as_str() {
-                    "::" => u16::try_from(p.host_port).ok().and_then(|port| {
-                        let to = proxy_target(e, p.container_port)?;
-                        ports::proxy_v6(port, to).ok().flatten().map(Holder::Proxy)
-                    }),
-                    _ => match ports::rebind(p) {
-                    Ok(fd) => Some(Holder::Socket(fd)),
+                .filter_map(|p| match super::publish::rehold(e, p) {
+                    Ok(h) => h,
                     Err(err) => {
                         tracing::warn!(error = %err, container = e.container_id, "re-reserving a published port");
                         None
                     }
-                    },
                 })
                 .collect();
             self.held.keep(&e.container_id, fds);

@@ -1,15 +1,82 @@
 //! Publishing a container's ports: host ports bound and held, DNAT elements added.
 
-use berth_proto::network::v1 as pb;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::{
-    Networks, kernel,
-    rules::{port_rules, proxy_target},
-};
+use berth_proto::network::v1 as pb;
+use berth_types::ErrorKind;
+
+use super::{Networks, kernel, rules::port_rules};
 use crate::{
     NetworkError,
-    ports::{self, Holder},
+    ports::{self, Holder, Plan6, plan6},
 };
+
+/// The addresses of an endpoint, as the ports see them.
+struct Addrs {
+    v4: Option<Ipv4Addr>,
+    v6: Option<Ipv6Addr>,
+}
+
+impl Addrs {
+    fn of(ep: &pb::Endpoint) -> Addrs {
+        Addrs {
+            v4: ep.ipv4_address.parse().ok(),
+            v6: ep.ipv6_address.parse().ok(),
+        }
+    }
+}
+
+/// Binds a request on the IPv6 host address `host` as `plan` says: the holder of the port
+/// (its socket, or the proxy task listening on it) and the published port; None where
+/// nothing can forward it.
+pub(super) fn bind6(
+    req: &pb::PortRequest,
+    host: Ipv6Addr,
+    plan: Plan6,
+    container6: Option<Ipv6Addr>,
+) -> Result<Option<(Holder, pb::PublishedPort)>, NetworkError> {
+    let to = |ip: IpAddr| SocketAddr::new(ip, u16::try_from(req.container_port).unwrap_or(0));
+    Ok(Some(match (plan, container6) {
+        (Plan6::Kernel { proxy: false }, _) => {
+            let (fd, port) = ports::bind_request(req, host.into(), false)?;
+            (Holder::Socket(fd), port)
+        }
+        (Plan6::Kernel { proxy: true }, Some(c6)) => {
+            let (fd, port) = ports::bind_request(req, host.into(), true)?;
+            (Holder::Proxy(ports::proxy(fd, to(c6.into()))?), port)
+        }
+        (Plan6::Proxy(target), _) => {
+            let (fd, port) = ports::bind_request(req, host.into(), true)?;
+            (Holder::Proxy(ports::proxy(fd, to(target))?), port)
+        }
+        (Plan6::Kernel { proxy: true }, None) | (Plan6::None, _) => return Ok(None),
+    }))
+}
+
+/// Holds a recorded port again (at the service's start): its socket, or its proxy task.
+pub(super) fn rehold(
+    ep: &pb::Endpoint,
+    p: &pb::PublishedPort,
+) -> Result<Option<Holder>, NetworkError> {
+    let addrs = Addrs::of(ep);
+    let to = |ip: IpAddr| SocketAddr::new(ip, u16::try_from(p.container_port).unwrap_or(0));
+    let plan = match p.host_ip.parse::<IpAddr>() {
+        Ok(IpAddr::V6(h)) => plan6(&p.protocol, h, addrs.v4, addrs.v6),
+        _ => return ports::rebind(p, false).map(|fd| Some(Holder::Socket(fd))),
+    };
+    Ok(match (plan, addrs.v6) {
+        (Plan6::Kernel { proxy: false }, _) => Some(Holder::Socket(ports::rebind(p, false)?)),
+        (Plan6::Kernel { proxy: true }, Some(c6)) => Some(Holder::Proxy(ports::proxy(
+            ports::rebind(p, true)?,
+            to(c6.into()),
+        )?)),
+        (Plan6::Proxy(target), _) => Some(Holder::Proxy(ports::proxy(
+            ports::rebind(p, true)?,
+            to(target),
+        )?)),
+        (Plan6::Kernel { proxy: true }, None) | (Plan6::None, _) => None,
+    })
+}
 
 impl Networks {
     /// Binds the host ports the request asks for and forwards them to `ep`: the sockets held,
@@ -23,37 +90,65 @@ impl Networks {
         if !ep.ports.is_empty() {
             return Ok(ep.ports.clone());
         }
+        let failed = |e: NetworkError| match e {
+            NetworkError::Client(_, msg) => NetworkError::Client(
+                ErrorKind::Internal,
+                format!(
+                    "driver failed programming external connectivity on endpoint {} ({}): {msg}",
+                    req.container_name, ep.endpoint_id
+                ),
+            ),
+            other => other,
+        };
+        let addrs = Addrs::of(ep);
         let mut fds = Vec::new();
         let mut published = Vec::new();
         for p in &req.ports {
-            let (fd, port) = ports::bind_request(p).map_err(|e| match e {
-                NetworkError::Client(_, msg) => NetworkError::Client(
-                    berth_types::ErrorKind::Internal,
-                    format!(
-                        "driver failed programming external connectivity on endpoint {} ({}): {msg}",
-                        req.container_name, ep.endpoint_id
-                    ),
-                ),
-                other => other,
-            })?;
-            fds.push(Holder::Socket(fd));
-            // Every address: IPv6 clients too, through a proxy task (to the container's IPv6
-            // address when it has one).
-            if port.host_ip == "0.0.0.0" && port.protocol == "tcp" {
-                let to = proxy_target(ep, port.container_port)
-                    .ok_or_else(|| NetworkError::Store(anyhow::anyhow!("bad endpoint address")))?;
-                let host_port = u16::try_from(port.host_port).unwrap_or_default();
-                let v6 = pb::PublishedPort {
-                    host_ip: "::".to_owned(),
-                    ..port.clone()
-                };
-                published.push(port);
-                if let Some(proxy) = ports::proxy_v6(host_port, to)? {
-                    fds.push(Holder::Proxy(proxy));
-                    published.push(v6);
+            let host = ports::host_ip(p).map_err(failed)?;
+            let protocol = if p.protocol == "udp" { "udp" } else { "tcp" };
+            match host {
+                IpAddr::V4(_) => {
+                    let (fd, port) = ports::bind_request(p, host, false).map_err(failed)?;
+                    fds.push(Holder::Socket(fd));
+                    let chosen = port.host_port;
+                    published.push(port);
+                    // No host address: every IPv6 one too, on the same port (dockerd 28).
+                    if !p.host_ip.is_empty() {
+                        continue;
+                    }
+                    let twin = pb::PortRequest {
+                        host_port_first: chosen,
+                        host_port_last: chosen,
+                        ..p.clone()
+                    };
+                    let any = Ipv6Addr::UNSPECIFIED;
+                    let plan = plan6(protocol, any, addrs.v4, addrs.v6);
+                    match bind6(&twin, any, plan, addrs.v6) {
+                        Ok(Some((holder, port))) => {
+                            fds.push(holder);
+                            published.push(port);
+                        }
+                        Ok(None) => {}
+                        Err(e @ NetworkError::Client(ErrorKind::Conflict, _)) => {
+                            return Err(failed(e));
+                        }
+                        // A host without IPv6.
+                        Err(e) => {
+                            tracing::info!(error = %e, "no IPv6 binding for a published port")
+                        }
+                    }
                 }
-            } else {
-                published.push(port);
+                IpAddr::V6(h) => {
+                    let plan = plan6(protocol, h, addrs.v4, addrs.v6);
+                    let Some((holder, port)) = bind6(p, h, plan, addrs.v6).map_err(failed)? else {
+                        return Err(failed(NetworkError::invalid(format!(
+                            "publishing {protocol} ports on [{h}] to this container is not \
+                             supported by Berth yet (the kernel cannot forward them)"
+                        ))));
+                    };
+                    fds.push(holder);
+                    published.push(port);
+                }
             }
         }
         // Hairpin: with br_netfilter, a connection from the container to its own published

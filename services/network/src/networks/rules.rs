@@ -9,7 +9,7 @@ use crate::{
     firewall::{EndpointRule, NetRule},
     ipam::{Ipv4Net, Pool},
     ipam6::{Ipv6Net, Want6},
-    ports::PortRule,
+    ports::{Plan6, PortRule, plan6},
 };
 
 /// Whether an IPAM configuration is the IPv6 one of a network with IPv6.
@@ -92,25 +92,24 @@ pub(super) fn rule_of(n: &pb::NetworkRecord) -> Option<NetRule> {
     })
 }
 
-/// Where the IPv6 proxy of an endpoint's published port connects: its IPv6 address when it
-/// has one, else its IPv4 one (dockerd's userland proxy).
-pub(super) fn proxy_target(e: &pb::Endpoint, container_port: u32) -> Option<std::net::SocketAddr> {
-    let port = u16::try_from(container_port).ok()?;
-    let ip: std::net::IpAddr = match e.ipv6_address.parse::<Ipv6Addr>() {
-        Ok(v6) => v6.into(),
-        Err(_) => e.ipv4_address.parse::<Ipv4Addr>().ok()?.into(),
-    };
-    Some(std::net::SocketAddr::new(ip, port))
-}
-
-/// The DNAT elements of an endpoint's published ports.
+/// The DNAT elements of an endpoint's published ports: IPv4 host addresses to its IPv4
+/// address, IPv6 ones to its IPv6 address where the kernel can forward them (see
+/// [`crate::ports::plan6`]; the rest goes through a proxy task).
 pub(super) fn port_rules(e: &pb::Endpoint) -> Vec<PortRule> {
-    let Ok(target) = e.ipv4_address.parse() else {
-        return Vec::new();
-    };
+    let v4 = e.ipv4_address.parse::<Ipv4Addr>().ok();
+    let v6 = e.ipv6_address.parse::<Ipv6Addr>().ok();
     e.ports
         .iter()
-        .filter_map(|p| PortRule::of(target, p))
+        .filter_map(|p| {
+            let target: std::net::IpAddr = match p.host_ip.parse().ok()? {
+                std::net::IpAddr::V4(_) => v4?.into(),
+                std::net::IpAddr::V6(h) => match plan6(&p.protocol, h, v4, v6) {
+                    Plan6::Kernel { .. } => v6?.into(),
+                    Plan6::Proxy(_) | Plan6::None => return None,
+                },
+            };
+            PortRule::of(target, p)
+        })
         .collect()
 }
 
