@@ -211,6 +211,28 @@ impl Links {
         }
     }
 
+    /// Points the host's neighbour entry for `ip` on `bridge` at `mac`, as stale (checked at
+    /// its first use). An endpoint that gets its IPv6 address back with another MAC address (a
+    /// restart that changed its IPv4 address, from which the MAC comes) skips duplicate
+    /// address detection and announces nothing: without this, the host keeps sending to the
+    /// previous MAC address and the container stays unreachable.
+    pub(crate) async fn refresh_neighbour(
+        &self,
+        bridge: u32,
+        ip: IpAddr,
+        mac: [u8; 6],
+    ) -> anyhow::Result<()> {
+        self.handle
+            .neighbours()
+            .add(bridge, ip)
+            .link_layer_address(&mac)
+            .state(netlink_packet_route::neighbour::NeighbourState::Stale)
+            .replace()
+            .execute()
+            .await
+            .map_err(|e| anyhow::anyhow!("updating the neighbour {ip}: {e}"))
+    }
+
     /// A veth pair: `host` on the bridge, up; its peer created directly in the netns at
     /// `netns` as `inside`, with `mac`.
     pub(crate) async fn add_veth(

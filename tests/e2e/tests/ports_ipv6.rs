@@ -290,6 +290,15 @@ fn ipv6_published_ports_are_forwarded_by_the_kernel() {
         "{:?}",
         map_elements(&nft, "ports6_any")
     );
+    // Its IPv6 address came back with another MAC address (its IPv4 address, from which the
+    // MAC comes, changed): the host's neighbour entry follows, or the host would keep sending
+    // to the previous one (the address skips duplicate address detection).
+    let ep = s.inspect("srv")["NetworkSettings"]["Networks"]["srv6"].clone();
+    let mac = ep["MacAddress"].as_str().unwrap().to_owned();
+    let net_id = s.inspect("srv6")["Id"].as_str().unwrap().to_owned();
+    let bridge = format!("berth-{}", &net_id[..9]);
+    let (_, neigh) = host(&["ip", "-6", "neigh", "show", &again, "dev", &bridge]);
+    assert!(neigh.contains(&format!("lladdr {mac}")), "{neigh} ({ep})");
     eventually_explained("the client after a start", || {
         get_from(&s, "cli", "fd00:b37:2a::1", 18480)
     });

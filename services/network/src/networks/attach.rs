@@ -263,6 +263,11 @@ impl Networks {
                 .await
                 .map_err(kernel)?;
         }
+        if let Some((ip6, _)) = netlink::ip6_of(&ep)
+            && let Err(e) = self.links.refresh_neighbour(bridge, ip6.into(), mac).await
+        {
+            tracing::warn!(error = %e, link = ep.host_interface, "updating the host's neighbour");
+        }
         let gateway = ep.gateway.parse().ok().filter(|_| ep.default_route);
         netlink::configure_inside(
             netns.to_owned(),
