@@ -118,9 +118,9 @@ fn bind_port(
 /// kernel where it can, the proxy for the rest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Plan6 {
-    /// A DNAT element to the container's IPv6 address. On `[::]` (TCP) a proxy task also
-    /// listens, for `[::1]`, which the kernel cannot forward.
-    Kernel { proxy: bool },
+    /// A DNAT element to the container's IPv6 address `to`. On `[::]` (TCP) a proxy task to
+    /// it also listens, for `[::1]`, which the kernel cannot forward.
+    Kernel { to: Ipv6Addr, proxy: bool },
     /// Only the proxy task (`[::1]`, or an IPv4-only container), to this address.
     Proxy(IpAddr),
     /// Nothing can forward it (UDP without an IPv6 container address, or on `[::1]`).
@@ -137,7 +137,8 @@ pub(crate) fn plan6(
 ) -> Plan6 {
     let tcp = protocol != "udp";
     match container6 {
-        Some(_) if !host.is_loopback() => Plan6::Kernel {
+        Some(to) if !host.is_loopback() => Plan6::Kernel {
+            to,
             proxy: tcp && host.is_unspecified(),
         },
         Some(c6) if tcp => Plan6::Proxy(c6.into()),
@@ -395,9 +396,16 @@ mod tests {
         let lo = Ipv6Addr::LOCALHOST;
         let addr: Ipv6Addr = "fd00::1".parse().unwrap();
         // [::]: DNAT, and a proxy listener for [::1] (TCP only).
-        assert_eq!(plan6("tcp", any, c4, c6), Plan6::Kernel { proxy: true });
-        assert_eq!(plan6("udp", any, c4, c6), Plan6::Kernel { proxy: false });
-        assert_eq!(plan6("tcp", addr, c4, c6), Plan6::Kernel { proxy: false });
+        let to = c6.unwrap();
+        assert_eq!(plan6("tcp", any, c4, c6), Plan6::Kernel { to, proxy: true });
+        assert_eq!(
+            plan6("udp", any, c4, c6),
+            Plan6::Kernel { to, proxy: false }
+        );
+        assert_eq!(
+            plan6("tcp", addr, c4, c6),
+            Plan6::Kernel { to, proxy: false }
+        );
         // [::1] has no route_localnet: the proxy, to the IPv6 address.
         assert_eq!(
             plan6("tcp", lo, c4, c6),

@@ -29,28 +29,30 @@ impl Addrs {
 /// Binds a request on the IPv6 host address `host` as `plan` says: the holder of the port
 /// (its socket, or the proxy task listening on it) and the published port; None where
 /// nothing can forward it.
-pub(super) fn bind6(
+fn bind6(
     req: &pb::PortRequest,
     host: Ipv6Addr,
     plan: Plan6,
-    container6: Option<Ipv6Addr>,
 ) -> Result<Option<(Holder, pb::PublishedPort)>, NetworkError> {
-    let to = |ip: IpAddr| SocketAddr::new(ip, u16::try_from(req.container_port).unwrap_or(0));
-    Ok(Some(match (plan, container6) {
-        (Plan6::Kernel { proxy: false }, _) => {
-            let (fd, port) = ports::bind_request(req, host.into(), false)?;
-            (Holder::Socket(fd), port)
-        }
-        (Plan6::Kernel { proxy: true }, Some(c6)) => {
-            let (fd, port) = ports::bind_request(req, host.into(), true)?;
-            (Holder::Proxy(ports::proxy(fd, to(c6.into()))?), port)
-        }
-        (Plan6::Proxy(target), _) => {
-            let (fd, port) = ports::bind_request(req, host.into(), true)?;
-            (Holder::Proxy(ports::proxy(fd, to(target))?), port)
-        }
-        (Plan6::Kernel { proxy: true }, None) | (Plan6::None, _) => return Ok(None),
-    }))
+    let proxy_to = match plan {
+        Plan6::Kernel { proxy: false, .. } => None,
+        Plan6::Kernel { to, proxy: true } => Some(IpAddr::from(to)),
+        Plan6::Proxy(to) => Some(to),
+        Plan6::None => return Ok(None),
+    };
+    let (fd, port) = ports::bind_request(req, host.into(), proxy_to.is_some())?;
+    let holder = match proxy_to {
+        Some(to) => Holder::Proxy(ports::proxy(
+            fd,
+            SocketAddr::new(to, container_port(req.container_port)),
+        )?),
+        None => Holder::Socket(fd),
+    };
+    Ok(Some((holder, port)))
+}
+
+fn container_port(p: u32) -> u16 {
+    u16::try_from(p).unwrap_or(0)
 }
 
 /// Holds a recorded port again (at the service's start): its socket, or its proxy task.
@@ -59,23 +61,23 @@ pub(super) fn rehold(
     p: &pb::PublishedPort,
 ) -> Result<Option<Holder>, NetworkError> {
     let addrs = Addrs::of(ep);
-    let to = |ip: IpAddr| SocketAddr::new(ip, u16::try_from(p.container_port).unwrap_or(0));
-    let plan = match p.host_ip.parse::<IpAddr>() {
-        Ok(IpAddr::V6(h)) => plan6(&p.protocol, h, addrs.v4, addrs.v6),
-        _ => return ports::rebind(p, false).map(|fd| Some(Holder::Socket(fd))),
+    let proxy_to = match p.host_ip.parse::<IpAddr>() {
+        Ok(IpAddr::V6(h)) => match plan6(&p.protocol, h, addrs.v4, addrs.v6) {
+            Plan6::Kernel { proxy: false, .. } => None,
+            Plan6::Kernel { to, proxy: true } => Some(IpAddr::from(to)),
+            Plan6::Proxy(to) => Some(to),
+            Plan6::None => return Ok(None),
+        },
+        _ => None,
     };
-    Ok(match (plan, addrs.v6) {
-        (Plan6::Kernel { proxy: false }, _) => Some(Holder::Socket(ports::rebind(p, false)?)),
-        (Plan6::Kernel { proxy: true }, Some(c6)) => Some(Holder::Proxy(ports::proxy(
-            ports::rebind(p, true)?,
-            to(c6.into()),
-        )?)),
-        (Plan6::Proxy(target), _) => Some(Holder::Proxy(ports::proxy(
-            ports::rebind(p, true)?,
-            to(target),
-        )?)),
-        (Plan6::Kernel { proxy: true }, None) | (Plan6::None, _) => None,
-    })
+    let fd = ports::rebind(p, proxy_to.is_some())?;
+    Ok(Some(match proxy_to {
+        Some(to) => Holder::Proxy(ports::proxy(
+            fd,
+            SocketAddr::new(to, container_port(p.container_port)),
+        )?),
+        None => Holder::Socket(fd),
+    }))
 }
 
 impl Networks {
@@ -123,7 +125,7 @@ impl Networks {
                     };
                     let any = Ipv6Addr::UNSPECIFIED;
                     let plan = plan6(protocol, any, addrs.v4, addrs.v6);
-                    match bind6(&twin, any, plan, addrs.v6) {
+                    match bind6(&twin, any, plan) {
                         Ok(Some((holder, port))) => {
                             fds.push(holder);
                             published.push(port);
@@ -140,7 +142,7 @@ impl Networks {
                 }
                 IpAddr::V6(h) => {
                     let plan = plan6(protocol, h, addrs.v4, addrs.v6);
-                    let Some((holder, port)) = bind6(p, h, plan, addrs.v6).map_err(failed)? else {
+                    let Some((holder, port)) = bind6(p, h, plan).map_err(failed)? else {
                         return Err(failed(NetworkError::invalid(format!(
                             "publishing {protocol} ports on [{h}] to this container is not \
                              supported by Berth yet (the kernel cannot forward them)"

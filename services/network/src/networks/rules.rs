@@ -104,7 +104,7 @@ pub(super) fn port_rules(e: &pb::Endpoint) -> Vec<PortRule> {
             let target: std::net::IpAddr = match p.host_ip.parse().ok()? {
                 std::net::IpAddr::V4(_) => v4?.into(),
                 std::net::IpAddr::V6(h) => match plan6(&p.protocol, h, v4, v6) {
-                    Plan6::Kernel { .. } => v6?.into(),
+                    Plan6::Kernel { to, .. } => to.into(),
                     Plan6::Proxy(_) | Plan6::None => return None,
                 },
             };
