@@ -139,3 +139,30 @@ impl Containers {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn systemd_configured_but_unreachable_is_a_clear_error() {
+        let t = tempfile::tempdir().unwrap();
+        let e = match SystemdDriver::connect(t.path(), Some("unix:path=/nonexistent/bus"), false)
+            .await
+        {
+            Ok(_) => panic!("connected to nothing"),
+            Err(e) => e,
+        };
+        assert!(
+            e.starts_with("exec-opts native.cgroupdriver=systemd: cannot reach systemd"),
+            "{e}"
+        );
+        assert!(e.contains("unix:path=/nonexistent/bus"), "{e}");
+        // Without systemd running, that is what is said.
+        let e = match SystemdDriver::connect(&t.path().join("none"), None, false).await {
+            Ok(_) => panic!("no systemd dir"),
+            Err(e) => e,
+        };
+        assert!(e.contains("systemd is not running on this host"), "{e}");
+    }
+}
