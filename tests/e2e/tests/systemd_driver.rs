@@ -195,6 +195,27 @@ fn containers_run_in_systemd_scopes() {
     eventually("the --rm container's scope stopped", || {
         (fake.active_units().is_empty() && scope_dirs(&path[1..]).is_empty()).then_some(())
     });
+    // A device rule systemd cannot express is refused by name, and the held init and its
+    // cgroup go.
+    let (_, err) = s.fails(&[
+        "run",
+        "--name",
+        "anyminor",
+        "--device-cgroup-rule",
+        "c *:5 rwm",
+        &s.image,
+        "true",
+    ]);
+    assert!(
+        err.contains("\"c *:5 rwm\"") && err.contains("native.cgroupdriver=systemd"),
+        "{err}"
+    );
+    let failed = s.docker(&["inspect", "--format", "{{.Id}}", "anyminor"]);
+    assert_eq!(
+        scope_dirs(&format!("berth.slice/berth-{failed}.scope")),
+        Vec::<PathBuf>::new()
+    );
+    s.docker(&["rm", "anyminor"]);
     // A parent that is no slice: dockerd's words.
     let (_, err) = s.fails(&["run", "--cgroup-parent", "foo", &s.image, "true"]);
     assert!(
