@@ -23,12 +23,15 @@ impl CgroupVersion {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CgroupDriver {
     Cgroupfs,
+    /// Each container a transient scope of systemd's (`exec-opts native.cgroupdriver=systemd`).
+    Systemd,
 }
 
 impl CgroupDriver {
     pub fn as_str(self) -> &'static str {
         match self {
             CgroupDriver::Cgroupfs => "cgroupfs",
+            CgroupDriver::Systemd => "systemd",
         }
     }
 }

@@ -47,8 +47,8 @@ pub struct DaemonConfig {
     pub ignored_keys: Vec<String>,
 }
 
-/// How container cgroups are made: directly in cgroupfs, or through systemd (which the
-/// runtime refuses until it has a systemd driver).
+/// How container cgroups are made: directly in cgroupfs, or as transient systemd scopes
+/// (which the runtime refuses where systemd does not run).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CgroupDriver {
     #[default]

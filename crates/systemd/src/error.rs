@@ -5,6 +5,9 @@ pub enum Error {
     /// A slice name systemd or dockerd would refuse (the message is the user's to read).
     #[error("{0}")]
     InvalidSlice(String),
+    /// What the systemd driver cannot do (the message names it).
+    #[error("{0}")]
+    Unsupported(String),
     /// The D-Bus connection or a call failed.
     #[error("systemd D-Bus {what}: {source}")]
     Dbus {

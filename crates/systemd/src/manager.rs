@@ -1,7 +1,8 @@
 //! The client of systemd's `org.freedesktop.systemd1.Manager`: a scope started with
 //! StartTransientUnit and stopped with StopUnit, each waited for until its job is removed
 //! (the `JobRemoved` signal, to which the client subscribes before calling, as a job can
-//! finish before the call's reply arrives).
+//! finish before the call's reply arrives); its limits changed with SetUnitProperties; a
+//! failed unit's leftovers reset with ResetFailedUnit.
 
 use std::time::Duration;
 
@@ -30,6 +31,15 @@ trait Manager {
 
     fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
 
+    fn set_unit_properties(
+        &self,
+        name: &str,
+        runtime: bool,
+        properties: &[(&str, Value<'_>)],
+    ) -> zbus::Result<()>;
+
+    fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
+
     fn subscribe(&self) -> zbus::Result<()>;
 
     #[zbus(signal)]
@@ -40,6 +50,21 @@ trait Manager {
         unit: &str,
         result: &str,
     ) -> zbus::Result<()>;
+}
+
+/// The system bus's address: `DBUS_SYSTEM_BUS_ADDRESS` (its value given here) when set, else
+/// the standard socket.
+pub fn system_bus_address(from_env: Option<&str>) -> String {
+    match from_env {
+        Some(a) if !a.trim().is_empty() => a.trim().to_owned(),
+        _ => "unix:path=/run/dbus/system_bus_socket".to_owned(),
+    }
+}
+
+/// Whether `e` is systemd's error `name` (`org.freedesktop.systemd1.<name>`).
+fn is(e: &zbus::Error, name: &str) -> bool {
+    matches!(e, zbus::Error::MethodError(n, _, _)
+        if n.as_str().strip_prefix("org.freedesktop.systemd1.") == Some(name))
 }
 
 /// A connection to systemd's manager.
@@ -78,33 +103,62 @@ impl Systemd {
         Ok(Systemd { manager })
     }
 
-    /// Starts the transient unit `name` with `properties` and waits until its job is done.
+    /// Starts the transient unit `name` with `properties` and waits until its job is done. A
+    /// unit of that name left over (a previous run's, failed or not yet collected) is stopped
+    /// and reset first, once.
     pub async fn start_unit(&self, name: &str, properties: &[(&str, Prop)]) -> Result<(), Error> {
         let values: Vec<(&str, Value<'_>)> =
             properties.iter().map(|(k, v)| (*k, v.to_value())).collect();
-        let jobs = self.jobs().await?;
-        let job = self
-            .manager
-            .start_transient_unit(name, "replace", &values, &[])
-            .await
-            .map_err(|e| Error::dbus(format!("StartTransientUnit {name}"), e))?;
-        wait_job(jobs, &job, name, "start").await
+        let mut retried = false;
+        loop {
+            let jobs = self.jobs().await?;
+            match self
+                .manager
+                .start_transient_unit(name, "replace", &values, &[])
+                .await
+            {
+                Ok(job) => return wait_job(jobs, &job, name, "start").await,
+                Err(e) if is(&e, "UnitExists") && !retried => {
+                    retried = true;
+                    self.stop_unit(name).await?;
+                }
+                Err(e) => return Err(Error::dbus(format!("StartTransientUnit {name}"), e)),
+            }
+        }
     }
 
-    /// Stops unit `name` and waits until its job is done; a unit systemd no longer knows
+    /// Sets `properties` of the running unit `name` (not persisted: `runtime`).
+    pub async fn set_properties(
+        &self,
+        name: &str,
+        properties: &[(&str, Prop)],
+    ) -> Result<(), Error> {
+        let values: Vec<(&str, Value<'_>)> =
+            properties.iter().map(|(k, v)| (*k, v.to_value())).collect();
+        self.manager
+            .set_unit_properties(name, true, &values)
+            .await
+            .map_err(|e| Error::dbus(format!("SetUnitProperties {name}"), e))
+    }
+
+    /// Stops unit `name`, waits until its job is done, and resets it if it failed (so that
+    /// systemd forgets it and the name can be started again); a unit systemd no longer knows
     /// (a scope is collected once its last process exits) is already stopped.
     pub async fn stop_unit(&self, name: &str) -> Result<(), Error> {
         let jobs = self.jobs().await?;
         let job = match self.manager.stop_unit(name, "replace").await {
             Ok(job) => job,
-            Err(zbus::Error::MethodError(e, _, _))
-                if e.as_str() == "org.freedesktop.systemd1.NoSuchUnit" =>
-            {
-                return Ok(());
-            }
+            Err(e) if is(&e, "NoSuchUnit") => return Ok(()),
             Err(e) => return Err(Error::dbus(format!("StopUnit {name}"), e)),
         };
-        wait_job(jobs, &job, name, "stop").await
+        wait_job(jobs, &job, name, "stop").await?;
+        match self.manager.reset_failed_unit(name).await {
+            // Gone already, or not failed: nothing to reset.
+            Err(e) if !(is(&e, "NoSuchUnit") || is(&e, "UnitNotFailed")) => {
+                Err(Error::dbus(format!("ResetFailedUnit {name}"), e))
+            }
+            _ => Ok(()),
+        }
     }
 
     async fn jobs(&self) -> Result<JobRemovedStream, Error> {

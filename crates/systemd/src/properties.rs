@@ -2,10 +2,12 @@
 //! what systemd needs to own the scope (its slice, the container's init as its one PID,
 //! `Delegate` so the limits below it are the engine's), accounting on, and the limits systemd
 //! itself writes into the controllers it manages, so that its values agree with the ones the
-//! shim writes through cgroupfs.
+//! engine writes through cgroupfs afterwards.
 
-use berth_bundle::Resources;
+use berth_bundle::{DeviceRule, Resources};
 use zbus::zvariant::Value;
+
+use crate::Error;
 
 /// One property's value, in the D-Bus type systemd expects for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,16 +19,20 @@ pub enum Prop {
     Pids(Vec<u32>),
     /// `ay`: a CPU or memory node bitmask.
     Bytes(Vec<u8>),
+    /// `a(ss)`: `DeviceAllow`'s (device, permissions) entries.
+    DeviceAllow(Vec<(String, String)>),
 }
 
 impl Prop {
-    pub(crate) fn to_value(&self) -> Value<'_> {
+    /// The value as it goes over D-Bus.
+    pub fn to_value(&self) -> Value<'_> {
         match self {
             Prop::Bool(b) => Value::from(*b),
             Prop::U64(n) => Value::from(*n),
             Prop::Str(s) => Value::from(s.as_str()),
             Prop::Pids(p) => Value::from(p.clone()),
             Prop::Bytes(b) => Value::from(b.clone()),
+            Prop::DeviceAllow(d) => Value::from(d.clone()),
         }
     }
 
@@ -39,6 +45,11 @@ impl Prop {
             Value::Array(a) => match a.element_signature().to_string().as_str() {
                 "u" => Prop::Pids(a.iter().map(u32::try_from).collect::<Result<_, _>>().ok()?),
                 "y" => Prop::Bytes(a.iter().map(u8::try_from).collect::<Result<_, _>>().ok()?),
+                "(ss)" => Prop::DeviceAllow(
+                    a.iter()
+                        .map(|e| <(String, String)>::try_from(e.try_clone().ok()?).ok())
+                        .collect::<Option<_>>()?,
+                ),
                 _ => return None,
             },
             _ => return None,
@@ -46,20 +57,19 @@ impl Prop {
     }
 }
 
-/// The transient scope of container `id`: its init `pid` in `slice`, with the limits of `r`;
-/// `unified`: the host's cgroups are v2 (systemd's v2 property names).
+/// The transient scope of container `id`: its init `pid` in `slice`, with the limits of `r`
+/// and the device rules `devices`; `unified`: the host's cgroups are v2 (systemd's v2
+/// property names). Fails on a device rule systemd cannot express.
 pub fn scope_properties(
     id: &str,
     slice: &str,
     pid: u32,
     r: &Resources,
+    devices: &[DeviceRule],
     unified: bool,
-) -> Vec<(&'static str, Prop)> {
+) -> Result<Vec<(&'static str, Prop)>, Error> {
     let mut p = vec![
-        (
-            "Description",
-            Prop::Str(format!("libcontainer container {id}")),
-        ),
+        ("Description", Prop::Str(format!("berth container {id}"))),
         ("Slice", Prop::Str(slice.to_owned())),
         ("Delegate", Prop::Bool(true)),
         ("PIDs", Prop::Pids(vec![pid])),
@@ -76,6 +86,15 @@ pub fn scope_properties(
         ("TasksAccounting", Prop::Bool(true)),
         ("DefaultDependencies", Prop::Bool(false)),
     ];
+    p.extend(limit_properties(r, unified));
+    p.extend(crate::devices::device_properties(devices)?);
+    Ok(p)
+}
+
+/// The limits of `r` that systemd writes itself, by their systemd names (for the scope's
+/// start, and for SetUnitProperties at `docker update`). Zero values are left out.
+pub fn limit_properties(r: &Resources, unified: bool) -> Vec<(&'static str, Prop)> {
+    let mut p = Vec::new();
     if unified {
         v2_limits(r, &mut p);
     } else {
@@ -206,12 +225,12 @@ mod tests {
             blkio_weight: 300,
             ..Default::default()
         };
-        let p = scope_properties("abc", "system.slice", 42, &r, false);
+        let p = scope_properties("abc", "berth.slice", 42, &r, &[], false).unwrap();
         assert_eq!(
             get(&p, "Description"),
-            Some(&Prop::Str("libcontainer container abc".into()))
+            Some(&Prop::Str("berth container abc".into()))
         );
-        assert_eq!(get(&p, "Slice"), Some(&Prop::Str("system.slice".into())));
+        assert_eq!(get(&p, "Slice"), Some(&Prop::Str("berth.slice".into())));
         assert_eq!(get(&p, "Delegate"), Some(&Prop::Bool(true)));
         assert_eq!(get(&p, "PIDs"), Some(&Prop::Pids(vec![42])));
         assert_eq!(get(&p, "DefaultDependencies"), Some(&Prop::Bool(false)));
@@ -223,9 +242,16 @@ mod tests {
         assert_eq!(get(&p, "TasksMax"), Some(&Prop::U64(50)));
         assert_eq!(get(&p, "BlockIOWeight"), Some(&Prop::U64(300)));
         assert_eq!(get(&p, "MemoryMax"), None);
+        assert_eq!(
+            get(&p, "DevicePolicy"),
+            Some(&Prop::Str("strict".into())),
+            "no rule: nothing allowed"
+        );
         // Nothing asked: no limit at all.
-        let p = scope_properties("abc", "system.slice", 42, &Resources::default(), false);
-        assert_eq!(p.len(), 9);
+        let p =
+            scope_properties("abc", "berth.slice", 42, &Resources::default(), &[], false).unwrap();
+        assert_eq!(p.len(), 11);
+        assert!(limit_properties(&Resources::default(), false).is_empty());
     }
 
     #[test]
@@ -240,7 +266,7 @@ mod tests {
             cpuset_mems: "0".into(),
             ..Default::default()
         };
-        let p = scope_properties("abc", "x.slice", 7, &r, true);
+        let p = scope_properties("abc", "x.slice", 7, &r, &[], true).unwrap();
         assert_eq!(get(&p, "IOAccounting"), Some(&Prop::Bool(true)));
         assert_eq!(get(&p, "MemoryMax"), Some(&Prop::U64(64 << 20)));
         assert_eq!(get(&p, "MemoryLow"), Some(&Prop::U64(32 << 20)));
@@ -262,14 +288,14 @@ mod tests {
             cpu_quota: 12_345,
             ..Default::default()
         };
-        let p = scope_properties("a", "s.slice", 1, &r, false);
+        let p = limit_properties(&r, false);
         assert_eq!(get(&p, "CPUQuotaPerSecUSec"), Some(&Prop::U64(130_000)));
         // A period alone: no quota.
         let r = Resources {
             cpu_period: 50_000,
             ..Default::default()
         };
-        let p = scope_properties("a", "s.slice", 1, &r, false);
+        let p = limit_properties(&r, false);
         assert_eq!(get(&p, "CPUQuotaPerSecUSec"), Some(&Prop::U64(u64::MAX)));
     }
 
@@ -281,6 +307,7 @@ mod tests {
             Prop::Str("s".into()),
             Prop::Pids(vec![1, 2]),
             Prop::Bytes(vec![7]),
+            Prop::DeviceAllow(vec![("char-*".into(), "m".into())]),
         ] {
             assert_eq!(Prop::from_value(&v.to_value()), Some(v));
         }

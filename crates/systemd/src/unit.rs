@@ -2,14 +2,13 @@
 
 use crate::Error;
 
-/// The slice containers go to when `--cgroup-parent` names none (dockerd's default with the
-/// systemd driver).
-pub const DEFAULT_SLICE: &str = "system.slice";
+/// The slice containers go to when `--cgroup-parent` names none: Berth's own (dockerd's is
+/// `system.slice`), so that Berth's containers are one subtree apart from the host's services.
+pub const DEFAULT_SLICE: &str = "berth.slice";
 
-/// A container's scope: `docker-<id>.scope`, the name dockerd gives it (its OCI cgroupsPath
-/// is `system.slice:docker:<id>`).
+/// A container's scope: `berth-<id>.scope` (dockerd's is `docker-<id>.scope`).
 pub fn scope_name(id: &str) -> String {
-    format!("docker-{id}.scope")
+    format!("berth-{id}.scope")
 }
 
 /// dockerd's check of `--cgroup-parent` under the systemd driver: a slice name `x.slice`.
@@ -62,7 +61,7 @@ pub fn expand_slice(slice: &str) -> Result<String, Error> {
     Ok(path)
 }
 
-/// The scope's cgroup relative to a hierarchy's root: `system.slice/docker-<id>.scope`.
+/// The scope's cgroup relative to a hierarchy's root: `berth.slice/berth-<id>.scope`.
 pub fn scope_cgroup(slice: &str, id: &str) -> Result<String, Error> {
     let parent = expand_slice(slice)?;
     let scope = scope_name(id);
@@ -99,21 +98,21 @@ mod tests {
 
     #[test]
     fn the_scope_and_its_cgroup() {
-        assert_eq!(scope_name("abc"), "docker-abc.scope");
+        assert_eq!(scope_name("abc"), "berth-abc.scope");
         assert_eq!(
-            scope_cgroup("system.slice", "abc").unwrap(),
-            "system.slice/docker-abc.scope"
+            scope_cgroup("berth.slice", "abc").unwrap(),
+            "berth.slice/berth-abc.scope"
         );
         assert_eq!(
             scope_cgroup("a-b.slice", "abc").unwrap(),
-            "a.slice/a-b.slice/docker-abc.scope"
+            "a.slice/a-b.slice/berth-abc.scope"
         );
-        assert_eq!(scope_cgroup("-.slice", "abc").unwrap(), "docker-abc.scope");
+        assert_eq!(scope_cgroup("-.slice", "abc").unwrap(), "berth-abc.scope");
     }
 
     #[test]
     fn cgroup_parent_must_be_a_slice_as_dockerd_says() {
-        assert_eq!(parent_slice("").unwrap(), "system.slice");
+        assert_eq!(parent_slice("").unwrap(), "berth.slice");
         assert_eq!(parent_slice("web.slice").unwrap(), "web.slice");
         for bad in ["/mygroup", ".slice", "x.slic", "berth"] {
             assert_eq!(

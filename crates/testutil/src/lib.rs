@@ -1,5 +1,6 @@
 //! Helpers for tests that drive real processes: the engine started with `berth up` in
-//! temporary roots, a nats-server of the test's own, the real `docker` CLI, and `eventually`.
+//! temporary roots, a nats-server of the test's own, the real `docker` CLI, a fake systemd on
+//! a private D-Bus, and `eventually`.
 //! Every helper cleans up after itself on drop.
 
 mod bridge;
@@ -9,6 +10,7 @@ mod engine;
 pub mod images;
 mod nats;
 pub mod registry;
+mod systemd;
 
 pub use bridge::{TestBridge, link_exists};
 pub use containers::BusyboxEngine;
@@ -17,6 +19,7 @@ pub use engine::{Engine, EngineOptions, processes_with};
 pub use images::{ImageInfo, IndexInfo, MediaTypes, push_layout};
 pub use nats::Nats;
 pub use registry::Registry;
+pub use systemd::{FakeSystemd, SystemdCall};
 
 use std::{
     path::PathBuf,

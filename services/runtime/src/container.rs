@@ -52,6 +52,9 @@ pub(crate) struct State {
     /// Running with its cgroup frozen (docker pause); the status stays Running, as dockerd
     /// keeps Running and Paused both true. The record's message says STATUS_PAUSED.
     pub(crate) paused: bool,
+    /// The cgroup of the last run below the hierarchies' roots (as the driver placed it at
+    /// start); empty in records from before it was kept.
+    pub(crate) cgroup_path: String,
 }
 
 /// A container's disk usage: the bytes in its writable layer, and those plus its image's.
@@ -179,6 +182,7 @@ impl Container {
                 stopped_by_user: s.stopped_by_user,
                 manually_stopped: s.manually_stopped,
                 health: s.health.as_ref().map(crate::health::Health::to_proto),
+                cgroup_path: s.cgroup_path.clone(),
             }),
             restart_count: self.restart_count,
             network: self.network.clone(),
@@ -212,6 +216,7 @@ impl Container {
                 manually_stopped: s.manually_stopped,
                 health: s.health.map(crate::health::Health::from_proto),
                 paused,
+                cgroup_path: s.cgroup_path,
             },
             restart_count: p.restart_count,
             network: p.network,

@@ -105,6 +105,8 @@ impl Containers {
             limit_warnings = crate::limits::check(r, &host).map_err(ContainerError::invalid)?;
         }
         crate::cgroup_place::resolve(&mut spec, &self.cgroups).map_err(ContainerError::invalid)?;
+        crate::cgroup_place::check_parent(&spec, self.cgroups.driver)
+            .map_err(ContainerError::invalid)?;
         if let Some(field) = spec::unsupported(&spec) {
             return Err(ContainerError::invalid(format!(
                 "{field} is not supported by Berth yet"

@@ -49,6 +49,7 @@ mod stats;
 mod stdin;
 mod store;
 mod subpath;
+mod systemd_scope;
 mod top;
 mod update;
 mod user;
@@ -65,15 +66,25 @@ use tonic::service::RoutesBuilder;
 
 /// Runs the runtime service until `launch.shutdown` resolves. Tests start it in-process.
 pub async fn serve(launch: Launch) -> anyhow::Result<()> {
-    cgroup_place::check_driver(
-        launch.cfg.cgroup_driver,
-        std::path::Path::new("/run/systemd/system"),
-    )
-    .map_err(anyhow::Error::msg)?;
+    let mut cgroups = CgroupInfo::detect_host();
+    let systemd = match launch.cfg.cgroup_driver {
+        berth_config::CgroupDriver::Cgroupfs => None,
+        berth_config::CgroupDriver::Systemd => {
+            // sd_booted's directory; tests point it elsewhere (this host runs no systemd).
+            let dir = std::env::var_os("BERTH_SYSTEMD_DIR")
+                .map_or_else(|| "/run/systemd/system".into(), std::path::PathBuf::from);
+            let bus = std::env::var("DBUS_SYSTEM_BUS_ADDRESS").ok();
+            let unified = cgroups.version == CgroupVersion::V2;
+            let driver = systemd_scope::SystemdDriver::connect(&dir, bus.as_deref(), unified)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            cgroups.driver = CgroupDriver::Systemd;
+            Some(driver)
+        }
+    };
     let ctx = ServiceContext::start(ServiceName::Runtime, launch).await?;
     let store = std::sync::Arc::new(store::Store::open(&ctx.data_dir)?);
     store.attach_events(ctx.events.clone())?;
-    let cgroups = CgroupInfo::detect_host();
     let domain = info::Runtime::new(store.clone(), cgroups, ctx.engine_id.clone(), &ctx.cfg);
     let images = berth_service::channel(
         &ctx.cfg.service_address(ServiceName::Images),
@@ -89,15 +100,18 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
     )?;
     ctx.metrics
         .register_collector(metrics::ContainerCollector::new(store.clone()));
-    let containers = std::sync::Arc::new(lifecycle::Containers::new(
-        store,
-        images,
-        network,
-        volumes,
-        ctx.events.clone(),
-        &ctx.cfg,
-        ctx.data_dir.clone(),
-    ));
+    let containers = std::sync::Arc::new(
+        lifecycle::Containers::new(
+            store,
+            images,
+            network,
+            volumes,
+            ctx.events.clone(),
+            &ctx.cfg,
+            ctx.data_dir.clone(),
+        )
+        .with_systemd(systemd),
+    );
     containers.reconnect()?;
     containers.release_stopped_shims()?;
     containers.resume_restarts()?;

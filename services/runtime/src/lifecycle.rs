@@ -83,6 +83,8 @@ pub(crate) struct Containers {
     /// Containers whose exit is recorded and whose leftovers are being released outside
     /// the records' lock (`settle.rs`).
     pub(crate) settling: std::sync::Mutex<HashMap<String, crate::settle::Settling>>,
+    /// With the systemd cgroup driver: the connection to systemd (`systemd_scope.rs`).
+    pub(crate) systemd: Option<crate::systemd_scope::SystemdDriver>,
 }
 
 /// SIGKILL's number.
@@ -138,7 +140,20 @@ impl Containers {
             seccomp: crate::seccomp::SeccompCache::new(cfg.seccomp_profile.clone()),
             freeze_locks: std::sync::Mutex::new(HashMap::new()),
             settling: std::sync::Mutex::new(HashMap::new()),
+            systemd: None,
         }
+    }
+
+    /// With the systemd cgroup driver: runs are placed in systemd scopes through `driver`.
+    pub(crate) fn with_systemd(
+        mut self,
+        driver: Option<crate::systemd_scope::SystemdDriver>,
+    ) -> Self {
+        if driver.is_some() {
+            self.cgroups.driver = berth_cgroup::CgroupDriver::Systemd;
+        }
+        self.systemd = driver;
+        self
     }
 
     /// The container's filesystem lock (see `fs_locks`).
@@ -500,6 +515,7 @@ impl Containers {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&c.id);
         self.release_files(&c.id).await;
+        self.stop_scope(&c.id).await;
         {
             // Once no filesystem view has the snapshot mounted.
             let fs = self.fs_lock(&c.id);

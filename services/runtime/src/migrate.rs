@@ -180,6 +180,7 @@ pub(crate) fn container(bytes: &[u8]) -> anyhow::Result<Container> {
             manually_stopped: false,
             health: None,
             paused: false,
+            cgroup_path: String::new(),
         },
         restart_count: l.restart_count,
         network: None,

@@ -10,10 +10,10 @@ use berth_types::ErrorKind;
 use crate::{container::Container, container_error::ContainerError, lifecycle::Containers};
 
 impl Containers {
-    /// The container's cgroup in every hierarchy: the shim makes it at start, the runtime
-    /// pauses, updates and reads it.
+    /// The container's cgroup in every hierarchy (where its last start placed it): the shim
+    /// makes it at start, the runtime pauses, updates and reads it.
     pub(crate) fn cgroup(c: &Container) -> Result<Cgroup, ContainerError> {
-        let (path, keep) = crate::cgroup_place::cgroup_path(c);
+        let (path, keep) = crate::cgroup_place::recorded(c);
         Cgroup::at(&path)
             .map(|cg| cg.keeping_parents(keep))
             .map_err(|e| ContainerError::Internal(e.into()))

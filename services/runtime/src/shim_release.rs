@@ -1,6 +1,6 @@
 //! A stopped container holds no process, as dockerd deletes the task when the process exits:
 //! once the exit is recorded (the record is the shim's acknowledgment), the shim is asked to
-//! clean up and exit. `docker start` spawns a new one; the logs, the bundle's exit.json and the
+//! clean up and exit, and the run's systemd scope (the systemd driver) is stopped. `docker start` spawns a new one; the logs, the bundle's exit.json and the
 //! snapshot (for `cp`, `diff`, `export` and `commit` of a stopped container) stay.
 
 use std::{sync::Arc, time::Duration};
@@ -19,6 +19,7 @@ impl Containers {
     /// stopped run's, never a new one at the same socket; and a shim that hangs holds up no
     /// other container.
     pub(crate) async fn release_shim(&self, id: &str) {
+        let holds;
         {
             let _guard = self.lock.lock().await;
             match self.store.get(id) {
@@ -30,12 +31,23 @@ impl Containers {
                 }
             }
             // Another release of this container's leftovers is under way.
-            if self.settling(id).is_some() || !holds_shim(&self.bundle(id)) {
+            if self.settling(id).is_some() {
+                return;
+            }
+            holds = holds_shim(&self.bundle(id));
+            // With the systemd driver the run's scope is left to stop even when its shim is
+            // gone (a dead shim's cleanup removed its cgroup).
+            if !holds && self.systemd.is_none() {
                 return;
             }
             self.set_settling(id, Some(Settling::Shim));
         }
-        self.delete_stopped_shim(id).await;
+        if holds {
+            self.delete_stopped_shim(id).await;
+        }
+        // After the shim's cleanup (which kills what is left), and before a new start can
+        // begin: a new run's scope has the same name.
+        self.stop_scope(id).await;
         self.set_settling(id, None);
     }
 

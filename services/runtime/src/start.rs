@@ -126,9 +126,11 @@ impl Containers {
             source: rootfs.source,
             options: rootfs.options,
         };
-        let (cgroup_path, keep_parents) = crate::cgroup_place::cgroup_path(&c);
-        let mut config = berth_bundle::Config::new(c.id.clone(), rootfs, process, cgroup_path);
-        config.cgroup_keep_parents = keep_parents;
+        let place = crate::cgroup_place::placement(&c, self.cgroups.driver)
+            .map_err(ContainerError::invalid)?;
+        let mut config =
+            berth_bundle::Config::new(c.id.clone(), rootfs, process, place.path.clone());
+        config.cgroup_keep_parents = place.keep_parents;
         config.namespaces.cgroup = crate::cgroup_place::private_cgroupns(&c);
         config.hostname = c.spec.hostname.clone();
         config.domainname = c.spec.domainname.clone();
@@ -203,9 +205,12 @@ impl Containers {
         });
         config.stop_signal = c.stop_signal();
         config.socket = Some(self.socket_dir.join(format!("{}.sock", &c.id[..20])));
-        // Held before exec until the Start call, so that attachers miss no output.
+        // Held before exec until the Start call, so that attachers miss no output (and, with
+        // the systemd driver, until its scope is started).
         config.wait_for_start = true;
+        let limits = (config.resources.clone(), config.device_rules.clone());
         shim::write_bundle(&bundle, config, net.etc.as_ref())?;
+        c.state.cgroup_path = place.path;
         // Taken now: if the start fails they are dropped, which ends their streams.
         let attachers = self
             .pending_attaches
@@ -226,6 +231,21 @@ impl Containers {
                 let client = shim::connect(&address).await?;
                 for a in attachers {
                     subscribe(&client, "", a).await;
+                }
+                if let Some(scope) = &place.scope {
+                    let placed = match client.state(shimpb::StateRequest {}).await {
+                        Ok(st) => {
+                            self.start_scope(&c, scope, st.pid, &limits.0, &limits.1)
+                                .await
+                        }
+                        Err(e) => Err(ContainerError::Internal(anyhow::anyhow!("shim state: {e}"))),
+                    };
+                    if let Err(e) = placed {
+                        // The init, held before exec, goes with its cgroup.
+                        delete_shim(&bundle).await;
+                        self.stop_scope(&c.id).await;
+                        return Err(e);
+                    }
                 }
                 let started = client
                     .start(shimpb::StartRequest {})

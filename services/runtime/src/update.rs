@@ -59,6 +59,11 @@ impl Containers {
         }
         c.spec.resources = Some(res);
         if c.state.running() {
+            // systemd's properties first (the systemd driver), then the exact cgroup files.
+            let all = limits::for_shim(c.spec.resources.as_ref().unwrap_or(&Default::default()));
+            self.update_scope(&c, &all)
+                .await
+                .map_err(|e| cannot(berth_errors::HasKind::kind(&e), &e))?;
             let cg = Containers::cgroup(&c)?;
             let values = limits::for_shim(&changes);
             tokio::task::spawn_blocking(move || cg.apply_limits(&values))
