@@ -221,6 +221,10 @@ impl ImageService {
         let parent = st.image.as_ref().map(|i| &i.id);
         let hit = index.lookup(parent, key, || self.store.images())?;
         let Some(rec) = hit else { return Ok(false) };
+        // The index was read earlier in the build: the image must be there still.
+        let Some(rec) = self.store.image(&rec.id)? else {
+            return Ok(false);
+        };
         let Ok(bytes) = self.content.read(&rec.id) else {
             return Ok(false);
         };
