@@ -31,6 +31,7 @@
 
 mod api;
 mod build;
+mod cli_floor;
 mod containers;
 mod dockerd;
 mod host;

@@ -102,20 +102,29 @@ impl<T: Send + 'static> Pump<T> {
             let mut data = std::pin::pin!(data);
             // A drain asked for stops the relay; the sender gone (success) does not.
             let mut armed = true;
+            // The body's end or error, read ahead while gathering a message.
+            let mut ahead: Option<super::gather::Ahead> = None;
             loop {
-                let item = tokio::select! {
-                    r = &mut drain_rx, if armed => {
-                        if r.is_ok() {
-                            break;
+                let item = match ahead.take() {
+                    Some(item) => item,
+                    None => tokio::select! {
+                        r = &mut drain_rx, if armed => {
+                            if r.is_ok() {
+                                break;
+                            }
+                            armed = false;
+                            continue;
                         }
-                        armed = false;
-                        continue;
-                    }
-                    item = data.next() => item,
+                        item = data.next() => item,
+                    },
                 };
                 let (msg, last) = match item {
                     None => return,
-                    Some(Ok(b)) => (wrap(b.to_vec(), String::new()), false),
+                    Some(Ok(b)) => {
+                        let (bytes, next) = super::gather::gather(b, &mut data);
+                        ahead = next;
+                        (wrap(bytes, String::new()), false)
+                    }
                     // The body broke off: say so, and there is nothing left to read.
                     Some(Err(e)) => (wrap(Vec::new(), e), true),
                 };
@@ -137,7 +146,9 @@ impl<T: Send + 'static> Pump<T> {
                 }
             }
             drop(tx);
-            while let Some(Ok(_)) = data.next().await {}
+            if ahead.is_none() {
+                while let Some(Ok(_)) = data.next().await {}
+            }
         });
         let upload: Upload<T> = Box::pin(
             futures::stream::once(async move { head })

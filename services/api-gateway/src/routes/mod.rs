@@ -8,6 +8,7 @@ pub mod container_fs;
 pub mod containers;
 pub mod distribution;
 pub mod exec;
+mod gather;
 pub mod hijack;
 pub mod images;
 pub mod networks;

@@ -5,6 +5,7 @@
 
 mod args;
 mod builder;
+mod cache_index;
 pub(crate) mod cancel;
 mod context;
 mod copy;
@@ -269,6 +270,7 @@ impl ImageService {
             rt,
             stages: Vec::new(),
             escape: prepared.df.escape,
+            cache: Default::default(),
         };
         let id = b.build(&prepared.df)?;
         let blob = match self.content.read(&id).map(|b| serde_json::from_slice(&b)) {
@@ -276,18 +278,19 @@ impl ImageService {
             _ => serde_json::Map::new(),
         };
         for t in &spec.tags {
-            self.commit_image(
+            // The tag and its event in one transaction (dockerd tags, with its event, even
+            // when the image had that tag already).
+            let event = self.labeled_event("tag", &id, &t.familiar_string(), &blob);
+            self.commit_image_with(
                 self.store
                     .image(&id)
                     .map_err(|e| (e, 0))?
                     .ok_or_else(|| (ImagesError::NotFound(format!("No such image: {id}")), 0))?,
                 Some(t),
                 None,
+                event.into_iter().collect(),
             )
             .map_err(|e| (e, 0))?;
-            if let Some(ev) = self.labeled_event("tag", &id, &t.familiar_string(), &blob) {
-                self.events.publish(&ev);
-            }
             b.out
                 .stream(format!("Successfully tagged {}\n", t.familiar_string()));
         }

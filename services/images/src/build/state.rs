@@ -212,15 +212,19 @@ impl ImageService {
     }
 
     /// A cached image for the step, if one exists: the stage moves to it.
-    pub(crate) fn probe_cache(&self, st: &mut StageState, key: &str) -> Result<bool, ImagesError> {
+    pub(crate) fn probe_cache(
+        &self,
+        index: &mut super::cache_index::CacheIndex,
+        st: &mut StageState,
+        key: &str,
+    ) -> Result<bool, ImagesError> {
         let parent = st.image.as_ref().map(|i| &i.id);
-        let hit = self
-            .store
-            .images()?
-            .into_iter()
-            .filter(|i| i.parent.as_ref() == parent && i.build_key.as_deref() == Some(key))
-            .max_by_key(|i| i.added_at);
+        let hit = index.lookup(parent, key, || self.store.images())?;
         let Some(rec) = hit else { return Ok(false) };
+        // The index was read earlier in the build: the image must be there still.
+        let Some(rec) = self.store.image(&rec.id)? else {
+            return Ok(false);
+        };
         let Ok(bytes) = self.content.read(&rec.id) else {
             return Ok(false);
         };
