@@ -31,6 +31,7 @@
 
 mod api;
 mod build;
+mod canned;
 mod containers;
 mod dockerd;
 mod host;
