@@ -889,7 +889,9 @@ impl StoreResults {
             )
         };
         format!(
-            "the CLI's floor (`docker ps -a` against a canned copy of the engine's answers,              median): Berth's {} s ({} bytes), dockerd's {} s ({} bytes); above it, Berth {},              dockerd {}; Berth's floor over dockerd's `docker ps -a`: {}{}",
+            "the CLI's floor (`docker ps -a` against a canned copy of the engine's answers, \
+             median): Berth's {} s ({} bytes), dockerd's {} s ({} bytes); above it, Berth {}, \
+             dockerd {}; Berth's floor over dockerd's `docker ps -a`: {}{}",
             secs3(bf.map(|s| s.median)),
             self.berth.body_bytes,
             secs3(df.map(|s| s.median)),
@@ -956,10 +958,7 @@ impl StoreResults {
         .collect();
         let (bf, df) = self.floor_stats();
         rows.push((
-            format!(
-                "`docker ps -a` against a canned copy of the engine's answers ({n} containers) \
-                 median (s): the CLI's floor"
-            ),
+            format!("`docker ps -a` ({n}), canned answer: the CLI's floor, median (s)"),
             bf.map(|s| s.median),
             df.map(|s| s.median),
         ));
