@@ -32,6 +32,7 @@
 mod api;
 mod build;
 mod cli_floor;
+mod canned;
 mod containers;
 mod dockerd;
 mod host;

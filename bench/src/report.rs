@@ -834,6 +834,11 @@ pub(crate) struct EngineStore {
     pub(crate) version: Vec<f64>,
     /// The one timed `docker rm`, seconds.
     pub(crate) rm_secs: f64,
+    /// Each `docker ps -a` against a canned copy of this engine's answers, seconds: the CLI's
+    /// floor (its start-up, decoding and printing, no engine).
+    pub(crate) canned: Vec<f64>,
+    /// The bytes of the engine's `GET /containers/json?all=1` body.
+    pub(crate) body_bytes: usize,
 }
 
 /// The store benchmark: `docker ps -a` with many containers, one `docker rm` of many.
@@ -862,6 +867,46 @@ impl StoreResults {
         Some(b?.median / d?.median)
     }
 
+    /// The medians of `docker ps -a` against each engine's canned answers: the CLI's floor.
+    fn floor_stats(&self) -> (Option<Stats>, Option<Stats>) {
+        (stats(&self.berth.canned), stats(&self.dockerd.canned))
+    }
+
+    /// The best ratio Berth could reach with an engine that took no time at all: the CLI's
+    /// median against Berth's canned answers over dockerd's median `docker ps -a`.
+    fn floor_ratio(&self) -> Option<f64> {
+        Some(self.floor_stats().0?.median / self.ps_stats().1?.median)
+    }
+
+    /// The line on the floor, for the summary and the markdown.
+    fn floor_line(&self) -> String {
+        let (bf, df) = self.floor_stats();
+        let (b, d) = self.ps_stats();
+        let above = |ps: Option<Stats>, floor: Option<Stats>| {
+            ps.zip(floor).map_or_else(
+                || "n/a".to_owned(),
+                |(p, f)| format!("{:.1} ms", (p.median - f.median) * 1000.0),
+            )
+        };
+        format!(
+            "the CLI's floor (`docker ps -a` against a canned copy of the engine's answers, \
+             median): Berth's {} s ({} bytes), dockerd's {} s ({} bytes); above it, Berth {}, \
+             dockerd {}; Berth's floor over dockerd's `docker ps -a`: {}{}",
+            secs3(bf.map(|s| s.median)),
+            self.berth.body_bytes,
+            secs3(df.map(|s| s.median)),
+            self.dockerd.body_bytes,
+            above(b, bf),
+            above(d, df),
+            ratio(self.floor_ratio()),
+            if self.floor_ratio().is_some_and(|r| r > PS_TARGET_RATIO) {
+                " (the target cannot be met by the engine alone)"
+            } else {
+                ""
+            }
+        )
+    }
+
     /// Berth's `docker rm` over dockerd's.
     fn rm_ratio(&self) -> f64 {
         self.berth.rm_secs / self.dockerd.rm_secs
@@ -879,6 +924,7 @@ impl StoreResults {
                 secs3(d.map(|s| s.median)),
                 verdict(self.ps_ratio(), PS_TARGET_RATIO)
             ),
+            self.floor_line(),
             format!(
                 "one `docker rm` of {} stopped containers: Berth {:.3} s, dockerd {:.3} s; \
                  Berth/dockerd **{}**",
@@ -910,6 +956,12 @@ impl StoreResults {
             )
         })
         .collect();
+        let (bf, df) = self.floor_stats();
+        rows.push((
+            format!("`docker ps -a` ({n}), canned answer: the CLI's floor, median (s)"),
+            bf.map(|s| s.median),
+            df.map(|s| s.median),
+        ));
         rows.push((
             "`docker version` median (s): the CLI's start-up and one API call".to_owned(),
             bv.map(|s| s.median),
@@ -958,6 +1010,7 @@ impl StoreResults {
             self.remove,
             verdict(Some(self.rm_ratio()), RM_TARGET_RATIO)
         );
+        let _ = writeln!(t, "{}", self.floor_line().replace('`', ""));
     }
 
     fn markdown(&self, s: &mut String) {
@@ -983,6 +1036,7 @@ impl StoreResults {
             self.remove,
             verdict(Some(self.rm_ratio()), RM_TARGET_RATIO)
         );
+        let _ = writeln!(s, "The floor: {}.\n", self.floor_line());
         let _ = writeln!(s, "### Method\n");
         let _ = writeln!(
             s,
@@ -992,8 +1046,15 @@ impl StoreResults {
              then list {n}, and one untimed `docker ps -a` per engine must print {n} rows. \
              `docker ps -a`: {runs} timed runs per engine (plain `docker ps -a`, its output read \
              and discarded), the engines alternating (which one goes first alternates too), each \
-             followed by a `docker version` against the same engine (the CLI's floor). `docker \
-             rm`: then ONE `docker rm` of the first {rm} containers created (the same set the \
+             followed by a `docker version` against the same engine (the CLI's start-up). The \
+             CLI's floor: each engine's answers are then captured (the API version its `/_ping` \
+             gives, and its `GET /containers/json?all=1` body at the version the CLI settles \
+             on, with every container listed) and served by a trivial server of the benchmark \
+             (no work per request; `Content-Length` framing); the same CLI runs `docker ps -a` \
+             against each copy {runs} times, alternating. That is the CLI's own start-up, \
+             decoding and printing of that engine's body: what an engine takes above it is the \
+             engine's. Berth's floor over dockerd's `docker ps -a` median is the best ratio an \
+             engine that answered in no time could reach. `docker rm`: then ONE `docker rm` of the first {rm} containers created (the same set the \
              `docker ps -a` runs listed), Berth first, then dockerd; it must print {rm} lines and \
              leave {left}. Every container is removed afterwards with `docker rm -f` (not timed). \
              The `docker rm` row is a single run per engine: it moves more from run to run than \

@@ -16,6 +16,7 @@ use anyhow::ensure;
 
 use crate::{
     Target,
+    canned::{self, Canned},
     containers::{VERSION_ARGS, all_containers, ensure_none, remove_all, timed},
     report::{EngineStore, StoreResults},
 };
@@ -66,6 +67,50 @@ fn create_many(t: &Target<'_>, image: &str, n: usize, jobs: usize) -> anyhow::Re
 /// Non-empty lines of a CLI's output.
 fn line_count(out: &str) -> usize {
     out.lines().filter(|l| !l.trim().is_empty()).count()
+}
+
+/// The CLI's floor: `docker ps -a` against a canned copy of each engine's answers (captured
+/// now, with every container listed), the same number of runs, alternating.
+fn floor(
+    targets: [&Target<'_>; 2],
+    plan: &Plan,
+    results: &mut [EngineStore; 2],
+) -> anyhow::Result<()> {
+    let dir = tempfile::Builder::new()
+        .prefix("berth-bench-canned")
+        .tempdir()?;
+    let mut servers = Vec::new();
+    for (k, t) in targets.into_iter().enumerate() {
+        let answers = canned::capture(t)?;
+        results[k].body_bytes = answers.body.len();
+        let server = Canned::serve(dir.path(), t.kind.name(), answers)?;
+        let canned = Target {
+            kind: t.kind,
+            host: server.host.clone(),
+            cli: t.cli,
+            cli_config: t.cli_config.clone(),
+        };
+        let (_, out) = timed(&canned, &["ps", "-a"])?;
+        ensure!(
+            line_count(&out) == plan.containers + 1,
+            "{}: docker ps -a against the canned answer printed {} lines",
+            t.kind.name(),
+            line_count(&out)
+        );
+        servers.push((server, canned));
+    }
+    eprintln!(
+        "berth-bench: docker ps -a against canned answers (the CLI's floor): {} runs each...",
+        plan.ps_runs
+    );
+    for i in 0..plan.ps_runs {
+        let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
+        for k in order {
+            let (secs, _) = timed(&servers[k].1, &["ps", "-a"])?;
+            results[k].canned.push(secs);
+        }
+    }
+    Ok(())
 }
 
 /// The whole store benchmark for both engines (Berth first); every container is removed at the
@@ -136,6 +181,8 @@ pub(crate) fn run(
             results[k].version.push(secs);
         }
     }
+
+    floor(targets, plan, &mut results)?;
 
     for (k, t) in targets.into_iter().enumerate() {
         let mut args = vec!["rm"];
