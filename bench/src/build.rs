@@ -171,7 +171,7 @@ pub(crate) fn run(
         dockerd: EngineBuilds::default(),
         floor: Vec::new(),
     };
-    let null = crate::cli_floor::NullEngine::start(dir.path())?;
+    let null = crate::cli_floor::null_engine(dir.path())?;
     for round in 0..plan.rounds {
         let order = if round % 2 == 0 {
             targets

@@ -5,19 +5,18 @@
 //! (its answer's time, and the framing of the real socket).
 
 use std::{
-    io::{BufRead, BufReader, Read, Write},
-    os::unix::net::{UnixListener, UnixStream},
-    path::{Path, PathBuf},
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    thread::JoinHandle,
+    io::{Read, Write},
+    os::unix::net::UnixStream,
+    path::Path,
+    sync::Arc,
 };
 
 use anyhow::{Context, bail, ensure};
 
-use crate::Target;
+use crate::{
+    Target,
+    fake_engine::{self, Answer, FakeEngine},
+};
 
 /// The docker CLI's own newest API version (28.x): it never asks for a newer one.
 const CLI_MAX_API: (u32, u32) = (1, 50);
@@ -82,117 +81,26 @@ pub(crate) fn capture(t: &Target<'_>) -> anyhow::Result<Captured> {
     Ok(Captured { api_version, body })
 }
 
-/// The trivial server; stopped and its socket removed on drop.
-pub(crate) struct Canned {
-    /// `unix://...`, for DOCKER_HOST.
-    pub(crate) host: String,
-    socket: PathBuf,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Canned {
-    /// Serves `answers` on `<dir>/<name>.sock`.
-    pub(crate) fn serve(dir: &Path, name: &str, answers: Captured) -> anyhow::Result<Canned> {
-        let socket = dir.join(format!("{name}.sock"));
-        let _ = std::fs::remove_file(&socket);
-        let listener =
-            UnixListener::bind(&socket).with_context(|| format!("binding {}", socket.display()))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let answers = Arc::new(answers);
-        let thread = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                for conn in listener.incoming() {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let Ok(conn) = conn else { continue };
-                    let answers = answers.clone();
-                    std::thread::spawn(move || {
-                        // A client that goes away ends its connection; nothing to report.
-                        let _ = answer(conn, &answers);
-                    });
-                }
-            })
-        };
-        Ok(Canned {
-            host: format!("unix://{}", socket.display()),
-            socket,
-            stop,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for Canned {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        // Wakes the accept loop up so that it sees the flag.
-        let _ = UnixStream::connect(&self.socket);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        let _ = std::fs::remove_file(&self.socket);
-    }
-}
-
-/// The whole answer (head and body) to one request line.
-fn response(answers: &Captured, method: &str, path: &str) -> Vec<u8> {
-    let (status, kind, body): (&str, &str, &[u8]) = if path.ends_with("/_ping") {
-        ("200 OK", "text/plain; charset=utf-8", b"OK")
-    } else if path.contains("/containers/json") {
-        ("200 OK", "application/json", &answers.body)
-    } else {
-        (
-            "404 Not Found",
-            "application/json",
-            b"{\"message\":\"not served by the canned server\"}",
-        )
-    };
-    let mut out = format!(
-        "HTTP/1.1 {status}\r\nApi-Version: {}\r\nOstype: linux\r\nContent-Type: {kind}\r\n\
-         Content-Length: {}\r\n\r\n",
-        answers.api_version,
-        body.len()
-    )
-    .into_bytes();
-    if method != "HEAD" {
-        out.extend_from_slice(body);
-    }
-    out
-}
-
-/// Answers every request of one (keep-alive) connection.
-fn answer(conn: UnixStream, answers: &Captured) -> std::io::Result<()> {
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let mut conn = conn;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let mut parts = line.split_whitespace();
-        let (method, path) = (
-            parts.next().unwrap_or("").to_owned(),
-            parts.next().unwrap_or("").to_owned(),
-        );
-        // The headers; a body (none for the CLI's GET and HEAD) is not expected.
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h)? == 0 {
-                return Ok(());
+/// Serves `answers` on `<dir>/<name>.sock`: the ping and the list; anything else is a 404.
+pub(crate) fn serve(dir: &Path, name: &str, answers: Captured) -> anyhow::Result<FakeEngine> {
+    let body: Arc<[u8]> = answers.body.into();
+    FakeEngine::serve(dir, name, &answers.api_version, move |r| {
+        if r.path.ends_with("/_ping") {
+            fake_engine::ping()
+        } else if r.path.contains("/containers/json") {
+            Answer {
+                status: "200 OK",
+                content_type: "application/json",
+                body: body.clone(),
             }
-            if h.trim().is_empty() {
-                break;
+        } else {
+            Answer {
+                status: "404 Not Found",
+                content_type: "application/json",
+                body: Arc::from(&b"{\"message\":\"not served by the canned server\"}"[..]),
             }
         }
-        conn.write_all(&response(answers, &method, &path))?;
-        // HTTP/1.0 (the capture's own requests): one answer per connection.
-        if line.trim_end().ends_with("HTTP/1.0") {
-            return Ok(());
-        }
-    }
+    })
 }
 
 #[cfg(test)]
@@ -210,7 +118,7 @@ mod tests {
     #[test]
     fn serves_the_captured_body_and_ping_over_one_connection() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let canned = Canned::serve(
+        let canned = serve(
             dir.path(),
             "t",
             Captured {
@@ -219,14 +127,14 @@ mod tests {
             },
         )
         .expect("serve");
-        let socket = canned.host.strip_prefix("unix://").expect("unix");
-        let mut s = UnixStream::connect(socket).expect("connect");
+        let socket = canned.socket().to_str().expect("utf-8").to_owned();
+        let mut s = UnixStream::connect(&socket).expect("connect");
         s.write_all(
             b"HEAD /_ping HTTP/1.1\r\nHost: d\r\n\r\nGET /v1.41/containers/json?all=1 HTTP/1.1\r\n\
               Host: d\r\n\r\n",
         )
         .expect("write");
-        let mut reader = BufReader::new(s);
+        let mut reader = std::io::BufReader::new(s);
         let mut text = String::new();
         // The ping's head, then the list's head and its body.
         while !text.ends_with("[{\"Id\":\"x\"}]") {
@@ -237,7 +145,7 @@ mod tests {
         }
         assert_eq!(text.matches("Api-Version: 1.41").count(), 2, "{text}");
         assert!(text.contains("Content-Length: 12\r\n"), "{text}");
-        let (head, _) = get(socket, "GET", "/_ping").expect("ping");
+        let (head, _) = get(&socket, "GET", "/_ping").expect("ping");
         assert_eq!(header(&head, "api-version"), Some("1.41"));
         drop(canned);
         assert!(!dir.path().join("t.sock").exists());

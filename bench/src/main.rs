@@ -31,10 +31,11 @@
 
 mod api;
 mod build;
-mod cli_floor;
 mod canned;
+mod cli_floor;
 mod containers;
 mod dockerd;
+mod fake_engine;
 mod host;
 mod idle;
 mod iptables;

@@ -15,8 +15,7 @@ use std::{
 use anyhow::ensure;
 
 use crate::{
-    Target,
-    canned::{self, Canned},
+    Target, canned,
     containers::{VERSION_ARGS, all_containers, ensure_none, remove_all, timed},
     report::{EngineStore, StoreResults},
 };
@@ -83,7 +82,7 @@ fn floor(
     for (k, t) in targets.into_iter().enumerate() {
         let answers = canned::capture(t)?;
         results[k].body_bytes = answers.body.len();
-        let server = Canned::serve(dir.path(), t.kind.name(), answers)?;
+        let server = canned::serve(dir.path(), t.kind.name(), answers)?;
         let canned = Target {
             kind: t.kind,
             host: server.host.clone(),
