@@ -205,7 +205,9 @@ impl IdleResults {
              containerd. `berth up` itself (a supervisor, like systemd for the units) is not \
              counted. The network and volumes services run on one thread (their tokio runtime \
              is current-thread; `berth.services.<name>.worker-threads` changes it); the gateway, \
-             runtime and images keep a worker per core.",
+             runtime and images keep a worker per core. The service binaries are the release \
+             build, linked with packed relative relocations and identical code folding (their \
+             `build.rs`; bench/IDLE-MEMORY.md).",
             self.plan.settle.as_secs_f64(),
             self.plan.samples
         );
