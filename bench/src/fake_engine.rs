@@ -81,6 +81,7 @@ impl FakeEngine {
     }
 
     /// The socket's path.
+    #[cfg(test)]
     pub(crate) fn socket(&self) -> &Path {
         &self.socket
     }
@@ -98,8 +99,11 @@ impl Drop for FakeEngine {
     }
 }
 
-/// The request line and the headers (lower-case names) of one request; `None` at the end.
-fn head(r: &mut impl BufRead) -> std::io::Result<Option<(String, Vec<(String, String)>)>> {
+/// A request's line and its headers (lower-case names).
+type Head = (String, Vec<(String, String)>);
+
+/// The request line and the headers of one request; `None` at the end.
+fn head(r: &mut impl BufRead) -> std::io::Result<Option<Head>> {
     let mut line = String::new();
     if r.read_line(&mut line)? == 0 {
         return Ok(None);
