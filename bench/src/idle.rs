@@ -207,7 +207,7 @@ impl IdleResults {
              is current-thread; `berth.services.<name>.worker-threads` changes it); the gateway, \
              runtime and images keep a worker per core. The service binaries are the release \
              build, linked with packed relative relocations and identical code folding (their \
-             `build.rs`; bench/IDLE-MEMORY.md).",
+             build script services/link_args.rs; bench/IDLE-MEMORY.md).",
             self.plan.settle.as_secs_f64(),
             self.plan.samples
         );

@@ -1,5 +1,5 @@
-//! The service binaries are linked as their `build.rs` says: packed relative relocations
-//! (DT_RELR), so that the loader does not read a `.rela.dyn` of 24 bytes per pointer at every
+//! The service binaries are linked as `services/link_args.rs` (their build script) says:
+//! packed relative relocations (DT_RELR), so that the loader does not read a `.rela.dyn` of 24 bytes per pointer at every
 //! start (bench/IDLE-MEMORY.md).
 
 use berth_testutil::bin;

@@ -1,6 +1,6 @@
-//! Link flags of the service binary. One process of each service runs all the time, and the
-//! pages of its binary that the loader and start-up touch count in its resident memory
-//! (bench/IDLE-MEMORY.md).
+//! Link flags of the five service binaries: the `build` script of each service's package. One
+//! process of each service runs all the time, and the pages of its binary that the loader and
+//! start-up touch count in its resident memory (bench/IDLE-MEMORY.md).
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
