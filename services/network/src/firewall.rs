@@ -64,9 +64,9 @@ pub(crate) struct Firewall {
     soon: Arc<Soon>,
 }
 
-/// How long the DOCKER-USER task rests after a round: the checks of a burst of attaches
+/// How long the DOCKER-USER task waits before a round: the checks of a burst of attaches
 /// become one round.
-const DOCKER_USER_REST: Duration = Duration::from_millis(500);
+const DOCKER_USER_REST: Duration = Duration::from_secs(1);
 
 /// The bridges whose DOCKER-USER accept a task of its own checks (off an attach's path).
 #[derive(Debug, Default)]
@@ -348,7 +348,7 @@ impl Firewall {
 
     /// [`Firewall::allow_in_docker_user`] for `bridge` without waiting for it (an attach's
     /// path: dockerd may have made the chain since the bridge came up). A task of its own
-    /// checks, at most one round per [`DOCKER_USER_REST`], every bridge asked for since.
+    /// checks every bridge asked for, [`DOCKER_USER_REST`] after the first ask of a round.
     pub(crate) fn allow_in_docker_user_soon(&self, bridge: &str) {
         if !self.live {
             return;
@@ -359,13 +359,14 @@ impl Firewall {
             tokio::spawn(async move {
                 loop {
                     fw.soon.wake.notified().await;
-                    let busy = fw.soon.busy.lock().await;
+                    // After the attach that asked (iptables takes no CPU from it), and
+                    // once for a burst of them.
+                    tokio::time::sleep(DOCKER_USER_REST).await;
+                    let _busy = fw.soon.busy.lock().await;
                     let bridges = std::mem::take(&mut *lock(&fw.soon.bridges));
                     for b in bridges {
                         fw.allow_in_docker_user(&b).await;
                     }
-                    drop(busy);
-                    tokio::time::sleep(DOCKER_USER_REST).await;
                 }
             });
         });
