@@ -14,6 +14,22 @@ pub(crate) const NET_RUN_TARGET_RATIO: f64 = 0.3;
 pub(crate) const ATTACH_TARGET_SECS: f64 = 0.005;
 /// "Flat": the p50 at the largest count at most this many times the one at the smallest.
 pub(crate) const ATTACH_FLAT_RATIO: f64 = 1.5;
+/// Where Berth's attach time goes (the phases berth-network and berth-runtime log at debug
+/// level), for the method text.
+const ATTACH_PHASES: &str = "Where the attach time goes (Berth; `RUST_LOG=berth_network=debug,\
+    berth_runtime=debug` logs the phases of every connect): the gateway asks the runtime, which \
+    checks the endpoint with the network service (one gRPC call) and connects it (a second); \
+    the network service records the endpoint, its address, the `connect` event, the embedded \
+    DNS server's record and the default routes it takes over in one redb transaction (one \
+    fsync), then at once adds the endpoint's nft element (one `nft -f -` process: an element \
+    of a non-interval set, nothing read back) and makes the links: the bridge checked, the \
+    veth created with its peer in the container's netns (netlink), then one thread in the \
+    netns sets the address, the routes and opens the DNS server's sockets. Its answer waits \
+    for JetStream to store the `connect` event (the settle layer), then the runtime rewrites \
+    /etc/hosts and resolv.conf in place and records the container (a second fsync). Until \
+    this change every attach also ran `iptables` up to four times (the DOCKER-USER accept, \
+    now checked by a task of its own after the attach), made three store commits and \
+    started a second thread in the netns for the DNS sockets.";
 /// The issue's goal for DNS back after a SIGKILL of the network service, seconds.
 pub(crate) const DNS_BACK_GOAL_SECS: f64 = 1.0;
 
@@ -252,7 +268,7 @@ impl NetworkResults {
              down and waiting for its own timeout does not hold the next) until one answers; \
              timed from the kill. Every \
              container and network is removed at the end; dockerd's iptables chains and rules \
-             are taken out and `ip_forward` set back.\n",
+             are taken out and `ip_forward` set back.\n\n{ATTACH_PHASES}\n",
             runs = self.plan.runs,
             image = self.image,
             warm = self.plan.warmup,

@@ -257,8 +257,20 @@ impl Resolver {
     }
 }
 
+/// The resolver's sockets, opened inside a container's netns.
+pub(crate) type Sockets = (std::net::UdpSocket, std::net::TcpListener);
+
+/// Opens the resolver's sockets in the netns the calling thread is in.
+pub(crate) fn open_here() -> std::io::Result<Sockets> {
+    let udp = std::net::UdpSocket::bind((RESOLVER, 53))?;
+    let tcp = std::net::TcpListener::bind((RESOLVER, 53))?;
+    udp.set_nonblocking(true)?;
+    tcp.set_nonblocking(true)?;
+    Ok((udp, tcp))
+}
+
 /// Opens the resolver's sockets inside the netns at `netns` (a thread joins it).
-fn open_in(netns: &Path) -> std::io::Result<(std::net::UdpSocket, std::net::TcpListener)> {
+fn open_in(netns: &Path) -> std::io::Result<Sockets> {
     let netns = netns.to_owned();
     std::thread::Builder::new()
         .name("netns-dns".to_owned())
@@ -266,11 +278,7 @@ fn open_in(netns: &Path) -> std::io::Result<(std::net::UdpSocket, std::net::TcpL
             let f = std::fs::File::open(&netns)?;
             nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)
                 .map_err(std::io::Error::from)?;
-            let udp = std::net::UdpSocket::bind((RESOLVER, 53))?;
-            let tcp = std::net::TcpListener::bind((RESOLVER, 53))?;
-            udp.set_nonblocking(true)?;
-            tcp.set_nonblocking(true)?;
-            Ok((udp, tcp))
+            open_here()
         })?
         .join()
         .map_err(|_| std::io::Error::other("the netns thread panicked"))?
@@ -338,7 +346,19 @@ impl Servers {
         upstreams: &[String],
     ) -> std::io::Result<()> {
         self.stop(container);
-        let (udp, tcp) = open_in(&netns)?;
+        let sockets = open_in(&netns)?;
+        self.serve(store, container, sockets, upstreams)
+    }
+
+    /// Serves the container on `sockets` (from [`open_here`] in its netns).
+    pub(crate) fn serve(
+        &self,
+        store: Arc<Store>,
+        container: &str,
+        (udp, tcp): Sockets,
+        upstreams: &[String],
+    ) -> std::io::Result<()> {
+        self.stop(container);
         let upstreams = upstreams
             .iter()
             .filter_map(|s| s.parse::<std::net::IpAddr>().ok())
@@ -360,6 +380,14 @@ impl Servers {
             .unwrap_or_else(|e| e.into_inner())
             .insert(container.to_owned(), tasks);
         Ok(())
+    }
+
+    /// Whether the container is served.
+    pub(crate) fn serves(&self, container: &str) -> bool {
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(container)
     }
 
     /// Stops serving the container: its sockets close.

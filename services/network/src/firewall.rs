@@ -8,8 +8,11 @@
 //! `nft -f -` transaction, without reading the table back. Other tables are never touched.
 
 use std::{
+    collections::BTreeSet,
     fmt::Write as _,
     net::{IpAddr, Ipv4Addr},
+    sync::{Arc, Mutex, OnceLock},
+    time::Duration,
 };
 
 use crate::{ipam::Ipv4Net, ipam6::Ipv6Net, ports::PortRule};
@@ -58,6 +61,22 @@ pub(crate) struct Firewall {
     table: String,
     /// Run `nft` and `iptables` (false in unit tests).
     live: bool,
+    soon: Arc<Soon>,
+}
+
+/// How long the DOCKER-USER task waits before a round: the checks of a burst of attaches
+/// become one round.
+const DOCKER_USER_REST: Duration = Duration::from_secs(1);
+
+/// The bridges whose DOCKER-USER accept a task of its own checks (off an attach's path).
+#[derive(Debug, Default)]
+struct Soon {
+    bridges: Mutex<BTreeSet<String>>,
+    wake: tokio::sync::Notify,
+    task: OnceLock<()>,
+    /// Held by a round and by [`Firewall::forget_in_docker_user`]: a bridge being removed
+    /// gets no accept back.
+    busy: tokio::sync::Mutex<()>,
 }
 
 fn q(name: &str) -> String {
@@ -148,6 +167,7 @@ impl Firewall {
         Firewall {
             table: table.into(),
             live: true,
+            soon: Arc::default(),
         }
     }
 
@@ -156,6 +176,7 @@ impl Firewall {
         Firewall {
             table: table.to_owned(),
             live: false,
+            soon: Arc::default(),
         }
     }
 
@@ -356,8 +377,37 @@ impl Firewall {
         }
     }
 
+    /// [`Firewall::allow_in_docker_user`] for `bridge` without waiting for it (an attach's
+    /// path: dockerd may have made the chain since the bridge came up). A task of its own
+    /// checks every bridge asked for, [`DOCKER_USER_REST`] after the first ask of a round.
+    pub(crate) fn allow_in_docker_user_soon(&self, bridge: &str) {
+        if !self.live {
+            return;
+        }
+        lock(&self.soon.bridges).insert(bridge.to_owned());
+        self.soon.task.get_or_init(|| {
+            let fw = self.clone();
+            tokio::spawn(async move {
+                loop {
+                    fw.soon.wake.notified().await;
+                    // After the attach that asked (iptables takes no CPU from it), and
+                    // once for a burst of them.
+                    tokio::time::sleep(DOCKER_USER_REST).await;
+                    let _busy = fw.soon.busy.lock().await;
+                    let bridges = std::mem::take(&mut *lock(&fw.soon.bridges));
+                    for b in bridges {
+                        fw.allow_in_docker_user(&b).await;
+                    }
+                }
+            });
+        });
+        self.soon.wake.notify_one();
+    }
+
     /// Removes what [`Firewall::allow_in_docker_user`] added for `bridge`.
     pub(crate) async fn forget_in_docker_user(&self, bridge: &str) {
+        let _busy = self.soon.busy.lock().await;
+        lock(&self.soon.bridges).remove(bridge);
         if !self.live || !docker_user_exists().await {
             return;
         }
@@ -367,6 +417,10 @@ impl Firewall {
             while iptables(&delete).await {}
         }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn docker_user_rules(bridge: &str) -> [Vec<String>; 3] {

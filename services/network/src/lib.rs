@@ -9,6 +9,7 @@ mod ipam;
 mod ipam6;
 mod netlink;
 mod networks;
+mod phases;
 mod ports;
 mod store;
 mod sysctl;

@@ -273,11 +273,21 @@ impl Links {
 /// Configures the container's side inside its netns: `lo` up, each interface's address, up,
 /// and the default route. Runs on a thread of its own that joins the netns.
 pub(crate) async fn configure_inside(netns: PathBuf, ifaces: Vec<Inside>) -> anyhow::Result<()> {
+    configure_inside_then(netns, ifaces, || ()).await
+}
+
+/// [`configure_inside`], then `then` on the same thread, still in the netns (one thread and
+/// one setns for all of an attach's work inside).
+pub(crate) async fn configure_inside_then<T: Send + 'static>(
+    netns: PathBuf,
+    ifaces: Vec<Inside>,
+    then: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<T> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("netns".to_owned())
         .spawn(move || {
-            let _ = tx.send(in_netns(&netns, ifaces));
+            let _ = tx.send(in_netns(&netns, ifaces).map(|()| then()));
         })?;
     rx.await
         .map_err(|_| anyhow::anyhow!("the netns thread ended early"))?

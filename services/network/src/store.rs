@@ -255,6 +255,7 @@ impl Store {
     /// network with IPv6), the endpoint also gets an IPv6 address in the same transaction: the
     /// fixed one, or the lowest free one (the network's other endpoints hold theirs). A new
     /// endpoint is recorded with `events` (its connect).
+    #[cfg(test)]
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn add_endpoint_at(
         &self,
@@ -265,6 +266,24 @@ impl Store {
         v6: Option<&Want6>,
         make: impl FnOnce(Ipv4Addr, u8, Ipv4Addr) -> pb::Endpoint,
         events: &[Event],
+    ) -> Result<Result<pb::Endpoint, NoAddress>, NetworkError> {
+        self.add_endpoint_routed(network, container, pools, fixed, v6, make, events, &[])
+    }
+
+    /// As [`Store::add_endpoint_at`]; a new endpoint is recorded with `routes`, the default
+    /// route flags (IPv4, IPv6) of the container's endpoints on other networks (by network
+    /// ID) that it changes: one transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn add_endpoint_routed(
+        &self,
+        network: &pb::NetworkRecord,
+        container: &str,
+        pools: &[Pool],
+        fixed: Option<Ipv4Addr>,
+        v6: Option<&Want6>,
+        make: impl FnOnce(Ipv4Addr, u8, Ipv4Addr) -> pb::Endpoint,
+        events: &[Event],
+        routes: &[(String, bool, bool)],
     ) -> Result<Result<pb::Endpoint, NoAddress>, NetworkError> {
         let write = || -> anyhow::Result<Result<pb::Endpoint, NoAddress>> {
             let key = format!("{}/{container}", network.id);
@@ -328,6 +347,15 @@ impl Store {
                     last_table.insert(network.id.as_str(), u32::from(ip))?;
                 }
                 eps.insert(key.as_str(), ep.encode_to_vec().as_slice())?;
+                for (other, v4, v6) in routes {
+                    let key = format!("{other}/{container}");
+                    let found = eps.get(key.as_str())?.map(|v| v.value().to_vec());
+                    if let Some(v) = found {
+                        let mut e = pb::Endpoint::decode(v.as_slice())?;
+                        (e.default_route, e.default_route6) = (*v4, *v6);
+                        eps.insert(key.as_str(), e.encode_to_vec().as_slice())?;
+                    }
+                }
                 tx.open_table(BY_CONTAINER)?.insert(
                     format!("{container}/{}", network.id).as_str(),
                     [].as_slice(),
@@ -631,6 +659,42 @@ mod tests {
         assert_eq!(s.container_endpoints("c3").unwrap(), vec![]);
         s.remove_endpoints("c1", |_, _| Vec::new()).unwrap();
         assert_eq!(add("c3", None).unwrap().ipv6_address, "fd00:9::2");
+    }
+
+    #[test]
+    fn a_new_endpoint_takes_the_default_routes_in_its_own_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let (n1, n2) = (network("n1", "a"), network("n2", "b"));
+        s.create_network(&n1, &[]).unwrap().unwrap();
+        s.create_network(&n2, &[]).unwrap().unwrap();
+        let routed = |e: pb::Endpoint| pb::Endpoint {
+            default_route: true,
+            default_route6: true,
+            ..e
+        };
+        let first = move |ip, prefix, gw| routed(make("c1")(ip, prefix, gw));
+        s.add_endpoint(&n1, "c1", &pool(), first).unwrap().unwrap();
+        let second = |ip, prefix, gw| pb::Endpoint {
+            network_id: "n2".to_owned(),
+            ..routed(make("c1")(ip, prefix, gw))
+        };
+        let changed = [
+            ("n1".to_owned(), false, true),
+            ("gone".to_owned(), false, false),
+        ];
+        let b = s
+            .add_endpoint_routed(&n2, "c1", &pool(), None, None, second, &[], &changed)
+            .unwrap()
+            .unwrap();
+        let now = s.container_endpoints("c1").unwrap();
+        let on = |id: &str| now.iter().find(|e| e.network_id == id).unwrap();
+        assert_eq!(
+            (on("n1").default_route, on("n1").default_route6),
+            (false, true)
+        );
+        assert_eq!(on("n2"), &b);
+        assert_eq!(now.len(), 2, "no endpoint made for a network it is not on");
     }
 }
 

@@ -86,7 +86,9 @@ impl Containers {
         req: &pb::ConnectRequest,
     ) -> Result<(), ContainerError> {
         let want = req.endpoint.clone().unwrap_or_default();
+        let t0 = std::time::Instant::now();
         let _guard = self.lock.lock().await;
+        let locked = t0.elapsed();
         let mut c = self.find(&req.id)?;
         let check = netpb::EndpointRequest {
             network: want.network.clone(),
@@ -105,6 +107,7 @@ impl Containers {
             .await
             .map_err(|e| ContainerError::upstream(&e))?
             .into_inner();
+        let checked = t0.elapsed();
         check_mode(&c, &n)?;
         let mut list = networks_of(&c.spec);
         if list.iter().any(|e| e.network == n.name) {
@@ -155,6 +158,7 @@ impl Containers {
                 .endpoints
                 .push(endpoint(ep));
         }
+        let plugged = t0.elapsed();
         list.push(pb::EndpointSpec {
             network: n.name.clone(),
             ..want
@@ -164,6 +168,12 @@ impl Containers {
         net.endpoints_listed = true;
         self.store.put(&c)?;
         self.bump();
+        tracing::debug!(
+            id = c.id,
+            "network connect: lock {locked:?}, check {checked:?}, connect+etc {plugged:?}, \
+             stored {:?} (since the start)",
+            t0.elapsed()
+        );
         Ok(())
     }
 

@@ -12,6 +12,7 @@ use super::{
 use crate::{
     NetworkError, dns, ipam,
     netlink::{self, Inside, VETH_PREFIX},
+    phases::Phases,
     store::NoAddress,
 };
 
@@ -40,10 +41,27 @@ impl Networks {
             name: &req.container_name,
             hostname: &req.hostname,
         };
+        let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        // Containers on a user-defined network get the embedded DNS server; the first such
+        // endpoint records where it serves.
+        let user_network = req
+            .endpoints
+            .iter()
+            .position(|w| self.find(&w.network).is_ok_and(|n| !n.predefined));
+        let upstreams = if req.dns.is_empty() {
+            dns::nameservers(&host)
+        } else {
+            req.dns.clone()
+        };
         let mut endpoints = Vec::new();
-        for want in &req.endpoints {
-            match self.plug(&who, &netns, want).await {
-                Ok(ep) => endpoints.push(ep),
+        let mut sockets = None;
+        for (i, want) in req.endpoints.iter().enumerate() {
+            let serve = (user_network == Some(i)).then_some(upstreams.as_slice());
+            match self.plug(&who, &netns, want, serve).await {
+                Ok((ep, s)) => {
+                    endpoints.push(ep);
+                    sockets = sockets.or(s);
+                }
                 Err(e) => {
                     self.detach_locked(cid).await;
                     return Err(e);
@@ -71,7 +89,6 @@ impl Networks {
             },
             _ => Vec::new(),
         };
-        let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let gateway = endpoints
             .first()
             .map(|e| e.gateway.clone())
@@ -86,31 +103,18 @@ impl Networks {
                 return Err(e);
             }
         };
-        // Containers on a user-defined network get the embedded DNS server; the first such
-        // endpoint records where it serves.
-        let mut user_network = None;
-        for (i, e) in endpoints.iter().enumerate() {
-            if !self.find(&e.network_id)?.predefined {
-                user_network = Some(i);
-                break;
-            }
-        }
-        if let Some(first) = user_network.and_then(|i| endpoints.get_mut(i)) {
-            let upstreams = if req.dns.is_empty() {
-                dns::nameservers(&host)
-            } else {
-                req.dns.clone()
+        if user_network.is_some() {
+            let started = match sockets {
+                Some(s) => self.dns.serve(self.store.clone(), cid, s, &upstreams),
+                None => self
+                    .dns
+                    .start(self.store.clone(), cid, netns.clone(), &upstreams),
             };
-            first.dns_netns = req.netns_path.clone();
-            first.dns_servers = upstreams.clone();
-            let started = self.store.update_endpoint(first).and_then(|()| {
-                self.dns
-                    .start(self.store.clone(), cid, netns.clone(), &upstreams)
-                    .map_err(|e| kernel(anyhow::anyhow!("starting the embedded DNS server: {e}")))
-            });
             if let Err(e) = started {
                 self.detach_locked(cid).await;
-                return Err(e);
+                return Err(kernel(anyhow::anyhow!(
+                    "starting the embedded DNS server: {e}"
+                )));
             }
         }
         let addresses: Vec<String> = endpoints
@@ -141,7 +145,9 @@ impl Networks {
         who: &Who<'_>,
         netns: &std::path::Path,
         want: &pb::EndpointRequest,
-    ) -> Result<pb::Endpoint, NetworkError> {
+        dns: Option<&[String]>,
+    ) -> Result<(pb::Endpoint, Option<dns::Sockets>), NetworkError> {
+        let mut phases = Phases::start();
         let n = self.find(&want.network)?;
         if n.driver != "bridge" {
             return Err(NetworkError::invalid(format!(
@@ -180,6 +186,14 @@ impl Networks {
         let routes = self.routes_of(&others);
         others.pop();
         let (default_route, default_route6) = routes.last().copied().unwrap_or_default();
+        // The others lose the routes this endpoint takes over (recorded with it; the kernel's
+        // are replaced by its own).
+        let changed: Vec<(String, bool, bool)> = others
+            .iter()
+            .zip(&routes)
+            .filter(|(e, r)| (e.default_route, e.default_route6) != **r)
+            .map(|(e, &(v4, v6))| (e.network_id.clone(), v4, v6))
+            .collect();
         let endpoint_id = new_id();
         // Recorded with the endpoint (a failure of the kernel work below removes it again,
         // with its disconnect).
@@ -198,8 +212,9 @@ impl Networks {
             mac_address: ipam::mac_string(mac.unwrap_or_else(|| ipam::mac_for(ip))),
             ports: Vec::new(),
             aliases: want.aliases.clone(),
-            dns_netns: String::new(),
-            dns_servers: Vec::new(),
+            // The embedded DNS server's record, when this endpoint brings it.
+            dns_netns: dns.map_or_else(String::new, |_| netns.display().to_string()),
+            dns_servers: dns.map(<[String]>::to_vec).unwrap_or_default(),
             fixed_address: fixed.is_some(),
             default_route,
             default_route6,
@@ -213,7 +228,7 @@ impl Networks {
             },
             ..Default::default()
         };
-        let ep = match self.store.add_endpoint_at(
+        let ep = match self.store.add_endpoint_routed(
             &n,
             who.id,
             &pools,
@@ -221,6 +236,7 @@ impl Networks {
             v6.as_ref(),
             make,
             &connected,
+            &changed,
         )? {
             Ok(ep) => ep,
             Err(NoAddress::Exhausted) => {
@@ -251,27 +267,43 @@ impl Networks {
                 )));
             }
         };
+        phases.mark("store");
         let ip: Ipv4Addr = ep
             .ipv4_address
             .parse()
             .map_err(|_| NetworkError::Store(anyhow::anyhow!("bad address in the store")))?;
         let mac = ipam::parse_mac(&ep.mac_address).unwrap_or_else(|| ipam::mac_for(ip));
-        let bridge = self.bridge_up(&n).await?;
-        if self.links.index(&ep.host_interface).await.is_none() {
-            self.links
-                .add_veth(&ep.host_interface, bridge, netns, &ep.interface, mac, n.mtu)
-                .await
-                .map_err(kernel)?;
-        }
-        if let Some((ip6, _)) = netlink::ip6_of(&ep)
-            && let Err(e) = self.links.refresh_neighbour(bridge, ip6.into(), mac).await
-        {
-            tracing::warn!(error = %e, link = ep.host_interface, "updating the host's neighbour");
-        }
-        let gateway = ep.gateway.parse().ok().filter(|_| ep.default_route);
-        netlink::configure_inside(
-            netns.to_owned(),
-            vec![Inside {
+        // The element (an nft process) and the links (netlink, then a thread in the netns)
+        // are independent: both at once.
+        let rules = async {
+            let started = std::time::Instant::now();
+            if let Some(rule) = endpoint_rule(&n, &ep) {
+                self.fw
+                    .nft(&self.fw.add_endpoint_text(&rule))
+                    .await
+                    .map_err(kernel)?;
+            }
+            Ok::<_, NetworkError>(started.elapsed())
+        };
+        let links = async {
+            let mut phases = Phases::start();
+            let bridge = self.bridge_ready(&n).await?;
+            self.fw.allow_in_docker_user_soon(&n.bridge);
+            phases.mark("bridge");
+            if self.links.index(&ep.host_interface).await.is_none() {
+                self.links
+                    .add_veth(&ep.host_interface, bridge, netns, &ep.interface, mac, n.mtu)
+                    .await
+                    .map_err(kernel)?;
+            }
+            if let Some((ip6, _)) = netlink::ip6_of(&ep)
+                && let Err(e) = self.links.refresh_neighbour(bridge, ip6.into(), mac).await
+            {
+                tracing::warn!(error = %e, link = ep.host_interface, "updating the host's neighbour");
+            }
+            phases.mark("veth");
+            let gateway = ep.gateway.parse().ok().filter(|_| ep.default_route);
+            let inside = Inside {
                 interface: ep.interface.clone(),
                 ip,
                 prefix: u8::try_from(ep.ipv4_prefix_len).unwrap_or(32),
@@ -280,19 +312,32 @@ impl Networks {
                 gateway6: ep.ipv6_gateway.parse().ok().filter(|_| ep.default_route6),
                 link_local,
                 sysctls,
-            }],
-        )
-        .await
-        .map_err(kernel)?;
-        if let Some(rule) = endpoint_rule(&n, &ep) {
-            self.fw
-                .nft(&self.fw.add_endpoint_text(&rule))
+            };
+            // The embedded DNS server's sockets are opened by the same thread; one that
+            // cannot be opened there is opened again when it starts serving.
+            let serve = dns.is_some();
+            let sockets =
+                netlink::configure_inside_then(netns.to_owned(), vec![inside], move || {
+                    serve.then(|| dns::open_here().ok()).flatten()
+                })
                 .await
                 .map_err(kernel)?;
+            phases.mark("inside");
+            Ok::<_, NetworkError>((sockets, phases))
+        };
+        let (rules, links) = tokio::join!(rules, links);
+        let (rules, (sockets, inner)) = (rules?, links?);
+        phases.mark("kernel");
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::debug!(
+                container = who.id,
+                "plug: {}; kernel: {}, rules {:.2}ms",
+                phases.summary(),
+                inner.summary(),
+                rules.as_secs_f64() * 1e3
+            );
         }
-        // The others lose the routes this endpoint took over (the kernel's were replaced).
-        self.apply_routes(who.id, &others, &routes, None).await;
-        Ok(ep)
+        Ok((ep, sockets))
     }
 
     /// Unplugs every endpoint of a container.

@@ -15,7 +15,7 @@ use super::{
     kernel,
     rules::{endpoint_rule, port_rules},
 };
-use crate::{NetworkError, dns, ipam};
+use crate::{NetworkError, dns, ipam, phases::Phases};
 
 /// An endpoint's settings checked against its network: the fixed address and MAC asked for.
 pub(crate) fn check_endpoint(
@@ -152,10 +152,12 @@ impl Networks {
         &self,
         req: &pb::ConnectRequest,
     ) -> Result<pb::ConnectResponse, NetworkError> {
+        let mut phases = Phases::start();
         let cid = req.container_id.as_str();
         let netns = check_container(cid, &req.netns_path)?;
         let want = req.endpoint.clone().unwrap_or_default();
         let _g = self.lock.lock().await;
+        phases.mark("lock");
         let n = self.find(&want.network)?;
         let mine = self.store.container_endpoints(cid)?;
         if mine.iter().any(|e| e.network_id == n.id) {
@@ -169,33 +171,39 @@ impl Networks {
             name: &req.container_name,
             hostname: &req.hostname,
         };
-        let mut ep = match self.plug(&who, &netns, &want).await {
-            Ok(ep) => ep,
-            Err(e) => {
-                self.unplug(cid, &n, &netns).await;
-                return Err(e);
-            }
-        };
         // The first user-defined network of a container brings the embedded DNS server.
-        let mut resolv = String::new();
         let serving = mine.iter().any(|e| !e.dns_netns.is_empty());
-        if !n.predefined && !serving {
+        let dns = (!n.predefined && !serving).then(|| {
             let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
             let upstreams = if req.dns.is_empty() {
                 dns::nameservers(&host)
             } else {
                 req.dns.clone()
             };
-            ep.dns_netns = req.netns_path.clone();
-            ep.dns_servers = upstreams.clone();
-            let started = self.store.update_endpoint(&ep).and_then(|()| {
-                self.dns
-                    .start(self.store.clone(), cid, netns.clone(), &upstreams)
-                    .map_err(|e| kernel(anyhow::anyhow!("starting the embedded DNS server: {e}")))
-            });
-            if let Err(e) = started {
+            (host, upstreams)
+        });
+        let serve = dns.as_ref().map(|(_, up)| up.as_slice());
+        let (ep, sockets) = match self.plug(&who, &netns, &want, serve).await {
+            Ok(ep) => ep,
+            Err(e) => {
                 self.unplug(cid, &n, &netns).await;
                 return Err(e);
+            }
+        };
+        phases.mark("plug");
+        let mut resolv = String::new();
+        if let Some((host, upstreams)) = dns {
+            let started = match sockets {
+                Some(s) => self.dns.serve(self.store.clone(), cid, s, &upstreams),
+                None => self
+                    .dns
+                    .start(self.store.clone(), cid, netns.clone(), &upstreams),
+            };
+            if let Err(e) = started {
+                self.unplug(cid, &n, &netns).await;
+                return Err(kernel(anyhow::anyhow!(
+                    "starting the embedded DNS server: {e}"
+                )));
             }
             resolv = dns::resolv_conf(
                 &resolv_conf(&host),
@@ -205,6 +213,8 @@ impl Networks {
                 &req.dns_options,
             );
         }
+        phases.mark("dns");
+        phases.log("connect", cid);
         Ok(pb::ConnectResponse {
             endpoint: Some(ep),
             resolv_conf: resolv,
@@ -269,7 +279,8 @@ impl Networks {
             tracing::warn!(error = %e, "removing an endpoint's element");
         }
         let rest = self.store.container_endpoints(cid).unwrap_or_default();
-        if !ep.dns_netns.is_empty() {
+        // (A connect that failed before its DNS server started has none to move.)
+        if !ep.dns_netns.is_empty() && self.dns.serves(cid) {
             match rest.first() {
                 Some(other) => {
                     let moved = pb::Endpoint {

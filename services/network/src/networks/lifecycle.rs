@@ -113,7 +113,16 @@ impl Networks {
         }
     }
 
+    /// The network's bridge up ([`Networks::bridge_ready`]) with its accept in another engine's
+    /// DOCKER-USER chain. Its index.
     pub(super) async fn bridge_up(&self, n: &pb::NetworkRecord) -> Result<u32, NetworkError> {
+        let index = self.bridge_ready(n).await?;
+        self.fw.allow_in_docker_user(&n.bridge).await;
+        Ok(index)
+    }
+
+    /// The network's bridge up with its addresses and settings (made when missing). Its index.
+    pub(super) async fn bridge_ready(&self, n: &pb::NetworkRecord) -> Result<u32, NetworkError> {
         let pool = pools_of(n)?
             .into_iter()
             .next()
@@ -142,7 +151,6 @@ impl Networks {
         {
             tracing::warn!(error = %e, bridge = n.bridge, "could not set route_localnet");
         }
-        self.fw.allow_in_docker_user(&n.bridge).await;
         Ok(index)
     }
 
