@@ -83,6 +83,8 @@ pub(crate) struct Containers {
     /// Containers whose exit is recorded and whose leftovers are being released outside
     /// the records' lock (`settle.rs`).
     pub(crate) settling: std::sync::Mutex<HashMap<String, crate::settle::Settling>>,
+    /// The streamed stats' collector (`stats/collector.rs`).
+    pub(crate) stats_collector: crate::stats::Collector,
 }
 
 /// SIGKILL's number.
@@ -138,6 +140,7 @@ impl Containers {
             seccomp: crate::seccomp::SeccompCache::new(cfg.seccomp_profile.clone()),
             freeze_locks: std::sync::Mutex::new(HashMap::new()),
             settling: std::sync::Mutex::new(HashMap::new()),
+            stats_collector: crate::stats::Collector::default(),
         }
     }
 
