@@ -44,6 +44,7 @@ mod network_report;
 mod report;
 mod seccomp;
 mod stats;
+mod stats_cpu;
 mod store;
 mod volumes;
 
@@ -156,6 +157,12 @@ struct Args {
     /// Timed `docker stats --no-stream` (of all, and of one) per engine.
     #[arg(long, default_value_t = 5)]
     stats_runs: usize,
+    /// Windows of streamed `docker stats` whose CPU is counted, per engine.
+    #[arg(long, default_value_t = 3)]
+    stats_cpu_runs: usize,
+    /// Seconds in each window of streamed `docker stats`.
+    #[arg(long, default_value_t = 10)]
+    stats_cpu_secs: u64,
     /// Timed `docker run --rm busybox true` on the default network per engine.
     #[arg(long, default_value_t = 30)]
     net_runs: usize,
@@ -846,10 +853,39 @@ fn run(args: &Args) -> anyhow::Result<Results> {
             let plan = stats::Plan {
                 containers: args.stats_containers,
                 runs: args.stats_runs,
+                cpu_runs: args.stats_cpu_runs,
+                cpu_window: Duration::from_secs(args.stats_cpu_secs),
+            };
+            let pid = |name: &str| {
+                engine
+                    .pid_of(name)
+                    .map(|p| (name.to_owned(), p))
+                    .with_context(|| format!("{name} is not running"))
+            };
+            let berth_counted = stats_cpu::Counted {
+                daemons: vec![pid("berth-api-gateway")?, pid("berth-runtime")?],
+                shim_root: engine.run_root.clone(),
+                shim: "berth-shim",
+            };
+            let dockerd_counted = stats_cpu::Counted {
+                daemons: vec![
+                    ("dockerd".to_owned(), dockerd.pid().context("dockerd pid")?),
+                    (
+                        "containerd".to_owned(),
+                        dockerd.containerd_pid().context("containerd pid")?,
+                    ),
+                ],
+                shim_root: dockerd_dir.clone(),
+                shim: "containerd-shim-runc-v2",
             };
             Some(or_clean_up(
                 [&berth, &docker],
-                stats::run([&berth, &docker], image, &plan),
+                stats::run(
+                    [&berth, &docker],
+                    [&berth_counted, &dockerd_counted],
+                    image,
+                    &plan,
+                ),
             )?)
         }
         _ => None,

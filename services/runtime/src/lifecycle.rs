@@ -85,6 +85,8 @@ pub(crate) struct Containers {
     pub(crate) settling: std::sync::Mutex<HashMap<String, crate::settle::Settling>>,
     /// With the systemd cgroup driver: the connection to systemd (`systemd_scope.rs`).
     pub(crate) systemd: Option<crate::systemd_scope::SystemdDriver>,
+    /// The streamed stats' collector (`stats/collector.rs`).
+    pub(crate) stats_collector: crate::stats::Collector,
 }
 
 /// SIGKILL's number.
@@ -141,6 +143,7 @@ impl Containers {
             freeze_locks: std::sync::Mutex::new(HashMap::new()),
             settling: std::sync::Mutex::new(HashMap::new()),
             systemd: None,
+            stats_collector: crate::stats::Collector::default(),
         }
     }
 

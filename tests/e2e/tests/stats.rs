@@ -150,6 +150,114 @@ fn stats_show_the_limit_usage_and_network() {
     s.docker(&["rm", "busy"]);
 }
 
+/// The seconds of the day of an RFC 3339 UTC time with nanoseconds (`...T22:13:20.5Z`).
+fn seconds_of_day(t: &str) -> f64 {
+    let clock = t
+        .split_once('T')
+        .map_or("", |(_, c)| c)
+        .trim_end_matches('Z');
+    let mut parts = clock.split(':');
+    let mut field = || {
+        parts
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let (h, m, s) = (field(), field(), field());
+    h * 3600.0 + m * 60.0 + s
+}
+
+/// The CPU percentage `docker stats --no-stream` shows for `name`.
+fn cli_cpu(s: &BusyboxEngine, name: &str) -> f64 {
+    let out = s.docker(&["stats", "--no-stream", "--format", "{{.CPUPerc}}", name]);
+    out.trim_end_matches('%')
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// `--no-stream` answers after a short CPU window (not dockerd's two one-second ticks) and
+/// its percentages are right: a busy loop shows a good share of a CPU, a sleeper none.
+#[test]
+fn no_stream_has_a_short_window_and_sane_percentages() {
+    let s = BusyboxEngine::new();
+    let busy = s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "spin",
+        &s.image,
+        "sh",
+        "-c",
+        "while :; do :; done",
+    ]);
+    s.sleeper("idle", &[]);
+    let v = s.api_get(&format!("/containers/{busy}/stats?stream=0"));
+    let (read, preread) = (v["read"].as_str().unwrap(), v["preread"].as_str().unwrap());
+    let mut window = seconds_of_day(read) - seconds_of_day(preread);
+    if window < 0.0 {
+        window += 86_400.0;
+    }
+    assert!((0.1..0.9).contains(&window), "a window of {window} s: {v}");
+    let total = |k: &str| v[k]["cpu_usage"]["total_usage"].as_u64().unwrap();
+    let system = |k: &str| v[k]["system_cpu_usage"].as_u64().unwrap();
+    assert!(total("cpu_stats") > total("precpu_stats"), "{v}");
+    assert!(system("cpu_stats") > system("precpu_stats"), "{v}");
+    // A loaded host shares its CPUs: one of a few windows shows the loop's share.
+    let mut seen = Vec::new();
+    eventually_explained("the busy loop above 20% CPU", || {
+        let cpu = cli_cpu(&s, "spin");
+        seen.push(cpu);
+        (cpu > 20.0)
+            .then_some(())
+            .ok_or_else(|| format!("{seen:?}"))
+    });
+    let idle = cli_cpu(&s, "idle");
+    assert!(idle < 5.0, "the sleeper at {idle}%");
+
+    // Two streams of one container (one collector samples it for both): each frame carries
+    // the one before it, at least half a second back.
+    let mut socks: Vec<_> = (0..2)
+        .map(|_| {
+            let mut sock = s.engine.api_socket();
+            write!(
+                sock,
+                "GET /containers/{busy}/stats HTTP/1.0\r\nHost: docker\r\n\r\n"
+            )
+            .unwrap();
+            sock
+        })
+        .collect();
+    for sock in &mut socks {
+        let mut seen = String::new();
+        let mut buf = [0u8; 65536];
+        // Whole lines only: a frame may come in two reads.
+        let frame_lines = |seen: &str| -> Vec<String> {
+            seen.split_inclusive('\n')
+                .filter(|l| l.starts_with('{') && l.ends_with('\n'))
+                .map(str::to_owned)
+                .collect()
+        };
+        while frame_lines(&seen).len() < 3 {
+            let n = sock.read(&mut buf).unwrap();
+            assert!(n > 0, "the stream ended: {seen}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        let frames: Vec<Value> = frame_lines(&seen)
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(frames[0]["preread"], "0001-01-01T00:00:00Z");
+        for w in frames.windows(2).take(2) {
+            assert_eq!(w[1]["preread"], w[0]["read"]);
+            let gap = seconds_of_day(w[1]["read"].as_str().unwrap())
+                - seconds_of_day(w[0]["read"].as_str().unwrap());
+            assert!(gap.rem_euclid(86_400.0) >= 0.5, "frames {gap} s apart");
+        }
+    }
+    drop(socks);
+    s.docker(&["rm", "-f", "spin", "idle"]);
+}
+
 #[test]
 fn a_paused_container_stops_making_progress() {
     let s = BusyboxEngine::new();
