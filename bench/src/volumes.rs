@@ -15,7 +15,7 @@ use berth_testutil::{
 
 use crate::{
     Target,
-    containers::timed,
+    containers::{VERSION_ARGS, timed},
     report::{Stats, median_ratio, stats, verdict},
 };
 
@@ -112,6 +112,9 @@ pub(crate) struct EngineVolumes {
     pub(crate) rm: Vec<f64>,
     /// `create` + `rm` of the same volume.
     pub(crate) cycle: Vec<f64>,
+    /// `docker version` after each cycle: the CLI's floor under any command (its start-up,
+    /// the `_ping` and one API call that costs the engine next to nothing).
+    pub(crate) version: Vec<f64>,
     /// The same through the Engine API, without the CLI (`POST /volumes/create`, `DELETE`).
     pub(crate) api_cycle: Vec<f64>,
     pub(crate) copyup: Vec<f64>,
@@ -181,6 +184,8 @@ fn measure(
             results[k].create.push(c);
             results[k].rm.push(r);
             results[k].cycle.push(c + r);
+            let (v, _) = timed(targets[k], &VERSION_ARGS)?;
+            results[k].version.push(v);
         }
     }
     eprintln!(
@@ -270,6 +275,9 @@ impl VolumeResults {
             row("`docker volume create` median (s)", |e| &e.create),
             row("`docker volume rm` median (s)", |e| &e.rm),
             row("`docker volume create` + `rm` median (s)", |e| &e.cycle),
+            row("`docker version` median (s), the CLI's floor", |e| {
+                &e.version
+            }),
             row(
                 "API `POST /volumes/create` + `DELETE` median (s), no CLI",
                 |e| &e.api_cycle,
@@ -281,8 +289,17 @@ impl VolumeResults {
         ]
     }
 
+    /// Two CLI floors over dockerd's create + rm: the least Berth's CLI row can be, were its
+    /// engine to take no time at all.
+    fn floor_ratio(&self) -> Option<f64> {
+        let b = stats(&self.berth.version)?.median;
+        let d = stats(&self.dockerd.cycle)?.median;
+        Some(2.0 * b / d)
+    }
+
     pub(crate) fn summary_lines(&self) -> Vec<String> {
         let (bc, dc) = self.medians(|e| &e.cycle);
+        let (bv, dv) = self.medians(|e| &e.version);
         let (bu, du) = self.medians(|e| &e.copyup);
         let (ba, da) = self.medians(|e| &e.api_cycle);
         vec![
@@ -311,6 +328,17 @@ impl VolumeResults {
                 secs3(bu.map(|s| s.median)),
                 secs3(du.map(|s| s.median)),
                 Self::verdict(self.ratio(|e| &e.copyup))
+            ),
+            format!(
+                "The CLI's floor (`docker version`, median): Berth {} s, dockerd {} s; two of \
+                 them (create and rm are two CLI commands) are already {} of dockerd's create + \
+                 rm: through the CLI the ≤ {}× target cannot be met even by an engine that takes \
+                 no time; the API row is the engine's part",
+                secs3(bv.map(|s| s.median)),
+                secs3(dv.map(|s| s.median)),
+                self.floor_ratio()
+                    .map_or_else(|| "n/a".to_owned(), |r| format!("{r:.3}×")),
+                VOLUME_TARGET_RATIO
             ),
         ]
     }
@@ -374,14 +402,18 @@ impl VolumeResults {
             s,
             "Both engines are driven by the same docker CLI, timed wall clock from spawning the \
              CLI to its exit, the engines alternating (which one goes first alternates too). \
-             {} cycles of `docker volume create bench-cycle-N` then `docker volume rm` of it; \
-             as many cycles through the Engine API on the engine's socket (one HTTP/1.1 \
+             {} cycles of `docker volume create bench-cycle-N` then `docker volume rm` of it, \
+             each followed by a `docker version` against the same engine (the CLI's floor under \
+             any command: its start-up, the `_ping` and one API call; create + rm is two \
+             commands, so two floors, which alone come close to dockerd's whole cycle: through \
+             the CLI the ≤ {}× target is out of reach for any engine, and the API row below is \
+             what compares the engines); as many cycles through the Engine API on the engine's socket (one HTTP/1.1 \
              connection per call, timed from connect to the whole answer), which is what the \
              engine itself takes, the CLI's own start (about 15 ms a command, the same for \
              both) left out; then {} runs, each with a volume name never used before; after the first run of \
              each engine an untimed `docker run` counts the files in the volume (all {} must \
              be there), and every volume is removed (not timed).\n",
-            self.plan.cycles, self.plan.copyup_runs, self.tree.files
+            self.plan.cycles, VOLUME_TARGET_RATIO, self.plan.copyup_runs, self.tree.files
         );
     }
 }
@@ -411,6 +443,7 @@ mod tests {
             create: vec![0.02 * k, 0.03 * k, 0.025 * k],
             rm: vec![0.02 * k; 3],
             cycle: vec![0.04 * k, 0.05 * k, 0.046 * k],
+            version: vec![0.015, 0.016, 0.017],
             api_cycle: vec![0.008 * k, 0.010 * k, 0.012 * k],
             copyup: vec![1.0 * k, 1.2 * k],
         };
@@ -441,6 +474,12 @@ mod tests {
         );
         assert!(lines[2].contains("16384 files (64.0 MiB), median of 2"));
         assert!(lines[2].contains("Berth 0.550 s, dockerd 1.100 s"));
+        assert!(
+            lines[3].contains("Berth 0.016 s, dockerd 0.016 s; two of them")
+                && lines[3].contains("already 0.696× of dockerd's create + rm"),
+            "{}",
+            lines[3]
+        );
         let mut md = String::new();
         r.markdown(&mut md);
         assert!(md.contains(

@@ -173,16 +173,32 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// Publishes the oldest batch and deletes the rows acknowledged.
-pub(crate) async fn step(outbox: &Outbox, sink: &mut impl Sink) -> Result<Step, String> {
+/// At most this many rows are read on the async thread (a call's events, the usual case);
+/// a longer backlog is read on the blocking pool.
+const READ_INLINE: u64 = 16;
+
+/// Publishes the oldest batch, reports the rows acknowledged to `progress` (a call waiting for
+/// its events goes on at once), then deletes them.
+pub(crate) async fn step(
+    outbox: &Outbox,
+    sink: &mut impl Sink,
+    progress: &Progress,
+) -> Result<Step, String> {
     // An empty outbox, the idle case, is seen with one read transaction (no write, no fsync)
     // on this thread: a pass every IDLE_CHECK through the blocking pool would keep one of its
-    // threads (and its malloc arena) alive for good, tokio keeping an idle one for 10 s.
-    if outbox.len().map_err(|e| e.to_string())? == 0 {
+    // threads (and its malloc arena) alive for good, tokio keeping an idle one for 10 s. A
+    // few rows are read here too: two hops through the pool would be most of the wait of the
+    // call whose events they are.
+    let waiting = outbox.len().map_err(|e| e.to_string())?;
+    if waiting == 0 {
         return Ok(Step::Empty);
     }
-    let o = outbox.clone();
-    let batch = blocking(move || o.pending(BATCH)).await?;
+    let batch = if waiting <= READ_INLINE {
+        outbox.pending(BATCH).map_err(|e| e.to_string())?
+    } else {
+        let o = outbox.clone();
+        blocking(move || o.pending(BATCH)).await?
+    };
     if batch.is_empty() {
         return Ok(Step::Empty);
     }
@@ -192,6 +208,11 @@ pub(crate) async fn step(outbox: &Outbox, sink: &mut impl Sink) -> Result<Step, 
     if acked > 0 {
         let keys: Vec<u64> = batch[..acked].iter().map(|(k, _)| *k).collect();
         through = keys.last().copied();
+        // Stored in NATS: what waits for these rows need not wait for their deletion too (a
+        // crash before it publishes them again, under the same message IDs, stored once).
+        if let Some(k) = through {
+            progress.stored(k);
+        }
         let o = outbox.clone();
         blocking(move || o.delete(&keys)).await?;
     }
@@ -221,7 +242,7 @@ pub(crate) async fn run(d: Drain, mut sink: impl Sink, mut stop: watch::Receiver
     while !stopped(&stop) {
         // Rows committed before this pass that it finds gone are stored (or were dropped).
         let floor = d.progress.committed_through();
-        let pause = match step(&d.outbox, &mut sink).await {
+        let pause = match step(&d.outbox, &mut sink, &d.progress).await {
             Ok(Step::Empty) => {
                 d.progress.stored(floor);
                 d.metrics.set_buffered(0);
@@ -238,11 +259,8 @@ pub(crate) async fn run(d: Drain, mut sink: impl Sink, mut stop: watch::Receiver
                 }
                 None
             }
-            Ok(Step::Sent { acked, of, through }) => {
+            Ok(Step::Sent { acked, of, .. }) => {
                 unsynced |= acked > 0;
-                if let Some(k) = through {
-                    d.progress.stored(k);
-                }
                 d.metrics.stored(acked);
                 if let Ok(n) = d.outbox.len() {
                     d.metrics.set_buffered(n);
@@ -347,12 +365,15 @@ mod tests {
             ack: usize::MAX,
         };
         for _ in 0..3 {
-            assert_eq!(rt.block_on(step(&outbox, &mut sink)), Ok(Step::Empty));
+            assert_eq!(
+                rt.block_on(step(&outbox, &mut sink, &Progress::default())),
+                Ok(Step::Empty)
+            );
         }
         assert_eq!(threads_named(NAME), 0);
         outbox.append(&[ev("create")]).unwrap();
         assert!(matches!(
-            rt.block_on(step(&outbox, &mut sink)),
+            rt.block_on(step(&outbox, &mut sink, &Progress::default())),
             Ok(Step::Sent {
                 acked: 1,
                 of: 1,
@@ -376,7 +397,9 @@ mod tests {
             acked: 3,
             of: 3,
             through: Some(through),
-        } = step(&outbox, &mut sink).await.unwrap()
+        } = step(&outbox, &mut sink, &Progress::default())
+            .await
+            .unwrap()
         else {
             panic!("not all sent");
         };
@@ -388,8 +411,34 @@ mod tests {
         assert_eq!(actions, ["create", "start", "die"]);
         assert_eq!(outbox.len().unwrap(), 0);
         assert_eq!(through, 3, "the key of the last row");
-        assert_eq!(step(&outbox, &mut sink).await.unwrap(), Step::Empty);
+        assert_eq!(
+            step(&outbox, &mut sink, &Progress::default())
+                .await
+                .unwrap(),
+            Step::Empty
+        );
         assert_eq!(sink.sent.len(), 3, "nothing sent twice");
+    }
+
+    /// A call waiting for its events goes on once NATS has them: the pass reports them.
+    #[tokio::test]
+    async fn the_rows_acknowledged_are_reported_stored() {
+        let (_d, outbox) = outbox();
+        outbox.append(&[ev("create"), ev("destroy")]).unwrap();
+        let progress = Progress::default();
+        progress.committed(2);
+        let mut sink = Fake {
+            sent: Vec::new(),
+            ack: 1,
+        };
+        step(&outbox, &mut sink, &progress).await.unwrap();
+        assert_eq!(progress.stored_through(), 1);
+        sink.ack = usize::MAX;
+        step(&outbox, &mut sink, &progress).await.unwrap();
+        assert_eq!(progress.stored_through(), 2);
+        tokio::time::timeout(Duration::from_secs(5), progress.all_stored())
+            .await
+            .expect("every committed row stored");
     }
 
     #[tokio::test]
@@ -404,7 +453,9 @@ mod tests {
                 sent: Vec::new(),
                 ack: usize::MAX,
             };
-            step(&outbox, &mut sink).await.unwrap();
+            step(&outbox, &mut sink, &Progress::default())
+                .await
+                .unwrap();
             outbox.sync().unwrap();
         }
         let db = redb::Database::create(&path).unwrap();
@@ -423,7 +474,9 @@ mod tests {
             ack: 1,
         };
         assert!(matches!(
-            step(&outbox, &mut sink).await.unwrap(),
+            step(&outbox, &mut sink, &Progress::default())
+                .await
+                .unwrap(),
             Step::Sent {
                 acked: 1,
                 of: 3,
@@ -433,7 +486,9 @@ mod tests {
         assert_eq!(outbox.len().unwrap(), 2);
         let first: Vec<_> = sink.sent.iter().map(|r| r.id.clone()).collect();
         sink.ack = usize::MAX;
-        step(&outbox, &mut sink).await.unwrap();
+        step(&outbox, &mut sink, &Progress::default())
+            .await
+            .unwrap();
         let again: Vec<_> = sink.sent[3..].iter().map(|r| r.id.clone()).collect();
         assert_eq!(again, first[1..], "the same message IDs");
         assert_eq!(outbox.len().unwrap(), 0);
@@ -451,7 +506,9 @@ mod tests {
                 sent: Vec::new(),
                 ack: 0,
             };
-            step(&outbox, &mut sink).await.unwrap();
+            step(&outbox, &mut sink, &Progress::default())
+                .await
+                .unwrap();
             sink.sent.into_iter().map(|r| r.id).collect::<Vec<_>>()
         };
         let outbox = Outbox::open(Arc::new(redb::Database::create(&path).unwrap())).unwrap();
@@ -459,7 +516,9 @@ mod tests {
             sent: Vec::new(),
             ack: usize::MAX,
         };
-        step(&outbox, &mut sink).await.unwrap();
+        step(&outbox, &mut sink, &Progress::default())
+            .await
+            .unwrap();
         let ids: Vec<_> = sink.sent.iter().map(|r| r.id.clone()).collect();
         assert_eq!(ids, first_ids);
         assert_eq!(outbox.len().unwrap(), 0);

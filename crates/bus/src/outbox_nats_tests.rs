@@ -121,7 +121,9 @@ async fn rows_sent_again_after_a_crash_are_stored_once() {
     // The next run publishes them again, with the same IDs, and deletes them.
     let mut second = JetStreamSink::new(bus.clone());
     assert_eq!(
-        step(&outbox, &mut second).await.unwrap(),
+        step(&outbox, &mut second, &Progress::default())
+            .await
+            .unwrap(),
         Step::Sent {
             acked: 3,
             of: 3,

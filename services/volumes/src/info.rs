@@ -32,6 +32,15 @@ impl Volumes {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The lock, if no other operation holds it.
+    pub(crate) fn try_lock(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
+        match self.lock.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     /// `<root>/<name>/_data`, where a local volume's files live.
     pub(crate) fn mountpoint(&self, name: &str) -> PathBuf {
         self.root.join(name).join("_data")

@@ -205,6 +205,11 @@ impl Volumes {
     /// docker volume create.
     pub(crate) fn create(&self, req: pb::CreateRequest) -> Result<pb::Volume, VolumesError> {
         let _g = self.lock();
+        self.create_locked(req)
+    }
+
+    /// docker volume create, the caller holding the lock.
+    pub(crate) fn create_locked(&self, req: pb::CreateRequest) -> Result<pb::Volume, VolumesError> {
         let name = if req.name.is_empty() {
             new_name()
         } else {
@@ -263,6 +268,17 @@ impl Volumes {
     /// docker volume rm: refused while referenced; `force` only forgives a missing volume.
     pub(crate) fn remove(&self, name: &str, force: bool) -> Result<(), VolumesError> {
         let _g = self.lock();
+        self.remove_locked(name, force)
+    }
+
+    /// Whether removing `name` is quick: no filesystem of its own to unmount (a missing
+    /// volume is quick too: nothing to do).
+    pub(crate) fn removal_is_quick(&self, name: &str) -> bool {
+        !matches!(self.store.get(name), Ok(Some(v)) if crate::local::needs_mount(&v.options))
+    }
+
+    /// docker volume rm, the caller holding the lock.
+    pub(crate) fn remove_locked(&self, name: &str, force: bool) -> Result<(), VolumesError> {
         let removed = self.store.write(|tx| {
             let Some(v) = tx.get(name)? else {
                 return if force {
