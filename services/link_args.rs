@@ -3,7 +3,9 @@
 //! start-up touch count in its resident memory (bench/IDLE-MEMORY.md).
 
 fn main() {
-    println!("cargo:rerun-if-changed=build.rs");
+    // The script is this file, outside the package (a path that does not exist would make
+    // cargo run it, and link again, on every build).
+    println!("cargo:rerun-if-changed=../link_args.rs");
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let env = std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
