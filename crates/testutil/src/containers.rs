@@ -56,6 +56,20 @@ impl BusyboxEngine {
         self.docker(&args);
     }
 
+    /// SIGKILLs the network service and waits until `berth up` has restarted it and it
+    /// answers `docker network ls`.
+    pub fn restart_network_service(&self) {
+        self.engine.kill_and_await_restart("berth-network");
+        crate::eventually_explained("the network service to answer", || {
+            let (code, out, err) = self.status(&["network", "ls"]);
+            if code == 0 {
+                Ok(())
+            } else {
+                Err(format!("{out}{err}"))
+            }
+        });
+    }
+
     /// Runs docker; (exit code, stdout, stderr).
     pub fn status(&self, args: &[&str]) -> (i32, String, String) {
         let out = self.engine.docker(args);

@@ -227,6 +227,17 @@ impl Engine {
         nix::sys::signal::kill(Pid::from_raw(pid), sig).expect("kill");
     }
 
+    /// SIGKILLs a service and waits until `berth up` has started it again; its new pid.
+    pub fn kill_and_await_restart(&self, binary: &str) -> i32 {
+        let before = self
+            .pid_of(binary)
+            .unwrap_or_else(|| panic!("{binary} is not running"));
+        nix::sys::signal::kill(Pid::from_raw(before), Signal::SIGKILL).expect("kill");
+        eventually(&format!("berth up to restart {binary}"), || {
+            self.pid_of(binary).filter(|p| *p != before)
+        })
+    }
+
     /// `http://<addr>/metrics` of a service.
     pub fn metrics_url(&self, service: &str) -> String {
         let f = self.run_root.join(format!("{service}.metrics-addr"));

@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use berth_testutil::{BusyboxEngine, Engine, eventually, text, unix_now};
-use nix::sys::signal::Signal;
 
 /// The container fixture: an engine with busybox pulled from a private registry.
 type Setup = BusyboxEngine;
@@ -223,11 +222,7 @@ fn containers_survive_a_killed_runtime() {
     let s = Setup::with_tags(&["other"]);
     let id = s.docker(&["run", "-d", "--name", "long", &s.image, "sleep", "1000"]);
     let quick = s.docker(&["run", "-d", &s.image, "sh", "-c", "sleep 2; exit 7"]);
-    let before = s.engine.pid_of("berth-runtime").expect("runtime running");
-    s.engine.signal("berth-runtime", Signal::SIGKILL);
-    eventually("a new runtime process", || {
-        s.engine.pid_of("berth-runtime").filter(|p| *p != before)
-    });
+    s.engine.kill_and_await_restart("berth-runtime");
     eventually("docker ps to answer again", || {
         let out = s
             .engine

@@ -7,7 +7,7 @@
 
 use std::net::UdpSocket;
 
-use berth_testutil::{BusyboxEngine, eventually, eventually_explained};
+use berth_testutil::{BusyboxEngine, eventually_explained};
 
 /// A DNS server on `addr` that answers every A query with `answer`, AAAA with no record.
 fn fake_upstream(addr: &str, answer: [u8; 4]) {
@@ -83,15 +83,7 @@ fn user_networks_resolve_names_and_forward_the_rest() {
     }
     s.docker(&["exec", "d2", "ping", "-c1", "-W2", &ip1]);
     // The network service killed: its restart serves the names again.
-    let before = s
-        .engine
-        .pid_of("berth-network")
-        .expect("berth-network runs");
-    s.engine
-        .signal("berth-network", nix::sys::signal::Signal::SIGKILL);
-    eventually("berth up to restart berth-network", || {
-        s.engine.pid_of("berth-network").filter(|p| *p != before)
-    });
+    s.engine.kill_and_await_restart("berth-network");
     eventually_explained("d1 resolved after the restart", || {
         let (code, out, err) = s.status(&["exec", "d2", "nslookup", "d1", "127.0.0.11"]);
         if code == 0 && out.contains(&ip1) {

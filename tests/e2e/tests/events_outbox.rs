@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use berth_testutil::{BusyboxEngine, EngineOptions, Nats, eventually, unix_now};
-use nix::sys::signal::Signal;
 
 /// `(type, action, actor id)` → how many times, for the events since `since`.
 fn counted(s: &BusyboxEngine, since: u64) -> BTreeMap<(String, String, String), usize> {
@@ -52,11 +51,7 @@ fn events_of_an_outage_survive_a_killed_service_exactly_once() {
 
     // Crashes while the events wait: in memory they would be lost.
     for service in ["berth-volumes", "berth-runtime"] {
-        let before = s.engine.pid_of(service).expect(service);
-        s.engine.signal(service, Signal::SIGKILL);
-        eventually(&format!("a new {service}"), || {
-            s.engine.pid_of(service).filter(|p| *p != before)
-        });
+        s.engine.kill_and_await_restart(service);
     }
     nats.restart();
 
@@ -73,11 +68,7 @@ fn events_of_an_outage_survive_a_killed_service_exactly_once() {
     });
     // Killed again with NATS up: nothing left in the outboxes is published a second time.
     for service in ["berth-volumes", "berth-runtime"] {
-        let before = s.engine.pid_of(service).expect(service);
-        s.engine.signal(service, Signal::SIGKILL);
-        eventually(&format!("a new {service}"), || {
-            s.engine.pid_of(service).filter(|p| *p != before)
-        });
+        s.engine.kill_and_await_restart(service);
     }
     s.docker(&["volume", "create", "outbox-after"]);
     eventually("the event after the restarts", || {

@@ -300,15 +300,7 @@ fn created_and_stopped_containers_keep_their_connections() {
 
     // Addresses stay unique across a restart of the network service (connected endpoints).
     s.docker(&["network", "connect", "kn2", "k2"]);
-    let before = s
-        .engine
-        .pid_of("berth-network")
-        .expect("berth-network runs");
-    s.engine
-        .signal("berth-network", nix::sys::signal::Signal::SIGKILL);
-    eventually("berth up to restart berth-network", || {
-        s.engine.pid_of("berth-network").filter(|p| *p != before)
-    });
+    s.engine.kill_and_await_restart("berth-network");
     eventually_explained("the network service answers again", || {
         let (code, out, err) = s.status(&["network", "inspect", "kn2"]);
         if code == 0 {

@@ -7,7 +7,7 @@
 
 use std::process::Command;
 
-use berth_testutil::{BusyboxEngine, eventually, eventually_explained, text};
+use berth_testutil::{BusyboxEngine, eventually_explained, text};
 
 fn run(args: &[&str]) -> (bool, String) {
     let out = Command::new(args[0])
@@ -112,27 +112,6 @@ fn map_elements(table: &str, map: &str) -> String {
         .unwrap_or_default()
 }
 
-/// SIGKILLs the network service and waits for `berth up` to restart it and for it to answer.
-fn restart_network_service(s: &BusyboxEngine) {
-    let before = s
-        .engine
-        .pid_of("berth-network")
-        .expect("berth-network runs");
-    s.engine
-        .signal("berth-network", nix::sys::signal::Signal::SIGKILL);
-    eventually("berth up to restart berth-network", || {
-        s.engine.pid_of("berth-network").filter(|p| *p != before)
-    });
-    eventually_explained("the network service to answer", || {
-        let (code, out, err) = s.status(&["network", "ls"]);
-        if code == 0 {
-            Ok(())
-        } else {
-            Err(format!("{out}{err}"))
-        }
-    });
-}
-
 const HTTPD: &str = "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 80 -h /www";
 
 #[test]
@@ -235,7 +214,7 @@ fn published_ports_forward_and_leave_nothing() {
 
     // The network service killed: the kernel keeps forwarding, and the restarted service
     // holds the ports again.
-    restart_network_service(&s);
+    s.restart_network_service();
     answers(
         "127.0.0.1:18080 after the network service restarted",
         || curl("http://127.0.0.1:18080/"),

@@ -9,7 +9,7 @@
 
 use std::process::Command;
 
-use berth_testutil::{BusyboxEngine, eventually, eventually_explained};
+use berth_testutil::{BusyboxEngine, eventually_explained};
 
 fn host(args: &[&str]) -> (bool, String) {
     let out = Command::new(args[0])
@@ -68,27 +68,6 @@ fn curl(url: &str) -> Result<(), String> {
         (true, out) if out.trim() == "hello" => Ok(()),
         (_, out) => Err(out),
     }
-}
-
-/// SIGKILLs the network service and waits for `berth up` to restart it and for it to answer.
-fn restart_network_service(s: &BusyboxEngine) {
-    let before = s
-        .engine
-        .pid_of("berth-network")
-        .expect("berth-network runs");
-    s.engine
-        .signal("berth-network", nix::sys::signal::Signal::SIGKILL);
-    eventually("berth up to restart berth-network", || {
-        s.engine.pid_of("berth-network").filter(|p| *p != before)
-    });
-    eventually_explained("the network service to answer", || {
-        let (code, out, err) = s.status(&["network", "ls"]);
-        if code == 0 {
-            Ok(())
-        } else {
-            Err(format!("{out}{err}"))
-        }
-    });
 }
 
 /// busybox httpd logging each client (`-vv`: `[addr]:port: url:/`) on stderr.
@@ -260,7 +239,7 @@ fn ipv6_published_ports_are_forwarded_by_the_kernel() {
         "{ tcp . 18499 : fd00:b37:2a::99 . 80 }",
     ]);
     assert!(ok, "{out}");
-    restart_network_service(&s);
+    s.restart_network_service();
     let after = map_elements(&nft, "ports6_any");
     assert!(after.contains(&element), "{after:?}");
     assert!(!after.iter().any(|e| e.contains("18499")), "{after:?}");

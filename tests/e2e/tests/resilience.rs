@@ -65,11 +65,7 @@ fn nats_down_commands_keep_working_and_buffered_events_arrive_afterwards() {
 #[test]
 fn a_killed_service_is_restarted_by_berth_up() {
     let engine = Engine::up(EngineOptions::default());
-    let before = engine.pid_of("berth-images").expect("images running");
-    engine.signal("berth-images", Signal::SIGKILL);
-    eventually("a new images process", || {
-        engine.pid_of("berth-images").filter(|p| *p != before)
-    });
+    engine.kill_and_await_restart("berth-images");
     eventually("docker info without warnings about images", || {
         let out = engine.docker(&["info"]);
         (out.status.success() && !text(&out).1.contains("images service")).then_some(())
