@@ -337,16 +337,21 @@ pub(crate) struct Servers {
 }
 
 impl Servers {
-    /// Starts serving the container (a second call replaces the first).
+    /// Starts serving the container (a second call replaces the first) on `opened`, the
+    /// sockets already opened in its netns, or on sockets opened there now.
     pub(crate) fn start(
         &self,
         store: Arc<Store>,
         container: &str,
+        opened: Option<Sockets>,
         netns: PathBuf,
         upstreams: &[String],
     ) -> std::io::Result<()> {
         self.stop(container);
-        let sockets = open_in(&netns)?;
+        let sockets = match opened {
+            Some(s) => s,
+            None => open_in(&netns)?,
+        };
         self.serve(store, container, sockets, upstreams)
     }
 

@@ -104,12 +104,9 @@ impl Networks {
             }
         };
         if user_network.is_some() {
-            let started = match sockets {
-                Some(s) => self.dns.serve(self.store.clone(), cid, s, &upstreams),
-                None => self
-                    .dns
-                    .start(self.store.clone(), cid, netns.clone(), &upstreams),
-            };
+            let started =
+                self.dns
+                    .start(self.store.clone(), cid, sockets, netns.clone(), &upstreams);
             if let Err(e) = started {
                 self.detach_locked(cid).await;
                 return Err(kernel(anyhow::anyhow!(

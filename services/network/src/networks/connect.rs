@@ -193,12 +193,9 @@ impl Networks {
         phases.mark("plug");
         let mut resolv = String::new();
         if let Some((host, upstreams)) = dns {
-            let started = match sockets {
-                Some(s) => self.dns.serve(self.store.clone(), cid, s, &upstreams),
-                None => self
-                    .dns
-                    .start(self.store.clone(), cid, netns.clone(), &upstreams),
-            };
+            let started =
+                self.dns
+                    .start(self.store.clone(), cid, sockets, netns.clone(), &upstreams);
             if let Err(e) = started {
                 self.unplug(cid, &n, &netns).await;
                 return Err(kernel(anyhow::anyhow!(

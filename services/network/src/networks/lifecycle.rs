@@ -64,10 +64,13 @@ impl Networks {
             // The embedded DNS server of a container that kept running serves again.
             if !e.dns_netns.is_empty() && std::path::Path::new(&e.dns_netns).exists() {
                 let netns = PathBuf::from(&e.dns_netns);
-                if let Err(err) =
-                    self.dns
-                        .start(self.store.clone(), &e.container_id, netns, &e.dns_servers)
-                {
+                if let Err(err) = self.dns.start(
+                    self.store.clone(),
+                    &e.container_id,
+                    None,
+                    netns,
+                    &e.dns_servers,
+                ) {
                     tracing::warn!(error = %err, container = e.container_id, "reopening the embedded DNS server");
                 }
             }
