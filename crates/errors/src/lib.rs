@@ -83,7 +83,11 @@ pub fn kind_of(status: &Status) -> ErrorKind {
         Code::AlreadyExists => ErrorKind::AlreadyExists,
         Code::Unauthenticated => ErrorKind::Unauthorized,
         Code::PermissionDenied => ErrorKind::Forbidden,
-        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => ErrorKind::Unavailable,
+        // Without the kind, Unknown is tonic's own: the connection to the service broke
+        // mid-call (it was killed or restarted), so the service did not answer.
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
+            ErrorKind::Unavailable
+        }
         Code::Unimplemented => ErrorKind::NotImplemented,
         _ => ErrorKind::Internal,
     }
@@ -124,6 +128,11 @@ mod tests {
             ErrorKind::Unavailable
         );
         assert_eq!(kind_of(&Status::not_found("x")), ErrorKind::NotFound);
-        assert_eq!(kind_of(&Status::unknown("x")), ErrorKind::Internal);
+        assert_eq!(kind_of(&Status::internal("x")), ErrorKind::Internal);
+        // tonic's status for a connection that broke mid-call: the service is not there.
+        assert_eq!(
+            kind_of(&Status::unknown("transport error")),
+            ErrorKind::Unavailable
+        );
     }
 }

@@ -291,6 +291,10 @@ impl ContainersBackend for Fake {
                 pid: 0,
             });
         }
+        if exec_id == "cut" {
+            // The runtime was killed during the call.
+            return Err(tonic::Status::unknown("transport error"));
+        }
         no_such_exec(&exec_id)
     }
     async fn top(&self, req: runtime::TopRequest) -> Answer<runtime::TopResponse> {
@@ -1228,6 +1232,45 @@ async fn exec_start_framing_follows_the_start_request() {
     )
     .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+}
+
+/// As moby's router, an exec start refuses before the upgrade only an exec that does not
+/// exist: any other failure is written in the stream after the 101, where the CLI prints it
+/// (before the upgrade the CLI shows only "unable to upgrade to tcp, received 500").
+#[tokio::test]
+async fn exec_start_errors_after_the_upgrade_are_in_the_stream() {
+    let upgrade = |id: &str| {
+        Request::builder()
+            .method(Method::POST)
+            .uri(format!("/v1.50/exec/{id}/start"))
+            .header("Content-Type", "application/json")
+            .header("Connection", "Upgrade")
+            .header("Upgrade", "tcp")
+            .body(Body::from(r#"{"Tty":false}"#))
+            .unwrap()
+    };
+    let res = app(state().await, None)
+        .oneshot(upgrade("nope"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let res = app(state().await, None)
+        .oneshot(upgrade("cut"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SWITCHING_PROTOCOLS);
+    let message = "service unavailable: transport error\r\n";
+    let r = post_json("/v1.50/exec/cut/start", "application/json", "{}").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body.as_bytes()[..8], [1, 0, 0, 0, 0, 0, 0, 38]);
+    assert_eq!(&r.body[8..], message);
+    let r = post_json(
+        "/v1.50/exec/cut/start",
+        "application/json",
+        r#"{"Detach":true}"#,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
 }
 
 /// docker load: as moby's postImagesLoad, which writes its headers before it loads, every

@@ -83,11 +83,20 @@ async fn start(
         .await
         .map_err(|e| ApiError::invalid(format!("reading the body: {e}")))?;
     let opts = docker::exec::start(object(&headers, &body, true)?)?;
-    let exec = st
-        .containers
-        .exec_inspect(exec_id.clone())
-        .await
-        .map_err(|e| status(&e))?;
+    // As moby's router: only an exec that does not exist is refused before the upgrade; any
+    // other failure (the runtime restarting, say) is the start's error, written in the stream
+    // once the client has its 101, where the CLI prints it.
+    let exec = match st.containers.exec_inspect(exec_id.clone()).await {
+        Ok(exec) => exec,
+        Err(e) if opts.detach || berth_errors::kind_of(&e) == berth_types::ErrorKind::NotFound => {
+            return Err(status(&e));
+        }
+        Err(e) => {
+            let e = tonic::Status::new(e.code(), status(&e).message);
+            let session = hijack::Session::failed(opts.tty, e);
+            return Ok(hijack::respond(st.containers.clone(), &mut req, session));
+        }
+    };
     let info = exec.spec.clone().unwrap_or_default();
     let start = pb::ExecStartRequest {
         exec_id: exec_id.clone(),

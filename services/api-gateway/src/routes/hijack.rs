@@ -47,6 +47,21 @@ pub struct Session {
     pub detach_keys: Vec<u8>,
 }
 
+impl Session {
+    /// A session whose start already failed: the 101, then `error` in the stream.
+    pub fn failed(raw: bool, error: tonic::Status) -> Session {
+        Session {
+            output: None,
+            deferred: Some(Box::pin(async move { Err(error) })),
+            tty: false,
+            raw,
+            input: None,
+            close_stdin_on_eof: true,
+            detach_keys: Vec::new(),
+        }
+    }
+}
+
 /// Docker's detach keys: `ctrl-p,ctrl-q`, `a`, `ctrl-@`, `ctrl-[` ...; empty means the
 /// default.
 pub fn parse_detach_keys(s: &str) -> Result<Vec<u8>, ApiError> {
@@ -145,7 +160,10 @@ pub fn respond(
                 futures::stream::once(start)
                     .map(|r| match r {
                         Ok(s) => s,
-                        Err(e) => Box::pin(futures::stream::once(async { Err(e) })),
+                        // The start's error in the stream, as with the upgrade.
+                        Err(e) => Box::pin(futures::stream::once(async move {
+                            Ok(error_frame(e.message()))
+                        })),
                     })
                     .flatten(),
             ),
@@ -179,13 +197,14 @@ pub fn respond(
 /// message and CRLF to stdout, which is a stdout frame when the stream is multiplexed (raw
 /// text there would break the client's demultiplexing).
 fn start_error(raw: bool, message: &str) -> Bytes {
-    encode(
-        raw,
-        pb::AttachFrame {
-            stream: 1,
-            data: format!("{message}\r\n").into_bytes(),
-        },
-    )
+    encode(raw, error_frame(message))
+}
+
+fn error_frame(message: &str) -> pb::AttachFrame {
+    pb::AttachFrame {
+        stream: 1,
+        data: format!("{message}\r\n").into_bytes(),
+    }
 }
 
 fn encode(raw: bool, f: pb::AttachFrame) -> Bytes {
