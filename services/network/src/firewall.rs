@@ -357,22 +357,32 @@ impl Firewall {
     }
 
     /// Where another engine's iptables rules drop forwarded traffic by default (dockerd sets
-    /// the FORWARD policy to DROP), adds the narrowest accept for `bridge` to `DOCKER-USER`,
-    /// the chain dockerd leaves to users: traffic from the bridge, and replies to it. Nothing
-    /// when that chain does not exist.
+    /// the FORWARD policy to DROP, and with IPv6 on it does the same in ip6tables), adds the
+    /// narrowest accept for `bridge` to `DOCKER-USER`, the chain dockerd leaves to users:
+    /// traffic from the bridge, and replies to it. In each of iptables and ip6tables; nothing
+    /// where that chain does not exist.
     pub(crate) async fn allow_in_docker_user(&self, bridge: &str) {
-        if !self.live || !docker_user_exists().await {
+        if !self.live {
             return;
         }
-        for rule in docker_user_rules(bridge) {
-            let args: Vec<&str> = rule.iter().map(String::as_str).collect();
-            let check = [&["-w", "-t", "filter", "-C", "DOCKER-USER"][..], &args].concat();
-            if iptables(&check).await {
+        for family in XTABLES {
+            if !docker_user_exists(family).await {
                 continue;
             }
-            let insert = [&["-w", "-t", "filter", "-I", "DOCKER-USER"][..], &args].concat();
-            if !iptables(&insert).await {
-                tracing::warn!(bridge, "could not add an accept rule to DOCKER-USER");
+            for rule in docker_user_rules(bridge) {
+                let args: Vec<&str> = rule.iter().map(String::as_str).collect();
+                let check = [&["-w", "-t", "filter", "-C", "DOCKER-USER"][..], &args].concat();
+                if xtables(family, &check).await {
+                    continue;
+                }
+                let insert = [&["-w", "-t", "filter", "-I", "DOCKER-USER"][..], &args].concat();
+                if !xtables(family, &insert).await {
+                    tracing::warn!(
+                        bridge,
+                        family,
+                        "could not add an accept rule to DOCKER-USER"
+                    );
+                }
             }
         }
     }
@@ -408,13 +418,18 @@ impl Firewall {
     pub(crate) async fn forget_in_docker_user(&self, bridge: &str) {
         let _busy = self.soon.busy.lock().await;
         lock(&self.soon.bridges).remove(bridge);
-        if !self.live || !docker_user_exists().await {
+        if !self.live {
             return;
         }
-        for rule in docker_user_rules(bridge) {
-            let args: Vec<&str> = rule.iter().map(String::as_str).collect();
-            let delete = [&["-w", "-t", "filter", "-D", "DOCKER-USER"][..], &args].concat();
-            while iptables(&delete).await {}
+        for family in XTABLES {
+            if !docker_user_exists(family).await {
+                continue;
+            }
+            for rule in docker_user_rules(bridge) {
+                let args: Vec<&str> = rule.iter().map(String::as_str).collect();
+                let delete = [&["-w", "-t", "filter", "-D", "DOCKER-USER"][..], &args].concat();
+                while xtables(family, &delete).await {}
+            }
         }
     }
 }
@@ -451,13 +466,17 @@ fn docker_user_rules(bridge: &str) -> [Vec<String>; 3] {
     ]
 }
 
-async fn docker_user_exists() -> bool {
-    iptables(&["-w", "-t", "filter", "-n", "-L", "DOCKER-USER"]).await
+/// The rule tables another engine's forwarding policy lives in: IPv4 and IPv6.
+const XTABLES: [&str; 2] = ["iptables", "ip6tables"];
+
+async fn docker_user_exists(family: &str) -> bool {
+    xtables(family, &["-w", "-t", "filter", "-n", "-L", "DOCKER-USER"]).await
 }
 
-/// Runs the host's `iptables`; whether it succeeded (false when it is not installed).
-async fn iptables(args: &[&str]) -> bool {
-    tokio::process::Command::new("iptables")
+/// Runs the host's `iptables` or `ip6tables`; whether it succeeded (false when it is not
+/// installed).
+async fn xtables(family: &str, args: &[&str]) -> bool {
+    tokio::process::Command::new(family)
         .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
