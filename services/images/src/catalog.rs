@@ -78,6 +78,14 @@ impl ImageService {
             .unwrap_or_default()
     }
 
+    /// The labels of the image's config.
+    pub(crate) fn labels_of(
+        &self,
+        rec: &ImageRecord,
+    ) -> std::collections::BTreeMap<String, String> {
+        self.config_of(rec).labels()
+    }
+
     fn created_of(&self, rec: &ImageRecord) -> i64 {
         rec.created
             .as_deref()
@@ -487,7 +495,13 @@ impl ImageService {
                 break;
             }
         }
-        self.event("prune", "", "");
+        // moby's ImagesPrune: the prune event carries the bytes reclaimed.
+        if let Some(mut ev) = self.image_event("prune", "", "") {
+            ev.actor
+                .attributes
+                .insert("reclaimed".to_owned(), reclaimed.to_string());
+            self.events.publish(&ev);
+        }
         Ok((out, reclaimed))
     }
 }

@@ -241,3 +241,33 @@ async fn rmi_prunes_untagged_parents_unless_told_not_to() {
     assert!(!exists(&mid2) && !exists(&mid1));
     assert!(exists(&base), "a tagged parent stays");
 }
+
+/// Image events as moby's `LogImageEvent` writes them: the image's labels beside `name` (which
+/// wins over a label of that key), none once the image is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_events_carry_the_image_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(dir.path()).await;
+    let rec = import(&svc, "test/lab:v1", "lab", &["LABEL team=blue name=label"]);
+    let id = rec.id.to_string();
+    let attrs = |action: &str, id: &str, name: &str| {
+        let ev = svc.image_event(action, id, name).unwrap();
+        ev.actor.attributes.into_iter().collect::<Vec<_>>()
+    };
+    let own = |v: &[(&str, &str)]| {
+        v.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        attrs("tag", &id, "test/lab:v2"),
+        own(&[("name", "test/lab:v2"), ("team", "blue")])
+    );
+    // A pull names the image by its reference.
+    assert_eq!(
+        attrs("pull", "test/lab:v1", "test/lab"),
+        own(&[("name", "test/lab"), ("team", "blue")])
+    );
+    assert_eq!(attrs("delete", &id, &id), own(&[("name", &id)]));
+    assert_eq!(attrs("prune", "", ""), own(&[]));
+}

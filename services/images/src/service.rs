@@ -69,13 +69,22 @@ impl ImageService {
         }
     }
 
-    /// An image event (none if `action` is malformed).
+    /// An image event (none if `action` is malformed), as moby's `LogImageEvent` writes it:
+    /// the labels of the image `id` names while it still exists (not for `delete`), then
+    /// `name`.
     pub(crate) fn image_event(&self, action: &str, id: &str, name: &str) -> Option<Event> {
         let mut actor = Actor {
             id: id.to_owned(),
             ..Actor::default()
         };
-        actor.attributes.insert("name".to_owned(), name.to_owned());
+        if action != "delete"
+            && let Ok(rec) = self.find(id)
+        {
+            actor.attributes = self.labels_of(&rec);
+        }
+        if !name.is_empty() {
+            actor.attributes.insert("name".to_owned(), name.to_owned());
+        }
         let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64;
         match action.parse() {
             Ok(a) => Some(Event::new(EventType::Image, a, actor, now)),
