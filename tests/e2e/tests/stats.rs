@@ -124,7 +124,7 @@ fn stats_show_the_limit_usage_and_network() {
     .unwrap();
     let mut seen = String::new();
     let mut buf = [0u8; 65536];
-    while seen.lines().filter(|l| l.starts_with('{')).count() < 2 {
+    while frame_lines(&seen).len() < 2 {
         let n = sock.read(&mut buf).unwrap();
         assert!(n > 0, "the stream ended: {seen}");
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
@@ -133,9 +133,8 @@ fn stats_show_the_limit_usage_and_network() {
         seen.to_lowercase().contains("transfer-encoding: chunked"),
         "{seen}"
     );
-    let samples: Vec<Value> = seen
-        .lines()
-        .filter(|l| l.starts_with('{'))
+    let samples: Vec<Value> = frame_lines(&seen)
+        .iter()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(samples[0]["preread"], "0001-01-01T00:00:00Z");
@@ -230,13 +229,6 @@ fn no_stream_has_a_short_window_and_sane_percentages() {
     for sock in &mut socks {
         let mut seen = String::new();
         let mut buf = [0u8; 65536];
-        // Whole lines only: a frame may come in two reads.
-        let frame_lines = |seen: &str| -> Vec<String> {
-            seen.split_inclusive('\n')
-                .filter(|l| l.starts_with('{') && l.ends_with('\n'))
-                .map(str::to_owned)
-                .collect()
-        };
         while frame_lines(&seen).len() < 3 {
             let n = sock.read(&mut buf).unwrap();
             assert!(n > 0, "the stream ended: {seen}");
@@ -446,6 +438,10 @@ fn update_changes_the_cgroup_and_the_record() {
     });
     let hc = eventually_explained("inspect after the runtime's restart", || {
         let out = s.engine.docker(&["inspect", &id]);
+        // The CLI prints `[]` with its error while the runtime is not back.
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
         let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
         Ok(v[0]["HostConfig"].clone())
     });
@@ -525,4 +521,13 @@ print("ok")
     let (o, e) = berth_testutil::text(&out);
     assert!(out.status.success(), "{o}\n{e}");
     assert_eq!(o.trim(), "ok");
+}
+
+/// The JSON lines of a stats stream read so far, whole lines only (a frame may come in two
+/// reads).
+fn frame_lines(seen: &str) -> Vec<String> {
+    seen.split_inclusive('\n')
+        .filter(|l| l.starts_with('{') && l.ends_with('\n'))
+        .map(str::to_owned)
+        .collect()
 }
