@@ -1180,6 +1180,18 @@ async fn buildkit_endpoints_are_refused() {
     }
 }
 
+/// A POST of a JSON body that asks for the connection's upgrade (`Upgrade: tcp`).
+fn upgrade(uri: &str, body: &str) -> Request<Body> {
+    Request::builder()
+        .method(Method::POST)
+        .uri(uri)
+        .header("Content-Type", "application/json")
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "tcp")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
 /// The framing of an exec start follows the start request's `Tty`, as moby's router does, not
 /// the exec's: docker-py's `exec_start(socket=True)` of an exec created with `tty=True` sends
 /// `Tty: false` and reads multiplexed frames.
@@ -1210,16 +1222,7 @@ async fn exec_start_framing_follows_the_start_request() {
         assert_eq!(r.body, output, "{body}");
         // Hijacked: the 101 names the same framing.
         let res = app(state().await, None)
-            .oneshot(
-                Request::builder()
-                    .method(Method::POST)
-                    .uri("/v1.50/exec/tty/start")
-                    .header("Content-Type", "application/json")
-                    .header("Connection", "Upgrade")
-                    .header("Upgrade", "tcp")
-                    .body(Body::from(body.to_owned()))
-                    .unwrap(),
-            )
+            .oneshot(upgrade("/v1.50/exec/tty/start", body))
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::SWITCHING_PROTOCOLS, "{body}");
@@ -1239,23 +1242,13 @@ async fn exec_start_framing_follows_the_start_request() {
 /// (before the upgrade the CLI shows only "unable to upgrade to tcp, received 500").
 #[tokio::test]
 async fn exec_start_errors_after_the_upgrade_are_in_the_stream() {
-    let upgrade = |id: &str| {
-        Request::builder()
-            .method(Method::POST)
-            .uri(format!("/v1.50/exec/{id}/start"))
-            .header("Content-Type", "application/json")
-            .header("Connection", "Upgrade")
-            .header("Upgrade", "tcp")
-            .body(Body::from(r#"{"Tty":false}"#))
-            .unwrap()
-    };
     let res = app(state().await, None)
-        .oneshot(upgrade("nope"))
+        .oneshot(upgrade("/v1.50/exec/nope/start", r#"{"Tty":false}"#))
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     let res = app(state().await, None)
-        .oneshot(upgrade("cut"))
+        .oneshot(upgrade("/v1.50/exec/cut/start", r#"{"Tty":false}"#))
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::SWITCHING_PROTOCOLS);

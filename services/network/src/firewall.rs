@@ -365,18 +365,11 @@ impl Firewall {
         if !self.live {
             return;
         }
-        for family in XTABLES {
-            if !docker_user_exists(family).await {
-                continue;
-            }
+        for family in docker_user_families().await {
             for rule in docker_user_rules(bridge) {
-                let args: Vec<&str> = rule.iter().map(String::as_str).collect();
-                let check = [&["-w", "-t", "filter", "-C", "DOCKER-USER"][..], &args].concat();
-                if xtables(family, &check).await {
-                    continue;
-                }
-                let insert = [&["-w", "-t", "filter", "-I", "DOCKER-USER"][..], &args].concat();
-                if !xtables(family, &insert).await {
+                if !docker_user(family, "-C", &rule).await
+                    && !docker_user(family, "-I", &rule).await
+                {
                     tracing::warn!(
                         bridge,
                         family,
@@ -421,14 +414,9 @@ impl Firewall {
         if !self.live {
             return;
         }
-        for family in XTABLES {
-            if !docker_user_exists(family).await {
-                continue;
-            }
+        for family in docker_user_families().await {
             for rule in docker_user_rules(bridge) {
-                let args: Vec<&str> = rule.iter().map(String::as_str).collect();
-                let delete = [&["-w", "-t", "filter", "-D", "DOCKER-USER"][..], &args].concat();
-                while xtables(family, &delete).await {}
+                while docker_user(family, "-D", &rule).await {}
             }
         }
     }
@@ -469,8 +457,25 @@ fn docker_user_rules(bridge: &str) -> [Vec<String>; 3] {
 /// The rule tables another engine's forwarding policy lives in: IPv4 and IPv6.
 const XTABLES: [&str; 2] = ["iptables", "ip6tables"];
 
-async fn docker_user_exists(family: &str) -> bool {
-    xtables(family, &["-w", "-t", "filter", "-n", "-L", "DOCKER-USER"]).await
+/// The families (of [`XTABLES`]) that have a `DOCKER-USER` chain.
+async fn docker_user_families() -> Vec<&'static str> {
+    let mut found = Vec::new();
+    for family in XTABLES {
+        if xtables(family, &["-w", "-t", "filter", "-n", "-L", "DOCKER-USER"]).await {
+            found.push(family);
+        }
+    }
+    found
+}
+
+/// `<family> -t filter <op> DOCKER-USER <rule>` (`-C` check, `-I` insert, `-D` delete);
+/// whether it succeeded.
+async fn docker_user(family: &str, op: &str, rule: &[String]) -> bool {
+    let args: Vec<&str> = ["-w", "-t", "filter", op, "DOCKER-USER"]
+        .into_iter()
+        .chain(rule.iter().map(String::as_str))
+        .collect();
+    xtables(family, &args).await
 }
 
 /// Runs the host's `iptables` or `ip6tables`; whether it succeeded (false when it is not
