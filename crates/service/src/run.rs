@@ -113,7 +113,8 @@ impl ServiceContext {
         routes.add_service(health_service);
         let routes = routes.routes();
 
-        let metrics_addr = serve_metrics(service, &cfg, metrics.clone()).await?;
+        // Served until the run ends, an early error's included.
+        let (metrics_addr, _metrics_server) = serve_metrics(service, &cfg, metrics.clone()).await?;
         let address = cfg.service_address(service);
         let hb = Heartbeat {
             service: service.as_str().to_owned(),
@@ -214,17 +215,28 @@ impl ServiceContext {
     }
 }
 
+/// The `/metrics` server's task: nothing of a service outlives its run (tests serve several
+/// in one process).
+struct MetricsServer(tokio::task::JoinHandle<()>);
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 fn metrics_file(cfg: &DaemonConfig, service: ServiceName) -> PathBuf {
     cfg.exec_root.join(format!("{service}.metrics-addr"))
 }
 
 /// Serves `/metrics` on the configured address, or an ephemeral port on 127.0.0.1, and records
-/// the address in `<exec-root>/<service>.metrics-addr`.
+/// the address in `<exec-root>/<service>.metrics-addr`. The address, and the server, which
+/// stops when dropped.
 async fn serve_metrics(
     service: ServiceName,
     cfg: &DaemonConfig,
     metrics: Metrics,
-) -> anyhow::Result<SocketAddr> {
+) -> anyhow::Result<(SocketAddr, MetricsServer)> {
     let want = cfg
         .metrics_addr(service)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
@@ -237,12 +249,12 @@ async fn serve_metrics(
         addr.to_string().as_bytes(),
         0o644,
     )?;
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, berth_telemetry::metrics_router(metrics)).await {
             tracing::error!(error = %e, "metrics server failed");
         }
     });
-    Ok(addr)
+    Ok((addr, MetricsServer(task)))
 }
 
 /// Applies a reloaded configuration (what can change at run time: the log level) and
@@ -297,4 +309,44 @@ fn reloaded(
         now,
     ));
     tracing::info!(service = %service, "configuration reloaded");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A service served in-process leaves nothing behind when its run ends: neither its
+    /// socket nor its `/metrics` listener.
+    #[tokio::test]
+    async fn a_run_leaves_no_listener() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = DaemonConfig::parse(std::path::Path::new("d.json"), "{}").unwrap();
+        cfg.data_root = dir.path().join("data");
+        cfg.exec_root = dir.path().join("run");
+        cfg.berth.nats_url = Some("nats://127.0.0.1:1".to_owned());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let launch = Launch::new(cfg.clone(), async {
+            let _ = stopped.await;
+        });
+        let ctx = ServiceContext::start(ServiceName::Volumes, launch)
+            .await
+            .unwrap();
+        let run = tokio::spawn(ctx.serve(RoutesBuilder::default()));
+        let file = metrics_file(&cfg, ServiceName::Volumes);
+        let addr: SocketAddr = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Ok(a) = std::fs::read_to_string(&file) {
+                    break a.parse().unwrap();
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the metrics address written");
+        tokio::net::TcpStream::connect(addr).await.unwrap();
+        stop.send(()).unwrap();
+        run.await.unwrap().unwrap();
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+        assert!(!file.exists());
+    }
 }
