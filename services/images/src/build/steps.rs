@@ -113,19 +113,19 @@ impl Builder<'_> {
         // A plain context's model keys the step without its files on disk; they are
         // unpacked only for a miss.
         let modelled = from_context && c.contents.is_empty() && !c.sources.iter().any(is_url);
+        let workdir = st.workdir();
+        let dest = super::copy::normalize_dest(&workdir, &c.dest);
         let model_checksum = self
             .ctx
             .model()
             .filter(|_| modelled)
-            .and_then(|m| m.copy_checksum(&c.sources, &c.dest));
+            .and_then(|m| m.copy_checksum(&c.sources, &dest));
         let chown = if c.chown.is_empty() {
             String::new()
         } else {
             format!("--chown={} ", c.chown)
         };
-        let workdir = st.workdir();
         let model_key = model_checksum.map(|sum| {
-            let dest = super::copy::normalize_dest(&workdir, &c.dest);
             let comment = format!("{cmd_name} {chown}{sum} in {} ", dest.trim_end_matches('/'));
             let cmd = nop_cmd(&st.shell(), &comment, false);
             let (cc, key) = crate::service::ImageService::step_key(st, &cmd);
