@@ -51,6 +51,62 @@ fn a_same_size_change_in_a_copied_directory_misses_the_cache() {
     s.docker(&["rmi", "cached:1", "cached:2"]);
 }
 
+/// The context kept in memory (a plain context): an ignored file's change and a change beside
+/// what is copied keep the cache, a change of a copied file's mode misses it; a context with a
+/// symlink (unpacked and keyed from disk) is cached all the same.
+#[test]
+fn a_context_in_memory_keys_copies_by_what_they_copy() {
+    let s = BusyboxEngine::new();
+    let ctx = tempfile::tempdir().unwrap();
+    let dockerfile = format!(
+        "FROM {}\nCOPY app/ /app/\nCOPY *.txt /txt/\nRUN ls /app /txt > /seen\n",
+        s.image
+    );
+    write(
+        ctx.path(),
+        &[
+            ("Dockerfile", &dockerfile),
+            (".dockerignore", "app/*.log\n"),
+            ("app/main", "one"),
+            ("app/debug.log", "a"),
+            ("a.txt", "a"),
+            ("other", "o"),
+        ],
+    );
+    let path = ctx.path().to_str().unwrap();
+    let first = classic_ok(&s, &["build", "-t", "mem:1", path]);
+    assert!(!first.contains("Using cache"), "{first}");
+    assert_eq!(
+        s.docker(&["run", "--rm", "mem:1", "cat", "/seen"]),
+        "/app:\nmain\n\n/txt:\na.txt",
+        "the ignored file is not copied"
+    );
+    write(ctx.path(), &[("app/debug.log", "changed"), ("other", "p")]);
+    let again = classic_ok(&s, &["build", "-t", "mem:1", path]);
+    assert_eq!(again.matches(" ---> Using cache\n").count(), 3, "{again}");
+    let main = ctx.path().join("app/main");
+    std::fs::set_permissions(&main, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let changed = classic_ok(&s, &["build", "-t", "mem:2", path]);
+    assert_eq!(
+        changed.matches(" ---> Using cache\n").count(),
+        0,
+        "the mode of a copied file changed:\n{changed}"
+    );
+    write(ctx.path(), &[("b.txt", "b")]);
+    let glob = classic_ok(&s, &["build", "-t", "mem:2", path]);
+    assert_eq!(
+        glob.matches(" ---> Using cache\n").count(),
+        1,
+        "only the first COPY: *.txt matches one more file:\n{glob}"
+    );
+    std::os::unix::fs::symlink("a.txt", ctx.path().join("link")).unwrap();
+    let linked = classic_ok(&s, &["build", "-t", "mem:3", path]);
+    let cached = classic_ok(&s, &["build", "-t", "mem:3", path]);
+    assert!(!linked.is_empty());
+    assert_eq!(cached.matches(" ---> Using cache\n").count(), 3, "{cached}");
+    s.docker(&["rmi", "mem:1", "mem:2", "mem:3"]);
+}
+
 /// `docker events` of a build, as dockerd 28's classic builder emits them (moby
 /// `CommitBuildStep` → `CommitImage`, then `TagImage`): an image `create` per committed step,
 /// named by its ID and carrying the image's labels, then the tag's `tag`; a cached rebuild

@@ -1,22 +1,44 @@
 //! The build context: the request body (a tar, plain or gzip, bzip2 or xz, told from its first
-//! bytes) unpacked into a directory under the service's root, `.dockerignore` applied, and the
-//! directory removed when the build ends (the [`Context`] is dropped).
+//! bytes), with `.dockerignore` applied. A plain context is read into memory first: a
+//! [`Model`] of its files (modes, sizes, content digests) answers what a fully cached rebuild
+//! needs (the Dockerfile, the checksum of each COPY), and the received bytes are kept so that
+//! the context is unpacked into a directory under the service's root only when a step needs
+//! its files ([`Context::dir`]). A context the model does not represent, or one larger than
+//! [`IN_MEMORY`], is unpacked as it arrives. The directory is removed when the build ends (the
+//! [`Context`] is dropped).
 
 use std::{
     io::{self, Read},
     path::{Component, Path, PathBuf},
+    sync::{Mutex, OnceLock},
 };
 
-use super::{hashed::Digests, ignore::Ignore};
+use super::{hashed::Digests, ignore::Ignore, model::Model};
 use crate::ImagesError;
 
-pub(crate) struct Context {
-    /// The build's scratch directory (removed on drop).
-    scratch: PathBuf,
+/// The most bytes of a context kept in memory; a larger one is unpacked as it arrives.
+pub(crate) const IN_MEMORY: usize = 128 << 20;
+
+/// The context unpacked on disk.
+pub(crate) struct Unpacked {
     /// The unpacked context.
     pub(crate) dir: PathBuf,
     /// The content digests of its files, taken as they were unpacked.
     pub(crate) digests: Digests,
+}
+
+pub(crate) struct Context {
+    /// The build's scratch directory (removed on drop; made when first needed).
+    scratch: PathBuf,
+    /// Where the free-space reserve is checked.
+    base: PathBuf,
+    /// The model of a plain context (`None`: the context was unpacked as it arrived).
+    model: Option<Model>,
+    /// The request body as received, until it is unpacked.
+    raw: Mutex<Option<Vec<u8>>>,
+    /// The `.dockerignore` applied to the model, applied to the directory as it is unpacked.
+    ignore: Option<Ignore>,
+    unpacked: OnceLock<Unpacked>,
 }
 
 impl Drop for Context {
@@ -39,12 +61,8 @@ fn bad_io(e: io::Error) -> ImagesError {
     ImagesError::unless_full(e, bad)
 }
 
-/// The uncompressed tar of `input`: gzip, bzip2 and xz are recognised by their magic bytes.
-/// xz is decompressed into `spill` first (its decoder writes rather than reads).
-pub(crate) fn decompress<'a>(
-    mut input: impl Read + 'a,
-    spill: &Path,
-) -> Result<Box<dyn Read + 'a>, ImagesError> {
+/// The first bytes of `input` (up to 6), and `input` with them put back.
+fn peek<'a>(mut input: impl Read + 'a) -> Result<(Vec<u8>, impl Read + 'a), ImagesError> {
     let mut head = [0u8; 6];
     let mut n = 0;
     while n < head.len() {
@@ -56,12 +74,25 @@ pub(crate) fn decompress<'a>(
         }
     }
     let head = head[..n].to_vec();
-    let whole = io::Cursor::new(head.clone()).chain(input);
+    Ok((head.clone(), io::Cursor::new(head).chain(input)))
+}
+
+fn is_xz(head: &[u8]) -> bool {
+    head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00])
+}
+
+/// The uncompressed tar of `input`: gzip, bzip2 and xz are recognised by their magic bytes.
+/// xz is decompressed into `spill` first (its decoder writes rather than reads).
+pub(crate) fn decompress<'a>(
+    input: impl Read + 'a,
+    spill: &Path,
+) -> Result<Box<dyn Read + 'a>, ImagesError> {
+    let (head, whole) = peek(input)?;
     Ok(if head.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::read::MultiGzDecoder::new(whole))
     } else if head.starts_with(b"BZh") {
         Box::new(bzip2::read::MultiBzDecoder::new(whole))
-    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+    } else if is_xz(&head) {
         let out = std::fs::File::create(spill).map_err(|e| ImagesError::io(spill, e))?;
         let mut out = berth_service::FreeSpace::new(spill.parent().unwrap_or(spill)).bound(out);
         lzma_rs::xz_decompress(&mut io::BufReader::new(whole), &mut out).map_err(bad)?;
@@ -71,25 +102,100 @@ pub(crate) fn decompress<'a>(
     })
 }
 
+/// A reader that keeps what it reads, up to a limit; past it, reading fails (the bytes read
+/// are kept all the same, so that the stream can be read again from its start).
+struct Kept<R> {
+    inner: R,
+    buf: Vec<u8>,
+    limit: usize,
+    over: bool,
+}
+
+impl<R: Read> Read for Kept<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.over {
+            return Err(io::Error::other("over the in-memory limit"));
+        }
+        let n = self.inner.read(out)?;
+        self.buf.extend_from_slice(&out[..n]);
+        if self.buf.len() > self.limit {
+            self.over = true;
+            return Err(io::Error::other("over the in-memory limit"));
+        }
+        Ok(n)
+    }
+}
+
 impl Context {
-    /// Unpacks the context stream into a new directory under `base`.
+    /// Receives the context stream: into memory and a [`Model`] when it is plain and small
+    /// enough, else unpacked into a new directory under `base` as it arrives.
     pub(crate) fn receive(base: &Path, input: impl Read) -> Result<Context, ImagesError> {
+        Context::receive_within(base, input, IN_MEMORY)
+    }
+
+    pub(crate) fn receive_within(
+        base: &Path,
+        input: impl Read,
+        limit: usize,
+    ) -> Result<Context, ImagesError> {
         let scratch = base.join(format!("build-{}", uuid::Uuid::new_v4()));
-        let dir = scratch.join("context");
-        std::fs::create_dir_all(&dir).map_err(|e| ImagesError::io(&dir, e))?;
         let mut ctx = Context {
             scratch,
+            base: base.to_owned(),
+            model: None,
+            raw: Mutex::new(None),
+            ignore: None,
+            unpacked: OnceLock::new(),
+        };
+        let mut kept = Kept {
+            inner: input,
+            buf: Vec::new(),
+            limit,
+            over: false,
+        };
+        let (head, whole) = peek(&mut kept)?;
+        if !is_xz(&head) {
+            let scanned = decompress(whole, &ctx.scratch.join("context.tar"))
+                .map(|tar| super::model::scan(Padded::new(tar)));
+            match scanned {
+                Ok(Ok(model)) => {
+                    ctx.model = Some(model);
+                    *ctx.raw
+                        .get_mut()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(kept.buf);
+                    return Ok(ctx);
+                }
+                // The disk path reads it again, and reports what is wrong with it.
+                Ok(Err(super::model::NoModel::Read(e))) => {
+                    tracing::debug!(error = %e, over = kept.over, "context unpacked to disk");
+                }
+                Ok(Err(super::model::NoModel::Unsupported)) => {
+                    tracing::debug!("context with links or special files unpacked to disk");
+                }
+                Err(e) => tracing::debug!(error = %e, "context unpacked to disk"),
+            }
+        } else {
+            drop(whole);
+        }
+        // Unpacked as it arrives: what was read already, then the rest.
+        let unpacked = ctx.unpack(io::Cursor::new(kept.buf).chain(kept.inner))?;
+        let _ = ctx.unpacked.set(unpacked);
+        Ok(ctx)
+    }
+
+    /// Unpacks the stream `input` into the scratch directory, hashing each file on the way
+    /// (its digest keys the cache of a COPY); it stops at the free-space reserve of the disk.
+    fn unpack(&self, input: impl Read) -> Result<Unpacked, ImagesError> {
+        let dir = self.scratch.join("context");
+        std::fs::create_dir_all(&dir).map_err(|e| ImagesError::io(&dir, e))?;
+        let mut out = Unpacked {
             dir,
             digests: Digests::default(),
         };
-        let tar = decompress(input, &ctx.scratch.join("context.tar"))?;
-        // Unpacked as it arrives: it stops at the free-space reserve of the service's disk.
-        // Each file is hashed on the way (its digest keys the cache of a COPY).
-        let (tap, hashing) = super::hashed::tap(Padded {
-            inner: berth_service::FreeSpace::new(base).bound(tar),
-            read: 0,
-            pad: None,
-        });
+        let tar = decompress(input, &self.scratch.join("context.tar"))?;
+        let (tap, hashing) = super::hashed::tap(Padded::new(
+            berth_service::FreeSpace::new(&self.base).bound(tar),
+        ));
         let mut archive = tar::Archive::new(tap);
         archive.set_preserve_permissions(true);
         archive.set_overwrite(true);
@@ -97,15 +203,50 @@ impl Context {
             let mut entry = entry.map_err(bad_io)?;
             // A path that would leave the directory is skipped (unpack_in refuses it).
             hashing
-                .unpack(&mut entry, &ctx.dir, &mut ctx.digests)
+                .unpack(&mut entry, &out.dir, &mut out.digests)
                 .map_err(bad_io)?;
         }
-        Ok(ctx)
+        Ok(out)
+    }
+
+    /// The model of a plain context, which keys its COPY steps.
+    pub(crate) fn model(&self) -> Option<&Model> {
+        self.model.as_ref()
+    }
+
+    /// The context unpacked on disk: unpacked now if it was kept in memory.
+    pub(crate) fn unpacked(&self) -> Result<&Unpacked, ImagesError> {
+        if let Some(u) = self.unpacked.get() {
+            return Ok(u);
+        }
+        let raw = self
+            .raw
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .unwrap_or_default();
+        let u = self.unpack(io::Cursor::new(raw))?;
+        if let Some(ignore) = &self.ignore {
+            prune(&u.dir, "", ignore)?;
+        }
+        Ok(self.unpacked.get_or_init(|| u))
     }
 
     /// The build's scratch directory (removed with the context).
-    pub(crate) fn scratch(&self) -> &Path {
-        &self.scratch
+    pub(crate) fn scratch(&self) -> Result<&Path, ImagesError> {
+        std::fs::create_dir_all(&self.scratch).map_err(|e| ImagesError::io(&self.scratch, e))?;
+        Ok(&self.scratch)
+    }
+
+    /// A file's bytes from the model; `None` when the disk must answer (a large file, or no
+    /// model). `Some(None)`: not a file of the context.
+    fn model_file(&self, rel: &str) -> Option<Option<&[u8]>> {
+        let model = self.model.as_ref()?;
+        match model.get(rel) {
+            None => Some(None),
+            Some(e) if e.dir => None,
+            Some(e) => e.data.as_deref().map(Some),
+        }
     }
 
     /// Reads the Dockerfile named `name` (a path in the context), falling back to
@@ -116,8 +257,15 @@ impl Context {
             candidates.push("dockerfile".to_owned());
         }
         for n in &candidates {
-            let Ok(path) = self.resolve(n) else { continue };
-            match std::fs::read(&path) {
+            let read = match self.model_file(n) {
+                Some(None) => continue,
+                Some(Some(bytes)) => Ok(bytes.to_vec()),
+                None => {
+                    let Ok(path) = self.resolve(n) else { continue };
+                    std::fs::read(&path)
+                }
+            };
+            match read {
                 Ok(bytes) if bytes.is_empty() => {
                     return Err(ImagesError::InvalidArgument(format!(
                         "the Dockerfile ({name}) cannot be empty"
@@ -133,24 +281,41 @@ impl Context {
     }
 
     /// Removes what `.dockerignore` excludes (the Dockerfile, read already, included).
-    pub(crate) fn apply_dockerignore(&self) -> Result<(), ImagesError> {
-        let path = self.dir.join(".dockerignore");
-        let text = match std::fs::read(&path) {
-            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(ImagesError::io(&path, e)),
+    pub(crate) fn apply_dockerignore(&mut self) -> Result<(), ImagesError> {
+        let text = match self.model_file(".dockerignore") {
+            Some(None) => return Ok(()),
+            Some(Some(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+            None => {
+                // Not one the model can read: the context's steps are keyed from disk.
+                self.model = None;
+                let path = self.unpacked()?.dir.join(".dockerignore");
+                match std::fs::read(&path) {
+                    Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                    Err(e) => return Err(ImagesError::io(&path, e)),
+                }
+            }
         };
         let ignore = Ignore::parse(&text).map_err(ImagesError::InvalidArgument)?;
         if ignore.is_empty() {
             return Ok(());
         }
-        prune(&self.dir, "", &ignore)
+        if let Some(m) = &mut self.model {
+            m.prune(&ignore);
+        }
+        if let Some(u) = self.unpacked.get() {
+            prune(&u.dir, "", &ignore)?;
+        }
+        // For the directory unpacked later.
+        self.ignore = Some(ignore);
+        Ok(())
     }
 
     /// The host path of `rel` (a context path), which must stay inside the context: symlinks
     /// are followed within it, `..` cannot leave it.
     pub(crate) fn resolve(&self, rel: &str) -> Result<PathBuf, ImagesError> {
-        scoped(&self.dir, rel).ok_or_else(|| {
+        let dir = &self.unpacked()?.dir;
+        scoped(dir, rel).ok_or_else(|| {
             ImagesError::InvalidArgument(format!(
                 "forbidden path outside the build context: {rel} ()"
             ))
@@ -166,6 +331,16 @@ struct Padded<R> {
     inner: R,
     read: u64,
     pad: Option<u64>,
+}
+
+impl<R> Padded<R> {
+    fn new(inner: R) -> Padded<R> {
+        Padded {
+            inner,
+            read: 0,
+            pad: None,
+        }
+    }
 }
 
 impl<R: Read> Read for Padded<R> {
@@ -228,6 +403,11 @@ fn prune(dir: &Path, rel: &str, ignore: &Ignore) -> Result<(), ImagesError> {
         gone.map_err(|e| ImagesError::io(&path, e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+pub(crate) fn prune_for_tests(dir: &Path, ignore: &Ignore) {
+    prune(dir, "", ignore).unwrap();
 }
 
 /// `root/rel` with symlinks resolved inside `root` (an absolute link target is taken from
@@ -317,17 +497,29 @@ mod tests {
         io::Write::write_all(&mut bz, &tar).unwrap();
         let mut xz = Vec::new();
         lzma_rs::xz_compress(&mut io::Cursor::new(&tar), &mut xz).unwrap();
-        for body in [tar.clone(), gz.finish().unwrap(), bz.finish().unwrap(), xz] {
-            let ctx = Context::receive(base.path(), io::Cursor::new(body)).unwrap();
+        for (i, body) in [tar.clone(), gz.finish().unwrap(), bz.finish().unwrap(), xz]
+            .into_iter()
+            .enumerate()
+        {
+            let mut ctx = Context::receive(base.path(), io::Cursor::new(body)).unwrap();
+            // Kept in memory (xz is decompressed to disk: unpacked as it arrives).
+            assert_eq!(ctx.model().is_some(), i < 3);
+            assert_eq!(ctx.unpacked.get().is_some(), i == 3);
             // The Dockerfile outside the context, sent under a random name the CLI ignores.
             let (_, text) = ctx.dockerfile(".dockerfile.abc").unwrap();
             assert_eq!(text, "FROM busybox\n");
             ctx.apply_dockerignore().unwrap();
-            assert!(!ctx.dir.join("a.log").exists());
-            assert!(ctx.dir.join("a.txt").exists());
-            assert!(!ctx.dir.join("sub/x").exists());
-            assert!(ctx.dir.join("sub/keep").exists());
-            assert!(!ctx.dir.join(".dockerfile.abc").exists());
+            if let Some(m) = ctx.model() {
+                assert!(m.get("a.log").is_none() && m.get("sub/x").is_none());
+                assert!(m.get("a.txt").is_some() && m.get("sub/keep").is_some());
+            }
+            // Unpacked when a step needs the files, with .dockerignore applied.
+            let dir = ctx.unpacked().unwrap().dir.clone();
+            assert!(!dir.join("a.log").exists());
+            assert!(dir.join("a.txt").exists());
+            assert!(!dir.join("sub/x").exists());
+            assert!(dir.join("sub/keep").exists());
+            assert!(!dir.join(".dockerfile.abc").exists());
             let scratch = ctx.scratch.clone();
             drop(ctx);
             assert!(!scratch.exists(), "the context is removed with the build");
@@ -336,6 +528,7 @@ mod tests {
         let mut short = tar_of(&[("Dockerfile", "FROM scratch\n")]);
         short.truncate(512 + 13);
         let ctx = Context::receive(base.path(), io::Cursor::new(short)).unwrap();
+        assert!(ctx.model().is_some());
         assert_eq!(ctx.dockerfile("Dockerfile").unwrap().1, "FROM scratch\n");
         let ctx = Context::receive(base.path(), io::Cursor::new(tar_of(&[("x", "")]))).unwrap();
         assert_eq!(
@@ -346,11 +539,40 @@ mod tests {
             ctx.dockerfile("x").unwrap_err().to_string(),
             "the Dockerfile (x) cannot be empty"
         );
-        std::os::unix::fs::symlink("/../../etc", ctx.dir.join("up")).unwrap();
-        assert_eq!(
-            ctx.resolve("up/passwd").unwrap(),
-            ctx.dir.join("etc/passwd")
-        );
-        assert_eq!(ctx.resolve("../../x").unwrap(), ctx.dir.join("x"));
+        let dir = ctx.unpacked().unwrap().dir.clone();
+        std::os::unix::fs::symlink("/../../etc", dir.join("up")).unwrap();
+        assert_eq!(ctx.resolve("up/passwd").unwrap(), dir.join("etc/passwd"));
+        assert_eq!(ctx.resolve("../../x").unwrap(), dir.join("x"));
+    }
+
+    #[test]
+    fn a_context_over_the_limit_or_with_a_symlink_is_unpacked_as_it_arrives() {
+        let base = tempfile::tempdir().unwrap();
+        let big = "y".repeat(64 << 10);
+        let tar = tar_of(&[("Dockerfile", "FROM scratch\n"), ("big", &big)]);
+        let ctx =
+            Context::receive_within(base.path(), io::Cursor::new(tar.clone()), 32 << 10).unwrap();
+        assert!(ctx.model().is_none() && ctx.unpacked.get().is_some());
+        let dir = &ctx.unpacked().unwrap().dir;
+        assert_eq!(std::fs::read_to_string(dir.join("big")).unwrap(), big);
+        assert_eq!(ctx.dockerfile("Dockerfile").unwrap().1, "FROM scratch\n");
+        let ctx = Context::receive(base.path(), io::Cursor::new(tar)).unwrap();
+        assert!(ctx.model().is_some() && ctx.unpacked.get().is_none());
+
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_cksum();
+        b.append_link(&mut h, "link", "Dockerfile").unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(13);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "Dockerfile", &b"FROM scratch\n"[..])
+            .unwrap();
+        let ctx = Context::receive(base.path(), io::Cursor::new(b.into_inner().unwrap())).unwrap();
+        assert!(ctx.model().is_none());
+        assert_eq!(ctx.dockerfile("link").unwrap().1, "FROM scratch\n");
     }
 }

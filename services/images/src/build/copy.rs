@@ -57,12 +57,12 @@ pub(crate) struct CopyRequest<'a> {
     pub(crate) owner: Option<(u64, u64)>,
 }
 
-fn is_glob(s: &str) -> bool {
+pub(super) fn is_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
 /// `filepath.Match` of a whole relative path.
-fn glob_match(pattern: &str, path: &str) -> bool {
+pub(super) fn glob_match(pattern: &str, path: &str) -> bool {
     let mut re = String::from("^");
     let mut chars = pattern.chars().peekable();
     while let Some(c) = chars.next() {

@@ -13,6 +13,7 @@ mod dispatch;
 mod fs;
 mod hashed;
 mod ignore;
+mod model;
 pub(crate) mod reap;
 mod run_step;
 pub(crate) mod runner;
@@ -211,7 +212,7 @@ impl ImageService {
         spec: &BuildSpec,
         input: impl std::io::Read,
     ) -> Result<Prepared, ImagesError> {
-        let ctx = Context::receive(&self.root.join("build"), input)?;
+        let mut ctx = Context::receive(&self.root.join("build"), input)?;
         let (name, text) = ctx.dockerfile(&spec.dockerfile)?;
         let mut df = berth_dockerfile::parse(&text).map_err(|e| {
             ImagesError::InvalidArgument(if e.instruction {

@@ -109,15 +109,41 @@ impl Builder<'_> {
             Some((0, 0))
         };
         let from_context = c.from.is_empty();
+        let is_url = |s: &String| s.starts_with("http://") || s.starts_with("https://");
+        // A plain context's model keys the step without its files on disk; they are
+        // unpacked only for a miss.
+        let modelled = from_context && c.contents.is_empty() && !c.sources.iter().any(is_url);
+        let workdir = st.workdir();
+        let dest = super::copy::normalize_dest(&workdir, &c.dest);
+        let model_checksum = self
+            .ctx
+            .model()
+            .filter(|_| modelled)
+            .and_then(|m| m.copy_checksum(&c.sources, &dest));
+        let chown = if c.chown.is_empty() {
+            String::new()
+        } else {
+            format!("--chown={} ", c.chown)
+        };
+        let model_key = model_checksum.map(|sum| {
+            let comment = format!("{cmd_name} {chown}{sum} in {} ", dest.trim_end_matches('/'));
+            let cmd = nop_cmd(&st.shell(), &comment, false);
+            let (cc, key) = crate::service::ImageService::step_key(st, &cmd);
+            (cmd, cc, key)
+        });
+        if let Some((_, _, key)) = &model_key
+            && self.probe(st, key)?
+        {
+            return Ok(());
+        }
         let src = if from_context {
-            Tree::new(vec![self.ctx.dir.clone()])
+            Tree::new(vec![self.ctx.unpacked()?.dir.clone()])
         } else {
             let rec = self
                 .source_image(&c.from)
                 .map_err(|e| invalid(format!("invalid from flag value {}: {e}", c.from)))?;
             self.svc.image_tree(rec.as_ref())
         };
-        let is_url = |s: &String| s.starts_with("http://") || s.starts_with("https://");
         let mut downloads = Vec::new();
         let mut sources = Vec::new();
         for s in &c.sources {
@@ -139,24 +165,30 @@ impl Builder<'_> {
                 inline,
                 downloads,
                 dest: &c.dest,
-                workdir: &st.workdir(),
+                workdir: &workdir,
                 owner,
             },
             &src,
             &image,
-            from_context.then_some(&self.ctx.digests),
+            if from_context {
+                Some(&self.ctx.unpacked()?.digests)
+            } else {
+                None
+            },
         )?;
-        let chown = if c.chown.is_empty() {
-            String::new()
-        } else {
-            format!("--chown={} ", c.chown)
+        let (cmd, cc, key) = match model_key {
+            // Probed above: a miss.
+            Some(k) => k,
+            None => {
+                let comment = format!("{cmd_name} {chown}{} in {} ", plan.checksum, plan.dest());
+                let cmd = nop_cmd(&st.shell(), &comment, false);
+                let (cc, key) = crate::service::ImageService::step_key(st, &cmd);
+                if self.probe(st, &key)? {
+                    return Ok(());
+                }
+                (cmd, cc, key)
+            }
         };
-        let comment = format!("{cmd_name} {chown}{} in {} ", plan.checksum, plan.dest());
-        let cmd = nop_cmd(&st.shell(), &comment, false);
-        let (cc, key) = crate::service::ImageService::step_key(st, &cmd);
-        if self.probe(st, &key)? {
-            return Ok(());
-        }
         let layer = self.write_layer(&plan, &src, &image)?;
         self.svc
             .commit_step(st, cc, key, &cmd.join(" "), Some(layer))
@@ -199,7 +231,7 @@ impl Builder<'_> {
         let body = body.map_err(invalid)?;
         let dir = self
             .ctx
-            .scratch()
+            .scratch()?
             .join(format!("download-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).map_err(|e| ImagesError::io(&dir, e))?;
         let path = dir.join(&name);
