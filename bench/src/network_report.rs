@@ -21,8 +21,10 @@ const ATTACH_PHASES: &str = "Where the attach time goes (Berth; `RUST_LOG=berth_
     checks the endpoint with the network service (one gRPC call) and connects it (a second); \
     the network service records the endpoint, its address, the `connect` event, the embedded \
     DNS server's record and the default routes it takes over in one redb transaction (one \
-    fsync), then at once adds the endpoint's nft element (one `nft -f -` process: an element \
-    of a non-interval set, nothing read back) and makes the links: the bridge checked, the \
+    fsync), then at once adds the endpoint's nft element (a line to the service's one \
+    long-lived `nft -i` child: an element of a non-interval set, nothing read back; until \
+    this change an `nft -f -` process per attach, 3-9 ms of fork and exec on a loaded host) \
+    and makes the links: the bridge checked, the \
     veth created with its peer in the container's netns (netlink), then one thread in the \
     netns sets the address, the routes and opens the DNS server's sockets. Its answer waits \
     for JetStream to store the `connect` event (the settle layer), then the runtime rewrites \

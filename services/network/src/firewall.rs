@@ -5,7 +5,8 @@
 //! (bridges, the pairs of bridges that may talk, the subnets to masquerade, each endpoint's
 //! address on its bridge). The whole table is written once when the service starts (from its
 //! store: that is the reconciliation), then every operation adds or deletes elements, in one
-//! `nft -f -` transaction, without reading the table back. Other tables are never touched.
+//! transaction, without reading the table back: a line to one long-lived `nft -i` child
+//! ([`session`]), not a process per operation. Other tables are never touched.
 
 use std::{
     collections::BTreeSet,
@@ -14,6 +15,8 @@ use std::{
     sync::{Arc, Mutex, OnceLock},
     time::Duration,
 };
+
+mod session;
 
 use crate::{ipam::Ipv4Net, ipam6::Ipv6Net, ports::PortRule};
 
@@ -62,6 +65,8 @@ pub(crate) struct Firewall {
     /// Run `nft` and `iptables` (false in unit tests).
     live: bool,
     soon: Arc<Soon>,
+    /// The long-lived `nft -i` that runs element changes.
+    session: Arc<session::Session>,
 }
 
 /// How long the DOCKER-USER task waits before a round: the checks of a burst of attaches
@@ -168,6 +173,7 @@ impl Firewall {
             table: table.into(),
             live: true,
             soon: Arc::default(),
+            session: Arc::default(),
         }
     }
 
@@ -177,6 +183,7 @@ impl Firewall {
             table: table.to_owned(),
             live: false,
             soon: Arc::default(),
+            session: Arc::default(),
         }
     }
 
@@ -341,10 +348,21 @@ impl Firewall {
         )
     }
 
-    /// Runs one `nft -f -` transaction.
+    /// Runs one transaction: element changes through the long-lived `nft -i`
+    /// ([`session`]), anything else (the whole table) with `nft -f -`.
     pub(crate) async fn nft(&self, text: &str) -> anyhow::Result<()> {
         if !self.live || text.is_empty() {
             return Ok(());
+        }
+        if session::fits(text) {
+            match self.session.run(text).await {
+                Ok(()) => return Ok(()),
+                Err(session::Failed::Refused(e)) => anyhow::bail!("nft: {e}\n{text}"),
+                // Element changes are idempotent: run again by a process of its own.
+                Err(session::Failed::Session(e)) => {
+                    tracing::warn!(error = %e, "nft -i failed; running nft -f -");
+                }
+            }
         }
         let out = run_with_stdin("nft", &["-f", "-"], text).await?;
         if !out.status.success() {
