@@ -8,6 +8,7 @@ mod outbox;
 mod outbox_drain;
 mod publisher;
 mod replay;
+mod settle;
 mod store_events;
 pub mod subjects;
 
@@ -15,6 +16,7 @@ pub use connect::Bus;
 pub use heartbeat::{Heartbeat, HeartbeatTask, spawn_heartbeat};
 pub use publisher::{EventPublisher, PublisherMetrics};
 pub use replay::{EventCursor, Next, Start, event_cursor};
+pub use settle::{SettleTask, answer_settle, settle};
 pub use store_events::StoreEvents;
 
 /// Errors talking to NATS.

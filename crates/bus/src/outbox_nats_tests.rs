@@ -93,6 +93,56 @@ async fn once_settled_every_committed_event_is_in_the_stream() {
     assert_eq!(publisher.waiting(), Some(0));
 }
 
+/// A reader that asks for the services' events to be settled finds every event they
+/// committed before, though nothing waited for them after their commit.
+#[tokio::test]
+async fn a_settle_request_answers_once_the_events_are_stored() {
+    use berth_types::ServiceName;
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, bus) = nats(dir.path()).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !bus.is_connected() {
+        assert!(Instant::now() < deadline, "never connected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let db = Arc::new(redb::Database::create(dir.path().join("state.redb")).unwrap());
+    let publisher = crate::EventPublisher::spawn(bus.clone(), Default::default());
+    let store = crate::StoreEvents::new(db.clone());
+    store.attach(publisher.clone()).unwrap();
+    let tx = db.begin_write().unwrap();
+    store.commit(tx, &[ev("create", "first")]).unwrap();
+    assert!(publisher.settled(Duration::from_secs(20)).await);
+    let _answers = crate::answer_settle(
+        bus.clone(),
+        ServiceName::Volumes,
+        publisher.clone(),
+        Duration::from_secs(20),
+    );
+    // The answering task subscribes first.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ask = bus
+            .client()
+            .request(subjects::settle(ServiceName::Volumes), "".into());
+        if ask.await.is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "settle requests never answered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for round in 0..20u64 {
+        let tx = db.begin_write().unwrap();
+        store
+            .commit(tx, &[ev("start", "a"), ev("die", "a")])
+            .unwrap();
+        // A service that does not answer (none here) is not waited for beyond the bound.
+        let services = [ServiceName::Volumes, ServiceName::Images];
+        crate::settle(&bus, services, Duration::from_secs(5)).await;
+        assert_eq!(stored(&bus).await, 3 + 2 * round, "round {round}");
+    }
+    assert!(publisher.close(Duration::from_secs(5)).await);
+}
+
 #[tokio::test]
 async fn rows_sent_again_after_a_crash_are_stored_once() {
     let dir = tempfile::tempdir().unwrap();

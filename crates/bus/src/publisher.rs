@@ -6,7 +6,8 @@
 //!
 //! A call's events are visible to `docker events` once the call has returned, as with dockerd:
 //! the service's gRPC server waits ([`EventPublisher::settled`]) for the rows committed so far
-//! to be stored before it ends a response, for a short while and only while NATS is connected.
+//! to be stored before it ends a response, for a short while and only while NATS is connected;
+//! for the calls a service answers first, the reader of the history waits instead (`settle`).
 
 use std::{
     sync::{

@@ -21,6 +21,11 @@ pub fn health(service: ServiceName) -> String {
     format!("berth.health.{}", service.as_str())
 }
 
+/// `berth.settle.<service>`: asks the service to answer once its events are stored.
+pub fn settle(service: ServiceName) -> String {
+    format!("berth.settle.{}", service.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use berth_types::{Actor, EventType};
@@ -37,6 +42,7 @@ mod tests {
         );
         assert_eq!(event(&ev), "berth.events.container.exec_create");
         assert_eq!(health(ServiceName::ApiGateway), "berth.health.api-gateway");
+        assert_eq!(settle(ServiceName::Volumes), "berth.settle.volumes");
         for s in ServiceName::ALL {
             let subject = health(s);
             assert!(!subject.contains(' ') && subject.split('.').count() == 3);

@@ -55,6 +55,8 @@ pub struct ServiceContext {
     reload: Option<Reloader>,
     log_level: Option<LevelHandle>,
     started_at: i64,
+    /// gRPC paths answered before their events are stored.
+    answering_first: Vec<String>,
 }
 
 impl ServiceContext {
@@ -86,7 +88,16 @@ impl ServiceContext {
             reload: launch.reload,
             log_level: launch.log_level,
             started_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+            answering_first: Vec::new(),
         })
+    }
+
+    /// The calls at `paths` (`/package.Service/Method`) are answered without waiting for
+    /// their events to be stored in NATS; the reader of the history waits for them instead
+    /// (`berth_bus::settle`). Only for calls no other service makes: a service's call that
+    /// waits for its events keeps the history in the order of the calls across services.
+    pub fn answer_first(&mut self, paths: impl IntoIterator<Item = String>) {
+        self.answering_first.extend(paths);
     }
 
     /// Serves `routes` (plus `grpc.health.v1`) and `/metrics` until shutdown, then flushes the
@@ -103,6 +114,7 @@ impl ServiceContext {
             reload,
             log_level,
             started_at,
+            answering_first,
             ..
         } = self;
 
@@ -128,6 +140,7 @@ impl ServiceContext {
             interval_ms: cfg.berth.heartbeat_interval.as_millis() as u64,
         };
         let _heartbeat = spawn_heartbeat(bus.clone(), service, hb, cfg.berth.heartbeat_interval);
+        let _settle = berth_bus::answer_settle(bus.clone(), service, events.clone(), SETTLE_BOUND);
 
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let stop = async {
@@ -145,7 +158,10 @@ impl ServiceContext {
                 span
             })
             .layer(GrpcMetricsLayer::register(&metrics))
-            .layer(SettleEventsLayer::new(events.clone(), SETTLE_BOUND));
+            .layer(
+                SettleEventsLayer::new(events.clone(), SETTLE_BOUND)
+                    .answering_first(&answering_first),
+            );
         let server = match &address {
             ServiceAddress::Unix(path) => {
                 let listener = bind_unix(path, 0o660)?;

@@ -4,6 +4,9 @@
 //! its gRPC server holds the end of every response (the trailers, after the last message of a
 //! stream) until the events committed so far are stored in NATS, for at most a short bound and
 //! not at all while NATS is unreachable (the events then wait in the outbox, as before).
+//! A service may name calls it answers at once ([`SettleEventsLayer::answering_first`]): their
+//! events are settled by the reader of the history (`berth_bus::settle`), which every
+//! service answers.
 
 use std::{
     future::Future,
@@ -24,11 +27,24 @@ pub const SETTLE_BOUND: Duration = Duration::from_secs(1);
 pub struct SettleEventsLayer {
     events: EventPublisher,
     bound: Duration,
+    /// The gRPC paths (`/package.Service/Method`) answered without waiting.
+    first: std::sync::Arc<[String]>,
 }
 
 impl SettleEventsLayer {
     pub fn new(events: EventPublisher, bound: Duration) -> SettleEventsLayer {
-        SettleEventsLayer { events, bound }
+        SettleEventsLayer {
+            events,
+            bound,
+            first: std::sync::Arc::new([]),
+        }
+    }
+
+    /// The calls at `paths` (`/package.Service/Method`) are answered without waiting for
+    /// their events to be stored.
+    pub fn answering_first(mut self, paths: &[String]) -> SettleEventsLayer {
+        self.first = paths.into();
+        self
     }
 }
 
@@ -63,13 +79,18 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let first = self.layer.first.iter().any(|p| p == req.uri().path());
         let fut = self.inner.call(req);
         let layer = self.layer.clone();
         Box::pin(async move {
             let res = fut.await?;
             Ok(res.map(|body| SettledBody {
                 inner: Box::pin(body),
-                state: State::Streaming(layer),
+                state: if first {
+                    State::Passing
+                } else {
+                    State::Streaming(layer)
+                },
             }))
         })
     }
@@ -78,6 +99,8 @@ where
 type Settling = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 enum State {
+    /// A call answered first: its body as it is.
+    Passing,
     Streaming(SettleEventsLayer),
     /// The inner body ended (with these trailers, or none): waiting for the events.
     Settling(Settling, Option<Frame<Bytes>>),
@@ -111,6 +134,7 @@ where
         let this = self.get_mut();
         loop {
             match &mut this.state {
+                State::Passing => return this.inner.as_mut().poll_frame(cx),
                 State::Streaming(layer) => {
                     let end = match ready!(this.inner.as_mut().poll_frame(cx)) {
                         Some(Ok(frame)) if frame.is_trailers() => Some(frame),
@@ -138,7 +162,11 @@ where
 
     fn is_end_stream(&self) -> bool {
         // Never ended early: the end is what waits.
-        matches!(self.state, State::Done)
+        match self.state {
+            State::Passing => self.inner.is_end_stream(),
+            State::Done => true,
+            _ => false,
+        }
     }
 }
 
@@ -147,6 +175,31 @@ mod tests {
     use http_body_util::BodyExt;
 
     use super::*;
+
+    #[tokio::test]
+    async fn only_the_calls_named_are_answered_first() {
+        use tower::{Layer, Service};
+        let bus = berth_bus::Bus::connect("nats://127.0.0.1:1", "test")
+            .await
+            .unwrap();
+        let layer = SettleEventsLayer::new(
+            EventPublisher::spawn(bus, Default::default()),
+            Duration::from_secs(1),
+        )
+        .answering_first(&["/p.S/Quick".to_owned()]);
+        let inner = tower::service_fn(|_: http::Request<()>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(
+                http_body_util::Empty::<Bytes>::new(),
+            ))
+        });
+        let mut svc = layer.layer(inner);
+        for (path, first) in [("/p.S/Quick", true), ("/p.S/Slow", false)] {
+            let req = http::Request::builder().uri(path).body(()).unwrap();
+            let res = svc.call(req).await.unwrap();
+            let passing = matches!(res.body().state, State::Passing);
+            assert_eq!(passing, first, "{path}");
+        }
+    }
 
     #[tokio::test]
     async fn frames_pass_and_the_trailers_end_the_body() {

@@ -1,8 +1,5 @@
-//! The gRPC shell: decode, call the domain, encode. No logic here. The domain's calls touch
-//! the disk, so they run on the blocking pool; but `docker volume create` and `rm` of a plain
-//! volume (a few directories and one commit) run on the service's thread when no other
-//! operation holds the domain's lock: the two thread hops of the pool were a good part of
-//! their latency, and they never wait for another operation there.
+//! The gRPC shell: decode, call the domain, encode. No logic here: where a call runs (the
+//! blocking pool, or at once) is the domain's choice (`dispatch`).
 
 use std::sync::Arc;
 
@@ -27,11 +24,7 @@ impl GrpcVolumes {
         &self,
         f: impl FnOnce(&Volumes) -> Result<T, VolumesError> + Send + 'static,
     ) -> Result<Response<T>, Status> {
-        let d = self.domain.clone();
-        let r = tokio::task::spawn_blocking(move || f(&d))
-            .await
-            .map_err(|e| Status::internal(format!("volumes task: {e}")))?;
-        respond(r)
+        respond(self.domain.blocking(f).await)
     }
 }
 
@@ -52,11 +45,7 @@ impl volumes_server::Volumes for GrpcVolumes {
     }
 
     async fn create(&self, r: Request<pb::CreateRequest>) -> Result<Response<pb::Volume>, Status> {
-        let r = r.into_inner();
-        if let Some(_g) = self.domain.try_lock() {
-            return respond(self.domain.create_locked(r));
-        }
-        self.run(move |d| d.create(r)).await
+        respond(self.domain.create_quick(r.into_inner()).await)
     }
 
     async fn list(
@@ -77,14 +66,8 @@ impl volumes_server::Volumes for GrpcVolumes {
         r: Request<pb::RemoveRequest>,
     ) -> Result<Response<pb::RemoveResponse>, Status> {
         let r = r.into_inner();
-        if self.domain.removal_is_quick(&r.name)
-            && let Some(_g) = self.domain.try_lock()
-        {
-            let out = self.domain.remove_locked(&r.name, r.force);
-            return respond(out.map(|()| pb::RemoveResponse {}));
-        }
-        self.run(move |d| d.remove(&r.name, r.force).map(|()| pb::RemoveResponse {}))
-            .await
+        let out = self.domain.remove_quick(r.name, r.force).await;
+        respond(out.map(|()| pb::RemoveResponse {}))
     }
 
     async fn prune(

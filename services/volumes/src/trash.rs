@@ -29,8 +29,9 @@ fn delete_in_trash(root: &Path, path: &Path) {
 
 /// Removes `dir` when it holds nothing but empty directories (a volume never written to, as
 /// in `docker volume create` then `rm`): in place, at once, with no rename and no thread.
-/// Whether it is gone; what it could not remove is left for [`remove`].
-fn remove_if_empty(dir: &Path) -> bool {
+/// Whether it is gone; what it could not remove is left for [`remove`]. A mount point is
+/// never removed (`rmdir` refuses it), so this needs no look at the mount table first.
+pub(crate) fn remove_if_empty(dir: &Path) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return false;
     };
@@ -126,6 +127,27 @@ mod tests {
             .unwrap();
         assert!(!dir.exists());
         assert!(root.path().join("elsewhere/kept").is_dir());
+    }
+
+    #[test]
+    fn a_mount_point_is_never_removed_in_place() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("vol");
+        let data = dir.join("_data");
+        std::fs::create_dir_all(&data).unwrap();
+        nix::mount::mount(
+            Some("tmpfs"),
+            &data,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            Some("size=1m"),
+        )
+        .unwrap();
+        let removed = remove_if_empty(&dir);
+        let kept = data.is_dir();
+        nix::mount::umount2(&data, nix::mount::MntFlags::MNT_DETACH).unwrap();
+        assert!(!removed && kept, "an empty mount point was removed");
+        assert!(remove_if_empty(&dir), "once unmounted it goes");
     }
 
     #[test]

@@ -171,6 +171,11 @@ impl Volumes {
     fn remove_dirs(&self, v: &VolumeRecord) {
         let name = v.name.as_str();
         self.unmount_fs(v);
+        // A volume never written to goes at once, with no look at the mount table (its read
+        // was a good part of a `docker volume rm`): a mount point is never removed there.
+        if crate::trash::remove_if_empty(&self.dir(name)) {
+            return;
+        }
         if crate::local::is_mounted(&self.mountpoint(name)) {
             tracing::warn!(volume = name, "a volume's data path is still mounted: kept");
             return;

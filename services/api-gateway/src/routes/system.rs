@@ -15,6 +15,8 @@ use axum::{
     routing::get,
 };
 use berth_bus::{Next, Start, event_cursor};
+use berth_service::SETTLE_BOUND;
+use berth_types::ServiceName;
 use bytes::Bytes;
 use futures::Stream;
 
@@ -216,6 +218,13 @@ async fn events(
             let wait = u64::try_from(u - now).unwrap_or(u64::MAX);
             tokio::time::Instant::now() + Duration::from_nanos(wait)
         });
+    if query.since.is_some() {
+        // The history holds every event of the calls answered so far.
+        let services = ServiceName::ALL
+            .into_iter()
+            .filter(|s| *s != ServiceName::ApiGateway);
+        berth_bus::settle(&st.bus, services, SETTLE_BOUND).await;
+    }
     st.event_listeners.fetch_add(1, Ordering::SeqCst);
     let guard = ListenerGuard(st.event_listeners.clone());
     let cursor = event_cursor(&st.bus, start);
