@@ -61,19 +61,45 @@ async fn stored(bus: &Bus) -> u64 {
     }
 }
 
-#[tokio::test]
-async fn once_settled_every_committed_event_is_in_the_stream() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_server, bus) = nats(dir.path()).await;
+/// A connected bus on a nats-server of its own, and an outbox in a store beside it.
+struct Harness {
+    _server: Server,
+    bus: Bus,
+    db: Arc<redb::Database>,
+    publisher: crate::EventPublisher,
+    store: crate::StoreEvents,
+}
+
+async fn harness(dir: &std::path::Path) -> Harness {
+    let (server, bus) = nats(dir).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     while !bus.is_connected() {
         assert!(Instant::now() < deadline, "never connected");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let db = Arc::new(redb::Database::create(dir.path().join("state.redb")).unwrap());
+    let db = Arc::new(redb::Database::create(dir.join("state.redb")).unwrap());
     let publisher = crate::EventPublisher::spawn(bus.clone(), Default::default());
     let store = crate::StoreEvents::new(db.clone());
     store.attach(publisher.clone()).unwrap();
+    Harness {
+        _server: server,
+        bus,
+        db,
+        publisher,
+        store,
+    }
+}
+
+#[tokio::test]
+async fn once_settled_every_committed_event_is_in_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let Harness {
+        _server,
+        bus,
+        db,
+        publisher,
+        store,
+    } = harness(dir.path()).await;
     // The stream is created by the first publication; let it exist first.
     let tx = db.begin_write().unwrap();
     store.commit(tx, &[ev("create", "first")]).unwrap();
@@ -99,16 +125,13 @@ async fn once_settled_every_committed_event_is_in_the_stream() {
 async fn a_settle_request_answers_once_the_events_are_stored() {
     use berth_types::ServiceName;
     let dir = tempfile::tempdir().unwrap();
-    let (_server, bus) = nats(dir.path()).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !bus.is_connected() {
-        assert!(Instant::now() < deadline, "never connected");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let db = Arc::new(redb::Database::create(dir.path().join("state.redb")).unwrap());
-    let publisher = crate::EventPublisher::spawn(bus.clone(), Default::default());
-    let store = crate::StoreEvents::new(db.clone());
-    store.attach(publisher.clone()).unwrap();
+    let Harness {
+        _server,
+        bus,
+        db,
+        publisher,
+        store,
+    } = harness(dir.path()).await;
     let tx = db.begin_write().unwrap();
     store.commit(tx, &[ev("create", "first")]).unwrap();
     assert!(publisher.settled(Duration::from_secs(20)).await);

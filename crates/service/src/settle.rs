@@ -176,17 +176,19 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
-    async fn only_the_calls_named_are_answered_first() {
-        use tower::{Layer, Service};
+    /// A publisher with no outbox and a bus that never connects: nothing to wait for.
+    async fn publisher() -> EventPublisher {
         let bus = berth_bus::Bus::connect("nats://127.0.0.1:1", "test")
             .await
             .unwrap();
-        let layer = SettleEventsLayer::new(
-            EventPublisher::spawn(bus, Default::default()),
-            Duration::from_secs(1),
-        )
-        .answering_first(&["/p.S/Quick".to_owned()]);
+        EventPublisher::spawn(bus, Default::default())
+    }
+
+    #[tokio::test]
+    async fn only_the_calls_named_are_answered_first() {
+        use tower::{Layer, Service};
+        let layer = SettleEventsLayer::new(publisher().await, Duration::from_secs(1))
+            .answering_first(&["/p.S/Quick".to_owned()]);
         let inner = tower::service_fn(|_: http::Request<()>| async {
             Ok::<_, std::convert::Infallible>(http::Response::new(
                 http_body_util::Empty::<Bytes>::new(),
@@ -204,13 +206,7 @@ mod tests {
     #[tokio::test]
     async fn frames_pass_and_the_trailers_end_the_body() {
         // No outbox attached: nothing to wait for.
-        let bus = berth_bus::Bus::connect("nats://127.0.0.1:1", "test")
-            .await
-            .unwrap();
-        let layer = SettleEventsLayer::new(
-            EventPublisher::spawn(bus, Default::default()),
-            Duration::from_secs(1),
-        );
+        let layer = SettleEventsLayer::new(publisher().await, Duration::from_secs(1));
         let mut trailers = http::HeaderMap::new();
         trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
         let frames: Vec<Result<_, std::io::Error>> = vec![
