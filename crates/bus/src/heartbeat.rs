@@ -5,7 +5,7 @@ use std::time::Duration;
 use berth_types::ServiceName;
 use serde::{Deserialize, Serialize};
 
-use crate::{Bus, subjects};
+use crate::{Bus, TaskGuard, subjects};
 
 /// One heartbeat message (JSON).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -33,16 +33,6 @@ impl Heartbeat {
     }
 }
 
-/// The heartbeat task; it stops when this is dropped.
-#[derive(Debug)]
-pub struct HeartbeatTask(tokio::task::JoinHandle<()>);
-
-impl Drop for HeartbeatTask {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// Publishes `hb` every `interval` until the returned task is dropped. Heartbeats are plain
 /// NATS messages: one due while NATS is down is simply not sent.
 pub fn spawn_heartbeat(
@@ -50,9 +40,9 @@ pub fn spawn_heartbeat(
     service: ServiceName,
     hb: Heartbeat,
     interval: Duration,
-) -> HeartbeatTask {
+) -> TaskGuard {
     let subject = subjects::health(service);
-    HeartbeatTask(tokio::spawn(async move {
+    TaskGuard::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -66,5 +56,5 @@ pub fn spawn_heartbeat(
                 let _ = bus.client().publish(subject.clone(), payload.into()).await;
             }
         }
-    }))
+    })
 }

@@ -11,13 +11,15 @@ mod replay;
 mod settle;
 mod store_events;
 pub mod subjects;
+mod task;
 
 pub use connect::Bus;
-pub use heartbeat::{Heartbeat, HeartbeatTask, spawn_heartbeat};
+pub use heartbeat::{Heartbeat, spawn_heartbeat};
 pub use publisher::{EventPublisher, PublisherMetrics};
 pub use replay::{EventCursor, Next, Start, event_cursor};
-pub use settle::{SettleTask, answer_settle, settle};
+pub use settle::{answer_settle, settle};
 pub use store_events::StoreEvents;
+pub use task::TaskGuard;
 
 /// Errors talking to NATS.
 #[derive(Debug, thiserror::Error)]

@@ -61,7 +61,8 @@ async fn stored(bus: &Bus) -> u64 {
     }
 }
 
-/// A connected bus on a nats-server of its own, and an outbox in a store beside it.
+/// A connected bus on a nats-server of its own, and an outbox in a store beside it, whose
+/// first event (`create first`) is stored: the event stream exists.
 struct Harness {
     _server: Server,
     bus: Bus,
@@ -81,6 +82,10 @@ async fn harness(dir: &std::path::Path) -> Harness {
     let publisher = crate::EventPublisher::spawn(bus.clone(), Default::default());
     let store = crate::StoreEvents::new(db.clone());
     store.attach(publisher.clone()).unwrap();
+    // The stream is created by the first publication; let it exist first.
+    let tx = db.begin_write().unwrap();
+    store.commit(tx, &[ev("create", "first")]).unwrap();
+    assert!(publisher.settled(Duration::from_secs(20)).await);
     Harness {
         _server: server,
         bus,
@@ -100,10 +105,6 @@ async fn once_settled_every_committed_event_is_in_the_stream() {
         publisher,
         store,
     } = harness(dir.path()).await;
-    // The stream is created by the first publication; let it exist first.
-    let tx = db.begin_write().unwrap();
-    store.commit(tx, &[ev("create", "first")]).unwrap();
-    assert!(publisher.settled(Duration::from_secs(20)).await);
     for round in 0..50u64 {
         let tx = db.begin_write().unwrap();
         store
@@ -132,9 +133,6 @@ async fn a_settle_request_answers_once_the_events_are_stored() {
         publisher,
         store,
     } = harness(dir.path()).await;
-    let tx = db.begin_write().unwrap();
-    store.commit(tx, &[ev("create", "first")]).unwrap();
-    assert!(publisher.settled(Duration::from_secs(20)).await);
     let _answers = crate::answer_settle(
         bus.clone(),
         ServiceName::Volumes,

@@ -11,17 +11,7 @@ use std::time::Duration;
 use berth_types::ServiceName;
 use futures::StreamExt;
 
-use crate::{Bus, EventPublisher, subjects};
-
-/// The task that answers settle requests; it stops when this is dropped.
-#[derive(Debug)]
-pub struct SettleTask(tokio::task::JoinHandle<()>);
-
-impl Drop for SettleTask {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
+use crate::{Bus, EventPublisher, TaskGuard, subjects};
 
 /// Answers each request on `berth.settle.<service>` once the events `events` committed
 /// before it are stored, or after `bound`, whichever comes first.
@@ -30,9 +20,9 @@ pub fn answer_settle(
     service: ServiceName,
     events: EventPublisher,
     bound: Duration,
-) -> SettleTask {
+) -> TaskGuard {
     let subject = subjects::settle(service);
-    SettleTask(tokio::spawn(async move {
+    TaskGuard::spawn(async move {
         let mut requests = match bus.client().subscribe(subject).await {
             Ok(s) => s,
             Err(e) => {
@@ -48,7 +38,7 @@ pub fn answer_settle(
                 tracing::debug!(error = %e, "settle answer not sent");
             }
         }
-    }))
+    })
 }
 
 /// Waits until every service in `services` has stored the events it committed before this

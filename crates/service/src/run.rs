@@ -2,7 +2,7 @@
 
 use std::{future::Future, net::SocketAddr, path::PathBuf, pin::Pin, sync::Arc, time::Duration};
 
-use berth_bus::{Bus, EventPublisher, Heartbeat, PublisherMetrics, spawn_heartbeat};
+use berth_bus::{Bus, EventPublisher, Heartbeat, PublisherMetrics, TaskGuard, spawn_heartbeat};
 use berth_config::{ConfigError, DaemonConfig, ServiceAddress};
 use berth_telemetry::{LevelHandle, Metrics};
 use berth_types::{Actor, EngineId, Event, EventType, ServiceName};
@@ -231,16 +231,6 @@ impl ServiceContext {
     }
 }
 
-/// The `/metrics` server's task: nothing of a service outlives its run (tests serve several
-/// in one process).
-struct MetricsServer(tokio::task::JoinHandle<()>);
-
-impl Drop for MetricsServer {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 fn metrics_file(cfg: &DaemonConfig, service: ServiceName) -> PathBuf {
     cfg.exec_root.join(format!("{service}.metrics-addr"))
 }
@@ -252,7 +242,7 @@ async fn serve_metrics(
     service: ServiceName,
     cfg: &DaemonConfig,
     metrics: Metrics,
-) -> anyhow::Result<(SocketAddr, MetricsServer)> {
+) -> anyhow::Result<(SocketAddr, TaskGuard)> {
     let want = cfg
         .metrics_addr(service)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
@@ -265,12 +255,12 @@ async fn serve_metrics(
         addr.to_string().as_bytes(),
         0o644,
     )?;
-    let task = tokio::spawn(async move {
+    let task = TaskGuard::spawn(async move {
         if let Err(e) = axum::serve(listener, berth_telemetry::metrics_router(metrics)).await {
             tracing::error!(error = %e, "metrics server failed");
         }
     });
-    Ok((addr, MetricsServer(task)))
+    Ok((addr, task))
 }
 
 /// Applies a reloaded configuration (what can change at run time: the log level) and
