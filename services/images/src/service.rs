@@ -73,26 +73,14 @@ impl ImageService {
     /// the labels of the image `id` names while it still exists (not for `delete`), then
     /// `name`.
     pub(crate) fn image_event(&self, action: &str, id: &str, name: &str) -> Option<Event> {
-        let mut actor = Actor {
-            id: id.to_owned(),
-            ..Actor::default()
+        let labels = match action {
+            "delete" => Default::default(),
+            _ => self
+                .find(id)
+                .map(|rec| self.labels_of(&rec))
+                .unwrap_or_default(),
         };
-        if action != "delete"
-            && let Ok(rec) = self.find(id)
-        {
-            actor.attributes = self.labels_of(&rec);
-        }
-        if !name.is_empty() {
-            actor.attributes.insert("name".to_owned(), name.to_owned());
-        }
-        let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64;
-        match action.parse() {
-            Ok(a) => Some(Event::new(EventType::Image, a, actor, now)),
-            Err(e) => {
-                tracing::error!(error = %e, "bad event action");
-                None
-            }
-        }
+        image_event_with(action, id, name, labels)
     }
 
     /// Finds an image by full ID, reference, or unique ID prefix (Docker's lookup order).
@@ -195,5 +183,29 @@ impl ImageService {
             tx.put_image(&rec)?;
             Ok(rec.clone())
         })
+    }
+}
+
+/// An image event with `labels` (the image's), then `name`; none if `action` is malformed.
+pub(crate) fn image_event_with(
+    action: &str,
+    id: &str,
+    name: &str,
+    labels: std::collections::BTreeMap<String, String>,
+) -> Option<Event> {
+    let mut actor = Actor {
+        id: id.to_owned(),
+        attributes: labels,
+    };
+    if !name.is_empty() {
+        actor.attributes.insert("name".to_owned(), name.to_owned());
+    }
+    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64;
+    match action.parse() {
+        Ok(a) => Some(Event::new(EventType::Image, a, actor, now)),
+        Err(e) => {
+            tracing::error!(error = %e, "bad event action");
+            None
+        }
     }
 }

@@ -179,7 +179,8 @@ impl ImageService {
         Tree::new(dirs)
     }
 
-    /// An image event as moby's `LogImageEvent` writes it: the image's labels, then `name`.
+    /// An image event as moby's `LogImageEvent` writes it: the labels of `blob` (the image's
+    /// config, which may not be stored yet), then `name`.
     pub(crate) fn labeled_event(
         &self,
         action: &str,
@@ -187,20 +188,15 @@ impl ImageService {
         name: &str,
         blob: &Map<String, Value>,
     ) -> Option<berth_types::Event> {
-        let mut ev = self.image_event(action, &id.to_string(), name)?;
         let labels = blob
             .get("config")
             .and_then(|c| c.get("Labels"))
-            .and_then(Value::as_object);
-        for (k, v) in labels.into_iter().flatten() {
-            if let Some(v) = v.as_str() {
-                ev.actor
-                    .attributes
-                    .entry(k.clone())
-                    .or_insert_with(|| v.to_owned());
-            }
-        }
-        Some(ev)
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+            .collect();
+        crate::service::image_event_with(action, &id.to_string(), name, labels)
     }
 
     /// The step key of the stage's config with `cmd` as its command.
