@@ -6,8 +6,8 @@
 #   --prefix DIR   where binaries go, as DIR/bin (default /usr/local). The units' ExecStart=
 #                  paths are rewritten to match when it is not /usr/local.
 #   --bin-dir DIR  where the built binaries are (default: target/release of this repository;
-#                  build them with `cargo build --release --workspace --bins`, then
-#                  `scripts/build-shim.sh` for the small, static berth-shim).
+#                  build them with `scripts/build-release.sh`: static, with the small
+#                  berth-shim of `scripts/build-shim.sh`).
 #   --no-start     install everything but do not enable or start berth.target.
 #
 # What it does:
@@ -79,7 +79,7 @@ for b in "${binaries[@]}"; do
 done
 if [[ ${#missing[@]} -gt 0 ]]; then
     die "not built: ${missing[*]}
-  build them first: (cd $repo_root && cargo build --release --workspace --bins && scripts/build-shim.sh), or pass --bin-dir"
+  build them first: (cd $repo_root && scripts/build-release.sh), or pass --bin-dir"
 fi
 for f in "$script_dir/daemon.json" "$script_dir"/systemd/berth.target; do
     [[ -f $f ]] || die "missing $f: run this script from a Berth checkout"

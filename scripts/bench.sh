@@ -44,7 +44,7 @@
 #
 # It installs what is missing (nats-server, busybox-static, docker-registry, and docker.io for
 # dockerd, without starting Debian's docker or containerd services), builds the release
-# binaries and runs target/release/berth-bench. dockerd runs on its own socket, data root and exec root, with its
+# binaries as deployed (scripts/build-release.sh) and runs target/release/berth-bench. dockerd runs on its own socket, data root and exec root, with its
 # own containerd, no bridge and no iptables (but see Network above); everything the run starts lives under one temporary
 # directory and is stopped, unmounted and removed at the end, even on Ctrl-C.
 set -euo pipefail
@@ -99,9 +99,8 @@ if [ "$cli" != given ] && [ "$(command -v docker)" != "$cli" ]; then
   echo "bench.sh: note: \`docker\` on PATH is now $(command -v docker); the benchmark uses $cli" >&2
 fi
 
-echo "== cargo build --release --workspace --bins, scripts/build-shim.sh"
-cargo build --release --workspace --bins
-scripts/build-shim.sh
+echo "== scripts/build-release.sh"
+scripts/build-release.sh
 
 # Everything the benchmark creates (engine roots, dockerd, registry, image layout) goes under
 # $work, so that an interrupted run can be swept up here.

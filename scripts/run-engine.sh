@@ -8,6 +8,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup-debian.sh
-cargo build --release --workspace --bins --locked
-scripts/build-shim.sh
+scripts/build-release.sh
 exec target/release/berth up "$@"
