@@ -62,6 +62,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_removed_untouched_volume_is_the_next_ones_directory() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = domain(dir.path());
+        let create = |name: &str| pb::CreateRequest {
+            name: name.to_owned(),
+            ..Default::default()
+        };
+        let ino =
+            |name: &str| std::fs::metadata(dir.path().join(name).join("_data")).map(|m| m.ino());
+        d.create_quick(create("one")).await.unwrap();
+        let first = ino("one").unwrap();
+        d.remove_quick("one".to_owned(), false).await.unwrap();
+        assert!(!dir.path().join("one").exists());
+        d.create_quick(create("two")).await.unwrap();
+        assert_eq!(ino("two").unwrap(), first, "the spare taken");
+        // Written to: removed, not kept.
+        std::fs::write(dir.path().join("two/_data/f"), "x").unwrap();
+        d.remove_quick("two".to_owned(), false).await.unwrap();
+        d.create_quick(create("three")).await.unwrap();
+        assert_ne!(ino("three").unwrap(), first);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("three/_data"))
+                .unwrap()
+                .count(),
+            0
+        );
+    }
+
+    #[tokio::test]
     async fn a_create_and_rm_run_at_once_or_wait_for_the_lock() {
         let dir = tempfile::tempdir().unwrap();
         let d = domain(dir.path());

@@ -14,11 +14,14 @@ pub(crate) struct Volumes {
     pub(crate) events: Option<EventPublisher>,
     /// Serializes the operations that write (a record and its directory go together).
     lock: std::sync::Mutex<()>,
+    /// Volume directories kept for the next volumes.
+    pub(crate) spares: crate::spare::Spares,
 }
 
 impl Volumes {
     pub(crate) fn new(store: Store, root: PathBuf, events: Option<EventPublisher>) -> Volumes {
         Volumes {
+            spares: crate::spare::Spares::open(&root),
             store,
             root,
             events,

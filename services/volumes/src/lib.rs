@@ -8,6 +8,7 @@ mod info;
 mod local;
 #[cfg(test)]
 mod outbox_tests;
+mod spare;
 mod store;
 mod trash;
 mod volumes;

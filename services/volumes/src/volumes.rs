@@ -140,15 +140,19 @@ impl Volumes {
     fn make_dirs(&self, name: &str) -> Result<(), VolumesError> {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         let dir = self.dir(name);
+        if self.spares.take(&dir) {
+            self.spares.made(name, &dir);
+            return Ok(());
+        }
         let data = dir.join("_data");
         let fs = |e: std::io::Error, p: &Path| {
             VolumesError::Fs(anyhow::anyhow!("creating {}: {e}", p.display()))
         };
-        match std::fs::DirBuilder::new().mode(0o701).create(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        let made = match std::fs::DirBuilder::new().mode(0o701).create(&dir) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
             Err(e) => return Err(fs(e, &dir)),
-        }
+        };
         if std::fs::symlink_metadata(&dir)
             .map_err(|e| fs(e, &dir))?
             .is_symlink()
@@ -159,8 +163,15 @@ impl Volumes {
             )));
         }
         match std::fs::DirBuilder::new().mode(0o755).create(&data) {
-            Ok(()) => std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755))
-                .map_err(|e| fs(e, &data)),
+            Ok(()) => {
+                std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755))
+                    .map_err(|e| fs(e, &data))?;
+                // Both made now, empty: a spare when removed untouched.
+                if made {
+                    self.spares.made(name, &dir);
+                }
+                Ok(())
+            }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
             Err(e) => Err(fs(e, &data)),
         }
@@ -171,6 +182,13 @@ impl Volumes {
     fn remove_dirs(&self, v: &VolumeRecord) {
         let name = v.name.as_str();
         self.unmount_fs(v);
+        // A plain volume nothing touched is kept for the next one (`spare`).
+        if self
+            .spares
+            .keep(name, &self.dir(name), v.options.is_empty())
+        {
+            return;
+        }
         // A volume never written to goes at once, with no look at the mount table (its read
         // was a good part of a `docker volume rm`): a mount point is never removed there.
         if crate::trash::remove_if_empty(&self.dir(name)) {

@@ -286,14 +286,22 @@ fn anonymous_volumes_go_with_their_container_and_prune() {
     s.docker(&["volume", "rm", "inuse"]);
     assert_eq!(s.docker(&["volume", "ls", "-q"]), "");
     // Nothing left in the volumes' directory but the store (the files of a removed volume
-    // are deleted in the background).
+    // are deleted in the background) and spare directories, each an empty `_data`.
+    let root = s.engine.data_root.join("volumes");
     berth_testutil::eventually("only the store left", || {
-        let left: Vec<String> = std::fs::read_dir(s.engine.data_root.join("volumes"))
+        let left: Vec<String> = std::fs::read_dir(&root)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != ".spare")
             .collect();
         (left == ["state.redb"]).then_some(())
     });
+    for spare in std::fs::read_dir(root.join(".spare")).into_iter().flatten() {
+        let spare = spare.unwrap().path();
+        let inside: Vec<_> = std::fs::read_dir(&spare).unwrap().collect();
+        assert_eq!(inside.len(), 1, "{}", spare.display());
+        assert_eq!(std::fs::read_dir(spare.join("_data")).unwrap().count(), 0);
+    }
     no_mounts_under(s.engine.dir.path());
 }
 
