@@ -12,6 +12,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={root}/{f}");
     }
     let fds = protox::compile(files, [root])?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    // A build context's bytes are decoded as slices of the received buffer, not copied into
+    // a new vector per message.
+    tonic_prost_build::configure()
+        .bytes(".berth.images.v1.BuildRequest.data")
+        .compile_fds(fds)?;
     Ok(())
 }

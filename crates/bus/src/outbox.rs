@@ -143,6 +143,18 @@ impl Outbox {
         Ok(written)
     }
 
+    /// Writes `events` in a transaction of their own that is not synced to disk: it is with the
+    /// service's next durable commit (a crash before it loses them). For events that report
+    /// no change at all (a build tagging an image with the tag it has already), whose loss
+    /// leaves no state unreported.
+    pub(crate) fn append_unsynced(&self, events: &[Event]) -> Result<Written, redb::Error> {
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(redb::Durability::None)?;
+        let written = self.stage(&tx, events)?;
+        tx.commit()?;
+        Ok(written)
+    }
+
     /// The first `limit` rows, oldest first. A row that cannot be read is dropped (logged).
     pub(crate) fn pending(&self, limit: usize) -> Result<Vec<(u64, Row)>, redb::Error> {
         let tx = self.db.begin_read()?;
@@ -273,6 +285,32 @@ mod tests {
         outbox.append(&[ev("create", "c")]).unwrap();
         let rows = outbox.pending(10).unwrap();
         assert!(rows[1].0 > rows[0].0);
+    }
+
+    #[test]
+    fn unsynced_rows_queue_in_order_and_persist_with_the_next_durable_commit() {
+        let (dir, db) = db();
+        let outbox = Outbox::open(db.clone()).unwrap();
+        outbox.append(&[ev("create", "a")]).unwrap();
+        let w = outbox.append_unsynced(&[ev("tag", "a")]).unwrap();
+        assert_eq!(w.last, Some(2));
+        outbox.append(&[ev("create", "b")]).unwrap();
+        let order = |o: &Outbox| -> Vec<String> {
+            o.pending(10)
+                .unwrap()
+                .iter()
+                .map(|(_, r)| format!("{} {}", r.event.action, r.event.actor.id))
+                .collect()
+        };
+        assert_eq!(order(&outbox), ["create a", "tag a", "create b"]);
+        drop(outbox);
+        drop(db);
+        let db = Arc::new(redb::Database::create(dir.path().join("state.redb")).unwrap());
+        assert_eq!(
+            order(&Outbox::open(db).unwrap()),
+            ["create a", "tag a", "create b"],
+            "kept by the durable commit after it"
+        );
     }
 
     #[test]

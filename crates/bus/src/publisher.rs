@@ -280,6 +280,24 @@ impl EventPublisher {
         self.publish_memory(event);
     }
 
+    /// Publishes `event`, which reports no change at all, through the outbox in a transaction
+    /// that is not synced to disk (the outbox's `append_unsynced`): no fsync for
+    /// an event whose loss in a crash leaves nothing unreported. Never waits for NATS.
+    pub fn publish_unsynced(&self, event: &Event) {
+        if let Some(a) = self.outbox.get() {
+            match a.outbox.append_unsynced(std::slice::from_ref(event)) {
+                Ok(written) => {
+                    self.outbox_written(a, 1, written);
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "event not written to the outbox; buffered in memory")
+                }
+            }
+        }
+        self.publish_memory(event);
+    }
+
     /// Queues `event` in memory. Returns at once; the event is stored when NATS is reachable.
     fn publish_memory(&self, event: &Event) {
         let payload = match serde_json::to_vec(event) {

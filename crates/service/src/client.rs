@@ -10,12 +10,17 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use crate::Channel;
 
+/// The largest HTTP/2 frame a service accepts, as a server and as a client (the bytes of an
+/// upload or a download travel in frames of this size, not 16 KiB ones).
+pub(crate) const MAX_FRAME: u32 = 1 << 20;
+
 /// A lazily connecting channel to `address`.
 pub fn channel(address: &ServiceAddress, tls: Option<&ServiceTls>) -> anyhow::Result<Channel> {
     let tune = |e: Endpoint| {
         e.connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(30))
             .tcp_nodelay(true)
+            .max_frame_size(MAX_FRAME)
     };
     match address {
         ServiceAddress::Unix(path) => {

@@ -30,6 +30,7 @@ pub(crate) async fn build(
     labels: std::collections::HashMap<String, String>,
     req: Request<Streaming<pb::BuildRequest>>,
 ) -> Result<Response<BuildStream>, Status> {
+    tracing::debug!("build: request received");
     let mut input = req.into_inner();
     let first = input.message().await?.unwrap_or_default();
     let spec =
@@ -45,6 +46,7 @@ pub(crate) async fn build(
             .await
             .map_err(|e| status_from(&e))?
     };
+    tracing::debug!("build: context received and the Dockerfile parsed");
     let cancel = (!spec.build_id.is_empty()).then(|| jobs.register(&spec.build_id));
     let (tx, rx) = mpsc::channel::<pb::BuildMessage>(64);
     let rt = tokio::runtime::Handle::current();

@@ -104,20 +104,21 @@ pub(crate) async fn blocking<T: Send + 'static>(
 /// The bytes of a client-streamed upload, starting with `first`, as a reader for blocking code.
 /// The upload breaking off (the stream failing, or `data` saying so) is a read error; the
 /// reader being dropped stops the upload.
-pub(crate) fn upload<T: Send + 'static>(
-    first: Vec<u8>,
+pub(crate) fn upload<T: Send + 'static, D: Into<Bytes> + Send + 'static>(
+    first: D,
     mut rest: Streaming<T>,
-    data: fn(T) -> Result<Vec<u8>, String>,
+    data: fn(T) -> Result<D, String>,
 ) -> ChannelReader {
+    let first: Bytes = first.into();
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(DEPTH);
     tokio::spawn(async move {
-        if !first.is_empty() && tx.send(Ok(Bytes::from(first))).await.is_err() {
+        if !first.is_empty() && tx.send(Ok(first)).await.is_err() {
             return;
         }
         loop {
             let item = match rest.message().await {
                 Ok(Some(m)) => data(m)
-                    .map(Bytes::from)
+                    .map(Into::into)
                     .map_err(|e| io::Error::other(format!("the upload broke off: {e}"))),
                 Ok(None) => return,
                 Err(s) => Err(io::Error::other(format!(

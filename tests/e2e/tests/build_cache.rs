@@ -181,6 +181,18 @@ fn a_build_emits_image_events_as_dockerd() {
         events(since, until),
         [format!("tag {id} {}", attributes("ev:2"))]
     );
+    // The image has the tag already: nothing changes, the event is there all the same.
+    let since = now() - 0.001;
+    classic_ok(&s, &["build", "-t", "ev:2", path]);
+    let until = now() + 0.001;
+    assert_eq!(
+        events(since, until),
+        [format!("tag {id} {}", attributes("ev:2"))]
+    );
+    assert_eq!(
+        s.docker(&["image", "inspect", "-f", "{{.Id}} {{.RepoTags}}", "ev:2"]),
+        format!("{id} [ev:1 ev:2]")
+    );
     s.docker(&["rmi", "ev:1", "ev:2"]);
 }
 

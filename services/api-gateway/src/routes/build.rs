@@ -290,13 +290,14 @@ async fn build(
     let version = version.map_or(crate::api_version::MAX, |v| v.0);
     let opts = options(&q, &headers, version)?;
     let head = pb::BuildRequest {
-        data: Vec::new(),
+        data: Default::default(),
         options: Some(opts),
         upload_error: String::new(),
     };
-    let mut pump = Pump::start(body_bytes(body), head, |data, upload_error| {
+    tracing::debug!("build: request received");
+    let mut pump = Pump::start(timed(body_bytes(body)), head, |data, upload_error| {
         pb::BuildRequest {
-            data,
+            data: data.into(),
             upload_error,
             options: None,
         }
@@ -309,7 +310,25 @@ async fn build(
             return Err(ApiError::from_status(&e));
         }
     };
+    tracing::debug!("build: the images service answered");
     Ok(jsonmessage::stream_response(lines(stream)).into_response())
+}
+
+/// The context's chunks, with debug lines at its first and last byte (the build's phases).
+fn timed(
+    body: impl futures::Stream<Item = Result<Bytes, String>> + Send + 'static,
+) -> impl futures::Stream<Item = Result<Bytes, String>> + Send + 'static {
+    let mut first = true;
+    body.map(move |c| {
+        if std::mem::take(&mut first) {
+            tracing::debug!("build: first byte of the context");
+        }
+        c
+    })
+    .chain(futures::stream::poll_fn(|_| {
+        tracing::debug!("build: last byte of the context");
+        std::task::Poll::Ready(None)
+    }))
 }
 
 /// What the client reads when the build's stream breaks or ends with neither its result nor
@@ -343,6 +362,7 @@ fn lines(stream: BuildStream) -> impl futures::Stream<Item = Result<Bytes, std::
             }
         })
         .chain(futures::stream::once(async move {
+            tracing::debug!("build: the stream ends");
             if finished.load(std::sync::atomic::Ordering::Relaxed) {
                 Bytes::new()
             } else {

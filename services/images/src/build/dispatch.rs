@@ -189,8 +189,10 @@ impl Builder<'_> {
 
     pub(super) fn probe(&mut self, st: &mut StageState, key: &str) -> Result<bool, ImagesError> {
         if self.spec.no_cache || !self.svc.probe_cache(&mut self.cache, st, key)? {
+            tracing::debug!("build: cache miss");
             return Ok(false);
         }
+        tracing::debug!("build: cache hit");
         self.out.stream(" ---> Using cache\n");
         Ok(true)
     }

@@ -213,6 +213,7 @@ impl ImageService {
         input: impl std::io::Read,
     ) -> Result<Prepared, ImagesError> {
         let mut ctx = Context::receive(&self.root.join("build"), input)?;
+        tracing::debug!("build: context received");
         let (name, text) = ctx.dockerfile(&spec.dockerfile)?;
         let mut df = berth_dockerfile::parse(&text).map_err(|e| {
             ImagesError::InvalidArgument(if e.instruction {
@@ -248,6 +249,16 @@ impl ImageService {
         Ok(Prepared { ctx, df })
     }
 
+    /// Whether `rec` has the tag `t` and `t` names it: tagging it again changes nothing.
+    fn tagged_already(
+        &self,
+        rec: &crate::store::ImageRecord,
+        t: &ImageRef,
+    ) -> Result<bool, ImagesError> {
+        let t = t.to_string();
+        Ok(rec.repo_tags.contains(&t) && self.store.resolve(&t)?.as_ref() == Some(&rec.id))
+    }
+
     /// Runs the build; returns the image. Blocking; `rt` runs the pulls it needs.
     pub(crate) fn run_build(
         self: &Arc<Self>,
@@ -274,27 +285,34 @@ impl ImageService {
             cache: Default::default(),
         };
         let id = b.build(&prepared.df)?;
+        tracing::debug!("build: steps done");
         let blob = match self.content.read(&id).map(|b| serde_json::from_slice(&b)) {
             Ok(Ok(serde_json::Value::Object(m))) => m,
             _ => serde_json::Map::new(),
         };
         for t in &spec.tags {
-            // The tag and its event in one transaction (dockerd tags, with its event, even
-            // when the image had that tag already).
+            // dockerd tags, with its event, even when the image had that tag already.
             let event = self.labeled_event("tag", &id, &t.familiar_string(), &blob);
-            self.commit_image_with(
-                self.store
-                    .image(&id)
-                    .map_err(|e| (e, 0))?
-                    .ok_or_else(|| (ImagesError::NotFound(format!("No such image: {id}")), 0))?,
-                Some(t),
-                None,
-                event.into_iter().collect(),
-            )
-            .map_err(|e| (e, 0))?;
+            let rec = self
+                .store
+                .image(&id)
+                .map_err(|e| (e, 0))?
+                .ok_or_else(|| (ImagesError::NotFound(format!("No such image: {id}")), 0))?;
+            if self.tagged_already(&rec, t).map_err(|e| (e, 0))? {
+                // Nothing changes (a cached rebuild): the event alone, without a durable
+                // transaction for a change that is not there.
+                if let Some(e) = &event {
+                    self.events.publish_unsynced(e);
+                }
+            } else {
+                // The tag and its event in one transaction.
+                self.commit_image_with(rec, Some(t), None, event.into_iter().collect())
+                    .map_err(|e| (e, 0))?;
+            }
             b.out
                 .stream(format!("Successfully tagged {}\n", t.familiar_string()));
         }
+        tracing::debug!("build: tagged");
         Ok(id)
     }
 }
