@@ -252,6 +252,19 @@ fn secs3(v: Option<f64>) -> String {
     v.map_or_else(|| "n/a".to_owned(), |s| format!("{s:.3}"))
 }
 
+/// A table cell: below 10 ms (an API cycle) one more decimal, so that the ratio can be read.
+fn secs_row(v: Option<f64>) -> String {
+    match v {
+        Some(s) if s < 0.01 => format!("{s:.4}"),
+        _ => secs3(v),
+    }
+}
+
+/// Milliseconds to two decimals: an API cycle takes a few of them, too few for `secs3`.
+fn millis2(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".to_owned(), |s| format!("{:.2}", s * 1e3))
+}
+
 impl VolumeResults {
     fn medians(&self, f: impl Fn(&EngineVolumes) -> &Vec<f64>) -> (Option<Stats>, Option<Stats>) {
         (stats(f(&self.berth)), stats(f(&self.dockerd)))
@@ -313,10 +326,10 @@ impl VolumeResults {
             ),
             format!(
                 "The same through the Engine API without the CLI (as an SDK calls it), median of \
-                 {}: Berth {} s, dockerd {} s; Berth/dockerd **{}**",
+                 {}: Berth {} ms, dockerd {} ms; Berth/dockerd **{}**",
                 self.plan.cycles,
-                secs3(ba.map(|s| s.median)),
-                secs3(da.map(|s| s.median)),
+                millis2(ba.map(|s| s.median)),
+                millis2(da.map(|s| s.median)),
                 Self::verdict(self.ratio(|e| &e.api_cycle))
             ),
             format!(
@@ -392,8 +405,8 @@ impl VolumeResults {
             let _ = writeln!(
                 s,
                 "| {name} | {} | {} | {} |",
-                secs3(b),
-                secs3(d),
+                secs_row(b),
+                secs_row(d),
                 r.unwrap_or_else(|| "n/a".to_owned())
             );
         }
