@@ -94,8 +94,9 @@ impl ServiceContext {
 
     /// The calls at `paths` (`/package.Service/Method`) are answered without waiting for
     /// their events to be stored in NATS; the reader of the history waits for them instead
-    /// (`berth_bus::settle`). Only for calls no other service makes: a service's call that
-    /// waits for its events keeps the history in the order of the calls across services.
+    /// (`berth_bus::settle`). Only for calls no other service makes, or that it makes for the
+    /// gateway without writing events of its own after them: a service's call that waits for
+    /// its events keeps the history in the order of the calls across services.
     pub fn answer_first(&mut self, paths: impl IntoIterator<Item = String>) {
         self.answering_first.extend(paths);
     }

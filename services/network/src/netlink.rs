@@ -29,6 +29,9 @@ pub(crate) const VETH_PREFIX: &str = "bth";
 #[derive(Clone)]
 pub(crate) struct Links {
     handle: Handle,
+    /// The bridges made ready (up, with their addresses) since the service started, by name:
+    /// their indexes. A bridge deleted through [`Links::delete`] or [`Links::forget`] leaves.
+    ready: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u32>>>,
 }
 
 /// What the container side of an endpoint gets.
@@ -92,7 +95,31 @@ impl Links {
     pub(crate) fn connect() -> anyhow::Result<Links> {
         let (conn, handle, _) = new_connection()?;
         tokio::spawn(conn);
-        Ok(Links { handle })
+        Ok(Links {
+            handle,
+            ready: Default::default(),
+        })
+    }
+
+    fn ready_bridges(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, u32>> {
+        self.ready
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The index of the bridge `name` if it was made ready and not deleted or forgotten since.
+    pub(crate) fn ready_bridge(&self, name: &str) -> Option<u32> {
+        self.ready_bridges().get(name).copied()
+    }
+
+    /// Records the bridge `name` as ready, at `index`.
+    pub(crate) fn bridge_is_ready(&self, name: &str, index: u32) {
+        self.ready_bridges().insert(name.to_owned(), index);
+    }
+
+    /// Forgets that the link `name` was a ready bridge (it is checked again at its next use).
+    pub(crate) fn forget(&self, name: &str) {
+        self.ready_bridges().remove(name);
     }
 
     /// The destinations of the host's IPv4 routes, the default route left out.
@@ -201,6 +228,7 @@ impl Links {
 
     /// Deletes a link of the host's netns; a missing one is fine.
     pub(crate) async fn delete(&self, name: &str) -> anyhow::Result<()> {
+        self.forget(name);
         let Some(index) = self.index(name).await else {
             return Ok(());
         };
@@ -273,24 +301,51 @@ impl Links {
 /// Configures the container's side inside its netns: `lo` up, each interface's address, up,
 /// and the default route. Runs on a thread of its own that joins the netns.
 pub(crate) async fn configure_inside(netns: PathBuf, ifaces: Vec<Inside>) -> anyhow::Result<()> {
-    configure_inside_then(netns, ifaces, || ()).await
+    prepare_inside(netns, || ())?.configure(ifaces).await
 }
 
-/// [`configure_inside`], then `then` on the same thread, still in the netns (one thread and
-/// one setns for all of an attach's work inside).
-pub(crate) async fn configure_inside_then<T: Send + 'static>(
+/// A thread in a container's netns, made ready (joined, `lo` up, its netlink socket open,
+/// `then` run there) while the interfaces it is to configure are still being made.
+pub(crate) struct Prepared<T> {
+    ifaces: std::sync::mpsc::Sender<Vec<Inside>>,
+    done: tokio::sync::oneshot::Receiver<anyhow::Result<T>>,
+}
+
+/// Starts the thread of [`Prepared`]; dropped unused, the thread ends.
+pub(crate) fn prepare_inside<T: Send + 'static>(
     netns: PathBuf,
-    ifaces: Vec<Inside>,
     then: impl FnOnce() -> T + Send + 'static,
-) -> anyhow::Result<T> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
+) -> anyhow::Result<Prepared<T>> {
+    let (tx, done) = tokio::sync::oneshot::channel();
+    let (ifaces, rx) = std::sync::mpsc::channel::<Vec<Inside>>();
     std::thread::Builder::new()
         .name("netns".to_owned())
         .spawn(move || {
-            let _ = tx.send(in_netns(&netns, ifaces).map(|()| then()));
+            let ready = enter(&netns).map(|(rt, links)| (rt, links, then()));
+            let (rt, links, t) = match ready {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            // None: the attach gave up before its interfaces were made.
+            if let Ok(ifaces) = rx.recv() {
+                let _ = tx.send(rt.block_on(configure(&links, ifaces)).map(|()| t));
+            }
         })?;
-    rx.await
-        .map_err(|_| anyhow::anyhow!("the netns thread ended early"))?
+    Ok(Prepared { ifaces, done })
+}
+
+impl<T> Prepared<T> {
+    /// Configures `ifaces` (made by now) on the prepared thread; `then`'s result.
+    pub(crate) async fn configure(self, ifaces: Vec<Inside>) -> anyhow::Result<T> {
+        // A thread that failed to get ready has answered already.
+        let _ = self.ifaces.send(ifaces);
+        self.done
+            .await
+            .map_err(|_| anyhow::anyhow!("the netns thread ended early"))?
+    }
 }
 
 /// Writes an interface sysctl of the netns the calling thread is in (`/proc/sys/net` follows
@@ -306,7 +361,9 @@ fn set_sysctl(path: &str, value: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn in_netns(netns: &Path, ifaces: Vec<Inside>) -> anyhow::Result<()> {
+/// Joins the netns at `netns` (the calling thread, for good) and brings `lo` up: a runtime
+/// and a netlink handle of that netns.
+fn enter(netns: &Path) -> anyhow::Result<(tokio::runtime::Runtime, Links)> {
     let ns = std::fs::File::open(netns)
         .map_err(|e| anyhow::anyhow!("opening the netns {}: {e}", netns.display()))?;
     nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
@@ -314,7 +371,7 @@ fn in_netns(netns: &Path, ifaces: Vec<Inside>) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async move {
+    let links = rt.block_on(async {
         let links = Links::connect()?;
         let lo = links
             .index("lo")
@@ -326,62 +383,64 @@ fn in_netns(netns: &Path, ifaces: Vec<Inside>) -> anyhow::Result<()> {
             .set(LinkUnspec::new_with_index(lo).up().build())
             .execute()
             .await?;
-        for i in ifaces {
-            let index = links
-                .index(&i.interface)
+        Ok::<_, anyhow::Error>(links)
+    })?;
+    Ok((rt, links))
+}
+
+/// Configures `ifaces` through `links`, a handle of their netns.
+async fn configure(links: &Links, ifaces: Vec<Inside>) -> anyhow::Result<()> {
+    for i in ifaces {
+        let index = links
+            .index(&i.interface)
+            .await
+            .ok_or_else(|| anyhow::anyhow!("no {} in the netns", i.interface))?;
+        add_address(&links.handle, index, IpAddr::V4(i.ip), i.prefix)
+            .await
+            .map_err(|e| anyhow::anyhow!("adding {}/{} to {}: {e}", i.ip, i.prefix, i.interface))?;
+        if let Some((ip6, prefix6)) = i.ip6 {
+            add_address(&links.handle, index, IpAddr::V6(ip6), prefix6)
                 .await
-                .ok_or_else(|| anyhow::anyhow!("no {} in the netns", i.interface))?;
-            add_address(&links.handle, index, IpAddr::V4(i.ip), i.prefix)
+                .map_err(|e| anyhow::anyhow!("adding {ip6}/{prefix6} to {}: {e}", i.interface))?;
+        }
+        for &(ll, prefix) in &i.link_local {
+            add_address(&links.handle, index, ll, prefix)
                 .await
-                .map_err(|e| {
-                    anyhow::anyhow!("adding {}/{} to {}: {e}", i.ip, i.prefix, i.interface)
-                })?;
-            if let Some((ip6, prefix6)) = i.ip6 {
-                add_address(&links.handle, index, IpAddr::V6(ip6), prefix6)
-                    .await
-                    .map_err(|e| {
-                        anyhow::anyhow!("adding {ip6}/{prefix6} to {}: {e}", i.interface)
-                    })?;
-            }
-            for &(ll, prefix) in &i.link_local {
-                add_address(&links.handle, index, ll, prefix)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("adding {ll}/{prefix} to {}: {e}", i.interface))?;
-            }
-            for (key, value) in &i.sysctls {
-                set_sysctl(key, value)?;
-            }
-            links
-                .handle
-                .link()
-                .set(LinkUnspec::new_with_index(index).up().build())
-                .execute()
-                .await?;
-            // Replacing: the default route moves here from another interface (a higher
-            // --gw-priority), as dockerd moves it.
-            if let Some(gw) = i.gateway {
-                let route = RouteMessageBuilder::<Ipv4Addr>::new()
-                    .gateway(gw)
-                    .output_interface(index)
-                    .build();
-                match links.handle.route().add(route).replace().execute().await {
-                    Ok(()) => {}
-                    Err(e) if errno(&e) == Some(EEXIST) => {}
-                    Err(e) => anyhow::bail!("the default route via {gw}: {e}"),
-                }
-            }
-            if let Some(gw6) = i.gateway6 {
-                let route = RouteMessageBuilder::<Ipv6Addr>::new()
-                    .gateway(gw6)
-                    .output_interface(index)
-                    .build();
-                match links.handle.route().add(route).replace().execute().await {
-                    Ok(()) => {}
-                    Err(e) if errno(&e) == Some(EEXIST) => {}
-                    Err(e) => anyhow::bail!("the default IPv6 route via {gw6}: {e}"),
-                }
+                .map_err(|e| anyhow::anyhow!("adding {ll}/{prefix} to {}: {e}", i.interface))?;
+        }
+        for (key, value) in &i.sysctls {
+            set_sysctl(key, value)?;
+        }
+        links
+            .handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await?;
+        // Replacing: the default route moves here from another interface (a higher
+        // --gw-priority), as dockerd moves it.
+        if let Some(gw) = i.gateway {
+            let route = RouteMessageBuilder::<Ipv4Addr>::new()
+                .gateway(gw)
+                .output_interface(index)
+                .build();
+            match links.handle.route().add(route).replace().execute().await {
+                Ok(()) => {}
+                Err(e) if errno(&e) == Some(EEXIST) => {}
+                Err(e) => anyhow::bail!("the default route via {gw}: {e}"),
             }
         }
-        Ok(())
-    })
+        if let Some(gw6) = i.gateway6 {
+            let route = RouteMessageBuilder::<Ipv6Addr>::new()
+                .gateway(gw6)
+                .output_interface(index)
+                .build();
+            match links.handle.route().add(route).replace().execute().await {
+                Ok(()) => {}
+                Err(e) if errno(&e) == Some(EEXIST) => {}
+                Err(e) => anyhow::bail!("the default IPv6 route via {gw6}: {e}"),
+            }
+        }
+    }
+    Ok(())
 }

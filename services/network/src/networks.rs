@@ -1,6 +1,7 @@
 //! Networks and endpoints: the predefined networks, `docker network create/ls/inspect/rm/prune`,
 //! and a container's Attach and Detach. The store is written first, then the kernel (links,
-//! then the firewall's set elements); every operation is serialized by one lock.
+//! then the firewall's set elements; a new endpoint's commit goes on with its kernel work,
+//! which is taken back if the commit fails); every operation is serialized by one lock.
 
 use std::{net::Ipv4Addr, sync::Arc};
 

@@ -85,6 +85,12 @@ pub(crate) enum NoAddress {
     OutOfRange6,
 }
 
+/// A new endpoint written in a transaction not committed yet, with its events.
+pub(crate) struct Staged {
+    tx: redb::WriteTransaction,
+    events: Vec<Event>,
+}
+
 /// Why a network could not be recorded or removed.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Refusal {
@@ -273,6 +279,7 @@ impl Store {
     /// As [`Store::add_endpoint_at`]; a new endpoint is recorded with `routes`, the default
     /// route flags (IPv4, IPv6) of the container's endpoints on other networks (by network
     /// ID) that it changes: one transaction.
+    #[cfg(test)]
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn add_endpoint_routed(
         &self,
@@ -285,13 +292,38 @@ impl Store {
         events: &[Event],
         routes: &[(String, bool, bool)],
     ) -> Result<Result<pb::Endpoint, NoAddress>, NetworkError> {
-        let write = || -> anyhow::Result<Result<pb::Endpoint, NoAddress>> {
+        match self.stage_endpoint(network, container, pools, fixed, v6, make, events, routes)? {
+            Ok((ep, Some(w))) => {
+                self.commit(w)?;
+                Ok(Ok(ep))
+            }
+            Ok((ep, None)) => Ok(Ok(ep)),
+            Err(no) => Ok(Err(no)),
+        }
+    }
+
+    /// As [`Store::add_endpoint_routed`], but a new endpoint is written and not committed
+    /// yet: the write to [`Store::commit`] (no other write begins until it is committed or
+    /// dropped). A recorded endpoint comes without a write.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn stage_endpoint(
+        &self,
+        network: &pb::NetworkRecord,
+        container: &str,
+        pools: &[Pool],
+        fixed: Option<Ipv4Addr>,
+        v6: Option<&Want6>,
+        make: impl FnOnce(Ipv4Addr, u8, Ipv4Addr) -> pb::Endpoint,
+        events: &[Event],
+        routes: &[(String, bool, bool)],
+    ) -> Result<Result<(pb::Endpoint, Option<Staged>), NoAddress>, NetworkError> {
+        let write = || -> anyhow::Result<Result<(pb::Endpoint, Option<Staged>), NoAddress>> {
             let key = format!("{}/{container}", network.id);
             let tx = self.db.begin_write()?;
             let ep = {
                 let mut eps = tx.open_table(ENDPOINTS)?;
                 if let Some(v) = eps.get(key.as_str())? {
-                    return Ok(Ok(pb::Endpoint::decode(v.value())?));
+                    return Ok(Ok((pb::Endpoint::decode(v.value())?, None)));
                 }
                 let mut addrs = tx.open_table(ADDRESSES)?;
                 let used: BTreeSet<Ipv4Addr> = keys_under(&addrs, &network.id)?
@@ -362,10 +394,18 @@ impl Store {
                 )?;
                 ep
             };
-            self.events.commit(tx, events)?;
-            Ok(Ok(ep))
+            let staged = Staged {
+                tx,
+                events: events.to_vec(),
+            };
+            Ok(Ok((ep, Some(staged))))
         };
         write().map_err(store_err)
+    }
+
+    /// Commits a staged write with its events: durable once this returns.
+    pub(crate) fn commit(&self, w: Staged) -> Result<(), NetworkError> {
+        self.events.commit(w.tx, &w.events).map_err(store_err)
     }
 
     /// Rewrites a recorded endpoint (its published ports). Nothing when it is gone.
@@ -544,6 +584,41 @@ mod tests {
         s.remove_endpoints("c1", |_, _| Vec::new()).unwrap();
         s.remove_network("n1", &[]).unwrap().unwrap();
         assert_eq!(s.count().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_staged_endpoint_is_recorded_only_once_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = network("n1", "a");
+        let s = Store::open(dir.path()).unwrap();
+        s.create_network(&n, &[]).unwrap().unwrap();
+        let stage = |c: &str| {
+            s.stage_endpoint(&n, c, &pool(), None, None, make(c), &[], &[])
+                .unwrap()
+                .unwrap()
+        };
+        // Dropped (a failed attach): neither the endpoint nor its address is kept.
+        let (dropped, w) = stage("c1");
+        assert_eq!(dropped.ipv4_address, "10.9.0.2");
+        drop(w);
+        assert!(s.container_endpoints("c1").unwrap().is_empty());
+        let (a, w) = stage("c1");
+        assert!(s.container_endpoints("c1").unwrap().is_empty(), "not yet");
+        s.commit(w.expect("a new endpoint")).unwrap();
+        assert_eq!(
+            s.container_endpoints("c1").unwrap(),
+            std::slice::from_ref(&a)
+        );
+        // Recorded: staged again, it comes without a write.
+        let (again, w) = stage("c1");
+        assert_eq!((again, w.is_none()), (a, true));
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        let (b, _) = s
+            .stage_endpoint(&n, "c2", &pool(), None, None, make("c2"), &[], &[])
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.ipv4_address, "10.9.0.3", "the committed address survives");
     }
 
     #[test]

@@ -39,6 +39,15 @@ fn hosts_line(spec: &pb::ContainerSpec, ip: &str) -> String {
     format!("{ip}\t{names}\n")
 }
 
+/// Whether the container's network mode lets it join any bridge network: no dockerd refusal
+/// of [`check_mode`] applies to a bridge network, whatever its name.
+fn mode_allows_bridges(c: &Container) -> bool {
+    let mode = c.network_mode();
+    mode != "host"
+        && !mode.starts_with("container:")
+        && !networks_of(&c.spec).iter().any(|e| e.network == "none")
+}
+
 /// dockerd's refusals of a connect that the container's network mode forbids.
 fn check_mode(c: &Container, n: &netpb::NetworkRecord) -> Result<(), ContainerError> {
     let mode = c.network_mode();
@@ -101,68 +110,57 @@ impl Containers {
             link_local_ips: want.link_local_ips.clone(),
             driver_opts: want.driver_opts.clone(),
         };
-        let n = self
-            .net_client()
-            .check_endpoint(check.clone())
-            .await
-            .map_err(|e| ContainerError::upstream(&e))?
-            .into_inner();
-        let checked = t0.elapsed();
-        check_mode(&c, &n)?;
         let mut list = networks_of(&c.spec);
-        if list.iter().any(|e| e.network == n.name) {
-            if c.state.running() {
-                return Err(ContainerError::new(
-                    berth_types::ErrorKind::Forbidden,
-                    format!(
-                        "endpoint with name {} already exists in network {}",
-                        c.short_name(),
-                        n.name
-                    ),
-                ));
+        // A running container whose mode allows any bridge network is plugged in at once:
+        // the network service checks the endpoint and the network as it plugs it. Only when
+        // that fails is the network asked for, to answer with dockerd's refusal if there is
+        // one (a host or none network); a created or stopped one always asks.
+        let name = if c.state.running() && mode_allows_bridges(&c) {
+            let plugged = self.plug_running(&mut c, check.clone()).await;
+            match plugged {
+                Ok(name) => name,
+                Err(e) => {
+                    let n = self.checked_network(check).await?;
+                    check_mode(&c, &n)?;
+                    return Err(e);
+                }
             }
-            // dockerd keeps the first configuration of a network it already lists.
-            return Ok(());
-        }
-        if c.state.running() {
-            let net = c.spec.network.clone().unwrap_or_default();
-            let r = self
-                .net_client()
-                .connect_container(netpb::ConnectRequest {
-                    container_id: c.id.clone(),
-                    container_name: c.short_name().to_owned(),
-                    netns_path: self.netns_path(&c.id).display().to_string(),
-                    endpoint: Some(netpb::EndpointRequest {
+        } else {
+            let n = self.checked_network(check.clone()).await?;
+            check_mode(&c, &n)?;
+            if list.iter().any(|e| e.network == n.name) {
+                if c.state.running() {
+                    return Err(ContainerError::new(
+                        berth_types::ErrorKind::Forbidden,
+                        format!(
+                            "endpoint with name {} already exists in network {}",
+                            c.short_name(),
+                            n.name
+                        ),
+                    ));
+                }
+                // dockerd keeps the first configuration of a network it already lists.
+                return Ok(());
+            }
+            if c.state.running() {
+                self.plug_running(
+                    &mut c,
+                    netpb::EndpointRequest {
                         network: n.id.clone(),
                         ..check
-                    }),
-                    dns: net.dns,
-                    dns_search: net.dns_search,
-                    dns_options: net.dns_options,
-                    hostname: c.spec.hostname.clone(),
-                })
-                .await
-                .map_err(|e| ContainerError::upstream(&e))?
-                .into_inner();
-            let ep = r.endpoint.unwrap_or_default();
-            let mut line = hosts_line(&c.spec, &ep.ipv4_address);
-            if !ep.ipv6_address.is_empty() {
-                line += &hosts_line(&c.spec, &ep.ipv6_address);
+                    },
+                )
+                .await?;
             }
-            self.rewrite_etc(&c.id, "hosts", |old| old + &line);
-            if !r.resolv_conf.is_empty() {
-                self.rewrite_etc(&c.id, "resolv.conf", |_| r.resolv_conf.clone());
-            }
-            c.network
-                .get_or_insert_with(Default::default)
-                .endpoints
-                .push(endpoint(ep));
-        }
+            n.name
+        };
         let plugged = t0.elapsed();
-        list.push(pb::EndpointSpec {
-            network: n.name.clone(),
-            ..want
-        });
+        if !list.iter().any(|e| e.network == name) {
+            list.push(pb::EndpointSpec {
+                network: name,
+                ..want
+            });
+        }
         let net = c.spec.network.get_or_insert_with(Default::default);
         net.endpoints = list;
         net.endpoints_listed = true;
@@ -170,11 +168,65 @@ impl Containers {
         self.bump();
         tracing::debug!(
             id = c.id,
-            "network connect: lock {locked:?}, check {checked:?}, connect+etc {plugged:?}, \
-             stored {:?} (since the start)",
+            "network connect: lock {locked:?}, connect+etc {plugged:?}, stored {:?} (since the \
+             start)",
             t0.elapsed()
         );
         Ok(())
+    }
+
+    /// The network an endpoint `want` would join, its settings checked.
+    async fn checked_network(
+        &self,
+        want: netpb::EndpointRequest,
+    ) -> Result<netpb::NetworkRecord, ContainerError> {
+        Ok(self
+            .net_client()
+            .check_endpoint(want)
+            .await
+            .map_err(|e| ContainerError::upstream(&e))?
+            .into_inner())
+    }
+
+    /// Plugs the running container `c` into the network of `want`: the endpoint made by the
+    /// network service, its address added to /etc/hosts, the embedded DNS server's
+    /// resolv.conf written, the endpoint added to `c`'s state. The network's name.
+    async fn plug_running(
+        &self,
+        c: &mut Container,
+        want: netpb::EndpointRequest,
+    ) -> Result<String, ContainerError> {
+        let net = c.spec.network.clone().unwrap_or_default();
+        let r = self
+            .net_client()
+            .connect_container(netpb::ConnectRequest {
+                container_id: c.id.clone(),
+                container_name: c.short_name().to_owned(),
+                netns_path: self.netns_path(&c.id).display().to_string(),
+                endpoint: Some(want),
+                dns: net.dns,
+                dns_search: net.dns_search,
+                dns_options: net.dns_options,
+                hostname: c.spec.hostname.clone(),
+            })
+            .await
+            .map_err(|e| ContainerError::upstream(&e))?
+            .into_inner();
+        let ep = r.endpoint.unwrap_or_default();
+        let mut line = hosts_line(&c.spec, &ep.ipv4_address);
+        if !ep.ipv6_address.is_empty() {
+            line += &hosts_line(&c.spec, &ep.ipv6_address);
+        }
+        self.rewrite_etc(&c.id, "hosts", |old| old + &line);
+        if !r.resolv_conf.is_empty() {
+            self.rewrite_etc(&c.id, "resolv.conf", |_| r.resolv_conf.clone());
+        }
+        let name = ep.network_name.clone();
+        c.network
+            .get_or_insert_with(Default::default)
+            .endpoints
+            .push(endpoint(ep));
+        Ok(name)
     }
 
     /// docker network disconnect.
@@ -301,6 +353,32 @@ impl Containers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_mode_that_takes_any_bridge_network_skips_the_check() {
+        let c = |mode: &str, eps: &[&str]| {
+            let mut c = crate::container::tests::sample('a', "c");
+            c.spec.network = Some(pb::NetworkSpec {
+                mode: mode.to_owned(),
+                endpoints: eps
+                    .iter()
+                    .map(|n| pb::EndpointSpec {
+                        network: (*n).to_owned(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                endpoints_listed: !eps.is_empty(),
+                ..Default::default()
+            });
+            c
+        };
+        assert!(mode_allows_bridges(&c("", &[])));
+        assert!(mode_allows_bridges(&c("mynet", &["mynet", "other"])));
+        assert!(!mode_allows_bridges(&c("host", &[])));
+        assert!(!mode_allows_bridges(&c("container:abc", &[])));
+        assert!(!mode_allows_bridges(&c("none", &[])));
+        assert!(!mode_allows_bridges(&c("bridge", &["none"])));
+    }
 
     #[test]
     fn the_list_of_networks_falls_back_to_the_mode() {

@@ -193,3 +193,88 @@ fn a_calls_events_are_in_the_history_once_it_has_returned() {
     }
     s.docker(&["rm", "-f", "evc"]);
 }
+
+/// The lines of a live `/events` stream (no `since`), as they come: read by a thread of
+/// their own until the stream ends.
+fn live_events(s: &BusyboxEngine, until: u64) -> std::sync::mpsc::Receiver<String> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut sock = s.engine.api_socket();
+    write!(
+        sock,
+        "GET /events?until={until} HTTP/1.0\r\nHost: docker\r\n\r\n"
+    )
+    .expect("request");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // The body of an HTTP/1.0 answer is the stream itself: one JSON a line.
+        for line in BufReader::new(sock).lines().map_while(Result::ok) {
+            if line.starts_with('{') && tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The first line of `rx` for which `want` holds, within `wait`.
+fn first_line(
+    rx: &std::sync::mpsc::Receiver<String>,
+    wait: std::time::Duration,
+    want: impl Fn(&str) -> bool,
+) -> Option<String> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let left = deadline.checked_duration_since(std::time::Instant::now())?;
+        let line = rx.recv_timeout(left).ok()?;
+        if want(&line) {
+            return Some(line);
+        }
+    }
+}
+
+/// `docker network connect` and `disconnect` of a running container answer before their
+/// events are stored: a listener following the stream live still gets them, and `docker
+/// events --since` right after each call shows it.
+#[test]
+fn connect_events_are_seen_live_and_right_after_the_call() {
+    let s = BusyboxEngine::new();
+    s.docker(&["network", "create", "evlive"]);
+    let id = s.docker(&["run", "-d", "--name", "evl", &s.image, "sleep", "300"]);
+    let live = live_events(&s, unix_now() + 120);
+    // The stream follows once a change made after it was opened shows up on it.
+    let mut pings = 0;
+    eventually("the live stream to follow", || {
+        pings += 1;
+        let name = format!("evping{pings}");
+        s.docker(&["volume", "create", &name]);
+        let seen = first_line(&live, std::time::Duration::from_millis(500), |l| {
+            l.contains(&name)
+        });
+        s.docker(&["volume", "rm", &name]);
+        seen.map(|_| ())
+    });
+    let since = now();
+    for action in ["connect", "disconnect"] {
+        s.docker(&["network", action, "evlive", "evl"]);
+        let cli = s.docker(&[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &now(),
+            "--filter",
+            "network=evlive",
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.container}}",
+        ]);
+        assert!(cli.contains(&format!("{action} {id}")), "{action}: [{cli}]");
+        let seen = first_line(&live, berth_testutil::patience(), |l| {
+            l.contains(r#""Type":"network""#)
+                && l.contains(&format!(r#""Action":"{action}""#))
+                && l.contains(&id)
+        });
+        assert!(seen.is_some(), "{action} not on the live stream");
+    }
+    s.docker(&["rm", "-f", "evl"]);
+    s.docker(&["network", "rm", "evlive"]);
+}

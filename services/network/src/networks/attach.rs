@@ -191,6 +191,14 @@ impl Networks {
             .filter(|(e, r)| (e.default_route, e.default_route6) != **r)
             .map(|(e, &(v4, v6))| (e.network_id.clone(), v4, v6))
             .collect();
+        // The thread that configures the container's side joins its netns meanwhile. The
+        // embedded DNS server's sockets are opened by it; one that cannot be opened there is
+        // opened again when it starts serving.
+        let serve = dns.is_some();
+        let prepared = netlink::prepare_inside(netns.to_owned(), move || {
+            serve.then(|| dns::open_here().ok()).flatten()
+        })
+        .map_err(kernel)?;
         let endpoint_id = new_id();
         // Recorded with the endpoint (a failure of the kernel work below removes it again,
         // with its disconnect).
@@ -225,7 +233,7 @@ impl Networks {
             },
             ..Default::default()
         };
-        let ep = match self.store.add_endpoint_routed(
+        let (ep, staged) = match self.store.stage_endpoint(
             &n,
             who.id,
             &pools,
@@ -264,7 +272,7 @@ impl Networks {
                 )));
             }
         };
-        phases.mark("store");
+        phases.mark("stage");
         let ip: Ipv4Addr = ep
             .ipv4_address
             .parse()
@@ -284,14 +292,22 @@ impl Networks {
         };
         let links = async {
             let mut phases = Phases::start();
-            let bridge = self.bridge_ready(&n).await?;
+            let mut bridge = self.bridge_ready(&n).await?;
             self.fw.allow_in_docker_user_soon(&n.bridge);
             phases.mark("bridge");
-            if self.links.index(&ep.host_interface).await.is_none() {
+            let veth = |bridge| {
                 self.links
                     .add_veth(&ep.host_interface, bridge, netns, &ep.interface, mac, n.mtu)
-                    .await
-                    .map_err(kernel)?;
+            };
+            // The veth of a repeated attach is there already; otherwise the bridge may have
+            // gone since it was made ready: once more with the bridge made ready again.
+            if let Err(e) = veth(bridge).await
+                && self.links.index(&ep.host_interface).await.is_none()
+            {
+                tracing::debug!(error = %e, bridge = n.bridge, "checking the bridge again");
+                self.links.forget(&n.bridge);
+                bridge = self.bridge_ready(&n).await?;
+                veth(bridge).await.map_err(kernel)?;
             }
             if let Some((ip6, _)) = netlink::ip6_of(&ep)
                 && let Err(e) = self.links.refresh_neighbour(bridge, ip6.into(), mac).await
@@ -310,31 +326,58 @@ impl Networks {
                 link_local,
                 sysctls,
             };
-            // The embedded DNS server's sockets are opened by the same thread; one that
-            // cannot be opened there is opened again when it starts serving.
-            let serve = dns.is_some();
-            let sockets =
-                netlink::configure_inside_then(netns.to_owned(), vec![inside], move || {
-                    serve.then(|| dns::open_here().ok()).flatten()
-                })
-                .await
-                .map_err(kernel)?;
+            let sockets = prepared.configure(vec![inside]).await.map_err(kernel)?;
             phases.mark("inside");
             Ok::<_, NetworkError>((sockets, phases))
         };
-        let (rules, links) = tokio::join!(rules, links);
+        // The endpoint and its address are made durable while the kernel work goes on: no
+        // one learns of the address before both are done, and what the kernel got for an
+        // endpoint not committed (a crash meanwhile) is removed as orphaned at the next start.
+        let commit = async {
+            let started = std::time::Instant::now();
+            if let Some(w) = staged {
+                let store = self.store.clone();
+                tokio::task::spawn_blocking(move || store.commit(w))
+                    .await
+                    .map_err(|e| NetworkError::Store(anyhow::anyhow!("committing: {e}")))??;
+            }
+            Ok::<_, NetworkError>(started.elapsed())
+        };
+        let (committed, rules, links) = tokio::join!(commit, rules, links);
+        let committed = match committed {
+            Ok(d) => d,
+            Err(e) => {
+                // Not recorded: what the kernel got is taken back here.
+                self.unmake(&n, &ep).await;
+                return Err(e);
+            }
+        };
         let (rules, (sockets, inner)) = (rules?, links?);
         phases.mark("kernel");
         if tracing::enabled!(tracing::Level::DEBUG) {
             tracing::debug!(
                 container = who.id,
-                "plug: {}; kernel: {}, rules {:.2}ms",
+                "plug: {}; kernel: {}, rules {:.2}ms, commit {:.2}ms",
                 phases.summary(),
                 inner.summary(),
-                rules.as_secs_f64() * 1e3
+                rules.as_secs_f64() * 1e3,
+                committed.as_secs_f64() * 1e3
             );
         }
         Ok((ep, sockets))
+    }
+
+    /// Takes back the link and the element of the endpoint `ep` on `n`, which is not
+    /// recorded.
+    async fn unmake(&self, n: &pb::NetworkRecord, ep: &pb::Endpoint) {
+        if let Err(e) = self.links.delete(&ep.host_interface).await {
+            tracing::warn!(error = %e, link = ep.host_interface, "removing a veth");
+        }
+        if let Some(rule) = endpoint_rule(n, ep)
+            && let Err(e) = self.fw.nft(&self.fw.remove_endpoint_text(&rule)).await
+        {
+            tracing::warn!(error = %e, "removing an endpoint's element");
+        }
     }
 
     /// Unplugs every endpoint of a container.

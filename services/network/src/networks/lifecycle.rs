@@ -125,7 +125,13 @@ impl Networks {
     }
 
     /// The network's bridge up with its addresses and settings (made when missing). Its index.
+    /// A bridge made ready before is not looked at again (a third of an attach's kernel work):
+    /// one that turns out to be gone when a veth is plugged into it is forgotten, and made
+    /// ready again by the next call.
     pub(super) async fn bridge_ready(&self, n: &pb::NetworkRecord) -> Result<u32, NetworkError> {
+        if let Some(index) = self.links.ready_bridge(&n.bridge) {
+            return Ok(index);
+        }
         let pool = pools_of(n)?
             .into_iter()
             .next()
@@ -154,6 +160,7 @@ impl Networks {
         {
             tracing::warn!(error = %e, bridge = n.bridge, "could not set route_localnet");
         }
+        self.links.bridge_is_ready(&n.bridge, index);
         Ok(index)
     }
 
