@@ -20,10 +20,10 @@ use std::{
 /// How many spares are kept at most.
 const KEEP: usize = 16;
 
-/// What identifies a directory as it was made: its inode, owner, mode and last change (the
-/// change time is as coarse as the kernel's clock tick: the mode and owner are compared too,
-/// and `_data` is looked at for entries).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What identifies a directory as it was made: its inode, owner, mode, last change and
+/// extended attributes (the change time is as coarse as the kernel's clock tick: the mode,
+/// owner and attributes are compared too, and `_data` is looked at for entries).
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Stamp {
     dev: u64,
     ino: u64,
@@ -32,19 +32,37 @@ struct Stamp {
     gid: u32,
     ctime: i64,
     ctime_nsec: i64,
+    /// Its extended attributes (names and values; none on most hosts): one set on the
+    /// directory, an ACL or a security label, would otherwise outlive the volume.
+    xattrs: Vec<(std::ffi::OsString, Option<Vec<u8>>)>,
 }
 
 fn stamp(p: &Path) -> Option<Stamp> {
     let m = std::fs::symlink_metadata(p).ok()?;
-    m.is_dir().then(|| Stamp {
-        dev: m.dev(),
-        ino: m.ino(),
-        mode: m.mode(),
-        uid: m.uid(),
-        gid: m.gid(),
-        ctime: m.ctime(),
-        ctime_nsec: m.ctime_nsec(),
-    })
+    m.is_dir()
+        .then(|| Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            mode: m.mode(),
+            uid: m.uid(),
+            gid: m.gid(),
+            ctime: m.ctime(),
+            ctime_nsec: m.ctime_nsec(),
+            xattrs: Vec::new(),
+        })
+        .and_then(|mut st| {
+            // A directory whose attributes cannot be read is not kept.
+            let mut xattrs: Vec<_> = xattr::list(p)
+                .ok()?
+                .map(|n| {
+                    let v = xattr::get(p, &n).ok().flatten();
+                    (n, v)
+                })
+                .collect();
+            xattrs.sort();
+            st.xattrs = xattrs;
+            Some(st)
+        })
 }
 
 fn empty(dir: &Path) -> bool {
@@ -185,6 +203,32 @@ mod tests {
         s.made("a", &a);
         assert!(!s.keep("a", &a, false), "a filesystem of its own");
         assert!(a.exists());
+    }
+
+    #[test]
+    fn a_directory_given_an_extended_attribute_is_not_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let s = Spares::open(root.path());
+        let a = root.path().join("a");
+        make(&a);
+        s.made("a", &a);
+        let before = stamp(&a.join("_data")).unwrap();
+        if let Err(e) = xattr::set(a.join("_data"), "user.berth-test", b"1") {
+            // A filesystem without user attributes cannot carry one over either.
+            assert_eq!(e.raw_os_error(), Some(nix::libc::EOPNOTSUPP), "{e}");
+            return;
+        }
+        // Set within the same clock tick as the mkdir, the change time alone may not tell:
+        // the attribute does.
+        let after = stamp(&a.join("_data")).unwrap();
+        let same_tick = |st: Stamp| Stamp {
+            ctime: 0,
+            ctime_nsec: 0,
+            ..st
+        };
+        assert_ne!(same_tick(before), same_tick(after));
+        assert!(!s.keep("a", &a, true), "an attribute was set");
+        assert!(a.join("_data").exists());
     }
 
     #[test]
