@@ -252,11 +252,14 @@ fn secs3(v: Option<f64>) -> String {
     v.map_or_else(|| "n/a".to_owned(), |s| format!("{s:.3}"))
 }
 
-/// A table cell: below 10 ms (an API cycle) one more decimal, so that the ratio can be read.
-fn secs_row(v: Option<f64>) -> String {
-    match v {
-        Some(s) if s < 0.01 => format!("{s:.4}"),
-        _ => secs3(v),
+/// A row's two cells: one more decimal when either is below 10 ms (an API cycle), so that the
+/// ratio can be read from them.
+fn secs_row(b: Option<f64>, d: Option<f64>) -> (String, String) {
+    let fine = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |s| format!("{s:.4}"));
+    if b.into_iter().chain(d).any(|s| s < 0.01) {
+        (fine(b), fine(d))
+    } else {
+        (secs3(b), secs3(d))
     }
 }
 
@@ -402,11 +405,10 @@ impl VolumeResults {
         let _ = writeln!(s, "|---|---:|---:|---:|");
         for (name, b, d) in self.rows() {
             let r = b.zip(d).map(|(b, d)| format!("{:.3}×", b / d));
+            let (bs, ds) = secs_row(b, d);
             let _ = writeln!(
                 s,
-                "| {name} | {} | {} | {} |",
-                secs_row(b),
-                secs_row(d),
+                "| {name} | {bs} | {ds} | {} |",
                 r.unwrap_or_else(|| "n/a".to_owned())
             );
         }
@@ -481,7 +483,7 @@ mod tests {
         );
         assert!(lines[1].contains("without the CLI"));
         assert!(
-            lines[1].contains("Berth 0.005 s, dockerd 0.010 s"),
+            lines[1].contains("Berth 5.00 ms, dockerd 10.00 ms"),
             "{}",
             lines[1]
         );
@@ -497,6 +499,9 @@ mod tests {
         r.markdown(&mut md);
         assert!(md.contains(
             "| `docker run --rm -v fresh:/usr` with copy-up median (s) | 0.550 | 1.100 | 0.500× |"
+        ));
+        assert!(md.contains(
+            "| API `POST /volumes/create` + `DELETE` median (s), no CLI | 0.0050 | 0.0100 | 0.500× |"
         ));
         let slow = VolumeResults {
             berth: engine(1.0),
