@@ -37,6 +37,9 @@ pub struct EventCursor {
     messages: Option<jetstream::consumer::pull::Ordered>,
     caught_up_sent: bool,
     caught_up_due: bool,
+    /// The stream's last sequence when the cursor first opened: `CaughtUp` is due once it has
+    /// been yielded, whatever the messages' own pending counts say.
+    end: Option<u64>,
 }
 
 impl std::fmt::Debug for EventCursor {
@@ -62,6 +65,7 @@ pub fn event_cursor(bus: &Bus, start: Start) -> EventCursor {
         messages: None,
         caught_up_sent: false,
         caught_up_due: false,
+        end: None,
     }
 }
 
@@ -102,7 +106,8 @@ impl EventCursor {
                     self.policy = DeliverPolicy::ByStartSequence {
                         start_sequence: seq + 1,
                     };
-                    if pending == 0 && !self.caught_up_sent {
+                    let at_end = pending == 0 || self.end.is_some_and(|end| seq >= end);
+                    if at_end && !self.caught_up_sent {
                         self.caught_up_sent = true;
                         self.caught_up_due = true;
                     }
@@ -123,15 +128,18 @@ impl EventCursor {
     async fn open(&mut self) -> Result<(jetstream::consumer::pull::Ordered, u64), String> {
         let js = self.bus.jetstream();
         let stream = ensure_stream(&js).await?;
+        let last = stream
+            .clone()
+            .info()
+            .await
+            .map_err(|e| e.to_string())?
+            .state
+            .last_sequence;
+        if !self.caught_up_sent && self.end.is_none() {
+            self.end = Some(last);
+        }
         if self.policy == DeliverPolicy::New {
             // Pin "now" to a sequence so a reconnect before the first event loses nothing.
-            let mut stream = stream.clone();
-            let last = stream
-                .info()
-                .await
-                .map_err(|e| e.to_string())?
-                .state
-                .last_sequence;
             self.policy = DeliverPolicy::ByStartSequence {
                 start_sequence: last + 1,
             };
