@@ -266,26 +266,26 @@ impl EventPublisher {
     /// Publishes `event`, which reports no stored change: through the outbox (in a transaction
     /// of its own) once one is attached, else from memory. Never waits for NATS.
     pub fn publish(&self, event: &Event) {
-        if let Some(a) = self.outbox.get() {
-            match a.outbox.append(std::slice::from_ref(event)) {
-                Ok(written) => {
-                    self.outbox_written(a, 1, written);
-                    return;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "event not written to the outbox; buffered in memory")
-                }
-            }
-        }
-        self.publish_memory(event);
+        self.publish_alone(event, false);
     }
 
     /// Publishes `event`, which reports no change at all, through the outbox in a transaction
     /// that is not synced to disk (the outbox's `append_unsynced`): no fsync for
     /// an event whose loss in a crash leaves nothing unreported. Never waits for NATS.
     pub fn publish_unsynced(&self, event: &Event) {
+        self.publish_alone(event, true);
+    }
+
+    /// `event` in an outbox transaction of its own (synced or not), else from memory.
+    fn publish_alone(&self, event: &Event, unsynced: bool) {
         if let Some(a) = self.outbox.get() {
-            match a.outbox.append_unsynced(std::slice::from_ref(event)) {
+            let one = std::slice::from_ref(event);
+            let appended = if unsynced {
+                a.outbox.append_unsynced(one)
+            } else {
+                a.outbox.append(one)
+            };
+            match appended {
                 Ok(written) => {
                     self.outbox_written(a, 1, written);
                     return;
