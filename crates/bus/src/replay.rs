@@ -128,21 +128,23 @@ impl EventCursor {
     async fn open(&mut self) -> Result<(jetstream::consumer::pull::Ordered, u64), String> {
         let js = self.bus.jetstream();
         let stream = ensure_stream(&js).await?;
-        let last = stream
-            .clone()
-            .info()
-            .await
-            .map_err(|e| e.to_string())?
-            .state
-            .last_sequence;
-        if !self.caught_up_sent && self.end.is_none() {
+        // The stream's last sequence, at the first open only (a reopen resumes by sequence and
+        // has its end already).
+        if self.end.is_none() && !self.caught_up_sent {
+            let last = stream
+                .clone()
+                .info()
+                .await
+                .map_err(|e| e.to_string())?
+                .state
+                .last_sequence;
             self.end = Some(last);
-        }
-        if self.policy == DeliverPolicy::New {
-            // Pin "now" to a sequence so a reconnect before the first event loses nothing.
-            self.policy = DeliverPolicy::ByStartSequence {
-                start_sequence: last + 1,
-            };
+            if self.policy == DeliverPolicy::New {
+                // Pin "now" to a sequence so a reconnect before the first event loses nothing.
+                self.policy = DeliverPolicy::ByStartSequence {
+                    start_sequence: last + 1,
+                };
+            }
         }
         let mut consumer = stream
             .create_consumer(OrderedConfig {
