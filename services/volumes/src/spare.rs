@@ -39,30 +39,28 @@ struct Stamp {
 
 fn stamp(p: &Path) -> Option<Stamp> {
     let m = std::fs::symlink_metadata(p).ok()?;
-    m.is_dir()
-        .then(|| Stamp {
-            dev: m.dev(),
-            ino: m.ino(),
-            mode: m.mode(),
-            uid: m.uid(),
-            gid: m.gid(),
-            ctime: m.ctime(),
-            ctime_nsec: m.ctime_nsec(),
-            xattrs: Vec::new(),
+    if !m.is_dir() {
+        return None;
+    }
+    // A directory whose attributes cannot be read is not kept.
+    let mut xattrs: Vec<_> = xattr::list(p)
+        .ok()?
+        .map(|n| {
+            let v = xattr::get(p, &n).ok().flatten();
+            (n, v)
         })
-        .and_then(|mut st| {
-            // A directory whose attributes cannot be read is not kept.
-            let mut xattrs: Vec<_> = xattr::list(p)
-                .ok()?
-                .map(|n| {
-                    let v = xattr::get(p, &n).ok().flatten();
-                    (n, v)
-                })
-                .collect();
-            xattrs.sort();
-            st.xattrs = xattrs;
-            Some(st)
-        })
+        .collect();
+    xattrs.sort();
+    Some(Stamp {
+        dev: m.dev(),
+        ino: m.ino(),
+        mode: m.mode(),
+        uid: m.uid(),
+        gid: m.gid(),
+        ctime: m.ctime(),
+        ctime_nsec: m.ctime_nsec(),
+        xattrs,
+    })
 }
 
 fn empty(dir: &Path) -> bool {
