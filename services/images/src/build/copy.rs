@@ -11,9 +11,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use berth_types::{Digest, Sha256Digester};
-
 use super::{
+    checksum::{Checksum, Hasher},
     fs::Tree,
     hashed::{Digests, file_digest},
 };
@@ -136,12 +135,7 @@ fn is_archive(path: &Path) -> bool {
 
 /// Hashes a host path's metadata and content (not its times), as the cache key needs: a
 /// file's content by its digest, `known` when it was hashed as the context was unpacked.
-fn hash_entry(
-    d: &mut Sha256Digester,
-    name: &str,
-    host: &Path,
-    known: Option<&Digests>,
-) -> io::Result<()> {
+fn hash_entry(d: &mut Hasher, name: &str, host: &Path, known: Option<&Digests>) -> io::Result<()> {
     let m = std::fs::symlink_metadata(host)?;
     d.update(format!("{name}\0{:o}\0{}\0", m.mode(), m.len()).as_bytes());
     if m.file_type().is_symlink() {
@@ -218,7 +212,7 @@ impl CopyPlan {
         let mut sources = Vec::new();
         let mut hashes = Vec::new();
         for (name, tp, host) in resolved {
-            let mut d = Sha256Digester::new();
+            let mut d = Hasher::new();
             let m = std::fs::metadata(&host).map_err(|e| ImagesError::io(&host, e))?;
             if m.is_dir() {
                 for (rel, h) in src.walk(&tp) {
@@ -250,7 +244,7 @@ impl CopyPlan {
             }
         }
         for (name, host) in req.downloads {
-            let mut d = Sha256Digester::new();
+            let mut d = Hasher::new();
             hash_entry(&mut d, "", &host, None).map_err(|e| ImagesError::io(&host, e))?;
             hashes.push(format!("file:{}", d.finish().hex()));
             sources.push(Source::File {
@@ -259,7 +253,7 @@ impl CopyPlan {
             });
         }
         for (name, data) in req.inline {
-            let mut d = Sha256Digester::new();
+            let mut d = Hasher::new();
             d.update(&data);
             hashes.push(format!("file:{}", d.finish().hex()));
             sources.push(Source::Inline {
@@ -271,7 +265,7 @@ impl CopyPlan {
             hashes.remove(0)
         } else {
             let joined: Vec<&str> = hashes.iter().map(String::as_str).collect();
-            format!("multi:{}", Digest::sha256_of(joined.join(",")).hex())
+            format!("multi:{}", Checksum::of(joined.join(",")).hex())
         };
         Ok(CopyPlan {
             sources,

@@ -14,13 +14,13 @@ use std::{
     rc::Rc,
 };
 
-use berth_types::{Digest, Sha256Digester};
+use super::checksum::{Checksum, Hasher};
 
 /// A context file's content digest, as it was when unpacked.
 struct Known {
     len: u64,
     mtime: (i64, i64),
-    digest: Digest,
+    digest: Checksum,
 }
 
 /// Content digests of the context's regular files, by (device, inode).
@@ -32,7 +32,7 @@ pub(crate) struct Digests {
 impl Digests {
     /// The digest of the file whose metadata is `m`, if it was hashed as unpacked and has not
     /// changed since.
-    pub(crate) fn get(&self, m: &std::fs::Metadata) -> Option<&Digest> {
+    pub(crate) fn get(&self, m: &std::fs::Metadata) -> Option<&Checksum> {
         let k = self.by_inode.get(&(m.dev(), m.ino()))?;
         (m.is_file() && k.len == m.len() && k.mtime == (m.mtime(), m.mtime_nsec()))
             .then_some(&k.digest)
@@ -40,7 +40,7 @@ impl Digests {
 
     /// Records `digest` for the regular file at `host`, unpacked just now with `len` bytes;
     /// without a digest, forgets what was known of that file (it is read when hashed).
-    fn record(&mut self, host: &Path, len: u64, digest: Option<Digest>) {
+    fn record(&mut self, host: &Path, len: u64, digest: Option<Checksum>) {
         let Ok(m) = std::fs::symlink_metadata(host) else {
             return;
         };
@@ -61,7 +61,7 @@ impl Digests {
 #[derive(Default)]
 struct TapState {
     range: Option<(u64, u64)>,
-    digester: Sha256Digester,
+    digester: Hasher,
 }
 
 /// A reader that counts the stream's bytes and hashes those of the current range.
@@ -119,7 +119,7 @@ impl TapHandle {
             let start = entry.raw_file_position();
             let mut st = self.0.borrow_mut();
             st.range = Some((start, start + size));
-            st.digester = Sha256Digester::new();
+            st.digester = Hasher::new();
         }
         let unpacked = entry.unpack_in(dir);
         if !regular {
@@ -158,11 +158,11 @@ pub(crate) fn file_digest(
     host: &Path,
     m: &std::fs::Metadata,
     known: Option<&Digests>,
-) -> io::Result<Digest> {
+) -> io::Result<Checksum> {
     if let Some(d) = known.and_then(|k| k.get(m)) {
-        return Ok(d.clone());
+        return Ok(*d);
     }
-    let mut d = Sha256Digester::new();
+    let mut d = Hasher::new();
     io::copy(&mut std::fs::File::open(host)?, &mut d)?;
     Ok(d.finish())
 }
@@ -203,8 +203,8 @@ mod tests {
             digests.get(&m).cloned()
         };
         // The later entry for `a` is the one recorded.
-        assert_eq!(known("a"), Some(Digest::sha256_of(b"two")));
-        assert_eq!(known("d/b"), Some(Digest::sha256_of(&big)));
+        assert_eq!(known("a"), Some(Checksum::of(b"two")));
+        assert_eq!(known("d/b"), Some(Checksum::of(&big)));
         // Changed after the unpacking (same size, a new mtime): not answered, read again.
         let host = dir.path().join("a");
         std::fs::write(&host, b"six").unwrap();
@@ -212,7 +212,7 @@ mod tests {
         assert!(digests.get(&m).is_none());
         assert_eq!(
             file_digest(&host, &m, Some(&digests)).unwrap(),
-            Digest::sha256_of(b"six")
+            Checksum::of(b"six")
         );
     }
 }

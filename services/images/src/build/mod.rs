@@ -7,6 +7,7 @@ mod args;
 mod builder;
 mod cache_index;
 pub(crate) mod cancel;
+mod checksum;
 mod context;
 mod copy;
 mod dispatch;

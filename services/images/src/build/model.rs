@@ -17,9 +17,10 @@ use std::{
     path::{Component, Path},
 };
 
-use berth_types::{Digest, Sha256Digester};
-
-use super::ignore::Ignore;
+use super::{
+    checksum::{Checksum, Hasher},
+    ignore::Ignore,
+};
 
 /// Files up to this size keep their bytes in the model (the Dockerfile, `.dockerignore`).
 const SMALL: u64 = 64 << 10;
@@ -31,8 +32,8 @@ pub(crate) struct Entry {
     /// Permission bits (`0o7777`) from the tar header (0o755 for a directory only implied).
     pub(crate) mode: u32,
     pub(crate) size: u64,
-    /// A file's content digest.
-    pub(crate) digest: Option<Digest>,
+    /// A file's content checksum.
+    pub(crate) digest: Option<Checksum>,
     /// A small file's bytes.
     pub(crate) data: Option<Vec<u8>>,
 }
@@ -96,7 +97,7 @@ pub(crate) fn scan(tar: impl Read) -> Result<Model, NoModel> {
             }
         } else {
             let size = entry.size();
-            let mut d = Sha256Digester::new();
+            let mut d = Hasher::new();
             let mut data = (size <= SMALL).then(Vec::new);
             loop {
                 let n = match entry.read(&mut buf) {
@@ -225,7 +226,7 @@ impl Model {
         let mut hashes: Vec<String> = resolved
             .iter()
             .map(|p| {
-                let mut d = Sha256Digester::new();
+                let mut d = Hasher::new();
                 match self.entries.get(p) {
                     Some(e) if !e.dir => {
                         hash_entry(&mut d, "", e);
@@ -244,13 +245,13 @@ impl Model {
             hashes.remove(0)
         } else {
             let joined: Vec<&str> = hashes.iter().map(String::as_str).collect();
-            format!("multi:{}", Digest::sha256_of(joined.join(",")).hex())
+            format!("multi:{}", Checksum::of(joined.join(",")).hex())
         })
     }
 }
 
 /// An entry's name, type and permissions, size and content, as the cache key sees them.
-fn hash_entry(d: &mut Sha256Digester, name: &str, e: &Entry) {
+fn hash_entry(d: &mut Hasher, name: &str, e: &Entry) {
     let kind = if e.dir { 0o040_000 } else { 0o100_000 };
     d.update(format!("{name}\0{:o}\0{}\0", kind | e.mode, e.size).as_bytes());
     if let Some(digest) = &e.digest {

@@ -42,7 +42,7 @@ fn files_directories_and_the_directories_they_imply() {
     let m = model(CONTEXT);
     let df = m.get("Dockerfile").unwrap();
     assert_eq!(df.data.as_deref(), Some(&b"FROM busybox\n"[..]));
-    assert_eq!(df.digest, Some(Digest::sha256_of(b"FROM busybox\n")));
+    assert_eq!(df.digest, Some(Checksum::of(b"FROM busybox\n")));
     assert_eq!(m.get("data/part1").unwrap().mode, 0o600);
     assert!(m.get("other").unwrap().dir && m.get("./other/deep/").unwrap().dir);
     assert!(m.get("../../a.txt").is_some(), "`..` stops at the root");
@@ -51,7 +51,7 @@ fn files_directories_and_the_directories_they_imply() {
     let m = model(&[("big", &big, 0o644)]);
     let e = m.get("big").unwrap();
     assert!(e.data.is_none() && e.size == SMALL + 1);
-    assert_eq!(e.digest, Some(Digest::sha256_of(big.as_bytes())));
+    assert_eq!(e.digest, Some(Checksum::of(big.as_bytes())));
 }
 
 #[test]
