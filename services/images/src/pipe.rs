@@ -44,6 +44,88 @@ impl Read for ChannelReader {
     }
 }
 
+/// Bytes in the chunks they arrived in, so that a reader can keep them without copying them
+/// (a build context held in memory).
+pub(crate) trait ChunkSource {
+    /// The next chunk (never empty), or `None` at the end of the input.
+    fn next_chunk(&mut self) -> io::Result<Option<Bytes>>;
+}
+
+impl ChunkSource for ChannelReader {
+    fn next_chunk(&mut self) -> io::Result<Option<Bytes>> {
+        if !self.current.is_empty() {
+            return Ok(Some(std::mem::take(&mut self.current)));
+        }
+        loop {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) if b.is_empty() => {}
+                Some(Ok(b)) => return Ok(Some(b)),
+                Some(Err(e)) => return Err(e),
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
+/// Any reader as a [`ChunkSource`], in chunks of up to [`CHUNK`] bytes (the tests' contexts).
+#[cfg(test)]
+pub(crate) struct ReadChunks<R>(pub(crate) R);
+
+#[cfg(test)]
+impl<R: Read> ChunkSource for ReadChunks<R> {
+    fn next_chunk(&mut self) -> io::Result<Option<Bytes>> {
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            match self.0.read(&mut buf) {
+                Ok(0) => return Ok(None),
+                Ok(n) => {
+                    buf.truncate(n);
+                    return Ok(Some(buf.into()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Reads the chunks `kept`, then what is left of `rest`.
+pub(crate) struct Replay<'a> {
+    kept: std::vec::IntoIter<Bytes>,
+    current: Bytes,
+    rest: Option<&'a mut dyn ChunkSource>,
+}
+
+impl<'a> Replay<'a> {
+    pub(crate) fn new(kept: Vec<Bytes>, rest: Option<&'a mut dyn ChunkSource>) -> Replay<'a> {
+        Replay {
+            kept: kept.into_iter(),
+            current: Bytes::new(),
+            rest,
+        }
+    }
+}
+
+impl Read for Replay<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            self.current = match self.kept.next() {
+                Some(c) => c,
+                None => match self.rest.as_mut() {
+                    Some(rest) => match rest.next_chunk()? {
+                        Some(c) => c,
+                        None => return Ok(0),
+                    },
+                    None => return Ok(0),
+                },
+            };
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
 /// A blocking writer whose bytes go to an async consumer in chunks of [`CHUNK`] bytes. Writing
 /// fails with `BrokenPipe` once the consumer is gone (the client went away).
 pub(crate) struct ChunkWriter {

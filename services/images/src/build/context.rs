@@ -13,8 +13,13 @@ use std::{
     sync::{Mutex, OnceLock},
 };
 
+use bytes::Bytes;
+
 use super::{hashed::Digests, ignore::Ignore, model::Model};
-use crate::ImagesError;
+use crate::{
+    ImagesError,
+    pipe::{ChunkSource, Replay},
+};
 
 /// The most bytes of a context kept in memory; a larger one is unpacked as it arrives.
 pub(crate) const IN_MEMORY: usize = 128 << 20;
@@ -34,8 +39,8 @@ pub(crate) struct Context {
     base: PathBuf,
     /// The model of a plain context (`None`: the context was unpacked as it arrived).
     model: Option<Model>,
-    /// The request body as received, until it is unpacked.
-    raw: Mutex<Option<Vec<u8>>>,
+    /// The request body in the chunks it was received in, until it is unpacked.
+    raw: Mutex<Option<Vec<Bytes>>>,
     /// The `.dockerignore` applied to the model, applied to the directory as it is unpacked.
     ignore: Option<Ignore>,
     unpacked: OnceLock<Unpacked>,
@@ -102,40 +107,66 @@ pub(crate) fn decompress<'a>(
     })
 }
 
-/// A reader that keeps what it reads, up to a limit; past it, reading fails (the bytes read
-/// are kept all the same, so that the stream can be read again from its start).
-struct Kept<R> {
-    inner: R,
-    buf: Vec<u8>,
+/// A reader that keeps the chunks it reads (without copying them), up to a limit; past it,
+/// reading fails (the chunks read are kept all the same, so that the stream can be read again
+/// from its start; the chunk that crosses the limit is kept whole). The input's own failure (the upload broke off) is kept too: the stream
+/// cannot be read again then.
+struct Kept<S> {
+    inner: S,
+    chunks: Vec<Bytes>,
+    current: Bytes,
+    len: usize,
     limit: usize,
     over: bool,
+    broken: Option<String>,
 }
 
-impl<R: Read> Read for Kept<R> {
+impl<S: ChunkSource> Read for Kept<S> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.over {
-            return Err(io::Error::other("over the in-memory limit"));
+        while self.current.is_empty() {
+            // The chunk that went over the limit is read to its end; the next one is not.
+            if self.over {
+                return Err(io::Error::other("over the in-memory limit"));
+            }
+            let chunk = match self.inner.next_chunk() {
+                Ok(Some(c)) => c,
+                Ok(None) => return Ok(0),
+                Err(e) => {
+                    self.broken = Some(e.to_string());
+                    return Err(e);
+                }
+            };
+            self.len += chunk.len();
+            self.chunks.push(chunk.clone());
+            self.over = self.len > self.limit;
+            self.current = chunk;
         }
-        let n = self.inner.read(out)?;
-        self.buf.extend_from_slice(&out[..n]);
-        if self.buf.len() > self.limit {
-            self.over = true;
-            return Err(io::Error::other("over the in-memory limit"));
-        }
+        let n = out.len().min(self.current.len());
+        out[..n].copy_from_slice(&self.current.split_to(n));
         Ok(n)
+    }
+}
+
+/// The rest of the input, past the kept chunks and not kept (the context unpacked as it
+/// arrives reads it after them); its failure is kept.
+impl<S: ChunkSource> ChunkSource for Kept<S> {
+    fn next_chunk(&mut self) -> io::Result<Option<Bytes>> {
+        self.inner
+            .next_chunk()
+            .inspect_err(|e| self.broken = Some(e.to_string()))
     }
 }
 
 impl Context {
     /// Receives the context stream: into memory and a [`Model`] when it is plain and small
     /// enough, else unpacked into a new directory under `base` as it arrives.
-    pub(crate) fn receive(base: &Path, input: impl Read) -> Result<Context, ImagesError> {
+    pub(crate) fn receive(base: &Path, input: impl ChunkSource) -> Result<Context, ImagesError> {
         Context::receive_within(base, input, IN_MEMORY)
     }
 
     pub(crate) fn receive_within(
         base: &Path,
-        input: impl Read,
+        input: impl ChunkSource,
         limit: usize,
     ) -> Result<Context, ImagesError> {
         let scratch = base.join(format!("build-{}", uuid::Uuid::new_v4()));
@@ -149,22 +180,31 @@ impl Context {
         };
         let mut kept = Kept {
             inner: input,
-            buf: Vec::new(),
+            chunks: Vec::new(),
+            current: Bytes::new(),
+            len: 0,
             limit,
             over: false,
+            broken: None,
         };
         let (head, whole) = peek(&mut kept)?;
         if !is_xz(&head) {
             let scanned = decompress(whole, &ctx.scratch.join("context.tar"))
                 .map(|tar| super::model::scan(Padded::new(tar)));
             match scanned {
-                Ok(Ok(model)) => {
+                Ok(Ok(model)) if !kept.over => {
                     ctx.model = Some(model);
                     *ctx.raw
                         .get_mut()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(kept.buf);
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(kept.chunks);
                     return Ok(ctx);
                 }
+                // The upload broke off: nothing more will come.
+                _ if kept.broken.is_some() => {
+                    return Err(bad(kept.broken.take().unwrap_or_default()));
+                }
+                // Read whole, but more than is kept in memory.
+                Ok(Ok(_)) => tracing::debug!("context over the in-memory limit unpacked to disk"),
                 // The disk path reads it again, and reports what is wrong with it.
                 Ok(Err(super::model::NoModel::Read(e))) => {
                     tracing::debug!(error = %e, over = kept.over, "context unpacked to disk");
@@ -178,7 +218,13 @@ impl Context {
             drop(whole);
         }
         // Unpacked as it arrives: what was read already, then the rest.
-        let unpacked = ctx.unpack(io::Cursor::new(kept.buf).chain(kept.inner))?;
+        let chunks = std::mem::take(&mut kept.chunks);
+        let unpacked = match ctx.unpack(Replay::new(chunks, Some(&mut kept))) {
+            Err(_) if kept.broken.is_some() => {
+                return Err(bad(kept.broken.take().unwrap_or_default()));
+            }
+            r => r?,
+        };
         let _ = ctx.unpacked.set(unpacked);
         Ok(ctx)
     }
@@ -225,7 +271,7 @@ impl Context {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take()
             .unwrap_or_default();
-        let u = self.unpack(io::Cursor::new(raw))?;
+        let u = self.unpack(Replay::new(raw, None))?;
         if let Some(ignore) = &self.ignore {
             prune(&u.dir, "", ignore)?;
         }
@@ -456,6 +502,7 @@ pub(crate) fn scoped(root: &Path, rel: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipe::ReadChunks;
 
     fn tar_of(files: &[(&str, &str)]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
@@ -501,7 +548,7 @@ mod tests {
             .into_iter()
             .enumerate()
         {
-            let mut ctx = Context::receive(base.path(), io::Cursor::new(body)).unwrap();
+            let mut ctx = Context::receive(base.path(), ReadChunks(io::Cursor::new(body))).unwrap();
             // Kept in memory (xz is decompressed to disk: unpacked as it arrives).
             assert_eq!(ctx.model().is_some(), i < 3);
             assert_eq!(ctx.unpacked.get().is_some(), i == 3);
@@ -527,10 +574,14 @@ mod tests {
         // Without the last entry's padding and the end blocks, as the CLI sends with -f.
         let mut short = tar_of(&[("Dockerfile", "FROM scratch\n")]);
         short.truncate(512 + 13);
-        let ctx = Context::receive(base.path(), io::Cursor::new(short)).unwrap();
+        let ctx = Context::receive(base.path(), ReadChunks(io::Cursor::new(short))).unwrap();
         assert!(ctx.model().is_some());
         assert_eq!(ctx.dockerfile("Dockerfile").unwrap().1, "FROM scratch\n");
-        let ctx = Context::receive(base.path(), io::Cursor::new(tar_of(&[("x", "")]))).unwrap();
+        let ctx = Context::receive(
+            base.path(),
+            ReadChunks(io::Cursor::new(tar_of(&[("x", "")]))),
+        )
+        .unwrap();
         assert_eq!(
             ctx.dockerfile("Dockerfile").unwrap_err().to_string(),
             "Cannot locate specified Dockerfile: Dockerfile"
@@ -545,18 +596,48 @@ mod tests {
         assert_eq!(ctx.resolve("../../x").unwrap(), dir.join("x"));
     }
 
+    /// Chunks of a tar, then the upload breaking off.
+    struct BrokenOff(Vec<Bytes>);
+
+    impl ChunkSource for BrokenOff {
+        fn next_chunk(&mut self) -> io::Result<Option<Bytes>> {
+            if self.0.is_empty() {
+                return Err(io::Error::other("the upload broke off: client gone"));
+            }
+            Ok(Some(self.0.remove(0)))
+        }
+    }
+
+    #[test]
+    fn a_context_whose_upload_broke_off_is_an_error_not_a_shorter_context() {
+        let base = tempfile::tempdir().unwrap();
+        let big = "z".repeat(64 << 10);
+        let tar = tar_of(&[("Dockerfile", "FROM scratch\n"), ("big", &big)]);
+        let half = Bytes::from(tar[..tar.len() / 2].to_vec());
+        for limit in [IN_MEMORY, 16 << 10] {
+            let e = Context::receive_within(base.path(), BrokenOff(vec![half.clone()]), limit)
+                .err()
+                .expect("an error");
+            assert!(e.to_string().contains("client gone"), "{e}");
+        }
+    }
+
     #[test]
     fn a_context_over_the_limit_or_with_a_symlink_is_unpacked_as_it_arrives() {
         let base = tempfile::tempdir().unwrap();
         let big = "y".repeat(64 << 10);
         let tar = tar_of(&[("Dockerfile", "FROM scratch\n"), ("big", &big)]);
-        let ctx =
-            Context::receive_within(base.path(), io::Cursor::new(tar.clone()), 32 << 10).unwrap();
+        let ctx = Context::receive_within(
+            base.path(),
+            ReadChunks(io::Cursor::new(tar.clone())),
+            32 << 10,
+        )
+        .unwrap();
         assert!(ctx.model().is_none() && ctx.unpacked.get().is_some());
         let dir = &ctx.unpacked().unwrap().dir;
         assert_eq!(std::fs::read_to_string(dir.join("big")).unwrap(), big);
         assert_eq!(ctx.dockerfile("Dockerfile").unwrap().1, "FROM scratch\n");
-        let ctx = Context::receive(base.path(), io::Cursor::new(tar)).unwrap();
+        let ctx = Context::receive(base.path(), ReadChunks(io::Cursor::new(tar))).unwrap();
         assert!(ctx.model().is_some() && ctx.unpacked.get().is_none());
 
         let mut b = tar::Builder::new(Vec::new());
@@ -571,7 +652,11 @@ mod tests {
         h.set_cksum();
         b.append_data(&mut h, "Dockerfile", &b"FROM scratch\n"[..])
             .unwrap();
-        let ctx = Context::receive(base.path(), io::Cursor::new(b.into_inner().unwrap())).unwrap();
+        let ctx = Context::receive(
+            base.path(),
+            ReadChunks(io::Cursor::new(b.into_inner().unwrap())),
+        )
+        .unwrap();
         assert!(ctx.model().is_none());
         assert_eq!(ctx.dockerfile("link").unwrap().1, "FROM scratch\n");
     }

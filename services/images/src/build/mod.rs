@@ -211,7 +211,7 @@ impl ImageService {
     pub(crate) fn prepare_build(
         &self,
         spec: &BuildSpec,
-        input: impl std::io::Read,
+        input: impl crate::pipe::ChunkSource,
     ) -> Result<Prepared, ImagesError> {
         let mut ctx = Context::receive(&self.root.join("build"), input)?;
         tracing::debug!("build: context received");

@@ -41,7 +41,7 @@ async fn build(
     let svc = svc.clone();
     let rt = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        let prepared = match svc.prepare_build(&spec, &ctx[..]) {
+        let prepared = match svc.prepare_build(&spec, crate::pipe::ReadChunks(&ctx[..])) {
             Ok(p) => p,
             Err(e) => return (vec![], Err(e.to_string())),
         };
