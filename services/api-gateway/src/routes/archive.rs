@@ -94,7 +94,7 @@ impl<T: Send + 'static> Pump<T> {
     pub(crate) fn start(
         data: impl Stream<Item = Result<Bytes, String>> + Send + 'static,
         head: T,
-        wrap: fn(Vec<u8>, String) -> T,
+        wrap: fn(Bytes, String) -> T,
     ) -> Pump<T> {
         let (tx, rx) = tokio::sync::mpsc::channel::<T>(4);
         let (drain, mut drain_rx) = tokio::sync::oneshot::channel::<()>();
@@ -126,7 +126,7 @@ impl<T: Send + 'static> Pump<T> {
                         (wrap(bytes, String::new()), false)
                     }
                     // The body broke off: say so, and there is nothing left to read.
-                    Some(Err(e)) => (wrap(Vec::new(), e), true),
+                    Some(Err(e)) => (wrap(Bytes::new(), e), true),
                 };
                 let permit = tokio::select! {
                     r = &mut drain_rx, if armed => {
@@ -236,7 +236,7 @@ async fn load(
     };
     let mut pump = Pump::start(body_bytes(body), head, |data, upload_error| {
         pb::LoadRequest {
-            data,
+            data: data.into(),
             upload_error,
             ..Default::default()
         }
@@ -273,7 +273,7 @@ pub async fn import(st: AppState, uri: &Uri, body: Body) -> Result<Response, Api
         upload_error: String::new(),
     };
     let mut pump = Pump::start(data, head, |data, upload_error| pb::ImportRequest {
-        data,
+        data: data.into(),
         upload_error,
         options: None,
     });

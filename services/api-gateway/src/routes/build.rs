@@ -297,7 +297,7 @@ async fn build(
     tracing::debug!("build: request received");
     let mut pump = Pump::start(timed(body_bytes(body)), head, |data, upload_error| {
         pb::BuildRequest {
-            data: data.into(),
+            data,
             upload_error,
             options: None,
         }

@@ -150,7 +150,7 @@ async fn put_archive(
     let mut pump = Pump::start(body_bytes(body), head, |data, upload_error| {
         pb::ExtractChunk {
             options: None,
-            data,
+            data: data.into(),
             upload_error,
         }
     });

@@ -4,7 +4,7 @@
 //! message costs a trip through the relay tasks and the gRPC stream on both sides). Nothing
 //! waits for more: what is not ready yet goes in the next message.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::{FutureExt, Stream, StreamExt};
 
 /// The most bytes one upload message carries (well under gRPC's 4 MiB message limit).
@@ -14,21 +14,31 @@ pub(crate) const MESSAGE_BYTES: usize = 1 << 20;
 pub(crate) type Ahead = Option<Result<Bytes, String>>;
 
 /// `first` and the chunks of `data` that are ready now, up to [`MESSAGE_BYTES`]; with the item
-/// that stopped the gathering when it is the body's end or an error.
-pub(crate) fn gather<S>(first: Bytes, data: &mut S) -> (Vec<u8>, Option<Ahead>)
+/// that stopped the gathering when it is the body's end or an error. A chunk that is alone
+/// goes as it is, not copied.
+pub(crate) fn gather<S>(first: Bytes, data: &mut S) -> (Bytes, Option<Ahead>)
 where
     S: Stream<Item = Result<Bytes, String>> + Unpin,
 {
-    let mut buf = first.to_vec();
-    while buf.len() < MESSAGE_BYTES {
+    let mut more: Option<BytesMut> = None;
+    let mut len = first.len();
+    let mut ahead = None;
+    while len < MESSAGE_BYTES {
         match data.next().now_or_never() {
             // Nothing more has arrived.
             None => break,
-            Some(Some(Ok(b))) => buf.extend_from_slice(&b),
-            Some(ahead) => return (buf, Some(ahead)),
+            Some(Some(Ok(b))) => {
+                len += b.len();
+                more.get_or_insert_with(|| BytesMut::from(&first[..]))
+                    .extend_from_slice(&b);
+            }
+            Some(item) => {
+                ahead = Some(item);
+                break;
+            }
         }
     }
-    (buf, None)
+    (more.map_or(first, BytesMut::freeze), ahead)
 }
 
 #[cfg(test)]
@@ -73,7 +83,7 @@ mod tests {
         let mut s = rx;
         tx.unbounded_send(Ok(Bytes::from_static(b"b"))).unwrap();
         let (data, ahead) = gather(Bytes::from_static(b"a"), &mut s);
-        assert_eq!(data, b"ab");
+        assert_eq!(&data[..], b"ab");
         assert!(
             ahead.is_none(),
             "the sender is still open: pending, not the end"
