@@ -142,26 +142,28 @@ pub(crate) struct Pool {
 impl Pool {
     /// Whether `ip` may be handed out: in the subnet, neither its network nor broadcast
     /// address, the gateway, a reserved one nor in `used`.
-    pub(crate) fn is_free(&self, ip: Ipv4Addr, used: &BTreeSet<Ipv4Addr>) -> bool {
+    pub(crate) fn is_free(&self, ip: Ipv4Addr, used: impl Fn(Ipv4Addr) -> bool) -> bool {
         let a = u32::from(ip);
         let (net_lo, net_hi) = (self.subnet.first(), self.subnet.last());
         self.subnet.contains(ip)
             && (self.subnet.prefix >= 31 || (a != net_lo && a != net_hi))
             && ip != self.gateway
             && !self.reserved.contains(&ip)
-            && !used.contains(&ip)
+            && !used(ip)
     }
 
     /// The next free address after `last` (wrapping around once), skipping the network and
-    /// broadcast addresses, the gateway, the reserved ones and those in `used`. Sequential, as
-    /// dockerd's: an address released is not handed out again at once.
+    /// broadcast addresses, the gateway, the reserved ones and those `used` says are taken (it
+    /// is asked about the candidates only, so that an allocation on a network of many
+    /// endpoints reads a few of their addresses, not all of them). Sequential, as dockerd's: an
+    /// address released is not handed out again at once.
     pub(crate) fn allocate(
         &self,
-        used: &BTreeSet<Ipv4Addr>,
+        used: impl Fn(Ipv4Addr) -> bool,
         last: Option<Ipv4Addr>,
     ) -> Option<Ipv4Addr> {
         let (lo, hi) = (self.range.first(), self.range.last());
-        let free = |a: u32| self.is_free(Ipv4Addr::from(a), used);
+        let free = |a: u32| self.is_free(Ipv4Addr::from(a), &used);
         let start = match last.map(u32::from) {
             Some(l) if l >= lo && l < hi => l + 1,
             _ => lo,
@@ -257,7 +259,7 @@ mod tests {
         let mut used = BTreeSet::new();
         let mut last = None;
         let mut got = Vec::new();
-        while let Some(a) = pool.allocate(&used, last) {
+        while let Some(a) = pool.allocate(|ip| used.contains(&ip), last) {
             used.insert(a);
             last = Some(a);
             got.push(a.to_string());
@@ -268,11 +270,11 @@ mod tests {
         used.remove(&"10.1.0.4".parse().unwrap());
         used.remove(&"10.1.0.2".parse().unwrap());
         assert_eq!(
-            pool.allocate(&used, Some("10.1.0.2".parse().unwrap())),
+            pool.allocate(|ip| used.contains(&ip), Some("10.1.0.2".parse().unwrap())),
             Some("10.1.0.4".parse().unwrap())
         );
         assert_eq!(
-            pool.allocate(&used, Some("10.1.0.6".parse().unwrap())),
+            pool.allocate(|ip| used.contains(&ip), Some("10.1.0.6".parse().unwrap())),
             Some("10.1.0.2".parse().unwrap())
         );
     }
@@ -286,7 +288,7 @@ mod tests {
             reserved: BTreeSet::new(),
         };
         assert_eq!(
-            pool.allocate(&BTreeSet::new(), None),
+            pool.allocate(|_| false, None),
             Some("10.2.5.0".parse().unwrap())
         );
         assert_eq!(

@@ -326,25 +326,36 @@ impl Store {
                     return Ok(Ok((pb::Endpoint::decode(v.value())?, None)));
                 }
                 let mut addrs = tx.open_table(ADDRESSES)?;
-                let used: BTreeSet<Ipv4Addr> = keys_under(&addrs, &network.id)?
-                    .iter()
-                    .filter_map(|k| k.rsplit('/').next())
-                    .filter_map(|h| u32::from_str_radix(h, 16).ok())
-                    .map(Ipv4Addr::from)
-                    .collect();
                 let mut last_table = tx.open_table(LAST)?;
                 let last = last_table
                     .get(network.id.as_str())?
                     .map(|v| Ipv4Addr::from(v.value()));
+                // Each candidate address is looked up, not every address of the network read:
+                // an attach costs the same with 500 endpoints on the network as with one.
+                let failed = std::cell::RefCell::new(None);
+                let used = |ip: Ipv4Addr| match addrs.get(addr_key(&network.id, ip).as_str()) {
+                    Ok(v) => v.is_some(),
+                    Err(e) => {
+                        failed.borrow_mut().get_or_insert(e);
+                        true
+                    }
+                };
                 let picked = match fixed {
                     Some(ip) => match pools.iter().find(|p| p.subnet.contains(ip)) {
                         None => return Ok(Err(NoAddress::OutOfRange)),
-                        Some(p) if !p.is_free(ip, &used) => return Ok(Err(NoAddress::InUse)),
-                        Some(p) => Some((ip, p)),
+                        Some(p) if !p.is_free(ip, used) => Err(NoAddress::InUse),
+                        Some(p) => Ok(Some((ip, p))),
                     },
-                    None => pools
+                    None => Ok(pools
                         .iter()
-                        .find_map(|p| p.allocate(&used, last).map(|ip| (ip, p))),
+                        .find_map(|p| p.allocate(used, last).map(|ip| (ip, p)))),
+                };
+                if let Some(e) = failed.into_inner() {
+                    return Err(e.into());
+                }
+                let picked = match picked {
+                    Ok(p) => p,
+                    Err(e) => return Ok(Err(e)),
                 };
                 let Some((ip, pool)) = picked else {
                     return Ok(Err(NoAddress::Exhausted));
