@@ -33,6 +33,26 @@ fn stream<T: Send + 'static>(
     Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
 }
 
+/// A stream of the one result of `work`, which runs in a task of its own that ends, with
+/// `work` dropped, as soon as the stream is dropped (the caller went away). A wait must end
+/// so: the CLI of a `docker run -d` registers one and exits, and a waiter left behind looked
+/// at its container again at every change of any container, so that every operation cost
+/// more with each container started that way.
+fn until_dropped<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, Status>> + Send + 'static,
+) -> Pin<Box<dyn futures::Stream<Item = Result<T, Status>> + Send>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        tokio::select! {
+            r = work => {
+                let _ = tx.send(r).await;
+            }
+            () = tx.closed() => {}
+        }
+    });
+    stream(rx)
+}
+
 fn empty<E: berth_errors::HasKind + std::fmt::Display>(
     r: Result<(), E>,
 ) -> Result<Response<pb::Empty>, Status> {
@@ -86,13 +106,10 @@ impl runtime_server::Runtime for GrpcRuntime {
             .containers
             .wait_start(&req)
             .map_err(|e| status_from(&e))?;
-        let (tx, rx) = tokio::sync::mpsc::channel(1);
         let containers = self.containers.clone();
-        tokio::spawn(async move {
-            let r = containers.finish(waiter).await.map_err(|e| status_from(&e));
-            let _ = tx.send(r).await;
-        });
-        Ok(Response::new(stream(rx)))
+        Ok(Response::new(until_dropped(async move {
+            containers.finish(waiter).await.map_err(|e| status_from(&e))
+        })))
     }
 
     async fn inspect(
@@ -345,5 +362,48 @@ impl runtime_server::Runtime for GrpcRuntime {
         req: Request<pb::CommitRequest>,
     ) -> Result<Response<pb::CommitResponse>, Status> {
         respond(self.containers.commit(req.get_ref()).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    };
+
+    use futures::StreamExt;
+
+    use super::*;
+
+    /// Sets its flag when dropped.
+    struct Dropped(Arc<AtomicBool>);
+
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn work_whose_caller_went_away_is_dropped_and_a_finished_one_answers() {
+        let gone = Arc::new(AtomicBool::new(false));
+        let guard = Dropped(gone.clone());
+        let s = until_dropped::<()>(async move {
+            let _guard = guard;
+            std::future::pending().await
+        });
+        drop(s);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !gone.load(Ordering::SeqCst) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the work outlived its caller"
+            );
+            tokio::task::yield_now().await;
+        }
+        let mut s = until_dropped(async { Ok::<_, Status>(7) });
+        assert_eq!(s.next().await.unwrap().unwrap(), 7);
+        assert!(s.next().await.is_none());
     }
 }
