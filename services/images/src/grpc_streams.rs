@@ -15,7 +15,7 @@ use tonic::{Status, Streaming};
 
 use crate::{
     ImagesError,
-    pipe::{ChannelReader, ChunkWriter, Line, LineSink},
+    pipe::{ChannelReader, ChunkReader, ChunkWriter, Line, LineSink, Received},
     progress::Progress,
 };
 
@@ -132,7 +132,7 @@ pub(crate) fn upload<T: Send + 'static, D: Into<Bytes> + Send + 'static>(
             }
         }
     });
-    ChannelReader::new(rx)
+    ChunkReader::new(Received(rx))
 }
 
 /// Runs blocking `write` with a writer whose bytes become the stream; if it fails, the stream

@@ -13,28 +13,40 @@ use crate::progress::Progress;
 /// How many bytes a [`ChunkWriter`] sends at once.
 pub(crate) const CHUNK: usize = 256 * 1024;
 
-/// Bytes from an async producer (a client upload), read by blocking code. An `Err` item ends
-/// the stream with that error (the upload broke off); the channel closing is the end of input.
-pub(crate) struct ChannelReader {
-    rx: mpsc::Receiver<io::Result<Bytes>>,
+/// Bytes in the chunks they arrived in, so that a reader can keep them without copying them
+/// (a build context held in memory).
+pub(crate) trait ChunkSource {
+    /// The next chunk (never empty), or `None` at the end of the input.
+    fn next_chunk(&mut self) -> io::Result<Option<Bytes>>;
+}
+
+impl<T: ChunkSource + ?Sized> ChunkSource for &mut T {
+    fn next_chunk(&mut self) -> io::Result<Option<Bytes>> {
+        (**self).next_chunk()
+    }
+}
+
+/// A [`ChunkSource`] read as a `Read`: each chunk's bytes are copied out as they are asked
+/// for. As a [`ChunkSource`] itself, it gives what is left of the chunk being read first.
+pub(crate) struct ChunkReader<S> {
+    src: S,
     current: Bytes,
 }
 
-impl ChannelReader {
-    pub(crate) fn new(rx: mpsc::Receiver<io::Result<Bytes>>) -> ChannelReader {
-        ChannelReader {
-            rx,
+impl<S> ChunkReader<S> {
+    pub(crate) fn new(src: S) -> ChunkReader<S> {
+        ChunkReader {
+            src,
             current: Bytes::new(),
         }
     }
 }
 
-impl Read for ChannelReader {
+impl<S: ChunkSource> Read for ChunkReader<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.current.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(b)) => self.current = b,
-                Some(Err(e)) => return Err(e),
+            match self.src.next_chunk()? {
+                Some(c) => self.current = c,
                 None => return Ok(0),
             }
         }
@@ -44,20 +56,24 @@ impl Read for ChannelReader {
     }
 }
 
-/// Bytes in the chunks they arrived in, so that a reader can keep them without copying them
-/// (a build context held in memory).
-pub(crate) trait ChunkSource {
-    /// The next chunk (never empty), or `None` at the end of the input.
-    fn next_chunk(&mut self) -> io::Result<Option<Bytes>>;
-}
-
-impl ChunkSource for ChannelReader {
+impl<S: ChunkSource> ChunkSource for ChunkReader<S> {
     fn next_chunk(&mut self) -> io::Result<Option<Bytes>> {
         if !self.current.is_empty() {
             return Ok(Some(std::mem::take(&mut self.current)));
         }
+        self.src.next_chunk()
+    }
+}
+
+/// The chunks of an async producer (a client upload), received by blocking code. An `Err` item
+/// ends the stream with that error (the upload broke off); the channel closing is the end of
+/// input.
+pub(crate) struct Received(pub(crate) mpsc::Receiver<io::Result<Bytes>>);
+
+impl ChunkSource for Received {
+    fn next_chunk(&mut self) -> io::Result<Option<Bytes>> {
         loop {
-            match self.rx.blocking_recv() {
+            match self.0.blocking_recv() {
                 Some(Ok(b)) if b.is_empty() => {}
                 Some(Ok(b)) => return Ok(Some(b)),
                 Some(Err(e)) => return Err(e),
@@ -66,6 +82,9 @@ impl ChunkSource for ChannelReader {
         }
     }
 }
+
+/// Bytes from an async producer (a client upload), read by blocking code.
+pub(crate) type ChannelReader = ChunkReader<Received>;
 
 /// Any reader as a [`ChunkSource`], in chunks of up to [`CHUNK`] bytes (the tests' contexts).
 #[cfg(test)]
@@ -89,10 +108,9 @@ impl<R: Read> ChunkSource for ReadChunks<R> {
     }
 }
 
-/// Reads the chunks `kept`, then what is left of `rest`.
+/// The chunks `kept`, then what is left of `rest`.
 pub(crate) struct Replay<'a> {
     kept: std::vec::IntoIter<Bytes>,
-    current: Bytes,
     rest: Option<&'a mut dyn ChunkSource>,
 }
 
@@ -100,29 +118,18 @@ impl<'a> Replay<'a> {
     pub(crate) fn new(kept: Vec<Bytes>, rest: Option<&'a mut dyn ChunkSource>) -> Replay<'a> {
         Replay {
             kept: kept.into_iter(),
-            current: Bytes::new(),
             rest,
         }
     }
 }
 
-impl Read for Replay<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.current.is_empty() {
-            self.current = match self.kept.next() {
-                Some(c) => c,
-                None => match self.rest.as_mut() {
-                    Some(rest) => match rest.next_chunk()? {
-                        Some(c) => c,
-                        None => return Ok(0),
-                    },
-                    None => return Ok(0),
-                },
-            };
+impl ChunkSource for Replay<'_> {
+    fn next_chunk(&mut self) -> io::Result<Option<Bytes>> {
+        match (self.kept.next(), self.rest.as_mut()) {
+            (Some(c), _) => Ok(Some(c)),
+            (None, Some(rest)) => rest.next_chunk(),
+            (None, None) => Ok(None),
         }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current.split_to(n));
-        Ok(n)
     }
 }
 
@@ -226,7 +233,9 @@ mod tests {
         });
         let text = tokio::task::spawn_blocking(move || {
             let mut s = String::new();
-            ChannelReader::new(rx).read_to_string(&mut s).unwrap();
+            ChunkReader::new(Received(rx))
+                .read_to_string(&mut s)
+                .unwrap();
             s
         })
         .await
@@ -253,7 +262,7 @@ mod tests {
         let (tx, rx) = mpsc::channel(1);
         tx.send(Err(io::Error::other("cut"))).await.unwrap();
         let err = tokio::task::spawn_blocking(move || {
-            ChannelReader::new(rx)
+            ChunkReader::new(Received(rx))
                 .read_to_end(&mut Vec::new())
                 .unwrap_err()
         })

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use super::{hashed::Digests, ignore::Ignore, model::Model};
 use crate::{
     ImagesError,
-    pipe::{ChunkSource, Replay},
+    pipe::{ChunkReader, ChunkSource, Replay},
 };
 
 /// The most bytes of a context kept in memory; a larger one is unpacked as it arrives.
@@ -107,53 +107,44 @@ pub(crate) fn decompress<'a>(
     })
 }
 
-/// A reader that keeps the chunks it reads (without copying them), up to a limit; past it,
-/// reading fails (the chunks read are kept all the same, so that the stream can be read again
-/// from its start; the chunk that crosses the limit is kept whole). The input's own failure (the upload broke off) is kept too: the stream
-/// cannot be read again then.
-struct Kept<S> {
-    inner: S,
-    chunks: Vec<Bytes>,
-    current: Bytes,
-    len: usize,
-    limit: usize,
-    over: bool,
+/// The input, with its failure (the upload broke off) noted: the stream cannot be read again
+/// then, and the build fails with it.
+struct Noted<S> {
+    src: S,
     broken: Option<String>,
 }
 
-impl<S: ChunkSource> Read for Kept<S> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.current.is_empty() {
-            // The chunk that went over the limit is read to its end; the next one is not.
-            if self.over {
-                return Err(io::Error::other("over the in-memory limit"));
-            }
-            let chunk = match self.inner.next_chunk() {
-                Ok(Some(c)) => c,
-                Ok(None) => return Ok(0),
-                Err(e) => {
-                    self.broken = Some(e.to_string());
-                    return Err(e);
-                }
-            };
-            self.len += chunk.len();
-            self.chunks.push(chunk.clone());
-            self.over = self.len > self.limit;
-            self.current = chunk;
-        }
-        let n = out.len().min(self.current.len());
-        out[..n].copy_from_slice(&self.current.split_to(n));
-        Ok(n)
+impl<S: ChunkSource> ChunkSource for Noted<S> {
+    fn next_chunk(&mut self) -> io::Result<Option<Bytes>> {
+        self.src
+            .next_chunk()
+            .inspect_err(|e| self.broken = Some(e.to_string()))
     }
 }
 
-/// The rest of the input, past the kept chunks and not kept (the context unpacked as it
-/// arrives reads it after them); its failure is kept.
+/// The input while its model is read: every chunk is kept (not copied), up to a limit; past
+/// it (after the chunk that crosses it, kept whole) reading fails, and the chunks read are
+/// kept all the same, so that the stream can be read again from its start.
+struct Kept<S> {
+    inner: Noted<S>,
+    chunks: Vec<Bytes>,
+    len: usize,
+    limit: usize,
+    over: bool,
+}
+
 impl<S: ChunkSource> ChunkSource for Kept<S> {
     fn next_chunk(&mut self) -> io::Result<Option<Bytes>> {
-        self.inner
-            .next_chunk()
-            .inspect_err(|e| self.broken = Some(e.to_string()))
+        if self.over {
+            return Err(io::Error::other("over the in-memory limit"));
+        }
+        let Some(chunk) = self.inner.next_chunk()? else {
+            return Ok(None);
+        };
+        self.len += chunk.len();
+        self.chunks.push(chunk.clone());
+        self.over = self.len > self.limit;
+        Ok(Some(chunk))
     }
 }
 
@@ -179,18 +170,23 @@ impl Context {
             unpacked: OnceLock::new(),
         };
         let mut kept = Kept {
-            inner: input,
+            inner: Noted {
+                src: input,
+                broken: None,
+            },
             chunks: Vec::new(),
-            current: Bytes::new(),
             len: 0,
             limit,
             over: false,
-            broken: None,
         };
-        let (head, whole) = peek(&mut kept)?;
+        let (head, whole) = peek(ChunkReader::new(&mut kept))?;
         if !is_xz(&head) {
             let scanned = decompress(whole, &ctx.scratch.join("context.tar"))
                 .map(|tar| super::model::scan(Padded::new(tar)));
+            // The upload broke off: nothing more will come.
+            if let Some(e) = kept.inner.broken.take() {
+                return Err(bad(e));
+            }
             match scanned {
                 Ok(Ok(model)) if !kept.over => {
                     ctx.model = Some(model);
@@ -198,10 +194,6 @@ impl Context {
                         .get_mut()
                         .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(kept.chunks);
                     return Ok(ctx);
-                }
-                // The upload broke off: nothing more will come.
-                _ if kept.broken.is_some() => {
-                    return Err(bad(kept.broken.take().unwrap_or_default()));
                 }
                 // Read whole, but more than is kept in memory.
                 Ok(Ok(_)) => tracing::debug!("context over the in-memory limit unpacked to disk"),
@@ -219,12 +211,11 @@ impl Context {
         }
         // Unpacked as it arrives: what was read already, then the rest.
         let chunks = std::mem::take(&mut kept.chunks);
-        let unpacked = match ctx.unpack(Replay::new(chunks, Some(&mut kept))) {
-            Err(_) if kept.broken.is_some() => {
-                return Err(bad(kept.broken.take().unwrap_or_default()));
-            }
-            r => r?,
-        };
+        let unpacked = ctx.unpack(ChunkReader::new(Replay::new(chunks, Some(&mut kept.inner))));
+        if let Some(e) = kept.inner.broken.take() {
+            return Err(bad(e));
+        }
+        let unpacked = unpacked?;
         let _ = ctx.unpacked.set(unpacked);
         Ok(ctx)
     }
@@ -271,7 +262,7 @@ impl Context {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take()
             .unwrap_or_default();
-        let u = self.unpack(Replay::new(raw, None))?;
+        let u = self.unpack(ChunkReader::new(Replay::new(raw, None)))?;
         if let Some(ignore) = &self.ignore {
             prune(&u.dir, "", ignore)?;
         }
