@@ -234,4 +234,10 @@ impl DaemonConfig {
     pub fn run_dir(&self) -> &Path {
         &self.exec_root
     }
+
+    /// Where the gateway hands a large upload (a build context) to a service on the same host
+    /// as a file instead of as gRPC messages: `<exec-root>/spool`.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.exec_root.join("spool")
+    }
 }

@@ -127,6 +127,7 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
         host: Arc::new(HostFacts::read()),
         cfg: cfg.clone(),
         event_listeners: Arc::new(AtomicI64::new(0)),
+        spool: routes::spool::SpoolDir::open(&cfg).map(Arc::new),
     };
     let router = app(state, Some(&ctx.metrics));
     let tls = tls::server_config(&cfg)?;

@@ -21,4 +21,6 @@ pub struct AppState {
     pub cfg: Arc<DaemonConfig>,
     /// Open `/events` streams (`NEventsListener`).
     pub event_listeners: Arc<AtomicI64>,
+    /// Where build contexts are handed to an images service on this host; `None`: as messages.
+    pub spool: Option<Arc<crate::routes::spool::SpoolDir>>,
 }

@@ -68,8 +68,39 @@ fn unimplemented<T>() -> Answer<T> {
     Err(tonic::Status::unimplemented("not in this test"))
 }
 
+/// Where the gateway of the spool test hands build contexts over.
+static SPOOL_DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
 #[tonic::async_trait]
 impl ImagesBackend for Fake {
+    /// Reads the context as the images service does, and answers with what it read: whether
+    /// it came in a spool file, the length said last, the file's bytes, the bytes in messages.
+    async fn build(
+        &self,
+        mut body: Upload<images::BuildRequest>,
+    ) -> Answer<berth_api_gateway::backends::BuildStream> {
+        use futures::StreamExt;
+        let head = body.next().await.unwrap_or_default();
+        let (mut spooled, mut data) = (0, Vec::new());
+        while let Some(m) = body.next().await {
+            spooled = spooled.max(m.spooled);
+            data.extend_from_slice(&m.data);
+        }
+        let file = match (head.spool.as_str(), SPOOL_DIR.get()) {
+            ("", _) | (_, None) => Vec::new(),
+            (name, Some(dir)) => std::fs::read(dir.join(name)).unwrap_or_default(),
+        };
+        let text = format!(
+            "spool={} spooled={spooled} file={} data={}",
+            !head.spool.is_empty(),
+            String::from_utf8_lossy(&file),
+            String::from_utf8_lossy(&data)
+        );
+        let line = images::build_message::Line::Stream(text);
+        Ok(Box::pin(futures::stream::iter([Ok(
+            images::BuildMessage { line: Some(line) },
+        )])))
+    }
     async fn pull(&self, _: images::PullRequest) -> Answer<ProgressStream> {
         unimplemented()
     }
@@ -425,6 +456,7 @@ async fn state() -> AppState {
         host: Arc::new(HostFacts::read()),
         cfg: Arc::new(cfg),
         event_listeners: Arc::new(AtomicI64::new(0)),
+        spool: None,
     }
 }
 
@@ -1309,4 +1341,38 @@ async fn stats_and_update_refuse_before_the_runtime() {
     assert!(r.body.contains("--cpu-rt-runtime"), "{}", r.body);
     let r = post_json("/containers/x/update", "text/plain", "{}").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_build_context_goes_through_a_spool_file_to_a_local_images_service() {
+    let run = tempfile::tempdir().unwrap();
+    let json = format!(r#"{{"exec-root": {:?}}}"#, run.path().display().to_string());
+    let cfg =
+        berth_config::DaemonConfig::parse(std::path::Path::new("daemon.json"), &json).unwrap();
+    let spool = berth_api_gateway::routes::spool::SpoolDir::open(&cfg).unwrap();
+    SPOOL_DIR.set(cfg.spool_dir()).unwrap();
+    let mut st = state().await;
+    st.spool = Some(Arc::new(spool));
+    let res = app(st, None)
+        .oneshot(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/v1.47/build?t=x")
+                .header("Content-Type", "application/x-tar")
+                .body(Body::from("the context"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let body = String::from_utf8_lossy(&body);
+    assert!(
+        body.contains("spool=true spooled=11 file=the context data="),
+        "{body}"
+    );
+    let left: Vec<_> = std::fs::read_dir(cfg.spool_dir()).unwrap().collect();
+    assert!(left.is_empty(), "the spool file is removed: {left:?}");
 }

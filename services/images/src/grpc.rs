@@ -30,6 +30,8 @@ pub(crate) struct GrpcImages {
     builds: Arc<crate::build::cancel::BuildJobs>,
     /// The labels of this instance's RUN containers.
     owner: crate::build::reap::Owner,
+    /// Where a gateway on this host hands build contexts over ([`crate::spool`]).
+    spool: std::path::PathBuf,
 }
 
 impl GrpcImages {
@@ -37,12 +39,14 @@ impl GrpcImages {
         domain: Arc<ImageService>,
         runtime: berth_service::Channel,
         owner: crate::build::reap::Owner,
+        spool: std::path::PathBuf,
     ) -> GrpcImages {
         GrpcImages {
             domain,
             runtime,
             builds: Arc::default(),
             owner,
+            spool,
         }
     }
 }
@@ -345,10 +349,12 @@ impl images_server::Images for GrpcImages {
     ) -> Result<Response<Self::LoadStream>, Status> {
         let mut input = req.into_inner();
         let first = input.message().await?.unwrap_or_default();
-        let reader = grpc_streams::upload(first.data, input, |m| match m.upload_error {
-            e if e.is_empty() => Ok(m.data),
-            e => Err(e),
-        });
+        let reader = grpc_streams::upload(
+            (0, first.data.into()),
+            input,
+            |m| grpc_streams::data_part(m.data.into(), m.upload_error),
+            None,
+        );
         let domain = self.domain.clone();
         Ok(Response::new(grpc_streams::lines(move |out| async move {
             for line in grpc_streams::blocking(move || domain.load(reader)).await? {
@@ -381,10 +387,12 @@ impl images_server::Images for GrpcImages {
             },
         };
         let plan = spec.plan().map_err(|e| status_from(&e))?;
-        let reader = grpc_streams::upload(first.data, input, |m| match m.upload_error {
-            e if e.is_empty() => Ok(m.data),
-            e => Err(e),
-        });
+        let reader = grpc_streams::upload(
+            (0, first.data.into()),
+            input,
+            |m| grpc_streams::data_part(m.data.into(), m.upload_error),
+            None,
+        );
         let domain = self.domain.clone();
         Ok(Response::new(grpc_streams::lines(move |out| async move {
             let rec = grpc_streams::blocking(move || domain.import(plan, reader)).await?;
@@ -433,6 +441,7 @@ impl images_server::Images for GrpcImages {
             self.runtime.clone(),
             self.builds.clone(),
             self.owner.labels(),
+            &self.spool,
             req,
         )
         .await

@@ -2,7 +2,7 @@
 //! and the Dockerfile parsed before the answer (their errors are a status, an HTTP error for
 //! the client); then the build runs on a blocking thread and its lines stream out.
 
-use std::{pin::Pin, sync::Arc};
+use std::{path::Path, pin::Pin, sync::Arc};
 
 use berth_errors::status_from;
 use berth_proto::images::v1 as pb;
@@ -19,6 +19,7 @@ use crate::{
     },
     grpc_streams,
     service::ImageService,
+    spool::Reader,
 };
 
 pub(crate) type BuildStream = Pin<Box<dyn Stream<Item = Result<pb::BuildMessage, Status>> + Send>>;
@@ -28,6 +29,7 @@ pub(crate) async fn build(
     runtime: berth_service::Channel,
     jobs: Arc<BuildJobs>,
     labels: std::collections::HashMap<String, String>,
+    spool_dir: &Path,
     req: Request<Streaming<pb::BuildRequest>>,
 ) -> Result<Response<BuildStream>, Status> {
     tracing::debug!("build: request received");
@@ -35,10 +37,19 @@ pub(crate) async fn build(
     let first = input.message().await?.unwrap_or_default();
     let spec =
         BuildSpec::from_pb(first.options.unwrap_or_default()).map_err(|e| status_from(&e))?;
-    let reader = grpc_streams::upload(first.data, input, |m| match m.upload_error {
-        e if e.is_empty() => Ok(m.data),
-        e => Err(e),
-    });
+    let spool = match first.spool.as_str() {
+        "" => None,
+        name => Some(Reader::open(spool_dir, name).map_err(|e| status_from(&e))?),
+    };
+    let reader = grpc_streams::upload(
+        (first.spooled, first.data),
+        input,
+        |m| match m.upload_error {
+            e if e.is_empty() => Ok((m.spooled, m.data)),
+            e => Err(e),
+        },
+        spool,
+    );
     let spec = Arc::new(spec);
     let prepared = {
         let (domain, spec) = (domain.clone(), spec.clone());

@@ -15,7 +15,7 @@ use tonic::{Status, Streaming};
 
 use crate::{
     ImagesError,
-    pipe::{ChannelReader, ChunkReader, ChunkWriter, Line, LineSink, Received},
+    pipe::{ChannelReader, ChunkReader, ChunkWriter, Line, LineSink, Piece, Received},
     progress::Progress,
 };
 
@@ -101,38 +101,55 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(ImagesError::store)?
 }
 
-/// The bytes of a client-streamed upload, starting with `first`, as a reader for blocking code.
-/// The upload breaking off (the stream failing, or `data` saying so) is a read error; the
-/// reader being dropped stops the upload.
-pub(crate) fn upload<T: Send + 'static, D: Into<Bytes> + Send + 'static>(
-    first: D,
+/// What one upload message brings: how many bytes its spool file holds now (0: not said),
+/// then bytes; or that the upload broke off.
+pub(crate) type Part = Result<(u64, Bytes), String>;
+
+/// The bytes of a client-streamed upload, starting with `first`, as a reader for blocking code;
+/// `spool` is the file its first bytes are handed over in, if any. The upload breaking off (the
+/// stream failing, or a message saying so) is a read error; the reader being dropped stops the
+/// upload.
+pub(crate) fn upload<T: Send + 'static>(
+    first: (u64, Bytes),
     mut rest: Streaming<T>,
-    data: fn(T) -> Result<D, String>,
+    part: fn(T) -> Part,
+    spool: Option<crate::spool::Reader>,
 ) -> ChannelReader {
-    let first: Bytes = first.into();
-    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(DEPTH);
+    let (tx, rx) = mpsc::channel::<io::Result<Piece>>(DEPTH);
     tokio::spawn(async move {
-        if !first.is_empty() && tx.send(Ok(first)).await.is_err() {
-            return;
-        }
+        let mut next = Ok(first);
         loop {
-            let item = match rest.message().await {
-                Ok(Some(m)) => data(m)
-                    .map(Into::into)
-                    .map_err(|e| io::Error::other(format!("the upload broke off: {e}"))),
-                Ok(None) => return,
-                Err(s) => Err(io::Error::other(format!(
-                    "the upload broke off: {}",
-                    s.message()
-                ))),
+            let (spooled, data) = match next {
+                Ok(p) => p,
+                Err(e) => {
+                    let e = io::Error::other(format!("the upload broke off: {e}"));
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
             };
-            let stop = item.is_err();
-            if tx.send(item).await.is_err() || stop {
+            if spooled != 0 && tx.send(Ok(Piece::Spooled(spooled))).await.is_err() {
                 return;
             }
+            if !data.is_empty() && tx.send(Ok(Piece::Data(data))).await.is_err() {
+                return;
+            }
+            next = match rest.message().await {
+                Ok(Some(m)) => part(m),
+                Ok(None) => return,
+                Err(s) => Err(s.message().to_owned()),
+            };
         }
     });
-    ChunkReader::new(Received(rx))
+    ChunkReader::new(Received::new(rx, spool))
+}
+
+/// A message of an upload that carries only bytes (`load`, `import`).
+pub(crate) fn data_part(data: Bytes, upload_error: String) -> Part {
+    if upload_error.is_empty() {
+        Ok((0, data))
+    } else {
+        Err(upload_error)
+    }
 }
 
 /// Runs blocking `write` with a writer whose bytes become the stream; if it fails, the stream

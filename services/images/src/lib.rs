@@ -45,6 +45,7 @@ mod service;
 mod snapshot;
 #[cfg(test)]
 mod snapshot_tests;
+mod spool;
 mod storage;
 mod store;
 mod stored;
@@ -83,7 +84,10 @@ pub async fn serve(launch: Launch) -> anyhow::Result<()> {
         domain.clone(),
     );
     routes.add_service(ImagesServer::new(grpc::GrpcImages::new(
-        domain, runtime, owner,
+        domain,
+        runtime,
+        owner,
+        ctx.cfg.spool_dir(),
     )));
     let result = ctx.serve(routes).await;
     jobs.abort();

@@ -8,7 +8,7 @@ use std::io::{self, Read, Write};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::progress::Progress;
+use crate::{progress::Progress, spool::Reader};
 
 /// How many bytes a [`ChunkWriter`] sends at once.
 pub(crate) const CHUNK: usize = 256 * 1024;
@@ -65,17 +65,48 @@ impl<S: ChunkSource> ChunkSource for ChunkReader<S> {
     }
 }
 
-/// The chunks of an async producer (a client upload), received by blocking code. An `Err` item
-/// ends the stream with that error (the upload broke off); the channel closing is the end of
-/// input.
-pub(crate) struct Received(pub(crate) mpsc::Receiver<io::Result<Bytes>>);
+/// What an upload message brings.
+#[derive(Debug)]
+pub(crate) enum Piece {
+    /// Bytes of the upload.
+    Data(Bytes),
+    /// The upload's spool file holds this many bytes now ([`crate::spool`]).
+    Spooled(u64),
+}
+
+/// The chunks of an async producer (a client upload), received by blocking code, with the
+/// spool file that holds the upload's first bytes if it has one. An `Err` item ends the stream
+/// with that error (the upload broke off); the channel closing is the end of input.
+pub(crate) struct Received {
+    rx: mpsc::Receiver<io::Result<Piece>>,
+    spool: Option<Reader>,
+}
+
+impl Received {
+    pub(crate) fn new(rx: mpsc::Receiver<io::Result<Piece>>, spool: Option<Reader>) -> Received {
+        Received { rx, spool }
+    }
+}
 
 impl ChunkSource for Received {
     fn next_chunk(&mut self) -> io::Result<Option<Bytes>> {
         loop {
-            match self.0.blocking_recv() {
-                Some(Ok(b)) if b.is_empty() => {}
-                Some(Ok(b)) => return Ok(Some(b)),
+            if let Some(c) = self.spool.as_mut().map(Reader::next).transpose()?.flatten() {
+                return Ok(Some(c));
+            }
+            match self.rx.blocking_recv() {
+                Some(Ok(Piece::Spooled(n))) => match self.spool.as_mut() {
+                    Some(s) => s.written(n)?,
+                    None => return Err(io::Error::other("spooled bytes without a spool file")),
+                },
+                Some(Ok(Piece::Data(b))) => {
+                    if let Some(s) = self.spool.as_mut() {
+                        s.close();
+                    }
+                    if !b.is_empty() {
+                        return Ok(Some(b));
+                    }
+                }
                 Some(Err(e)) => return Err(e),
                 None => return Ok(None),
             }
@@ -228,12 +259,14 @@ mod tests {
         let (tx, rx) = mpsc::channel(2);
         let producer = tokio::spawn(async move {
             for part in [&b"hello "[..], b"", b"world"] {
-                tx.send(Ok(Bytes::copy_from_slice(part))).await.unwrap();
+                tx.send(Ok(Piece::Data(Bytes::copy_from_slice(part))))
+                    .await
+                    .unwrap();
             }
         });
         let text = tokio::task::spawn_blocking(move || {
             let mut s = String::new();
-            ChunkReader::new(Received(rx))
+            ChunkReader::new(Received::new(rx, None))
                 .read_to_string(&mut s)
                 .unwrap();
             s
@@ -262,7 +295,7 @@ mod tests {
         let (tx, rx) = mpsc::channel(1);
         tx.send(Err(io::Error::other("cut"))).await.unwrap();
         let err = tokio::task::spawn_blocking(move || {
-            ChunkReader::new(Received(rx))
+            ChunkReader::new(Received::new(rx, None))
                 .read_to_end(&mut Vec::new())
                 .unwrap_err()
         })

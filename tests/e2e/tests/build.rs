@@ -105,6 +105,12 @@ fn build_then_run_cache_and_history() {
         5,
         "{changed}"
     );
+    // The contexts went through spool files (the images service is on this host), and none
+    // is left.
+    let spool = s.engine.run_root.join("spool");
+    assert!(spool.is_dir());
+    let left: Vec<_> = std::fs::read_dir(&spool).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]

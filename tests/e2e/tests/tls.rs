@@ -58,11 +58,40 @@ fn services_on_tcp_with_mutual_tls_from_berth_certs() {
     }
     assert!(!e.run_root.join("images.sock").exists());
     assert!(!e.run_root.join("runtime.sock").exists());
+    // Build contexts go to a remote images service as messages: no spool directory.
+    assert!(!e.run_root.join("spool").exists());
     // gateway -> runtime -> images (image config, snapshot) all over mutual TLS.
     assert_eq!(
         b.docker(&["run", "--rm", &b.image, "echo", "through TLS"]),
         "through TLS"
     );
+    // A build's context reaches a remote images service as messages (no spool file): a COPY
+    // of a file larger than one message (the relay sends at most 1 MiB at once).
+    let ctx = tempfile::tempdir().unwrap();
+    let big: String = (0..300_000).map(|i| format!("{i}\n")).collect();
+    std::fs::write(ctx.path().join("big.txt"), &big).unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {}\nCOPY big.txt /big.txt\n", b.image),
+    )
+    .unwrap();
+    let out = run(e
+        .docker_cmd()
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "-q", "-t", "over-tls:1"])
+        .arg(ctx.path()));
+    let (o, err) = text(&out);
+    assert!(out.status.success(), "{o}{err}");
+    let got = b.docker(&[
+        "run",
+        "--rm",
+        "over-tls:1",
+        "sh",
+        "-c",
+        "wc -c < /big.txt; head -n 1 /big.txt; tail -n 1 /big.txt",
+    ]);
+    let got: Vec<&str> = got.split_whitespace().collect();
+    assert_eq!(got, [big.len().to_string().as_str(), "0", "299999"]);
     let logs = b.docker(&["run", "-d", &b.image, "sh", "-c", "echo hello; sleep 1000"]);
     let id = logs.trim().to_owned();
     eventually_explained("the container's log", || {

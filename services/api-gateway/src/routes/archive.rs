@@ -21,12 +21,10 @@ use futures::{Stream, StreamExt};
 use http_body_util::BodyExt;
 use serde_json::json;
 
+use super::pump::{Pump, body_bytes};
 use crate::{
-    backends::{MessageStream, Upload},
-    error::ApiError,
-    jsonmessage, registry_auth,
-    routes::images::bool_param,
-    state::AppState,
+    backends::MessageStream, error::ApiError, jsonmessage, registry_auth,
+    routes::images::bool_param, state::AppState,
 };
 
 pub fn router() -> Router<AppState> {
@@ -79,100 +77,7 @@ pub async fn save(st: AppState, names: Vec<String>) -> Result<Response, ApiError
     Ok(res)
 }
 
-/// The request body, relayed to the images service as upload messages (`wrap(data,
-/// upload_error)`) by a task. A body that breaks off ends with a message carrying the error, so
-/// the service fails instead of taking a short archive for a whole one. If the service fails
-/// before it has read everything, [`Pump::finish`] reads the rest and throws it away, so that
-/// the client gets the error response rather than a broken pipe.
-pub(crate) struct Pump<T> {
-    upload: Option<Upload<T>>,
-    drain: Option<tokio::sync::oneshot::Sender<()>>,
-    done: tokio::task::JoinHandle<()>,
-}
-
 impl<T: Send + 'static> Pump<T> {
-    pub(crate) fn start(
-        data: impl Stream<Item = Result<Bytes, String>> + Send + 'static,
-        head: T,
-        wrap: fn(Bytes, String) -> T,
-    ) -> Pump<T> {
-        let (tx, rx) = tokio::sync::mpsc::channel::<T>(4);
-        let (drain, mut drain_rx) = tokio::sync::oneshot::channel::<()>();
-        let done = tokio::spawn(async move {
-            let mut data = std::pin::pin!(data);
-            // A drain asked for stops the relay; the sender gone (success) does not.
-            let mut armed = true;
-            // The body's end or error, read ahead while gathering a message.
-            let mut ahead: Option<super::gather::Ahead> = None;
-            loop {
-                let item = match ahead.take() {
-                    Some(item) => item,
-                    None => tokio::select! {
-                        r = &mut drain_rx, if armed => {
-                            if r.is_ok() {
-                                break;
-                            }
-                            armed = false;
-                            continue;
-                        }
-                        item = data.next() => item,
-                    },
-                };
-                let (msg, last) = match item {
-                    None => return,
-                    Some(Ok(b)) => {
-                        let (bytes, next) = super::gather::gather(b, &mut data);
-                        ahead = next;
-                        (wrap(bytes, String::new()), false)
-                    }
-                    // The body broke off: say so, and there is nothing left to read.
-                    Some(Err(e)) => (wrap(Bytes::new(), e), true),
-                };
-                let permit = tokio::select! {
-                    r = &mut drain_rx, if armed => {
-                        if r.is_ok() {
-                            break;
-                        }
-                        armed = false;
-                        tx.reserve().await
-                    }
-                    p = tx.reserve() => p,
-                };
-                // An error: the service stopped reading.
-                let Ok(permit) = permit else { break };
-                permit.send(msg);
-                if last {
-                    return;
-                }
-            }
-            drop(tx);
-            if ahead.is_none() {
-                while let Some(Ok(_)) = data.next().await {}
-            }
-        });
-        let upload: Upload<T> = Box::pin(
-            futures::stream::once(async move { head })
-                .chain(tokio_stream::wrappers::ReceiverStream::new(rx)),
-        );
-        Pump {
-            upload: Some(upload),
-            drain: Some(drain),
-            done,
-        }
-    }
-
-    pub(crate) fn take(&mut self) -> Upload<T> {
-        self.upload.take().expect("the upload is taken once")
-    }
-
-    /// Reads what is left of the request body, then returns.
-    pub(crate) async fn finish(mut self) {
-        if let Some(d) = self.drain.take() {
-            let _ = d.send(());
-        }
-        let _ = (&mut self.done).await;
-    }
-
     /// Sends the service's answer: an error only once the whole body is read.
     async fn answer(
         self,
@@ -217,11 +122,6 @@ impl<T: Send + 'static> Pump<T> {
     }
 }
 
-pub(crate) fn body_bytes(body: Body) -> impl Stream<Item = Result<Bytes, String>> + Send + 'static {
-    body.into_data_stream()
-        .map(|r| r.map_err(|e| e.to_string()))
-}
-
 /// `POST /images/load?quiet=`: the body is the archive.
 async fn load(
     State(st): State<AppState>,
@@ -234,14 +134,17 @@ async fn load(
         platform: q.get("platform").cloned().unwrap_or_default(),
         upload_error: String::new(),
     };
-    let mut pump = Pump::start(body_bytes(body), head, |data, upload_error| {
-        pb::LoadRequest {
-            data: data.into(),
-            upload_error,
+    let mut pump = Pump::start(
+        body_bytes(body),
+        head,
+        |p| pb::LoadRequest {
+            data: p.data.into(),
+            upload_error: p.upload_error,
             ..Default::default()
-        }
-    });
-    let answer = st.images.load(pump.take()).await;
+        },
+        None,
+    );
+    let answer = pump.call(|upload| st.images.load(upload)).await;
     Ok(pump.answer_in_stream(answer).await)
 }
 
@@ -272,12 +175,17 @@ pub async fn import(st: AppState, uri: &Uri, body: Body) -> Result<Response, Api
         options: Some(options),
         upload_error: String::new(),
     };
-    let mut pump = Pump::start(data, head, |data, upload_error| pb::ImportRequest {
-        data: data.into(),
-        upload_error,
-        options: None,
-    });
-    let answer = st.images.import(pump.take()).await;
+    let mut pump = Pump::start(
+        data,
+        head,
+        |p| pb::ImportRequest {
+            data: p.data.into(),
+            upload_error: p.upload_error,
+            options: None,
+        },
+        None,
+    );
+    let answer = pump.call(|upload| st.images.import(upload)).await;
     pump.answer(answer).await
 }
 

@@ -25,7 +25,10 @@ use crate::{
     backends::BuildStream,
     error::ApiError,
     jsonmessage,
-    routes::archive::{Pump, body_bytes},
+    routes::{
+        pump::{Pump, body_bytes},
+        spool::SpoolDir,
+    },
     state::AppState,
 };
 
@@ -289,20 +292,39 @@ async fn build(
     let q = Form::parse(&q.unwrap_or_default());
     let version = version.map_or(crate::api_version::MAX, |v| v.0);
     let opts = options(&q, &headers, version)?;
-    let head = pb::BuildRequest {
-        data: Default::default(),
-        options: Some(opts),
-        upload_error: String::new(),
-    };
     tracing::debug!("build: request received");
-    let mut pump = Pump::start(timed(body_bytes(body)), head, |data, upload_error| {
-        pb::BuildRequest {
-            data,
-            upload_error,
-            options: None,
+    // The context goes through a spool file when the images service is on this host.
+    let (writer, guard) = match st.spool.as_deref().map(SpoolDir::create) {
+        Some(Ok((w, g))) => (Some(w), Some(g)),
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "creating a spool file: the context goes as messages");
+            (None, None)
         }
-    });
-    let answer: Result<BuildStream, tonic::Status> = st.images.build(pump.take()).await;
+        None => (None, None),
+    };
+    let head = pb::BuildRequest {
+        options: Some(opts),
+        spool: guard
+            .as_ref()
+            .map(|g| g.name().to_owned())
+            .unwrap_or_default(),
+        ..Default::default()
+    };
+    let mut pump = Pump::start(
+        timed(body_bytes(body)),
+        head,
+        |p| pb::BuildRequest {
+            data: p.data,
+            upload_error: p.upload_error,
+            spooled: p.spooled,
+            ..Default::default()
+        },
+        writer,
+    );
+    let answer: Result<BuildStream, tonic::Status> =
+        pump.call(|upload| st.images.build(upload)).await;
+    // The service has opened the spool file by now, or never will.
+    drop(guard);
     let stream = match answer {
         Ok(s) => s,
         Err(e) => {

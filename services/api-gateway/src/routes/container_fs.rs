@@ -21,9 +21,9 @@ use crate::{
     docker::{container::rfc3339, health::HealthConfig, keys::Schema},
     error::{ApiError, json_response},
     routes::{
-        archive::{Pump, body_bytes},
         containers::{check_json, status},
         images::bool_param,
+        pump::{Pump, body_bytes},
     },
     state::AppState,
 };
@@ -147,14 +147,20 @@ async fn put_archive(
         data: Vec::new(),
         upload_error: String::new(),
     };
-    let mut pump = Pump::start(body_bytes(body), head, |data, upload_error| {
-        pb::ExtractChunk {
+    let mut pump = Pump::start(
+        body_bytes(body),
+        head,
+        |p| pb::ExtractChunk {
             options: None,
-            data: data.into(),
-            upload_error,
-        }
-    });
-    match st.containers.extract_to_dir(pump.take()).await {
+            data: p.data.into(),
+            upload_error: p.upload_error,
+        },
+        None,
+    );
+    match pump
+        .call(|upload| st.containers.extract_to_dir(upload))
+        .await
+    {
         Ok(()) => Ok(StatusCode::OK.into_response()),
         Err(e) => {
             pump.finish().await;
