@@ -13,7 +13,7 @@
 #   engine, `docker ps -a` latency (median of 10 runs per engine), then ONE `docker rm` of 300 of
 #   them; creating them (8 at a time) is setup, not timed.
 # - Build: `DOCKER_BUILDKIT=0 docker build --network none` of a 10-step Dockerfile with a 20 MiB
-#   COPY context and RUNs that write files, cold (--no-cache) and fully cached (3 rounds), beside
+#   COPY context and RUNs that write files, cold (--no-cache) and fully cached (10 rounds), beside
 #   the docker CLI's own floor (the cached build against a null engine that only drains the context).
 # - Idle footprint: the RSS of every Berth process (five services + nats-server) beside dockerd +
 #   containerd, both freshly started with no container (median of 5 samples after 10 s idle).

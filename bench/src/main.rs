@@ -142,8 +142,9 @@ struct Args {
     /// Seconds both engines sit idle before the idle footprint's first sample.
     #[arg(long, default_value_t = 10)]
     idle_settle_secs: u64,
-    /// Timed cold + cached build pairs per engine in the build benchmark.
-    #[arg(long, default_value_t = 3)]
+    /// Timed cold + cached build pairs per engine in the build benchmark (a cached rebuild
+    /// takes some 30 ms: its median wants more than a few).
+    #[arg(long, default_value_t = 10)]
     build_rounds: usize,
     /// Size of the build benchmark's COPY context, in MiB.
     #[arg(long, default_value_t = 20)]
