@@ -6,7 +6,10 @@ use std::{path::Path, sync::Arc};
 
 use berth_bus::{EventPublisher, StoreEvents};
 use berth_types::{Digest, Event};
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    MultimapTableDefinition, MultimapTableHandle, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata, TableDefinition,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::{ImagesError, snapshot::SnapshotRecord};
@@ -22,6 +25,17 @@ const SNAPSHOTS: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshots"
 /// RUN containers a build kept on purpose (a failed step's without `forcerm`, any step's
 /// with `rm=false`): the restarted service's reaper leaves them, as dockerd keeps them.
 const KEPT_RUN: TableDefinition<&str, u8> = TableDefinition::new("kept_run_containers");
+/// The build cache's index: [`cache_slot`] of (parent, step key) → the IDs of the images that
+/// step made on that parent. A step's look-up reads its slot, not every image.
+const BUILD_CACHE: MultimapTableDefinition<&str, &str> =
+    MultimapTableDefinition::new("build_cache");
+
+/// The key of a (parent, step key) pair in [`BUILD_CACHE`]: a digest, whatever the step key's
+/// length.
+fn cache_slot(parent: Option<&Digest>, key: &str) -> String {
+    let parent = parent.map(Digest::to_string).unwrap_or_default();
+    Digest::sha256_of(format!("{parent}\n{key}").as_bytes()).to_string()
+}
 
 /// One image.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -89,6 +103,24 @@ impl Store {
         tx.open_table(LAYERS)?;
         tx.open_table(SNAPSHOTS)?;
         tx.open_table(KEPT_RUN)?;
+        // A store from before the index: the index is made from the images, once.
+        let indexed = tx
+            .list_multimap_tables()?
+            .any(|t| t.name() == BUILD_CACHE.name());
+        {
+            let mut index = tx.open_multimap_table(BUILD_CACHE)?;
+            if !indexed {
+                let images = tx.open_table(IMAGES)?;
+                for row in images.iter()? {
+                    let (_, v) = row?;
+                    let rec: ImageRecord = serde_json::from_slice(v.value())?;
+                    if let Some(key) = &rec.build_key {
+                        let slot = cache_slot(rec.parent.as_ref(), key);
+                        index.insert(slot.as_str(), rec.id.to_string().as_str())?;
+                    }
+                }
+            }
+        }
         tx.commit()?;
         let db = Arc::new(db);
         Ok(Store {
@@ -164,6 +196,35 @@ impl Store {
             .transpose()
     }
 
+    /// The build cache's hit: the newest image the step `key` made on `parent`.
+    pub(crate) fn build_cache_hit(
+        &self,
+        parent: Option<&Digest>,
+        key: &str,
+    ) -> Result<Option<ImageRecord>, ImagesError> {
+        let tx = self.db.begin_read().map_err(ImagesError::store)?;
+        let index = tx
+            .open_multimap_table(BUILD_CACHE)
+            .map_err(ImagesError::store)?;
+        let images = tx.open_table(IMAGES).map_err(ImagesError::store)?;
+        let mut hit: Option<ImageRecord> = None;
+        for id in index
+            .get(cache_slot(parent, key).as_str())
+            .map_err(ImagesError::store)?
+        {
+            let id = id.map_err(ImagesError::store)?;
+            let Some(v) = images.get(id.value()).map_err(ImagesError::store)? else {
+                continue;
+            };
+            let rec: ImageRecord = parse(v.value())?;
+            let same = rec.parent.as_ref() == parent && rec.build_key.as_deref() == Some(key);
+            if same && hit.as_ref().is_none_or(|h| rec.added_at > h.added_at) {
+                hit = Some(rec);
+            }
+        }
+        Ok(hit)
+    }
+
     /// The image a fully qualified reference names.
     pub(crate) fn resolve(&self, reference: &str) -> Result<Option<Digest>, ImagesError> {
         let tx = self.db.begin_read().map_err(ImagesError::store)?;
@@ -226,6 +287,9 @@ impl Store {
                 refs: tx.open_table(REFS).map_err(ImagesError::store)?,
                 layers: tx.open_table(LAYERS).map_err(ImagesError::store)?,
                 snapshots: tx.open_table(SNAPSHOTS).map_err(ImagesError::store)?,
+                build_cache: tx
+                    .open_multimap_table(BUILD_CACHE)
+                    .map_err(ImagesError::store)?,
                 events: Vec::new(),
             };
             let out = f(&mut t)?;
@@ -244,6 +308,7 @@ pub(crate) struct Tx<'a> {
     refs: redb::Table<'a, &'static str, &'static str>,
     layers: redb::Table<'a, &'static str, &'static [u8]>,
     snapshots: redb::Table<'a, &'static str, &'static [u8]>,
+    build_cache: redb::MultimapTable<'a, &'static str, &'static str>,
     events: Vec<Event>,
 }
 
@@ -262,16 +327,45 @@ impl Tx<'_> {
     }
 
     pub(crate) fn put_image(&mut self, rec: &ImageRecord) -> Result<(), ImagesError> {
-        self.images
-            .insert(rec.id.to_string().as_str(), json(rec)?.as_slice())
-            .map_err(ImagesError::store)?;
+        let id = rec.id.to_string();
+        let before = self
+            .images
+            .insert(id.as_str(), json(rec)?.as_slice())
+            .map_err(ImagesError::store)?
+            .map(|v| parse::<ImageRecord>(v.value()))
+            .transpose()?;
+        // The same image made by another step (or by none) before: that step's slot goes.
+        if let Some(old) = before
+            && let Some(key) = &old.build_key
+            && (old.parent != rec.parent || old.build_key != rec.build_key)
+        {
+            self.build_cache
+                .remove(cache_slot(old.parent.as_ref(), key).as_str(), id.as_str())
+                .map_err(ImagesError::store)?;
+        }
+        if let Some(key) = &rec.build_key {
+            self.build_cache
+                .insert(cache_slot(rec.parent.as_ref(), key).as_str(), id.as_str())
+                .map_err(ImagesError::store)?;
+        }
         Ok(())
     }
 
     pub(crate) fn delete_image(&mut self, id: &Digest) -> Result<(), ImagesError> {
-        self.images
-            .remove(id.to_string().as_str())
-            .map_err(ImagesError::store)?;
+        let id = id.to_string();
+        let gone = self
+            .images
+            .remove(id.as_str())
+            .map_err(ImagesError::store)?
+            .map(|v| parse::<ImageRecord>(v.value()))
+            .transpose()?;
+        if let Some(rec) = gone
+            && let Some(key) = &rec.build_key
+        {
+            self.build_cache
+                .remove(cache_slot(rec.parent.as_ref(), key).as_str(), id.as_str())
+                .map_err(ImagesError::store)?;
+        }
         Ok(())
     }
 
@@ -327,5 +421,88 @@ impl Tx<'_> {
     pub(crate) fn delete_snapshot(&mut self, key: &str) -> Result<(), ImagesError> {
         self.snapshots.remove(key).map_err(ImagesError::store)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(id: &str, parent: Option<&str>, key: Option<&str>, added_at: i64) -> ImageRecord {
+        ImageRecord {
+            id: Digest::sha256_of(id.as_bytes()),
+            parent: parent.map(|p| Digest::sha256_of(p.as_bytes())),
+            build_key: key.map(str::to_owned),
+            added_at,
+            repo_tags: Vec::new(),
+            repo_digests: Vec::new(),
+            manifest: None,
+            chain: Vec::new(),
+            diff_ids: Vec::new(),
+            size: 0,
+            created: None,
+            blobs: Vec::new(),
+            last_tag_time: None,
+        }
+    }
+
+    fn put(store: &Store, recs: &[ImageRecord]) {
+        store
+            .update(|tx| recs.iter().try_for_each(|r| tx.put_image(r)))
+            .unwrap();
+    }
+
+    fn hit(store: &Store, parent: &str, key: &str) -> Option<Digest> {
+        let parent = Digest::sha256_of(parent.as_bytes());
+        store
+            .build_cache_hit(Some(&parent), key)
+            .unwrap()
+            .map(|r| r.id)
+    }
+
+    #[test]
+    fn the_build_cache_hits_the_newest_image_of_a_step_on_its_parent() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        put(
+            &store,
+            &[
+                rec("old", Some("base"), Some("k1"), 1),
+                rec("new", Some("base"), Some("k1"), 2),
+                rec("other", Some("elsewhere"), Some("k1"), 3),
+                rec("pulled", None, None, 4),
+            ],
+        );
+        assert_eq!(hit(&store, "base", "k1"), Some(Digest::sha256_of(b"new")));
+        assert_eq!(hit(&store, "base", "k2"), None);
+        assert_eq!(store.build_cache_hit(None, "k1").unwrap(), None);
+        // The newest goes: the older one is the hit; then none.
+        store
+            .update(|tx| tx.delete_image(&Digest::sha256_of(b"new")))
+            .unwrap();
+        assert_eq!(hit(&store, "base", "k1"), Some(Digest::sha256_of(b"old")));
+        store
+            .update(|tx| tx.delete_image(&Digest::sha256_of(b"old")))
+            .unwrap();
+        assert_eq!(hit(&store, "base", "k1"), None);
+        // An image put again by another step leaves the first step's slot.
+        put(&store, &[rec("other", Some("base"), Some("k9"), 3)]);
+        assert_eq!(hit(&store, "elsewhere", "k1"), None);
+        assert_eq!(hit(&store, "base", "k9"), Some(Digest::sha256_of(b"other")));
+    }
+
+    #[test]
+    fn a_store_from_before_the_index_is_indexed_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            put(&store, &[rec("built", Some("base"), Some("k1"), 1)]);
+            let tx = store.db.begin_write().unwrap();
+            tx.delete_multimap_table(BUILD_CACHE).unwrap();
+            tx.commit().unwrap();
+            assert!(store.build_cache_hit(None, "k1").is_err(), "no index");
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(hit(&store, "base", "k1"), Some(Digest::sha256_of(b"built")));
     }
 }

@@ -29,8 +29,6 @@ pub(crate) struct Builder<'a> {
     /// Finished stages: name and image.
     pub(super) stages: Vec<(Option<String>, Option<ImageRecord>)>,
     pub(super) escape: char,
-    /// The cache's index, read once while steps hit.
-    pub(super) cache: super::cache_index::CacheIndex,
 }
 
 impl Builder<'_> {

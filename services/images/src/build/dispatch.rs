@@ -188,7 +188,7 @@ impl Builder<'_> {
     }
 
     pub(super) fn probe(&mut self, st: &mut StageState, key: &str) -> Result<bool, ImagesError> {
-        if self.spec.no_cache || !self.svc.probe_cache(&mut self.cache, st, key)? {
+        if self.spec.no_cache || !self.svc.probe_cache(st, key)? {
             tracing::debug!("build: cache miss");
             return Ok(false);
         }

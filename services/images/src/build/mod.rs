@@ -5,7 +5,6 @@
 
 mod args;
 mod builder;
-mod cache_index;
 pub(crate) mod cancel;
 mod checksum;
 mod context;
@@ -283,7 +282,6 @@ impl ImageService {
             rt,
             stages: Vec::new(),
             escape: prepared.df.escape,
-            cache: Default::default(),
         };
         let id = b.build(&prepared.df)?;
         tracing::debug!("build: steps done");

@@ -208,17 +208,9 @@ impl ImageService {
     }
 
     /// A cached image for the step, if one exists: the stage moves to it.
-    pub(crate) fn probe_cache(
-        &self,
-        index: &mut super::cache_index::CacheIndex,
-        st: &mut StageState,
-        key: &str,
-    ) -> Result<bool, ImagesError> {
+    pub(crate) fn probe_cache(&self, st: &mut StageState, key: &str) -> Result<bool, ImagesError> {
         let parent = st.image.as_ref().map(|i| &i.id);
-        let hit = index.lookup(parent, key, || self.store.images())?;
-        let Some(rec) = hit else { return Ok(false) };
-        // The index was read earlier in the build: the image must be there still.
-        let Some(rec) = self.store.image(&rec.id)? else {
+        let Some(rec) = self.store.build_cache_hit(parent, key)? else {
             return Ok(false);
         };
         let Ok(bytes) = self.content.read(&rec.id) else {
