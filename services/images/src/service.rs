@@ -42,7 +42,7 @@ impl ImageService {
         let content = ContentStore::open(root)?;
         let layers = LayerDirs::new(root)?;
         let facts = InfoFacts::probe(root, cfg)?;
-        Ok(Arc::new(ImageService {
+        let svc = Arc::new(ImageService {
             store,
             content,
             layers,
@@ -51,7 +51,13 @@ impl ImageService {
             facts,
             root: root.to_owned(),
             blob_locks: Mutex::new(HashMap::new()),
-        }))
+        });
+        match svc.sweep_snapshots() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(count = n, "removed snapshots left without a record"),
+            Err(e) => tracing::warn!(error = %e, "looking for snapshots left without a record"),
+        }
+        Ok(svc)
     }
 
     /// The lock that serializes downloads of `digest`.

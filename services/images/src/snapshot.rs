@@ -129,15 +129,57 @@ impl ImageService {
     }
 
     /// Removes the snapshot's record, then its directory.
+    /// Without a record, a directory left by a remove that a kill cut between the two is
+    /// removed all the same (the caller's retry finishes the job); with neither, the snapshot
+    /// does not exist.
     pub(crate) fn remove_snapshot(&self, key: &str) -> Result<(), ImagesError> {
-        self.snapshot(key)?;
-        self.store.update(|tx| tx.delete_snapshot(key))?;
+        let recorded = match self.snapshot(key) {
+            Ok(_) => true,
+            Err(ImagesError::NotFound(_)) => false,
+            Err(e) => return Err(e),
+        };
+        if recorded {
+            self.store.update(|tx| tx.delete_snapshot(key))?;
+        }
         let dir = self.snapshot_dir(key);
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && recorded => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ImagesError::NotFound(
+                format!("snapshot {key} does not exist"),
+            )),
             Err(e) => Err(ImagesError::io(&dir, e)),
         }
+    }
+
+    /// Removes the directories of snapshots that have no record: a prepare or a remove that a
+    /// crash or kill cut between its directory and its transaction. Run when the service
+    /// starts, before it serves (no prepare is under way then). Returns how many went.
+    pub(crate) fn sweep_snapshots(&self) -> Result<usize, ImagesError> {
+        let root = self.root.join("snapshots");
+        let entries = match std::fs::read_dir(&root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(ImagesError::io(&root, e)),
+        };
+        let known: std::collections::HashSet<String> =
+            self.store.snapshots()?.into_iter().map(|s| s.key).collect();
+        let mut swept = 0;
+        for entry in entries {
+            let entry = entry.map_err(|e| ImagesError::io(&root, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if known.contains(&name) || validate_key(&name).is_err() {
+                continue;
+            }
+            let dir = entry.path();
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => swept += 1,
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "removing a snapshot left without a record")
+                }
+            }
+        }
+        Ok(swept)
     }
 
     /// Every snapshot.

@@ -153,3 +153,34 @@ async fn prepare_gives_an_overlay_mount_and_protects_its_layers() {
         assert!(!svc.layers.diff_dir(c).exists(), "layer {c} removed");
     }
 }
+
+#[tokio::test]
+async fn a_snapshot_directory_left_without_its_record_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (svc, img) = service_with_image(dir.path()).await;
+    let id = img.id.to_string();
+    svc.prepare("kept", &id).unwrap();
+    svc.prepare("cut", &id).unwrap();
+    // A remove cut by a kill between its transaction and the directory.
+    svc.store.update(|tx| tx.delete_snapshot("cut")).unwrap();
+    let cut = dir.path().join("snapshots/cut");
+    assert!(cut.is_dir());
+    // The caller's retry removes the directory, and says done.
+    svc.remove_snapshot("cut").unwrap();
+    assert!(!cut.exists());
+    assert!(matches!(
+        svc.remove_snapshot("cut"),
+        Err(crate::ImagesError::NotFound(_))
+    ));
+    // Or the service's next start does (`ImageService::open` sweeps; a prepare cut before its
+    // transaction leaves a directory too).
+    std::fs::create_dir_all(cut.join("upper")).unwrap();
+    assert_eq!(svc.sweep_snapshots().unwrap(), 1);
+    assert!(!cut.exists(), "swept");
+    assert!(
+        dir.path().join("snapshots/kept").is_dir(),
+        "a recorded one stays"
+    );
+    assert!(svc.snapshot("kept").is_ok());
+    assert_eq!(svc.sweep_snapshots().unwrap(), 0);
+}
