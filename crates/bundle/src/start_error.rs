@@ -41,6 +41,16 @@ impl StartErrorKind {
         }
     }
 
+    /// The exit code of an exec whose process could not be started, as moby's
+    /// `setExitCodeFromError` sets it (the CLI's `docker exec` exits with it): 127 and 126 as
+    /// for a container, 128 (its `exitUnknown`) for anything else, such as a missing user.
+    pub fn exec_exit_code(self) -> i32 {
+        match self {
+            StartErrorKind::Other => 128,
+            k => k.exit_code(),
+        }
+    }
+
     /// The kind for the exit code of a failed `berth-shim start` (the inverse of
     /// [`StartErrorKind::exit_code`]; anything else is `Other`).
     pub fn from_exit_code(code: i32) -> StartErrorKind {
@@ -111,6 +121,17 @@ mod tests {
             );
         }
         assert_eq!(StartErrorKind::from_exit_code(1), StartErrorKind::Other);
+    }
+
+    #[test]
+    fn exit_codes_of_a_container_and_of_an_exec() {
+        use StartErrorKind::*;
+        let codes = |f: fn(StartErrorKind) -> i32| [f(NotFound), f(Permission), f(Other)];
+        assert_eq!(codes(StartErrorKind::exit_code), [127, 126, 125]);
+        assert_eq!(codes(StartErrorKind::exec_exit_code), [127, 126, 128]);
+        for k in [NotFound, Permission, Other] {
+            assert_eq!(StartErrorKind::from_exit_code(k.exit_code()), k);
+        }
     }
 
     #[test]

@@ -352,7 +352,9 @@ impl Shim {
                 entry
                     .proc
                     .status
-                    .send_replace(ProcStatus::Stopped(ExitStatus::failed(e.kind.exit_code())));
+                    .send_replace(ProcStatus::Stopped(ExitStatus::failed(
+                        e.kind.exec_exit_code(),
+                    )));
                 return Ok(Err(e));
             }
         };

@@ -537,11 +537,13 @@ fn exec_forms_inspect_and_events() {
     let (code, out) = s.fails(&["exec", "ex", "nope"]);
     assert_eq!(code, 127, "{out}");
     assert!(out.contains("executable file not found"), "{out}");
-    let (_, out) = s.fails(&["exec", "-u", "nosuch", "ex", "true"]);
+    let (code, out) = s.fails(&["exec", "-u", "nosuch", "ex", "true"]);
     assert!(
         out.contains("unable to find user nosuch: no matching entries in passwd file"),
         "{out}"
     );
+    // moby's exit code for an exec that failed otherwise (exitUnknown).
+    assert_eq!(code, 128, "{out}");
 
     // A running exec: in the container's ExecIDs, Running with its pid.
     s.docker(&["exec", "-d", "ex", "sleep", "999"]);
