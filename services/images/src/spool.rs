@@ -52,7 +52,16 @@ impl Reader {
             .read(true)
             .custom_flags(flags.bits())
             .open(&path)
-            .map_err(|e| ImagesError::io(&path, e))?;
+            .map_err(|e| {
+                let hint = match e.kind() {
+                    io::ErrorKind::NotFound => {
+                        " (the gateway writes it in its exec-root's spool directory: the images \
+                         service must see the same exec-root)"
+                    }
+                    _ => "",
+                };
+                ImagesError::io(&path, io::Error::new(e.kind(), format!("{e}{hint}")))
+            })?;
         let meta = file.metadata().map_err(|e| ImagesError::io(&path, e))?;
         if !meta.is_file() {
             return Err(ImagesError::InvalidArgument(format!(
