@@ -165,7 +165,7 @@ impl Containers {
         net.endpoints = list;
         net.endpoints_listed = true;
         self.store.put(&c)?;
-        self.bump();
+        self.bump(&c.id);
         tracing::debug!(
             id = c.id,
             "network connect: lock {locked:?}, connect+etc {plugged:?}, stored {:?} (since the \
@@ -324,7 +324,7 @@ impl Containers {
         net.endpoints = list;
         net.endpoints_listed = true;
         self.store.put(&c)?;
-        self.bump();
+        self.bump(&c.id);
         Ok(())
     }
 

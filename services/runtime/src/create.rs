@@ -220,7 +220,7 @@ impl Containers {
             return Err(e);
         }
         failpoint::hit("create-after-record");
-        self.bump();
+        self.bump(&id);
         Ok(pb::CreateResponse { id, warnings })
     }
 }

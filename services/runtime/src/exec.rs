@@ -11,9 +11,9 @@ use tokio::sync::mpsc;
 
 use crate::{
     attach::{AttachReceiver, Attacher, subscribe},
+    changes::on_changes,
     container::Container,
     container_error::ContainerError,
-    exits::on_changes,
     lifecycle::Containers,
     names,
     user::process_user,
@@ -96,15 +96,18 @@ impl Containers {
     }
 
     fn update_exec(&self, exec_id: &str, f: impl FnOnce(&mut ExecRecord)) {
-        if let Some(r) = self
+        let container = self
             .execs
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get_mut(exec_id)
-        {
-            f(r);
+            .map(|r| {
+                f(r);
+                r.container_id.clone()
+            });
+        if let Some(id) = container {
+            self.bump(&id);
         }
-        self.bump();
     }
 
     /// Forgets the execs of a removed container.
@@ -316,7 +319,8 @@ impl Containers {
     /// Returns once the exec's exit code is recorded.
     async fn exec_exited(&self, exec_id: &str) -> Result<(), ContainerError> {
         let rx = self.changed.subscribe();
-        on_changes(rx, None, || {
+        let container = self.exec_record(exec_id)?.container_id;
+        on_changes(rx, &container, None, || {
             Ok(self.exec_record(exec_id)?.exit_code.map(drop))
         })
         .await

@@ -8,10 +8,10 @@ use std::{
 
 use berth_proto::runtime::v1 as pb;
 use berth_shim_proto::v1 as shimpb;
-use berth_types::ErrorKind;
 use tokio::sync::watch;
 
 use crate::{
+    changes::{Change, on_changes},
     container::{Container, Status, now_nanos, parse_nanos},
     container_error::ContainerError,
     lifecycle::Containers,
@@ -134,7 +134,7 @@ impl Containers {
         deadline: Option<Instant>,
     ) -> Result<bool, ContainerError> {
         let deadline = deadline.map(tokio::time::Instant::from_std);
-        let stopped = on_changes(self.changed.subscribe(), deadline, || {
+        let stopped = on_changes(self.changed.subscribe(), id, deadline, || {
             Ok(match self.store.get(id)? {
                 Some(c) if c.state.running() || self.exit_settling(id) => None,
                 _ => Some(()),
@@ -166,7 +166,8 @@ impl Containers {
             exits,
             mut last,
         } = w;
-        let done = on_changes(rx, None, || {
+        let id = last.id.clone();
+        let done = on_changes(rx, &id, None, || {
             let Some(c) = self.store.get(&last.id)? else {
                 if self.still_removing(&last.id) {
                     return Ok(None);
@@ -192,31 +193,6 @@ impl Containers {
         })
         .await?;
         Ok(done.unwrap_or_default())
-    }
-}
-
-/// Evaluates `check` now and again after every change signalled on `rx` until it gives an
-/// answer; `None` when `deadline` passes first. Subscribing before the first check means no
-/// change in between is missed.
-pub(crate) async fn on_changes<T>(
-    mut rx: watch::Receiver<u64>,
-    deadline: Option<tokio::time::Instant>,
-    mut check: impl FnMut() -> Result<Option<T>, ContainerError>,
-) -> Result<Option<T>, ContainerError> {
-    loop {
-        if let Some(v) = check()? {
-            return Ok(Some(v));
-        }
-        let changed = match deadline {
-            Some(d) => match tokio::time::timeout_at(d, rx.changed()).await {
-                Ok(r) => r,
-                Err(_) => return Ok(None),
-            },
-            None => rx.changed().await,
-        };
-        if changed.is_err() {
-            return Err(ContainerError::new(ErrorKind::Unavailable, "shutting down"));
-        }
     }
 }
 
@@ -293,7 +269,7 @@ fn wait_condition(c: &str) -> Result<&'static str, ContainerError> {
 /// A registered `docker wait`.
 pub(crate) struct Waiter {
     cond: &'static str,
-    rx: watch::Receiver<u64>,
+    rx: watch::Receiver<Change>,
     exits: u64,
     last: Container,
 }

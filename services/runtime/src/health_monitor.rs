@@ -242,7 +242,7 @@ impl Containers {
             };
             self.store.put_with(&c, &events)?;
         }
-        self.bump();
+        self.bump(id);
         Ok(true)
     }
 }

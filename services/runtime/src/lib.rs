@@ -5,6 +5,7 @@ mod archive;
 mod archive_user;
 mod attach;
 mod cgroup_place;
+mod changes;
 mod commit_config;
 mod connect;
 mod container;

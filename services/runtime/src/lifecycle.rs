@@ -15,7 +15,6 @@ use berth_proto::{images::v1 as images, runtime::v1 as pb};
 use berth_service::Channel;
 use berth_shim_proto::{ShimClient, v1 as shimpb};
 use berth_types::{Actor, ErrorKind, Event, EventType};
-use tokio::sync::watch;
 
 use crate::{
     attach::Attacher,
@@ -47,8 +46,8 @@ pub(crate) struct Containers {
     pub(crate) log_opts: HashMap<String, String>,
     /// Serializes changes to records.
     pub(crate) lock: tokio::sync::Mutex<()>,
-    /// Bumped after every change, to wake waiters.
-    pub(crate) changed: watch::Sender<u64>,
+    /// Bumped after every change, to wake waiters ([`crate::changes`]).
+    pub(crate) changed: crate::changes::Changes,
     /// Attaches to containers not started yet, by container ID: subscribed to the shim
     /// when it is started, before the process is released.
     pub(crate) pending_attaches: std::sync::Mutex<HashMap<String, Vec<Attacher>>>,
@@ -127,7 +126,7 @@ impl Containers {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             lock: tokio::sync::Mutex::new(()),
-            changed: watch::channel(0).0,
+            changed: Default::default(),
             pending_attaches: std::sync::Mutex::new(HashMap::new()),
             execs: std::sync::Mutex::new(HashMap::new()),
             restart_delays: std::sync::Mutex::new(HashMap::new()),
@@ -181,8 +180,9 @@ impl Containers {
         self.data_dir.join(id).join(format!("{id}-json.log"))
     }
 
-    pub(crate) fn bump(&self) {
-        self.changed.send_modify(|n| *n += 1);
+    /// Wakes the waiters on container `id` (the others look and go back to sleep).
+    pub(crate) fn bump(&self, id: &str) {
+        self.changed.bump_for(id);
     }
 
     /// Publishes a container event with the name and image attributes (one that reports no
@@ -460,7 +460,7 @@ impl Containers {
                 .await;
             self.store.put(&c)?;
         }
-        self.bump();
+        self.bump(&c.id);
         Ok(())
     }
 
@@ -535,7 +535,7 @@ impl Containers {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&c.id);
-        self.bump();
+        self.bump(&c.id);
         Ok(())
     }
 

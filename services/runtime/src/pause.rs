@@ -90,7 +90,7 @@ impl Containers {
         now.state.paused = true;
         self.store
             .put_with(&now, &self.container_event(&now, "pause", &[]))?;
-        self.bump();
+        self.bump(&now.id);
         Ok(())
     }
 
@@ -116,7 +116,7 @@ impl Containers {
         now.state.paused = false;
         self.store
             .put_with(&now, &self.container_event(&now, "unpause", &[]))?;
-        self.bump();
+        self.bump(&now.id);
         Ok(())
     }
 
@@ -141,7 +141,7 @@ impl Containers {
         {
             now.state.paused = false;
             self.store.put(&now)?;
-            self.bump();
+            self.bump(&now.id);
         }
         Ok(())
     }

@@ -81,7 +81,7 @@ impl Containers {
             c.state.status = Status::Restarting;
             c.restart_count += 1;
             self.store.put(&c)?;
-            self.bump();
+            self.bump(&c.id);
             let mut delays = self
                 .restart_delays
                 .lock()
@@ -149,7 +149,7 @@ impl Containers {
         }
         c.state.stopped_by_user |= cancel;
         self.store.put(&c)?;
-        self.bump();
+        self.bump(&c.id);
         Ok(waiting)
     }
 }

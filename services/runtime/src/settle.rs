@@ -11,7 +11,7 @@
 use berth_types::ErrorKind;
 use tokio::sync::MutexGuard;
 
-use crate::{container_error::ContainerError, exits::on_changes, lifecycle::Containers};
+use crate::{changes::on_changes, container_error::ContainerError, lifecycle::Containers};
 
 /// What is being released after a container's exit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +46,7 @@ impl Containers {
             };
         }
         if s.is_none() {
-            self.bump();
+            self.bump(id);
         }
     }
 
@@ -69,9 +69,11 @@ impl Containers {
                 return Ok(guard);
             }
             drop(guard);
-            on_changes(rx, None, || Ok(self.settling(id).is_none().then_some(())))
-                .await?
-                .ok_or_else(|| ContainerError::new(ErrorKind::Unavailable, "shutting down"))?;
+            on_changes(rx, id, None, || {
+                Ok(self.settling(id).is_none().then_some(()))
+            })
+            .await?
+            .ok_or_else(|| ContainerError::new(ErrorKind::Unavailable, "shutting down"))?;
         }
     }
 }

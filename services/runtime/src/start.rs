@@ -52,7 +52,7 @@ impl Containers {
             {
                 c.state.status = Status::Exited;
                 self.store.put(&c)?;
-                self.bump();
+                self.bump(&c.id);
             }
         }
         r
@@ -224,7 +224,7 @@ impl Containers {
                 c.state.exit_code = code;
                 c.state.error = text.clone();
                 self.store.put(&c)?;
-                self.bump();
+                self.bump(&c.id);
                 Err(ContainerError::new(class, text))
             }
             Ok(address) => {
@@ -263,7 +263,7 @@ impl Containers {
                     c.state.exit_code = code;
                     c.state.error = text.clone();
                     self.store.put(&c)?;
-                    self.bump();
+                    self.bump(&c.id);
                     return Err(ContainerError::new(class, text));
                 }
                 let st = client
@@ -288,7 +288,7 @@ impl Containers {
                 }
                 self.store
                     .put_with(&c, &self.container_event(&c, "start", &[]))?;
-                self.bump();
+                self.bump(&c.id);
                 self.refresh_link_parents(&c);
                 self.volume_events(&c, "mount");
                 self.watch_exit(c.id.clone());

@@ -37,7 +37,7 @@ impl Containers {
             if let Err(e) = self.store.put(&c) {
                 tracing::warn!(error = %e, id, "recording a failed start");
             }
-            self.bump();
+            self.bump(id);
             // Dropping them ends their streams.
             self.pending_attaches
                 .lock()

@@ -5,7 +5,7 @@ use std::time::Duration;
 use berth_proto::runtime::v1 as pb;
 use berth_shim_proto::v1 as shimpb;
 
-use crate::{container_error::ContainerError, exits::on_changes, lifecycle::Containers};
+use crate::{changes::on_changes, container_error::ContainerError, lifecycle::Containers};
 
 /// How long input that ended before its container started is kept waiting for the start.
 const HELD_INPUT_DEADLINE: Duration = Duration::from_secs(300);
@@ -94,7 +94,7 @@ impl Containers {
         let rx = self.changed.subscribe();
         let first = self.find(id)?.state;
         let until = deadline.map(|d| tokio::time::Instant::now() + d);
-        let ran = on_changes(rx, until, || match self.store.get(id)? {
+        let ran = on_changes(rx, id, until, || match self.store.get(id)? {
             None => Err(ContainerError::not_found(format!(
                 "No such container: {id}"
             ))),

@@ -73,7 +73,7 @@ impl Containers {
         }
         self.store
             .put_with(&c, &self.container_event(&c, "update", &[]))?;
-        self.bump();
+        self.bump(&c.id);
         Ok(pb::UpdateResponse { warnings })
     }
 }
