@@ -46,8 +46,13 @@ pub(crate) fn validate_key(key: &str) -> Result<(), ImagesError> {
 }
 
 impl ImageService {
+    /// Where the snapshots' directories are.
+    fn snapshots_root(&self) -> PathBuf {
+        self.root.join("snapshots")
+    }
+
     fn snapshot_dir(&self, key: &str) -> PathBuf {
-        self.root.join("snapshots").join(key)
+        self.snapshots_root().join(key)
     }
 
     /// The snapshot's writable layer.
@@ -128,10 +133,9 @@ impl ImageService {
         Ok((self.mounts_of(&rec), rec.image))
     }
 
-    /// Removes the snapshot's record, then its directory.
-    /// Without a record, a directory left by a remove that a kill cut between the two is
-    /// removed all the same (the caller's retry finishes the job); with neither, the snapshot
-    /// does not exist.
+    /// Removes the snapshot's record, then its directory. Without a record, a directory left by
+    /// a remove that a kill cut between the two is removed all the same (the caller's retry
+    /// finishes the job); with neither, the snapshot does not exist.
     pub(crate) fn remove_snapshot(&self, key: &str) -> Result<(), ImagesError> {
         let recorded = match self.snapshot(key) {
             Ok(_) => true,
@@ -156,7 +160,7 @@ impl ImageService {
     /// crash or kill cut between its directory and its transaction. Run when the service
     /// starts, before it serves (no prepare is under way then). Returns how many went.
     pub(crate) fn sweep_snapshots(&self) -> Result<usize, ImagesError> {
-        let root = self.root.join("snapshots");
+        let root = self.snapshots_root();
         let entries = match std::fs::read_dir(&root) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),

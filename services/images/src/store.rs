@@ -37,6 +37,13 @@ fn cache_slot(parent: Option<&Digest>, key: &str) -> String {
     Digest::sha256_of(format!("{parent}\n{key}").as_bytes()).to_string()
 }
 
+/// The slot of [`BUILD_CACHE`] an image is in: none for an image no build step made.
+fn slot_of(rec: &ImageRecord) -> Option<String> {
+    rec.build_key
+        .as_deref()
+        .map(|key| cache_slot(rec.parent.as_ref(), key))
+}
+
 /// One image.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub(crate) struct ImageRecord {
@@ -114,8 +121,7 @@ impl Store {
                 for row in images.iter()? {
                     let (_, v) = row?;
                     let rec: ImageRecord = serde_json::from_slice(v.value())?;
-                    if let Some(key) = &rec.build_key {
-                        let slot = cache_slot(rec.parent.as_ref(), key);
+                    if let Some(slot) = slot_of(&rec) {
                         index.insert(slot.as_str(), rec.id.to_string().as_str())?;
                     }
                 }
@@ -334,18 +340,18 @@ impl Tx<'_> {
             .map_err(ImagesError::store)?
             .map(|v| parse::<ImageRecord>(v.value()))
             .transpose()?;
+        let slot = slot_of(rec);
         // The same image made by another step (or by none) before: that step's slot goes.
-        if let Some(old) = before
-            && let Some(key) = &old.build_key
-            && (old.parent != rec.parent || old.build_key != rec.build_key)
+        if let Some(old) = before.as_ref().and_then(slot_of)
+            && Some(&old) != slot.as_ref()
         {
             self.build_cache
-                .remove(cache_slot(old.parent.as_ref(), key).as_str(), id.as_str())
+                .remove(old.as_str(), id.as_str())
                 .map_err(ImagesError::store)?;
         }
-        if let Some(key) = &rec.build_key {
+        if let Some(slot) = slot {
             self.build_cache
-                .insert(cache_slot(rec.parent.as_ref(), key).as_str(), id.as_str())
+                .insert(slot.as_str(), id.as_str())
                 .map_err(ImagesError::store)?;
         }
         Ok(())
@@ -359,11 +365,9 @@ impl Tx<'_> {
             .map_err(ImagesError::store)?
             .map(|v| parse::<ImageRecord>(v.value()))
             .transpose()?;
-        if let Some(rec) = gone
-            && let Some(key) = &rec.build_key
-        {
+        if let Some(slot) = gone.as_ref().and_then(slot_of) {
             self.build_cache
-                .remove(cache_slot(rec.parent.as_ref(), key).as_str(), id.as_str())
+                .remove(slot.as_str(), id.as_str())
                 .map_err(ImagesError::store)?;
         }
         Ok(())

@@ -83,17 +83,7 @@ impl SpoolDir {
             .mode(0o600)
             .open(&path)?;
         let guard = Guard { path, name };
-        Ok((
-            Writer {
-                file: Some(file),
-                over: false,
-                pending: Vec::new(),
-                pending_len: 0,
-                len: 0,
-                limit,
-            },
-            guard,
-        ))
+        Ok((Writer::new(file, limit), guard))
     }
 }
 
@@ -142,6 +132,17 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
+    fn new(file: File, limit: u64) -> Writer {
+        Writer {
+            file: Some(file),
+            over: false,
+            pending: Vec::new(),
+            pending_len: 0,
+            len: 0,
+            limit,
+        }
+    }
+
     /// Takes `data` for the file; gives it back when spooling is over (past the limit, or after
     /// a failed write): it and the rest of the body go as messages.
     pub(crate) fn take(&mut self, data: Bytes) -> Result<(), Bytes> {
@@ -158,14 +159,7 @@ impl Writer {
     /// A writer whose every write fails.
     #[cfg(test)]
     pub(crate) fn failing() -> Writer {
-        Writer {
-            file: Some(File::open("/dev/null").expect("/dev/null")),
-            over: false,
-            pending: Vec::new(),
-            pending_len: 0,
-            len: 0,
-            limit: LIMIT,
-        }
+        Writer::new(File::open("/dev/null").expect("/dev/null"), LIMIT)
     }
 
     /// Whether enough is taken to write it and tell the service.
